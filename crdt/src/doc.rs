@@ -1,0 +1,222 @@
+//! A document as the server holds it: a yrs [`Doc`] plus the checks that
+//! make it safe to feed with client bytes.
+//!
+//! The server applies remote updates, answers sync step 1 and takes
+//! snapshots; it never edits through this type (the [`crate::schema`]
+//! functions do that on [`SharedDoc::doc`]). Each update goes through three
+//! gates before it reaches the document:
+//!
+//! 1. a bounded structural walk ([`crate::validate`]) that refuses input yrs
+//!    would recurse on without limit (a stack overflow aborts the process);
+//! 2. yrs's own v1 decoder;
+//! 3. `catch_unwind` around decoding and integration, so a yrs bug becomes
+//!    [`DocError::Panicked`] instead of taking the server down.
+//!
+//! After a panic the document may be inconsistent: it is marked broken,
+//! refuses further updates, and the server should drop it and reload it
+//! from the store.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use yrs::updates::decoder::Decode;
+use yrs::updates::encoder::Encode;
+use yrs::{Doc, OffsetKind, Options, ReadTxn, StateVector, Transact, TransactionMut, Update};
+
+use crate::validate::{check_state_vector_v1, check_update_v1};
+
+/// The result of applying an update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// The update was non-empty and extended the doc's state (or deleted
+    /// something). Also true when the update's new blocks had to wait for
+    /// missing predecessors (see [`SharedDoc::has_pending`]): they are kept
+    /// and belong in storage. False for duplicates and empty updates, which
+    /// the server need neither store nor broadcast.
+    pub changed: bool,
+}
+
+/// Why an update or state vector was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum DocError {
+    /// The bytes are not a well-formed update v1 or state vector; the doc is
+    /// unchanged.
+    #[error("malformed update: {0}")]
+    Malformed(String),
+    /// yrs decoded the update but refused to integrate it. It may have
+    /// integrated the blocks before the refused one (valid CRDT content).
+    #[error("update rejected: {0}")]
+    Rejected(String),
+    /// yrs panicked; the doc may be inconsistent and now refuses updates.
+    #[error("yrs panicked applying an update")]
+    Panicked,
+}
+
+/// A yrs document plus validation. `Send` and `Sync` (yrs `sync` feature).
+#[derive(Debug)]
+pub struct SharedDoc {
+    /// The document. Transactions are opened and closed inside each method.
+    doc: Doc,
+    /// Set when yrs panicked inside this document.
+    broken: AtomicBool,
+}
+
+impl Default for SharedDoc {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SharedDoc {
+    /// An empty document. Text offsets count UTF-16 code units, as in Yjs,
+    /// so the server edits text at the same positions as the web client.
+    pub fn new() -> Self {
+        let options = Options { offset_kind: OffsetKind::Utf16, ..Options::default() };
+        SharedDoc { doc: Doc::with_options(options), broken: AtomicBool::new(false) }
+    }
+
+    /// Builds the doc from a snapshot (an update v1) and the updates stored
+    /// after it, in order.
+    pub fn load<'b>(
+        snapshot: Option<&[u8]>,
+        updates: impl IntoIterator<Item = &'b [u8]>,
+    ) -> Result<Self, DocError> {
+        let shared = SharedDoc::new();
+        if let Some(snapshot) = snapshot {
+            shared.apply(snapshot)?;
+        }
+        for update in updates {
+            shared.apply(update)?;
+        }
+        Ok(shared)
+    }
+
+    /// The encoded v1 state vector (the payload of sync step 1).
+    pub fn state_vector(&self) -> Vec<u8> {
+        self.doc.transact().state_vector().encode_v1()
+    }
+
+    /// The update v1 holding what a peer with `remote_state_vector` lacks
+    /// (the payload of sync step 2), including blocks still waiting for
+    /// their predecessors, as Yjs does.
+    pub fn diff(&self, remote_state_vector: &[u8]) -> Result<Vec<u8>, DocError> {
+        check_state_vector_v1(remote_state_vector).map_err(DocError::Malformed)?;
+        let state_vector = catch_unwind(|| StateVector::decode_v1(remote_state_vector))
+            .map_err(|_| DocError::Malformed("state vector decoder panicked".to_owned()))?
+            .map_err(|error| DocError::Malformed(error.to_string()))?;
+        catch_unwind(AssertUnwindSafe(|| {
+            self.doc.transact().encode_state_as_update_v1(&state_vector)
+        }))
+        .map_err(|_| DocError::Panicked)
+    }
+
+    /// Validates (decodes as update v1) and applies a remote update. Never
+    /// panics. See [`DocError`] for what each error leaves behind.
+    pub fn apply(&self, update: &[u8]) -> Result<Applied, DocError> {
+        if self.is_broken() {
+            return Err(DocError::Panicked);
+        }
+        let update = decode_update(update)?;
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            let mut guard = CommitGuard(Some(self.doc.transact_mut()));
+            let Some(txn) = guard.0.as_mut() else {
+                return Ok(Applied { changed: false });
+            };
+            apply_in(txn, update)
+        }));
+        match outcome {
+            Ok(result) => result,
+            Err(_) => {
+                self.broken.store(true, Ordering::Release);
+                Err(DocError::Panicked)
+            }
+        }
+    }
+
+    /// The whole state as one update v1, including blocks still waiting for
+    /// their predecessors.
+    pub fn snapshot(&self) -> Vec<u8> {
+        self.doc.transact().encode_state_as_update_v1(&StateVector::default())
+    }
+
+    /// Whether the doc holds blocks or deletions that wait for updates it
+    /// has not seen (a client sent updates out of order or with a gap).
+    pub fn has_pending(&self) -> bool {
+        self.doc.transact().has_missing_updates()
+    }
+
+    /// Whether yrs panicked inside this doc; if so, drop it and reload.
+    pub fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::Acquire)
+    }
+
+    /// The underlying yrs document, for reading and for local edits (see
+    /// [`crate::schema`]). Do not hold its transactions across `.await`.
+    pub fn doc(&self) -> &Doc {
+        &self.doc
+    }
+}
+
+/// Merges several v1 updates into one (used when compacting stored
+/// updates); errors on malformed input.
+pub fn merge_updates(updates: &[&[u8]]) -> Result<Vec<u8>, DocError> {
+    for update in updates {
+        check_update_v1(update).map_err(DocError::Malformed)?;
+    }
+    catch_unwind(|| yrs::merge_updates_v1(updates.iter().copied()))
+        .map_err(|_| DocError::Panicked)?
+        .map_err(|error| DocError::Malformed(error.to_string()))
+}
+
+/// Walks, then decodes, an update v1.
+fn decode_update(update: &[u8]) -> Result<Update, DocError> {
+    check_update_v1(update).map_err(DocError::Malformed)?;
+    catch_unwind(|| Update::decode_v1(update))
+        .map_err(|_| DocError::Malformed("update decoder panicked".to_owned()))?
+        .map_err(|error| DocError::Malformed(error.to_string()))
+}
+
+/// Integrates `update` and works out whether it changed anything.
+fn apply_in(txn: &mut TransactionMut<'_>, update: Update) -> Result<Applied, DocError> {
+    if update.is_empty() {
+        return Ok(Applied { changed: false });
+    }
+    let before = txn.state_vector();
+    // Whether the update holds blocks past what the doc has, or deletions:
+    // if they end up pending, they are still new information.
+    let brings_new = !update.delete_set().is_empty()
+        || update.insertions(true).iter().any(|(client, ranges)| {
+            let known = before.get(client);
+            ranges.iter().any(|range| range.end > known)
+        });
+    txn.apply_update(update).map_err(|error| DocError::Rejected(error.to_string()))?;
+    let extended = txn.state_vector() != before;
+    let deleted = !txn.delete_set().is_empty();
+    let newly_pending = brings_new && txn.has_missing_updates();
+    Ok(Applied { changed: extended || deleted || newly_pending })
+}
+
+/// Commits the transaction when dropped, as yrs does, except while
+/// unwinding from a panic: then the commit (which runs observers and
+/// squashes blocks on possibly inconsistent state) runs under its own
+/// `catch_unwind`, because a second panic during unwinding aborts the
+/// process.
+struct CommitGuard<'doc>(Option<TransactionMut<'doc>>);
+
+impl Drop for CommitGuard<'_> {
+    fn drop(&mut self) {
+        let Some(txn) = self.0.take() else {
+            return;
+        };
+        if std::thread::panicking() {
+            // A failed commit leaves nothing to undo: the doc is marked
+            // broken by the caller either way.
+            drop(catch_unwind(AssertUnwindSafe(move || drop(txn))));
+        } else {
+            drop(txn);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,326 @@
+//! A structural walk over an update v1 before yrs decodes it.
+//!
+//! yrs 0.28 decodes nested `Any` values (JSON-like content of Y.Map and
+//! Y.Array items) recursively, with no depth limit. Two bytes per level
+//! (`117` array, `1` element) are enough to overflow the thread's stack with
+//! a frame of a few dozen KiB, and a stack overflow aborts the whole process:
+//! `catch_unwind` cannot stop it. So every update is walked here first with
+//! a bounded depth, reading the same fields in the same way as yrs's
+//! `Update::decode` for v1 (including its varint widths), and refused if the
+//! walk fails. The walk also refuses counts larger than the bytes left, which
+//! would otherwise make yrs reserve memory for elements that cannot exist.
+//!
+//! The walk allocates nothing and runs in time linear in the input.
+
+/// Deepest nesting of `Any` arrays and maps accepted. Annotation values nest
+/// two levels at most (a map holding an array of strings).
+pub const MAX_VALUE_DEPTH: usize = 64;
+
+/// Item content kinds, as yrs and Yjs number them (`info & 0b1111`).
+const CONTENT_DELETED: u8 = 1;
+const CONTENT_JSON: u8 = 2;
+const CONTENT_BINARY: u8 = 3;
+const CONTENT_STRING: u8 = 4;
+const CONTENT_EMBED: u8 = 5;
+const CONTENT_FORMAT: u8 = 6;
+const CONTENT_TYPE: u8 = 7;
+const CONTENT_ANY: u8 = 8;
+const CONTENT_DOC: u8 = 9;
+/// Whole-`info` values yrs reads as GC and Skip blocks.
+const BLOCK_GC: u8 = 0;
+const BLOCK_SKIP: u8 = 10;
+/// Item `info` flags.
+const HAS_ORIGIN: u8 = 0b1000_0000;
+const HAS_RIGHT_ORIGIN: u8 = 0b0100_0000;
+const HAS_PARENT_SUB: u8 = 0b0010_0000;
+/// The type ref of an XML element, the only one followed by a name.
+const TYPE_XML_ELEMENT: u8 = 3;
+
+/// Checks that `update` is a well-formed update v1 that yrs can decode
+/// without deep recursion. The error says what is wrong, for logs.
+pub fn check_update_v1(update: &[u8]) -> Result<(), String> {
+    let mut cursor = Cursor { buf: update, pos: 0 };
+    cursor.update().map_err(|problem| format!("{problem} at byte {}", cursor.pos))
+}
+
+/// Checks that `state_vector` is a well-formed encoded state vector whose
+/// entry count fits in its bytes.
+pub fn check_state_vector_v1(state_vector: &[u8]) -> Result<(), String> {
+    let mut cursor = Cursor { buf: state_vector, pos: 0 };
+    let result = (|| {
+        let entries = cursor.count(2)?;
+        for _ in 0..entries {
+            cursor.var_u64()?;
+            cursor.var_u32()?;
+        }
+        Ok(())
+    })();
+    result.map_err(|problem: &str| format!("{problem} at byte {}", cursor.pos))
+}
+
+/// A read position in the input.
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+type Walk<T = ()> = Result<T, &'static str>;
+
+impl Cursor<'_> {
+    fn update(&mut self) -> Walk {
+        let clients = self.count(3)?;
+        for _ in 0..clients {
+            let blocks = self.count(1)?;
+            self.var_u64()?; // client id
+            self.var_u32()?; // first clock
+            for _ in 0..blocks {
+                self.block()?;
+            }
+        }
+        self.delete_set()
+    }
+
+    fn block(&mut self) -> Walk {
+        let info = self.u8()?;
+        if info == BLOCK_GC || info == BLOCK_SKIP {
+            self.var_u32()?; // length
+            return Ok(());
+        }
+        if info & HAS_ORIGIN != 0 {
+            self.id()?;
+        }
+        if info & HAS_RIGHT_ORIGIN != 0 {
+            self.id()?;
+        }
+        if info & (HAS_ORIGIN | HAS_RIGHT_ORIGIN) == 0 {
+            if self.var_u32()? == 1 {
+                self.string()?; // root type name
+            } else {
+                self.id()?; // parent item
+            }
+            if info & HAS_PARENT_SUB != 0 {
+                self.string()?; // map key
+            }
+        }
+        self.content(info & 0b1111)
+    }
+
+    fn content(&mut self, kind: u8) -> Walk {
+        match kind {
+            CONTENT_DELETED => self.var_u32().map(drop),
+            CONTENT_JSON => {
+                // yrs reads `len + 1` strings here; mirror it so positions agree.
+                let len = self.var_u32()?;
+                if len as usize >= self.remaining() {
+                    return Err("JSON content count exceeds input");
+                }
+                for _ in 0..=len {
+                    self.string()?;
+                }
+                Ok(())
+            }
+            CONTENT_BINARY | CONTENT_STRING | CONTENT_EMBED => self.string(),
+            CONTENT_FORMAT => {
+                self.string()?;
+                self.string()
+            }
+            CONTENT_TYPE => {
+                if self.u8()? == TYPE_XML_ELEMENT {
+                    self.string()?;
+                }
+                Ok(())
+            }
+            CONTENT_ANY => {
+                let len = self.var_u32()?;
+                if len as usize > self.remaining() {
+                    return Err("value count exceeds input");
+                }
+                for _ in 0..len {
+                    self.any(1)?;
+                }
+                Ok(())
+            }
+            CONTENT_DOC => {
+                self.string()?; // guid
+                self.any(1)
+            }
+            _ => Err("unknown content kind"),
+        }
+    }
+
+    fn any(&mut self, depth: usize) -> Walk {
+        if depth > MAX_VALUE_DEPTH {
+            return Err("value nested too deeply");
+        }
+        match self.u8()? {
+            120 | 121 | 126 | 127 => Ok(()),
+            125 => self.signed_var(),
+            124 => self.skip(4),
+            122 | 123 => self.skip(8),
+            116 | 119 => self.string(),
+            118 => {
+                let len = self.var_u64()?;
+                if len > self.remaining() as u64 {
+                    return Err("map size exceeds input");
+                }
+                for _ in 0..len {
+                    self.string()?;
+                    self.any(depth + 1)?;
+                }
+                Ok(())
+            }
+            117 => {
+                let len = self.var_u64()?;
+                if len > self.remaining() as u64 {
+                    return Err("array size exceeds input");
+                }
+                for _ in 0..len {
+                    self.any(depth + 1)?;
+                }
+                Ok(())
+            }
+            _ => Err("unknown value type"),
+        }
+    }
+
+    fn delete_set(&mut self) -> Walk {
+        let clients = self.count(2)?;
+        for _ in 0..clients {
+            self.var_u64()?;
+            let ranges = self.count(2)?;
+            for _ in 0..ranges {
+                let clock = self.var_u32()?;
+                let len = self.var_u32()?;
+                clock.checked_add(len).ok_or("delete range overflows")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn id(&mut self) -> Walk {
+        self.var_u64()?;
+        self.var_u32().map(drop)
+    }
+
+    /// Reads a varuint count of elements taking at least `min_bytes` each.
+    fn count(&mut self, min_bytes: usize) -> Walk<usize> {
+        let count = self.var_u32()? as usize;
+        if count.saturating_mul(min_bytes) > self.remaining() {
+            return Err("count exceeds input");
+        }
+        Ok(count)
+    }
+
+    /// A varString / varUint8Array (yrs reads the length as a u32 varint).
+    fn string(&mut self) -> Walk {
+        let len = self.var_u32()? as usize;
+        self.skip(len)
+    }
+
+    /// yrs's `read_var::<u32>`: up to 11 bytes, high bits wrapped.
+    fn var_u32(&mut self) -> Walk<u32> {
+        let mut value: u32 = 0;
+        let mut shift: u32 = 0;
+        loop {
+            let byte = self.u8()?;
+            value |= u32::wrapping_shl(u32::from(byte & 0x7f), shift);
+            shift += 7;
+            if byte < 0x80 {
+                return Ok(value);
+            }
+            if shift > 70 {
+                return Err("varint too long");
+            }
+        }
+    }
+
+    /// yrs's `read_var::<u64>`: up to 11 bytes, high bits wrapped.
+    fn var_u64(&mut self) -> Walk<u64> {
+        let mut value: u64 = 0;
+        let mut shift: u32 = 0;
+        loop {
+            let byte = self.u8()?;
+            value |= u64::wrapping_shl(u64::from(byte & 0x7f), shift);
+            shift += 7;
+            if byte < 0x80 {
+                return Ok(value);
+            }
+            if shift > 70 {
+                return Err("varint too long");
+            }
+        }
+    }
+
+    /// yrs's signed varint: a 6-bit first byte, then 7-bit groups. yrs can
+    /// panic on an over-long one (shift overflow); refuse those here.
+    fn signed_var(&mut self) -> Walk {
+        let mut byte = self.u8()?;
+        // The shift yrs applies to the next byte; 64 or more panics in yrs.
+        let mut shift: u32 = 6;
+        while byte & 0x80 != 0 {
+            if shift >= 64 {
+                return Err("signed varint too long");
+            }
+            byte = self.u8()?;
+            shift += 7;
+        }
+        Ok(())
+    }
+
+    fn u8(&mut self) -> Walk<u8> {
+        let byte = *self.buf.get(self.pos).ok_or("unexpected end of update")?;
+        self.pos += 1;
+        Ok(byte)
+    }
+
+    fn skip(&mut self, len: usize) -> Walk {
+        if len > self.remaining() {
+            return Err("length exceeds input");
+        }
+        self.pos += len;
+        Ok(())
+    }
+
+    fn remaining(&self) -> usize {
+        self.buf.len().saturating_sub(self.pos)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// An update with one Y.Array "a" item holding `value`.
+    fn update_with_value(value: &[u8]) -> Vec<u8> {
+        let mut update = vec![1, 1, 7, 0, CONTENT_ANY, 1, 1, b'a', 1];
+        update.extend_from_slice(value);
+        update.push(0); // empty delete set
+        update
+    }
+
+    fn nested_arrays(depth: usize) -> Vec<u8> {
+        let mut value = Vec::new();
+        for _ in 0..depth {
+            value.extend_from_slice(&[117, 1]);
+        }
+        value.push(126);
+        value
+    }
+
+    #[test]
+    fn accepts_shallow_and_refuses_deep_values() {
+        assert_eq!(check_update_v1(&update_with_value(&nested_arrays(MAX_VALUE_DEPTH - 1))), Ok(()));
+        let deep = update_with_value(&nested_arrays(100_000));
+        assert!(check_update_v1(&deep).unwrap_err().contains("nested too deeply"));
+    }
+
+    #[test]
+    fn refuses_counts_beyond_input() {
+        assert!(check_update_v1(&[0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
+        assert!(check_state_vector_v1(&[0xff, 0xff, 0x03, 1, 1]).is_err());
+        assert_eq!(check_state_vector_v1(&[1, 5, 3]), Ok(()));
+        assert_eq!(check_update_v1(&[0, 0]), Ok(()));
+        assert!(check_update_v1(&[]).is_err());
+    }
+}

@@ -1,0 +1,168 @@
+//! Roles, permissions and bearer tokens.
+//!
+//! Tokens are random 256-bit secrets, so they are stored as SHA-256 hashes
+//! (a slow password hash buys nothing for random secrets). A token belongs to
+//! one user in one room with one role: it opens nothing in another room.
+//! What each role may do is decided here and nowhere else.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::Error;
+use crate::ids::{RoomId, TokenId, UserId};
+
+/// A member's role in a room, from most to least powerful.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Owner,
+    Moderator,
+    Core,
+    Worker,
+    Viewer,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [Role::Owner, Role::Moderator, Role::Core, Role::Worker, Role::Viewer];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Moderator => "moderator",
+            Role::Core => "core",
+            Role::Worker => "worker",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    /// May edit documents and send chat. Viewers only read.
+    pub fn can_write(self) -> bool {
+        !matches!(self, Role::Viewer)
+    }
+
+    /// May moderate: delete anyone's chat, see moderator-only events, issue
+    /// and revoke tokens, list tokens.
+    pub fn can_moderate(self) -> bool {
+        matches!(self, Role::Owner | Role::Moderator)
+    }
+
+    /// May see the member list with roles (the core team and above).
+    pub fn can_list_members(self) -> bool {
+        matches!(self, Role::Owner | Role::Moderator | Role::Core)
+    }
+
+    /// May change roles, remove members and create rooms.
+    pub fn can_administer(self) -> bool {
+        matches!(self, Role::Owner)
+    }
+
+    /// May grant `other` (in a token or a membership): owners grant any role,
+    /// moderators only the roles below their own.
+    pub fn can_grant(self, other: Role) -> bool {
+        match self {
+            Role::Owner => true,
+            Role::Moderator => other > Role::Moderator,
+            Role::Core | Role::Worker | Role::Viewer => false,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = Error;
+
+    fn from_str(raw: &str) -> Result<Self, Error> {
+        Role::ALL
+            .into_iter()
+            .find(|role| role.as_str() == raw)
+            .ok_or_else(|| Error::BadRequest(format!("unknown role {raw:?}: owner, moderator, core, worker or viewer")))
+    }
+}
+
+/// Who is behind an authenticated request or socket.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user: UserId,
+    pub display_name: String,
+    pub room: RoomId,
+    pub role: Role,
+    pub token_id: TokenId,
+    /// When the token expires (ms since epoch), if ever.
+    pub expires_at: Option<i64>,
+}
+
+/// A freshly made token: the secret (shown once) and what is stored.
+pub struct NewToken {
+    pub id: TokenId,
+    pub secret: String,
+    pub hash: String,
+}
+
+/// Prefix that makes Crowdroom tokens recognisable in logs and secret scanners.
+const TOKEN_PREFIX: &str = "crt_";
+
+impl NewToken {
+    pub fn generate() -> Self {
+        let mut rng = rand::rng();
+        let mut secret = [0u8; 32];
+        rng.fill_bytes(&mut secret);
+        let mut id = [0u8; 8];
+        rng.fill_bytes(&mut id);
+        let secret = format!("{TOKEN_PREFIX}{}", hex(&secret));
+        let hash = hash_token(&secret);
+        NewToken { id: TokenId(format!("tok_{}", hex(&id))), secret, hash }
+    }
+}
+
+/// The stored form of a token secret.
+pub fn hash_token(secret: &str) -> String {
+    hex(&Sha256::digest(secret.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
+        let _ = write!(out, "{byte:02x}"); // writing to a String cannot fail
+        out
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_parse_and_order() {
+        for role in Role::ALL {
+            assert_eq!(role.as_str().parse::<Role>().ok(), Some(role));
+        }
+        assert!("admin".parse::<Role>().is_err());
+        assert!(Role::Owner.can_grant(Role::Moderator));
+        assert!(!Role::Moderator.can_grant(Role::Moderator));
+        assert!(Role::Moderator.can_grant(Role::Worker));
+        assert!(!Role::Worker.can_grant(Role::Viewer));
+        assert!(!Role::Viewer.can_write());
+        assert!(Role::Worker.can_write());
+    }
+
+    #[test]
+    fn tokens_are_random_and_hashed() {
+        let first = NewToken::generate();
+        let second = NewToken::generate();
+        assert_ne!(first.secret, second.secret);
+        assert_ne!(first.id, second.id);
+        assert_eq!(first.hash, hash_token(&first.secret));
+        assert_ne!(first.hash, first.secret);
+        assert!(first.secret.starts_with(TOKEN_PREFIX));
+        assert_eq!(first.hash.len(), 64);
+    }
+}

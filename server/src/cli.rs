@@ -1,0 +1,203 @@
+//! The command line: `crowdroom serve | migrate | room | user | token`.
+//! Every flag can also be set by an environment variable (`CROWDROOM_*`).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Role;
+use crate::error::{Error, Result};
+use crate::http::Settings;
+use crate::ids::{RoomId, TokenId, UserId};
+use crate::store::Store;
+
+#[derive(Debug, Parser)]
+#[command(name = "crowdroom", version, about = "Crowdroom: live project rooms for crowd work")]
+pub struct Cli {
+    /// Database URL: sqlite://FILE (embedded, the default) or postgres://USER@HOST/DB.
+    #[arg(long, global = true, env = "CROWDROOM_DATABASE", default_value = "sqlite://crowdroom.db")]
+    pub database: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs the server (migrating the database first).
+    Serve(ServeArgs),
+    /// Creates or upgrades the database schema, then exits.
+    Migrate,
+    /// Manages rooms.
+    #[command(subcommand)]
+    Room(RoomCommand),
+    /// Manages users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Issues and revokes bearer tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "CROWDROOM_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Seeds a room `demo` with an owner, a moderator, a core member and
+    /// workers, and prints a token for each.
+    #[arg(long, env = "CROWDROOM_DEMO")]
+    pub demo: bool,
+    /// Unload a document this long after its last connection left.
+    #[arg(long, env = "CROWDROOM_DOC_IDLE", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub doc_idle: Duration,
+    /// Unload a room this long after it became empty.
+    #[arg(long, env = "CROWDROOM_ROOM_IDLE", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub room_idle: Duration,
+    /// Checkpoint a document into a snapshot after this many updates.
+    #[arg(long, env = "CROWDROOM_CHECKPOINT_EVERY", default_value_t = 1000)]
+    pub checkpoint_every: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoomCommand {
+    /// Creates a room.
+    Create {
+        /// The room id (A-Z a-z 0-9 _ -).
+        room: String,
+        /// A display name (defaults to the id).
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Creates a user.
+    Create {
+        /// The user id (A-Z a-z 0-9 _ - .).
+        name: String,
+        /// A display name (defaults to the id).
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Issues a token and prints it alone on the last line.
+    Issue {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        room: String,
+        /// owner, moderator, core, worker or viewer.
+        #[arg(long)]
+        role: String,
+        /// Lifetime, e.g. 30m, 12h, 7d (default: no expiry).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ttl: Option<Duration>,
+    },
+    /// Revokes a token by id or by the token itself; open sockets close with 4002.
+    Revoke {
+        /// The token id (tok_...), as listed by the API.
+        #[arg(long, conflicts_with = "token", required_unless_present = "token")]
+        id: Option<String>,
+        /// The secret token itself.
+        #[arg(long)]
+        token: Option<String>,
+    },
+}
+
+/// Runs a parsed command line.
+pub async fn execute(cli: Cli) -> Result<()> {
+    let store = Store::open(&cli.database).await?;
+    match cli.command {
+        Command::Serve(args) => serve(store, args).await,
+        Command::Migrate => {
+            println!("database is up to date");
+            Ok(())
+        }
+        Command::Room(RoomCommand::Create { room, name }) => {
+            let id = RoomId::parse(&room)?;
+            let row = store.create_room(&id, name.as_deref().unwrap_or(&room)).await?;
+            println!("created room {}", row.id);
+            Ok(())
+        }
+        Command::User(UserCommand::Create { name, display_name }) => {
+            let id = UserId::parse(&name)?;
+            if !store.ensure_user(&id, display_name.as_deref().unwrap_or(&name)).await? {
+                return Err(Error::Conflict("user"));
+            }
+            println!("created user {id}");
+            Ok(())
+        }
+        Command::Token(TokenCommand::Issue { user, room, role, ttl }) => {
+            let role: Role = role.parse()?;
+            let ttl_ms = ttl.map(|ttl| i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+            let (row, secret) = store.issue_token(&RoomId::parse(&room)?, &UserId::parse(&user)?, role, ttl_ms).await?;
+            println!("issued token {} for {user} as {role} in {room}", row.id);
+            println!("{secret}");
+            Ok(())
+        }
+        Command::Token(TokenCommand::Revoke { id, token }) => {
+            let id = match (id, token) {
+                (Some(id), _) => TokenId(id),
+                (None, Some(secret)) => store.token_id_of_secret(&secret).await?,
+                (None, None) => return Err(Error::BadRequest("give --id or --token".into())),
+            };
+            let room = store.revoke_token(&id, None).await?;
+            println!("revoked token {id} of room {room}");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(store: Store, args: ServeArgs) -> Result<()> {
+    let listener = TcpListener::bind(args.addr)
+        .await
+        .map_err(|error| Error::Internal(format!("cannot listen on {}: {error}", args.addr)))?;
+    let addr = listener.local_addr().map_err(|error| Error::Internal(error.to_string()))?;
+    if args.demo {
+        for member in crate::demo::seed(&store).await? {
+            println!("demo {:<9} {:<6} ws://{addr}/rooms/demo/live?token={}", member.role.as_str(), member.user, member.token);
+        }
+    }
+    let mut settings = Settings::default();
+    settings.rooms.doc_idle = args.doc_idle;
+    settings.rooms.room_idle = args.room_idle;
+    settings.rooms.checkpoint_every = args.checkpoint_every.max(1);
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signal_shutdown(shutdown.clone()));
+    tracing::info!(%addr, backend = ?store.backend(), "crowdroom listening");
+    println!("crowdroom listening on http://{addr}");
+    crate::http::run(listener, store, settings, shutdown).await
+}
+
+/// Cancels `shutdown` on SIGTERM or Ctrl-C.
+async fn signal_shutdown(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("shutting down: closing sockets and flushing rooms");
+    shutdown.cancel();
+}

@@ -1,0 +1,104 @@
+//! The group-commit actor: the one writer of everything a client waits for.
+//!
+//! Room actors submit [`WriteOp`]s and keep the returned oneshot receiver;
+//! the committer takes everything queued, runs it as one transaction, and
+//! completes each receiver. While one batch commits the next one gathers,
+//! so under load many acknowledgements share one fsync. The committer never
+//! sends to a room actor (it only completes oneshots), so there is no cycle
+//! of bounded channels.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::task::TaskTracker;
+
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::store::{Store, WriteOp, WriteOutcome};
+
+/// Writes waiting to commit before submitters wait: deep enough to fill a
+/// batch while one commits, shallow enough to push back on a stalled store.
+const QUEUE_CAPACITY: usize = 8192;
+/// Most writes in one transaction: bounds the latency of the batch's first write.
+const MAX_BATCH: usize = 2048;
+
+/// A write and where to report its outcome.
+struct Request {
+    op: WriteOp,
+    reply: oneshot::Sender<Result<WriteOutcome>>,
+}
+
+/// Cloneable handle to the committer. The actor ends, after committing what
+/// is queued, when the last handle is dropped.
+#[derive(Clone)]
+pub struct CommitHandle {
+    inbox: mpsc::Sender<Request>,
+}
+
+/// Resolves when the write is committed (or has failed).
+pub type Pending = oneshot::Receiver<Result<WriteOutcome>>;
+
+impl CommitHandle {
+    /// Starts the committer on `tracker`.
+    pub fn spawn(store: Store, metrics: Arc<Metrics>, tracker: &TaskTracker) -> CommitHandle {
+        let (inbox, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        tracker.spawn(run(store, metrics, receiver));
+        CommitHandle { inbox }
+    }
+
+    /// Queues a write (waiting for room if the queue is full) and returns
+    /// the receiver of its outcome.
+    pub async fn submit(&self, op: WriteOp) -> Result<Pending> {
+        let (reply, pending) = oneshot::channel();
+        self.inbox
+            .send(Request { op, reply })
+            .await
+            .map_err(|_| Error::Unavailable("store writer stopped"))?;
+        Ok(pending)
+    }
+
+    /// Queues a write and waits for its commit.
+    pub async fn write(&self, op: WriteOp) -> Result<WriteOutcome> {
+        outcome(self.submit(op).await?.await)
+    }
+}
+
+/// Flattens a pending write's result.
+pub fn outcome(received: Result<Result<WriteOutcome>, oneshot::error::RecvError>) -> Result<WriteOutcome> {
+    received.map_err(|_| Error::Unavailable("store writer stopped"))?
+}
+
+async fn run(store: Store, metrics: Arc<Metrics>, mut receiver: mpsc::Receiver<Request>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let started = Instant::now();
+        let (ops, replies): (Vec<WriteOp>, Vec<_>) = batch.drain(..).map(|request| (request.op, request.reply)).unzip();
+        let outcomes = match store.write_batch(&ops).await {
+            Ok(outcomes) => outcomes,
+            Err(error) if ops.len() == 1 => vec![Err(error)],
+            Err(error) => {
+                // One bad write must not fail its neighbours: retry each alone.
+                tracing::warn!(%error, writes = ops.len(), "batch failed, retrying writes one by one");
+                let mut outcomes = Vec::with_capacity(ops.len());
+                for op in &ops {
+                    outcomes.push(match store.write_batch(std::slice::from_ref(op)).await {
+                        Ok(mut single) => single.pop().unwrap_or_else(|| Err(Error::Internal("empty batch result".into()))),
+                        Err(error) => Err(error),
+                    });
+                }
+                outcomes
+            }
+        };
+        metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+        metrics.commit_batch_size.observe(ops.len() as f64);
+        for (reply, outcome) in replies.into_iter().zip(outcomes) {
+            if matches!(outcome, Err(Error::Store(_) | Error::Internal(_))) {
+                metrics.commit_failures.inc();
+            }
+            // The submitter may have gone (its room closed); nothing to tell then.
+            let _ = reply.send(outcome);
+        }
+    }
+    tracing::debug!("committer stopped: every handle dropped and the queue is drained");
+}

@@ -1,0 +1,256 @@
+//! The plumbing shared by both socket kinds: a bounded outbound queue with
+//! a slow-client policy, a close signal that carries the close code, the
+//! writer task that owns the sink, and a per-connection rate limiter.
+//!
+//! A connection is two IO-only tasks. The reader decodes frames and
+//! forwards typed commands; the writer owns the sink, sends keepalive pings,
+//! and closes the socket when told to (or when the token expires). Neither
+//! holds business logic.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::SinkExt;
+use futures_util::stream::SplitSink;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::CloseCode;
+use crate::ids::{ConnId, now_ms};
+use crate::metrics::{KindLabel, Metrics};
+
+/// Frames queued to one client before it counts as too slow and is closed:
+/// about a second of a busy room's traffic.
+pub const OUTBOUND_QUEUE: usize = 512;
+/// Interval of WebSocket pings, which detect dead peers behind NATs.
+const PING_INTERVAL: Duration = Duration::from_secs(20);
+/// A client that sends nothing (not even a pong) for this long is gone.
+pub const READ_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+/// How long the writer may take to send the close frame before giving up.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Tells a connection's tasks to stop, and with which close code. The first
+/// code set wins; the server's shutdown cancels every signal (code 1001).
+pub struct CloseSignal {
+    token: CancellationToken,
+    code: OnceLock<CloseCode>,
+}
+
+impl CloseSignal {
+    /// A signal that also fires when `shutdown` is cancelled.
+    pub fn new(shutdown: &CancellationToken) -> Arc<CloseSignal> {
+        Arc::new(CloseSignal { token: shutdown.child_token(), code: OnceLock::new() })
+    }
+
+    pub fn close(&self, code: CloseCode) {
+        // A second reason is ignored: the first one is what the client hears.
+        let _ = self.code.set(code);
+        self.token.cancel();
+    }
+
+    pub async fn closed(&self) {
+        self.token.cancelled().await;
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    /// The code to send: the one set, or 1001 if the server is shutting down.
+    pub fn code(&self) -> CloseCode {
+        self.code.get().copied().unwrap_or(CloseCode::GoingAway)
+    }
+}
+
+/// The sending side of one connection, as held by room actors and the
+/// session registry. Cloning it is cheap.
+#[derive(Clone)]
+pub struct ConnTx {
+    pub id: ConnId,
+    queue: mpsc::Sender<Message>,
+    signal: Arc<CloseSignal>,
+    kind: KindLabel,
+    metrics: Arc<Metrics>,
+}
+
+impl ConnTx {
+    /// Queues a frame without waiting. A full queue closes the connection
+    /// with 4008 (the client reconnects and resyncs): nothing is skipped
+    /// silently. Returns whether the frame was queued.
+    pub fn send(&self, message: Message) -> bool {
+        match self.queue.try_send(message) {
+            Ok(()) => {
+                self.metrics.messages_out.get_or_create(&self.kind).inc();
+                true
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if !self.signal.is_closed() {
+                    self.metrics.slow_clients_dropped.inc();
+                    tracing::debug!(connection_id = self.id.0, "outbound queue full, closing slow client");
+                }
+                self.signal.close(CloseCode::SlowConsumer);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    pub fn close(&self, code: CloseCode) {
+        self.signal.close(code);
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.signal.is_closed()
+    }
+}
+
+/// Creates the queue of a new connection: the sending side for others, and
+/// the receiving side for its writer.
+pub fn channel(
+    id: ConnId,
+    kind: KindLabel,
+    metrics: Arc<Metrics>,
+    signal: Arc<CloseSignal>,
+) -> (ConnTx, mpsc::Receiver<Message>) {
+    let (queue, receiver) = mpsc::channel(OUTBOUND_QUEUE);
+    (ConnTx { id, queue, signal, kind, metrics }, receiver)
+}
+
+/// The writer task: drains the queue into the sink, pings, enforces token
+/// expiry, and sends the close frame when the signal fires.
+pub async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut queue: mpsc::Receiver<Message>,
+    signal: Arc<CloseSignal>,
+    expires_at: Option<i64>,
+) {
+    let mut ping = tokio::time::interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let expiry = async {
+        match expires_at {
+            Some(at) => {
+                let left = u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0);
+                tokio::time::sleep(Duration::from_millis(left)).await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(expiry);
+    loop {
+        tokio::select! {
+            biased;
+            () = signal.closed() => break,
+            () = &mut expiry => {
+                signal.close(CloseCode::TokenExpired);
+                break;
+            }
+            message = queue.recv() => {
+                let Some(message) = message else { break };
+                if sink.feed(message).await.is_err() {
+                    signal.close(CloseCode::Normal);
+                    return;
+                }
+                // Batch whatever else is already queued into one flush.
+                while let Ok(message) = queue.try_recv() {
+                    if sink.feed(message).await.is_err() {
+                        signal.close(CloseCode::Normal);
+                        return;
+                    }
+                }
+                if sink.flush().await.is_err() {
+                    signal.close(CloseCode::Normal);
+                    return;
+                }
+            }
+            _ = ping.tick() => {
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    signal.close(CloseCode::Normal);
+                    return;
+                }
+            }
+        }
+    }
+    let code = signal.code();
+    let frame = CloseFrame { code: code.code(), reason: code.reason().into() };
+    // The peer may already be gone; the socket is dropped either way.
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+}
+
+/// A token bucket: `rate` messages per second on average, bursts up to `burst`.
+pub struct RateLimiter {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl RateLimiter {
+    pub fn new(rate: u32, burst: u32) -> Self {
+        RateLimiter { rate: f64::from(rate), burst: f64::from(burst), tokens: f64::from(burst), last: Instant::now() }
+    }
+
+    /// Takes one token; false when the client is over its rate.
+    pub fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Maps a read error to the close code it deserves: an oversized frame is
+/// 1009, anything else that broke the stream is a protocol error.
+pub fn read_error_code(error: axum::Error) -> CloseCode {
+    match error.into_inner().downcast::<tungstenite::Error>() {
+        Ok(inner) => match *inner {
+            tungstenite::Error::Capacity(_) => CloseCode::TooBig,
+            tungstenite::Error::Utf8(_) => CloseCode::InvalidUpdate,
+            tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed | tungstenite::Error::Io(_) => {
+                CloseCode::Normal
+            }
+            _ => CloseCode::ProtocolError,
+        },
+        Err(_) => CloseCode::ProtocolError,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn rate_limiter_allows_bursts_then_refills() {
+        let mut limiter = RateLimiter::new(10, 5);
+        for _ in 0..5 {
+            assert!(limiter.allow());
+        }
+        assert!(!limiter.allow());
+        tokio::time::advance(Duration::from_millis(200)).await;
+        assert!(limiter.allow());
+        assert!(limiter.allow());
+        assert!(!limiter.allow());
+    }
+
+    #[test]
+    fn first_close_code_wins() {
+        let shutdown = CancellationToken::new();
+        let signal = CloseSignal::new(&shutdown);
+        assert!(!signal.is_closed());
+        signal.close(CloseCode::SlowConsumer);
+        signal.close(CloseCode::Normal);
+        assert!(signal.is_closed());
+        assert_eq!(signal.code(), CloseCode::SlowConsumer);
+        let other = CloseSignal::new(&shutdown);
+        shutdown.cancel();
+        assert!(other.is_closed());
+        assert_eq!(other.code(), CloseCode::GoingAway);
+    }
+}

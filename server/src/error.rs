@@ -1,0 +1,219 @@
+//! The server's one error type, and the two places it leaves the process:
+//! as an HTTP response ([`IntoResponse`]) and as a WebSocket close code
+//! ([`CloseCode`]). Every handler returns [`Error`]; nothing else decides
+//! what a client sees, so codes stay stable and internals stay private.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// Result alias used across the server crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while serving a request or a socket.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// 401: no token, an unknown token, or one for another room.
+    #[error("missing or invalid token")]
+    Unauthorized,
+    /// 401: the token has expired.
+    #[error("token expired")]
+    TokenExpired,
+    /// 401: the token was revoked.
+    #[error("token revoked")]
+    TokenRevoked,
+    /// 403: authenticated, but the role does not allow this.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// 404: the named thing does not exist (or is not visible to this token).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// 409: it exists already.
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// 400: the request is malformed or a field is invalid.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 413: the payload or document exceeds a limit.
+    #[error("{0}")]
+    TooLarge(&'static str),
+    /// 429: too many requests on this connection.
+    #[error("rate limit exceeded")]
+    RateLimited,
+    /// 503: the room or store cannot take this now (shutting down, overloaded).
+    #[error("{0}")]
+    Unavailable(&'static str),
+    /// 503: the database cannot be reached (said at start-up, with details).
+    #[error("{0}")]
+    DatabaseDown(String),
+    /// 500: a store failure; details are logged, never shown.
+    #[error("store error: {0}")]
+    Store(#[from] sqlx::Error),
+    /// 500: a migration failure at start-up.
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// 500: an invariant broke; details are logged, never shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The stable, machine-readable code clients match on (documented in docs/API.md).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Unauthorized => "unauthorized",
+            Error::TokenExpired => "token_expired",
+            Error::TokenRevoked => "token_revoked",
+            Error::Forbidden(_) => "forbidden",
+            Error::NotFound(_) => "not_found",
+            Error::Conflict(_) => "conflict",
+            Error::BadRequest(_) => "bad_request",
+            Error::TooLarge(_) => "too_large",
+            Error::RateLimited => "rate_limited",
+            Error::Unavailable(_) | Error::DatabaseDown(_) => "unavailable",
+            Error::Store(_) | Error::Migrate(_) | Error::Internal(_) => "internal",
+        }
+    }
+
+    /// The HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::Unauthorized | Error::TokenExpired | Error::TokenRevoked => {
+                StatusCode::UNAUTHORIZED
+            }
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Error::Unavailable(_) | Error::DatabaseDown(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Store(_) | Error::Migrate(_) | Error::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    /// The message a client may see: internal details are replaced.
+    pub fn public_message(&self) -> String {
+        match self {
+            Error::Store(_) | Error::Migrate(_) | Error::Internal(_) => {
+                "internal server error".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+
+    /// The body of an error, as sent over HTTP and in live-channel replies.
+    pub fn body(&self) -> ErrorBody {
+        if matches!(self, Error::Store(_) | Error::Migrate(_) | Error::Internal(_)) {
+            tracing::error!(error = %self, "internal error");
+        }
+        ErrorBody { code: self.code(), message: self.public_message() }
+    }
+}
+
+/// `{"code": "...", "message": "..."}`, the error shape of the REST API and the live channel.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        (self.status(), Json(self.body())).into_response()
+    }
+}
+
+/// Every WebSocket close code the server sends, documented in docs/PROTOCOL.md.
+/// This is the only place a close code is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseCode {
+    /// 1000: normal close.
+    Normal,
+    /// 1001: the server is shutting down; reconnect later.
+    GoingAway,
+    /// 1002: a frame that does not decode as the protocol.
+    ProtocolError,
+    /// 1003: a text frame on a binary protocol or the reverse.
+    UnsupportedData,
+    /// 1007: a document update that yrs cannot decode or apply.
+    InvalidUpdate,
+    /// 1008: policy violation (authorization failed after the upgrade).
+    Policy,
+    /// 1009: a frame over the size limit.
+    TooBig,
+    /// 1011: an internal error.
+    Internal,
+    /// 1013: the room is unavailable (shutting down or overloaded); retry later.
+    TryLater,
+    /// 4001: the token expired while the socket was open.
+    TokenExpired,
+    /// 4002: the token was revoked while the socket was open.
+    TokenRevoked,
+    /// 4003: the member's role changed or they were removed; reconnect.
+    RoleChanged,
+    /// 4008: the client did not read fast enough and its queue filled; reconnect and resync.
+    SlowConsumer,
+    /// 4029: the client sent more messages than the rate limit allows.
+    RateLimited,
+}
+
+impl CloseCode {
+    /// The numeric close code.
+    pub fn code(self) -> u16 {
+        match self {
+            CloseCode::Normal => 1000,
+            CloseCode::GoingAway => 1001,
+            CloseCode::ProtocolError => 1002,
+            CloseCode::UnsupportedData => 1003,
+            CloseCode::InvalidUpdate => 1007,
+            CloseCode::Policy => 1008,
+            CloseCode::TooBig => 1009,
+            CloseCode::Internal => 1011,
+            CloseCode::TryLater => 1013,
+            CloseCode::TokenExpired => 4001,
+            CloseCode::TokenRevoked => 4002,
+            CloseCode::RoleChanged => 4003,
+            CloseCode::SlowConsumer => 4008,
+            CloseCode::RateLimited => 4029,
+        }
+    }
+
+    /// The short reason sent with the close frame.
+    pub fn reason(self) -> &'static str {
+        match self {
+            CloseCode::Normal => "bye",
+            CloseCode::GoingAway => "server shutting down",
+            CloseCode::ProtocolError => "malformed message",
+            CloseCode::UnsupportedData => "unsupported frame type",
+            CloseCode::InvalidUpdate => "invalid document update",
+            CloseCode::Policy => "not allowed",
+            CloseCode::TooBig => "message too big",
+            CloseCode::Internal => "internal error",
+            CloseCode::TryLater => "room unavailable, retry later",
+            CloseCode::TokenExpired => "token expired",
+            CloseCode::TokenRevoked => "token revoked",
+            CloseCode::RoleChanged => "membership changed",
+            CloseCode::SlowConsumer => "client too slow",
+            CloseCode::RateLimited => "rate limit exceeded",
+        }
+    }
+}
+
+impl From<&Error> for CloseCode {
+    fn from(error: &Error) -> Self {
+        match error {
+            Error::Unauthorized | Error::Forbidden(_) | Error::NotFound(_) => CloseCode::Policy,
+            Error::TokenExpired => CloseCode::TokenExpired,
+            Error::TokenRevoked => CloseCode::TokenRevoked,
+            Error::Conflict(_) | Error::BadRequest(_) => CloseCode::ProtocolError,
+            Error::TooLarge(_) => CloseCode::TooBig,
+            Error::RateLimited => CloseCode::RateLimited,
+            Error::Unavailable(_) | Error::DatabaseDown(_) => CloseCode::TryLater,
+            Error::Store(_) | Error::Migrate(_) | Error::Internal(_) => CloseCode::Internal,
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! The REST API under `/api/v1` (docs/API.md). JSON in and out; errors are
+//! `{code, message}` with a stable code. Each handler authenticates, checks
+//! the role through [`crate::auth::Role`]'s permission methods, and calls
+//! the store.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{AppState, JsonBody, authenticate, bearer};
+use crate::auth::{Principal, Role};
+use crate::error::{CloseCode, Error, Result};
+use crate::ids::{DocName, RoomId, TokenId, UserId};
+
+/// Longest token lifetime the API grants (a year), in seconds.
+const MAX_TTL_SECONDS: i64 = 365 * 24 * 3600;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/me", get(me))
+        .route("/rooms", get(list_rooms).post(create_room))
+        .route("/rooms/{room}", get(get_room))
+        .route("/rooms/{room}/members", get(list_members))
+        .route("/rooms/{room}/members/{user}", put(set_member).delete(remove_member))
+        .route("/rooms/{room}/tokens", get(list_tokens).post(issue_token))
+        .route("/rooms/{room}/tokens/{token}", axum::routing::delete(revoke_token))
+        .route("/rooms/{room}/chat", get(chat_history))
+        .route("/rooms/{room}/docs", get(list_docs).post(create_doc))
+}
+
+/// Authenticates a request that names no room: any valid token will do.
+async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal> {
+    let secret = bearer(headers, None).ok_or(Error::Unauthorized)?;
+    state.store.authenticate(secret).await
+}
+
+fn require(allowed: bool, why: &'static str) -> Result<()> {
+    if allowed { Ok(()) } else { Err(Error::Forbidden(why)) }
+}
+
+async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>> {
+    let me = principal(&state, &headers).await?;
+    Ok(Json(json!({
+        "user": me.user, "display_name": me.display_name, "room": me.room,
+        "role": me.role, "token_id": me.token_id, "token_expires_at": me.expires_at,
+    })))
+}
+
+async fn room_json(state: &AppState, room: &RoomId) -> Result<Value> {
+    let row = state.store.room(room).await?.ok_or(Error::NotFound("room"))?;
+    let stats = state.rooms.stats(room).await;
+    Ok(json!({ "id": row.id, "name": row.name, "created_at": row.created_at, "live": stats }))
+}
+
+/// The rooms this token can see: a token opens exactly one room.
+async fn list_rooms(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>> {
+    let me = principal(&state, &headers).await?;
+    let room = room_json(&state, &me.room).await?;
+    Ok(Json(json!({ "rooms": [room] })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRoom {
+    id: String,
+    name: Option<String>,
+}
+
+/// An owner creates a new room and becomes its owner; the reply carries a
+/// fresh owner token for it (a token opens only its own room).
+async fn create_room(State(state): State<AppState>, headers: HeaderMap, JsonBody(body): JsonBody<CreateRoom>) -> Result<Response> {
+    let me = principal(&state, &headers).await?;
+    require(me.role.can_administer(), "only room owners can create rooms")?;
+    let id = RoomId::parse(&body.id)?;
+    let name = body.name.unwrap_or_else(|| id.to_string());
+    let room = state.store.create_room(&id, &name).await?;
+    let (token, secret) = state.store.issue_token(&id, &me.user, Role::Owner, None).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "room": room, "token": secret, "token_id": token.id }))).into_response())
+}
+
+async fn get_room(State(state): State<AppState>, headers: HeaderMap, Path(room): Path<String>) -> Result<Json<Value>> {
+    let me = authenticate(&state, &headers, None, &room).await?;
+    Ok(Json(room_json(&state, &me.room).await?))
+}
+
+async fn list_members(State(state): State<AppState>, headers: HeaderMap, Path(room): Path<String>) -> Result<Json<Value>> {
+    let me = authenticate(&state, &headers, None, &room).await?;
+    require(me.role.can_list_members(), "only the core team can list members")?;
+    Ok(Json(json!({ "members": state.store.members(&me.room).await? })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetMember {
+    role: String,
+}
+
+async fn set_member(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((room, user)): Path<(String, String)>,
+    JsonBody(body): JsonBody<SetMember>,
+) -> Result<Json<Value>> {
+    let me = authenticate(&state, &headers, None, &room).await?;
+    require(me.role.can_administer(), "only owners change roles")?;
+    let user = UserId::parse(&user)?;
+    let role: Role = body.role.parse()?;
+    if !state.store.user_exists(&user).await? {
+        return Err(Error::NotFound("user"));
+    }
+    state.store.set_member_role(&me.room, &user, role).await?;
+    // Open sockets carry the old role: make them reconnect with the new one.
+    state.rooms.disconnect(&me.room, &user, CloseCode::RoleChanged).await;
+    Ok(Json(json!({ "user": user, "role": role })))
+}
+
+async fn remove_member(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((room, user)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    let me = authenticate(&state, &headers, None, &room).await?;
+    require(me.role.can_administer(), "only owners remove members")?;
+    let user = UserId::parse(&user)?;
+    for token in state.store.remove_member(&me.room, &user).await? {
+        state.sessions.close_token(&token, CloseCode::TokenRevoked);
+    }
+    state.rooms.disconnect(&me.room, &user, CloseCode::RoleChanged).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_tokens(State(state): State<AppState>, headers: HeaderMap, Path(room): Path<String>) -> Result<Json<Value>> {
+    let me = authenticate(&state, &headers, None, &room).await?;
+    require(me.role.can_moderate(), "only owners and moderators list tokens")?;
+    Ok(Json(json!({ "tokens": state.store.tokens(&me.room).await? })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssueToken {
+    user: String,
+    role: String,
+    display_name: Option<String>,
+    ttl_seconds: Option<i64>,
+}
+
+/// Issues a token (an invite): creates the user if new and makes them a
+/// member with the role. Moderators grant only roles below their own.
+async fn issue_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    JsonBody(body): JsonBody<IssueToken>,
+) -> Result<Response> {
+    let me = authenticate(&state, &headers, None, &room).await?;
+    require(me.role.can_moderate(), "only owners and moderators issue tokens")?;
+    let role: Role = body.role.parse()?;
+    require(me.role.can_grant(role), "moderators grant only core, worker and viewer roles")?;
+    let ttl_ms = match body.ttl_seconds {
+        Some(seconds) if !(1..=MAX_TTL_SECONDS).contains(&seconds) => {
+            return Err(Error::BadRequest(format!("ttl_seconds must be between 1 and {MAX_TTL_SECONDS}")));
+        }
+        Some(seconds) => Some(seconds * 1000),
+        None => None,
+    };
+    let user = UserId::parse(&body.user)?;
+    let display_name = body.display_name.unwrap_or_else(|| user.to_string());
+    state.store.ensure_user(&user, &display_name).await?;
+    let (token, secret) = state.store.issue_token(&me.room, &user, role, ttl_ms).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "token": secret, "info": token }))).into_response())
+}
+
+async fn revoke_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((room, token)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    let me = authenticate(&state, &headers, None, &room).await?;
+    let token = TokenId(token);
+    let target = state.store.tokens(&me.room).await?.into_iter().find(|row| row.id == token).ok_or(Error::NotFound("token"))?;
+    // Anyone may revoke their own token; moderators revoke those they could grant.
+    let own = target.user == me.user;
+    require(own || (me.role.can_moderate() && me.role.can_grant(target.role)), "not allowed to revoke this token")?;
+    state.store.revoke_token(&token, Some(&me.room)).await?;
+    state.sessions.close_token(&token, CloseCode::TokenRevoked);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryQuery {
+    before: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn chat_history(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    Query(query): Query<HistoryQuery>,
+) -> Result<Json<Value>> {
+    let me = authenticate(&state, &headers, None, &room).await?;
+    let messages = state.store.chat_history(&me.room, query.before, query.limit.unwrap_or(50)).await?;
+    let moderator = me.role.can_moderate();
+    let messages: Vec<_> = messages.into_iter().map(|message| if moderator { message } else { message.redacted() }).collect();
+    Ok(Json(json!({ "messages": messages })))
+}
+
+async fn list_docs(State(state): State<AppState>, headers: HeaderMap, Path(room): Path<String>) -> Result<Json<Value>> {
+    let me = authenticate(&state, &headers, None, &room).await?;
+    Ok(Json(json!({ "docs": state.store.docs(&me.room).await? })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateDoc {
+    name: String,
+}
+
+async fn create_doc(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    JsonBody(body): JsonBody<CreateDoc>,
+) -> Result<Response> {
+    let me = authenticate(&state, &headers, None, &room).await?;
+    require(me.role.can_write(), "viewers cannot create documents")?;
+    let name = DocName::parse(&body.name)?;
+    let created = state.store.create_doc(&me.room, &name).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(json!({ "name": name, "created": created }))).into_response())
+}

@@ -1,0 +1,70 @@
+//! `GET /rooms/{room}/live`: the room's live channel (JSON, docs/PROTOCOL.md).
+
+use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+
+use super::socket::Socket;
+use super::yjs::TokenQuery;
+use super::{AppState, authenticate};
+use crate::auth::Principal;
+use crate::error::{CloseCode, Result};
+use crate::metrics::LIVE;
+use crate::protocol::{self, Request};
+use crate::rooms::RoomCommand;
+
+pub async fn upgrade(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    Query(query): Query<TokenQuery>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response> {
+    let principal = authenticate(&state, &headers, query.token.as_deref(), &room).await?;
+    let limits = state.sockets.clone();
+    let tracker = state.tracker.clone();
+    Ok(upgrade
+        .read_buffer_size(limits.read_buffer)
+        .write_buffer_size(limits.write_buffer)
+        .max_write_buffer_size(limits.live_max_message.saturating_mul(16))
+        .max_message_size(limits.live_max_message)
+        .max_frame_size(limits.live_max_message)
+        .on_upgrade(move |socket| tracker.track_future(serve(state, principal, socket))))
+}
+
+async fn serve(state: AppState, principal: Principal, socket: WebSocket) {
+    let room = principal.room.clone();
+    let mut socket = Socket::open(&state, principal, socket, LIVE, state.sockets.live_rate);
+    let (tx, principal) = (socket.tx.clone(), socket.principal.clone());
+    let joined =
+        state.rooms.join(&room, |reply| RoomCommand::LiveJoin { conn: tx.clone(), principal: principal.clone(), reply }).await;
+    let handle = match joined {
+        Ok(handle) => handle,
+        Err(error) => {
+            socket.signal.close(CloseCode::from(&error));
+            socket.finish().await;
+            return;
+        }
+    };
+    while let Some(frame) = socket.next().await {
+        let WsMessage::Text(text) = frame else {
+            socket.bad_input(CloseCode::UnsupportedData);
+            break;
+        };
+        match Request::decode(&text) {
+            Ok(request) => {
+                if handle.send(RoomCommand::LiveRequest { conn: tx.id, request }).await.is_err() {
+                    socket.signal.close(CloseCode::TryLater);
+                    break;
+                }
+            }
+            // Bad JSON gets an error reply; the connection stays open.
+            Err(failure) => {
+                tx.send(protocol::decode_failure_reply(&failure));
+            }
+        }
+    }
+    let _ = handle.send(RoomCommand::LiveLeave { conn: tx.id }).await;
+    socket.finish().await;
+}

@@ -1,0 +1,106 @@
+//! `GET /yjs/{room}/{doc}`: the y-websocket protocol, one document per
+//! socket, byte-compatible with the npm `y-websocket` client.
+
+use axum::body::Bytes;
+use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use crowdroom_crdt::Message;
+use serde::Deserialize;
+
+use super::socket::Socket;
+use super::{AppState, authenticate};
+use crate::auth::Principal;
+use crate::error::{CloseCode, Error, Result};
+use crate::ids::{DocName, RoomId};
+use crate::metrics::YJS;
+use crate::rooms::{DocMessage, RoomCommand};
+
+#[derive(Deserialize)]
+pub struct TokenQuery {
+    pub token: Option<String>,
+}
+
+pub async fn upgrade(
+    State(state): State<AppState>,
+    Path((room, doc)): Path<(String, String)>,
+    Query(query): Query<TokenQuery>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response> {
+    let principal = authenticate(&state, &headers, query.token.as_deref(), &room).await?;
+    let doc = DocName::parse(&doc)?;
+    if !state.store.doc_exists(&principal.room, &doc).await? {
+        // Writers create documents by opening them; viewers cannot.
+        if !principal.role.can_write() {
+            return Err(Error::NotFound("document"));
+        }
+        state.store.create_doc(&principal.room, &doc).await?;
+    }
+    let limits = state.sockets.clone();
+    let tracker = state.tracker.clone();
+    Ok(upgrade
+        .read_buffer_size(limits.read_buffer)
+        .write_buffer_size(limits.write_buffer)
+        .max_write_buffer_size(limits.yjs_max_message.saturating_mul(2))
+        .max_message_size(limits.yjs_max_message)
+        .max_frame_size(limits.yjs_max_message)
+        .on_upgrade(move |socket| tracker.track_future(serve(state, principal, doc, socket))))
+}
+
+/// Decodes a frame into a command payload, sharing the frame's bytes.
+fn decode(frame: &Bytes) -> Option<Option<DocMessage>> {
+    let message = Message::decode(frame).ok()?;
+    Some(match message {
+        Message::SyncStep1(payload) => Some(DocMessage::SyncStep1(frame.slice_ref(payload))),
+        Message::SyncStep2(payload) => Some(DocMessage::SyncStep2(frame.slice_ref(payload))),
+        Message::Update(payload) => Some(DocMessage::Update(frame.slice_ref(payload))),
+        Message::Awareness(payload) => Some(DocMessage::Awareness(frame.slice_ref(payload))),
+        Message::QueryAwareness => Some(DocMessage::QueryAwareness),
+        // Clients have no business sending auth messages; ignore them.
+        Message::PermissionDenied(_) => None,
+    })
+}
+
+async fn serve(state: AppState, principal: Principal, doc: DocName, socket: WebSocket) {
+    let room: RoomId = principal.room.clone();
+    let mut socket = Socket::open(&state, principal, socket, YJS, state.sockets.yjs_rate);
+    let (tx, principal) = (socket.tx.clone(), socket.principal.clone());
+    let joined = state
+        .rooms
+        .join(&room, |reply| RoomCommand::DocJoin { conn: tx.clone(), principal: principal.clone(), doc: doc.clone(), reply })
+        .await;
+    let handle = match joined {
+        Ok(handle) => handle,
+        Err(error) => {
+            tracing::debug!(room_id = %room, %error, "document join failed");
+            socket.signal.close(CloseCode::from(&error));
+            socket.finish().await;
+            return;
+        }
+    };
+    while let Some(frame) = socket.next().await {
+        let WsMessage::Binary(frame) = frame else {
+            socket.bad_input(CloseCode::UnsupportedData);
+            break;
+        };
+        match decode(&frame) {
+            Some(Some(message)) => {
+                let command = RoomCommand::DocMessage { conn: tx.id, doc: doc.clone(), message };
+                if handle.send(command).await.is_err() {
+                    socket.signal.close(CloseCode::TryLater);
+                    break;
+                }
+            }
+            Some(None) => {}
+            None => {
+                socket.bad_input(CloseCode::ProtocolError);
+                break;
+            }
+        }
+    }
+    // The room may have exited (shutdown); then there is nothing to leave.
+    let _ = handle.send(RoomCommand::DocLeave { conn: tx.id, doc }).await;
+    socket.finish().await;
+}

@@ -1,0 +1,110 @@
+//! Identifier newtypes. Room ids, user ids and document names are chosen by
+//! people (they appear in URLs and CLI arguments), so each is validated once,
+//! here, and the rest of the server can trust a value of the type.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+/// Defines a validated string id: `[A-Za-z0-9_-]` plus `extra`, 1..=`max` chars.
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $max:expr, $extra:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Validates and wraps an id.
+            pub fn parse(raw: &str) -> Result<Self, Error> {
+                let valid = !raw.is_empty()
+                    && raw.len() <= $max
+                    && raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || $extra.contains(c));
+                if valid {
+                    Ok(Self(raw.to_owned()))
+                } else {
+                    Err(Error::BadRequest(format!(
+                        concat!("invalid ", $what, " {:?}: use 1 to {} of A-Z a-z 0-9 _ - {}"),
+                        raw, $max, $extra
+                    )))
+                }
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+string_id!(
+    /// A room's id, as in `/rooms/{room}/live`.
+    RoomId, "room id", 64, ""
+);
+string_id!(
+    /// A user's id (their login name).
+    UserId, "user id", 64, "."
+);
+string_id!(
+    /// A document's name within its room, as in `/yjs/{room}/{doc}`.
+    DocName, "document name", 128, ".:"
+);
+
+/// A token's public id (not the secret): what revocation and listings name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TokenId(pub String);
+
+impl fmt::Display for TokenId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A server-local id for one WebSocket connection, unique for the process lifetime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct ConnId(pub u64);
+
+impl ConnId {
+    /// Allocates the next connection id.
+    pub fn next() -> Self {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        ConnId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// Milliseconds since the Unix epoch: the one time format in the store and on the wire.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_validated() {
+        assert!(RoomId::parse("demo").is_ok());
+        assert!(RoomId::parse("team-7_a").is_ok());
+        assert!(RoomId::parse("").is_err());
+        assert!(RoomId::parse("a/b").is_err());
+        assert!(RoomId::parse("a.b").is_err());
+        assert!(RoomId::parse(&"x".repeat(65)).is_err());
+        assert!(UserId::parse("ann.lee").is_ok());
+        assert!(DocName::parse("task:42.v1").is_ok());
+        assert!(DocName::parse("task 42").is_err());
+    }
+}

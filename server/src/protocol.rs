@@ -1,0 +1,169 @@
+//! The live channel's JSON protocol, version 1 (docs/PROTOCOL.md).
+//!
+//! Every client request is `{"id": ..., "type": "...", ...fields}` and gets
+//! exactly one `reply` with the same id: `ok: true` with a `result`, or
+//! `ok: false` with an `error` `{code, message}`. The server also pushes
+//! `hello` once and `event`s. Frames are built here, once per message, and
+//! the same bytes are queued to every recipient.
+
+use axum::extract::ws::{Message, Utf8Bytes};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::error::{Error, ErrorBody};
+
+/// The protocol version in `hello`; bumped on incompatible changes.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Longest chat message, in characters.
+pub const MAX_CHAT_CHARS: usize = 4000;
+/// Longest presence status, in characters.
+pub const MAX_STATUS_CHARS: usize = 64;
+/// Longest request id, in bytes.
+const MAX_ID_BYTES: usize = 64;
+
+/// A request id as the client sent it: a string or a number, echoed back.
+pub type RequestId = Value;
+
+/// One decoded client request.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub id: RequestId,
+    pub op: Op,
+}
+
+/// What a client can ask on the live channel.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", deny_unknown_fields)]
+pub enum Op {
+    /// Posts a chat message; the reply carries the stored message.
+    #[serde(rename = "chat.send")]
+    ChatSend { body: String },
+    /// A page of history, oldest first, before message id `before`.
+    #[serde(rename = "chat.history")]
+    ChatHistory { before: Option<i64>, limit: Option<i64> },
+    /// Edits your own message.
+    #[serde(rename = "chat.edit")]
+    ChatEdit { message_id: i64, body: String },
+    /// Deletes your own message (moderators: any message).
+    #[serde(rename = "chat.delete")]
+    ChatDelete { message_id: i64 },
+    /// Sets your presence status (`online`, `away`, `busy`, or a short text).
+    #[serde(rename = "presence.set")]
+    PresenceSet { status: String },
+    /// Answers `{"pong": true}`; keeps idle connections open through proxies.
+    #[serde(rename = "ping")]
+    Ping {},
+}
+
+/// Request types, to tell "unknown type" from "bad fields".
+const KNOWN_TYPES: [&str; 6] = ["chat.send", "chat.history", "chat.edit", "chat.delete", "presence.set", "ping"];
+
+/// Why a frame could not be decoded into a request; the server answers with
+/// a reply carrying the id (if one could be read) and this error.
+#[derive(Debug)]
+pub struct DecodeFailure {
+    pub id: RequestId,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Request {
+    /// Decodes one text frame.
+    pub fn decode(text: &str) -> Result<Request, DecodeFailure> {
+        let fail = |id: RequestId, code: &'static str, message: String| DecodeFailure { id, code, message };
+        let mut value: Value =
+            serde_json::from_str(text).map_err(|error| fail(Value::Null, "bad_json", format!("invalid JSON: {error}")))?;
+        let Some(object) = value.as_object_mut() else {
+            return Err(fail(Value::Null, "bad_request", "a request is a JSON object".into()));
+        };
+        let id = object.remove("id").unwrap_or(Value::Null);
+        let id_ok = match &id {
+            Value::String(text) => !text.is_empty() && text.len() <= MAX_ID_BYTES,
+            Value::Number(_) => true,
+            _ => false,
+        };
+        if !id_ok {
+            return Err(fail(Value::Null, "bad_request", "every request needs an \"id\": a short string or a number".into()));
+        }
+        let kind = object.get("type").and_then(Value::as_str).map(str::to_owned);
+        match kind {
+            None => return Err(fail(id, "bad_request", "missing \"type\"".into())),
+            Some(kind) if !KNOWN_TYPES.contains(&kind.as_str()) => {
+                return Err(fail(id, "unknown_type", format!("unknown request type {kind:?}")));
+            }
+            Some(_) => {}
+        }
+        match serde_json::from_value::<Op>(value) {
+            Ok(op) => Ok(Request { id, op }),
+            Err(error) => Err(fail(id, "bad_request", error.to_string())),
+        }
+    }
+}
+
+/// A text frame from a JSON value (serialising a `Value` cannot fail).
+pub fn frame(value: &Value) -> Message {
+    Message::Text(Utf8Bytes::from(value.to_string()))
+}
+
+/// A frame from any serialisable server message.
+pub fn frame_of<T: Serialize>(message: &T) -> Message {
+    match serde_json::to_string(message) {
+        Ok(text) => Message::Text(Utf8Bytes::from(text)),
+        Err(error) => {
+            tracing::error!(%error, "cannot serialise a live-channel message");
+            frame(&json!({"type": "event", "event": "error", "data": {"code": "internal"}}))
+        }
+    }
+}
+
+/// `{"type":"reply","id":..,"ok":true,"result":..}`
+pub fn ok_reply<T: Serialize>(id: &RequestId, result: &T) -> Message {
+    frame_of(&json!({"type": "reply", "id": id, "ok": true, "result": result}))
+}
+
+/// `{"type":"reply","id":..,"ok":false,"error":{code,message}}`
+pub fn error_reply(id: &RequestId, error: &Error) -> Message {
+    let body: ErrorBody = error.body();
+    frame(&json!({"type": "reply", "id": id, "ok": false, "error": body}))
+}
+
+/// A reply for a frame that did not decode.
+pub fn decode_failure_reply(failure: &DecodeFailure) -> Message {
+    frame(&json!({
+        "type": "reply", "id": failure.id, "ok": false,
+        "error": {"code": failure.code, "message": failure.message},
+    }))
+}
+
+/// `{"type":"event","event":name,"data":..}`
+pub fn event<T: Serialize>(name: &str, data: &T) -> Message {
+    frame_of(&json!({"type": "event", "event": name, "data": data}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_requests() {
+        let request = Request::decode(r#"{"id":"a1","type":"chat.send","body":"hi"}"#).ok();
+        assert!(matches!(request, Some(Request { op: Op::ChatSend { ref body }, .. }) if body == "hi"));
+        let request = Request::decode(r#"{"id":7,"type":"chat.history"}"#).ok();
+        assert!(matches!(request, Some(Request { op: Op::ChatHistory { before: None, limit: None }, .. })));
+        assert!(matches!(Request::decode(r#"{"id":7,"type":"ping"}"#), Ok(Request { op: Op::Ping {}, .. })));
+    }
+
+    #[test]
+    fn explains_bad_requests() {
+        let code = |text: &str| Request::decode(text).err().map(|failure| failure.code);
+        assert_eq!(code("{not json"), Some("bad_json"));
+        assert_eq!(code("[1,2]"), Some("bad_request"));
+        assert_eq!(code(r#"{"type":"ping"}"#), Some("bad_request"));
+        assert_eq!(code(r#"{"id":{},"type":"ping"}"#), Some("bad_request"));
+        assert_eq!(code(r#"{"id":1,"type":"launch.rockets"}"#), Some("unknown_type"));
+        assert_eq!(code(r#"{"id":1,"type":"chat.send"}"#), Some("bad_request"));
+        assert_eq!(code(r#"{"id":1,"type":"chat.send","body":5}"#), Some("bad_request"));
+        let failure = Request::decode(r#"{"id":"x","type":"nope"}"#).err();
+        assert_eq!(failure.map(|failure| failure.id), Some(Value::String("x".into())));
+    }
+}

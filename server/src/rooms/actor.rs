@@ -1,0 +1,196 @@
+//! The room actor's loop: commands in, completed writes, housekeeping.
+//!
+//! The actor never waits for a commit. It queues a write, keeps the oneshot
+//! receiver in `pending`, and carries on; when the write commits, the
+//! completion arm acknowledges it (echoes the update to its sender, replies
+//! to the chat request). That is how "acknowledged means durable" costs
+//! nothing in throughput: many writes of many rooms share one commit.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::docs::DocSlot;
+use super::live::LiveState;
+use super::{RoomCommand, RoomContext, RoomHandle, RoomRegistry, RoomStats};
+use crate::committer::{self, Pending};
+use crate::error::Result;
+use crate::ids::{ConnId, DocName, RoomId};
+use crate::protocol::RequestId;
+use crate::store::{WriteOp, WriteOutcome};
+
+/// How often the actor expires awareness and unloads idle documents.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
+/// How long shutdown waits for this room's writes to commit.
+const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a write was for, so its completion can acknowledge it.
+pub(super) enum Purpose {
+    /// An update from `conn`: echo `frame` to it once committed.
+    DocUpdate { doc: DocName, conn: ConnId, frame: axum::body::Bytes },
+    /// A checkpoint of `doc`.
+    Checkpoint { doc: DocName },
+    /// A chat request from `conn`, to reply to and announce.
+    Chat { conn: ConnId, request: RequestId, kind: ChatKind },
+}
+
+/// Which chat change a write makes.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum ChatKind {
+    Post,
+    Edit,
+    Delete,
+}
+
+/// A finished write and what it was for.
+pub(super) struct Completion {
+    pub purpose: Purpose,
+    pub outcome: Result<WriteOutcome>,
+}
+
+pub(crate) struct RoomActor {
+    pub(super) room: RoomId,
+    pub(super) context: RoomContext,
+    registry: RoomRegistry,
+    handle: RoomHandle,
+    pub(super) docs: HashMap<DocName, DocSlot>,
+    pub(super) live: LiveState,
+    pending: FuturesUnordered<BoxFuture<'static, Completion>>,
+    /// When the room last had nothing to do (no connections, documents or writes).
+    idle_since: Option<Instant>,
+}
+
+impl RoomActor {
+    pub(super) fn new(room: RoomId, context: RoomContext, registry: RoomRegistry, handle: RoomHandle) -> Self {
+        context.metrics.rooms_loaded.inc();
+        RoomActor {
+            room,
+            context,
+            registry,
+            handle,
+            docs: HashMap::new(),
+            live: LiveState::default(),
+            pending: FuturesUnordered::new(),
+            idle_since: None,
+        }
+    }
+
+    pub(super) async fn run(mut self, mut inbox: mpsc::Receiver<RoomCommand>) {
+        let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+        housekeeping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let shutdown = self.context.shutdown.clone();
+        loop {
+            tokio::select! {
+                command = inbox.recv() => match command {
+                    Some(command) => self.handle(command).await,
+                    None => break,
+                },
+                Some(completion) = self.pending.next() => self.complete(completion),
+                _ = housekeeping.tick() => {
+                    if self.housekeeping().await {
+                        break;
+                    }
+                }
+                () = shutdown.cancelled() => {
+                    self.flush_for_shutdown().await;
+                    break;
+                }
+            }
+        }
+        // Stop taking commands; anything still queued gets its reply sender
+        // dropped, and joiners retry with a fresh actor.
+        self.registry.remove(&self.room, &self.handle);
+        inbox.close();
+        while inbox.try_recv().is_ok() {}
+        self.context.metrics.docs_loaded.dec_by(self.docs.len() as i64);
+        self.context.metrics.rooms_loaded.dec();
+        tracing::debug!(room_id = %self.room, "room unloaded");
+    }
+
+    async fn handle(&mut self, command: RoomCommand) {
+        match command {
+            RoomCommand::DocJoin { conn, principal, doc, reply } => {
+                let result = self.doc_join(conn, principal, doc).await;
+                // The joiner may have gone; then there is no one to tell.
+                let _ = reply.send(result);
+            }
+            RoomCommand::DocMessage { conn, doc, message } => self.doc_message(conn, &doc, message).await,
+            RoomCommand::DocLeave { conn, doc } => self.doc_leave(conn, &doc),
+            RoomCommand::LiveJoin { conn, principal, reply } => {
+                self.live_join(conn, principal);
+                let _ = reply.send(Ok(()));
+            }
+            RoomCommand::LiveRequest { conn, request } => self.live_request(conn, request).await,
+            RoomCommand::LiveLeave { conn } => self.live_leave(conn),
+            RoomCommand::Disconnect { user, code } => self.disconnect(&user, code),
+            RoomCommand::Stats { reply } => {
+                let _ = reply.send(self.stats());
+            }
+        }
+        self.idle_since = None;
+    }
+
+    /// Queues a durable write; its completion comes back through `pending`.
+    /// Returns false if the store writer is gone (shutting down).
+    pub(super) async fn submit(&mut self, op: WriteOp, purpose: Purpose) -> bool {
+        match self.context.committer.submit(op).await {
+            Ok(receiver) => {
+                self.track(receiver, purpose);
+                true
+            }
+            Err(error) => {
+                tracing::warn!(room_id = %self.room, %error, "write not queued");
+                false
+            }
+        }
+    }
+
+    fn track(&mut self, receiver: Pending, purpose: Purpose) {
+        self.pending.push(Box::pin(async move { Completion { purpose, outcome: committer::outcome(receiver.await) } }));
+    }
+
+    fn complete(&mut self, completion: Completion) {
+        match completion.purpose {
+            Purpose::DocUpdate { doc, conn, frame } => self.update_committed(&doc, conn, frame, completion.outcome),
+            Purpose::Checkpoint { doc } => self.checkpoint_committed(&doc, completion.outcome),
+            Purpose::Chat { conn, request, kind } => self.chat_committed(conn, &request, kind, completion.outcome),
+        }
+    }
+
+    fn stats(&self) -> RoomStats {
+        RoomStats {
+            online: self.live.online_users(),
+            live_connections: self.live.connection_count(),
+            doc_connections: self.docs.values().map(DocSlot::connection_count).sum(),
+            docs_loaded: self.docs.len(),
+        }
+    }
+
+    /// Expires awareness, checkpoints and unloads idle documents. Returns
+    /// true when the whole room has been idle long enough to exit.
+    async fn housekeeping(&mut self) -> bool {
+        self.docs_housekeeping().await;
+        let idle = self.docs.is_empty() && self.live.connection_count() == 0 && self.pending.is_empty();
+        if !idle {
+            self.idle_since = None;
+            return false;
+        }
+        let since = *self.idle_since.get_or_insert_with(Instant::now);
+        since.elapsed() >= self.context.settings.room_idle
+    }
+
+    /// On shutdown: checkpoint every document and wait (bounded) for this
+    /// room's writes, so a restart loads snapshots rather than long logs.
+    async fn flush_for_shutdown(&mut self) {
+        self.checkpoint_all().await;
+        let deadline = Instant::now() + SHUTDOWN_FLUSH_TIMEOUT;
+        while let Ok(Some(completion)) = tokio::time::timeout_at(deadline, self.pending.next()).await {
+            self.complete(completion);
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! The room actor's documents: y-websocket sync, awareness, durability.
+//!
+//! An update is applied in memory and relayed to the other connections at
+//! once; it is echoed to its sender only when committed, which is what the
+//! y-websocket client takes as confirmation. A viewer's update is refused
+//! with the protocol's permission-denied message.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::ws::Message as WsMessage;
+use crowdroom_crdt::{AwarenessRegistry, AwarenessUpdate, DocError, Message, SharedDoc};
+use tokio::time::Instant;
+
+use super::DocMessage;
+use super::actor::{Purpose, RoomActor};
+use crate::auth::Principal;
+use crate::conn::ConnTx;
+use crate::error::{CloseCode, Error, Result};
+use crate::ids::{ConnId, DocName, now_ms};
+use crate::store::{WriteOp, WriteOutcome};
+
+/// The encoding of an empty update: what a client with nothing new sends as sync step 2.
+const EMPTY_UPDATE: &[u8] = &[0, 0];
+
+/// One loaded document.
+pub(super) struct DocSlot {
+    shared: SharedDoc,
+    awareness: AwarenessRegistry,
+    conns: HashMap<ConnId, DocConn>,
+    /// Writes of this document queued and not yet committed: a document is
+    /// only unloaded when this is zero, so a reload never misses a write.
+    pending: usize,
+    /// Updates appended since the last checkpoint.
+    since_checkpoint: usize,
+    /// Bytes in the store (snapshot plus updates), for the size limit.
+    stored_bytes: usize,
+    /// When the last connection left.
+    idle_since: Option<Instant>,
+}
+
+struct DocConn {
+    tx: ConnTx,
+    principal: Arc<Principal>,
+}
+
+impl DocSlot {
+    pub(super) fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    fn broadcast(&self, frame: &Bytes, except: Option<ConnId>) {
+        for (id, conn) in &self.conns {
+            if Some(*id) != except {
+                conn.tx.send(WsMessage::Binary(frame.clone()));
+            }
+        }
+    }
+}
+
+fn binary(message: &Message<'_>) -> Bytes {
+    Bytes::from(message.encode())
+}
+
+impl RoomActor {
+    pub(super) async fn doc_join(&mut self, conn: ConnTx, principal: Arc<Principal>, doc: DocName) -> Result<()> {
+        if !self.docs.contains_key(&doc) {
+            let stored = self.context.store.load_doc(&self.room, &doc).await?;
+            let stored_bytes = stored.stored_bytes();
+            let shared = SharedDoc::load(stored.snapshot.as_deref(), stored.updates.iter().map(Vec::as_slice))
+                .map_err(|error| Error::Internal(format!("stored document {}/{doc} does not load: {error}", self.room)))?;
+            self.docs.insert(
+                doc.clone(),
+                DocSlot {
+                    shared,
+                    awareness: AwarenessRegistry::new(),
+                    conns: HashMap::new(),
+                    pending: 0,
+                    // A log loaded without a snapshot is compacted at the next checkpoint.
+                    since_checkpoint: stored.updates.len(),
+                    stored_bytes,
+                    idle_since: None,
+                },
+            );
+            self.context.metrics.docs_loaded.inc();
+        }
+        let Some(slot) = self.docs.get_mut(&doc) else {
+            return Err(Error::Internal("document vanished while joining".into()));
+        };
+        // Writers get the server's state vector so they send what the server
+        // lacks; viewers are not asked, since their changes would be refused.
+        if principal.role.can_write() {
+            conn.send(WsMessage::Binary(binary(&Message::SyncStep1(&slot.shared.state_vector()))));
+        }
+        if let Some(states) = slot.awareness.encode_all() {
+            conn.send(WsMessage::Binary(binary(&Message::Awareness(&states))));
+        }
+        slot.idle_since = None;
+        slot.conns.insert(conn.id, DocConn { tx: conn, principal });
+        Ok(())
+    }
+
+    pub(super) async fn doc_message(&mut self, conn: ConnId, doc: &DocName, message: DocMessage) {
+        let Some(slot) = self.docs.get_mut(doc) else { return };
+        let Some(member) = slot.conns.get(&conn) else { return };
+        match message {
+            DocMessage::SyncStep1(state_vector) => match slot.shared.diff(&state_vector) {
+                Ok(update) => {
+                    member.tx.send(WsMessage::Binary(binary(&Message::SyncStep2(&update))));
+                }
+                Err(_) => {
+                    let tx = member.tx.clone();
+                    self.bad_input(&tx, CloseCode::ProtocolError);
+                }
+            },
+            DocMessage::SyncStep2(update) | DocMessage::Update(update) => self.doc_update(conn, doc, update).await,
+            DocMessage::Awareness(bytes) => {
+                let decoded = AwarenessUpdate::decode(&bytes);
+                let tx = member.tx.clone();
+                match decoded {
+                    Ok(update) => {
+                        slot.awareness.apply(conn.0, &update, u64::try_from(now_ms()).unwrap_or(0));
+                        // Relay to everyone, the sender included: the
+                        // y-websocket client closes after 30 s without
+                        // receiving anything, and its own renewals keep it open.
+                        slot.broadcast(&binary(&Message::Awareness(&bytes)), None);
+                    }
+                    Err(_) => self.bad_input(&tx, CloseCode::ProtocolError),
+                }
+            }
+            DocMessage::QueryAwareness => {
+                if let Some(states) = slot.awareness.encode_all() {
+                    member.tx.send(WsMessage::Binary(binary(&Message::Awareness(&states))));
+                }
+            }
+        }
+    }
+
+    async fn doc_update(&mut self, conn: ConnId, doc: &DocName, update: Bytes) {
+        let max_doc_bytes = self.context.settings.max_doc_bytes;
+        let Some(slot) = self.docs.get_mut(doc) else { return };
+        let Some(member) = slot.conns.get(&conn) else { return };
+        if update.as_ref() == EMPTY_UPDATE {
+            return;
+        }
+        let tx = member.tx.clone();
+        if !member.principal.role.can_write() {
+            tx.send(WsMessage::Binary(binary(&Message::PermissionDenied("read-only role: viewers cannot edit"))));
+            return;
+        }
+        if slot.stored_bytes.saturating_add(update.len()) > max_doc_bytes {
+            tx.send(WsMessage::Binary(binary(&Message::PermissionDenied("document size limit reached"))));
+            return;
+        }
+        let applied = match slot.shared.apply(&update) {
+            Ok(applied) => applied,
+            Err(DocError::Panicked) => {
+                // yrs state may be inconsistent: drop the document; everyone
+                // reconnects and it reloads from the store.
+                tracing::error!(room_id = %self.room, doc = %doc, "yrs panicked; reloading document");
+                self.drop_doc(doc, CloseCode::TryLater);
+                return;
+            }
+            Err(DocError::Malformed(_) | DocError::Rejected(_)) => {
+                self.bad_input(&tx, CloseCode::InvalidUpdate);
+                return;
+            }
+        };
+        let frame = binary(&Message::Update(&update));
+        if applied.changed {
+            slot.broadcast(&frame, Some(conn));
+        }
+        slot.pending += 1;
+        slot.since_checkpoint += 1;
+        slot.stored_bytes += update.len();
+        let checkpoint_due = slot.since_checkpoint >= self.context.settings.checkpoint_every;
+        let op = WriteOp::AppendUpdate { room: self.room.clone(), doc: doc.clone(), data: update };
+        if !self.submit(op, Purpose::DocUpdate { doc: doc.clone(), conn, frame }).await {
+            self.undo_pending(doc);
+            tx.close(CloseCode::TryLater);
+        }
+        if checkpoint_due {
+            self.checkpoint(doc).await;
+        }
+    }
+
+    pub(super) fn update_committed(&mut self, doc: &DocName, conn: ConnId, frame: Bytes, outcome: Result<WriteOutcome>) {
+        let Some(slot) = self.docs.get_mut(doc) else { return };
+        slot.pending = slot.pending.saturating_sub(1);
+        let Some(member) = slot.conns.get(&conn) else { return };
+        match outcome {
+            // The echo is the acknowledgement: the update is now durable.
+            Ok(_) => {
+                member.tx.send(WsMessage::Binary(frame));
+            }
+            Err(error) => {
+                // Not durable, so not acknowledged: the client reconnects and
+                // sends it again in its sync step 2.
+                tracing::warn!(room_id = %self.room, doc = %doc, %error, "update not committed");
+                member.tx.close(CloseCode::Internal);
+            }
+        }
+    }
+
+    /// Snapshots `doc` and queues the checkpoint write.
+    pub(super) async fn checkpoint(&mut self, doc: &DocName) {
+        let Some(slot) = self.docs.get_mut(doc) else { return };
+        let snapshot = slot.shared.snapshot();
+        slot.stored_bytes = snapshot.len();
+        slot.since_checkpoint = 0;
+        slot.pending += 1;
+        let op = WriteOp::Checkpoint { room: self.room.clone(), doc: doc.clone(), snapshot };
+        if !self.submit(op, Purpose::Checkpoint { doc: doc.clone() }).await {
+            self.undo_pending(doc);
+        }
+    }
+
+    pub(super) fn checkpoint_committed(&mut self, doc: &DocName, outcome: Result<WriteOutcome>) {
+        if let Some(slot) = self.docs.get_mut(doc) {
+            slot.pending = slot.pending.saturating_sub(1);
+            if let Err(error) = outcome {
+                // The updates stay in the log; the next checkpoint retries.
+                tracing::warn!(room_id = %self.room, doc = %doc, %error, "checkpoint failed");
+                slot.since_checkpoint = slot.since_checkpoint.max(1);
+            }
+        }
+    }
+
+    fn undo_pending(&mut self, doc: &DocName) {
+        if let Some(slot) = self.docs.get_mut(doc) {
+            slot.pending = slot.pending.saturating_sub(1);
+        }
+    }
+
+    pub(super) fn doc_leave(&mut self, conn: ConnId, doc: &DocName) {
+        let Some(slot) = self.docs.get_mut(doc) else { return };
+        if slot.conns.remove(&conn).is_none() {
+            return;
+        }
+        if let Some(removal) = slot.awareness.remove_owner(conn.0) {
+            slot.broadcast(&binary(&Message::Awareness(&removal)), None);
+        }
+        if slot.conns.is_empty() {
+            slot.idle_since = Some(Instant::now());
+        }
+    }
+
+    /// Expires stale awareness; checkpoints, then unloads, documents idle
+    /// for `doc_idle` with no write in flight.
+    pub(super) async fn docs_housekeeping(&mut self) {
+        let now = u64::try_from(now_ms()).unwrap_or(0);
+        let timeout = u64::try_from(self.context.settings.awareness_timeout.as_millis()).unwrap_or(u64::MAX);
+        let doc_idle = self.context.settings.doc_idle;
+        let mut to_checkpoint = Vec::new();
+        let mut to_unload = Vec::new();
+        for (name, slot) in &mut self.docs {
+            if let Some(removal) = slot.awareness.expire(now, timeout) {
+                slot.broadcast(&binary(&Message::Awareness(&removal)), None);
+            }
+            let idle = slot.idle_since.is_some_and(|since| since.elapsed() >= doc_idle);
+            if idle && slot.pending == 0 {
+                if slot.since_checkpoint > 0 {
+                    to_checkpoint.push(name.clone());
+                } else {
+                    to_unload.push(name.clone());
+                }
+            }
+        }
+        for name in to_checkpoint {
+            self.checkpoint(&name).await;
+        }
+        for name in to_unload {
+            self.docs.remove(&name);
+            self.context.metrics.docs_loaded.dec();
+            tracing::debug!(room_id = %self.room, doc = %name, "document unloaded");
+        }
+    }
+
+    /// Checkpoints every document with updates since its last checkpoint.
+    pub(super) async fn checkpoint_all(&mut self) {
+        let due: Vec<DocName> =
+            self.docs.iter().filter(|(_, slot)| slot.since_checkpoint > 0).map(|(name, _)| name.clone()).collect();
+        for name in due {
+            self.checkpoint(&name).await;
+        }
+    }
+
+    /// Drops a document from memory, closing its connections with `code`.
+    fn drop_doc(&mut self, doc: &DocName, code: CloseCode) {
+        if let Some(slot) = self.docs.remove(doc) {
+            for conn in slot.conns.values() {
+                conn.tx.close(code);
+            }
+            self.context.metrics.docs_loaded.dec();
+        }
+    }
+
+    pub(super) fn bad_input(&self, tx: &ConnTx, code: CloseCode) {
+        self.context.metrics.bad_input_closed.inc();
+        tx.close(code);
+    }
+
+    /// Closes every document connection of `user` with `code`.
+    pub(super) fn disconnect_docs(&self, user: &crate::ids::UserId, code: CloseCode) {
+        for slot in self.docs.values() {
+            for conn in slot.conns.values().filter(|conn| &conn.principal.user == user) {
+                conn.tx.close(code);
+            }
+        }
+    }
+}

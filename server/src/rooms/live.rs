@@ -1,0 +1,272 @@
+//! The room actor's live channel: presence, chat, and the replies and
+//! events of the JSON protocol (see [`crate::protocol`]).
+//!
+//! A chat message is acknowledged (and announced) only once committed.
+//! Moderators get some events in a fuller form than everyone else (a deleted
+//! message's body and who deleted it): the audience is chosen here.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::ws::Message as WsMessage;
+use serde::Serialize;
+use serde_json::json;
+
+use super::actor::{ChatKind, Purpose, RoomActor};
+use crate::auth::{Principal, Role};
+use crate::conn::ConnTx;
+use crate::error::{CloseCode, Error, Result};
+use crate::ids::{ConnId, UserId, now_ms};
+use crate::protocol::{self, MAX_CHAT_CHARS, MAX_STATUS_CHARS, Op, PROTOCOL_VERSION, Request, RequestId};
+use crate::store::{WriteOp, WriteOutcome};
+
+/// Default page size of `chat.history`.
+const DEFAULT_HISTORY_PAGE: i64 = 50;
+
+/// Who is on the live channel.
+#[derive(Default)]
+pub(super) struct LiveState {
+    conns: HashMap<ConnId, LiveConn>,
+    presence: HashMap<UserId, Presence>,
+}
+
+struct LiveConn {
+    tx: ConnTx,
+    principal: Arc<Principal>,
+}
+
+/// One person's presence, as sent in `hello` and presence events.
+#[derive(Debug, Clone, Serialize)]
+pub struct Presence {
+    pub user: UserId,
+    pub display_name: String,
+    pub role: Role,
+    pub status: String,
+    /// Open live connections (tabs) of this person.
+    pub connections: usize,
+    pub since: i64,
+}
+
+impl LiveState {
+    pub(super) fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub(super) fn online_users(&self) -> usize {
+        self.presence.len()
+    }
+
+    /// Queues `frame` to every live connection.
+    fn broadcast(&self, frame: &WsMessage) {
+        for conn in self.conns.values() {
+            conn.tx.send(frame.clone());
+        }
+    }
+
+    /// Queues `moderators` to moderators and `others` to everyone else.
+    fn broadcast_split(&self, moderators: &WsMessage, others: &WsMessage) {
+        for conn in self.conns.values() {
+            let frame = if conn.principal.role.can_moderate() { moderators } else { others };
+            conn.tx.send(frame.clone());
+        }
+    }
+
+    fn reply(&self, conn: ConnId, frame: WsMessage) {
+        if let Some(conn) = self.conns.get(&conn) {
+            conn.tx.send(frame);
+        }
+    }
+}
+
+fn validate_body(body: &str) -> Result<String> {
+    let body = body.trim();
+    if body.is_empty() {
+        return Err(Error::BadRequest("a chat message cannot be empty".into()));
+    }
+    if body.chars().count() > MAX_CHAT_CHARS {
+        return Err(Error::BadRequest(format!("a chat message has at most {MAX_CHAT_CHARS} characters")));
+    }
+    Ok(body.to_owned())
+}
+
+impl RoomActor {
+    pub(super) fn live_join(&mut self, conn: ConnTx, principal: Arc<Principal>) {
+        let user = principal.user.clone();
+        let first = !self.live.presence.contains_key(&user);
+        let presence = self.live.presence.entry(user.clone()).or_insert_with(|| Presence {
+            user: user.clone(),
+            display_name: principal.display_name.clone(),
+            role: principal.role,
+            status: "online".to_owned(),
+            connections: 0,
+            since: now_ms(),
+        });
+        presence.connections += 1;
+        let joined = presence.clone();
+        let everyone: Vec<&Presence> = self.live.presence.values().collect();
+        conn.send(protocol::frame_of(&json!({
+            "type": "hello",
+            "protocol": PROTOCOL_VERSION,
+            "room": self.room,
+            "connection_id": conn.id,
+            "you": {
+                "user": principal.user,
+                "display_name": principal.display_name,
+                "role": principal.role,
+                "token_expires_at": principal.expires_at,
+            },
+            "presence": everyone,
+        })));
+        if first {
+            self.live.broadcast(&protocol::event("presence.joined", &joined));
+        }
+        self.live.conns.insert(conn.id, LiveConn { tx: conn, principal });
+    }
+
+    pub(super) fn live_leave(&mut self, conn: ConnId) {
+        let Some(left) = self.live.conns.remove(&conn) else { return };
+        let user = &left.principal.user;
+        let gone = match self.live.presence.get_mut(user) {
+            Some(presence) => {
+                presence.connections = presence.connections.saturating_sub(1);
+                presence.connections == 0
+            }
+            None => false,
+        };
+        if gone {
+            self.live.presence.remove(user);
+            self.live.broadcast(&protocol::event("presence.left", &json!({ "user": user })));
+        }
+    }
+
+    pub(super) async fn live_request(&mut self, conn: ConnId, request: Request) {
+        let Some(principal) = self.live.conns.get(&conn).map(|conn| conn.principal.clone()) else { return };
+        let Request { id, op } = request;
+        let result = match op {
+            Op::Ping {} => Ok(Some(json!({ "pong": true }))),
+            Op::PresenceSet { status } => self.presence_set(&principal, status).map(Some),
+            Op::ChatHistory { before, limit } => {
+                self.chat_history(conn, &principal, id.clone(), before, limit);
+                Ok(None)
+            }
+            Op::ChatSend { body } => match (principal.role.can_write(), validate_body(&body)) {
+                (false, _) => Err(Error::Forbidden("viewers cannot chat")),
+                (true, Err(error)) => Err(error),
+                (true, Ok(body)) => {
+                    let op = WriteOp::ChatPost { room: self.room.clone(), user: principal.user.clone(), body, at: now_ms() };
+                    self.submit_chat(conn, id.clone(), ChatKind::Post, op).await
+                }
+            },
+            Op::ChatEdit { message_id, body } => match (principal.role.can_write(), validate_body(&body)) {
+                (false, _) => Err(Error::Forbidden("viewers cannot chat")),
+                (true, Err(error)) => Err(error),
+                (true, Ok(body)) => {
+                    let op = WriteOp::ChatEdit {
+                        room: self.room.clone(),
+                        id: message_id,
+                        author: principal.user.clone(),
+                        body,
+                        at: now_ms(),
+                    };
+                    self.submit_chat(conn, id.clone(), ChatKind::Edit, op).await
+                }
+            },
+            Op::ChatDelete { message_id } => {
+                if principal.role.can_write() {
+                    let op = WriteOp::ChatDelete {
+                        room: self.room.clone(),
+                        id: message_id,
+                        by: principal.user.clone(),
+                        any_author: principal.role.can_moderate(),
+                        at: now_ms(),
+                    };
+                    self.submit_chat(conn, id.clone(), ChatKind::Delete, op).await
+                } else {
+                    Err(Error::Forbidden("viewers cannot delete messages"))
+                }
+            }
+        };
+        match result {
+            Ok(Some(value)) => self.live.reply(conn, protocol::ok_reply(&id, &value)),
+            // Answered later, when the write commits or the read returns.
+            Ok(None) => {}
+            Err(error) => self.live.reply(conn, protocol::error_reply(&id, &error)),
+        }
+    }
+
+    fn presence_set(&mut self, principal: &Principal, status: String) -> Result<serde_json::Value> {
+        let status = status.trim().to_owned();
+        if status.is_empty() || status.chars().count() > MAX_STATUS_CHARS {
+            return Err(Error::BadRequest(format!("a status has 1 to {MAX_STATUS_CHARS} characters")));
+        }
+        let Some(presence) = self.live.presence.get_mut(&principal.user) else {
+            return Err(Error::Internal("presence missing for a joined connection".into()));
+        };
+        presence.status = status;
+        let updated = presence.clone();
+        self.live.broadcast(&protocol::event("presence.updated", &updated));
+        Ok(json!({ "status": updated.status }))
+    }
+
+    async fn submit_chat(&mut self, conn: ConnId, request: RequestId, kind: ChatKind, op: WriteOp) -> Result<Option<serde_json::Value>> {
+        if self.submit(op, Purpose::Chat { conn, request, kind }).await {
+            Ok(None)
+        } else {
+            Err(Error::Unavailable("server is shutting down"))
+        }
+    }
+
+    /// Reads a page of history off the actor's loop and replies from there.
+    fn chat_history(&self, conn: ConnId, principal: &Principal, id: RequestId, before: Option<i64>, limit: Option<i64>) {
+        let Some(tx) = self.live.conns.get(&conn).map(|conn| conn.tx.clone()) else { return };
+        let store = self.context.store.clone();
+        let room = self.room.clone();
+        let moderator = principal.role.can_moderate();
+        self.context.tracker.spawn(async move {
+            let page = store.chat_history(&room, before, limit.unwrap_or(DEFAULT_HISTORY_PAGE)).await;
+            let frame = match page {
+                Ok(messages) => {
+                    let messages: Vec<_> =
+                        messages.into_iter().map(|message| if moderator { message } else { message.redacted() }).collect();
+                    protocol::ok_reply(&id, &json!({ "messages": messages }))
+                }
+                Err(error) => protocol::error_reply(&id, &error),
+            };
+            tx.send(frame);
+        });
+    }
+
+    pub(super) fn chat_committed(&mut self, conn: ConnId, request: &RequestId, kind: ChatKind, outcome: Result<WriteOutcome>) {
+        let message = match outcome {
+            Ok(WriteOutcome::Chat(message)) => message,
+            Ok(other) => {
+                let error = Error::Internal(format!("chat write returned {other:?}"));
+                self.live.reply(conn, protocol::error_reply(request, &error));
+                return;
+            }
+            Err(error) => {
+                self.live.reply(conn, protocol::error_reply(request, &error));
+                return;
+            }
+        };
+        // The reply first, so the sender knows the id before the event.
+        self.live.reply(conn, protocol::ok_reply(request, &json!({ "message": message })));
+        match kind {
+            ChatKind::Post => self.live.broadcast(&protocol::event("chat.message", &message)),
+            ChatKind::Edit => self.live.broadcast(&protocol::event("chat.edited", &message)),
+            ChatKind::Delete => {
+                let full = protocol::event("chat.deleted", &message);
+                let redacted = protocol::event("chat.deleted", &message.redacted());
+                self.live.broadcast_split(&full, &redacted);
+            }
+        }
+    }
+
+    /// Closes every connection of `user` in this room.
+    pub(super) fn disconnect(&mut self, user: &UserId, code: CloseCode) {
+        for conn in self.live.conns.values().filter(|conn| &conn.principal.user == user) {
+            conn.tx.close(code);
+        }
+        self.disconnect_docs(user, code);
+    }
+}

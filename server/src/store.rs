@@ -1,0 +1,175 @@
+//! Durable storage: one [`Store`] with domain methods over SQLite (the
+//! embedded default) or PostgreSQL (selected by a `postgres://` URL).
+//!
+//! Both backends go through sqlx's `Any` driver with runtime queries, so
+//! every query is written once with `$N` placeholders and portable types
+//! (TEXT ids, BIGINT millisecond timestamps, blobs). Only the migrations
+//! differ per backend. Actors never hold a connection: they call these
+//! methods, and writes on the hot path go through the group-commit
+//! [`crate::committer`].
+
+mod access;
+mod chat;
+mod docs;
+mod write;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, Executor, SqlSafeStr};
+
+pub use access::{MemberRow, RoomRow, TokenRow};
+pub use chat::ChatMessage;
+pub use docs::StoredDoc;
+pub use write::{WriteOp, WriteOutcome};
+
+use crate::error::{Error, Result};
+
+/// Which database sits behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Handle to the database. Cheap to clone (a pool).
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// How long a request waits for a pooled connection before failing clearly.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// SQLite waits this long on a locked database before giving up (ms).
+const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
+
+impl Store {
+    /// Connects to `url` (`sqlite://path`, `sqlite::memory:` or
+    /// `postgres://...`) and runs the migrations.
+    pub async fn open(url: &str) -> Result<Store> {
+        let store = Store::connect(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connects without migrating.
+    pub async fn connect(url: &str) -> Result<Store> {
+        install_default_drivers();
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(Error::BadRequest(format!(
+                "unsupported database URL {url:?}: use sqlite://FILE or postgres://..."
+            )));
+        };
+        let url = match backend {
+            // Create the file on first use: the embedded default needs no set-up.
+            Backend::Sqlite if !url.contains("mode=") && !url.contains(":memory:") => {
+                let separator = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{separator}mode=rwc")
+            }
+            _ => url.to_owned(),
+        };
+        let options = AnyPoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
+        let options = match backend {
+            Backend::Sqlite => options.max_connections(8).after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // WAL lets readers run beside the committer; synchronous=FULL
+                    // makes every acknowledged commit survive power loss too.
+                    let pragmas = format!(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};"
+                    );
+                    conn.execute(sqlx::AssertSqlSafe(pragmas)).await?;
+                    Ok(())
+                })
+            }),
+            Backend::Postgres => options.max_connections(16),
+        };
+        // Connect once now so a database that is down says so clearly, instead
+        // of the pool's later "timed out".
+        let pool = options.connect(&url).await.map_err(|error| {
+            Error::DatabaseDown(format!("cannot open database {}: {error}", redact(&url)))
+        })?;
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Runs the embedded migrations for this backend (idempotent).
+    pub async fn migrate(&self) -> Result<()> {
+        let sql = match self.backend {
+            Backend::Sqlite => include_str!("../migrations/sqlite/0001_init.sql"),
+            Backend::Postgres => include_str!("../migrations/postgres/0001_init.sql"),
+        };
+        let migrator = Migrator::with_migrations(vec![Migration::new(
+            1,
+            "init".into(),
+            MigrationType::Simple,
+            sql.into_sql_str(),
+            false,
+        )]);
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// A cheap round trip, for `/healthz`.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes the pool, waiting for connections to return (end of shutdown).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Hides a password in a database URL before it is printed.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}://{user}:***{}", &url[..scheme], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl FromStr for Backend {
+    type Err = Error;
+
+    fn from_str(raw: &str) -> Result<Self> {
+        match raw {
+            "sqlite" => Ok(Backend::Sqlite),
+            "postgres" => Ok(Backend::Postgres),
+            other => Err(Error::BadRequest(format!("unknown backend {other:?}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+    }
+}
