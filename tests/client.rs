@@ -10,6 +10,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 use yrs::updates::decoder::Decode;
+use yrs::updates::encoder::Encode;
 use yrs::{Doc, Map, ReadTxn, StateVector, Transact, Update};
 
 use crate::TIMEOUT;
@@ -140,6 +141,17 @@ impl YjsClient {
         self.wait_echo(&update).await;
     }
 
+    /// Waits for the echo of `update`; false if the socket closed first.
+    pub async fn try_wait_echo(&mut self, update: &[u8]) -> bool {
+        loop {
+            match self.next().await {
+                Incoming::Update(echo) if echo == update => return true,
+                Incoming::Closed(_) => return false,
+                _ => {}
+            }
+        }
+    }
+
     /// Waits until the server echoes `update` back.
     pub async fn wait_echo(&mut self, update: &[u8]) {
         let mut skipped = VecDeque::new();
@@ -231,6 +243,22 @@ impl LiveClient {
         request["type"] = json!(kind);
         self.send_text(&request.to_string()).await;
         self.reply_to(json!(id)).await
+    }
+
+    /// Like [`LiveClient::request`], but None if the socket closes first.
+    pub async fn try_request(&mut self, kind: &str, fields: Value) -> Option<Value> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut request = fields;
+        request["id"] = json!(id);
+        request["type"] = json!(kind);
+        self.ws.send(WsMessage::Text(request.to_string().into())).await.ok()?;
+        loop {
+            let frame = self.next_json().await?;
+            if frame["type"] == "reply" && frame["id"] == json!(id) {
+                return Some(frame);
+            }
+        }
     }
 
     /// Waits for the reply with `id`, keeping events for later.

@@ -198,17 +198,17 @@ where
 /// Runs one async test body on SQLite and on PostgreSQL.
 #[macro_export]
 macro_rules! both_stores {
-    ($($name:ident => $body:path;)+) => {
+    ($($name:ident => $body:ident;)+) => {
         $(
             mod $name {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn sqlite() {
-                    $body($crate::Backend::Sqlite).await;
+                    super::$body($crate::Backend::Sqlite).await;
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
-                    $body($crate::Backend::Postgres).await;
+                    super::$body($crate::Backend::Postgres).await;
                 }
             }
         )+

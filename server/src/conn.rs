@@ -45,7 +45,9 @@ impl CloseSignal {
     }
 
     pub fn close(&self, code: CloseCode) {
-        // A second reason is ignored: the first one is what the client hears.
+        // Cancelled with no code set means the server's shutdown got here
+        // first: that is what the client hears. Otherwise the first code wins.
+        let code = if self.token.is_cancelled() { CloseCode::GoingAway } else { code };
         let _ = self.code.set(code);
         self.token.cancel();
     }

@@ -1,1 +1,12 @@
+#![allow(clippy::unwrap_used)]
 
+//! Crowdroom's integration tests: one binary, modules by capability. Every
+//! test drives the real server on 127.0.0.1:0 through its public protocols.
+
+mod auth;
+mod chat;
+mod docs;
+mod durability;
+mod malformed;
+mod store;
+mod yjs_compat;
