@@ -43,7 +43,11 @@ async fn next_frame(ws: &mut Ws) -> WsMessage {
     loop {
         let next = tokio::time::timeout(TIMEOUT, ws.next()).await.expect("timed out waiting for a frame");
         match next {
-            None | Some(Err(_)) => return WsMessage::Close(None),
+            None => return WsMessage::Close(None),
+            Some(Err(error)) => {
+                eprintln!("websocket error: {error}");
+                return WsMessage::Close(None);
+            }
             Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
             Some(Ok(message)) => return message,
         }

@@ -128,6 +128,11 @@ impl TestServer {
 
     /// Starts a server on an existing database.
     pub async fn start_on(db: TestDb, settings: Settings) -> TestServer {
+        // Server logs, when RUST_LOG asks for them.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let store = Store::open(&db.url).await.expect("open store");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");

@@ -7,23 +7,30 @@
 //! gates before it reaches the document:
 //!
 //! 1. a bounded structural walk ([`crate::validate`]) that refuses input yrs
-//!    would recurse on without limit (a stack overflow aborts the process);
+//!    would recurse on without limit (a stack overflow aborts the process,
+//!    which no `catch_unwind` can stop), including updates that would nest
+//!    shared types too deeply ([`crate::nesting`]);
 //! 2. yrs's own v1 decoder;
 //! 3. `catch_unwind` around decoding and integration, so a yrs bug becomes
 //!    [`DocError::Panicked`] instead of taking the server down.
 //!
 //! After a panic the document may be inconsistent: it is marked broken,
 //! refuses further updates, and the server should drop it and reload it
-//! from the store.
+//! from the store. The same happens when an update leaves shared types
+//! nested deeper than [`MAX_TYPE_DEPTH`] (deleting them later would
+//! overflow the stack).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 use yrs::{Doc, OffsetKind, Options, ReadTxn, StateVector, Transact, TransactionMut, Update};
 
-use crate::validate::{check_state_vector_v1, check_update_v1};
+pub use crate::nesting::MAX_TYPE_DEPTH;
+use crate::nesting::{ItemBlock, deeper_than, longest_type_chain};
+use crate::validate::{UpdateShape, check_state_vector_v1, check_update_v1};
 
 /// The result of applying an update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,11 +50,17 @@ pub enum DocError {
     /// unchanged.
     #[error("malformed update: {0}")]
     Malformed(String),
-    /// yrs decoded the update but refused to integrate it. It may have
-    /// integrated the blocks before the refused one (valid CRDT content).
+    /// The update is well-formed but refused: by yrs (it may then have
+    /// integrated the blocks before the refused one, which is valid CRDT
+    /// content), or before yrs saw it because it would nest shared types
+    /// more than [`MAX_TYPE_DEPTH`] levels deeper than the doc (the doc is
+    /// then unchanged).
     #[error("update rejected: {0}")]
     Rejected(String),
-    /// yrs panicked; the doc may be inconsistent and now refuses updates.
+    /// yrs panicked, or the update left shared types nested deeper than
+    /// [`MAX_TYPE_DEPTH`]. The doc may be inconsistent or unsafe to edit, so
+    /// it now refuses updates: drop it and reload it from the store (the
+    /// update that caused this must not be stored).
     #[error("yrs panicked applying an update")]
     Panicked,
 }
@@ -57,8 +70,13 @@ pub enum DocError {
 pub struct SharedDoc {
     /// The document. Transactions are opened and closed inside each method.
     doc: Doc,
-    /// Set when yrs panicked inside this document.
+    /// Set when yrs panicked inside this document or it grew too deep.
     broken: AtomicBool,
+    /// The items of updates that left blocks in yrs's pending store
+    /// (their predecessors are missing), so the nesting they may bring when
+    /// they integrate is measured together with each new update. Emptied
+    /// when nothing is pending.
+    pending_items: Mutex<Vec<ItemBlock>>,
 }
 
 impl Default for SharedDoc {
@@ -72,7 +90,11 @@ impl SharedDoc {
     /// so the server edits text at the same positions as the web client.
     pub fn new() -> Self {
         let options = Options { offset_kind: OffsetKind::Utf16, ..Options::default() };
-        SharedDoc { doc: Doc::with_options(options), broken: AtomicBool::new(false) }
+        SharedDoc {
+            doc: Doc::with_options(options),
+            broken: AtomicBool::new(false),
+            pending_items: Mutex::new(Vec::new()),
+        }
     }
 
     /// Builds the doc from a snapshot (an update v1) and the updates stored
@@ -116,20 +138,47 @@ impl SharedDoc {
         if self.is_broken() {
             return Err(DocError::Panicked);
         }
-        let update = decode_update(update)?;
+        let (update, shape) = decode_update(update)?;
+        // A poisoned lock only means a panic elsewhere; the list is still whole.
+        let mut pending_items = self.pending_items.lock().unwrap_or_else(|poison| poison.into_inner());
+        // Everything pending may integrate together with this update and be
+        // deleted within the same transaction, so both are measured at once.
+        let in_flight = if pending_items.is_empty() {
+            longest_type_chain(&shape.items)
+        } else {
+            let mut combined = pending_items.clone();
+            combined.extend_from_slice(&shape.items);
+            longest_type_chain(&combined)
+        };
+        if in_flight > MAX_TYPE_DEPTH {
+            return Err(DocError::Rejected(format!(
+                "update would nest shared types {in_flight} levels deep (at most {MAX_TYPE_DEPTH})"
+            )));
+        }
+        let has_types = shape.has_types();
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let mut guard = CommitGuard(Some(self.doc.transact_mut()));
             let Some(txn) = guard.0.as_mut() else {
                 return Ok(Applied { changed: false });
             };
-            apply_in(txn, update)
+            let had_pending = txn.has_missing_updates();
+            let integration = apply_in(txn, update)?;
+            if (has_types || had_pending) && deeper_than(&*txn, MAX_TYPE_DEPTH) {
+                return Err(DocError::Panicked);
+            }
+            if !txn.has_missing_updates() {
+                pending_items.clear();
+            } else if integration.left_pending {
+                pending_items.extend(shape.items);
+            }
+            Ok(integration.applied)
         }));
         match outcome {
-            Ok(result) => result,
-            Err(_) => {
+            Ok(Err(DocError::Panicked)) | Err(_) => {
                 self.broken.store(true, Ordering::Release);
                 Err(DocError::Panicked)
             }
+            Ok(result) => result,
         }
     }
 
@@ -169,31 +218,44 @@ pub fn merge_updates(updates: &[&[u8]]) -> Result<Vec<u8>, DocError> {
 }
 
 /// Walks, then decodes, an update v1.
-fn decode_update(update: &[u8]) -> Result<Update, DocError> {
-    check_update_v1(update).map_err(DocError::Malformed)?;
-    catch_unwind(|| Update::decode_v1(update))
+fn decode_update(update: &[u8]) -> Result<(Update, UpdateShape), DocError> {
+    let shape = check_update_v1(update).map_err(DocError::Malformed)?;
+    let decoded = catch_unwind(|| Update::decode_v1(update))
         .map_err(|_| DocError::Malformed("update decoder panicked".to_owned()))?
-        .map_err(|error| DocError::Malformed(error.to_string()))
+        .map_err(|error| DocError::Malformed(error.to_string()))?;
+    Ok((decoded, shape))
+}
+
+/// What integrating one update did.
+struct Integration {
+    applied: Applied,
+    /// Some of the update's blocks wait in yrs's pending store.
+    left_pending: bool,
 }
 
 /// Integrates `update` and works out whether it changed anything.
-fn apply_in(txn: &mut TransactionMut<'_>, update: Update) -> Result<Applied, DocError> {
+fn apply_in(txn: &mut TransactionMut<'_>, update: Update) -> Result<Integration, DocError> {
     if update.is_empty() {
-        return Ok(Applied { changed: false });
+        return Ok(Integration { applied: Applied { changed: false }, left_pending: false });
     }
     let before = txn.state_vector();
-    // Whether the update holds blocks past what the doc has, or deletions:
-    // if they end up pending, they are still new information.
-    let brings_new = !update.delete_set().is_empty()
-        || update.insertions(true).iter().any(|(client, ranges)| {
-            let known = before.get(client);
+    let insertions = update.insertions(true);
+    let beyond = |state: &StateVector| {
+        insertions.iter().any(|(client, ranges)| {
+            let known = state.get(client);
             ranges.iter().any(|range| range.end > known)
-        });
+        })
+    };
+    // Blocks past what the doc has, or deletions, are new information even
+    // if they end up pending.
+    let brings_new = !update.delete_set().is_empty() || beyond(&before);
     txn.apply_update(update).map_err(|error| DocError::Rejected(error.to_string()))?;
-    let extended = txn.state_vector() != before;
+    let after = txn.state_vector();
+    let extended = after != before;
     let deleted = !txn.delete_set().is_empty();
-    let newly_pending = brings_new && txn.has_missing_updates();
-    Ok(Applied { changed: extended || deleted || newly_pending })
+    let pending = txn.has_missing_updates();
+    let changed = extended || deleted || (brings_new && pending);
+    Ok(Integration { applied: Applied { changed }, left_pending: pending && beyond(&after) })
 }
 
 /// Commits the transaction when dropped, as yrs does, except while

@@ -16,6 +16,7 @@
 pub mod awareness;
 pub mod doc;
 pub mod encoding;
+mod nesting;
 pub mod protocol;
 pub mod schema;
 mod validate;

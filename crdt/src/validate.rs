@@ -10,7 +10,12 @@
 //! walk fails. The walk also refuses counts larger than the bytes left, which
 //! would otherwise make yrs reserve memory for elements that cannot exist.
 //!
-//! The walk allocates nothing and runs in time linear in the input.
+//! The walk runs in time linear in the input. It also records where each
+//! item sits (client, clock, length, parent) so that
+//! [`crate::nesting::longest_type_chain`] can bound the nesting of shared
+//! types the update brings.
+
+use crate::nesting::{ItemBlock, ItemId, ParentRef};
 
 /// Deepest nesting of `Any` arrays and maps accepted. Annotation values nest
 /// two levels at most (a map holding an array of strings).
@@ -36,17 +41,32 @@ const HAS_PARENT_SUB: u8 = 0b0010_0000;
 /// The type ref of an XML element, the only one followed by a name.
 const TYPE_XML_ELEMENT: u8 = 3;
 
+/// What the walk learned about a well-formed update.
+#[derive(Debug, Clone, Default)]
+pub struct UpdateShape {
+    /// Every non-empty item: where it sits and what its parent is.
+    pub items: Vec<ItemBlock>,
+}
+
+impl UpdateShape {
+    /// Whether the update holds shared-type items (content kind 7).
+    pub fn has_types(&self) -> bool {
+        self.items.iter().any(|item| item.is_type)
+    }
+}
+
 /// Checks that `update` is a well-formed update v1 that yrs can decode
 /// without deep recursion. The error says what is wrong, for logs.
-pub fn check_update_v1(update: &[u8]) -> Result<(), String> {
-    let mut cursor = Cursor { buf: update, pos: 0 };
-    cursor.update().map_err(|problem| format!("{problem} at byte {}", cursor.pos))
+pub fn check_update_v1(update: &[u8]) -> Result<UpdateShape, String> {
+    let mut cursor = Cursor { buf: update, pos: 0, items: Vec::new() };
+    cursor.update().map_err(|problem| format!("{problem} at byte {}", cursor.pos))?;
+    Ok(UpdateShape { items: cursor.items })
 }
 
 /// Checks that `state_vector` is a well-formed encoded state vector whose
 /// entry count fits in its bytes.
 pub fn check_state_vector_v1(state_vector: &[u8]) -> Result<(), String> {
-    let mut cursor = Cursor { buf: state_vector, pos: 0 };
+    let mut cursor = Cursor { buf: state_vector, pos: 0, items: Vec::new() };
     let result = (|| {
         let entries = cursor.count(2)?;
         for _ in 0..entries {
@@ -58,10 +78,11 @@ pub fn check_state_vector_v1(state_vector: &[u8]) -> Result<(), String> {
     result.map_err(|problem: &str| format!("{problem} at byte {}", cursor.pos))
 }
 
-/// A read position in the input.
+/// A read position in the input, and the items seen so far.
 struct Cursor<'a> {
     buf: &'a [u8],
     pos: usize,
+    items: Vec<ItemBlock>,
 }
 
 type Walk<T = ()> = Result<T, &'static str>;
@@ -71,43 +92,52 @@ impl Cursor<'_> {
         let clients = self.count(3)?;
         for _ in 0..clients {
             let blocks = self.count(1)?;
-            self.var_u64()?; // client id
-            self.var_u32()?; // first clock
+            let client = self.var_u64()?;
+            let mut clock = self.var_u32()?;
             for _ in 0..blocks {
-                self.block()?;
+                let len = self.block(client, clock)?;
+                clock = clock.checked_add(len).ok_or("clock overflows")?;
             }
         }
         self.delete_set()
     }
 
-    fn block(&mut self) -> Walk {
+    /// Walks one block starting at `clock`; returns its length in clock
+    /// units (0 for an empty item, which yrs drops).
+    fn block(&mut self, client: u64, clock: u32) -> Walk<u32> {
         let info = self.u8()?;
         if info == BLOCK_GC || info == BLOCK_SKIP {
-            self.var_u32()?; // length
-            return Ok(());
+            let len = self.var_u32()?;
+            return if len == 0 { Err("empty block") } else { Ok(len) };
         }
-        if info & HAS_ORIGIN != 0 {
-            self.id()?;
-        }
-        if info & HAS_RIGHT_ORIGIN != 0 {
-            self.id()?;
-        }
+        let origin = if info & HAS_ORIGIN != 0 { Some(self.id()?) } else { None };
+        let right_origin = if info & HAS_RIGHT_ORIGIN != 0 { Some(self.id()?) } else { None };
+        let mut parent = ParentRef::Origins(origin, right_origin);
         if info & (HAS_ORIGIN | HAS_RIGHT_ORIGIN) == 0 {
-            if self.var_u32()? == 1 {
+            parent = if self.var_u32()? == 1 {
                 self.string()?; // root type name
+                ParentRef::Root
             } else {
-                self.id()?; // parent item
-            }
+                ParentRef::Item(self.id()?)
+            };
             if info & HAS_PARENT_SUB != 0 {
                 self.string()?; // map key
             }
         }
-        self.content(info & 0b1111)
+        let kind = info & 0b1111;
+        let len = self.content(kind)?;
+        if len > 0 {
+            let is_type = kind == CONTENT_TYPE;
+            self.items.push(ItemBlock { client, start: clock, len, is_type, parent });
+        }
+        Ok(len)
     }
 
-    fn content(&mut self, kind: u8) -> Walk {
+    /// Walks item content; returns its length as yrs counts it (UTF-16
+    /// code units for strings, elements for lists, 1 otherwise).
+    fn content(&mut self, kind: u8) -> Walk<u32> {
         match kind {
-            CONTENT_DELETED => self.var_u32().map(drop),
+            CONTENT_DELETED => self.var_u32(),
             CONTENT_JSON => {
                 // yrs reads `len + 1` strings here; mirror it so positions agree.
                 let len = self.var_u32()?;
@@ -117,18 +147,22 @@ impl Cursor<'_> {
                 for _ in 0..=len {
                     self.string()?;
                 }
-                Ok(())
+                Ok(len + 1)
             }
-            CONTENT_BINARY | CONTENT_STRING | CONTENT_EMBED => self.string(),
+            CONTENT_STRING => {
+                let text = std::str::from_utf8(self.bytes()?).map_err(|_| "string is not UTF-8")?;
+                u32::try_from(text.encode_utf16().count()).map_err(|_| "string too long")
+            }
+            CONTENT_BINARY | CONTENT_EMBED => self.string().map(|()| 1),
             CONTENT_FORMAT => {
                 self.string()?;
-                self.string()
+                self.string().map(|()| 1)
             }
             CONTENT_TYPE => {
                 if self.u8()? == TYPE_XML_ELEMENT {
                     self.string()?;
                 }
-                Ok(())
+                Ok(1)
             }
             CONTENT_ANY => {
                 let len = self.var_u32()?;
@@ -138,11 +172,11 @@ impl Cursor<'_> {
                 for _ in 0..len {
                     self.any(1)?;
                 }
-                Ok(())
+                Ok(len)
             }
             CONTENT_DOC => {
                 self.string()?; // guid
-                self.any(1)
+                self.any(1).map(|()| 1)
             }
             _ => Err("unknown content kind"),
         }
@@ -197,9 +231,8 @@ impl Cursor<'_> {
         Ok(())
     }
 
-    fn id(&mut self) -> Walk {
-        self.var_u64()?;
-        self.var_u32().map(drop)
+    fn id(&mut self) -> Walk<ItemId> {
+        Ok((self.var_u64()?, self.var_u32()?))
     }
 
     /// Reads a varuint count of elements taking at least `min_bytes` each.
@@ -213,8 +246,14 @@ impl Cursor<'_> {
 
     /// A varString / varUint8Array (yrs reads the length as a u32 varint).
     fn string(&mut self) -> Walk {
+        self.bytes().map(drop)
+    }
+
+    fn bytes(&mut self) -> Walk<&[u8]> {
         let len = self.var_u32()? as usize;
-        self.skip(len)
+        let start = self.pos;
+        self.skip(len)?;
+        self.buf.get(start..self.pos).ok_or("length exceeds input")
     }
 
     /// yrs's `read_var::<u32>`: up to 11 bytes, high bits wrapped.
@@ -310,7 +349,7 @@ mod tests {
 
     #[test]
     fn accepts_shallow_and_refuses_deep_values() {
-        assert_eq!(check_update_v1(&update_with_value(&nested_arrays(MAX_VALUE_DEPTH - 1))), Ok(()));
+        assert!(check_update_v1(&update_with_value(&nested_arrays(MAX_VALUE_DEPTH - 1))).is_ok());
         let deep = update_with_value(&nested_arrays(100_000));
         assert!(check_update_v1(&deep).unwrap_err().contains("nested too deeply"));
     }
@@ -320,7 +359,7 @@ mod tests {
         assert!(check_update_v1(&[0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
         assert!(check_state_vector_v1(&[0xff, 0xff, 0x03, 1, 1]).is_err());
         assert_eq!(check_state_vector_v1(&[1, 5, 3]), Ok(()));
-        assert_eq!(check_update_v1(&[0, 0]), Ok(()));
+        assert!(check_update_v1(&[0, 0]).unwrap().items.is_empty());
         assert!(check_update_v1(&[]).is_err());
     }
 }

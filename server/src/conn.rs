@@ -21,9 +21,6 @@ use crate::error::CloseCode;
 use crate::ids::{ConnId, now_ms};
 use crate::metrics::{KindLabel, Metrics};
 
-/// Frames queued to one client before it counts as too slow and is closed:
-/// about a second of a busy room's traffic.
-pub const OUTBOUND_QUEUE: usize = 512;
 /// Interval of WebSocket pings, which detect dead peers behind NATs.
 const PING_INTERVAL: Duration = Duration::from_secs(20);
 /// A client that sends nothing (not even a pong) for this long is gone.
@@ -112,11 +109,12 @@ impl ConnTx {
 /// the receiving side for its writer.
 pub fn channel(
     id: ConnId,
+    capacity: usize,
     kind: KindLabel,
     metrics: Arc<Metrics>,
     signal: Arc<CloseSignal>,
 ) -> (ConnTx, mpsc::Receiver<Message>) {
-    let (queue, receiver) = mpsc::channel(OUTBOUND_QUEUE);
+    let (queue, receiver) = mpsc::channel(capacity.max(1));
     (ConnTx { id, queue, signal, kind, metrics }, receiver)
 }
 

@@ -53,6 +53,9 @@ pub struct SocketLimits {
     pub yjs_rate: (u32, u32),
     /// Live-channel requests per second, and burst, per connection.
     pub live_rate: (u32, u32),
+    /// Frames queued to one client before it counts as too slow and is
+    /// closed with 4008: about a second of a busy room's traffic.
+    pub outbound_queue: usize,
 }
 
 impl Default for SocketLimits {
@@ -64,6 +67,7 @@ impl Default for SocketLimits {
             write_buffer: 4 * 1024,
             yjs_rate: (200, 1000),
             live_rate: (20, 60),
+            outbound_queue: 512,
         }
     }
 }
@@ -83,6 +87,9 @@ pub struct AppState {
     pub sessions: Arc<Sessions>,
     pub metrics: Arc<Metrics>,
     pub sockets: Arc<SocketLimits>,
+    /// The largest a document may grow: a joining client's sync step 2 can
+    /// be that big, so a y-websocket socket's write buffer must hold it.
+    pub max_doc_bytes: usize,
     pub tracker: TaskTracker,
     pub shutdown: CancellationToken,
 }
@@ -90,6 +97,7 @@ pub struct AppState {
 /// Serves on `listener` until `shutdown` is cancelled, then shuts down cleanly.
 pub async fn run(listener: TcpListener, store: Store, settings: Settings, shutdown: CancellationToken) -> Result<()> {
     let metrics = Metrics::new();
+    let max_doc_bytes = settings.rooms.max_doc_bytes;
     let tracker = TaskTracker::new();
     let committer = CommitHandle::spawn(store.clone(), metrics.clone(), &tracker);
     let rooms = RoomRegistry::new(RoomContext {
@@ -108,6 +116,7 @@ pub async fn run(listener: TcpListener, store: Store, settings: Settings, shutdo
         sessions,
         metrics,
         sockets: Arc::new(settings.sockets),
+        max_doc_bytes,
         tracker: tracker.clone(),
         shutdown: shutdown.clone(),
     };

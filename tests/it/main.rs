@@ -4,6 +4,8 @@
 //! test drives the real server on 127.0.0.1:0 through its public protocols.
 
 mod auth;
+mod awareness;
+mod cli;
 mod chat;
 mod docs;
 mod durability;

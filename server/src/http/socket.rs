@@ -35,7 +35,7 @@ impl Socket {
     pub fn open(state: &AppState, principal: Principal, socket: WebSocket, kind: KindLabel, rate: (u32, u32)) -> Socket {
         let id = ConnId::next();
         let signal = CloseSignal::new(&state.shutdown);
-        let (tx, queue) = conn::channel(id, kind.clone(), state.metrics.clone(), signal.clone());
+        let (tx, queue) = conn::channel(id, state.sockets.outbound_queue, kind.clone(), state.metrics.clone(), signal.clone());
         let (sink, stream) = socket.split();
         let writer = state.tracker.spawn(conn::write_loop(sink, queue, signal.clone(), principal.expires_at));
         let session = state.sessions.register(&principal.token_id, id, signal.clone());

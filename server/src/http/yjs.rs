@@ -43,7 +43,7 @@ pub async fn upgrade(
     Ok(upgrade
         .read_buffer_size(limits.read_buffer)
         .write_buffer_size(limits.write_buffer)
-        .max_write_buffer_size(limits.yjs_max_message.saturating_mul(2))
+        .max_write_buffer_size(limits.yjs_max_message.max(state.max_doc_bytes).saturating_mul(2))
         .max_message_size(limits.yjs_max_message)
         .max_frame_size(limits.yjs_max_message)
         .on_upgrade(move |socket| tracker.track_future(serve(state, principal, doc, socket))))
