@@ -64,8 +64,31 @@ pub struct YjsClient {
 impl YjsClient {
     /// Opens `/yjs/{room}/{doc}` with a token (no sync yet).
     pub async fn open(base: &str, room: &str, doc: &str, token: &str) -> Result<YjsClient, u16> {
+        YjsClient::open_with(base, room, doc, token, Doc::new()).await
+    }
+
+    /// Opens with an existing replica, as a client reconnecting after a drop does.
+    pub async fn open_with(base: &str, room: &str, doc: &str, token: &str, replica: Doc) -> Result<YjsClient, u16> {
         let ws = connect(&format!("{base}/yjs/{room}/{doc}?token={token}")).await?;
-        Ok(YjsClient { ws, doc: Doc::new(), backlog: VecDeque::new() })
+        Ok(YjsClient { ws, doc: replica, backlog: VecDeque::new() })
+    }
+
+    /// Removes `key` from the map "m" of the replica and returns the update.
+    pub fn remove(&self, key: &str) -> Vec<u8> {
+        let map = self.doc.get_or_insert_map("m");
+        let mut txn = self.doc.transact_mut();
+        map.remove(&mut txn, key);
+        txn.encode_update_v1()
+    }
+
+    /// The replica's map "m" as JSON text, for comparing replicas.
+    pub fn snapshot_json(&self) -> String {
+        let map = self.doc.get_or_insert_map("m");
+        let txn = self.doc.transact();
+        let mut out = String::new();
+        yrs::types::ToJson::to_json(&map, &txn).to_json(&mut out);
+        // Through serde_json's sorted maps, so key order does not matter.
+        serde_json::from_str::<Value>(&out).expect("yrs writes JSON").to_string()
     }
 
     /// Opens and completes the initial sync.

@@ -30,8 +30,14 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `crowdroom serve` on a free port over `database`.
     pub async fn start(database: &str) -> ServerProcess {
+        ServerProcess::start_with(database, &[]).await
+    }
+
+    /// Starts `crowdroom serve` with extra flags.
+    pub async fn start_with(database: &str, flags: &[&str]) -> ServerProcess {
         let mut child = Command::new(binary())
             .args(["serve", "--addr", "127.0.0.1:0", "--database", database])
+            .args(flags)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -14,7 +14,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything that can go wrong while serving a request or a socket.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// 401: no token, an unknown token, or one for another room.
+    /// 401: no token, or an unknown token. (A valid token for another room is `Forbidden`.)
     #[error("missing or invalid token")]
     Unauthorized,
     /// 401: the token has expired.

@@ -41,6 +41,13 @@ async fn role_matrix_over_rest() {
             }
         }
     }
+    // A token sets its member's role, so a moderator cannot demote an owner with one.
+    let moderator = &tokens[1];
+    let demote = json!({"user": "user-owner", "role": "viewer"});
+    let response = http::request("POST", &server.http_url("/api/v1/rooms/r1/tokens"), Some(moderator), Some(demote)).await;
+    assert_eq!(response.status, 403, "{}", response.body);
+    let me = http::get(&server.http_url("/api/v1/me"), Some(&tokens[0])).await;
+    assert_eq!(me.json()["role"], "owner");
     // Creating a room: owners only; the reply carries an owner token for it.
     for (role, token) in Role::ALL.iter().zip(&tokens) {
         let body = json!({"id": format!("new-{role}")});

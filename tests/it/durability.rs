@@ -36,7 +36,8 @@ const DOCS: usize = 3;
 async fn kill_9_under_load(backend: Backend) {
     let Some(db) = TestDb::new(backend).await else { return };
     let (token, _) = seed(&db.url).await;
-    let server = ServerProcess::start(&db.url).await;
+    // Frequent checkpoints, so the kill also lands around compactions.
+    let server = ServerProcess::start_with(&db.url, &["--checkpoint-every", "97"]).await;
     let base = format!("ws://{}", server.addr);
     let acked_updates = Arc::new(Mutex::new(Vec::<(usize, String)>::new()));
     let acked_chat = Arc::new(Mutex::new(Vec::<i64>::new()));

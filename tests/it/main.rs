@@ -10,5 +10,6 @@ mod chat;
 mod docs;
 mod durability;
 mod malformed;
+mod random;
 mod store;
 mod yjs_compat;

@@ -168,9 +168,19 @@ async fn issue_token(
         None => None,
     };
     let user = UserId::parse(&body.user)?;
+    // A token sets the member's role: nobody may change the role of a member
+    // they could not have granted it to (a moderator cannot demote an owner).
+    let current = state.store.member_role(&me.room, &user).await?;
+    if let Some(current) = current {
+        require(me.role.can_grant(current), "that member's role is above what you can grant")?;
+    }
     let display_name = body.display_name.unwrap_or_else(|| user.to_string());
     state.store.ensure_user(&user, &display_name).await?;
     let (token, secret) = state.store.issue_token(&me.room, &user, role, ttl_ms).await?;
+    if current.is_some_and(|current| current != role) {
+        // Their open sockets carry the old role: make them reconnect.
+        state.rooms.disconnect(&me.room, &user, CloseCode::RoleChanged).await;
+    }
     Ok((StatusCode::CREATED, Json(json!({ "token": secret, "info": token }))).into_response())
 }
 

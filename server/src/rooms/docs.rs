@@ -120,11 +120,14 @@ impl RoomActor {
                 let tx = member.tx.clone();
                 match decoded {
                     Ok(update) => {
-                        slot.awareness.apply(conn.0, &update, u64::try_from(now_ms()).unwrap_or(0));
-                        // Relay to everyone, the sender included: the
+                        let now = u64::try_from(now_ms()).unwrap_or(0);
+                        // Relay what the registry accepted (never entries it
+                        // refused) to everyone, the sender included: the
                         // y-websocket client closes after 30 s without
                         // receiving anything, and its own renewals keep it open.
-                        slot.broadcast(&binary(&Message::Awareness(&bytes)), None);
+                        if let Some(accepted) = slot.awareness.apply_accepted(conn.0, &update, now) {
+                            slot.broadcast(&binary(&Message::Awareness(&accepted)), None);
+                        }
                     }
                     Err(_) => self.bad_input(&tx, CloseCode::ProtocolError),
                 }

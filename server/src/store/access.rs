@@ -148,6 +148,16 @@ impl Store {
         rows.iter().map(|row| Ok(TokenId(row.try_get("id")?))).collect()
     }
 
+    /// A member's role in a room, if they are a member.
+    pub async fn member_role(&self, room: &RoomId, user: &UserId) -> Result<Option<Role>> {
+        let row = sqlx::query("SELECT role FROM members WHERE room_id = $1 AND user_id = $2")
+            .bind(room.as_str())
+            .bind(user.as_str())
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|row| parse_role(&row.try_get::<String, _>("role")?)).transpose()
+    }
+
     pub async fn members(&self, room: &RoomId) -> Result<Vec<MemberRow>> {
         let rows = sqlx::query(
             "SELECT m.user_id, u.display_name, m.role, m.created_at FROM members m \
