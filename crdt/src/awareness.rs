@@ -84,14 +84,22 @@ impl AwarenessUpdate {
             let client_id = reader.read_var_u64()?;
             let clock = reader.read_var_u64()?;
             let state = reader.read_var_string()?.to_owned();
-            entries.push(AwarenessEntry { client_id, clock, state });
+            entries.push(AwarenessEntry {
+                client_id,
+                clock,
+                state,
+            });
         }
         Ok(AwarenessUpdate { entries })
     }
 
     /// Encodes the update in y-protocols format.
     pub fn encode(&self) -> Vec<u8> {
-        let state_bytes: usize = self.entries.iter().map(|entry| entry.state.len() + 24).sum();
+        let state_bytes: usize = self
+            .entries
+            .iter()
+            .map(|entry| entry.state.len() + 24)
+            .sum();
         let mut out = Vec::with_capacity(state_bytes + 10);
         write_var_u64(&mut out, self.entries.len() as u64);
         for entry in &self.entries {
@@ -197,8 +205,10 @@ impl AwarenessRegistry {
     /// than `timeout_ms`: by then no stale entry is still in flight.
     pub fn expire(&mut self, now_ms: u64, timeout_ms: u64) -> Option<Vec<u8>> {
         self.latest_ms = self.latest_ms.max(now_ms);
-        let is_old = |record: &ClientRecord| now_ms.saturating_sub(record.last_seen_ms) > timeout_ms;
-        self.clients.retain(|_, record| record.state.is_some() || !is_old(record));
+        let is_old =
+            |record: &ClientRecord| now_ms.saturating_sub(record.last_seen_ms) > timeout_ms;
+        self.clients
+            .retain(|_, record| record.state.is_some() || !is_old(record));
         let mut stale: Vec<u64> = self
             .clients
             .iter()
@@ -223,7 +233,11 @@ impl AwarenessRegistry {
             .iter()
             .filter_map(|(client_id, record)| {
                 let state = record.state.as_ref()?;
-                Some(AwarenessEntry { client_id: *client_id, clock: record.clock, state: state.clone() })
+                Some(AwarenessEntry {
+                    client_id: *client_id,
+                    clock: record.clock,
+                    state: state.clone(),
+                })
             })
             .collect();
         live.sort_unstable_by_key(|entry| entry.client_id);
@@ -237,7 +251,10 @@ impl AwarenessRegistry {
 
     /// The live client ids `owner` announced, in ascending order.
     pub fn owned_by(&self, owner: u64) -> Vec<u64> {
-        self.owners.get(&owner).map(|ids| ids.iter().copied().collect()).unwrap_or_default()
+        self.owners
+            .get(&owner)
+            .map(|ids| ids.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Applies one entry; returns whether it changed something.
@@ -254,7 +271,9 @@ impl AwarenessRegistry {
         let is_live = known.is_some_and(|record| record.state.is_some());
         let wins = match known {
             None => !is_null,
-            Some(record) => record.clock < entry.clock || (record.clock == entry.clock && is_null && is_live),
+            Some(record) => {
+                record.clock < entry.clock || (record.clock == entry.clock && is_null && is_live)
+            }
         };
         if !wins {
             return false;
@@ -277,7 +296,10 @@ impl AwarenessRegistry {
         if let Some(previous) = previous_owner.filter(|previous| *previous != owner) {
             self.disown(previous, entry.client_id);
         }
-        self.owners.entry(owner).or_default().insert(entry.client_id);
+        self.owners
+            .entry(owner)
+            .or_default()
+            .insert(entry.client_id);
         self.clients.insert(
             entry.client_id,
             ClientRecord {
@@ -294,10 +316,17 @@ impl AwarenessRegistry {
     /// [`REMOVAL_CLOCK_STEP`]; returns the removal entry, or `None` if it was
     /// not live.
     fn tombstone(&mut self, client_id: u64, removed_at: u64) -> Option<AwarenessEntry> {
-        let record = self.clients.get(&client_id).filter(|record| record.state.is_some())?;
+        let record = self
+            .clients
+            .get(&client_id)
+            .filter(|record| record.state.is_some())?;
         let clock = record.clock.saturating_add(REMOVAL_CLOCK_STEP);
         self.tombstone_at(client_id, clock, removed_at);
-        Some(AwarenessEntry { client_id, clock, state: NULL_STATE.to_owned() })
+        Some(AwarenessEntry {
+            client_id,
+            clock,
+            state: NULL_STATE.to_owned(),
+        })
     }
 
     /// Turns a client into a tombstone at `clock`.
@@ -336,7 +365,11 @@ impl AwarenessRegistry {
             let Some(client_id) = self.tombstone_order.pop_front() else {
                 break;
             };
-            if self.clients.get(&client_id).is_some_and(|record| record.state.is_none()) {
+            if self
+                .clients
+                .get(&client_id)
+                .is_some_and(|record| record.state.is_none())
+            {
                 self.clients.remove(&client_id);
             }
         }

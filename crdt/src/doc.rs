@@ -6,10 +6,10 @@
 //! functions do that on [`SharedDoc::doc`]). Each update goes through three
 //! gates before it reaches the document:
 //!
-//! 1. a bounded structural walk ([`crate::validate`]) that refuses input yrs
+//! 1. a bounded structural walk (`validate.rs`) that refuses input yrs
 //!    would recurse on without limit (a stack overflow aborts the process,
 //!    which no `catch_unwind` can stop), including updates that would nest
-//!    shared types too deeply ([`crate::nesting`]);
+//!    shared types too deeply (`nesting.rs`);
 //! 2. yrs's own v1 decoder;
 //! 3. `catch_unwind` around decoding and integration, so a yrs bug becomes
 //!    [`DocError::Panicked`] instead of taking the server down.
@@ -26,7 +26,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
-use yrs::{Doc, OffsetKind, Options, ReadTxn, StateVector, Transact, TransactionMut, Update};
+use yrs::{
+    Doc, OffsetKind, Options, ReadTxn, StateVector, Transact, TransactionMut, Update, WriteTxn,
+};
 
 pub use crate::nesting::MAX_TYPE_DEPTH;
 use crate::nesting::{ItemBlock, deeper_than, longest_type_chain};
@@ -89,7 +91,24 @@ impl SharedDoc {
     /// An empty document. Text offsets count UTF-16 code units, as in Yjs,
     /// so the server edits text at the same positions as the web client.
     pub fn new() -> Self {
-        let options = Options { offset_kind: OffsetKind::Utf16, ..Options::default() };
+        Self::with_options(Options {
+            offset_kind: OffsetKind::Utf16,
+            ..Options::default()
+        })
+    }
+
+    /// Like [`new`](Self::new), with a chosen yrs client id (for replayable
+    /// tests, or a server that reserves ids). Two peers editing with the
+    /// same client id corrupt the document, so never reuse a live one.
+    pub fn with_client_id(client_id: u64) -> Self {
+        let options = Options::with_client_id(yrs::ClientID::new(client_id));
+        Self::with_options(Options {
+            offset_kind: OffsetKind::Utf16,
+            ..options
+        })
+    }
+
+    fn with_options(options: Options) -> Self {
         SharedDoc {
             doc: Doc::with_options(options),
             broken: AtomicBool::new(false),
@@ -126,10 +145,7 @@ impl SharedDoc {
         let state_vector = catch_unwind(|| StateVector::decode_v1(remote_state_vector))
             .map_err(|_| DocError::Malformed("state vector decoder panicked".to_owned()))?
             .map_err(|error| DocError::Malformed(error.to_string()))?;
-        catch_unwind(AssertUnwindSafe(|| {
-            self.doc.transact().encode_state_as_update_v1(&state_vector)
-        }))
-        .map_err(|_| DocError::Panicked)
+        self.encode(&state_vector)
     }
 
     /// Validates (decodes as update v1) and applies a remote update. Never
@@ -140,7 +156,10 @@ impl SharedDoc {
         }
         let (update, shape) = decode_update(update)?;
         // A poisoned lock only means a panic elsewhere; the list is still whole.
-        let mut pending_items = self.pending_items.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut pending_items = self
+            .pending_items
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         // Everything pending may integrate together with this update and be
         // deleted within the same transaction, so both are measured at once.
         let in_flight = if pending_items.is_empty() {
@@ -163,7 +182,10 @@ impl SharedDoc {
             };
             let had_pending = txn.has_missing_updates();
             let integration = apply_in(txn, update)?;
-            if (has_types || had_pending) && deeper_than(&*txn, MAX_TYPE_DEPTH) {
+            // Only integration adds depth: new types, or pending blocks that
+            // the update released.
+            let may_deepen = integration.applied.changed && (has_types || had_pending);
+            if may_deepen && deeper_than(&*txn, MAX_TYPE_DEPTH) {
                 return Err(DocError::Panicked);
             }
             if !txn.has_missing_updates() {
@@ -183,15 +205,40 @@ impl SharedDoc {
     }
 
     /// The whole state as one update v1, including blocks still waiting for
-    /// their predecessors.
+    /// their predecessors. Never panics: if yrs fails to encode the waiting
+    /// blocks, the doc is marked broken and the snapshot holds only the
+    /// integrated state. Use [`try_snapshot`](Self::try_snapshot) to store
+    /// a checkpoint, so that cannot happen silently.
     pub fn snapshot(&self) -> Vec<u8> {
-        self.doc.transact().encode_state_as_update_v1(&StateVector::default())
+        self.try_snapshot().unwrap_or_else(|_| {
+            let integrated = catch_unwind(AssertUnwindSafe(|| {
+                self.doc.transact().encode_diff_v1(&StateVector::default())
+            }));
+            integrated.unwrap_or_else(|_| Update::EMPTY_V1.to_vec())
+        })
+    }
+
+    /// The whole state as one update v1, or [`DocError::Panicked`] (and the
+    /// doc marked broken) if yrs panics encoding it.
+    pub fn try_snapshot(&self) -> Result<Vec<u8>, DocError> {
+        self.encode(&StateVector::default())
     }
 
     /// Whether the doc holds blocks or deletions that wait for updates it
     /// has not seen (a client sent updates out of order or with a gap).
     pub fn has_pending(&self) -> bool {
         self.doc.transact().has_missing_updates()
+    }
+
+    /// Encodes what a peer at `state_vector` lacks, pending blocks included.
+    fn encode(&self, state_vector: &StateVector) -> Result<Vec<u8>, DocError> {
+        catch_unwind(AssertUnwindSafe(|| {
+            self.doc.transact().encode_state_as_update_v1(state_vector)
+        }))
+        .map_err(|_| {
+            self.broken.store(true, Ordering::Release);
+            DocError::Panicked
+        })
     }
 
     /// Whether yrs panicked inside this doc; if so, drop it and reload.
@@ -236,7 +283,10 @@ struct Integration {
 /// Integrates `update` and works out whether it changed anything.
 fn apply_in(txn: &mut TransactionMut<'_>, update: Update) -> Result<Integration, DocError> {
     if update.is_empty() {
-        return Ok(Integration { applied: Applied { changed: false }, left_pending: false });
+        return Ok(Integration {
+            applied: Applied { changed: false },
+            left_pending: false,
+        });
     }
     let before = txn.state_vector();
     let insertions = update.insertions(true);
@@ -249,13 +299,26 @@ fn apply_in(txn: &mut TransactionMut<'_>, update: Update) -> Result<Integration,
     // Blocks past what the doc has, or deletions, are new information even
     // if they end up pending.
     let brings_new = !update.delete_set().is_empty() || beyond(&before);
-    txn.apply_update(update).map_err(|error| DocError::Rejected(error.to_string()))?;
+    txn.apply_update(update)
+        .map_err(|error| DocError::Rejected(error.to_string()))?;
+    if txn.has_missing_updates() && txn.state_vector() != before {
+        // yrs retries pending blocks only when the new update touches a
+        // client they wait for, so blocks whose predecessors just arrived
+        // through another client can stay pending. Retry them once.
+        if let Some(pending) = txn.prune_pending() {
+            txn.apply_update(pending)
+                .map_err(|error| DocError::Rejected(error.to_string()))?;
+        }
+    }
     let after = txn.state_vector();
     let extended = after != before;
     let deleted = !txn.delete_set().is_empty();
     let pending = txn.has_missing_updates();
     let changed = extended || deleted || (brings_new && pending);
-    Ok(Integration { applied: Applied { changed }, left_pending: pending && beyond(&after) })
+    Ok(Integration {
+        applied: Applied { changed },
+        left_pending: pending && beyond(&after),
+    })
 }
 
 /// Commits the transaction when dropped, as yrs does, except while

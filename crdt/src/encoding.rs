@@ -142,7 +142,18 @@ mod tests {
 
     #[test]
     fn var_u64_round_trips_at_every_width() {
-        let mut values = vec![0, 1, 127, 128, 255, 300, 16_383, 16_384, u64::MAX, u64::MAX - 1];
+        let mut values = vec![
+            0,
+            1,
+            127,
+            128,
+            255,
+            300,
+            16_383,
+            16_384,
+            u64::MAX,
+            u64::MAX - 1,
+        ];
         values.extend((0..64).map(|bit| 1u64 << bit));
         values.extend((1..64).map(|bit| (1u64 << bit) - 1));
         for value in values {
@@ -166,19 +177,31 @@ mod tests {
     #[test]
     fn var_u64_errors() {
         assert_eq!(Reader::new(&[]).read_var_u64(), Err(DecodeError::Truncated));
-        assert_eq!(Reader::new(&[0x80]).read_var_u64(), Err(DecodeError::Truncated));
+        assert_eq!(
+            Reader::new(&[0x80]).read_var_u64(),
+            Err(DecodeError::Truncated)
+        );
         let max = encoded(u64::MAX);
         for cut in 0..max.len() {
-            assert_eq!(Reader::new(&max[..cut]).read_var_u64(), Err(DecodeError::Truncated));
+            assert_eq!(
+                Reader::new(&max[..cut]).read_var_u64(),
+                Err(DecodeError::Truncated)
+            );
         }
         // Bit 64 set on the tenth byte.
         let mut too_big = vec![0xff; 9];
         too_big.push(0x02);
-        assert_eq!(Reader::new(&too_big).read_var_u64(), Err(DecodeError::VarIntOverflow));
+        assert_eq!(
+            Reader::new(&too_big).read_var_u64(),
+            Err(DecodeError::VarIntOverflow)
+        );
         // Eleven bytes, even if the value is small.
         let mut too_long = vec![0x80; 10];
         too_long.push(0x00);
-        assert_eq!(Reader::new(&too_long).read_var_u64(), Err(DecodeError::VarIntOverflow));
+        assert_eq!(
+            Reader::new(&too_long).read_var_u64(),
+            Err(DecodeError::VarIntOverflow)
+        );
         // Non-minimal but in range is fine, as in lib0.
         assert_eq!(Reader::new(&[0x80, 0x00]).read_var_u64(), Ok(0));
     }
@@ -195,12 +218,21 @@ mod tests {
         assert_eq!(reader.read_var_bytes(), Ok(&[][..]));
         assert!(reader.is_empty());
 
-        assert_eq!(Reader::new(&[3, 1, 2]).read_var_bytes(), Err(DecodeError::Truncated));
-        assert_eq!(Reader::new(&[2, 0xc3, 0x28]).read_var_string(), Err(DecodeError::InvalidUtf8));
+        assert_eq!(
+            Reader::new(&[3, 1, 2]).read_var_bytes(),
+            Err(DecodeError::Truncated)
+        );
+        assert_eq!(
+            Reader::new(&[2, 0xc3, 0x28]).read_var_string(),
+            Err(DecodeError::InvalidUtf8)
+        );
         // A length near u64::MAX must fail cleanly, not overflow `pos + len`.
         let mut huge = encoded(u64::MAX);
         huge.push(0);
-        assert_eq!(Reader::new(&huge).read_var_bytes(), Err(DecodeError::Truncated));
+        assert_eq!(
+            Reader::new(&huge).read_var_bytes(),
+            Err(DecodeError::Truncated)
+        );
     }
 
     #[test]

@@ -11,6 +11,11 @@
 //! - [`doc`]: a yrs document with validation ([`SharedDoc`]);
 //! - [`schema`]: the annotation document's shape, shared with the web client.
 //!
+//! Two private modules guard yrs, which recurses without limit on some
+//! inputs (a stack overflow aborts the process): `validate` walks every
+//! update before yrs decodes it, and `nesting` bounds how deeply shared
+//! types nest.
+//!
 //! Invariant: this crate never touches the network, the disk or the clock.
 
 pub mod awareness;

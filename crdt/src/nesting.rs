@@ -42,11 +42,15 @@ pub(crate) enum ParentRef {
 /// One item block of an update, as far as nesting is concerned.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ItemBlock {
+    /// The client that created the item.
     pub client: u64,
+    /// Its first clock.
     pub start: u32,
+    /// How many clocks it spans (UTF-16 units for text).
     pub len: u32,
     /// Whether the item is a shared type (content kind 7).
     pub is_type: bool,
+    /// Where its parent comes from.
     pub parent: ParentRef,
 }
 
@@ -61,11 +65,15 @@ pub(crate) fn longest_type_chain(blocks: &[ItemBlock]) -> usize {
     by_id.sort_unstable_by_key(|&index| blocks.get(index).map(|block| (block.client, block.start)));
     let lookup = |(client, clock): ItemId| -> Option<usize> {
         let position = by_id.partition_point(|&index| {
-            blocks.get(index).is_some_and(|block| (block.client, block.start) <= (client, clock))
+            blocks
+                .get(index)
+                .is_some_and(|block| (block.client, block.start) <= (client, clock))
         });
         let index = *by_id.get(position.checked_sub(1)?)?;
         let block = blocks.get(index)?;
-        let inside = clock.checked_sub(block.start).is_some_and(|offset| offset < block.len);
+        let inside = clock
+            .checked_sub(block.start)
+            .is_some_and(|offset| offset < block.len);
         (block.client == client && inside).then_some(index)
     };
     // reach[i]: depth of the deepest in-update type enclosing block i.
@@ -103,7 +111,11 @@ pub(crate) fn longest_type_chain(blocks: &[ItemBlock]) -> usize {
                             continue;
                         };
                         let is_type = blocks.get(dependency).is_some_and(|block| block.is_type);
-                        depth = depth.max(if is_parent && is_type { enclosing + 1 } else { enclosing });
+                        depth = depth.max(if is_parent && is_type {
+                            enclosing + 1
+                        } else {
+                            enclosing
+                        });
                     }
                     set(&mut reach, index, Visit::Done(depth));
                     if blocks.get(index).is_some_and(|block| block.is_type) {
@@ -138,8 +150,11 @@ fn set(reach: &mut [Visit], index: usize, visit: Visit) {
 /// `limit` levels (root types are level 1). Walks with an explicit stack,
 /// so it is safe on any depth; stops at the first level past `limit`.
 pub(crate) fn deeper_than<T: ReadTxn>(txn: &T, limit: usize) -> bool {
-    let mut stack: Vec<(BranchPtr, usize)> =
-        txn.root_refs().filter_map(|(_, root)| branch_of(&root)).map(|root| (root, 1)).collect();
+    let mut stack: Vec<(BranchPtr, usize)> = txn
+        .root_refs()
+        .filter_map(|(_, root)| branch_of(&root))
+        .map(|root| (root, 1))
+        .collect();
     while let Some((branch, depth)) = stack.pop() {
         if depth > limit {
             return true;

@@ -174,7 +174,10 @@ mod tests {
         assert_eq!(Message::decode(&[0, 0, 1, 0]), Ok(Message::SyncStep1(&[0])));
         assert_eq!(Message::SyncStep1(&[0]).encode(), [0, 0, 1, 0]);
         // Sync step 2 with the empty update [0, 0].
-        assert_eq!(Message::decode(&[0, 1, 2, 0, 0]), Ok(Message::SyncStep2(&[0, 0])));
+        assert_eq!(
+            Message::decode(&[0, 1, 2, 0, 0]),
+            Ok(Message::SyncStep2(&[0, 0]))
+        );
         // An update frame: [0, 2, len, ...update].
         let update = [1, 1, 200, 1, 0, 4, 0, 1, 116, 1, 97, 0];
         let mut frame = vec![0, 2, update.len() as u8];
@@ -187,12 +190,30 @@ mod tests {
 
     #[test]
     fn rejects_bad_frames() {
-        assert_eq!(Message::decode(&[]), Err(ProtocolError::Decode(DecodeError::Truncated)));
-        assert_eq!(Message::decode(&[9]), Err(ProtocolError::UnknownMessageType(9)));
-        assert_eq!(Message::decode(&[0, 3, 0]), Err(ProtocolError::UnknownSyncType(3)));
-        assert_eq!(Message::decode(&[2, 1, 0]), Err(ProtocolError::UnknownAuthType(1)));
-        assert_eq!(Message::decode(&[3, 0]), Err(ProtocolError::TrailingBytes(1)));
-        assert_eq!(Message::decode(&[0, 0, 1, 0, 7, 7]), Err(ProtocolError::TrailingBytes(2)));
+        assert_eq!(
+            Message::decode(&[]),
+            Err(ProtocolError::Decode(DecodeError::Truncated))
+        );
+        assert_eq!(
+            Message::decode(&[9]),
+            Err(ProtocolError::UnknownMessageType(9))
+        );
+        assert_eq!(
+            Message::decode(&[0, 3, 0]),
+            Err(ProtocolError::UnknownSyncType(3))
+        );
+        assert_eq!(
+            Message::decode(&[2, 1, 0]),
+            Err(ProtocolError::UnknownAuthType(1))
+        );
+        assert_eq!(
+            Message::decode(&[3, 0]),
+            Err(ProtocolError::TrailingBytes(1))
+        );
+        assert_eq!(
+            Message::decode(&[0, 0, 1, 0, 7, 7]),
+            Err(ProtocolError::TrailingBytes(2))
+        );
         assert_eq!(
             Message::decode(&[0, 2, 5, 1, 2]),
             Err(ProtocolError::Decode(DecodeError::Truncated))
@@ -208,7 +229,10 @@ mod tests {
         for message in all_variants() {
             let frame = message.encode();
             for cut in 0..frame.len() {
-                assert!(Message::decode(&frame[..cut]).is_err(), "{message:?} cut at {cut}");
+                assert!(
+                    Message::decode(&frame[..cut]).is_err(),
+                    "{message:?} cut at {cut}"
+                );
             }
         }
     }

@@ -15,7 +15,8 @@
 //! wrongly typed optional field reads as absent, a label whose value is a
 //! shared type (not plain JSON) is skipped, and a review without a valid
 //! state reads as `None`. Records stored as plain JSON objects instead of
-//! `Y.Map`s are read too.
+//! `Y.Map`s are read too. An array that a peer also wrote text into reads
+//! as empty (yrs cannot iterate it safely).
 //!
 //! Each write function runs one transaction on the given doc and returns the
 //! update v1 it produced (`TransactionMut::encode_update_v1` after commit,
@@ -23,12 +24,15 @@
 //! elsewhere or broadcast.
 
 mod convert;
+mod text_edit;
 
 use serde::{Deserialize, Serialize};
-use yrs::{Any, Array, ArrayRef, Doc, Map, MapPrelim, OffsetKind, Out, ReadTxn, Text, Transact};
-use yrs::{GetString, TransactionMut, WriteTxn};
+use yrs::branch::BranchPtr;
+use yrs::{Any, Array, ArrayRef, Doc, Map, MapPrelim, Out, ReadTxn, Text, Transact};
+use yrs::{GetString, TextRef, TransactionMut, WriteTxn};
 
 use convert::{Record, any_to_json, json_to_any, number};
+use text_edit::{minimal_edit, text_len};
 
 /// Root `Y.Array` of spans.
 pub const SPANS: &str = "spans";
@@ -155,8 +159,12 @@ pub struct Meta {
 /// Reads the annotation, skipping whatever does not fit the schema.
 pub fn read(doc: &Doc) -> Annotation {
     let txn = doc.transact();
-    let spans = records(&txn, SPANS).filter_map(|record| read_span(&record)).collect();
-    let comments = records(&txn, COMMENTS).filter_map(|record| read_comment(&record)).collect();
+    let spans = records(&txn, SPANS)
+        .filter_map(|record| read_span(&record))
+        .collect();
+    let comments = records(&txn, COMMENTS)
+        .filter_map(|record| read_comment(&record))
+        .collect();
     let labels = match txn.get_map(LABELS) {
         Some(map) => map
             .iter(&txn)
@@ -167,16 +175,30 @@ pub fn read(doc: &Doc) -> Annotation {
             .collect(),
         None => serde_json::Map::new(),
     };
-    let text = txn.get_text(TEXT).map(|text| text.get_string(&txn)).unwrap_or_default();
-    let review = txn.get_map(REVIEW).and_then(|map| read_review(&Record::Shared(map, &txn)));
-    Annotation { spans, labels, text, comments, review }
+    let text = txn
+        .get_text(TEXT)
+        .map(|text| text.get_string(&txn))
+        .unwrap_or_default();
+    let review = txn
+        .get_map(REVIEW)
+        .and_then(|map| read_review(&Record::Shared(map, &txn)));
+    Annotation {
+        spans,
+        labels,
+        text,
+        comments,
+        review,
+    }
 }
 
 /// Reads `meta`, or `None` if it is missing or malformed.
 pub fn read_meta(doc: &Doc) -> Option<Meta> {
     let txn = doc.transact();
     let meta = Record::Shared(txn.get_map(META)?, &txn);
-    Some(Meta { task_id: meta.string("task_id")?, schema_version: meta.integer("schema_version")? })
+    Some(Meta {
+        task_id: meta.string("task_id")?,
+        schema_version: meta.integer("schema_version")?,
+    })
 }
 
 /// Appends a span.
@@ -200,7 +222,7 @@ pub fn add_span(doc: &Doc, span: &Span) -> Vec<u8> {
 pub fn remove_span(doc: &Doc, id: &str) -> Option<Vec<u8>> {
     let mut removed = false;
     let update = edit(doc, |txn| {
-        let Some(spans) = txn.get_array(SPANS) else {
+        let Some(spans) = readable_array(&*txn, SPANS) else {
             return;
         };
         // Index through `get`, which counts exactly as `remove` does, and
@@ -257,18 +279,21 @@ pub fn add_comment(doc: &Doc, comment: &Comment) -> Vec<u8> {
 
 /// Makes the free-text answer equal `value`, touching only the part that
 /// differs (so a concurrent edit elsewhere in the text survives).
+///
+/// If a peer put anything but plain text into the `text` root (embeds,
+/// shared types, array values), positions in the string do not match
+/// positions in the type and yrs panics removing such content, so the text
+/// is left as is and the returned update is empty.
 pub fn set_text(doc: &Doc, value: &str) -> Vec<u8> {
     let kind = doc.offset_kind();
     edit(doc, |txn| {
         let text = txn.get_or_insert_text(TEXT);
         let current = text.get_string(&*txn);
-        let len = text.len(&*txn);
-        // If the text holds embeds or foreign content that the string does
-        // not show, offsets computed from the string would be wrong:
-        // replace everything instead.
-        let edit = match minimal_edit(&current, value, kind) {
-            Some(edit) if text_len(&current, kind) == len => edit,
-            _ => TextEdit { start: 0, remove: len, insert: value },
+        if text_len(&current, kind) != text.len(&*txn) {
+            return;
+        }
+        let Some(edit) = minimal_edit(&current, value, kind) else {
+            return;
         };
         if edit.remove > 0 {
             text.remove_range(txn, edit.start, edit.remove);
@@ -296,8 +321,22 @@ fn edit(doc: &Doc, change: impl FnOnce(&mut TransactionMut<'_>)) -> Vec<u8> {
 
 /// The records of a root array, skipping elements that are not maps.
 fn records<'t, T: ReadTxn>(txn: &'t T, root: &str) -> impl Iterator<Item = Record<'t, T>> {
-    let values: Vec<Out> = txn.get_array(root).map(|array: ArrayRef| array.iter(txn).collect()).unwrap_or_default();
-    values.into_iter().filter_map(move |value| Record::from_out(value, txn))
+    let values: Vec<Out> = readable_array(txn, root)
+        .map(|array| array.iter(txn).collect())
+        .unwrap_or_default();
+    values
+        .into_iter()
+        .filter_map(move |value| Record::from_out(value, txn))
+}
+
+/// The root array `root`, unless a peer also wrote text into it. yrs's
+/// array iterator (and `get`) loops forever on text whose length differs
+/// between UTF-16 units and chars (an emoji), so such an array is treated
+/// as unreadable: no records, nothing removed.
+fn readable_array<T: ReadTxn>(txn: &T, root: &str) -> Option<ArrayRef> {
+    let array = txn.get_array(root)?;
+    let as_text = TextRef::from(BranchPtr::from(array.as_ref()));
+    as_text.get_string(txn).is_empty().then_some(array)
 }
 
 fn read_span<T: ReadTxn>(record: &Record<'_, T>) -> Option<Span> {
@@ -327,52 +366,6 @@ fn read_review<T: ReadTxn>(record: &Record<'_, T>) -> Option<Review> {
         reason: record.string("reason")?,
         at: record.integer("at")?,
     })
-}
-
-/// Length of `text` in the unit the doc counts offsets in.
-fn text_len(text: &str, kind: OffsetKind) -> u32 {
-    let len = match kind {
-        OffsetKind::Bytes => text.len(),
-        OffsetKind::Utf16 => text.encode_utf16().count(),
-    };
-    u32::try_from(len).unwrap_or(u32::MAX)
-}
-
-/// One replacement turning a text into another, in the doc's offset unit.
-struct TextEdit<'v> {
-    start: u32,
-    remove: u32,
-    insert: &'v str,
-}
-
-/// The smallest single replacement turning `current` into `wanted`.
-fn minimal_edit<'v>(current: &str, wanted: &'v str, kind: OffsetKind) -> Option<TextEdit<'v>> {
-    let prefix = common_prefix(current, wanted);
-    let suffix = common_suffix(current.get(prefix..)?, wanted.get(prefix..)?);
-    let removed = current.get(prefix..current.len() - suffix)?;
-    Some(TextEdit {
-        start: text_len(current.get(..prefix)?, kind),
-        remove: text_len(removed, kind),
-        insert: wanted.get(prefix..wanted.len() - suffix)?,
-    })
-}
-
-/// Byte length of the longest common prefix, on a char boundary.
-fn common_prefix(left: &str, right: &str) -> usize {
-    left.char_indices()
-        .zip(right.chars())
-        .find(|((_, a), b)| a != b)
-        .map_or_else(|| left.len().min(right.len()), |((index, _), _)| index)
-}
-
-/// Byte length of the longest common suffix, on a char boundary.
-fn common_suffix(left: &str, right: &str) -> usize {
-    left.chars()
-        .rev()
-        .zip(right.chars().rev())
-        .take_while(|(a, b)| a == b)
-        .map(|(a, _)| a.len_utf8())
-        .sum()
 }
 
 #[cfg(test)]

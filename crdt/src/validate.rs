@@ -58,15 +58,27 @@ impl UpdateShape {
 /// Checks that `update` is a well-formed update v1 that yrs can decode
 /// without deep recursion. The error says what is wrong, for logs.
 pub fn check_update_v1(update: &[u8]) -> Result<UpdateShape, String> {
-    let mut cursor = Cursor { buf: update, pos: 0, items: Vec::new() };
-    cursor.update().map_err(|problem| format!("{problem} at byte {}", cursor.pos))?;
-    Ok(UpdateShape { items: cursor.items })
+    let mut cursor = Cursor {
+        buf: update,
+        pos: 0,
+        items: Vec::new(),
+    };
+    cursor
+        .update()
+        .map_err(|problem| format!("{problem} at byte {}", cursor.pos))?;
+    Ok(UpdateShape {
+        items: cursor.items,
+    })
 }
 
 /// Checks that `state_vector` is a well-formed encoded state vector whose
 /// entry count fits in its bytes.
 pub fn check_state_vector_v1(state_vector: &[u8]) -> Result<(), String> {
-    let mut cursor = Cursor { buf: state_vector, pos: 0, items: Vec::new() };
+    let mut cursor = Cursor {
+        buf: state_vector,
+        pos: 0,
+        items: Vec::new(),
+    };
     let result = (|| {
         let entries = cursor.count(2)?;
         for _ in 0..entries {
@@ -108,10 +120,22 @@ impl Cursor<'_> {
         let info = self.u8()?;
         if info == BLOCK_GC || info == BLOCK_SKIP {
             let len = self.var_u32()?;
-            return if len == 0 { Err("empty block") } else { Ok(len) };
+            return if len == 0 {
+                Err("empty block")
+            } else {
+                Ok(len)
+            };
         }
-        let origin = if info & HAS_ORIGIN != 0 { Some(self.id()?) } else { None };
-        let right_origin = if info & HAS_RIGHT_ORIGIN != 0 { Some(self.id()?) } else { None };
+        let origin = if info & HAS_ORIGIN != 0 {
+            Some(self.id()?)
+        } else {
+            None
+        };
+        let right_origin = if info & HAS_RIGHT_ORIGIN != 0 {
+            Some(self.id()?)
+        } else {
+            None
+        };
         let mut parent = ParentRef::Origins(origin, right_origin);
         if info & (HAS_ORIGIN | HAS_RIGHT_ORIGIN) == 0 {
             parent = if self.var_u32()? == 1 {
@@ -128,7 +152,13 @@ impl Cursor<'_> {
         let len = self.content(kind)?;
         if len > 0 {
             let is_type = kind == CONTENT_TYPE;
-            self.items.push(ItemBlock { client, start: clock, len, is_type, parent });
+            self.items.push(ItemBlock {
+                client,
+                start: clock,
+                len,
+                is_type,
+                parent,
+            });
         }
         Ok(len)
     }
@@ -138,17 +168,10 @@ impl Cursor<'_> {
     fn content(&mut self, kind: u8) -> Walk<u32> {
         match kind {
             CONTENT_DELETED => self.var_u32(),
-            CONTENT_JSON => {
-                // yrs reads `len + 1` strings here; mirror it so positions agree.
-                let len = self.var_u32()?;
-                if len as usize >= self.remaining() {
-                    return Err("JSON content count exceeds input");
-                }
-                for _ in 0..=len {
-                    self.string()?;
-                }
-                Ok(len + 1)
-            }
+            // Legacy content no current Yjs writes. yrs writes `len` strings
+            // but reads `len + 1`, so such items break every later encoding
+            // of the doc (and make yrs panic); refuse them.
+            CONTENT_JSON => Err("legacy JSON content is not supported"),
             CONTENT_STRING => {
                 let text = std::str::from_utf8(self.bytes()?).map_err(|_| "string is not UTF-8")?;
                 u32::try_from(text.encode_utf16().count()).map_err(|_| "string too long")
@@ -351,7 +374,11 @@ mod tests {
     fn accepts_shallow_and_refuses_deep_values() {
         assert!(check_update_v1(&update_with_value(&nested_arrays(MAX_VALUE_DEPTH - 1))).is_ok());
         let deep = update_with_value(&nested_arrays(100_000));
-        assert!(check_update_v1(&deep).unwrap_err().contains("nested too deeply"));
+        assert!(
+            check_update_v1(&deep)
+                .unwrap_err()
+                .contains("nested too deeply")
+        );
     }
 
     #[test]

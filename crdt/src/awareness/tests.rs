@@ -3,12 +3,19 @@
 use super::*;
 
 fn entry(client_id: u64, clock: u64, state: &str) -> AwarenessEntry {
-    AwarenessEntry { client_id, clock, state: state.to_owned() }
+    AwarenessEntry {
+        client_id,
+        clock,
+        state: state.to_owned(),
+    }
 }
 
 fn update(entries: &[(u64, u64, &str)]) -> AwarenessUpdate {
     AwarenessUpdate {
-        entries: entries.iter().map(|(client_id, clock, state)| entry(*client_id, *clock, state)).collect(),
+        entries: entries
+            .iter()
+            .map(|(client_id, clock, state)| entry(*client_id, *clock, state))
+            .collect(),
     }
 }
 
@@ -18,34 +25,53 @@ fn decoded(bytes: Option<Vec<u8>>) -> Vec<AwarenessEntry> {
 
 #[test]
 fn update_round_trips_and_matches_y_protocols_bytes() {
-    let original = update(&[(1, 0, "{}"), (300, 7, r#"{"user":{"name":"Ada"}}"#), (2, 1, "null")]);
+    let original = update(&[
+        (1, 0, "{}"),
+        (300, 7, r#"{"user":{"name":"Ada"}}"#),
+        (2, 1, "null"),
+    ]);
     assert_eq!(AwarenessUpdate::decode(&original.encode()), Ok(original));
     // encodeAwarenessUpdate for client 1 at clock 2 with state {} in y-protocols.
     let bytes = update(&[(1, 2, "{}")]).encode();
     assert_eq!(bytes, [1, 1, 2, 2, b'{', b'}']);
-    assert_eq!(AwarenessUpdate::decode(&[0]), Ok(AwarenessUpdate::default()));
+    assert_eq!(
+        AwarenessUpdate::decode(&[0]),
+        Ok(AwarenessUpdate::default())
+    );
 }
 
 #[test]
 fn decode_rejects_truncation_and_lies() {
     let bytes = update(&[(1, 0, "{}"), (2, 5, r#"{"a":1}"#)]).encode();
     for cut in 0..bytes.len() {
-        assert!(AwarenessUpdate::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        assert!(
+            AwarenessUpdate::decode(&bytes[..cut]).is_err(),
+            "cut at {cut}"
+        );
     }
     // A count of 2^62 entries in a 4-byte buffer fails without allocating.
     let mut huge = Vec::new();
     write_var_u64(&mut huge, 1 << 62);
     huge.extend_from_slice(&[1, 1, 0]);
     assert_eq!(AwarenessUpdate::decode(&huge), Err(DecodeError::Truncated));
-    assert_eq!(AwarenessUpdate::decode(&[1, 1, 1, 1, 0xff]), Err(DecodeError::InvalidUtf8));
+    assert_eq!(
+        AwarenessUpdate::decode(&[1, 1, 1, 1, 0xff]),
+        Err(DecodeError::InvalidUtf8)
+    );
 }
 
 #[test]
 fn newer_clock_wins_older_and_equal_lose() {
     let mut registry = AwarenessRegistry::new();
     assert!(registry.apply(10, &update(&[(1, 3, r#"{"a":1}"#)]), 0));
-    assert!(!registry.apply(10, &update(&[(1, 3, r#"{"a":2}"#)]), 1), "equal clock, not null");
-    assert!(!registry.apply(10, &update(&[(1, 2, r#"{"a":3}"#)]), 2), "older clock");
+    assert!(
+        !registry.apply(10, &update(&[(1, 3, r#"{"a":2}"#)]), 1),
+        "equal clock, not null"
+    );
+    assert!(
+        !registry.apply(10, &update(&[(1, 2, r#"{"a":3}"#)]), 2),
+        "older clock"
+    );
     assert!(registry.apply(10, &update(&[(1, 4, r#"{"a":4}"#)]), 3));
     assert_eq!(decoded(registry.encode_all()), [entry(1, 4, r#"{"a":4}"#)]);
     assert_eq!(registry.live_count(), 1);
@@ -82,10 +108,17 @@ fn null_removes_and_keeps_clock() {
 fn apply_accepted_returns_only_winners() {
     let mut registry = AwarenessRegistry::new();
     registry.apply(10, &update(&[(1, 5, "{}")]), 0);
-    let mixed = update(&[(1, 4, r#"{"old":true}"#), (2, 1, r#"{"new":true}"#), (3, 1, "not json")]);
+    let mixed = update(&[
+        (1, 4, r#"{"old":true}"#),
+        (2, 1, r#"{"new":true}"#),
+        (3, 1, "not json"),
+    ]);
     let accepted = registry.apply_accepted(10, &mixed, 1);
     assert_eq!(decoded(accepted), [entry(2, 1, r#"{"new":true}"#)]);
-    assert_eq!(registry.apply_accepted(10, &update(&[(1, 5, "{}")]), 2), None);
+    assert_eq!(
+        registry.apply_accepted(10, &update(&[(1, 5, "{}")]), 2),
+        None
+    );
 }
 
 #[test]
@@ -121,7 +154,11 @@ fn expire_removes_silent_clients_and_renewal_keeps_them() {
     registry.apply(10, &update(&[(1, 1, "{}"), (2, 1, "{}")]), 0);
     // Client 1 renews at 15 s with clock + 1, as y-protocols does.
     registry.apply(10, &update(&[(1, 2, "{}")]), 15_000);
-    assert_eq!(registry.expire(30_000, 30_000), None, "exactly the timeout is not more");
+    assert_eq!(
+        registry.expire(30_000, 30_000),
+        None,
+        "exactly the timeout is not more"
+    );
     let removal = decoded(registry.expire(30_001, 30_000));
     assert_eq!(removal, [entry(2, 2, "null")]);
     assert_eq!(registry.owned_by(10), [1]);
@@ -157,7 +194,8 @@ fn caps_bound_what_one_owner_stores() {
 fn tombstones_are_bounded() {
     let mut registry = AwarenessRegistry::new();
     for round in 0..(MAX_TOMBSTONES as u64 / 32 + 8) {
-        let ids: Vec<(u64, u64, &str)> = (0..32).map(|index| (round * 32 + index, 1, "{}")).collect();
+        let ids: Vec<(u64, u64, &str)> =
+            (0..32).map(|index| (round * 32 + index, 1, "{}")).collect();
         registry.apply(round, &update(&ids), round);
         registry.remove_owner(round);
     }

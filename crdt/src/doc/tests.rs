@@ -16,7 +16,9 @@ fn peer_edit(peer: &Doc, text: &str) -> Vec<u8> {
 
 fn text_of(doc: &Doc) -> String {
     let txn = doc.transact();
-    txn.get_text("text").map(|text| text.get_string(&txn)).unwrap_or_default()
+    txn.get_text("text")
+        .map(|text| text.get_string(&txn))
+        .unwrap_or_default()
 }
 
 #[test]
@@ -40,7 +42,10 @@ fn apply_reports_changes_and_duplicates() {
     let doc = SharedDoc::new();
     assert_eq!(doc.apply(&first).unwrap(), Applied { changed: true });
     assert_eq!(doc.apply(&first).unwrap(), Applied { changed: false });
-    assert_eq!(doc.apply(Update::EMPTY_V1).unwrap(), Applied { changed: false });
+    assert_eq!(
+        doc.apply(Update::EMPTY_V1).unwrap(),
+        Applied { changed: false }
+    );
     assert_eq!(text_of(doc.doc()), "hello");
 
     // A deletion extends nothing but still changes the doc.
@@ -69,7 +74,11 @@ fn out_of_order_updates_are_kept_pending() {
     let reloaded = SharedDoc::load(Some(&doc.snapshot()), [first.as_slice()]).unwrap();
     assert_eq!(text_of(reloaded.doc()), "abcd");
 
-    assert_eq!(doc.apply(&second).unwrap(), Applied { changed: true }, "still pending: over-reported");
+    assert_eq!(
+        doc.apply(&second).unwrap(),
+        Applied { changed: true },
+        "still pending: over-reported"
+    );
     assert_eq!(doc.apply(&first).unwrap(), Applied { changed: true });
     assert!(!doc.has_pending());
     assert_eq!(text_of(doc.doc()), "abcd");
@@ -85,7 +94,10 @@ fn sync_step_2_brings_a_peer_up_to_date() {
 
     let reader_sv = reader.transact().state_vector().encode_v1();
     let step2 = server.diff(&reader_sv).unwrap();
-    reader.transact_mut().apply_update(Update::decode_v1(&step2).unwrap()).unwrap();
+    reader
+        .transact_mut()
+        .apply_update(Update::decode_v1(&step2).unwrap())
+        .unwrap();
     server.apply(&local).unwrap();
     assert_eq!(text_of(&reader), text_of(server.doc()));
     // Nothing left to send once the reader has everything.
@@ -97,12 +109,24 @@ fn sync_step_2_brings_a_peer_up_to_date() {
 #[test]
 fn malformed_input_is_refused() {
     let doc = SharedDoc::new();
-    for bad in [&[][..], &[1], &[0xff, 0xff], &[1, 1, 1, 0, 99, 0], &[0, 0xff]] {
-        assert!(matches!(doc.apply(bad), Err(DocError::Malformed(_))), "{bad:?}");
+    for bad in [
+        &[][..],
+        &[1],
+        &[0xff, 0xff],
+        &[1, 1, 1, 0, 99, 0],
+        &[0, 0xff],
+    ] {
+        assert!(
+            matches!(doc.apply(bad), Err(DocError::Malformed(_))),
+            "{bad:?}"
+        );
     }
     assert!(matches!(doc.diff(&[]), Err(DocError::Malformed(_))));
     assert!(matches!(doc.diff(&[2, 1, 1]), Err(DocError::Malformed(_))));
-    assert!(matches!(doc.diff(&[0xff, 0xff, 0xff, 0xff, 0x0f]), Err(DocError::Malformed(_))));
+    assert!(matches!(
+        doc.diff(&[0xff, 0xff, 0xff, 0xff, 0x0f]),
+        Err(DocError::Malformed(_))
+    ));
 }
 
 #[test]
@@ -117,7 +141,9 @@ fn every_truncation_of_an_update_or_state_vector_is_safe() {
         array.push_back(&mut txn, Any::from(vec![Any::from("a"), Any::Null]));
     }
     peer_edit(&peer, "héllo wörld");
-    let update = peer.transact().encode_state_as_update_v1(&StateVector::default());
+    let update = peer
+        .transact()
+        .encode_state_as_update_v1(&StateVector::default());
     let state_vector = peer.transact().state_vector().encode_v1();
     for cut in 0..update.len() {
         let doc = SharedDoc::new();
@@ -143,7 +169,10 @@ fn deeply_nested_values_are_refused_before_yrs_sees_them() {
     update.extend_from_slice(&[126, 0]);
     let doc = SharedDoc::new();
     assert!(matches!(doc.apply(&update), Err(DocError::Malformed(_))));
-    assert!(matches!(merge_updates(&[&update]), Err(DocError::Malformed(_))));
+    assert!(matches!(
+        merge_updates(&[&update]),
+        Err(DocError::Malformed(_))
+    ));
 }
 
 #[test]
@@ -167,7 +196,9 @@ fn parent_that_is_not_a_type_is_rejected() {
 #[test]
 fn a_panic_inside_yrs_marks_the_doc_broken() {
     let doc = SharedDoc::new();
-    doc.doc().observe_update_v1("boom", |_, _| panic!("observer panicked on purpose")).unwrap();
+    doc.doc()
+        .observe_update_v1("boom", |_, _| panic!("observer panicked on purpose"))
+        .unwrap();
     let update = peer_edit(&Doc::with_client_id(9), "x");
     assert!(matches!(doc.apply(&update), Err(DocError::Panicked)));
     assert!(doc.is_broken());
@@ -179,29 +210,44 @@ fn a_panic_inside_yrs_marks_the_doc_broken() {
 #[test]
 fn load_equals_sequential_application() {
     let peer = Doc::with_client_id(11);
-    let updates: Vec<Vec<u8>> = ["a", "b", "c", "d"].iter().map(|text| peer_edit(&peer, text)).collect();
+    let updates: Vec<Vec<u8>> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|text| peer_edit(&peer, text))
+        .collect();
     let sequential = SharedDoc::new();
     for update in &updates {
         sequential.apply(update).unwrap();
     }
-    let snapshot = SharedDoc::load(None, updates[..2].iter().map(Vec::as_slice)).unwrap().snapshot();
+    let snapshot = SharedDoc::load(None, updates[..2].iter().map(Vec::as_slice))
+        .unwrap()
+        .snapshot();
     let loaded = SharedDoc::load(Some(&snapshot), updates[2..].iter().map(Vec::as_slice)).unwrap();
     assert_eq!(loaded.snapshot(), sequential.snapshot());
     assert_eq!(loaded.state_vector(), sequential.state_vector());
     assert_eq!(text_of(loaded.doc()), "abcd");
-    assert!(matches!(SharedDoc::load(Some(&[1, 2, 3]), []), Err(DocError::Malformed(_))));
+    assert!(matches!(
+        SharedDoc::load(Some(&[1, 2, 3]), []),
+        Err(DocError::Malformed(_))
+    ));
 }
 
 #[test]
 fn merge_equals_sequential_application() {
     let left = Doc::with_client_id(1);
     let right = Doc::with_client_id(2);
-    let updates = [peer_edit(&left, "left"), peer_edit(&right, "right"), peer_edit(&left, "!")];
+    let updates = [
+        peer_edit(&left, "left"),
+        peer_edit(&right, "right"),
+        peer_edit(&left, "!"),
+    ];
     let borrowed: Vec<&[u8]> = updates.iter().map(Vec::as_slice).collect();
     let merged = merge_updates(&borrowed).unwrap();
     let sequential = SharedDoc::load(None, borrowed.iter().copied()).unwrap();
     let from_merged = SharedDoc::load(Some(&merged), []).unwrap();
     assert_eq!(from_merged.snapshot(), sequential.snapshot());
     assert_eq!(merge_updates(&[]).unwrap(), Update::EMPTY_V1);
-    assert!(matches!(merge_updates(&[&updates[0], &[7]]), Err(DocError::Malformed(_))));
+    assert!(matches!(
+        merge_updates(&[&updates[0], &[7]]),
+        Err(DocError::Malformed(_))
+    ));
 }

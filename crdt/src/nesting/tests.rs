@@ -7,7 +7,13 @@ use crate::doc::{DocError, SharedDoc};
 use crate::validate::check_update_v1;
 
 fn item(client: u64, start: u32, is_type: bool, parent: ParentRef) -> ItemBlock {
-    ItemBlock { client, start, len: 1, is_type, parent }
+    ItemBlock {
+        client,
+        start,
+        len: 1,
+        is_type,
+        parent,
+    }
 }
 
 /// Nests `levels` maps under `map` (each under key "k"); returns the last.
@@ -67,7 +73,10 @@ fn yrs_updates_measure_as_built() {
         txn.commit();
         txn.encode_update_v1()
     };
-    assert_eq!(longest_type_chain(&check_update_v1(&update).unwrap().items), 3);
+    assert_eq!(
+        longest_type_chain(&check_update_v1(&update).unwrap().items),
+        3
+    );
 }
 
 #[test]

@@ -73,7 +73,10 @@ pub(crate) fn any_to_json(value: &Any, depth: usize) -> Option<serde_json::Value
         Any::String(text) => Value::String(text.to_string()),
         // JSON.stringify turns unrepresentable array elements into null.
         Any::Array(items) => Value::Array(
-            items.iter().map(|item| any_to_json(item, depth + 1).unwrap_or(Value::Null)).collect(),
+            items
+                .iter()
+                .map(|item| any_to_json(item, depth + 1).unwrap_or(Value::Null))
+                .collect(),
         ),
         Any::Map(fields) => Value::Object(
             fields
@@ -99,11 +102,17 @@ pub(crate) fn json_to_any(value: &serde_json::Value, depth: usize) -> Any {
             None => Any::Number(Number::Float(number.as_f64().unwrap_or(f64::NAN))),
         },
         Value::String(text) => Any::String(text.as_str().into()),
-        Value::Array(items) => {
-            Any::Array(items.iter().map(|item| json_to_any(item, depth + 1)).collect())
-        }
+        Value::Array(items) => Any::Array(
+            items
+                .iter()
+                .map(|item| json_to_any(item, depth + 1))
+                .collect(),
+        ),
         Value::Object(fields) => Any::Map(Arc::new(
-            fields.iter().map(|(key, item)| (key.clone(), json_to_any(item, depth + 1))).collect(),
+            fields
+                .iter()
+                .map(|(key, item)| (key.clone(), json_to_any(item, depth + 1)))
+                .collect(),
         )),
     }
 }

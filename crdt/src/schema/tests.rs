@@ -1,13 +1,19 @@
 #![allow(clippy::unwrap_used)]
 
 use serde_json::json;
-use yrs::{Any, Array, ArrayPrelim, Doc, Map, MapPrelim, Transact};
+use yrs::{Any, Array, ArrayPrelim, Doc, Map, MapPrelim, Text, Transact};
 
 use super::*;
 use crate::SharedDoc;
 
 fn span(id: &str, start: u32, end: u32) -> Span {
-    Span { id: id.into(), start, end, label: "PER".into(), author: "u1".into() }
+    Span {
+        id: id.into(),
+        start,
+        end,
+        label: "PER".into(),
+        author: "u1".into(),
+    }
 }
 
 #[test]
@@ -22,9 +28,20 @@ fn write_then_read_back() {
     set_label(doc, "number", json!(3.5));
     set_label(doc, "count", json!(7));
     set_text(doc, "free text");
-    let comment = Comment { id: "c1".into(), author: "u2".into(), body: "why?".into(), at: 1_700_000_000_123, span_id: Some("s1".into()) };
+    let comment = Comment {
+        id: "c1".into(),
+        author: "u2".into(),
+        body: "why?".into(),
+        at: 1_700_000_000_123,
+        span_id: Some("s1".into()),
+    };
     add_comment(doc, &comment);
-    let review = Review { state: ReviewState::Corrected, reviewer: "r1".into(), reason: "fixed".into(), at: 1_700_000_000_999 };
+    let review = Review {
+        state: ReviewState::Corrected,
+        reviewer: "r1".into(),
+        reason: "fixed".into(),
+        at: 1_700_000_000_999,
+    };
     set_review(doc, &review);
 
     let annotation = read(doc);
@@ -36,7 +53,13 @@ fn write_then_read_back() {
     assert_eq!(annotation.text, "free text");
     assert_eq!(annotation.comments, [comment]);
     assert_eq!(annotation.review, Some(review));
-    assert_eq!(read_meta(doc), Some(Meta { task_id: "task-42".into(), schema_version: SCHEMA_VERSION }));
+    assert_eq!(
+        read_meta(doc),
+        Some(Meta {
+            task_id: "task-42".into(),
+            schema_version: SCHEMA_VERSION
+        })
+    );
 }
 
 #[test]
@@ -48,7 +71,16 @@ fn returned_updates_rebuild_the_same_document() {
         set_label(&author, "choice", json!("no")),
         set_text(&author, "draft"),
         set_text(&author, "final draft"),
-        add_comment(&author, &Comment { id: "c".into(), author: "a".into(), body: "b".into(), at: 5, span_id: None }),
+        add_comment(
+            &author,
+            &Comment {
+                id: "c".into(),
+                author: "a".into(),
+                body: "b".into(),
+                at: 5,
+                span_id: None,
+            },
+        ),
     ];
     updates.push(remove_span(&author, "s1").unwrap());
     assert_eq!(remove_span(&author, "missing"), None);
@@ -91,7 +123,10 @@ fn read_tolerates_wrong_types() {
         let spans = txn.get_or_insert_array(SPANS);
         spans.push_back(&mut txn, 42);
         spans.push_back(&mut txn, ArrayPrelim::default());
-        spans.push_back(&mut txn, MapPrelim::from([("id", Any::from("no-end")), ("start", Any::from(1))]));
+        spans.push_back(
+            &mut txn,
+            MapPrelim::from([("id", Any::from("no-end")), ("start", Any::from(1))]),
+        );
         let plain = Any::from(std::collections::HashMap::from([
             ("id".to_owned(), Any::from("plain")),
             ("start".to_owned(), Any::from(0)),
@@ -138,9 +173,16 @@ fn read_tolerates_wrong_types() {
         comments.push_back(&mut txn, 1);
     }
     let annotation = read(&doc);
-    let ids: Vec<&str> = annotation.spans.iter().map(|span| span.id.as_str()).collect();
+    let ids: Vec<&str> = annotation
+        .spans
+        .iter()
+        .map(|span| span.id.as_str())
+        .collect();
     assert_eq!(ids, ["plain", "good"]);
-    assert_eq!(annotation.labels, serde_json::Map::from_iter([("ok".to_owned(), json!(true))]));
+    assert_eq!(
+        annotation.labels,
+        serde_json::Map::from_iter([("ok".to_owned(), json!(true))])
+    );
     assert_eq!(annotation.text, "");
     assert!(annotation.comments.is_empty());
     assert_eq!(annotation.review, None);
@@ -148,7 +190,16 @@ fn read_tolerates_wrong_types() {
     // Writing over the odd types does not panic either.
     set_text(&doc, "now text");
     assert!(remove_span(&doc, "good").is_some());
-    add_comment(&doc, &Comment { id: "c".into(), author: "a".into(), body: "b".into(), at: 1, span_id: None });
+    add_comment(
+        &doc,
+        &Comment {
+            id: "c".into(),
+            author: "a".into(),
+            body: "b".into(),
+            at: 1,
+            span_id: None,
+        },
+    );
 }
 
 #[test]
@@ -175,8 +226,70 @@ fn optional_field_with_wrong_type_reads_as_absent() {
 
 #[test]
 fn review_state_strings_round_trip() {
-    for state in [ReviewState::Open, ReviewState::Accepted, ReviewState::Corrected, ReviewState::Rejected] {
+    for state in [
+        ReviewState::Open,
+        ReviewState::Accepted,
+        ReviewState::Corrected,
+        ReviewState::Rejected,
+    ] {
         assert_eq!(ReviewState::parse(state.as_str()), Some(state));
         assert_eq!(serde_json::to_value(state).unwrap(), json!(state.as_str()));
     }
+}
+
+#[test]
+fn text_written_into_an_array_root_does_not_hang_reads() {
+    // A peer treats "spans" as text and writes an emoji into it; yrs's
+    // array iterator would spin forever on it.
+    let peer = Doc::with_client_id(5);
+    let update = {
+        let text = peer.get_or_insert_text(SPANS);
+        let mut txn = peer.transact_mut();
+        text.insert(&mut txn, 0, "a😀");
+        txn.commit();
+        txn.encode_update_v1()
+    };
+    // And treats "text" as an array of values mixed with text.
+    let mixed = {
+        let list = peer.get_or_insert_array(TEXT);
+        let mut txn = peer.transact_mut();
+        list.push_back(&mut txn, Any::from(1));
+        list.push_back(&mut txn, Any::from("é😀"));
+        txn.commit();
+        txn.encode_update_v1()
+    };
+    let shared = SharedDoc::new();
+    add_span(shared.doc(), &span("s1", 0, 1));
+    set_text(shared.doc(), "old 😀");
+    shared.apply(&update).unwrap();
+    shared.apply(&mixed).unwrap();
+    let doc = shared.doc().clone();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let annotation = read(&doc);
+        let removed = remove_span(&doc, "s1");
+        let update = set_text(&doc, "new ✓");
+        add_span(&doc, &span("s2", 0, 1));
+        add_comment(
+            &doc,
+            &Comment {
+                id: "c".into(),
+                author: "a".into(),
+                body: "b".into(),
+                at: 1,
+                span_id: None,
+            },
+        );
+        done.send((annotation.spans.len(), removed.is_some(), update))
+            .unwrap();
+    });
+    let outcome = finished.recv_timeout(std::time::Duration::from_secs(10));
+    let empty = yrs::Update::EMPTY_V1.to_vec();
+    assert_eq!(
+        outcome,
+        Ok((0, false, empty)),
+        "read, remove_span or set_text hung or edited"
+    );
+    // Array values are not text: only the real text shows.
+    assert_eq!(read(shared.doc()).text, "old 😀");
 }

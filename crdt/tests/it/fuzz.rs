@@ -51,12 +51,18 @@ fn sample_updates() -> Vec<Vec<u8>> {
         span.insert(txn, "start", 3);
     });
     edit(&|txn| list.remove(txn, 0));
-    updates.push(peer.transact().encode_state_as_update_v1(&StateVector::default()));
+    updates.push(
+        peer.transact()
+            .encode_state_as_update_v1(&StateVector::default()),
+    );
     updates
 }
 
 fn frames(updates: &[Vec<u8>]) -> Vec<Vec<u8>> {
-    let mut frames: Vec<Vec<u8>> = updates.iter().map(|update| Message::Update(update).encode()).collect();
+    let mut frames: Vec<Vec<u8>> = updates
+        .iter()
+        .map(|update| Message::Update(update).encode())
+        .collect();
     frames.push(Message::SyncStep1(&[1, 77, 5]).encode());
     frames.push(Message::Awareness(&[1, 5, 2, 2, b'{', b'}']).encode());
     frames.push(Message::PermissionDenied("nope").encode());
@@ -70,7 +76,11 @@ fn random_bytes_never_panic() {
         let doc = SharedDoc::new();
         let mut registry = AwarenessRegistry::new();
         for _ in 0..3000 {
-            let len = if rng.random_bool(0.9) { rng.random_range(0..24) } else { rng.random_range(0..512) };
+            let len = if rng.random_bool(0.9) {
+                rng.random_range(0..24)
+            } else {
+                rng.random_range(0..512)
+            };
             let mut bytes = vec![0u8; len];
             rng.fill(bytes.as_mut_slice());
             // Small leading values reach deeper into the decoders.
@@ -90,7 +100,9 @@ fn every_truncation_of_valid_input_is_safe() {
     for bytes in updates.iter().chain(frames(&updates).iter()) {
         for cut in 0..bytes.len() {
             feed(&bytes[..cut], &doc, &mut registry);
-            assert!(Message::decode(&bytes[..cut]).is_err() || cut == 0 || !bytes.starts_with(&[0, 2]));
+            assert!(
+                Message::decode(&bytes[..cut]).is_err() || cut == 0 || !bytes.starts_with(&[0, 2])
+            );
         }
     }
     // Truncated updates applied to an empty doc one at a time too.
@@ -111,7 +123,8 @@ fn mutated_updates_never_panic() {
         for _ in 0..1500 {
             let mut bytes = updates[rng.random_range(0..updates.len())].clone();
             for _ in 0..rng.random_range(1..4) {
-                let Some(index) = (!bytes.is_empty()).then(|| rng.random_range(0..bytes.len())) else {
+                let Some(index) = (!bytes.is_empty()).then(|| rng.random_range(0..bytes.len()))
+                else {
                     break;
                 };
                 match rng.random_range(0..4) {
@@ -136,7 +149,10 @@ fn mutated_updates_never_panic() {
             SharedDoc::load(Some(&doc.snapshot()), []).unwrap();
             let text = doc.doc().get_or_insert_text("text");
             let _len = text.len(&doc.doc().transact());
-            let _list = doc.doc().get_or_insert_array("spans").len(&doc.doc().transact());
+            let _list = doc
+                .doc()
+                .get_or_insert_array("spans")
+                .len(&doc.doc().transact());
         }
     }
 }

@@ -209,7 +209,15 @@ impl RoomActor {
     /// Snapshots `doc` and queues the checkpoint write.
     pub(super) async fn checkpoint(&mut self, doc: &DocName) {
         let Some(slot) = self.docs.get_mut(doc) else { return };
-        let snapshot = slot.shared.snapshot();
+        let snapshot = match slot.shared.try_snapshot() {
+            Ok(snapshot) => snapshot,
+            Err(error) => {
+                // The log stays as it is; the document reloads from it.
+                tracing::error!(room_id = %self.room, doc = %doc, %error, "cannot snapshot; reloading document");
+                self.drop_doc(doc, CloseCode::TryLater);
+                return;
+            }
+        };
         slot.stored_bytes = snapshot.len();
         slot.since_checkpoint = 0;
         slot.pending += 1;
