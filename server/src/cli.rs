@@ -100,7 +100,7 @@ pub enum TokenCommand {
         #[arg(long, value_parser = humantime::parse_duration)]
         ttl: Option<Duration>,
     },
-    /// Revokes a token by id or by the token itself; open sockets close with 4002.
+    /// Revokes a token by id or by the token itself; open sockets close with 4403.
     Revoke {
         /// The token id (tok_...), as listed by the API.
         #[arg(long, conflicts_with = "token", required_unless_present = "token")]

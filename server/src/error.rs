@@ -128,7 +128,9 @@ impl IntoResponse for Error {
 }
 
 /// Every WebSocket close code the server sends, documented in docs/PROTOCOL.md.
-/// This is the only place a close code is chosen.
+/// This is the only place a close code is chosen. Application codes follow
+/// the y-websocket convention: 4400-4499 mirror HTTP 4xx and mean "do not
+/// reconnect" (the stock client stops); every other code is transient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseCode {
     /// 1000: normal close.
@@ -149,9 +151,9 @@ pub enum CloseCode {
     Internal,
     /// 1013: the room is unavailable (shutting down or overloaded); retry later.
     TryLater,
-    /// 4001: the token expired while the socket was open.
+    /// 4401: the token expired while the socket was open.
     TokenExpired,
-    /// 4002: the token was revoked while the socket was open.
+    /// 4403: the token was revoked while the socket was open.
     TokenRevoked,
     /// 4003: the member's role changed or they were removed; reconnect.
     RoleChanged,
@@ -174,8 +176,8 @@ impl CloseCode {
             CloseCode::TooBig => 1009,
             CloseCode::Internal => 1011,
             CloseCode::TryLater => 1013,
-            CloseCode::TokenExpired => 4001,
-            CloseCode::TokenRevoked => 4002,
+            CloseCode::TokenExpired => 4401,
+            CloseCode::TokenRevoked => 4403,
             CloseCode::RoleChanged => 4003,
             CloseCode::SlowConsumer => 4008,
             CloseCode::RateLimited => 4029,

@@ -1,5 +1,5 @@
 //! Which open sockets belong to which token, so that revoking a token
-//! closes its sockets at once (close code 4002).
+//! closes its sockets at once (close code 4403).
 //!
 //! Revocations made through this server's API act immediately. The
 //! [`poll_revocations`] task also reads recent revocations from the store,

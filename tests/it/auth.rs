@@ -124,8 +124,8 @@ async fn expiry_closes_open_sockets() {
     let (_, short) = server.store.issue_token(&room, &user, Role::Worker, Some(1500)).await.unwrap();
     let mut live = LiveClient::connect(&base, "r1", &short).await;
     let mut doc = YjsClient::connect(&base, "r1", "d", &short).await;
-    assert_eq!(live.closed().await, Some(4001));
-    assert_eq!(doc.closed().await, Some(4001));
+    assert_eq!(live.closed().await, Some(4401));
+    assert_eq!(doc.closed().await, Some(4401));
     server.stop().await;
 }
 
@@ -143,14 +143,14 @@ async fn revocation_closes_open_sockets() {
     let mut doc = YjsClient::connect(&base, "r1", "d", &token).await;
     let revoked = http::request("DELETE", &server.http_url(&format!("/api/v1/rooms/r1/tokens/{id}")), Some(&owner), None).await;
     assert_eq!(revoked.status, 204, "{}", revoked.body);
-    assert_eq!(live.closed().await, Some(4002));
-    assert_eq!(doc.closed().await, Some(4002));
+    assert_eq!(live.closed().await, Some(4403));
+    assert_eq!(doc.closed().await, Some(4403));
     assert_eq!(LiveClient::open(&base, "r1", &token).await.err(), Some(401));
     // Revoked behind the server's back (the CLI, another process): the poller catches it.
     let other = server.token("r1", "bob", Role::Worker).await;
     let mut live = LiveClient::connect(&base, "r1", &other).await;
     let other_id: TokenId = server.store.token_id_of_secret(&other).await.unwrap();
     server.store.revoke_token(&other_id, None).await.unwrap();
-    assert_eq!(live.closed().await, Some(4002));
+    assert_eq!(live.closed().await, Some(4403));
     server.stop().await;
 }

@@ -36,7 +36,7 @@ async fn admin_commands_make_a_working_token() {
     // Revoked from the command line while connected: the socket closes.
     let (ok, _, stderr) = crowdroom(url, &["token", "revoke", "--token", &token]).await;
     assert!(ok, "{stderr}");
-    assert_eq!(live.closed().await, Some(4002));
+    assert_eq!(live.closed().await, Some(4403));
     server.terminate().await;
 }
 

@@ -68,3 +68,17 @@ async fn stock_viewer_write_is_refused() {
     assert!(denied.iter().any(|line| line.as_str().unwrap().contains("read-only")), "{result}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stock_client_stops_after_revocation() {
+    let Some(server) = TestServer::start(Backend::Sqlite).await else { return };
+    let owner = server.token("r1", "olivia", Role::Owner).await;
+    let token = server.token("r1", "ann", Role::Worker).await;
+    let id = server.store.token_id_of_secret(&token).await.unwrap();
+    let args = vec![server.ws_url("/yjs/r1"), server.http_url(""), "r1".to_owned(), "notes".to_owned(), token, id.0, owner];
+    let result = run_node("revoked.mjs", &args).await;
+    assert_eq!(result["code"], 4403, "{result}");
+    assert_eq!(result["reason"], "token revoked", "{result}");
+    assert_eq!(result["reconnecting"], false, "{result}");
+    server.stop().await;
+}

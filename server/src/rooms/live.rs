@@ -144,7 +144,7 @@ impl RoomActor {
         let Request { id, op } = request;
         let result = match op {
             Op::Ping {} => Ok(Some(json!({ "pong": true }))),
-            Op::PresenceSet { status } => self.presence_set(&principal, status).map(Some),
+            Op::PresenceSet { status } => self.presence_set(conn, &id, &principal, status).map(|()| None),
             Op::ChatHistory { before, limit } => {
                 self.chat_history(conn, &principal, id.clone(), before, limit);
                 Ok(None)
@@ -194,7 +194,8 @@ impl RoomActor {
         }
     }
 
-    fn presence_set(&mut self, principal: &Principal, status: String) -> Result<serde_json::Value> {
+    /// Sets a status, replies, then announces it: the reply always comes first.
+    fn presence_set(&mut self, conn: ConnId, id: &RequestId, principal: &Principal, status: String) -> Result<()> {
         let status = status.trim().to_owned();
         if status.is_empty() || status.chars().count() > MAX_STATUS_CHARS {
             return Err(Error::BadRequest(format!("a status has 1 to {MAX_STATUS_CHARS} characters")));
@@ -204,8 +205,9 @@ impl RoomActor {
         };
         presence.status = status;
         let updated = presence.clone();
+        self.live.reply(conn, protocol::ok_reply(id, &json!({ "status": updated.status })));
         self.live.broadcast(&protocol::event("presence.updated", &updated));
-        Ok(json!({ "status": updated.status }))
+        Ok(())
     }
 
     async fn submit_chat(&mut self, conn: ConnId, request: RequestId, kind: ChatKind, op: WriteOp) -> Result<Option<serde_json::Value>> {
