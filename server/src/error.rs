@@ -32,6 +32,10 @@ pub enum Error {
     /// 409: it exists already.
     #[error("{0} already exists")]
     Conflict(&'static str),
+    /// 409: an answer came without a live reservation (it expired, was
+    /// skipped, or was never held).
+    #[error("no live reservation for this task: it expired or was never held")]
+    ReservationLost,
     /// 400: the request is malformed or a field is invalid.
     #[error("{0}")]
     BadRequest(String),
@@ -68,6 +72,7 @@ impl Error {
             Error::Forbidden(_) => "forbidden",
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
+            Error::ReservationLost => "reservation_expired",
             Error::BadRequest(_) => "bad_request",
             Error::TooLarge(_) => "too_large",
             Error::RateLimited => "rate_limited",
@@ -84,7 +89,7 @@ impl Error {
             }
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::Conflict(_) | Error::ReservationLost => StatusCode::CONFLICT,
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -211,7 +216,7 @@ impl From<&Error> for CloseCode {
             Error::Unauthorized | Error::Forbidden(_) | Error::NotFound(_) => CloseCode::Policy,
             Error::TokenExpired => CloseCode::TokenExpired,
             Error::TokenRevoked => CloseCode::TokenRevoked,
-            Error::Conflict(_) | Error::BadRequest(_) => CloseCode::ProtocolError,
+            Error::Conflict(_) | Error::ReservationLost | Error::BadRequest(_) => CloseCode::ProtocolError,
             Error::TooLarge(_) => CloseCode::TooBig,
             Error::RateLimited => CloseCode::RateLimited,
             Error::Unavailable(_) | Error::DatabaseDown(_) => CloseCode::TryLater,

@@ -9,6 +9,7 @@
 mod api;
 mod live;
 mod socket;
+mod work_api;
 mod yjs;
 
 use std::sync::Arc;
@@ -145,7 +146,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/yjs/{room}/{doc}", get(yjs::upgrade))
         .route("/rooms/{room}/live", get(live::upgrade))
-        .nest("/api/v1", api::routes())
+        .nest("/api/v1", api::routes().merge(work_api::routes()))
         .fallback(not_found)
         .with_state(state)
 }

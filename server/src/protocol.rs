@@ -53,10 +53,37 @@ pub enum Op {
     /// Answers `{"pong": true}`; keeps idle connections open through proxies.
     #[serde(rename = "ping")]
     Ping {},
+    /// The queue's counts, your reservation and your progress.
+    #[serde(rename = "queue.get")]
+    QueueGet {},
+    /// Asks for work: a reservation of a task (or your current one).
+    #[serde(rename = "task.request")]
+    TaskRequest {},
+    /// Extends your reservation of `task_id`, up to the project's cap.
+    #[serde(rename = "task.heartbeat")]
+    TaskHeartbeat { task_id: i64 },
+    /// Answers the task you hold; the reply comes once the answer is committed.
+    #[serde(rename = "task.submit")]
+    TaskSubmit { task_id: i64, answer: Value },
+    /// Gives your reservation back; the task is not offered to you again.
+    #[serde(rename = "task.skip")]
+    TaskSkip { task_id: i64 },
 }
 
 /// Request types, to tell "unknown type" from "bad fields".
-const KNOWN_TYPES: [&str; 6] = ["chat.send", "chat.history", "chat.edit", "chat.delete", "presence.set", "ping"];
+const KNOWN_TYPES: [&str; 11] = [
+    "chat.send",
+    "chat.history",
+    "chat.edit",
+    "chat.delete",
+    "presence.set",
+    "ping",
+    "queue.get",
+    "task.request",
+    "task.heartbeat",
+    "task.submit",
+    "task.skip",
+];
 
 /// Why a frame could not be decoded into a request; the server answers with
 /// a reply carrying the id (if one could be read) and this error.

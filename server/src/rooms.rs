@@ -12,6 +12,7 @@
 mod actor;
 mod docs;
 mod live;
+mod work;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,6 +101,8 @@ pub enum RoomCommand {
     LiveRequest { conn: ConnId, request: Request },
     /// The live-channel connection closed.
     LiveLeave { conn: ConnId },
+    /// The room's queue changed outside the room (an import): push counts.
+    QueueChanged,
     /// Closes every connection of `user` in this room (role changed, removed, kicked).
     Disconnect { user: UserId, code: CloseCode },
     /// Counts of what is live in the room.
@@ -207,6 +210,14 @@ impl RoomRegistry {
         if let Some(handle) = self.loaded(room) {
             // The room may be exiting; then the user has no connection there.
             let _ = handle.send(RoomCommand::Disconnect { user: user.clone(), code }).await;
+        }
+    }
+
+    /// Tells a loaded room that its queue changed, so it pushes counts.
+    pub async fn queue_changed(&self, room: &RoomId) {
+        if let Some(handle) = self.loaded(room) {
+            // An exiting room has no one to tell.
+            let _ = handle.send(RoomCommand::QueueChanged).await;
         }
     }
 

@@ -11,6 +11,7 @@
 mod access;
 mod chat;
 mod docs;
+mod work;
 mod write;
 
 use std::str::FromStr;
@@ -23,6 +24,7 @@ use sqlx::{AnyPool, Executor, SqlSafeStr};
 pub use access::{MemberRow, RoomRow, TokenRow};
 pub use chat::ChatMessage;
 pub use docs::StoredDoc;
+pub use work::{ImportReport, QueueCounts, Reservation, Submitted, TaskRow, WorkerTask};
 pub use write::{WriteOp, WriteOutcome};
 
 use crate::error::{Error, Result};
@@ -109,19 +111,34 @@ impl Store {
 
     /// Runs the embedded migrations for this backend (idempotent).
     pub async fn migrate(&self) -> Result<()> {
-        let sql = match self.backend {
-            Backend::Sqlite => include_str!("../migrations/sqlite/0001_init.sql"),
-            Backend::Postgres => include_str!("../migrations/postgres/0001_init.sql"),
+        let sql: [(&str, &'static str); 2] = match self.backend {
+            Backend::Sqlite => [
+                ("init", include_str!("../migrations/sqlite/0001_init.sql")),
+                ("work", include_str!("../migrations/sqlite/0002_work.sql")),
+            ],
+            Backend::Postgres => [
+                ("init", include_str!("../migrations/postgres/0001_init.sql")),
+                ("work", include_str!("../migrations/postgres/0002_work.sql")),
+            ],
         };
-        let migrator = Migrator::with_migrations(vec![Migration::new(
-            1,
-            "init".into(),
-            MigrationType::Simple,
-            sql.into_sql_str(),
-            false,
-        )]);
+        let migrations = (1..)
+            .zip(sql)
+            .map(|(version, (name, sql))| Migration::new(version, name.into(), MigrationType::Simple, sql.into_sql_str(), false))
+            .collect();
+        let migrator = Migrator::with_migrations(migrations);
         migrator.run(&self.pool).await?;
         Ok(())
+    }
+
+    /// Begins a transaction that will write. On SQLite it takes the write
+    /// lock up front (`BEGIN IMMEDIATE`): a deferred transaction that reads
+    /// first fails with SQLITE_BUSY when it tries to write after another
+    /// connection has committed, whatever the busy timeout.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
     }
 
     /// A cheap round trip, for `/healthz`.

@@ -12,4 +12,5 @@ mod durability;
 mod malformed;
 mod random;
 mod store;
+mod work;
 mod yjs_compat;

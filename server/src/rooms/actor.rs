@@ -7,12 +7,13 @@
 //! nothing in throughput: many writes of many rooms share one commit.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::docs::DocSlot;
@@ -22,10 +23,12 @@ use crate::committer::{self, Pending};
 use crate::error::Result;
 use crate::ids::{ConnId, DocName, RoomId};
 use crate::protocol::RequestId;
-use crate::store::{WriteOp, WriteOutcome};
+use crate::store::{QueueCounts, WriteOp, WriteOutcome};
 
 /// How often the actor expires awareness and unloads idle documents.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
+/// Shortest interval between two `queue.counts` pushes: bursts coalesce.
+const QUEUE_PUSH_INTERVAL: Duration = Duration::from_millis(250);
 /// How long shutdown waits for this room's writes to commit.
 const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -37,6 +40,8 @@ pub(super) enum Purpose {
     Checkpoint { doc: DocName },
     /// A chat request from `conn`, to reply to and announce.
     Chat { conn: ConnId, request: RequestId, kind: ChatKind },
+    /// A sweep of expired reservations.
+    Sweep,
 }
 
 /// Which chat change a write makes.
@@ -47,10 +52,12 @@ pub(super) enum ChatKind {
     Delete,
 }
 
-/// A finished write and what it was for.
-pub(super) struct Completion {
-    pub purpose: Purpose,
-    pub outcome: Result<WriteOutcome>,
+/// A finished piece of background work.
+pub(super) enum Completion {
+    /// A write committed (or failed), and what it was for.
+    Write { purpose: Purpose, outcome: Result<WriteOutcome> },
+    /// Fresh queue counts to push.
+    Counts(Result<QueueCounts>),
 }
 
 pub(crate) struct RoomActor {
@@ -63,6 +70,12 @@ pub(crate) struct RoomActor {
     pending: FuturesUnordered<BoxFuture<'static, Completion>>,
     /// When the room last had nothing to do (no connections, documents or writes).
     idle_since: Option<Instant>,
+    /// Work requests signal here when they changed the queue.
+    pub(super) queue_changed: Arc<Notify>,
+    /// The queue changed since the last counts were pushed.
+    queue_dirty: bool,
+    /// The counts last pushed, so unchanged counts are not pushed again.
+    pub(super) last_counts: Option<QueueCounts>,
 }
 
 impl RoomActor {
@@ -77,6 +90,9 @@ impl RoomActor {
             live: LiveState::default(),
             pending: FuturesUnordered::new(),
             idle_since: None,
+            queue_changed: Arc::new(Notify::new()),
+            queue_dirty: false,
+            last_counts: None,
         }
     }
 
@@ -84,6 +100,9 @@ impl RoomActor {
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
         housekeeping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let shutdown = self.context.shutdown.clone();
+        let queue_changed = self.queue_changed.clone();
+        let mut queue_tick = tokio::time::interval(QUEUE_PUSH_INTERVAL);
+        queue_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 command = inbox.recv() => match command {
@@ -91,6 +110,8 @@ impl RoomActor {
                     None => break,
                 },
                 Some(completion) = self.pending.next() => self.complete(completion),
+                () = queue_changed.notified() => self.queue_dirty = true,
+                _ = queue_tick.tick() => self.push_queue_counts(),
                 _ = housekeeping.tick() => {
                     if self.housekeeping().await {
                         break;
@@ -127,6 +148,7 @@ impl RoomActor {
             }
             RoomCommand::LiveRequest { conn, request } => self.live_request(conn, request).await,
             RoomCommand::LiveLeave { conn } => self.live_leave(conn),
+            RoomCommand::QueueChanged => self.queue_dirty = true,
             RoomCommand::Disconnect { user, code } => self.disconnect(&user, code),
             RoomCommand::Stats { reply } => {
                 let _ = reply.send(self.stats());
@@ -151,15 +173,38 @@ impl RoomActor {
     }
 
     fn track(&mut self, receiver: Pending, purpose: Purpose) {
-        self.pending.push(Box::pin(async move { Completion { purpose, outcome: committer::outcome(receiver.await) } }));
+        self.pending.push(Box::pin(async move {
+            Completion::Write { purpose, outcome: committer::outcome(receiver.await) }
+        }));
     }
 
     fn complete(&mut self, completion: Completion) {
-        match completion.purpose {
-            Purpose::DocUpdate { doc, conn, frame } => self.update_committed(&doc, conn, frame, completion.outcome),
-            Purpose::Checkpoint { doc } => self.checkpoint_committed(&doc, completion.outcome),
-            Purpose::Chat { conn, request, kind } => self.chat_committed(conn, &request, kind, completion.outcome),
+        let (purpose, outcome) = match completion {
+            Completion::Write { purpose, outcome } => (purpose, outcome),
+            Completion::Counts(counts) => return self.queue_counts_ready(counts),
+        };
+        match purpose {
+            Purpose::DocUpdate { doc, conn, frame } => self.update_committed(&doc, conn, frame, outcome),
+            Purpose::Checkpoint { doc } => self.checkpoint_committed(&doc, outcome),
+            Purpose::Chat { conn, request, kind } => self.chat_committed(conn, &request, kind, outcome),
+            Purpose::Sweep => match outcome {
+                Ok(WriteOutcome::Swept(expired)) => self.reservations_expired(&expired),
+                Ok(other) => tracing::warn!(room_id = %self.room, ?other, "sweep returned something else"),
+                Err(error) => tracing::warn!(room_id = %self.room, %error, "sweep failed"),
+            },
         }
+    }
+
+    /// At most once per tick, and only when something changed and someone
+    /// is watching: count the queue off the loop and push the result.
+    fn push_queue_counts(&mut self) {
+        if !self.queue_dirty || self.live.connection_count() == 0 {
+            return;
+        }
+        self.queue_dirty = false;
+        let store = self.context.store.clone();
+        let room = self.room.clone();
+        self.pending.push(Box::pin(async move { Completion::Counts(store.queue_counts(&room).await) }));
     }
 
     fn stats(&self) -> RoomStats {
@@ -175,6 +220,11 @@ impl RoomActor {
     /// true when the whole room has been idle long enough to exit.
     async fn housekeeping(&mut self) -> bool {
         self.docs_housekeeping().await;
+        // Expired reservations are freed by the next grant anyway; sweeping
+        // tells their holders, and keeps the counts true, while anyone watches.
+        if self.live.connection_count() > 0 {
+            self.submit(WriteOp::Sweep { room: self.room.clone() }, Purpose::Sweep).await;
+        }
         let idle = self.docs.is_empty() && self.live.connection_count() == 0 && self.pending.is_empty();
         if !idle {
             self.idle_since = None;

@@ -57,6 +57,18 @@ impl LiveState {
     }
 
     /// Queues `frame` to every live connection.
+    pub(super) fn broadcast_all(&self, frame: &WsMessage) {
+        self.broadcast(frame);
+    }
+
+    /// Queues `frame` to every live connection of `user`.
+    pub(super) fn send_to_user(&self, user: &UserId, frame: &WsMessage) {
+        for conn in self.conns.values().filter(|conn| &conn.principal.user == user) {
+            conn.tx.send(frame.clone());
+        }
+    }
+
+    /// Queues `frame` to every live connection.
     fn broadcast(&self, frame: &WsMessage) {
         for conn in self.conns.values() {
             conn.tx.send(frame.clone());
@@ -144,6 +156,16 @@ impl RoomActor {
         let Request { id, op } = request;
         let result = match op {
             Op::Ping {} => Ok(Some(json!({ "pong": true }))),
+            op @ (Op::QueueGet {}
+            | Op::TaskRequest {}
+            | Op::TaskHeartbeat { .. }
+            | Op::TaskSubmit { .. }
+            | Op::TaskSkip { .. }) => {
+                if let Some(tx) = self.live.conns.get(&conn).map(|conn| conn.tx.clone()) {
+                    self.work_request(principal.clone(), tx, id.clone(), op);
+                }
+                Ok(None)
+            }
             Op::PresenceSet { status } => self.presence_set(conn, &id, &principal, status).map(|()| None),
             Op::ChatHistory { before, limit } => {
                 self.chat_history(conn, &principal, id.clone(), before, limit);

@@ -104,7 +104,7 @@ impl Store {
     /// Sets a member's role (adding the membership if new) and brings the
     /// member's live tokens in this room to the same role.
     pub async fn set_member_role(&self, room: &RoomId, user: &UserId, role: Role) -> Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO members (room_id, user_id, role, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (room_id, user_id) DO UPDATE SET role = excluded.role",
@@ -127,7 +127,7 @@ impl Store {
 
     /// Removes a member and revokes their tokens in the room. Returns the revoked token ids.
     pub async fn remove_member(&self, room: &RoomId, user: &UserId) -> Result<Vec<TokenId>> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let removed = sqlx::query("DELETE FROM members WHERE room_id = $1 AND user_id = $2")
             .bind(room.as_str())
             .bind(user.as_str())

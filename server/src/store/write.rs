@@ -3,6 +3,9 @@
 
 use axum::body::Bytes;
 
+use serde_json::Value;
+
+use super::work::{self, Reservation, Submitted};
 use super::{ChatMessage, Store, chat, docs};
 use crate::error::{Error, Result};
 use crate::ids::{DocName, RoomId, UserId};
@@ -20,6 +23,16 @@ pub enum WriteOp {
     ChatEdit { room: RoomId, id: i64, author: UserId, body: String, at: i64 },
     /// Deletes a chat message (any author's with `any_author`).
     ChatDelete { room: RoomId, id: i64, by: UserId, any_author: bool, at: i64 },
+    /// Reserves a task for a worker if a slot is free.
+    Grant { room: RoomId, task: i64, worker: UserId, ttl_ms: i64, cap_ms: i64 },
+    /// Extends a live reservation.
+    Heartbeat { task: i64, worker: UserId, ttl_ms: i64 },
+    /// Gives a reservation back.
+    Skip { task: i64, worker: UserId },
+    /// Records an answer under a live reservation.
+    Submit { room: RoomId, task: i64, worker: UserId, answer: Value },
+    /// Deletes a room's expired reservations.
+    Sweep { room: RoomId },
 }
 
 /// What a committed write produced.
@@ -28,6 +41,14 @@ pub enum WriteOutcome {
     UpdateId(i64),
     Checkpointed,
     Chat(ChatMessage),
+    /// A grant: the reservation, or None when the slot was taken meanwhile.
+    Granted(Option<Reservation>),
+    /// A heartbeat: the new expiry.
+    Extended(i64),
+    Skipped,
+    Submitted(Submitted),
+    /// The (task, worker) of each expired reservation removed.
+    Swept(Vec<(i64, UserId)>),
 }
 
 impl Store {
@@ -35,7 +56,7 @@ impl Store {
     /// transaction failed and nothing was written; an inner error is a
     /// refusal of that one op (not found, not yours) that wrote nothing.
     pub async fn write_batch(&self, ops: &[WriteOp]) -> Result<Vec<Result<WriteOutcome>>> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut outcomes = Vec::with_capacity(ops.len());
         for op in ops {
             let outcome = match op {
@@ -54,6 +75,17 @@ impl Store {
                 WriteOp::ChatDelete { room, id, by, any_author, at } => {
                     chat::delete(&mut tx, room, *id, by, *any_author, *at).await.map(WriteOutcome::Chat)
                 }
+                WriteOp::Grant { room, task, worker, ttl_ms, cap_ms } => {
+                    work::grant(&mut tx, room, *task, worker, *ttl_ms, *cap_ms).await.map(WriteOutcome::Granted)
+                }
+                WriteOp::Heartbeat { task, worker, ttl_ms } => {
+                    work::heartbeat(&mut tx, *task, worker, *ttl_ms).await.map(WriteOutcome::Extended)
+                }
+                WriteOp::Skip { task, worker } => work::skip(&mut tx, *task, worker).await.map(|()| WriteOutcome::Skipped),
+                WriteOp::Submit { room, task, worker, answer } => {
+                    work::submit(&mut tx, room, *task, worker, answer).await.map(WriteOutcome::Submitted)
+                }
+                WriteOp::Sweep { room } => work::sweep(&mut tx, room).await.map(WriteOutcome::Swept),
             };
             match outcome {
                 // A database error aborts the transaction: fail the batch so

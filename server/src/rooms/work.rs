@@ -1,0 +1,192 @@
+//! The room actor's share of the work engine: the live queue.
+//!
+//! A worker's `task.*` request runs in a task of its own (it reads the
+//! store and waits for commits, which the room's loop must not do) and
+//! replies straight on the worker's connection. The invariants (overlap,
+//! one reservation and one answer per worker and task) are the store's
+//! conditional writes, so many requests at once, in this process or
+//! another, cannot break them. The actor itself only coalesces "the queue
+//! changed" into at most one `queue.counts` push per tick, sweeps expired
+//! reservations, and tells their holders.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+use super::actor::RoomActor;
+use crate::auth::Principal;
+use crate::committer::CommitHandle;
+use crate::conn::ConnTx;
+use crate::error::{Error, Result};
+use crate::ids::{RoomId, UserId};
+use crate::protocol::{self, Op, RequestId};
+use crate::store::{QueueCounts, Store, WriteOp, WriteOutcome};
+
+/// Candidates fetched per look at the queue.
+const CANDIDATES: i64 = 16;
+/// Looks at the queue per request before answering "no work": each look
+/// follows grants lost to faster workers.
+const ATTEMPTS: usize = 3;
+
+/// What a work request needs, cloned out of the actor.
+pub(super) struct WorkRequest {
+    pub store: Store,
+    pub committer: CommitHandle,
+    pub room: RoomId,
+    pub principal: Arc<Principal>,
+    pub tx: ConnTx,
+    pub id: RequestId,
+    pub changed: Arc<Notify>,
+}
+
+impl WorkRequest {
+    /// Runs one request and replies on the connection.
+    pub(super) async fn run(self, op: Op) {
+        let result = match op {
+            Op::QueueGet {} => self.queue().await,
+            Op::TaskRequest {} => self.request().await,
+            Op::TaskHeartbeat { task_id } => self.heartbeat(task_id).await,
+            Op::TaskSubmit { task_id, answer } => self.submit(task_id, answer).await,
+            Op::TaskSkip { task_id } => self.skip(task_id).await,
+            other => Err(Error::Internal(format!("not a work request: {other:?}"))),
+        };
+        let frame = match result {
+            Ok(value) => protocol::ok_reply(&self.id, &value),
+            Err(error) => protocol::error_reply(&self.id, &error),
+        };
+        self.tx.send(frame);
+    }
+
+    fn user(&self) -> &UserId {
+        &self.principal.user
+    }
+
+    fn require_worker(&self) -> Result<()> {
+        if self.principal.role.can_write() { Ok(()) } else { Err(Error::Forbidden("viewers cannot take tasks")) }
+    }
+
+    async fn progress(&self) -> Result<Value> {
+        let project = self.store.project(&self.room).await?;
+        let answers = self.store.worker_answer_count(&self.room, self.user()).await?;
+        // Until the ledger approves it, every answer's pay is pending.
+        Ok(json!({ "answers": answers, "pending_earnings": answers.saturating_mul(project.pay_per_answer) }))
+    }
+
+    async fn queue(&self) -> Result<Value> {
+        let counts = self.store.queue_counts(&self.room).await?;
+        let mine = self.store.live_reservation(&self.room, self.user()).await?;
+        let reservation = mine.map(|(reservation, task)| json!({ "reservation": reservation, "task": task }));
+        Ok(json!({ "counts": counts, "mine": reservation, "progress": self.progress().await? }))
+    }
+
+    async fn request(&self) -> Result<Value> {
+        self.require_worker()?;
+        // One task at a time: asking again returns the reservation you hold.
+        if let Some((reservation, task)) = self.store.live_reservation(&self.room, self.user()).await? {
+            return Ok(json!({ "reservation": reservation, "task": task }));
+        }
+        let project = self.store.project(&self.room).await?;
+        let skills = self.store.member_skills(&self.room, self.user()).await?;
+        if !project.required_skills.iter().all(|skill| skills.contains(skill)) {
+            return Ok(json!({ "reservation": null, "reason": "missing_skills" }));
+        }
+        for _ in 0..ATTEMPTS {
+            let candidates = self.store.candidate_tasks(&self.room, self.user(), &skills, CANDIDATES).await?;
+            if candidates.is_empty() {
+                break;
+            }
+            for task in candidates {
+                let op = WriteOp::Grant {
+                    room: self.room.clone(),
+                    task: task.id,
+                    worker: self.user().clone(),
+                    ttl_ms: project.ttl_ms(),
+                    cap_ms: project.cap_ms(),
+                };
+                match self.committer.write(op).await? {
+                    WriteOutcome::Granted(Some(reservation)) => {
+                        self.changed.notify_one();
+                        return Ok(json!({ "reservation": reservation, "task": task }));
+                    }
+                    // Someone was faster: try the next one.
+                    WriteOutcome::Granted(None) => {}
+                    other => return Err(Error::Internal(format!("grant returned {other:?}"))),
+                }
+            }
+        }
+        Ok(json!({ "reservation": null, "reason": "no_work" }))
+    }
+
+    async fn heartbeat(&self, task: i64) -> Result<Value> {
+        self.require_worker()?;
+        let project = self.store.project(&self.room).await?;
+        let op = WriteOp::Heartbeat { task, worker: self.user().clone(), ttl_ms: project.ttl_ms() };
+        match self.committer.write(op).await? {
+            WriteOutcome::Extended(expires_at) => Ok(json!({ "task_id": task, "expires_at": expires_at })),
+            other => Err(Error::Internal(format!("heartbeat returned {other:?}"))),
+        }
+    }
+
+    async fn submit(&self, task: i64, answer: Value) -> Result<Value> {
+        self.require_worker()?;
+        let project = self.store.project(&self.room).await?;
+        project.answer_schema.validate_answer(&answer)?;
+        let op = WriteOp::Submit { room: self.room.clone(), task, worker: self.user().clone(), answer };
+        let submitted = match self.committer.write(op).await? {
+            WriteOutcome::Submitted(submitted) => submitted,
+            other => return Err(Error::Internal(format!("submit returned {other:?}"))),
+        };
+        self.changed.notify_one();
+        Ok(json!({ "submitted": submitted, "progress": self.progress().await? }))
+    }
+
+    async fn skip(&self, task: i64) -> Result<Value> {
+        self.require_worker()?;
+        match self.committer.write(WriteOp::Skip { task, worker: self.user().clone() }).await? {
+            WriteOutcome::Skipped => {
+                self.changed.notify_one();
+                Ok(json!({ "task_id": task, "skipped": true }))
+            }
+            other => Err(Error::Internal(format!("skip returned {other:?}"))),
+        }
+    }
+}
+
+impl RoomActor {
+    /// Hands a work request to a task of its own.
+    pub(super) fn work_request(&self, principal: Arc<Principal>, tx: ConnTx, id: RequestId, op: Op) {
+        let request = WorkRequest {
+            store: self.context.store.clone(),
+            committer: self.context.committer.clone(),
+            room: self.room.clone(),
+            principal,
+            tx,
+            id,
+            changed: self.queue_changed.clone(),
+        };
+        self.context.tracker.spawn(request.run(op));
+    }
+
+    /// Pushes fresh counts to every live connection.
+    pub(super) fn queue_counts_ready(&mut self, counts: Result<QueueCounts>) {
+        match counts {
+            Ok(counts) if self.last_counts.as_ref() != Some(&counts) => {
+                self.live.broadcast_all(&protocol::event("queue.counts", &counts));
+                self.last_counts = Some(counts);
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(room_id = %self.room, %error, "cannot count the queue"),
+        }
+    }
+
+    /// Tells the holders of swept reservations that they expired.
+    pub(super) fn reservations_expired(&mut self, expired: &[(i64, UserId)]) {
+        for (task, worker) in expired {
+            self.live.send_to_user(worker, &protocol::event("task.expired", &json!({ "task_id": task })));
+        }
+        if !expired.is_empty() {
+            self.queue_changed.notify_one();
+        }
+    }
+}

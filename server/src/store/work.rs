@@ -1,0 +1,465 @@
+//! Projects, tasks, reservations and answers.
+//!
+//! The invariants live in the SQL, so they hold across processes:
+//! `tasks.reserved` counts the task's reservation rows (live or expired but
+//! not yet swept) and `tasks.answered` its answers; a CHECK constraint keeps
+//! `reserved + answered <= overlap_target`, and a grant is a conditional
+//! UPDATE that only succeeds while a slot is free. Expired reservations are
+//! deleted (and the counter lowered) by the grant itself before it looks
+//! for a slot, so an expired slot is free again at once. Every transaction
+//! touches reservation rows before the task row, so concurrent ones cannot
+//! deadlock each other.
+
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::Store;
+use crate::error::{Error, Result};
+use crate::ids::{RoomId, UserId, now_ms};
+use crate::work::{NewTask, ProjectConfig};
+
+/// A task as listed to the core team.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskRow {
+    pub id: i64,
+    pub external_id: String,
+    pub data: Value,
+    pub skills: Vec<String>,
+    pub gold: Option<Value>,
+    pub overlap_target: i64,
+    pub reserved: i64,
+    pub answered: i64,
+    pub state: String,
+    pub created_at: i64,
+}
+
+/// A task as a worker sees it: no gold answer, no counts.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerTask {
+    pub id: i64,
+    pub external_id: String,
+    pub data: Value,
+}
+
+/// Counts shown in every member's live queue.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct QueueCounts {
+    pub total: i64,
+    pub open: i64,
+    pub complete: i64,
+    pub review: i64,
+    /// Live reservations right now.
+    pub reserved: i64,
+    pub answers: i64,
+}
+
+/// A live reservation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reservation {
+    pub task_id: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+    /// Heartbeats cannot extend it past this.
+    pub cap_at: i64,
+}
+
+/// What importing a batch of tasks did.
+#[derive(Debug, Default, Serialize)]
+pub struct ImportReport {
+    pub inserted: u64,
+    /// Tasks whose id already existed in the room (skipped).
+    pub duplicates: u64,
+}
+
+fn json_column(row: &AnyRow, column: &str) -> Result<Value> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_str(&text).map_err(|error| Error::Internal(format!("stored {column} is not JSON: {error}")))
+}
+
+fn task_row(row: &AnyRow) -> Result<TaskRow> {
+    let gold: Option<String> = row.try_get("gold")?;
+    Ok(TaskRow {
+        id: row.try_get("id")?,
+        external_id: row.try_get("external_id")?,
+        data: json_column(row, "data")?,
+        skills: serde_json::from_value(json_column(row, "skills")?).unwrap_or_default(),
+        gold: gold.map(|gold| serde_json::from_str(&gold)).transpose().map_err(|error| Error::Internal(error.to_string()))?,
+        overlap_target: row.try_get("overlap_target")?,
+        reserved: row.try_get("reserved")?,
+        answered: row.try_get("answered")?,
+        state: row.try_get("state")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+const TASK_COLUMNS: &str =
+    "id, external_id, data, skills, gold, overlap_target, reserved, answered, state, created_at";
+
+impl Store {
+    /// The room's project, or the defaults if none was set.
+    pub async fn project(&self, room: &RoomId) -> Result<ProjectConfig> {
+        let row = sqlx::query("SELECT config FROM projects WHERE room_id = $1")
+            .bind(room.as_str())
+            .fetch_optional(self.pool())
+            .await?;
+        match row {
+            Some(row) => serde_json::from_value(json_column(&row, "config")?)
+                .map_err(|error| Error::Internal(format!("stored project does not parse: {error}"))),
+            None => Ok(ProjectConfig::default()),
+        }
+    }
+
+    pub async fn put_project(&self, room: &RoomId, config: &ProjectConfig) -> Result<()> {
+        let text = serde_json::to_string(config).map_err(|error| Error::Internal(error.to_string()))?;
+        sqlx::query(
+            "INSERT INTO projects (room_id, config, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (room_id) DO UPDATE SET config = excluded.config, updated_at = excluded.updated_at",
+        )
+        .bind(room.as_str())
+        .bind(text)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Inserts tasks in one transaction; ids already in the room are skipped.
+    pub async fn insert_tasks(&self, room: &RoomId, tasks: &[NewTask], overlap_target: u32) -> Result<ImportReport> {
+        let mut tx = self.begin_write().await?;
+        let mut report = ImportReport::default();
+        let created_at = now_ms();
+        for task in tasks {
+            let data = task.data.to_string();
+            let skills = serde_json::to_string(&task.skills).map_err(|error| Error::Internal(error.to_string()))?;
+            let gold = task.gold.as_ref().map(Value::to_string);
+            let result = sqlx::query(
+                "INSERT INTO tasks (room_id, external_id, data, skills, gold, overlap_target, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (room_id, external_id) DO NOTHING",
+            )
+            .bind(room.as_str())
+            .bind(&task.id)
+            .bind(data)
+            .bind(skills)
+            .bind(gold)
+            .bind(i64::from(overlap_target))
+            .bind(created_at)
+            .execute(&mut *tx)
+            .await?;
+            if result.rows_affected() == 1 {
+                report.inserted += 1;
+            } else {
+                report.duplicates += 1;
+            }
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    /// Tasks of a room, by id, optionally in one state.
+    pub async fn tasks(&self, room: &RoomId, state: Option<&str>, after: i64, limit: i64) -> Result<Vec<TaskRow>> {
+        let sql = format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE room_id = $1 AND id > $2 AND ($3 IS NULL OR state = $3) \
+             ORDER BY id LIMIT $4"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(room.as_str())
+            .bind(after)
+            .bind(state)
+            .bind(limit.clamp(1, 1000))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(task_row).collect()
+    }
+
+    pub async fn queue_counts(&self, room: &RoomId) -> Result<QueueCounts> {
+        let mut counts = QueueCounts::default();
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n, CAST(SUM(answered) AS BIGINT) AS answers FROM tasks WHERE room_id = $1 GROUP BY state")
+            .bind(room.as_str())
+            .fetch_all(self.pool())
+            .await?;
+        for row in &rows {
+            let state: String = row.try_get("state")?;
+            let n: i64 = row.try_get("n")?;
+            // SUM is NUMERIC on PostgreSQL (which the Any driver cannot read): the query casts it.
+            let answers: i64 = row.try_get("answers")?;
+            counts.total += n;
+            counts.answers += answers;
+            match state.as_str() {
+                "open" => counts.open += n,
+                "complete" => counts.complete += n,
+                _ => counts.review += n,
+            }
+        }
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM reservations WHERE room_id = $1 AND expires_at > $2")
+            .bind(room.as_str())
+            .bind(now_ms())
+            .fetch_one(self.pool())
+            .await?;
+        counts.reserved = row.try_get("n")?;
+        Ok(counts)
+    }
+
+    /// The worker's live reservation in the room, if any.
+    pub async fn live_reservation(&self, room: &RoomId, worker: &UserId) -> Result<Option<(Reservation, WorkerTask)>> {
+        let row = sqlx::query(
+            "SELECT r.task_id, r.created_at, r.expires_at, r.cap_at, t.external_id, t.data FROM reservations r \
+             JOIN tasks t ON t.id = r.task_id WHERE r.room_id = $1 AND r.worker_id = $2 AND r.expires_at > $3 \
+             ORDER BY r.created_at LIMIT 1",
+        )
+        .bind(room.as_str())
+        .bind(worker.as_str())
+        .bind(now_ms())
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|row| {
+            let task_id: i64 = row.try_get("task_id")?;
+            let reservation = Reservation {
+                task_id,
+                created_at: row.try_get("created_at")?,
+                expires_at: row.try_get("expires_at")?,
+                cap_at: row.try_get("cap_at")?,
+            };
+            Ok((reservation, WorkerTask { id: task_id, external_id: row.try_get("external_id")?, data: json_column(&row, "data")? }))
+        })
+        .transpose()
+    }
+
+    /// Open tasks the worker could take, nearest to completion first: not
+    /// answered, reserved or skipped by them, with a free slot, and needing
+    /// no skill outside `skills` (checked here, after the query).
+    pub async fn candidate_tasks(&self, room: &RoomId, worker: &UserId, skills: &[String], limit: i64) -> Result<Vec<WorkerTask>> {
+        let rows = sqlx::query(
+            "SELECT t.id, t.external_id, t.data, t.skills FROM tasks t \
+             WHERE t.room_id = $1 AND t.state = 'open' AND t.reserved + t.answered < t.overlap_target \
+             AND NOT EXISTS (SELECT 1 FROM answers a WHERE a.task_id = t.id AND a.worker_id = $2) \
+             AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.task_id = t.id AND r.worker_id = $2) \
+             AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.task_id = t.id AND s.worker_id = $2) \
+             ORDER BY t.answered DESC, t.id LIMIT $3",
+        )
+        .bind(room.as_str())
+        .bind(worker.as_str())
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        let mut tasks = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let needed: Vec<String> = serde_json::from_value(json_column(row, "skills")?).unwrap_or_default();
+            if needed.iter().all(|skill| skills.contains(skill)) {
+                tasks.push(WorkerTask { id: row.try_get("id")?, external_id: row.try_get("external_id")?, data: json_column(row, "data")? });
+            }
+        }
+        Ok(tasks)
+    }
+
+    pub async fn member_skills(&self, room: &RoomId, user: &UserId) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT skill FROM member_skills WHERE room_id = $1 AND user_id = $2 ORDER BY skill")
+            .bind(room.as_str())
+            .bind(user.as_str())
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(|row| Ok(row.try_get("skill")?)).collect()
+    }
+
+    pub async fn set_member_skills(&self, room: &RoomId, user: &UserId, skills: &[String]) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM member_skills WHERE room_id = $1 AND user_id = $2")
+            .bind(room.as_str())
+            .bind(user.as_str())
+            .execute(&mut *tx)
+            .await?;
+        for skill in skills {
+            sqlx::query("INSERT INTO member_skills (room_id, user_id, skill) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                .bind(room.as_str())
+                .bind(user.as_str())
+                .bind(skill)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// How many answers the worker gave in the room.
+    pub async fn worker_answer_count(&self, room: &RoomId, worker: &UserId) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM answers WHERE room_id = $1 AND worker_id = $2")
+            .bind(room.as_str())
+            .bind(worker.as_str())
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+}
+
+/// Deletes the expired reservations of one task and lowers its counter.
+async fn drop_expired(conn: &mut AnyConnection, task: i64, now: i64) -> Result<()> {
+    let expired = sqlx::query("DELETE FROM reservations WHERE task_id = $1 AND expires_at <= $2 RETURNING worker_id")
+        .bind(task)
+        .bind(now)
+        .fetch_all(&mut *conn)
+        .await?;
+    if !expired.is_empty() {
+        sqlx::query("UPDATE tasks SET reserved = reserved - $1 WHERE id = $2")
+            .bind(i64::try_from(expired.len()).unwrap_or(i64::MAX))
+            .bind(task)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Grants `worker` a reservation of `task` if a slot is free; None if not.
+pub(super) async fn grant(conn: &mut AnyConnection, room: &RoomId, task: i64, worker: &UserId, ttl_ms: i64, cap_ms: i64) -> Result<Option<Reservation>> {
+    let now = now_ms();
+    drop_expired(conn, task, now).await?;
+    let taken = sqlx::query(
+        "UPDATE tasks SET reserved = reserved + 1 WHERE id = $1 AND room_id = $2 AND state = 'open' \
+         AND reserved + answered < overlap_target \
+         AND NOT EXISTS (SELECT 1 FROM answers a WHERE a.task_id = $1 AND a.worker_id = $3) \
+         AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.task_id = $1 AND r.worker_id = $3)",
+    )
+    .bind(task)
+    .bind(room.as_str())
+    .bind(worker.as_str())
+    .execute(&mut *conn)
+    .await?;
+    if taken.rows_affected() == 0 {
+        return Ok(None);
+    }
+    let reservation = Reservation {
+        task_id: task,
+        created_at: now,
+        expires_at: now.saturating_add(ttl_ms.min(cap_ms)),
+        cap_at: now.saturating_add(cap_ms),
+    };
+    sqlx::query(
+        "INSERT INTO reservations (task_id, worker_id, room_id, created_at, expires_at, cap_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(task)
+    .bind(worker.as_str())
+    .bind(room.as_str())
+    .bind(reservation.created_at)
+    .bind(reservation.expires_at)
+    .bind(reservation.cap_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(Some(reservation))
+}
+
+/// Extends a live reservation by `ttl_ms`, up to its cap; returns the new expiry.
+pub(super) async fn heartbeat(conn: &mut AnyConnection, task: i64, worker: &UserId, ttl_ms: i64) -> Result<i64> {
+    let now = now_ms();
+    let wanted = now.saturating_add(ttl_ms);
+    let row = sqlx::query(
+        "UPDATE reservations SET expires_at = CASE WHEN cap_at < $1 THEN cap_at ELSE $1 END \
+         WHERE task_id = $2 AND worker_id = $3 AND expires_at > $4 RETURNING expires_at",
+    )
+    .bind(wanted)
+    .bind(task)
+    .bind(worker.as_str())
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        Some(row) => Ok(row.try_get("expires_at")?),
+        None => Err(Error::NotFound("live reservation")),
+    }
+}
+
+/// Gives a reservation back; the task is not offered to the worker again.
+pub(super) async fn skip(conn: &mut AnyConnection, task: i64, worker: &UserId) -> Result<()> {
+    let released = sqlx::query("DELETE FROM reservations WHERE task_id = $1 AND worker_id = $2 RETURNING task_id")
+        .bind(task)
+        .bind(worker.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    if released.is_none() {
+        return Err(Error::NotFound("reservation"));
+    }
+    sqlx::query("UPDATE tasks SET reserved = reserved - 1 WHERE id = $1").bind(task).execute(&mut *conn).await?;
+    sqlx::query("INSERT INTO skips (task_id, worker_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        .bind(task)
+        .bind(worker.as_str())
+        .bind(now_ms())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// What a committed answer did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Submitted {
+    pub answer_id: i64,
+    pub task_id: i64,
+    pub lead_time_ms: i64,
+    /// The task's state after this answer.
+    pub task_state: String,
+}
+
+/// Records an answer under a live reservation, which it consumes.
+pub(super) async fn submit(conn: &mut AnyConnection, room: &RoomId, task: i64, worker: &UserId, answer: &Value) -> Result<Submitted> {
+    let now = now_ms();
+    let reservation = sqlx::query(
+        "DELETE FROM reservations WHERE task_id = $1 AND worker_id = $2 AND expires_at > $3 RETURNING created_at",
+    )
+    .bind(task)
+    .bind(worker.as_str())
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(reservation) = reservation else {
+        return Err(Error::ReservationLost);
+    };
+    let reserved_at: i64 = reservation.try_get("created_at")?;
+    let row = sqlx::query(
+        "UPDATE tasks SET reserved = reserved - 1, answered = answered + 1, \
+         state = CASE WHEN answered + 1 >= overlap_target THEN 'complete' ELSE state END, \
+         completed_at = CASE WHEN answered + 1 >= overlap_target THEN $1 ELSE completed_at END \
+         WHERE id = $2 AND room_id = $3 RETURNING state",
+    )
+    .bind(now)
+    .bind(task)
+    .bind(room.as_str())
+    .fetch_one(&mut *conn)
+    .await?;
+    let task_state: String = row.try_get("state")?;
+    let lead_time_ms = now.saturating_sub(reserved_at);
+    let inserted = sqlx::query(
+        "INSERT INTO answers (task_id, room_id, worker_id, answer, lead_time_ms, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(task)
+    .bind(room.as_str())
+    .bind(worker.as_str())
+    .bind(answer.to_string())
+    .bind(lead_time_ms)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Submitted { answer_id: inserted.try_get("id")?, task_id: task, lead_time_ms, task_state })
+}
+
+/// Deletes the room's expired reservations; returns (task, worker) of each.
+pub(super) async fn sweep(conn: &mut AnyConnection, room: &RoomId) -> Result<Vec<(i64, UserId)>> {
+    let rows = sqlx::query("DELETE FROM reservations WHERE room_id = $1 AND expires_at <= $2 RETURNING task_id, worker_id")
+        .bind(room.as_str())
+        .bind(now_ms())
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut expired = Vec::with_capacity(rows.len());
+    for row in &rows {
+        expired.push((row.try_get::<i64, _>("task_id")?, UserId::parse(&row.try_get::<String, _>("worker_id")?)?));
+    }
+    let mut tasks: Vec<i64> = expired.iter().map(|(task, _)| *task).collect();
+    tasks.sort_unstable();
+    for chunk in tasks.chunk_by(|a, b| a == b) {
+        let Some(task) = chunk.first() else { continue };
+        sqlx::query("UPDATE tasks SET reserved = reserved - $1 WHERE id = $2")
+            .bind(i64::try_from(chunk.len()).unwrap_or(i64::MAX))
+            .bind(*task)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(expired)
+}

@@ -1,0 +1,272 @@
+//! The work engine's vocabulary: a room's project (how its tasks are
+//! answered, paid and checked), tasks, and answer validation.
+//!
+//! Everything that must hold under concurrency (overlap, one reservation
+//! and one answer per worker and task) is enforced by the store's
+//! conditional writes, so it holds across server processes sharing one
+//! database; the in-process code only chooses what to try.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// Longest free-text answer accepted by default, in characters.
+const DEFAULT_MAX_TEXT_CHARS: u32 = 10_000;
+/// Most labels or options one schema may declare.
+const MAX_OPTIONS: usize = 1_000;
+
+/// How a project's tasks are answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AnswerSchema {
+    /// One label out of `options`: the answer is a string.
+    SingleChoice { options: Vec<String> },
+    /// Any subset of `options`: the answer is an array of distinct strings.
+    MultiLabel { options: Vec<String> },
+    /// Labelled spans over the task's text: `[{start, end, label}]`, UTF-16
+    /// offsets as JavaScript counts them, `start < end`.
+    Spans { labels: Vec<String> },
+    /// A string of at most `max_chars` characters.
+    FreeText {
+        #[serde(default)]
+        max_chars: Option<u32>,
+    },
+    /// A number within the optional bounds.
+    Numeric {
+        #[serde(default)]
+        min: Option<f64>,
+        #[serde(default)]
+        max: Option<f64>,
+    },
+}
+
+impl AnswerSchema {
+    /// Checks the schema itself.
+    pub fn validate_schema(&self) -> Result<()> {
+        let options = match self {
+            AnswerSchema::SingleChoice { options } | AnswerSchema::MultiLabel { options } => options,
+            AnswerSchema::Spans { labels } => labels,
+            AnswerSchema::FreeText { .. } => return Ok(()),
+            AnswerSchema::Numeric { min, max } => {
+                return match (min, max) {
+                    (Some(min), Some(max)) if min > max => Err(bad("numeric schema: min is above max")),
+                    _ => Ok(()),
+                };
+            }
+        };
+        if options.is_empty() || options.len() > MAX_OPTIONS {
+            return Err(bad(&format!("a schema needs 1 to {MAX_OPTIONS} options")));
+        }
+        let mut sorted: Vec<&String> = options.iter().collect();
+        sorted.sort();
+        if sorted.windows(2).any(|pair| pair[0] == pair[1]) || options.iter().any(|option| option.trim().is_empty()) {
+            return Err(bad("schema options must be distinct and non-empty"));
+        }
+        Ok(())
+    }
+
+    /// Checks an answer (or a gold answer) against the schema.
+    pub fn validate_answer(&self, answer: &Value) -> Result<()> {
+        match self {
+            AnswerSchema::SingleChoice { options } => match answer.as_str() {
+                Some(label) if options.iter().any(|option| option == label) => Ok(()),
+                _ => Err(bad("the answer must be one of the options")),
+            },
+            AnswerSchema::MultiLabel { options } => {
+                let labels = answer.as_array().ok_or_else(|| bad("the answer must be an array of options"))?;
+                let mut seen = Vec::with_capacity(labels.len());
+                for label in labels {
+                    let label = label.as_str().filter(|label| options.iter().any(|option| option == label));
+                    let label = label.ok_or_else(|| bad("every label must be one of the options"))?;
+                    if seen.contains(&label) {
+                        return Err(bad("labels must be distinct"));
+                    }
+                    seen.push(label);
+                }
+                Ok(())
+            }
+            AnswerSchema::Spans { labels } => {
+                let spans = answer.as_array().ok_or_else(|| bad("the answer must be an array of spans"))?;
+                for span in spans {
+                    let start = span.get("start").and_then(Value::as_u64);
+                    let end = span.get("end").and_then(Value::as_u64);
+                    let label = span.get("label").and_then(Value::as_str);
+                    match (start, end, label) {
+                        (Some(start), Some(end), Some(label)) if start < end && labels.iter().any(|known| known == label) => {}
+                        _ => return Err(bad("every span is {start, end, label} with start < end and a known label")),
+                    }
+                }
+                Ok(())
+            }
+            AnswerSchema::FreeText { max_chars } => {
+                let text = answer.as_str().ok_or_else(|| bad("the answer must be a string"))?;
+                let max = max_chars.unwrap_or(DEFAULT_MAX_TEXT_CHARS);
+                if text.trim().is_empty() || text.chars().count() > max as usize {
+                    return Err(bad(&format!("the answer must have 1 to {max} characters")));
+                }
+                Ok(())
+            }
+            AnswerSchema::Numeric { min, max } => {
+                let value = answer.as_f64().filter(|value| value.is_finite()).ok_or_else(|| bad("the answer must be a number"))?;
+                if min.is_some_and(|min| value < min) || max.is_some_and(|max| value > max) {
+                    return Err(bad("the answer is out of range"));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn bad(message: &str) -> Error {
+    Error::BadRequest(message.to_owned())
+}
+
+/// A project: one per room. Money is in integer micro-units (1/1,000,000
+/// of the currency unit).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProjectConfig {
+    pub instructions: String,
+    pub answer_schema: AnswerSchema,
+    /// Skills a worker needs for every task of the project (tasks may add more).
+    pub required_skills: Vec<String>,
+    /// Answers a task gets before consensus is attempted.
+    pub overlap_min: u32,
+    /// Answers a task may get at most (dynamic overlap raises towards it).
+    pub overlap_max: u32,
+    /// Consensus confidence a task needs to complete.
+    pub min_confidence: f64,
+    /// Share of tasks served as gold once onboarding is done.
+    pub gold_rate: f64,
+    /// Gold tasks a new worker answers first.
+    pub onboarding_gold: u32,
+    /// Lifetime of a reservation; heartbeats renew it.
+    pub reservation_ttl_seconds: u64,
+    /// Longest a reservation can be kept alive by heartbeats.
+    pub reservation_cap_seconds: u64,
+    pub pay_per_answer: i64,
+    pub target_hourly_rate: i64,
+    pub auto_approve_seconds: u64,
+}
+
+impl Default for ProjectConfig {
+    fn default() -> Self {
+        ProjectConfig {
+            instructions: String::new(),
+            answer_schema: AnswerSchema::FreeText { max_chars: None },
+            required_skills: Vec::new(),
+            overlap_min: 3,
+            overlap_max: 5,
+            min_confidence: 0.7,
+            gold_rate: 0.1,
+            onboarding_gold: 3,
+            reservation_ttl_seconds: 300,
+            reservation_cap_seconds: 3600,
+            pay_per_answer: 50_000,
+            target_hourly_rate: 15_000_000,
+            auto_approve_seconds: 3 * 24 * 3600,
+        }
+    }
+}
+
+impl ProjectConfig {
+    pub fn validate(&self) -> Result<()> {
+        self.answer_schema.validate_schema()?;
+        if self.overlap_min == 0 || self.overlap_min > self.overlap_max || self.overlap_max > 100 {
+            return Err(bad("overlap: 1 <= overlap_min <= overlap_max <= 100"));
+        }
+        if !(0.0..=1.0).contains(&self.min_confidence) || !(0.0..=1.0).contains(&self.gold_rate) {
+            return Err(bad("min_confidence and gold_rate are between 0 and 1"));
+        }
+        if self.reservation_ttl_seconds == 0 || self.reservation_ttl_seconds > self.reservation_cap_seconds {
+            return Err(bad("1 <= reservation_ttl_seconds <= reservation_cap_seconds"));
+        }
+        if self.pay_per_answer < 0 || self.target_hourly_rate < 0 {
+            return Err(bad("pay cannot be negative"));
+        }
+        Ok(())
+    }
+
+    pub fn ttl_ms(&self) -> i64 {
+        i64::try_from(self.reservation_ttl_seconds.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
+
+    pub fn cap_ms(&self) -> i64 {
+        i64::try_from(self.reservation_cap_seconds.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
+}
+
+/// One task as imported: `{"id", "data", "skills"?, "gold"?}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTask {
+    /// The importer's id, unique in the room (a re-import skips it).
+    pub id: String,
+    /// What the worker sees (text to annotate, a question, an image URL...).
+    pub data: Value,
+    #[serde(default)]
+    pub skills: Vec<String>,
+    /// The known answer of a gold task.
+    #[serde(default)]
+    pub gold: Option<Value>,
+}
+
+/// Most bytes of one task's id.
+const MAX_TASK_ID_BYTES: usize = 256;
+
+impl NewTask {
+    pub fn validate(&self, schema: &AnswerSchema) -> Result<()> {
+        if self.id.is_empty() || self.id.len() > MAX_TASK_ID_BYTES {
+            return Err(bad(&format!("a task id has 1 to {MAX_TASK_ID_BYTES} bytes")));
+        }
+        if let Some(gold) = &self.gold {
+            schema.validate_answer(gold).map_err(|error| bad(&format!("gold answer: {}", error.public_message())))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn answers_are_checked_against_the_schema() {
+        let choice = AnswerSchema::SingleChoice { options: vec!["cat".into(), "dog".into()] };
+        assert!(choice.validate_answer(&json!("cat")).is_ok());
+        assert!(choice.validate_answer(&json!("cow")).is_err());
+        assert!(choice.validate_answer(&json!(1)).is_err());
+        let multi = AnswerSchema::MultiLabel { options: vec!["a".into(), "b".into()] };
+        assert!(multi.validate_answer(&json!(["a", "b"])).is_ok());
+        assert!(multi.validate_answer(&json!(["a", "a"])).is_err());
+        let spans = AnswerSchema::Spans { labels: vec!["PER".into()] };
+        assert!(spans.validate_answer(&json!([{"start": 0, "end": 3, "label": "PER"}])).is_ok());
+        assert!(spans.validate_answer(&json!([{"start": 3, "end": 3, "label": "PER"}])).is_err());
+        let numeric = AnswerSchema::Numeric { min: Some(-1.0), max: Some(1.0) };
+        assert!(numeric.validate_answer(&json!(0.5)).is_ok());
+        assert!(numeric.validate_answer(&json!(2)).is_err());
+        let text = AnswerSchema::FreeText { max_chars: Some(3) };
+        assert!(text.validate_answer(&json!("abc")).is_ok());
+        assert!(text.validate_answer(&json!("abcd")).is_err());
+        assert!(text.validate_answer(&json!("  ")).is_err());
+    }
+
+    #[test]
+    fn projects_are_validated() {
+        assert!(ProjectConfig::default().validate().is_ok());
+        let config: ProjectConfig = serde_json::from_value(json!({
+            "answer_schema": {"kind": "single_choice", "options": ["yes", "no"]},
+            "overlap_min": 2, "overlap_max": 4
+        }))
+        .unwrap_or_default();
+        assert_eq!(config.overlap_max, 4);
+        assert!(config.validate().is_ok());
+        let bad_overlap = ProjectConfig { overlap_min: 5, overlap_max: 3, ..ProjectConfig::default() };
+        assert!(bad_overlap.validate().is_err());
+        let duplicate = AnswerSchema::SingleChoice { options: vec!["a".into(), "a".into()] };
+        assert!(duplicate.validate_schema().is_err());
+        assert!(serde_json::from_value::<ProjectConfig>(json!({"surprise": 1})).is_err());
+    }
+}

@@ -1,0 +1,203 @@
+//! The work engine over the public API: project, import, the worker's side
+//! of a task (request, heartbeat, submit, skip, expiry), the live queue, and
+//! the overlap invariants under concurrency, on both stores and across two
+//! server processes sharing PostgreSQL.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use crowdroom::auth::Role;
+use crowdroom_tests::client::LiveClient;
+use crowdroom_tests::process::ServerProcess;
+use crowdroom_tests::{Backend, TestDb, TestServer, both_stores, http};
+use serde_json::{Value, json};
+
+both_stores! {
+    worker_flow => worker_flow;
+    many_workers_at_once_keep_the_invariants => many_workers_at_once;
+}
+
+fn project(overlap: u32, ttl_seconds: u64) -> Value {
+    json!({
+        "instructions": "Is the sentence positive?",
+        "answer_schema": {"kind": "single_choice", "options": ["pos", "neg"]},
+        "overlap_min": overlap, "overlap_max": overlap + 2,
+        "reservation_ttl_seconds": ttl_seconds, "reservation_cap_seconds": 3600,
+        "pay_per_answer": 20000
+    })
+}
+
+/// Configures the project and imports `count` tasks as JSONL; returns the owner token.
+async fn setup(server: &TestServer, room: &str, overlap: u32, ttl_seconds: u64, count: usize) -> String {
+    let owner = server.token(room, "olivia", Role::Owner).await;
+    let url = server.http_url(&format!("/api/v1/rooms/{room}/project"));
+    let response = http::request("PUT", &url, Some(&owner), Some(project(overlap, ttl_seconds))).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let lines: String = (0..count).map(|i| format!("{{\"id\":\"t{i}\",\"data\":{{\"text\":\"sentence {i}\"}}}}\n")).collect();
+    let url = server.http_url(&format!("/api/v1/rooms/{room}/tasks"));
+    let response = http::post_raw(&url, &owner, &lines).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(response.json()["inserted"], count as u64, "{}", response.body);
+    owner
+}
+
+async fn worker_flow(backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else { return };
+    let base = server.ws_url("");
+    let owner = setup(&server, "r1", 2, 300, 3).await;
+    // A re-import skips known ids; bad tasks are reported, not fatal.
+    let body = "[{\"id\":\"t0\",\"data\":1},{\"id\":\"g1\",\"data\":2,\"gold\":\"pos\"},{\"id\":\"g2\",\"data\":3,\"gold\":\"maybe\"},{\"nope\":1}]";
+    let report = http::post_raw(&server.http_url("/api/v1/rooms/r1/tasks"), &owner, body).await.json();
+    assert_eq!((report["inserted"].as_u64(), report["duplicates"].as_u64(), report["rejected"].as_u64()), (Some(1), Some(1), Some(2)), "{report}");
+
+    let ann = server.token("r1", "ann", Role::Worker).await;
+    let bob = server.token("r1", "bob", Role::Worker).await;
+    let viewer = server.token("r1", "vic", Role::Viewer).await;
+    let mut ann = LiveClient::connect(&base, "r1", &ann).await;
+    let mut bob = LiveClient::connect(&base, "r1", &bob).await;
+    let mut vic = LiveClient::connect(&base, "r1", &viewer).await;
+    assert_eq!(vic.request("task.request", json!({})).await["error"]["code"], "forbidden");
+
+    let granted = ann.request("task.request", json!({})).await;
+    assert_eq!(granted["ok"], true, "{granted}");
+    let task = granted["result"]["task"]["id"].as_i64().unwrap();
+    assert!(granted["result"]["task"]["data"]["text"].is_string() || granted["result"]["task"]["data"].is_number());
+    assert!(granted["result"]["task"].get("gold").is_none(), "workers never see gold answers");
+    let expires = granted["result"]["reservation"]["expires_at"].as_i64().unwrap();
+    // Asking again returns the same reservation.
+    let again = ann.request("task.request", json!({})).await;
+    assert_eq!(again["result"]["task"]["id"], task);
+    let extended = ann.request("task.heartbeat", json!({"task_id": task})).await;
+    assert!(extended["result"]["expires_at"].as_i64().unwrap() >= expires, "{extended}");
+    // Answers are checked against the schema; a worker without the reservation is refused.
+    let invalid = ann.request("task.submit", json!({"task_id": task, "answer": "maybe"})).await;
+    assert_eq!(invalid["error"]["code"], "bad_request");
+    let foreign = bob.request("task.submit", json!({"task_id": task, "answer": "pos"})).await;
+    assert_eq!(foreign["error"]["code"], "reservation_expired");
+    let submitted = ann.request("task.submit", json!({"task_id": task, "answer": "pos"})).await;
+    assert_eq!(submitted["ok"], true, "{submitted}");
+    assert_eq!(submitted["result"]["progress"]["answers"], 1);
+    assert_eq!(submitted["result"]["progress"]["pending_earnings"], 20000);
+    let twice = ann.request("task.submit", json!({"task_id": task, "answer": "neg"})).await;
+    assert_eq!(twice["error"]["code"], "reservation_expired");
+    // Skipping gives the slot back and the task is not offered again.
+    let next = ann.request("task.request", json!({})).await;
+    let skipped = next["result"]["task"]["id"].as_i64().unwrap();
+    assert_ne!(skipped, task, "a worker never gets a task they answered");
+    assert_eq!(ann.request("task.skip", json!({"task_id": skipped})).await["ok"], true);
+    let after_skip = ann.request("task.request", json!({})).await;
+    let third = after_skip["result"]["task"]["id"].as_i64().unwrap();
+    assert!(third != task && third != skipped);
+    // The queue: everyone watching gets counts pushed.
+    let counts = bob.event("queue.counts").await;
+    assert!(counts["data"]["total"].as_i64().unwrap() >= 4, "{counts}");
+    let queue = bob.request("queue.get", json!({})).await;
+    assert_eq!(queue["result"]["counts"]["answers"], 1, "{queue}");
+    assert!(queue["result"]["mine"].is_null());
+    let listed = http::get(&server.http_url("/api/v1/rooms/r1/tasks?limit=10"), Some(&owner)).await.json();
+    assert_eq!(listed["tasks"].as_array().unwrap().len(), 4);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_reservations_free_the_slot_at_once() {
+    let Some(server) = TestServer::start(Backend::Sqlite).await else { return };
+    let base = server.ws_url("");
+    setup(&server, "r1", 1, 1, 1).await;
+    let ann = server.token("r1", "ann", Role::Worker).await;
+    let bob = server.token("r1", "bob", Role::Worker).await;
+    let mut ann = LiveClient::connect(&base, "r1", &ann).await;
+    let mut bob = LiveClient::connect(&base, "r1", &bob).await;
+    let granted = ann.request("task.request", json!({})).await;
+    let task = granted["result"]["task"]["id"].as_i64().unwrap();
+    assert_eq!(bob.request("task.request", json!({})).await["result"]["reason"], "no_work");
+    // Ann's reservation lapses: she is told, and Bob gets the slot.
+    let expired = ann.event("task.expired").await;
+    assert_eq!(expired["data"]["task_id"], task);
+    let granted = bob.request("task.request", json!({})).await;
+    assert_eq!(granted["result"]["task"]["id"], task, "{granted}");
+    let late = ann.request("task.submit", json!({"task_id": task, "answer": "pos"})).await;
+    assert_eq!(late["error"]["code"], "reservation_expired");
+    assert_eq!(bob.request("task.submit", json!({"task_id": task, "answer": "neg"})).await["ok"], true);
+    server.stop().await;
+}
+
+const TASKS: usize = 12;
+const OVERLAP: u32 = 3;
+const WORKERS: usize = 16;
+
+/// Workers loop request → submit until there is no work; returns every
+/// (task, worker) they were acknowledged for.
+async fn crowd(bases: Vec<String>, tokens: Vec<(String, String)>) -> Vec<(i64, String)> {
+    let mut handles = Vec::new();
+    for (index, (user, token)) in tokens.into_iter().enumerate() {
+        let base = bases[index % bases.len()].clone();
+        handles.push(tokio::spawn(async move {
+            let mut client = LiveClient::connect(&base, "r1", &token).await;
+            let mut done = Vec::new();
+            loop {
+                let granted = client.request("task.request", json!({})).await;
+                assert_eq!(granted["ok"], true, "{granted}");
+                let Some(task) = granted["result"]["task"]["id"].as_i64() else { break };
+                let submitted = client.request("task.submit", json!({"task_id": task, "answer": "pos"})).await;
+                assert_eq!(submitted["ok"], true, "{submitted}");
+                done.push((task, user.clone()));
+            }
+            done
+        }));
+    }
+    let mut all = Vec::new();
+    for handle in handles {
+        all.extend(tokio::time::timeout(Duration::from_secs(60), handle).await.expect("crowd finished").unwrap());
+    }
+    all
+}
+
+fn check_invariants(answers: &[(i64, String)]) {
+    let mut per_task: HashMap<i64, Vec<&String>> = HashMap::new();
+    for (task, worker) in answers {
+        per_task.entry(*task).or_default().push(worker);
+    }
+    assert_eq!(per_task.len(), TASKS, "every task was answered");
+    for (task, workers) in &per_task {
+        assert_eq!(workers.len(), OVERLAP as usize, "task {task} got exactly its overlap");
+        let distinct: HashSet<_> = workers.iter().collect();
+        assert_eq!(distinct.len(), workers.len(), "task {task}: a worker answered twice");
+    }
+}
+
+async fn many_workers_at_once(backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else { return };
+    let owner = setup(&server, "r1", OVERLAP, 300, TASKS).await;
+    let mut tokens = Vec::new();
+    for i in 0..WORKERS {
+        tokens.push((format!("w{i}"), server.token("r1", &format!("w{i}"), Role::Worker).await));
+    }
+    let answers = crowd(vec![server.ws_url("")], tokens).await;
+    check_invariants(&answers);
+    let tasks = http::get(&server.http_url("/api/v1/rooms/r1/tasks?limit=100"), Some(&owner)).await.json();
+    for task in tasks["tasks"].as_array().unwrap() {
+        assert_eq!((task["answered"].as_i64(), task["reserved"].as_i64()), (Some(OVERLAP as i64), Some(0)), "{task}");
+        assert_eq!(task["state"], "complete");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_sharing_postgres_keep_the_invariants() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else { return };
+    let server = TestServer::start_on(db, crowdroom_tests::fast_settings()).await;
+    setup(&server, "r1", OVERLAP, 300, TASKS).await;
+    let mut tokens = Vec::new();
+    for i in 0..WORKERS {
+        tokens.push((format!("w{i}"), server.token("r1", &format!("w{i}"), Role::Worker).await));
+    }
+    let first = ServerProcess::start(&server.db.url).await;
+    let second = ServerProcess::start(&server.db.url).await;
+    let bases = vec![format!("ws://{}", first.addr), format!("ws://{}", second.addr)];
+    let answers = crowd(bases, tokens).await;
+    check_invariants(&answers);
+    first.terminate().await;
+    second.terminate().await;
+    server.stop().await;
+}
