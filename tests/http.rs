@@ -52,13 +52,18 @@ fn with_auth<B>(request: ureq::RequestBuilder<B>, authorization: Option<&str>) -
 
 /// Sends raw text as a JSON body (for malformed-JSON tests).
 pub async fn post_raw(url: &str, token: &str, raw: &str) -> Response {
-    let (url, token, raw) = (url.to_owned(), token.to_owned(), raw.to_owned());
+    post_typed(url, token, "application/json", raw).await
+}
+
+/// Sends a raw body with a content type.
+pub async fn post_typed(url: &str, token: &str, content_type: &str, raw: &str) -> Response {
+    let (url, token, raw, content_type) = (url.to_owned(), token.to_owned(), raw.to_owned(), content_type.to_owned());
     tokio::task::spawn_blocking(move || {
         let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
         let mut response = agent
             .post(&url)
             .header("Authorization", &format!("Bearer {token}"))
-            .content_type("application/json")
+            .content_type(&content_type)
             .send(raw.as_bytes())
             .expect("post");
         let status = response.status().as_u16();

@@ -39,6 +39,8 @@ pub enum Command {
     /// Issues and revokes bearer tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Runs the consensus estimators offline on a dataset; prints JSON lines. Opens no database.
+    Consensus(crate::consensus::cli::ConsensusArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -113,8 +115,12 @@ pub enum TokenCommand {
 
 /// Runs a parsed command line.
 pub async fn execute(cli: Cli) -> Result<()> {
+    let command = match cli.command {
+        Command::Consensus(args) => return crate::consensus::cli::run(args),
+        other => other,
+    };
     let store = Store::open(&cli.database).await?;
-    match cli.command {
+    match command {
         Command::Serve(args) => serve(store, args).await,
         Command::Migrate => {
             println!("database is up to date");
@@ -152,6 +158,8 @@ pub async fn execute(cli: Cli) -> Result<()> {
             println!("revoked token {id} of room {room}");
             Ok(())
         }
+        // Dispatched above, before the store is opened; kept for exhaustiveness.
+        Command::Consensus(args) => crate::consensus::cli::run(args),
     }
 }
 

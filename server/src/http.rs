@@ -9,6 +9,7 @@
 mod api;
 mod live;
 mod socket;
+mod transfer;
 mod work_api;
 mod yjs;
 

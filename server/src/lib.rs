@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod cli;
 pub mod committer;
+pub mod consensus;
 pub mod conn;
 pub mod demo;
 pub mod error;

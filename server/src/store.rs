@@ -24,7 +24,7 @@ use sqlx::{AnyPool, Executor, SqlSafeStr};
 pub use access::{MemberRow, RoomRow, TokenRow};
 pub use chat::ChatMessage;
 pub use docs::StoredDoc;
-pub use work::{ImportReport, QueueCounts, Reservation, Submitted, TaskRow, WorkerTask};
+pub use work::{AnswerRow, ExportRow, ImportReport, QueueCounts, Reservation, Submitted, TaskRow, WorkerTask};
 pub use write::{WriteOp, WriteOutcome};
 
 use crate::error::{Error, Result};

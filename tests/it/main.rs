@@ -7,6 +7,7 @@ mod auth;
 mod awareness;
 mod cli;
 mod chat;
+mod consensus;
 mod docs;
 mod durability;
 mod malformed;

@@ -13,6 +13,7 @@ use crowdroom_tests::{Backend, TestDb, TestServer, both_stores, http};
 use serde_json::{Value, json};
 
 both_stores! {
+    import_and_export_every_format => import_and_export;
     worker_flow => worker_flow;
     many_workers_at_once_keep_the_invariants => many_workers_at_once;
 }
@@ -200,4 +201,80 @@ async fn two_processes_sharing_postgres_keep_the_invariants() {
     first.terminate().await;
     second.terminate().await;
     server.stop().await;
+}
+
+async fn import_and_export(backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else { return };
+    let owner = setup(&server, "r1", 1, 300, 0).await;
+    let tasks_url = server.http_url("/api/v1/rooms/r1/tasks");
+    // CSV: quoted fields with commas and newlines, a gold column, skills.
+    let csv = "id,text,gold,skills\nc1,\"Hello, world\",pos,\nc2,\"two\nlines\",,en;de\nc3,bad gold,maybe,\n";
+    let report = http::post_typed(&tasks_url, &owner, "text/csv", csv).await;
+    assert_eq!(report.status, 200, "{}", report.body);
+    let report = report.json();
+    assert_eq!((report["inserted"].as_u64(), report["rejected"].as_u64()), (Some(2), Some(1)), "{report}");
+    // A larger JSONL import streams through in batches.
+    let lines: String = (0..2500).map(|i| format!("{{\"id\":\"j{i}\",\"data\":{{\"n\":{i}}}}}\n")).collect();
+    let report = http::post_typed(&tasks_url, &owner, "application/x-ndjson", &lines).await.json();
+    assert_eq!(report["inserted"], 2500, "{report}");
+    let listed = http::get(&server.http_url("/api/v1/rooms/r1/tasks?limit=2"), Some(&owner)).await.json();
+    assert_eq!(listed["tasks"][0]["data"]["text"], "Hello, world");
+    assert_eq!(listed["tasks"][0]["gold"], "pos");
+    assert_eq!(listed["tasks"][1]["data"]["text"], "two\nlines");
+    assert_eq!(listed["tasks"][1]["skills"], json!(["en", "de"]));
+
+    // One answer, then every export format carries it.
+    let token = server.token("r1", "ann", Role::Worker).await;
+    let mut ann = LiveClient::connect(&server.ws_url(""), "r1", &token).await;
+    let granted = ann.request("task.request", json!({})).await;
+    let task = granted["result"]["task"]["id"].as_i64().unwrap();
+    assert_eq!(ann.request("task.submit", json!({"task_id": task, "answer": "neg"})).await["ok"], true);
+    let jsonl = http::get(&server.http_url("/api/v1/rooms/r1/export?format=jsonl"), Some(&owner)).await;
+    let rows: Vec<Value> = jsonl.body.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!(rows.len(), 2502);
+    let answered = rows.iter().find(|row| row["task_id"] == task).unwrap();
+    assert_eq!(answered["answers"][0]["worker"], "ann");
+    assert_eq!(answered["answers"][0]["answer"], "neg");
+    assert!(answered["answers"][0]["lead_time_ms"].is_i64());
+    let json_export = http::get(&server.http_url("/api/v1/rooms/r1/export?format=json"), Some(&owner)).await.json();
+    assert_eq!(json_export.as_array().unwrap().len(), 2502);
+    let csv_export = http::get(&server.http_url("/api/v1/rooms/r1/export?format=csv"), Some(&owner)).await.body;
+    let mut reader = csv_reader(&csv_export);
+    assert_eq!(reader.len(), 2503, "header plus one row per task");
+    let header = reader.remove(0);
+    assert_eq!(header[0], "task_id");
+    let row = reader.iter().find(|row| row[0] == task.to_string()).unwrap();
+    assert_eq!(row[6], "1");
+    assert!(row[7].contains("\"neg\""), "{row:?}");
+    // Workers cannot export (gold answers are in it); unknown formats are refused.
+    assert_eq!(http::get(&server.http_url("/api/v1/rooms/r1/export"), Some(&token)).await.status, 403);
+    assert_eq!(http::get(&server.http_url("/api/v1/rooms/r1/export?format=xml"), Some(&owner)).await.status, 400);
+    server.stop().await;
+}
+
+/// A minimal RFC 4180 reader for checking the export (quotes, commas, newlines).
+fn csv_reader(text: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut field)),
+            (false, '\n') => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    rows
 }

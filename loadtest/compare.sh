@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Runs the same coedit load against a release `crowdroom serve` (fresh SQLite
+# database, --demo for an owner token) and against the stock npm
+# @y/websocket-server, one after the other on this machine, with --server-pid
+# so each server's CPU and memory are read from /proc, then prints the two
+# reports side by side.
+#
+#   loadtest/compare.sh                      # 200 rooms x 5 clients x 1 edit/s for 60 s
+#   ROOMS=20 DURATION=10s loadtest/compare.sh
+#   loadtest/compare.sh --value-size 64      # extra options go to both runs
+#
+# Environment: ROOMS, CLIENTS (per room), RATE (edits/s per client), RAMP_UP,
+# DURATION, SEED, CROWDROOM_PORT, YWS_PORT, OUT (a folder to keep the JSON
+# reports and server logs in; default: a temporary folder, removed at exit),
+# CARGO_TARGET_DIR.
+#
+# Hocuspocus (@hocuspocus/server) is not included: it is not wire-compatible
+# with y-websocket clients (every frame is prefixed with the document name and
+# a connection must authenticate first), and the generator speaks only the
+# y-websocket framing.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+rooms=${ROOMS:-200}
+clients=${CLIENTS:-5}
+rate=${RATE:-1}
+ramp_up=${RAMP_UP:-10s}
+duration=${DURATION:-60s}
+seed=${SEED:-$(date +%s)}
+crowdroom_port=${CROWDROOM_PORT:-18080}
+yws_port=${YWS_PORT:-11234}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
+
+if [[ -n "${OUT:-}" ]]; then
+  work=$OUT
+  mkdir -p "$work"
+else
+  work=$(mktemp -d)
+fi
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  [[ -n "${OUT:-}" ]] || rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Waits until FILE contains PATTERN (at most 30 s).
+wait_for() {
+  local file=$1 pattern=$2
+  for _ in $(seq 300); do
+    grep -q -- "$pattern" "$file" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "compare.sh: timed out waiting for '$pattern' in $file" >&2
+  cat "$file" >&2
+  return 1
+}
+
+echo "== building (release)"
+(cd "$root" && cargo build --release -p crowdroom -p crowdroom-loadtest)
+bin=$CARGO_TARGET_DIR/release
+
+echo "== installing the npm peers"
+(cd "$here/peers" && npm ci --no-audit --no-fund --loglevel=error)
+
+echo "== starting crowdroom on 127.0.0.1:$crowdroom_port"
+"$bin/crowdroom" --database "sqlite://$work/crowdroom.db" serve --demo --addr "127.0.0.1:$crowdroom_port" \
+  >"$work/crowdroom.log" 2>&1 &
+crowdroom_pid=$!
+pids+=("$crowdroom_pid")
+wait_for "$work/crowdroom.log" "crowdroom listening on"
+# Lines look like: demo owner     olivia ws://ADDR/rooms/demo/live?token=crt_...
+token=$(grep -m1 '^demo owner' "$work/crowdroom.log" | grep -o 'crt_[0-9a-f]*')
+
+echo "== starting @y/websocket-server on 127.0.0.1:$yws_port"
+node "$here/peers/server.mjs" "$yws_port" >"$work/y-websocket.log" 2>&1 &
+yws_pid=$!
+pids+=("$yws_pid")
+wait_for "$work/y-websocket.log" "listening on"
+
+common=(coedit --rooms "$rooms" --clients-per-room "$clients" --rate "$rate" --ramp-up "$ramp_up"
+  --duration "$duration" --seed "$seed")
+
+echo "== coedit against crowdroom"
+"$bin/crowdroom-loadtest" "${common[@]}" --url "ws://127.0.0.1:$crowdroom_port" --token "$token" \
+  --server-pid "$crowdroom_pid" --json "$work/crowdroom.json" "$@" || true
+
+echo "== coedit against @y/websocket-server"
+"$bin/crowdroom-loadtest" "${common[@]}" --url "ws://127.0.0.1:$yws_port" --protocol y-websocket \
+  --server-pid "$yws_pid" --json "$work/y-websocket.json" "$@" || true
+
+echo
+echo "== $rooms rooms x $clients clients x $rate edit/s per client, $duration (seed $seed)"
+node "$here/peers/table.mjs" "crowdroom=$work/crowdroom.json" "@y/websocket-server 0.1.1=$work/y-websocket.json"
+[[ -z "${OUT:-}" ]] || echo "reports and logs kept in $work"

@@ -1,0 +1,166 @@
+//! CPU time and resident memory of a process, from Linux `/proc`.
+//!
+//! The server under test runs on the same machine, so `/proc/PID/stat`
+//! (user + system time) read before and after the measured window gives the
+//! server's CPU cost per edit without any cooperation from the server, for
+//! Crowdroom and for a Node peer alike. The generator reads its own figures
+//! the same way, to show when it, not the server, is the bottleneck.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+/// `/proc` reports CPU times in USER_HZ ticks, which the kernel ABI fixes at
+/// 100 per second on every architecture Linux exposes it for.
+const TICKS_PER_SECOND: u64 = 100;
+
+/// Which process to read: a PID, or this process.
+#[derive(Debug, Clone, Copy)]
+pub enum Process {
+    Pid(u32),
+    OurSelf,
+}
+
+impl Process {
+    fn path(self, file: &str) -> String {
+        match self {
+            Process::Pid(pid) => format!("/proc/{pid}/{file}"),
+            Process::OurSelf => format!("/proc/self/{file}"),
+        }
+    }
+
+    /// User plus system CPU time used so far (all threads).
+    pub fn cpu_time(self) -> anyhow::Result<Duration> {
+        let path = self.path("stat");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        let ticks = parse_cpu_ticks(&text).with_context(|| format!("parsing {path}"))?;
+        Ok(Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND))
+    }
+
+    /// Open sockets (of any kind: the listener, clients, database files are
+    /// not sockets), counted from `/proc/PID/fd`: the server's own view of how
+    /// many connections it holds, whichever generator processes opened them.
+    pub fn socket_count(self) -> anyhow::Result<u64> {
+        let path = self.path("fd");
+        let mut sockets = 0;
+        for entry in std::fs::read_dir(&path).with_context(|| format!("reading {path}"))? {
+            // A descriptor closed while we list is simply not counted.
+            let Ok(entry) = entry else { continue };
+            if std::fs::read_link(entry.path()).is_ok_and(|target| target.to_string_lossy().starts_with("socket:")) {
+                sockets += 1;
+            }
+        }
+        Ok(sockets)
+    }
+
+    /// Resident set size in KiB.
+    pub fn rss_kib(self) -> anyhow::Result<u64> {
+        let path = self.path("status");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        parse_rss_kib(&text).with_context(|| format!("parsing {path}"))
+    }
+}
+
+/// Busy and total CPU ticks of the whole machine (all cores), from the
+/// first line of `/proc/stat`: tells whether the machine, not one process,
+/// was saturated.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MachineTicks {
+    pub busy: u64,
+    pub total: u64,
+}
+
+impl MachineTicks {
+    pub fn read() -> anyhow::Result<MachineTicks> {
+        let text = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+        parse_machine_ticks(&text)
+    }
+
+    /// Busy share of all cores between `earlier` and `self`, in % of one core
+    /// (so 200 means both cores of a 2-core machine were busy).
+    pub fn busy_percent_since(&self, earlier: &MachineTicks, cores: usize) -> f64 {
+        let busy = self.busy.saturating_sub(earlier.busy) as f64;
+        let total = self.total.saturating_sub(earlier.total).max(1) as f64;
+        100.0 * cores as f64 * busy / total
+    }
+}
+
+/// `cpu  user nice system idle iowait irq softirq steal ...`: busy is
+/// everything but idle and iowait.
+fn parse_machine_ticks(stat: &str) -> anyhow::Result<MachineTicks> {
+    let line = stat.lines().next().context("empty /proc/stat")?;
+    let mut fields = line.split_whitespace();
+    if fields.next() != Some("cpu") {
+        bail!("/proc/stat does not start with the cpu line");
+    }
+    let values: Vec<u64> = fields.take(8).map(str::parse).collect::<Result<_, _>>()?;
+    if values.len() < 5 {
+        bail!("short cpu line in /proc/stat");
+    }
+    let total: u64 = values.iter().sum();
+    let idle = values[3] + values[4];
+    Ok(MachineTicks { busy: total - idle, total })
+}
+
+/// utime + stime (fields 14 and 15) of a `/proc/PID/stat` line. The command
+/// name (field 2) is in parentheses and may contain spaces or parentheses,
+/// so fields are counted after the last `)`.
+fn parse_cpu_ticks(stat: &str) -> anyhow::Result<u64> {
+    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).context("no `)` after the command name")?;
+    // After the name: field 3 (state) is index 0, so utime (14) is index 11.
+    let mut fields = after_name.split_whitespace().skip(11);
+    let utime: u64 = fields.next().context("no utime")?.parse()?;
+    let stime: u64 = fields.next().context("no stime")?.parse()?;
+    Ok(utime + stime)
+}
+
+/// The `VmRSS:` line of `/proc/PID/status`, in KiB.
+fn parse_rss_kib(status: &str) -> anyhow::Result<u64> {
+    for line in status.lines() {
+        if let Some(rest) = line.strip_prefix("VmRSS:") {
+            let mut parts = rest.split_whitespace();
+            let value: u64 = parts.next().context("empty VmRSS")?.parse()?;
+            if parts.next() != Some("kB") {
+                bail!("VmRSS is not in kB");
+            }
+            return Ok(value);
+        }
+    }
+    bail!("no VmRSS line (a zombie or kernel thread?)")
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_awkward_command_name() {
+        let stat = "4242 (node (worker) x) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 75 0 0 20 0 11 0 9999 1000000 5000 18446744073709551615";
+        assert_eq!(parse_cpu_ticks(stat).unwrap(), 325);
+    }
+
+    #[test]
+    fn rss_line() {
+        let status = "Name:\tcrowdroom\nVmPeak:\t  100 kB\nVmRSS:\t   51234 kB\nThreads:\t3\n";
+        assert_eq!(parse_rss_kib(status).unwrap(), 51234);
+        assert!(parse_rss_kib("Name:\tx\n").is_err());
+    }
+
+    #[test]
+    fn machine_line() {
+        let ticks = parse_machine_ticks("cpu  100 0 50 800 40 0 10 0 0 0\ncpu0 1 2 3\n").unwrap();
+        assert_eq!((ticks.busy, ticks.total), (160, 1000));
+        let later = MachineTicks { busy: 260, total: 1200 };
+        assert!((later.busy_percent_since(&ticks, 2) - 100.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn reads_our_own_process() {
+        assert!(Process::OurSelf.rss_kib().unwrap() > 0);
+        Process::OurSelf.cpu_time().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        assert!(Process::OurSelf.socket_count().unwrap() >= 1);
+        drop(listener);
+    }
+}

@@ -1,0 +1,274 @@
+//! The end of a run: one `Report` value, printed for a human and written as
+//! JSON, and flattened into the figures `--slo` targets name.
+//!
+//! The JSON carries everything the human summary shows plus the options, so
+//! a benchmark table can be rebuilt from the file alone.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::config::Cli;
+use crate::idle::{IdleOutcome, IdleStep};
+use crate::metrics::{Metrics, Summary, get};
+use crate::run::{Convergence, Window};
+
+/// Everything a run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub scenario: String,
+    pub protocol: String,
+    pub url: String,
+    pub rooms: usize,
+    pub clients_per_room: usize,
+    pub rate_per_client: f64,
+    pub shard: String,
+    pub latency_ms: BTreeMap<&'static str, Summary>,
+    pub counts: BTreeMap<&'static str, i64>,
+    pub throughput_per_second: BTreeMap<&'static str, f64>,
+    pub errors: BTreeMap<String, u64>,
+    pub error_total: u64,
+    pub window_seconds: Option<f64>,
+    pub drained: Option<bool>,
+    pub server: Option<Value>,
+    pub generator: Value,
+    pub convergence: Option<Convergence>,
+    pub idle: Option<IdleOutcome>,
+}
+
+impl Report {
+    /// Gathers the report from the metrics and what the scenario returned.
+    pub fn build(
+        cli: &Cli,
+        metrics: &Metrics,
+        window: Option<&Window>,
+        convergence: Option<Convergence>,
+        idle: Option<IdleOutcome>,
+    ) -> anyhow::Result<Report> {
+        let counters = &metrics.counters;
+        let signed = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+        let missing = counters.outstanding.load(std::sync::atomic::Ordering::Relaxed).max(0);
+        let counts = BTreeMap::from([
+            ("connected", signed(get(&counters.connected))),
+            ("connect_failed", signed(get(&counters.connect_failed))),
+            ("dropped", signed(get(&counters.dropped))),
+            ("edits_sent", signed(get(&counters.edits_sent))),
+            ("deliveries", signed(get(&counters.deliveries))),
+            ("acks", signed(get(&counters.acks))),
+            ("chat_sent", signed(get(&counters.chat_sent))),
+            ("chat_replies", signed(get(&counters.chat_replies))),
+            ("chat_events", signed(get(&counters.chat_events))),
+            ("missing", missing),
+            ("unexpected_frames", signed(get(&counters.unexpected))),
+        ]);
+        let mut throughput = BTreeMap::new();
+        let mut server = None;
+        if let Some(window) = window {
+            // Sending happens in the window proper; the drain only receives.
+            let seconds = cli.duration.as_secs_f64().max(f64::EPSILON);
+            throughput.insert("edits", get(&counters.edits_sent) as f64 / seconds);
+            throughput.insert("deliveries", get(&counters.deliveries) as f64 / seconds);
+            throughput.insert("chat_messages", get(&counters.chat_sent) as f64 / seconds);
+            throughput.insert("chat_events", get(&counters.chat_events) as f64 / seconds);
+            if let Some(cpu) = window.server_cpu {
+                let edits = get(&counters.edits_sent);
+                let messages = edits + get(&counters.chat_sent);
+                server = Some(json!({
+                    "pid": cli.server_pid,
+                    "cpu_seconds": cpu.as_secs_f64(),
+                    "cpu_percent_of_one_core": 100.0 * cpu.as_secs_f64() / window.measured.as_secs_f64().max(f64::EPSILON),
+                    "cpu_us_per_edit": (edits > 0).then(|| cpu.as_micros() as f64 / edits as f64),
+                    "cpu_us_per_message": (messages > 0).then(|| cpu.as_micros() as f64 / messages as f64),
+                    "rss_kib_start": window.server_rss_kib_start,
+                    "rss_kib_end": window.server_rss_kib_end,
+                }));
+            }
+        }
+        let generator = json!({
+            "cpu_seconds": window.and_then(|window| window.generator_cpu).map(|cpu| cpu.as_secs_f64()),
+            "cpu_percent_of_one_core": window.and_then(|window| {
+                window.generator_cpu.map(|cpu| 100.0 * cpu.as_secs_f64() / window.measured.as_secs_f64().max(f64::EPSILON))
+            }),
+            "cores": std::thread::available_parallelism().map(usize::from).unwrap_or(1),
+            "machine_busy_percent_of_one_core": window.and_then(|window| window.machine_busy_percent),
+            "rss_kib": crate::procstat::Process::OurSelf.rss_kib().ok(),
+        });
+        let errors = metrics.errors();
+        Ok(Report {
+            scenario: value_name(cli.scenario),
+            protocol: value_name(cli.protocol),
+            url: cli.url.clone(),
+            rooms: cli.rooms,
+            clients_per_room: cli.clients_per_room,
+            rate_per_client: cli.rate,
+            shard: format!("{}/{}", cli.shard.index, cli.shard.count),
+            latency_ms: metrics.summaries()?,
+            counts,
+            throughput_per_second: throughput,
+            error_total: errors.values().sum(),
+            errors,
+            window_seconds: window.map(|window| window.measured.as_secs_f64()),
+            drained: window.map(|window| window.drained),
+            server,
+            generator,
+            convergence,
+            idle,
+        })
+    }
+
+    /// The figures `--slo` targets can name.
+    pub fn figures(&self) -> BTreeMap<String, f64> {
+        let mut figures = BTreeMap::new();
+        for (name, summary) in &self.latency_ms {
+            for (percentile, value) in summary.fields() {
+                figures.insert(format!("{name}_{percentile}_ms"), value);
+            }
+        }
+        figures.insert("errors".to_owned(), self.error_total as f64);
+        for key in ["dropped", "missing", "connect_failed"] {
+            figures.insert(key.to_owned(), self.counts.get(key).copied().unwrap_or(0) as f64);
+        }
+        if let Some(convergence) = &self.convergence {
+            figures.insert("diverged_rooms".to_owned(), convergence.diverged_count as f64);
+        }
+        figures
+    }
+
+    /// The human summary.
+    pub fn human(&self) -> String {
+        let mut out = String::new();
+        let _ = self.write_human(&mut out);
+        out
+    }
+
+    fn write_human(&self, out: &mut String) -> std::fmt::Result {
+        writeln!(out, "\n== crowdroom-loadtest {} against {} ({}) ==", self.scenario, self.url, self.protocol)?;
+        writeln!(
+            out,
+            "rooms {} x {} clients, rate {}/s per client, shard {}",
+            self.rooms, self.clients_per_room, self.rate_per_client, self.shard
+        )?;
+        let count = |key: &str| self.counts.get(key).copied().unwrap_or(0);
+        writeln!(
+            out,
+            "connections: {} ok, {} failed, {} dropped",
+            count("connected"),
+            count("connect_failed"),
+            count("dropped")
+        )?;
+        if let Some(seconds) = self.window_seconds {
+            writeln!(out, "window: {:.1} s measured (incl. drain), drained: {}", seconds, self.drained.unwrap_or(false))?;
+        }
+        if !self.latency_ms.is_empty() {
+            writeln!(out, "\n{:<12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}", "latency ms", "count", "p50", "p90", "p99", "p99.9", "max")?;
+            for (name, summary) in &self.latency_ms {
+                writeln!(
+                    out,
+                    "{:<12} {:>9} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+                    name, summary.count, summary.p50_ms, summary.p90_ms, summary.p99_ms, summary.p999_ms, summary.max_ms
+                )?;
+            }
+        }
+        if !self.throughput_per_second.is_empty() {
+            writeln!(out)?;
+            for (name, rate) in &self.throughput_per_second {
+                if *rate > 0.0 {
+                    writeln!(out, "throughput {name}: {rate:.1}/s")?;
+                }
+            }
+        }
+        if count("edits_sent") > 0 {
+            writeln!(
+                out,
+                "edits {} sent, {} deliveries, {} acks, {} receipts missing",
+                count("edits_sent"),
+                count("deliveries"),
+                count("acks"),
+                count("missing")
+            )?;
+        }
+        if count("chat_sent") > 0 {
+            writeln!(
+                out,
+                "chat {} sent, {} replies ok, {} events; {} receipts missing",
+                count("chat_sent"),
+                count("chat_replies"),
+                count("chat_events"),
+                count("missing")
+            )?;
+        }
+        if count("unexpected_frames") > 0 {
+            writeln!(out, "unexpected frames: {}", count("unexpected_frames"))?;
+        }
+        if self.errors.is_empty() {
+            writeln!(out, "errors: none")?;
+        } else {
+            writeln!(out, "errors: {}", self.error_total)?;
+            for (cause, count) in &self.errors {
+                writeln!(out, "  {count:>8}  {cause}")?;
+            }
+        }
+        if let Some(convergence) = &self.convergence {
+            let verdict = if convergence.diverged_count == 0 { "CONVERGED" } else { "DIVERGED" };
+            writeln!(out, "convergence: {verdict}, {}/{} rooms", convergence.converged, convergence.rooms)?;
+            for problem in &convergence.diverged {
+                writeln!(out, "  {problem}")?;
+            }
+            if convergence.diverged_count > 0 && count("missing") > 0 {
+                writeln!(
+                    out,
+                    "  (checked while {} receipts were still missing: the server was behind, so this may be a backlog, not a divergence)",
+                    count("missing")
+                )?;
+            }
+        }
+        if let Some(server) = &self.server {
+            let field = |key: &str| server.get(key).and_then(Value::as_f64);
+            writeln!(
+                out,
+                "server: CPU {:.2} s ({:.0}% of a core), {} µs per edit, RSS {} -> {} KiB",
+                field("cpu_seconds").unwrap_or(0.0),
+                field("cpu_percent_of_one_core").unwrap_or(0.0),
+                field("cpu_us_per_edit").map_or("-".to_owned(), |micros| format!("{micros:.1}")),
+                server.get("rss_kib_start").and_then(Value::as_u64).unwrap_or(0),
+                server.get("rss_kib_end").and_then(Value::as_u64).unwrap_or(0),
+            )?;
+        }
+        if let Some(cpu) = self.generator.get("cpu_percent_of_one_core").and_then(Value::as_f64) {
+            let cores = self.generator.get("cores").and_then(Value::as_u64).unwrap_or(1);
+            let machine = self.generator.get("machine_busy_percent_of_one_core").and_then(Value::as_f64);
+            writeln!(
+                out,
+                "generator: CPU {cpu:.0}% of a core; whole machine busy {}% of {} ({cores} cores)",
+                machine.map_or("-".to_owned(), |busy| format!("{busy:.0}")),
+                cores * 100
+            )?;
+        }
+        if let Some(idle) = &self.idle {
+            writeln!(out, "idle: {} connections held to the end", idle.held)?;
+            if let Some(cpu) = idle.server_hold_cpu_percent {
+                writeln!(out, "server CPU while holding them: {cpu:.1}% of a core")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The name clap shows for an option value (`y-websocket`, not `YWebsocket`).
+fn value_name(value: impl clap::ValueEnum) -> String {
+    value.to_possible_value().map_or_else(String::new, |possible| possible.get_name().to_owned())
+}
+
+/// One line per idle step, printed as it completes.
+pub fn print_idle_step(step: &IdleStep) {
+    let per = step.bytes_per_connection.map_or("-".to_owned(), |bytes| format!("{:.2} KiB", bytes / 1024.0));
+    let rss = step.server_rss_kib.map_or("-".to_owned(), |kib| format!("{:.1} MiB", kib as f64 / 1024.0));
+    let generator = step.generator_rss_kib.map_or("-".to_owned(), |kib| format!("{:.1} MiB", kib as f64 / 1024.0));
+    let sockets = step.server_sockets.map_or("-".to_owned(), |sockets| sockets.to_string());
+    crate::progress::println(&format!(
+        "step: {:>6} connections ({} failed) in {:.1} s; server: {sockets} sockets, RSS {rss}, {per} per connection; generator RSS {generator}",
+        step.connections, step.failed, step.step_seconds
+    ));
+}

@@ -1,0 +1,398 @@
+//! Streaming task import and result export (docs/API.md).
+//!
+//! Imports stream: a JSON array element by element, JSONL line by line, and
+//! CSV record by record (the csv crate on a blocking thread, fed from the
+//! body stream), inserting in batches; exports page through tasks and their
+//! answers. Neither holds the whole set in memory, so 100k tasks cost the
+//! same memory as 1k.
+
+use std::io;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::{StreamExt, TryStreamExt, stream};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+use tokio_util::io::{StreamReader, SyncIoBridge};
+
+use super::work_api::require;
+use super::{AppState, authenticate};
+use crate::error::{Error, Result};
+use crate::ids::RoomId;
+use crate::store::{ExportRow, ImportReport, Store};
+use crate::work::{AnswerSchema, NewTask};
+
+/// Tasks inserted per transaction during an import.
+const IMPORT_BATCH: usize = 1000;
+/// Longest JSON value of one task in an import, in bytes.
+const MAX_TASK_BYTES: usize = 1024 * 1024;
+/// Most errors listed in an import report (the count is always complete).
+const MAX_REPORTED_ERRORS: usize = 100;
+/// Tasks read per page of an export.
+const EXPORT_PAGE: i64 = 500;
+/// Parsed CSV tasks in flight between the parsing thread and the inserter.
+const CSV_CHANNEL: usize = 2 * IMPORT_BATCH;
+
+/// Splits a byte stream into JSON values: one per line (JSONL), or one per
+/// element of a top-level array. Only brackets outside strings count.
+#[derive(Default)]
+struct Splitter {
+    buffer: Vec<u8>,
+    depth: usize,
+    in_string: bool,
+    escaped: bool,
+    /// None until the first non-space byte says which format this is.
+    array: Option<bool>,
+}
+
+impl Splitter {
+    /// Feeds bytes; returns the complete values they finished.
+    fn feed(&mut self, bytes: &[u8], values: &mut Vec<Vec<u8>>) -> Result<()> {
+        for &byte in bytes {
+            if self.array.is_none() {
+                if byte.is_ascii_whitespace() {
+                    continue;
+                }
+                self.array = Some(byte == b'[');
+                if byte == b'[' {
+                    continue;
+                }
+            }
+            let array = self.array == Some(true);
+            if self.in_string {
+                self.buffer.push(byte);
+                match (self.escaped, byte) {
+                    (true, _) => self.escaped = false,
+                    (false, b'\\') => self.escaped = true,
+                    (false, b'"') => self.in_string = false,
+                    _ => {}
+                }
+            } else {
+                match byte {
+                    b'"' => self.in_string = true,
+                    b'{' | b'[' => self.depth += 1,
+                    b'}' | b']' if self.depth > 0 => self.depth -= 1,
+                    _ => {}
+                }
+                let at_top = self.depth == 0;
+                let separator = if array { at_top && (byte == b',' || byte == b']') } else { byte == b'\n' };
+                if separator {
+                    self.flush(values);
+                } else {
+                    self.buffer.push(byte);
+                }
+            }
+            if self.buffer.len() > MAX_TASK_BYTES {
+                return Err(Error::TooLarge("one task is over 1 MiB"));
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, values: &mut Vec<Vec<u8>>) {
+        if self.buffer.iter().any(|byte| !byte.is_ascii_whitespace()) {
+            values.push(std::mem::take(&mut self.buffer));
+        } else {
+            self.buffer.clear();
+        }
+    }
+}
+
+/// Collects an import: batches valid tasks into the store, counts the rest.
+struct Importer<'a> {
+    store: &'a Store,
+    room: &'a RoomId,
+    schema: &'a AnswerSchema,
+    overlap: u32,
+    batch: Vec<NewTask>,
+    report: ImportReport,
+    errors: Vec<Value>,
+    rejected: u64,
+    position: u64,
+}
+
+impl Importer<'_> {
+    /// Takes the next task (or the reason it could not be read).
+    async fn take(&mut self, task: Result<NewTask>) -> Result<()> {
+        self.position += 1;
+        match task.and_then(|task| task.validate(self.schema).map(|()| task)) {
+            Ok(task) => self.batch.push(task),
+            Err(error) => {
+                self.rejected += 1;
+                if self.errors.len() < MAX_REPORTED_ERRORS {
+                    self.errors.push(json!({ "task": self.position, "message": error.public_message() }));
+                }
+            }
+        }
+        if self.batch.len() >= IMPORT_BATCH {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        if !self.batch.is_empty() {
+            let inserted = self.store.insert_tasks(self.room, &self.batch, self.overlap).await?;
+            self.report.inserted += inserted.inserted;
+            self.report.duplicates += inserted.duplicates;
+            self.batch.clear();
+        }
+        Ok(())
+    }
+}
+
+/// Imports tasks from a JSON array, JSONL or CSV (`text/csv`) body.
+pub async fn import_tasks(State(state): State<AppState>, headers: HeaderMap, Path(room): Path<String>, body: Body) -> Result<Response> {
+    let me = authenticate(&state, &headers, None, &room).await?;
+    require(me.role.can_list_members(), "only the core team imports tasks")?;
+    let csv = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/csv"));
+    let project = state.store.project(&me.room).await?;
+    let mut importer = Importer {
+        store: &state.store,
+        room: &me.room,
+        schema: &project.answer_schema,
+        overlap: project.overlap_min,
+        batch: Vec::with_capacity(IMPORT_BATCH),
+        report: ImportReport::default(),
+        errors: Vec::new(),
+        rejected: 0,
+        position: 0,
+    };
+    if csv {
+        import_csv(body, &mut importer).await?;
+    } else {
+        import_json(body, &mut importer).await?;
+    }
+    importer.flush().await?;
+    if importer.report.inserted > 0 {
+        state.rooms.queue_changed(&me.room).await;
+    }
+    Ok(Json(json!({
+        "inserted": importer.report.inserted,
+        "duplicates": importer.report.duplicates,
+        "rejected": importer.rejected,
+        "errors": importer.errors,
+    }))
+    .into_response())
+}
+
+async fn import_json(body: Body, importer: &mut Importer<'_>) -> Result<()> {
+    let mut splitter = Splitter::default();
+    let mut values = Vec::new();
+    let mut stream = body.into_data_stream();
+    loop {
+        let done = match stream.next().await {
+            Some(Ok(chunk)) => {
+                splitter.feed(&chunk, &mut values)?;
+                false
+            }
+            Some(Err(error)) => return Err(Error::BadRequest(format!("cannot read the body: {error}"))),
+            None => {
+                splitter.flush(&mut values);
+                true
+            }
+        };
+        for value in values.drain(..) {
+            let task = serde_json::from_slice::<NewTask>(&value).map_err(|error| Error::BadRequest(error.to_string()));
+            importer.take(task).await?;
+        }
+        if done {
+            return Ok(());
+        }
+    }
+}
+
+/// CSV: a header row with `id`; optional `gold` (JSON, or else the text) and
+/// `skills` (separated by `;`); a `data` column holding JSON is the task's
+/// data, and otherwise every other column becomes a field of it.
+async fn import_csv(body: Body, importer: &mut Importer<'_>) -> Result<()> {
+    let reader = StreamReader::new(body.into_data_stream().map_err(io::Error::other));
+    let (sender, mut receiver) = mpsc::channel::<Result<NewTask>>(CSV_CHANNEL);
+    let parser = tokio::task::spawn_blocking(move || {
+        let mut csv = csv::ReaderBuilder::new().flexible(false).from_reader(SyncIoBridge::new(reader));
+        let headers = match csv.headers() {
+            Ok(headers) => headers.clone(),
+            Err(error) => return Err(Error::BadRequest(format!("CSV header: {error}"))),
+        };
+        if !headers.iter().any(|name| name == "id") {
+            return Err(Error::BadRequest("the CSV header needs an `id` column".into()));
+        }
+        for record in csv.records() {
+            let task = record.map_err(|error| Error::BadRequest(format!("CSV: {error}"))).map(|record| csv_task(&headers, &record));
+            if sender.blocking_send(task).is_err() {
+                break; // the importer stopped (a store error); it reports why
+            }
+        }
+        Ok(())
+    });
+    while let Some(task) = receiver.recv().await {
+        importer.take(task).await?;
+    }
+    parser.await.map_err(|error| Error::Internal(format!("CSV parser: {error}")))?
+}
+
+fn csv_task(headers: &csv::StringRecord, record: &csv::StringRecord) -> NewTask {
+    let mut task = NewTask { id: String::new(), data: Value::Null, skills: Vec::new(), gold: None };
+    let mut fields = Map::new();
+    for (name, value) in headers.iter().zip(record.iter()) {
+        match name {
+            "id" => task.id = value.to_owned(),
+            "skills" => task.skills = value.split(';').map(str::trim).filter(|skill| !skill.is_empty()).map(str::to_owned).collect(),
+            "gold" if !value.is_empty() => {
+                task.gold = Some(serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned())));
+            }
+            "gold" => {}
+            "data" => match serde_json::from_str(value) {
+                Ok(data) => task.data = data,
+                Err(_) => {
+                    fields.insert(name.to_owned(), Value::String(value.to_owned()));
+                }
+            },
+            _ => {
+                fields.insert(name.to_owned(), Value::String(value.to_owned()));
+            }
+        }
+    }
+    if task.data.is_null() {
+        task.data = Value::Object(fields);
+    }
+    task
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    format: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Format {
+    Json,
+    Jsonl,
+    Csv,
+}
+
+/// Streams every task with its consensus and answers, page by page.
+pub async fn export(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    Query(query): Query<ExportQuery>,
+) -> Result<Response> {
+    let me = authenticate(&state, &headers, None, &room).await?;
+    require(me.role.can_list_members(), "only the core team exports results")?;
+    let (format, content_type) = match query.format.as_deref().unwrap_or("jsonl") {
+        "json" => (Format::Json, "application/json"),
+        "jsonl" => (Format::Jsonl, "application/x-ndjson"),
+        "csv" => (Format::Csv, "text/csv; charset=utf-8"),
+        other => return Err(Error::BadRequest(format!("unknown format {other:?}: json, jsonl or csv"))),
+    };
+    let store = state.store.clone();
+    let room = me.room.clone();
+    // State: (the last task id sent, pages sent, finished).
+    let pages = stream::unfold((0i64, 0u64, false), move |(after, sent, finished)| {
+        let (store, room) = (store.clone(), room.clone());
+        async move {
+            if finished {
+                return None;
+            }
+            let page = match store.export_page(&room, after, EXPORT_PAGE).await {
+                Ok(page) => page,
+                Err(error) => {
+                    tracing::warn!(room_id = %room, %error, "export failed mid-stream");
+                    return Some((Err(io::Error::other(error.to_string())), (after, sent, true)));
+                }
+            };
+            let last = page.last().map(|row| row.task_id);
+            let bytes = encode(format, &page, sent == 0, last.is_none());
+            match last {
+                Some(last) => Some((bytes, (last, sent + 1, false))),
+                None => Some((bytes, (after, sent + 1, true))),
+            }
+        }
+    });
+    let mut response = Body::from_stream(pages).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    Ok(response)
+}
+
+/// Encodes one page; the first page opens a JSON array or writes the CSV
+/// header, and the empty last page closes the array.
+fn encode(format: Format, page: &[ExportRow], first: bool, last: bool) -> io::Result<Bytes> {
+    let mut out = Vec::new();
+    match format {
+        Format::Json => {
+            if first {
+                out.push(b'[');
+            }
+            for (index, row) in page.iter().enumerate() {
+                if !(first && index == 0) {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut out, row)?;
+            }
+            if last {
+                out.push(b']');
+            }
+        }
+        Format::Jsonl => {
+            for row in page {
+                serde_json::to_writer(&mut out, row)?;
+                out.push(b'\n');
+            }
+        }
+        Format::Csv => {
+            let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(&mut out);
+            if first {
+                writer.write_record(["task_id", "external_id", "state", "consensus", "confidence", "method", "answer_count", "answers", "data", "gold"])?;
+            }
+            for row in page {
+                let json = |value: &Option<Value>| value.as_ref().map(Value::to_string).unwrap_or_default();
+                writer.write_record([
+                    row.task_id.to_string(),
+                    row.external_id.clone(),
+                    row.state.clone(),
+                    json(&row.consensus),
+                    row.confidence.map(|confidence| confidence.to_string()).unwrap_or_default(),
+                    row.method.clone().unwrap_or_default(),
+                    row.answers.len().to_string(),
+                    serde_json::to_string(&row.answers)?,
+                    row.data.to_string(),
+                    json(&row.gold),
+                ])?;
+            }
+            writer.flush()?;
+        }
+    }
+    Ok(Bytes::from(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(chunks: &[&str]) -> Vec<String> {
+        let mut splitter = Splitter::default();
+        let mut values = Vec::new();
+        for chunk in chunks {
+            splitter.feed(chunk.as_bytes(), &mut values).unwrap_or_default();
+        }
+        splitter.flush(&mut values);
+        values.into_iter().map(|value| String::from_utf8(value).unwrap_or_default().trim().to_owned()).collect()
+    }
+
+    #[test]
+    fn splits_arrays_and_lines_across_chunks() {
+        let array = split(&[" [{\"id\":\"a\",\"data\":\"x]\"},", "{\"id\":\"b\",\"data\":[1,{\"c\":\"\\\"\"}]}", "]"]);
+        assert_eq!(array, [r#"{"id":"a","data":"x]"}"#, r#"{"id":"b","data":[1,{"c":"\""}]}"#]);
+        let lines = split(&["{\"id\":\"a\"}\n{\"id\"", ":\"b\"}\n\n{\"id\":\"c\"}"]);
+        assert_eq!(lines, [r#"{"id":"a"}"#, r#"{"id":"b"}"#, r#"{"id":"c"}"#]);
+    }
+}
