@@ -11,6 +11,8 @@
 mod access;
 mod chat;
 mod docs;
+mod export;
+mod quality;
 mod work;
 mod write;
 
@@ -24,7 +26,9 @@ use sqlx::{AnyPool, Executor, SqlSafeStr};
 pub use access::{MemberRow, RoomRow, TokenRow};
 pub use chat::ChatMessage;
 pub use docs::StoredDoc;
-pub use work::{AnswerRow, ExportRow, ImportReport, QueueCounts, Reservation, Submitted, TaskRow, WorkerTask};
+pub use quality::{AnswerCheck, WorkerQuality};
+pub use export::{AnswerRow, ExportRow};
+pub use work::{ImportReport, QueueCounts, Reservation, Submitted, TaskRow, WorkerTask};
 pub use write::{WriteOp, WriteOutcome};
 
 use crate::error::{Error, Result};
@@ -111,14 +115,16 @@ impl Store {
 
     /// Runs the embedded migrations for this backend (idempotent).
     pub async fn migrate(&self) -> Result<()> {
-        let sql: [(&str, &'static str); 2] = match self.backend {
+        let sql: [(&str, &'static str); 3] = match self.backend {
             Backend::Sqlite => [
                 ("init", include_str!("../migrations/sqlite/0001_init.sql")),
                 ("work", include_str!("../migrations/sqlite/0002_work.sql")),
+                ("quality", include_str!("../migrations/sqlite/0003_quality.sql")),
             ],
             Backend::Postgres => [
                 ("init", include_str!("../migrations/postgres/0001_init.sql")),
                 ("work", include_str!("../migrations/postgres/0002_work.sql")),
+                ("quality", include_str!("../migrations/postgres/0003_quality.sql")),
             ],
         };
         let migrations = (1..)

@@ -148,6 +148,11 @@ pub struct ProjectConfig {
     pub pay_per_answer: i64,
     pub target_hourly_rate: i64,
     pub auto_approve_seconds: u64,
+    /// Gold accuracy (posterior mean) under which a worker is paused, once
+    /// they have answered enough gold for a verdict.
+    pub min_accuracy: f64,
+    /// Answers faster than this (from reservation to submit) count as too fast.
+    pub min_lead_time_ms: u64,
 }
 
 impl Default for ProjectConfig {
@@ -166,6 +171,8 @@ impl Default for ProjectConfig {
             pay_per_answer: 50_000,
             target_hourly_rate: 15_000_000,
             auto_approve_seconds: 3 * 24 * 3600,
+            min_accuracy: 0.6,
+            min_lead_time_ms: 2000,
         }
     }
 }
@@ -176,8 +183,9 @@ impl ProjectConfig {
         if self.overlap_min == 0 || self.overlap_min > self.overlap_max || self.overlap_max > 100 {
             return Err(bad("overlap: 1 <= overlap_min <= overlap_max <= 100"));
         }
-        if !(0.0..=1.0).contains(&self.min_confidence) || !(0.0..=1.0).contains(&self.gold_rate) {
-            return Err(bad("min_confidence and gold_rate are between 0 and 1"));
+        let unit = 0.0..=1.0;
+        if !unit.contains(&self.min_confidence) || !unit.contains(&self.gold_rate) || !unit.contains(&self.min_accuracy) {
+            return Err(bad("min_confidence, gold_rate and min_accuracy are between 0 and 1"));
         }
         if self.reservation_ttl_seconds == 0 || self.reservation_ttl_seconds > self.reservation_cap_seconds {
             return Err(bad("1 <= reservation_ttl_seconds <= reservation_cap_seconds"));
@@ -194,6 +202,48 @@ impl ProjectConfig {
 
     pub fn cap_ms(&self) -> i64 {
         i64::try_from(self.reservation_cap_seconds.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
+
+    /// The rules a submitted answer is checked against.
+    pub fn quality_rules(&self) -> QualityRules {
+        QualityRules {
+            min_lead_time_ms: i64::try_from(self.min_lead_time_ms).unwrap_or(i64::MAX),
+            min_accuracy: self.min_accuracy,
+        }
+    }
+}
+
+/// Gold answers a worker gives before their accuracy counts for a verdict.
+pub const MIN_GOLD_FOR_VERDICT: i64 = 5;
+/// The overlap target of gold tasks: every worker may answer them.
+pub const GOLD_OVERLAP: u32 = 1_000_000;
+
+/// What a submitted answer is checked against (from the project).
+#[derive(Debug, Clone, Copy)]
+pub struct QualityRules {
+    pub min_lead_time_ms: i64,
+    pub min_accuracy: f64,
+}
+
+/// A worker's estimated accuracy: the mean of a Beta(1, 1) prior updated
+/// with their gold answers.
+pub fn accuracy_posterior(correct: i64, total: i64) -> f64 {
+    (correct as f64 + 1.0) / (total as f64 + 2.0)
+}
+
+/// Whether two answers agree: equal JSON, except that arrays (labels,
+/// spans) compare as sets, whatever their order.
+pub fn answers_match(left: &Value, right: &Value) -> bool {
+    match (left, right) {
+        (Value::Array(left), Value::Array(right)) => {
+            let mut left: Vec<String> = left.iter().map(Value::to_string).collect();
+            let mut right: Vec<String> = right.iter().map(Value::to_string).collect();
+            left.sort_unstable();
+            right.sort_unstable();
+            left == right
+        }
+        (Value::Number(left), Value::Number(right)) => left.as_f64() == right.as_f64(),
+        _ => left == right,
     }
 }
 
@@ -251,6 +301,15 @@ mod tests {
         assert!(text.validate_answer(&json!("abc")).is_ok());
         assert!(text.validate_answer(&json!("abcd")).is_err());
         assert!(text.validate_answer(&json!("  ")).is_err());
+    }
+
+    #[test]
+    fn answers_match_as_sets_and_numbers() {
+        assert!(answers_match(&json!(["a", "b"]), &json!(["b", "a"])));
+        assert!(!answers_match(&json!(["a"]), &json!(["a", "b"])));
+        assert!(answers_match(&json!(1), &json!(1.0)));
+        assert!(!answers_match(&json!("pos"), &json!("neg")));
+        assert!((accuracy_posterior(4, 5) - 5.0 / 7.0).abs() < 1e-12);
     }
 
     #[test]

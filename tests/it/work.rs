@@ -278,3 +278,92 @@ fn csv_reader(text: &str) -> Vec<Vec<String>> {
     }
     rows
 }
+
+/// Configures a project with gold rules and imports gold and regular tasks.
+async fn quality_room(server: &TestServer, room: &str, onboarding: u32, min_lead_time_ms: u64, gold: usize, regular: usize) -> String {
+    let owner = server.token(room, "olivia", Role::Owner).await;
+    let config = json!({
+        "answer_schema": {"kind": "single_choice", "options": ["pos", "neg"]},
+        "overlap_min": 1, "overlap_max": 1, "onboarding_gold": onboarding, "gold_rate": 0.0,
+        "min_accuracy": 0.6, "min_lead_time_ms": min_lead_time_ms
+    });
+    let response = http::request("PUT", &server.http_url(&format!("/api/v1/rooms/{room}/project")), Some(&owner), Some(config)).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let mut lines = String::new();
+    for i in 0..gold {
+        lines.push_str(&format!("{{\"id\":\"g{i}\",\"data\":{{}},\"gold\":\"pos\"}}\n"));
+    }
+    for i in 0..regular {
+        lines.push_str(&format!("{{\"id\":\"r{i}\",\"data\":{{}}}}\n"));
+    }
+    let response = http::post_raw(&server.http_url(&format!("/api/v1/rooms/{room}/tasks")), &owner, &lines).await;
+    assert_eq!(response.json()["inserted"], (gold + regular) as u64, "{}", response.body);
+    owner
+}
+
+/// Requests a task and answers it; returns (external id, submit result).
+async fn answer_next(client: &mut LiveClient, answer: &str) -> (String, Value) {
+    let granted = client.request("task.request", json!({})).await;
+    let external = granted["result"]["task"]["external_id"].as_str().unwrap_or_else(|| panic!("no task: {granted}")).to_owned();
+    let task = granted["result"]["task"]["id"].as_i64().unwrap();
+    let submitted = client.request("task.submit", json!({"task_id": task, "answer": answer})).await;
+    assert_eq!(submitted["ok"], true, "{submitted}");
+    (external, submitted["result"].clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onboarding_gold_comes_first_and_bad_workers_are_paused() {
+    let Some(server) = TestServer::start(Backend::Sqlite).await else { return };
+    let base = server.ws_url("");
+    let owner = quality_room(&server, "r1", 5, 0, 6, 3).await;
+    // A good worker: five onboarding gold tasks with feedback, then regular work.
+    let good = server.token("r1", "good", Role::Worker).await;
+    let mut good = LiveClient::connect(&base, "r1", &good).await;
+    for _ in 0..5 {
+        let (external, result) = answer_next(&mut good, "pos").await;
+        assert!(external.starts_with('g'), "onboarding serves gold first, got {external}");
+        assert_eq!(result["correct"], true, "{result}");
+    }
+    let (external, result) = answer_next(&mut good, "neg").await;
+    assert!(external.starts_with('r'), "after onboarding, regular work: {external}");
+    assert!(result["correct"].is_null(), "no gold feedback outside onboarding");
+    // A bad worker: wrong on all five gold answers is paused by the fifth.
+    let bad = server.token("r1", "bad", Role::Worker).await;
+    let mut bad = LiveClient::connect(&base, "r1", &bad).await;
+    let mut paused = Value::Null;
+    for _ in 0..5 {
+        let (_, result) = answer_next(&mut bad, "neg").await;
+        assert_eq!(result["correct"], false);
+        paused = result["paused"].clone();
+    }
+    assert!(paused.as_str().unwrap().contains("accuracy"), "{paused}");
+    let refused = bad.request("task.request", json!({})).await;
+    assert_eq!(refused["result"]["reason"], "paused", "{refused}");
+    // Moderators see the records, and can lift the pause.
+    let workers = http::get(&server.http_url("/api/v1/rooms/r1/workers"), Some(&owner)).await.json();
+    let record = workers["workers"].as_array().unwrap().iter().find(|w| w["worker"] == "bad").unwrap().clone();
+    assert_eq!((record["gold_total"].as_i64(), record["gold_correct"].as_i64(), record["verdict"].as_bool()), (Some(5), Some(0), Some(true)));
+    assert!(record["accuracy"].as_f64().unwrap() < 0.2);
+    let lifted = http::request("DELETE", &server.http_url("/api/v1/rooms/r1/workers/bad/pause"), Some(&owner), None).await;
+    assert_eq!(lifted.json()["unpaused"], true);
+    assert!(bad.request("task.request", json!({})).await["result"]["task"].is_object());
+    // Workers cannot see the table.
+    let token = server.token("r1", "good", Role::Worker).await;
+    assert_eq!(http::get(&server.http_url("/api/v1/rooms/r1/workers"), Some(&token)).await.status, 403);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fast_answer_rule_pauses_speeders() {
+    let Some(server) = TestServer::start(Backend::Sqlite).await else { return };
+    quality_room(&server, "r1", 0, 60_000, 0, 8).await;
+    let token = server.token("r1", "speedy", Role::Worker).await;
+    let mut speedy = LiveClient::connect(&server.ws_url(""), "r1", &token).await;
+    let mut paused = Value::Null;
+    for _ in 0..5 {
+        paused = answer_next(&mut speedy, "pos").await.1["paused"].clone();
+    }
+    assert!(paused.as_str().unwrap().contains("faster"), "{paused}");
+    assert_eq!(speedy.request("task.request", json!({})).await["result"]["reason"], "paused");
+    server.stop().await;
+}

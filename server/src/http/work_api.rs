@@ -21,6 +21,9 @@ pub fn routes() -> Router<AppState> {
         .route("/rooms/{room}/export", get(super::transfer::export))
         .route("/rooms/{room}/queue", get(queue))
         .route("/rooms/{room}/members/{user}/skills", put(set_skills).get(get_skills))
+        .route("/rooms/{room}/workers", get(list_workers))
+        .route("/rooms/{room}/workers/{user}", get(get_worker))
+        .route("/rooms/{room}/workers/{user}/pause", axum::routing::post(pause_worker).delete(unpause_worker))
 }
 
 pub(super) fn require(allowed: bool, why: &'static str) -> Result<()> {
@@ -99,4 +102,52 @@ async fn get_skills(State(state): State<AppState>, headers: HeaderMap, Path((roo
     let user = UserId::parse(&user)?;
     require(me.user == user || me.role.can_list_members(), "only the core team sees others' skills")?;
     Ok(Json(json!({ "user": user, "skills": state.store.member_skills(&me.room, &user).await? })))
+}
+
+/// Every worker's quality record: accuracy, lead time, answers, pause.
+async fn list_workers(State(state): State<AppState>, headers: HeaderMap, Path(room): Path<String>) -> Result<Json<Value>> {
+    let me = authenticate(&state, &headers, None, &room).await?;
+    require(me.role.can_moderate(), "only owners and moderators see every worker's record")?;
+    Ok(Json(json!({ "workers": state.store.workers_quality(&me.room).await? })))
+}
+
+async fn get_worker(State(state): State<AppState>, headers: HeaderMap, Path((room, user)): Path<(String, String)>) -> Result<Json<Value>> {
+    let me = authenticate(&state, &headers, None, &room).await?;
+    let user = UserId::parse(&user)?;
+    require(me.user == user || me.role.can_moderate(), "only owners and moderators see others' records")?;
+    Ok(Json(serde_json::to_value(state.store.worker_quality(&me.room, &user).await?).map_err(|error| Error::Internal(error.to_string()))?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Pause {
+    reason: String,
+}
+
+async fn pause_worker(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((room, user)): Path<(String, String)>,
+    JsonBody(body): JsonBody<Pause>,
+) -> Result<Json<Value>> {
+    let me = authenticate(&state, &headers, None, &room).await?;
+    require(me.role.can_moderate(), "only owners and moderators pause workers")?;
+    let user = UserId::parse(&user)?;
+    let reason = body.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(Error::BadRequest("a pause needs a reason of 1 to 500 characters".into()));
+    }
+    if state.store.member_role(&me.room, &user).await?.is_none() {
+        return Err(Error::NotFound("member"));
+    }
+    state.store.pause_worker(&me.room, &user, reason).await?;
+    Ok(Json(json!({ "user": user, "paused": reason })))
+}
+
+async fn unpause_worker(State(state): State<AppState>, headers: HeaderMap, Path((room, user)): Path<(String, String)>) -> Result<Json<Value>> {
+    let me = authenticate(&state, &headers, None, &room).await?;
+    require(me.role.can_moderate(), "only owners and moderators lift pauses")?;
+    let user = UserId::parse(&user)?;
+    let lifted = state.store.unpause_worker(&me.room, &user).await?;
+    Ok(Json(json!({ "user": user, "unpaused": lifted })))
 }

@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::ids::{RoomId, UserId};
 use crate::protocol::{self, Op, RequestId};
 use crate::store::{QueueCounts, Store, WriteOp, WriteOutcome};
+use crate::work::ProjectConfig;
 
 /// Candidates fetched per look at the queue.
 const CANDIDATES: i64 = 16;
@@ -86,15 +87,34 @@ impl WorkRequest {
         if let Some((reservation, task)) = self.store.live_reservation(&self.room, self.user()).await? {
             return Ok(json!({ "reservation": reservation, "task": task }));
         }
+        if let Some(why) = self.store.paused_reason(&self.room, self.user()).await? {
+            return Ok(json!({ "reservation": null, "reason": "paused", "why": why }));
+        }
         let project = self.store.project(&self.room).await?;
         let skills = self.store.member_skills(&self.room, self.user()).await?;
         if !project.required_skills.iter().all(|skill| skills.contains(skill)) {
             return Ok(json!({ "reservation": null, "reason": "missing_skills" }));
         }
+        // New workers answer onboarding gold first; after that, gold comes
+        // at the project's rate. Without gold left, regular work.
+        let quality = self.store.worker_quality(&self.room, self.user()).await?;
+        let onboarding = quality.gold_total < i64::from(project.onboarding_gold);
+        let gold_first = onboarding || rand::random::<f64>() < project.gold_rate;
+        let order: &[bool] = if gold_first { &[true, false] } else { &[false] };
+        for &gold in order {
+            if let Some(granted) = self.grant_one(&project, &skills, gold).await? {
+                return Ok(granted);
+            }
+        }
+        Ok(json!({ "reservation": null, "reason": "no_work" }))
+    }
+
+    /// Tries to reserve one task of the kind asked (gold or not).
+    async fn grant_one(&self, project: &ProjectConfig, skills: &[String], gold: bool) -> Result<Option<Value>> {
         for _ in 0..ATTEMPTS {
-            let candidates = self.store.candidate_tasks(&self.room, self.user(), &skills, CANDIDATES).await?;
+            let candidates = self.store.candidate_tasks(&self.room, self.user(), skills, gold, CANDIDATES).await?;
             if candidates.is_empty() {
-                break;
+                return Ok(None);
             }
             for task in candidates {
                 let op = WriteOp::Grant {
@@ -107,7 +127,7 @@ impl WorkRequest {
                 match self.committer.write(op).await? {
                     WriteOutcome::Granted(Some(reservation)) => {
                         self.changed.notify_one();
-                        return Ok(json!({ "reservation": reservation, "task": task }));
+                        return Ok(Some(json!({ "reservation": reservation, "task": task })));
                     }
                     // Someone was faster: try the next one.
                     WriteOutcome::Granted(None) => {}
@@ -115,7 +135,7 @@ impl WorkRequest {
                 }
             }
         }
-        Ok(json!({ "reservation": null, "reason": "no_work" }))
+        Ok(None)
     }
 
     async fn heartbeat(&self, task: i64) -> Result<Value> {
@@ -132,13 +152,28 @@ impl WorkRequest {
         self.require_worker()?;
         let project = self.store.project(&self.room).await?;
         project.answer_schema.validate_answer(&answer)?;
-        let op = WriteOp::Submit { room: self.room.clone(), task, worker: self.user().clone(), answer };
+        let before = self.store.worker_quality(&self.room, self.user()).await?;
+        let rules = project.quality_rules();
+        let op = WriteOp::Submit { room: self.room.clone(), task, worker: self.user().clone(), answer, rules };
         let submitted = match self.committer.write(op).await? {
             WriteOutcome::Submitted(submitted) => submitted,
             other => return Err(Error::Internal(format!("submit returned {other:?}"))),
         };
         self.changed.notify_one();
-        Ok(json!({ "submitted": submitted, "progress": self.progress().await? }))
+        // Onboarding gold is training: the worker learns whether they were
+        // right. Later gold stays hidden among regular tasks.
+        let feedback = if before.gold_total < i64::from(project.onboarding_gold) { submitted.check.correct } else { None };
+        Ok(json!({
+            "submitted": {
+                "answer_id": submitted.answer_id,
+                "task_id": submitted.task_id,
+                "lead_time_ms": submitted.lead_time_ms,
+                "task_state": submitted.task_state,
+            },
+            "correct": feedback,
+            "paused": submitted.check.paused,
+            "progress": self.progress().await?,
+        }))
     }
 
     async fn skip(&self, task: i64) -> Result<Value> {

@@ -18,7 +18,8 @@ use sqlx::{AnyConnection, Row};
 use super::Store;
 use crate::error::{Error, Result};
 use crate::ids::{RoomId, UserId, now_ms};
-use crate::work::{NewTask, ProjectConfig};
+use super::quality::{AnswerCheck, AnswerFacts, optional_json, record_answer};
+use crate::work::{GOLD_OVERLAP, NewTask, ProjectConfig, QualityRules};
 
 /// A task as listed to the core team.
 #[derive(Debug, Clone, Serialize)]
@@ -73,7 +74,7 @@ pub struct ImportReport {
     pub duplicates: u64,
 }
 
-fn json_column(row: &AnyRow, column: &str) -> Result<Value> {
+pub(super) fn json_column(row: &AnyRow, column: &str) -> Result<Value> {
     let text: String = row.try_get(column)?;
     serde_json::from_str(&text).map_err(|error| Error::Internal(format!("stored {column} is not JSON: {error}")))
 }
@@ -143,7 +144,7 @@ impl Store {
             .bind(data)
             .bind(skills)
             .bind(gold)
-            .bind(i64::from(overlap_target))
+            .bind(i64::from(if task.gold.is_some() { GOLD_OVERLAP } else { overlap_target }))
             .bind(created_at)
             .execute(&mut *tx)
             .await?;
@@ -229,18 +230,20 @@ impl Store {
     /// Open tasks the worker could take, nearest to completion first: not
     /// answered, reserved or skipped by them, with a free slot, and needing
     /// no skill outside `skills` (checked here, after the query).
-    pub async fn candidate_tasks(&self, room: &RoomId, worker: &UserId, skills: &[String], limit: i64) -> Result<Vec<WorkerTask>> {
+    pub async fn candidate_tasks(&self, room: &RoomId, worker: &UserId, skills: &[String], gold: bool, limit: i64) -> Result<Vec<WorkerTask>> {
         let rows = sqlx::query(
             "SELECT t.id, t.external_id, t.data, t.skills FROM tasks t \
              WHERE t.room_id = $1 AND t.state = 'open' AND t.reserved + t.answered < t.overlap_target \
              AND NOT EXISTS (SELECT 1 FROM answers a WHERE a.task_id = t.id AND a.worker_id = $2) \
              AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.task_id = t.id AND r.worker_id = $2) \
              AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.task_id = t.id AND s.worker_id = $2) \
+             AND (CASE WHEN t.gold IS NULL THEN 0 ELSE 1 END) = $4 \
              ORDER BY t.answered DESC, t.id LIMIT $3",
         )
         .bind(room.as_str())
         .bind(worker.as_str())
         .bind(limit)
+        .bind(i64::from(gold))
         .fetch_all(self.pool())
         .await?;
         let mut tasks = Vec::with_capacity(rows.len());
@@ -289,89 +292,6 @@ impl Store {
             .fetch_one(self.pool())
             .await?;
         Ok(row.try_get("n")?)
-    }
-}
-
-/// One answer, as exported.
-#[derive(Debug, Clone, Serialize)]
-pub struct AnswerRow {
-    pub worker: String,
-    pub answer: Value,
-    pub lead_time_ms: i64,
-    pub created_at: i64,
-}
-
-/// One task with its consensus and every answer, as exported.
-#[derive(Debug, Clone, Serialize)]
-pub struct ExportRow {
-    pub task_id: i64,
-    pub external_id: String,
-    pub state: String,
-    pub data: Value,
-    pub gold: Option<Value>,
-    pub consensus: Option<Value>,
-    pub confidence: Option<f64>,
-    pub method: Option<String>,
-    pub answers: Vec<AnswerRow>,
-}
-
-impl Store {
-    /// A page of the export: up to `limit` tasks with ids above `after`,
-    /// each with its answers (two queries a page, whatever its size).
-    pub async fn export_page(&self, room: &RoomId, after: i64, limit: i64) -> Result<Vec<ExportRow>> {
-        let rows = sqlx::query(
-            "SELECT id, external_id, state, data, gold, consensus, confidence, method FROM tasks \
-             WHERE room_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-        )
-        .bind(room.as_str())
-        .bind(after)
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await?;
-        let mut page = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let optional_json = |column: &str| -> Result<Option<Value>> {
-                let text: Option<String> = row.try_get(column)?;
-                text.map(|text| serde_json::from_str(&text).map_err(|error| Error::Internal(error.to_string()))).transpose()
-            };
-            page.push(ExportRow {
-                task_id: row.try_get("id")?,
-                external_id: row.try_get("external_id")?,
-                state: row.try_get("state")?,
-                data: json_column(row, "data")?,
-                gold: optional_json("gold")?,
-                consensus: optional_json("consensus")?,
-                confidence: row.try_get("confidence")?,
-                method: row.try_get("method")?,
-                answers: Vec::new(),
-            });
-        }
-        let (Some(first), Some(last)) = (page.first().map(|row| row.task_id), page.last().map(|row| row.task_id)) else {
-            return Ok(page);
-        };
-        let answers = sqlx::query(
-            "SELECT task_id, worker_id, answer, lead_time_ms, created_at FROM answers \
-             WHERE room_id = $1 AND task_id >= $2 AND task_id <= $3 ORDER BY task_id, id",
-        )
-        .bind(room.as_str())
-        .bind(first)
-        .bind(last)
-        .fetch_all(self.pool())
-        .await?;
-        for answer in &answers {
-            let task: i64 = answer.try_get("task_id")?;
-            if let Ok(index) = page.binary_search_by_key(&task, |row| row.task_id) {
-                if let Some(row) = page.get_mut(index) {
-                    row.answers.push(AnswerRow {
-                        worker: answer.try_get("worker_id")?,
-                        answer: json_column(answer, "answer")?,
-                        lead_time_ms: answer.try_get("lead_time_ms")?,
-                        created_at: answer.try_get("created_at")?,
-                    });
-                }
-            }
-        }
-        Ok(page)
     }
 }
 
@@ -478,10 +398,20 @@ pub struct Submitted {
     pub lead_time_ms: i64,
     /// The task's state after this answer.
     pub task_state: String,
+    /// What checking the answer found (gold, speed, pause).
+    pub check: AnswerCheck,
 }
 
-/// Records an answer under a live reservation, which it consumes.
-pub(super) async fn submit(conn: &mut AnyConnection, room: &RoomId, task: i64, worker: &UserId, answer: &Value) -> Result<Submitted> {
+/// Records an answer under a live reservation, which it consumes, and the
+/// worker's quality record with it.
+pub(super) async fn submit(
+    conn: &mut AnyConnection,
+    room: &RoomId,
+    task: i64,
+    worker: &UserId,
+    answer: &Value,
+    rules: QualityRules,
+) -> Result<Submitted> {
     let now = now_ms();
     let reservation = sqlx::query(
         "DELETE FROM reservations WHERE task_id = $1 AND worker_id = $2 AND expires_at > $3 RETURNING created_at",
@@ -499,7 +429,7 @@ pub(super) async fn submit(conn: &mut AnyConnection, room: &RoomId, task: i64, w
         "UPDATE tasks SET reserved = reserved - 1, answered = answered + 1, \
          state = CASE WHEN answered + 1 >= overlap_target THEN 'complete' ELSE state END, \
          completed_at = CASE WHEN answered + 1 >= overlap_target THEN $1 ELSE completed_at END \
-         WHERE id = $2 AND room_id = $3 RETURNING state",
+         WHERE id = $2 AND room_id = $3 RETURNING state, gold, skills",
     )
     .bind(now)
     .bind(task)
@@ -507,10 +437,14 @@ pub(super) async fn submit(conn: &mut AnyConnection, room: &RoomId, task: i64, w
     .fetch_one(&mut *conn)
     .await?;
     let task_state: String = row.try_get("state")?;
+    let gold = optional_json(&row, "gold")?;
+    let skills: Vec<String> = serde_json::from_value(json_column(&row, "skills")?).unwrap_or_default();
     let lead_time_ms = now.saturating_sub(reserved_at);
+    let facts = AnswerFacts { room, worker, skills: &skills, gold: gold.as_ref(), answer, lead_time_ms };
+    let check = record_answer(conn, facts, rules).await?;
     let inserted = sqlx::query(
-        "INSERT INTO answers (task_id, room_id, worker_id, answer, lead_time_ms, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        "INSERT INTO answers (task_id, room_id, worker_id, answer, lead_time_ms, created_at, correct) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     )
     .bind(task)
     .bind(room.as_str())
@@ -518,9 +452,10 @@ pub(super) async fn submit(conn: &mut AnyConnection, room: &RoomId, task: i64, w
     .bind(answer.to_string())
     .bind(lead_time_ms)
     .bind(now)
+    .bind(check.correct.map(i64::from))
     .fetch_one(&mut *conn)
     .await?;
-    Ok(Submitted { answer_id: inserted.try_get("id")?, task_id: task, lead_time_ms, task_state })
+    Ok(Submitted { answer_id: inserted.try_get("id")?, task_id: task, lead_time_ms, task_state, check })
 }
 
 /// Deletes the room's expired reservations; returns (task, worker) of each.

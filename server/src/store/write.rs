@@ -9,6 +9,7 @@ use super::work::{self, Reservation, Submitted};
 use super::{ChatMessage, Store, chat, docs};
 use crate::error::{Error, Result};
 use crate::ids::{DocName, RoomId, UserId};
+use crate::work::QualityRules;
 
 /// One durable write.
 #[derive(Debug, Clone)]
@@ -30,7 +31,7 @@ pub enum WriteOp {
     /// Gives a reservation back.
     Skip { task: i64, worker: UserId },
     /// Records an answer under a live reservation.
-    Submit { room: RoomId, task: i64, worker: UserId, answer: Value },
+    Submit { room: RoomId, task: i64, worker: UserId, answer: Value, rules: QualityRules },
     /// Deletes a room's expired reservations.
     Sweep { room: RoomId },
 }
@@ -82,8 +83,8 @@ impl Store {
                     work::heartbeat(&mut tx, *task, worker, *ttl_ms).await.map(WriteOutcome::Extended)
                 }
                 WriteOp::Skip { task, worker } => work::skip(&mut tx, *task, worker).await.map(|()| WriteOutcome::Skipped),
-                WriteOp::Submit { room, task, worker, answer } => {
-                    work::submit(&mut tx, room, *task, worker, answer).await.map(WriteOutcome::Submitted)
+                WriteOp::Submit { room, task, worker, answer, rules } => {
+                    work::submit(&mut tx, room, *task, worker, answer, *rules).await.map(WriteOutcome::Submitted)
                 }
                 WriteOp::Sweep { room } => work::sweep(&mut tx, room).await.map(WriteOutcome::Swept),
             };
