@@ -10,6 +10,7 @@
 
 mod access;
 mod chat;
+mod consensus;
 mod docs;
 mod export;
 mod quality;

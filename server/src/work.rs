@@ -6,6 +6,8 @@
 //! conditional writes, so it holds across server processes sharing one
 //! database; the in-process code only chooses what to try.
 
+pub mod decide;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -211,6 +213,16 @@ impl ProjectConfig {
             min_accuracy: self.min_accuracy,
         }
     }
+
+    /// Everything a submit needs to check the answer and decide the task.
+    pub fn submit_rules(&self) -> SubmitRules {
+        SubmitRules {
+            quality: self.quality_rules(),
+            schema: self.answer_schema.clone(),
+            overlap_max: self.overlap_max,
+            min_confidence: self.min_confidence,
+        }
+    }
 }
 
 /// Gold answers a worker gives before their accuracy counts for a verdict.
@@ -223,6 +235,26 @@ pub const GOLD_OVERLAP: u32 = 1_000_000;
 pub struct QualityRules {
     pub min_lead_time_ms: i64,
     pub min_accuracy: f64,
+}
+
+/// What a submit applies: the quality rules, and how to decide the task
+/// once it has its answers (dynamic overlap up to `overlap_max`).
+#[derive(Debug, Clone)]
+pub struct SubmitRules {
+    pub quality: QualityRules,
+    pub schema: AnswerSchema,
+    pub overlap_max: u32,
+    pub min_confidence: f64,
+}
+
+/// The accuracy a worker's vote is weighted by: gold answers, plus
+/// agreement with completed consensus counted at half weight (weaker
+/// evidence), over a Beta(2, 1) prior ("more likely right than wrong"), so
+/// a newcomer's vote counts a little rather than nothing.
+pub fn vote_accuracy(gold_correct: i64, gold_total: i64, agree: i64, disagree: i64) -> f64 {
+    let right = gold_correct as f64 + 0.5 * agree as f64 + 2.0;
+    let seen = gold_total as f64 + 0.5 * (agree + disagree) as f64 + 3.0;
+    right / seen
 }
 
 /// A worker's estimated accuracy: the mean of a Beta(1, 1) prior updated

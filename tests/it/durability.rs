@@ -41,12 +41,15 @@ async fn kill_9_under_load(backend: Backend) {
     let base = format!("ws://{}", server.addr);
     let acked_updates = Arc::new(Mutex::new(Vec::<(usize, String)>::new()));
     let acked_chat = Arc::new(Mutex::new(Vec::<i64>::new()));
+    // Every client connects before the plug can be pulled.
+    let connected = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for writer in 0..WRITERS {
-        let (base, token, acked) = (base.clone(), token.clone(), acked_updates.clone());
+        let (base, token, acked, connected) = (base.clone(), token.clone(), acked_updates.clone(), connected.clone());
         tasks.push(tokio::spawn(async move {
             let doc = writer % DOCS;
             let mut client = YjsClient::connect(&base, "load", &format!("doc-{doc}"), &token).await;
+            connected.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             for n in 0.. {
                 let key = format!("w{writer}-{n}");
                 let update = client.set(&key, "v");
@@ -59,9 +62,10 @@ async fn kill_9_under_load(backend: Backend) {
         }));
     }
     for _ in 0..2 {
-        let (base, token, acked) = (base.clone(), token.clone(), acked_chat.clone());
+        let (base, token, acked, connected) = (base.clone(), token.clone(), acked_chat.clone(), connected.clone());
         tasks.push(tokio::spawn(async move {
             let mut client = LiveClient::connect(&base, "load", &token).await;
+            connected.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             for n in 0.. {
                 let Some(reply) = client.try_request("chat.send", json!({"body": format!("m{n}")})).await else { break };
                 if let Some(id) = reply["result"]["message"]["id"].as_i64() {
@@ -72,7 +76,10 @@ async fn kill_9_under_load(backend: Backend) {
     }
     // Let load build up, past at least one checkpoint, then pull the plug.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while acked_updates.lock().unwrap().len() < 1500 && tokio::time::Instant::now() < deadline {
+    let all = WRITERS + 2;
+    while (connected.load(std::sync::atomic::Ordering::SeqCst) < all || acked_updates.lock().unwrap().len() < 1500)
+        && tokio::time::Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     server.kill9().await;

@@ -367,3 +367,49 @@ async fn the_fast_answer_rule_pauses_speeders() {
     assert_eq!(speedy.request("task.request", json!({})).await["result"]["reason"], "paused");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consensus_completes_raises_overlap_or_escalates() {
+    let Some(server) = TestServer::start(Backend::Sqlite).await else { return };
+    let base = server.ws_url("");
+    let owner = server.token("r1", "olivia", Role::Owner).await;
+    let config = json!({
+        "answer_schema": {"kind": "single_choice", "options": ["pos", "neg"]},
+        "overlap_min": 2, "overlap_max": 3, "min_confidence": 0.7, "onboarding_gold": 0, "gold_rate": 0.0,
+        "min_lead_time_ms": 0
+    });
+    let put = http::request("PUT", &server.http_url("/api/v1/rooms/r1/project"), Some(&owner), Some(config)).await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    let tasks_url = server.http_url("/api/v1/rooms/r1/tasks");
+    let mut workers = Vec::new();
+    for name in ["a", "b", "c"] {
+        let token = server.token("r1", name, Role::Worker).await;
+        workers.push(LiveClient::connect(&base, "r1", &token).await);
+    }
+    // Agreement: two newcomers agree, posterior 0.8 >= 0.7: complete.
+    http::post_raw(&tasks_url, &owner, r#"[{"id":"agree","data":{}}]"#).await;
+    answer_next(&mut workers[0], "pos").await;
+    let (_, result) = answer_next(&mut workers[1], "pos").await;
+    assert_eq!(result["submitted"]["task_state"], "complete", "{result}");
+    // A tie is not broken: the overlap rises to 3; the third answer gives
+    // 2:1, posterior 2/3 < 0.7 at the maximum overlap: review.
+    http::post_raw(&tasks_url, &owner, r#"[{"id":"split","data":{}}]"#).await;
+    answer_next(&mut workers[0], "pos").await;
+    let (_, result) = answer_next(&mut workers[1], "neg").await;
+    assert_eq!(result["submitted"]["task_state"], "open", "a tie asks for one more answer: {result}");
+    let (external, result) = answer_next(&mut workers[2], "pos").await;
+    assert_eq!(external, "split");
+    assert_eq!(result["submitted"]["task_state"], "review", "{result}");
+    let export = http::get(&server.http_url("/api/v1/rooms/r1/export?format=json"), Some(&owner)).await.json();
+    let rows = export.as_array().unwrap();
+    let agree = rows.iter().find(|row| row["external_id"] == "agree").unwrap();
+    assert_eq!((agree["consensus"].clone(), agree["method"].clone()), (json!("pos"), json!("wmv")));
+    assert!((agree["confidence"].as_f64().unwrap() - 0.8).abs() < 1e-9, "{agree}");
+    let split = rows.iter().find(|row| row["external_id"] == "split").unwrap();
+    assert_eq!(split["state"], "review");
+    assert_eq!(split["answers"].as_array().unwrap().len(), 3);
+    // Agreement with the confident consensus counts toward the workers' records.
+    let a = http::get(&server.http_url("/api/v1/rooms/r1/workers/a"), Some(&owner)).await.json();
+    assert_eq!((a["agree"].as_i64(), a["disagree"].as_i64()), (Some(1), Some(0)), "{a}");
+    server.stop().await;
+}

@@ -153,7 +153,7 @@ impl WorkRequest {
         let project = self.store.project(&self.room).await?;
         project.answer_schema.validate_answer(&answer)?;
         let before = self.store.worker_quality(&self.room, self.user()).await?;
-        let rules = project.quality_rules();
+        let rules = project.submit_rules();
         let op = WriteOp::Submit { room: self.room.clone(), task, worker: self.user().clone(), answer, rules };
         let submitted = match self.committer.write(op).await? {
             WriteOutcome::Submitted(submitted) => submitted,

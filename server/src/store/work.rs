@@ -19,7 +19,7 @@ use super::Store;
 use crate::error::{Error, Result};
 use crate::ids::{RoomId, UserId, now_ms};
 use super::quality::{AnswerCheck, AnswerFacts, optional_json, record_answer};
-use crate::work::{GOLD_OVERLAP, NewTask, ProjectConfig, QualityRules};
+use crate::work::{GOLD_OVERLAP, NewTask, ProjectConfig, SubmitRules};
 
 /// A task as listed to the core team.
 #[derive(Debug, Clone, Serialize)]
@@ -403,14 +403,16 @@ pub struct Submitted {
 }
 
 /// Records an answer under a live reservation, which it consumes, and the
-/// worker's quality record with it.
+/// worker's quality record with it. The answer that reaches the task's
+/// overlap target decides it, in the same transaction: complete with its
+/// consensus, one more answer wanted (dynamic overlap), or review.
 pub(super) async fn submit(
     conn: &mut AnyConnection,
     room: &RoomId,
     task: i64,
     worker: &UserId,
     answer: &Value,
-    rules: QualityRules,
+    rules: &SubmitRules,
 ) -> Result<Submitted> {
     let now = now_ms();
     let reservation = sqlx::query(
@@ -426,22 +428,20 @@ pub(super) async fn submit(
     };
     let reserved_at: i64 = reservation.try_get("created_at")?;
     let row = sqlx::query(
-        "UPDATE tasks SET reserved = reserved - 1, answered = answered + 1, \
-         state = CASE WHEN answered + 1 >= overlap_target THEN 'complete' ELSE state END, \
-         completed_at = CASE WHEN answered + 1 >= overlap_target THEN $1 ELSE completed_at END \
-         WHERE id = $2 AND room_id = $3 RETURNING state, gold, skills",
+        "UPDATE tasks SET reserved = reserved - 1, answered = answered + 1 \
+         WHERE id = $1 AND room_id = $2 RETURNING state, gold, skills, answered, overlap_target",
     )
-    .bind(now)
     .bind(task)
     .bind(room.as_str())
     .fetch_one(&mut *conn)
     .await?;
-    let task_state: String = row.try_get("state")?;
+    let mut task_state: String = row.try_get("state")?;
     let gold = optional_json(&row, "gold")?;
     let skills: Vec<String> = serde_json::from_value(json_column(&row, "skills")?).unwrap_or_default();
+    let (answered, target): (i64, i64) = (row.try_get("answered")?, row.try_get("overlap_target")?);
     let lead_time_ms = now.saturating_sub(reserved_at);
     let facts = AnswerFacts { room, worker, skills: &skills, gold: gold.as_ref(), answer, lead_time_ms };
-    let check = record_answer(conn, facts, rules).await?;
+    let check = record_answer(conn, facts, rules.quality).await?;
     let inserted = sqlx::query(
         "INSERT INTO answers (task_id, room_id, worker_id, answer, lead_time_ms, created_at, correct) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
@@ -455,6 +455,9 @@ pub(super) async fn submit(
     .bind(check.correct.map(i64::from))
     .fetch_one(&mut *conn)
     .await?;
+    if gold.is_none() && answered >= target {
+        task_state = super::consensus::settle(conn, room, task, target, rules).await?;
+    }
     Ok(Submitted { answer_id: inserted.try_get("id")?, task_id: task, lead_time_ms, task_state, check })
 }
 

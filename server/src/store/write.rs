@@ -9,7 +9,7 @@ use super::work::{self, Reservation, Submitted};
 use super::{ChatMessage, Store, chat, docs};
 use crate::error::{Error, Result};
 use crate::ids::{DocName, RoomId, UserId};
-use crate::work::QualityRules;
+use crate::work::SubmitRules;
 
 /// One durable write.
 #[derive(Debug, Clone)]
@@ -31,7 +31,7 @@ pub enum WriteOp {
     /// Gives a reservation back.
     Skip { task: i64, worker: UserId },
     /// Records an answer under a live reservation.
-    Submit { room: RoomId, task: i64, worker: UserId, answer: Value, rules: QualityRules },
+    Submit { room: RoomId, task: i64, worker: UserId, answer: Value, rules: SubmitRules },
     /// Deletes a room's expired reservations.
     Sweep { room: RoomId },
 }
@@ -84,7 +84,7 @@ impl Store {
                 }
                 WriteOp::Skip { task, worker } => work::skip(&mut tx, *task, worker).await.map(|()| WriteOutcome::Skipped),
                 WriteOp::Submit { room, task, worker, answer, rules } => {
-                    work::submit(&mut tx, room, *task, worker, answer, *rules).await.map(WriteOutcome::Submitted)
+                    work::submit(&mut tx, room, *task, worker, answer, rules).await.map(WriteOutcome::Submitted)
                 }
                 WriteOp::Sweep { room } => work::sweep(&mut tx, room).await.map(WriteOutcome::Swept),
             };
