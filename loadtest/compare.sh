@@ -12,7 +12,8 @@
 # Environment: ROOMS, CLIENTS (per room), RATE (edits/s per client), RAMP_UP,
 # DURATION, SEED, CROWDROOM_PORT, YWS_PORT, OUT (a folder to keep the JSON
 # reports and server logs in; default: a temporary folder, removed at exit),
-# CARGO_TARGET_DIR.
+# CARGO_TARGET_DIR, CROWDROOM_BIN and LOADTEST_BIN (use these binaries
+# instead of building them, e.g. a server built from a given commit).
 #
 # Hocuspocus (@hocuspocus/server) is not included: it is not wire-compatible
 # with y-websocket clients (every frame is prefixed with the document name and
@@ -58,15 +59,23 @@ wait_for() {
   return 1
 }
 
-echo "== building (release)"
-(cd "$root" && cargo build --release -p crowdroom -p crowdroom-loadtest)
-bin=$CARGO_TARGET_DIR/release
+crowdroom_bin=${CROWDROOM_BIN:-}
+loadtest_bin=${LOADTEST_BIN:-}
+packages=()
+[[ -n "$crowdroom_bin" ]] || packages+=(-p crowdroom)
+[[ -n "$loadtest_bin" ]] || packages+=(-p crowdroom-loadtest)
+if (( ${#packages[@]} )); then
+  echo "== building (release)"
+  (cd "$root" && cargo build --release "${packages[@]}")
+fi
+crowdroom_bin=${crowdroom_bin:-$CARGO_TARGET_DIR/release/crowdroom}
+loadtest_bin=${loadtest_bin:-$CARGO_TARGET_DIR/release/crowdroom-loadtest}
 
 echo "== installing the npm peers"
 (cd "$here/peers" && npm ci --no-audit --no-fund --loglevel=error)
 
 echo "== starting crowdroom on 127.0.0.1:$crowdroom_port"
-"$bin/crowdroom" --database "sqlite://$work/crowdroom.db" serve --demo --addr "127.0.0.1:$crowdroom_port" \
+"$crowdroom_bin" --database "sqlite://$work/crowdroom.db" serve --demo --addr "127.0.0.1:$crowdroom_port" \
   >"$work/crowdroom.log" 2>&1 &
 crowdroom_pid=$!
 pids+=("$crowdroom_pid")
@@ -84,11 +93,11 @@ common=(coedit --rooms "$rooms" --clients-per-room "$clients" --rate "$rate" --r
   --duration "$duration" --seed "$seed")
 
 echo "== coedit against crowdroom"
-"$bin/crowdroom-loadtest" "${common[@]}" --url "ws://127.0.0.1:$crowdroom_port" --token "$token" \
+"$loadtest_bin" "${common[@]}" --url "ws://127.0.0.1:$crowdroom_port" --token "$token" \
   --server-pid "$crowdroom_pid" --json "$work/crowdroom.json" "$@" || true
 
 echo "== coedit against @y/websocket-server"
-"$bin/crowdroom-loadtest" "${common[@]}" --url "ws://127.0.0.1:$yws_port" --protocol y-websocket \
+"$loadtest_bin" "${common[@]}" --url "ws://127.0.0.1:$yws_port" --protocol y-websocket \
   --server-pid "$yws_pid" --json "$work/y-websocket.json" "$@" || true
 
 echo

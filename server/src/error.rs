@@ -36,6 +36,9 @@ pub enum Error {
     /// skipped, or was never held).
     #[error("no live reservation for this task: it expired or was never held")]
     ReservationLost,
+    /// 409: the thing is not in a state that allows this change.
+    #[error("{0}")]
+    InvalidState(String),
     /// 400: the request is malformed or a field is invalid.
     #[error("{0}")]
     BadRequest(String),
@@ -73,6 +76,7 @@ impl Error {
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
             Error::ReservationLost => "reservation_expired",
+            Error::InvalidState(_) => "invalid_state",
             Error::BadRequest(_) => "bad_request",
             Error::TooLarge(_) => "too_large",
             Error::RateLimited => "rate_limited",
@@ -89,7 +93,7 @@ impl Error {
             }
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::Conflict(_) | Error::ReservationLost => StatusCode::CONFLICT,
+            Error::Conflict(_) | Error::ReservationLost | Error::InvalidState(_) => StatusCode::CONFLICT,
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -216,7 +220,9 @@ impl From<&Error> for CloseCode {
             Error::Unauthorized | Error::Forbidden(_) | Error::NotFound(_) => CloseCode::Policy,
             Error::TokenExpired => CloseCode::TokenExpired,
             Error::TokenRevoked => CloseCode::TokenRevoked,
-            Error::Conflict(_) | Error::ReservationLost | Error::BadRequest(_) => CloseCode::ProtocolError,
+            Error::Conflict(_) | Error::ReservationLost | Error::InvalidState(_) | Error::BadRequest(_) => {
+                CloseCode::ProtocolError
+            }
             Error::TooLarge(_) => CloseCode::TooBig,
             Error::RateLimited => CloseCode::RateLimited,
             Error::Unavailable(_) | Error::DatabaseDown(_) => CloseCode::TryLater,

@@ -7,6 +7,7 @@
 //! returns: what was acknowledged is on disk before `run` returns.
 
 mod api;
+mod ledger_api;
 mod live;
 mod socket;
 mod transfer;
@@ -147,7 +148,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/yjs/{room}/{doc}", get(yjs::upgrade))
         .route("/rooms/{room}/live", get(live::upgrade))
-        .nest("/api/v1", api::routes().merge(work_api::routes()))
+        .nest("/api/v1", api::routes().merge(work_api::routes()).merge(ledger_api::routes()))
         .fallback(not_found)
         .with_state(state)
 }

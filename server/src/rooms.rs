@@ -103,6 +103,8 @@ pub enum RoomCommand {
     LiveLeave { conn: ConnId },
     /// The room's queue changed outside the room (an import): push counts.
     QueueChanged,
+    /// Sends a live-channel frame to every connection of `user`.
+    NotifyUser { user: UserId, frame: axum::extract::ws::Message },
     /// Closes every connection of `user` in this room (role changed, removed, kicked).
     Disconnect { user: UserId, code: CloseCode },
     /// Counts of what is live in the room.
@@ -218,6 +220,14 @@ impl RoomRegistry {
         if let Some(handle) = self.loaded(room) {
             // An exiting room has no one to tell.
             let _ = handle.send(RoomCommand::QueueChanged).await;
+        }
+    }
+
+    /// Sends `frame` to `user`'s live connections, if the room is loaded
+    /// (if not, they are offline and read it when they look).
+    pub async fn notify_user(&self, room: &RoomId, user: &UserId, frame: axum::extract::ws::Message) {
+        if let Some(handle) = self.loaded(room) {
+            let _ = handle.send(RoomCommand::NotifyUser { user: user.clone(), frame }).await;
         }
     }
 

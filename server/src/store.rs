@@ -13,6 +13,7 @@ mod chat;
 mod consensus;
 mod docs;
 mod export;
+mod ledger;
 mod quality;
 mod work;
 mod write;
@@ -27,6 +28,7 @@ use sqlx::{AnyPool, Executor, SqlSafeStr};
 pub use access::{MemberRow, RoomRow, TokenRow};
 pub use chat::ChatMessage;
 pub use docs::StoredDoc;
+pub use ledger::{Action, Earnings, LedgerEntry, LedgerSummary};
 pub use quality::{AnswerCheck, WorkerQuality};
 pub use export::{AnswerRow, ExportRow};
 pub use work::{ImportReport, QueueCounts, Reservation, Submitted, TaskRow, WorkerTask};
@@ -116,16 +118,18 @@ impl Store {
 
     /// Runs the embedded migrations for this backend (idempotent).
     pub async fn migrate(&self) -> Result<()> {
-        let sql: [(&str, &'static str); 3] = match self.backend {
+        let sql: [(&str, &'static str); 4] = match self.backend {
             Backend::Sqlite => [
                 ("init", include_str!("../migrations/sqlite/0001_init.sql")),
                 ("work", include_str!("../migrations/sqlite/0002_work.sql")),
                 ("quality", include_str!("../migrations/sqlite/0003_quality.sql")),
+                ("ledger", include_str!("../migrations/sqlite/0004_ledger.sql")),
             ],
             Backend::Postgres => [
                 ("init", include_str!("../migrations/postgres/0001_init.sql")),
                 ("work", include_str!("../migrations/postgres/0002_work.sql")),
                 ("quality", include_str!("../migrations/postgres/0003_quality.sql")),
+                ("ledger", include_str!("../migrations/postgres/0004_ledger.sql")),
             ],
         };
         let migrations = (1..)

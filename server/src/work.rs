@@ -221,6 +221,7 @@ impl ProjectConfig {
             schema: self.answer_schema.clone(),
             overlap_max: self.overlap_max,
             min_confidence: self.min_confidence,
+            pay_per_answer: self.pay_per_answer,
         }
     }
 }
@@ -245,6 +246,8 @@ pub struct SubmitRules {
     pub schema: AnswerSchema,
     pub overlap_max: u32,
     pub min_confidence: f64,
+    /// What the answer earns (booked pending in the same transaction).
+    pub pay_per_answer: i64,
 }
 
 /// The accuracy a worker's vote is weighted by: gold answers, plus

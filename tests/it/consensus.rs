@@ -215,6 +215,8 @@ async fn bad_input_is_a_clear_error() {
     let (ok, _, _, stderr) = consensus(&["--dataset", broken_yaml.to_str().unwrap()]).await;
     assert!(!ok && stderr.contains("labels.yaml:2:"), "{stderr}");
 
+    let (ok, _, _, stderr) = consensus(&["--synthetic", "10x2", "--gold", "gold.csv"]).await;
+    assert!(!ok && stderr.contains("--gold goes with --answers"), "{stderr}");
     let (ok, _, _, stderr) = consensus(&["--synthetic", "lots"]).await;
     assert!(!ok && stderr.contains("--synthetic"), "{stderr}");
     let (ok, _, _, stderr) = consensus(&[]).await;

@@ -9,6 +9,7 @@ mod cli;
 mod chat;
 mod consensus;
 mod docs;
+mod ledger;
 mod durability;
 mod malformed;
 mod random;

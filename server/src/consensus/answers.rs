@@ -11,6 +11,8 @@
 
 use std::collections::HashMap;
 
+use crate::error::{Error, Result};
+
 /// Answers interned to indices and grouped by item.
 #[derive(Debug, Clone, Default)]
 pub struct Answers {
@@ -29,16 +31,28 @@ pub struct Answers {
 
 impl Answers {
     /// Builds the table from index triples `(item, worker, label)`, with
-    /// names for each index (the synthetic generator and tests use this).
-    /// Indices must be below the length of their name list.
+    /// names for each index (the synthetic generator uses this). An index
+    /// at or past the length of its name list is an error.
     pub fn from_indices(
         item_names: Vec<String>,
         worker_names: Vec<String>,
         label_names: Vec<String>,
         triples: &[(u32, u32, u32)],
-    ) -> Answers {
+    ) -> Result<Answers> {
         let items = item_names.len();
         let workers = worker_names.len();
+        if triples.len() >= u32::MAX as usize {
+            return Err(Error::BadRequest(format!("{} answers are more than this table holds", triples.len())));
+        }
+        if let Some(&(item, worker, label)) = triples
+            .iter()
+            .find(|&&(item, worker, label)| item as usize >= items || worker as usize >= workers || label as usize >= label_names.len())
+        {
+            return Err(Error::Internal(format!(
+                "answer ({item}, {worker}, {label}) is out of range ({items} items, {workers} workers, {} labels)",
+                label_names.len()
+            )));
+        }
         // Counting sort by item; stable, so input order is kept within an item.
         let mut offsets = vec![0u32; items + 1];
         for &(item, _, _) in triples {
@@ -75,7 +89,7 @@ impl Answers {
             kept_offsets.push(kept_workers.len() as u32);
         }
         let duplicates = triples.len() - kept_workers.len();
-        Answers {
+        Ok(Answers {
             item_names,
             worker_names,
             label_names,
@@ -83,7 +97,7 @@ impl Answers {
             workers: kept_workers,
             labels: kept_labels,
             duplicates,
-        }
+        })
     }
 
     /// Number of items.
@@ -189,7 +203,8 @@ impl AnswersBuilder {
     }
 
     /// Groups the answers by item and drops duplicates (keeping the last).
-    pub fn build(self) -> Answers {
+    /// Fails only past `u32::MAX` answers.
+    pub fn build(self) -> Result<Answers> {
         Answers::from_indices(self.items.names, self.workers.names, self.labels.names, &self.triples)
     }
 }
@@ -225,7 +240,7 @@ mod tests {
         builder.push("b", "w1", "y");
         builder.push("a", "w2", "y");
         builder.push("a", "w1", "y");
-        let answers = builder.build();
+        let answers = builder.build().unwrap();
         assert_eq!((answers.items(), answers.workers(), answers.classes()), (2, 2, 2));
         assert_eq!(answers.len(), 3);
         assert_eq!(answers.duplicates(), 1);
@@ -234,5 +249,14 @@ mod tests {
         assert_eq!(answers.of_item(1), (&[0u32][..], &[1u32][..]));
         assert_eq!(answers.of_item(2), (&[][..], &[][..]));
         assert_eq!(answers.label_names(), ["x", "y"]);
+    }
+
+    #[test]
+    fn rejects_indices_out_of_range() {
+        let names = |count: usize| (0..count).map(|index| index.to_string()).collect::<Vec<_>>();
+        assert!(Answers::from_indices(names(1), names(1), names(1), &[(0, 0, 0)]).is_ok());
+        assert!(Answers::from_indices(names(1), names(1), names(1), &[(0, 0, 1)]).is_err());
+        assert!(Answers::from_indices(names(1), names(1), names(1), &[(1, 0, 0)]).is_err());
+        assert!(Answers::from_indices(names(1), names(0), names(1), &[(0, 0, 0)]).is_err());
     }
 }

@@ -44,7 +44,7 @@ pub struct ConsensusArgs {
     /// every answer is a number and there are more than 20 distinct values.
     #[arg(long, value_enum, default_value_t = KindArg::Auto)]
     pub kind: KindArg,
-    /// Dawid-Skene: E-steps at most.
+    /// Dawid-Skene: EM iterations at most.
     #[arg(long, default_value_t = DsOptions::default().max_iterations)]
     pub max_iterations: u32,
     /// Dawid-Skene: stop when the log-likelihood per answer gains less than this.
@@ -77,6 +77,9 @@ pub enum KindArg {
 pub fn run(args: ConsensusArgs) -> Result<()> {
     if !(args.smoothing.is_finite() && args.smoothing >= 0.0 && args.tolerance.is_finite()) {
         return Err(Error::BadRequest("--smoothing must be >= 0 and --tolerance a finite number".into()));
+    }
+    if args.gold.is_some() && args.answers.is_none() {
+        return Err(Error::BadRequest("--gold goes with --answers (dataset folders carry their own gold)".into()));
     }
     let dataset = load(&args)?;
     if dataset.answers.is_empty() {
@@ -130,7 +133,7 @@ fn load(args: &ConsensusArgs) -> Result<Dataset> {
     match (&args.dataset, &args.answers, &args.synthetic) {
         (Some(directory), _, _) => datasets::load_dir(directory),
         (None, Some(answers), _) => datasets::load_csv(answers, args.gold.as_deref()),
-        (None, None, Some(spec)) => Ok(synthetic::generate(SyntheticSpec::parse(spec)?)),
+        (None, None, Some(spec)) => synthetic::generate(SyntheticSpec::parse(spec)?),
         (None, None, None) => Err(Error::BadRequest("give --dataset, --answers or --synthetic".into())),
     }
 }

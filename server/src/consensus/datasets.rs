@@ -98,7 +98,7 @@ pub fn load_dir(directory: &Path) -> Result<Dataset> {
             directory.display()
         )));
     };
-    Ok(assemble(name, builder, gold))
+    assemble(name, builder, gold)
 }
 
 /// Reads `--answers FILE.csv` (`task,worker,answer`) and optional `--gold FILE.csv` (`task,answer`).
@@ -109,12 +109,12 @@ pub fn load_csv(answers: &Path, gold: Option<&Path>) -> Result<Dataset> {
         Some(path) => read_delimited(path, b',', Some(2), 2)?,
         None => Vec::new(),
     };
-    Ok(assemble(name, triples(rows, [0, 1, 2]), pairs(gold)))
+    assemble(name, triples(rows, [0, 1, 2]), pairs(gold))
 }
 
 /// Builds the answers and resolves gold item names to indices.
-fn assemble(name: String, builder: AnswersBuilder, gold: Vec<(String, String)>) -> Dataset {
-    let answers = builder.build();
+fn assemble(name: String, builder: AnswersBuilder, gold: Vec<(String, String)>) -> Result<Dataset> {
+    let answers = builder.build()?;
     let index: HashMap<&str, u32> = answers.item_names().iter().enumerate().map(|(item, name)| (name.as_str(), item as u32)).collect();
     let mut by_item: Vec<Option<String>> = vec![None; answers.items()];
     let mut gold_unanswered = 0;
@@ -125,7 +125,7 @@ fn assemble(name: String, builder: AnswersBuilder, gold: Vec<(String, String)>) 
         }
     }
     let gold = by_item.into_iter().enumerate().filter_map(|(item, label)| label.map(|label| (item as u32, label))).collect();
-    Dataset { name, answers, gold, gold_unanswered }
+    Ok(Dataset { name, answers, gold, gold_unanswered })
 }
 
 /// Pushes rows into a builder, taking (item, worker, label) from the given columns.
@@ -137,8 +137,14 @@ fn triples(rows: Vec<Vec<String>>, [item, worker, label]: [usize; 3]) -> Answers
     builder
 }
 
+/// Two-field rows as (item, label) pairs.
 fn pairs(rows: Vec<Vec<String>>) -> Vec<(String, String)> {
-    rows.into_iter().filter_map(|row| { let mut fields = row.into_iter(); Some((fields.next()?, fields.next()?)) }).collect()
+    rows.into_iter()
+        .filter_map(|row| {
+            let mut fields = row.into_iter();
+            Some((fields.next()?, fields.next()?))
+        })
+        .collect()
 }
 
 /// Runs `read` when the file exists; a missing gold file means no gold.
@@ -272,7 +278,10 @@ const SNOW_HEADER: &str = "!amt_annotation_ids\t!amt_worker_ids\torig_id\trespon
 
 fn find_snow_tsv(directory: &Path) -> Result<Option<std::path::PathBuf>> {
     let entries = std::fs::read_dir(directory).map_err(|error| Error::BadRequest(format!("cannot list {}: {error}", directory.display())))?;
-    let mut found: Vec<_> = entries.filter_map(|entry| entry.ok().map(|entry| entry.path())).filter(|path| path.extension().is_some_and(|ext| ext == "tsv")).collect();
+    let mut found: Vec<_> = entries
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.extension().is_some_and(|extension| extension == "tsv"))
+        .collect();
     found.sort();
     Ok(found.into_iter().next())
 }

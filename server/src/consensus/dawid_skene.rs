@@ -1,6 +1,6 @@
 //! Dawid-Skene (1979): every worker has a confusion matrix
-//! `P(observed label | true label)`, every item a latest true label with a
-//! class prior, fitted by EM from majority-vote posteriors.
+//! `P(observed label | true label)`, every item a latent true label drawn from
+//! class priors, fitted by EM from majority-vote posteriors.
 //!
 //! Why this shape: it is the estimator that beats majority vote on every
 //! benchmark we track (it learns that a worker who always says "no" says
@@ -10,7 +10,9 @@
 //! once adds that posterior into the next M-step's counts, so the answers
 //! are read once per iteration. The confusions are normalized once per
 //! iteration (workers × K² cells); no logarithm or exponential is taken per
-//! answer.
+//! answer. Label counts up to 8 get a copy of the pass with the row length
+//! fixed at compile time. It runs on the calling thread: the live engine
+//! decides where (a blocking task), not this module.
 //!
 //! Smoothing: counts get `smoothing` pseudo-counts per cell (a symmetric
 //! Dirichlet prior, so EM is MAP-EM): a worker seen on three items cannot get
@@ -30,7 +32,7 @@ use super::{Answers, Consensus, vote};
 /// Options of [`dawid_skene`].
 #[derive(Debug, Clone, Copy)]
 pub struct DsOptions {
-    /// E-steps at most.
+    /// EM iterations at most.
     pub max_iterations: u32,
     /// Stop when the log-likelihood per answer gains less than this.
     pub tolerance: f64,
@@ -357,7 +359,7 @@ mod tests {
             builder.push(&name, "b", if item % 10 == 0 { flipped } else { truth });
             builder.push(&name, "c", flipped);
         }
-        let answers = builder.build();
+        let answers = builder.build().unwrap();
         let model = fit(&answers, DsOptions::default());
         let yes = answers.label_names().iter().position(|label| label == "yes").unwrap() as u32;
         for item in 0..40 {
@@ -375,7 +377,8 @@ mod tests {
 
     #[test]
     fn the_fixed_and_general_passes_agree() {
-        let dataset = crate::consensus::synthetic::generate(crate::consensus::synthetic::SyntheticSpec::parse("300x4,workers=30,classes=3,seed=3").unwrap());
+        let spec = crate::consensus::synthetic::SyntheticSpec::parse("300x4,workers=30,classes=3,seed=3").unwrap();
+        let dataset = crate::consensus::synthetic::generate(spec).unwrap();
         let answers = &dataset.answers;
         let fixed = fit(answers, DsOptions::default());
         let general = fit_with(answers, vote::majority_vote(answers), DsOptions::default(), pass_any);
@@ -389,13 +392,13 @@ mod tests {
 
     #[test]
     fn stops_at_max_iterations_and_handles_empty_input() {
-        let answers = AnswersBuilder::new().build();
+        let answers = AnswersBuilder::new().build().unwrap();
         let consensus = dawid_skene(&answers, DsOptions::default());
         assert_eq!(consensus.items(), 0);
         let mut builder = AnswersBuilder::new();
         builder.push("i", "w", "x");
         builder.push("i", "v", "y");
-        let answers = builder.build();
+        let answers = builder.build().unwrap();
         let consensus = dawid_skene(&answers, DsOptions { max_iterations: 1, ..DsOptions::default() });
         assert_eq!(consensus.iterations(), 1);
         let row = consensus.posterior(0).unwrap();

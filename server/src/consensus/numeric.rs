@@ -82,7 +82,7 @@ mod tests {
         for (item, worker, value) in [("a", "1", "10"), ("a", "2", "12"), ("a", "3", "-90"), ("b", "1", "5"), ("b", "2", "6")] {
             builder.push(item, worker, value);
         }
-        let answers = builder.build();
+        let answers = builder.build().unwrap();
         let values = label_values(&answers).unwrap();
         let estimates = medians(&answers, &values);
         assert_eq!(estimates, vec![10.0, 5.5]);
@@ -94,7 +94,7 @@ mod tests {
     fn rejects_non_numbers() {
         let mut builder = AnswersBuilder::new();
         builder.push("a", "1", "ten");
-        assert!(label_values(&builder.build()).is_err());
+        assert!(label_values(&builder.build().unwrap()).is_err());
         assert!(parse_number("inf").is_err());
         assert_eq!(parse_number(" -2.5 ").unwrap(), -2.5);
     }

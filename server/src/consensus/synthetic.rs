@@ -61,7 +61,7 @@ impl SyntheticSpec {
 }
 
 /// Generates the dataset; its gold is the true label of every task.
-pub fn generate(spec: SyntheticSpec) -> Dataset {
+pub fn generate(spec: SyntheticSpec) -> Result<Dataset> {
     let mut random = SplitMix64(spec.seed);
     let classes = spec.classes;
     let priors: Vec<f64> = (0..classes).map(|_| 0.5 + random.unit()).collect();
@@ -106,16 +106,22 @@ pub fn generate(spec: SyntheticSpec) -> Dataset {
         (0..spec.workers).map(|worker| format!("w{worker}")).collect(),
         (0..classes).map(|label| format!("c{label}")).collect(),
         &triples,
-    );
+    )?;
     let gold = truths.iter().enumerate().map(|(task, &truth)| (task as u32, format!("c{truth}"))).collect();
-    Dataset { name: spec.name(), answers, gold, gold_unanswered: 0 }
+    Ok(Dataset { name: spec.name(), answers, gold, gold_unanswered: 0 })
 }
 
 /// Cumulative sums normalized to end at 1.
 fn cumulative(weights: &[f64]) -> Vec<f64> {
     let total: f64 = weights.iter().sum();
     let mut running = 0.0;
-    weights.iter().map(|weight| { running += weight / total; running }).collect()
+    weights
+        .iter()
+        .map(|weight| {
+            running += weight / total;
+            running
+        })
+        .collect()
 }
 
 /// The first index whose cumulative probability exceeds `draw`.
@@ -164,14 +170,14 @@ mod tests {
     #[test]
     fn generation_is_reproducible_and_well_formed() {
         let spec = SyntheticSpec::parse("500x5,workers=50,classes=3,seed=7").unwrap();
-        let first = generate(spec);
-        let second = generate(spec);
+        let first = generate(spec).unwrap();
+        let second = generate(spec).unwrap();
         assert_eq!(first.answers.answer_labels(), second.answers.answer_labels());
         assert_eq!(first.answers.len(), 2500);
         assert_eq!(first.answers.duplicates(), 0);
         assert_eq!(first.gold.len(), 500);
         assert!(first.answers.classes() <= 3);
-        let other = generate(SyntheticSpec { seed: 8, ..spec });
+        let other = generate(SyntheticSpec { seed: 8, ..spec }).unwrap();
         assert_ne!(first.answers.answer_labels(), other.answers.answer_labels());
     }
 }

@@ -200,7 +200,7 @@ mod tests {
     fn answers(rows: &[(&str, &str, &str)]) -> Answers {
         let mut builder = AnswersBuilder::new();
         rows.iter().for_each(|(item, worker, label)| builder.push(item, worker, label));
-        builder.build()
+        builder.build().unwrap()
     }
 
     #[test]

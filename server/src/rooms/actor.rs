@@ -149,6 +149,7 @@ impl RoomActor {
             RoomCommand::LiveRequest { conn, request } => self.live_request(conn, request).await,
             RoomCommand::LiveLeave { conn } => self.live_leave(conn),
             RoomCommand::QueueChanged => self.queue_dirty = true,
+            RoomCommand::NotifyUser { user, frame } => self.live.send_to_user(&user, &frame),
             RoomCommand::Disconnect { user, code } => self.disconnect(&user, code),
             RoomCommand::Stats { reply } => {
                 let _ = reply.send(self.stats());

@@ -455,10 +455,13 @@ pub(super) async fn submit(
     .bind(check.correct.map(i64::from))
     .fetch_one(&mut *conn)
     .await?;
+    let answer_id: i64 = inserted.try_get("id")?;
+    // Every answer is paid, gold and onboarding included.
+    super::ledger::book_answer(conn, room, worker, answer_id, rules.pay_per_answer).await?;
     if gold.is_none() && answered >= target {
         task_state = super::consensus::settle(conn, room, task, target, rules).await?;
     }
-    Ok(Submitted { answer_id: inserted.try_get("id")?, task_id: task, lead_time_ms, task_state, check })
+    Ok(Submitted { answer_id, task_id: task, lead_time_ms, task_state, check })
 }
 
 /// Deletes the room's expired reservations; returns (task, worker) of each.

@@ -1,0 +1,153 @@
+//! The fair-pay ledger over REST (docs/API.md): entries, their moves and
+//! audit trail, bonuses, and the summary with effective hourly rates.
+//! Workers see their own entries and earnings; moderators see everyone's.
+//! Each move is pushed live to the worker it concerns (`ledger.updated`).
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::work_api::require;
+use super::{AppState, JsonBody, authenticate};
+use crate::auth::Principal;
+use crate::error::{Error, Result};
+use crate::ids::UserId;
+use crate::store::{Action, LedgerEntry};
+
+/// Longest reason or dispute message, in characters.
+const MAX_REASON_CHARS: usize = 1000;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/rooms/{room}/ledger", get(list))
+        .route("/rooms/{room}/ledger/summary", get(summary))
+        .route("/rooms/{room}/ledger/bonus", post(bonus))
+        .route("/rooms/{room}/ledger/{entry}", get(get_entry))
+        .route("/rooms/{room}/ledger/{entry}/{action}", post(act))
+}
+
+/// Approves what has waited out the project's delay, before any read.
+async fn auto_approve(state: &AppState, me: &Principal) -> Result<i64> {
+    let project = state.store.project(&me.room).await?;
+    let delay = i64::try_from(project.auto_approve_seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
+    state.store.ledger_auto_approve(&me.room, delay).await?;
+    Ok(project.target_hourly_rate)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    worker: Option<String>,
+    before: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn list(State(state): State<AppState>, headers: HeaderMap, Path(room): Path<String>, Query(query): Query<ListQuery>) -> Result<Json<Value>> {
+    let me = authenticate(&state, &headers, None, &room).await?;
+    auto_approve(&state, &me).await?;
+    let worker = match (me.role.can_moderate(), query.worker) {
+        (true, Some(worker)) => Some(UserId::parse(&worker)?),
+        (true, None) => None,
+        // Everyone else sees their own entries only.
+        (false, _) => Some(me.user.clone()),
+    };
+    let entries = state.store.ledger(&me.room, worker.as_ref(), query.before, query.limit.unwrap_or(100)).await?;
+    Ok(Json(json!({ "entries": entries })))
+}
+
+async fn summary(State(state): State<AppState>, headers: HeaderMap, Path(room): Path<String>) -> Result<Json<Value>> {
+    let me = authenticate(&state, &headers, None, &room).await?;
+    let target = auto_approve(&state, &me).await?;
+    let mut summary = state.store.ledger_summary(&me.room, target).await?;
+    if !me.role.can_moderate() {
+        summary.workers.retain(|earnings| earnings.worker == me.user.as_str());
+    }
+    Ok(Json(serde_json::to_value(summary).map_err(|error| Error::Internal(error.to_string()))?))
+}
+
+async fn get_entry(State(state): State<AppState>, headers: HeaderMap, Path((room, entry)): Path<(String, i64)>) -> Result<Json<Value>> {
+    let me = authenticate(&state, &headers, None, &room).await?;
+    let found = state.store.ledger_entry(&me.room, entry).await?;
+    require(me.role.can_moderate() || found.worker == me.user.as_str(), "only the worker and moderators see this entry")?;
+    let events = state.store.ledger_events(entry).await?;
+    Ok(Json(json!({ "entry": found, "events": events })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reason {
+    reason: Option<String>,
+}
+
+async fn act(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((room, entry, action)): Path<(String, i64, String)>,
+    body: axum::body::Bytes,
+) -> Result<Json<LedgerEntry>> {
+    let me = authenticate(&state, &headers, None, &room).await?;
+    let action = match action.as_str() {
+        "approve" => Action::Approve,
+        "reject" => Action::Reject,
+        "reverse" => Action::Reverse,
+        "dispute" => Action::Dispute,
+        "uphold" => Action::Uphold,
+        "deny" => Action::Deny,
+        "pay" => Action::Pay,
+        _ => return Err(Error::NotFound("ledger action")),
+    };
+    let found = state.store.ledger_entry(&me.room, entry).await?;
+    if action == Action::Dispute {
+        require(found.worker == me.user.as_str(), "only the worker disputes their own entry")?;
+    } else {
+        require(me.role.can_moderate(), "only owners and moderators change ledger entries")?;
+    }
+    // The body is optional: `{"reason": "..."}`, or nothing (or null) for approve and pay.
+    let reason = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let parsed = serde_json::from_slice::<Option<Reason>>(&body).map_err(|error| Error::BadRequest(error.to_string()))?;
+        parsed.and_then(|body| body.reason)
+    };
+    if reason.as_ref().is_some_and(|reason| reason.chars().count() > MAX_REASON_CHARS) {
+        return Err(Error::BadRequest(format!("a reason has at most {MAX_REASON_CHARS} characters")));
+    }
+    let moved = state.store.ledger_act(&me.room, entry, action, &me.user, reason.as_deref()).await?;
+    notify(&state, &me, &moved).await;
+    Ok(Json(moved))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Bonus {
+    worker: String,
+    amount: i64,
+    reason: String,
+    idempotency_key: String,
+}
+
+async fn bonus(State(state): State<AppState>, headers: HeaderMap, Path(room): Path<String>, JsonBody(body): JsonBody<Bonus>) -> Result<Response> {
+    let me = authenticate(&state, &headers, None, &room).await?;
+    require(me.role.can_moderate(), "only owners and moderators grant bonuses")?;
+    let worker = UserId::parse(&body.worker)?;
+    if state.store.member_role(&me.room, &worker).await?.is_none() {
+        return Err(Error::NotFound("member"));
+    }
+    let (entry, created) = state.store.ledger_bonus(&me.room, &worker, body.amount, &body.reason, &body.idempotency_key, &me.user).await?;
+    if created {
+        notify(&state, &me, &entry).await;
+    }
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(json!({ "entry": entry, "created": created }))).into_response())
+}
+
+/// Tells the worker, live, that one of their entries moved.
+async fn notify(state: &AppState, me: &Principal, entry: &LedgerEntry) {
+    if let Ok(worker) = UserId::parse(&entry.worker) {
+        state.rooms.notify_user(&me.room, &worker, crate::protocol::event("ledger.updated", entry)).await;
+    }
+}

@@ -1,0 +1,299 @@
+//! The fair-pay ledger: append-only, in integer micro-units.
+//!
+//! Every answer earns an entry (gold and onboarding included) in the
+//! answer's own transaction. An entry moves pending → approved (by a
+//! moderator, or by the project's auto-approve delay) → paid; a rejection
+//! needs a reason the worker sees, can be disputed by the worker and is
+//! resolved by a moderator, and can be reversed. Each move is an appended
+//! event (who, when, why); the entry's `state` column mirrors the latest.
+
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::Store;
+use crate::error::{Error, Result};
+use crate::ids::{RoomId, UserId, now_ms};
+
+/// An entry with its current state.
+#[derive(Debug, Clone, Serialize)]
+pub struct LedgerEntry {
+    pub id: i64,
+    pub worker: String,
+    pub kind: String,
+    pub answer_id: Option<i64>,
+    pub amount: i64,
+    pub reason: Option<String>,
+    pub state: String,
+    /// The reason given with the latest change (a rejection's, a dispute's...).
+    pub state_reason: Option<String>,
+    pub created_at: i64,
+}
+
+/// A change a person asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// pending → approved (moderator).
+    Approve,
+    /// pending → rejected, with a reason (moderator).
+    Reject,
+    /// rejected → approved, with a reason (moderator).
+    Reverse,
+    /// rejected → disputed, with the worker's message (the worker).
+    Dispute,
+    /// disputed → approved or rejected, with a reason (moderator).
+    Uphold,
+    Deny,
+    /// approved → paid (owner or moderator).
+    Pay,
+}
+
+impl Action {
+    /// The state the action moves from, and to.
+    fn transition(self) -> (&'static str, &'static str) {
+        match self {
+            Action::Approve => ("pending", "approved"),
+            Action::Reject => ("pending", "rejected"),
+            Action::Reverse => ("rejected", "approved"),
+            Action::Dispute => ("rejected", "disputed"),
+            Action::Uphold => ("disputed", "approved"),
+            Action::Deny => ("disputed", "rejected"),
+            Action::Pay => ("approved", "paid"),
+        }
+    }
+
+    /// Whether the change must say why.
+    pub fn needs_reason(self) -> bool {
+        !matches!(self, Action::Approve | Action::Pay)
+    }
+}
+
+/// Totals per state for one worker, and their effective hourly rate.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Earnings {
+    pub worker: String,
+    pub pending: i64,
+    pub approved: i64,
+    pub paid: i64,
+    pub rejected: i64,
+    pub disputed: i64,
+    /// Earnings not rejected, per hour of lead time (reservation to
+    /// submit); None before any answer.
+    pub hourly_rate: Option<i64>,
+}
+
+/// The ledger of a room at a glance.
+#[derive(Debug, Clone, Serialize)]
+pub struct LedgerSummary {
+    pub workers: Vec<Earnings>,
+    pub hourly_rate: Option<i64>,
+    pub target_hourly_rate: i64,
+    pub below_target: bool,
+}
+
+const ENTRY_COLUMNS: &str = "e.id, e.worker_id, e.kind, e.answer_id, e.amount, e.reason, e.state, e.created_at, \
+     (SELECT v.reason FROM ledger_events v WHERE v.entry_id = e.id ORDER BY v.id DESC LIMIT 1) AS state_reason";
+
+fn entry(row: &AnyRow) -> Result<LedgerEntry> {
+    Ok(LedgerEntry {
+        id: row.try_get("id")?,
+        worker: row.try_get("worker_id")?,
+        kind: row.try_get("kind")?,
+        answer_id: row.try_get("answer_id")?,
+        amount: row.try_get("amount")?,
+        reason: row.try_get("reason")?,
+        state: row.try_get("state")?,
+        state_reason: row.try_get("state_reason")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+async fn append_event(conn: &mut AnyConnection, entry: i64, state: &str, reason: Option<&str>, actor: &str) -> Result<()> {
+    sqlx::query("INSERT INTO ledger_events (entry_id, state, reason, actor, at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(entry)
+        .bind(state)
+        .bind(reason)
+        .bind(actor)
+        .bind(now_ms())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Books the pay of one answer, pending, inside the answer's transaction.
+pub(super) async fn book_answer(conn: &mut AnyConnection, room: &RoomId, worker: &UserId, answer_id: i64, amount: i64) -> Result<()> {
+    let row = sqlx::query(
+        "INSERT INTO ledger_entries (room_id, worker_id, kind, answer_id, amount, state, created_by, created_at) \
+         VALUES ($1, $2, 'answer', $3, $4, 'pending', 'system', $5) RETURNING id",
+    )
+    .bind(room.as_str())
+    .bind(worker.as_str())
+    .bind(answer_id)
+    .bind(amount.max(0))
+    .bind(now_ms())
+    .fetch_one(&mut *conn)
+    .await?;
+    append_event(conn, row.try_get("id")?, "pending", None, "system").await
+}
+
+impl Store {
+    /// A room's entries, newest first (one worker's with `worker`).
+    pub async fn ledger(&self, room: &RoomId, worker: Option<&UserId>, before: Option<i64>, limit: i64) -> Result<Vec<LedgerEntry>> {
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM ledger_entries e WHERE e.room_id = $1 AND ($2 IS NULL OR e.worker_id = $2) \
+             AND e.id < $3 ORDER BY e.id DESC LIMIT $4"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(room.as_str())
+            .bind(worker.map(UserId::as_str))
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(limit.clamp(1, 1000))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(entry).collect()
+    }
+
+    /// An entry's audit trail: every state it went through, oldest first.
+    pub async fn ledger_events(&self, entry: i64) -> Result<Vec<serde_json::Value>> {
+        let rows = sqlx::query("SELECT state, reason, actor, at FROM ledger_events WHERE entry_id = $1 ORDER BY id")
+            .bind(entry)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(serde_json::json!({
+                    "state": row.try_get::<String, _>("state")?,
+                    "reason": row.try_get::<Option<String>, _>("reason")?,
+                    "actor": row.try_get::<String, _>("actor")?,
+                    "at": row.try_get::<i64, _>("at")?,
+                }))
+            })
+            .collect()
+    }
+
+    pub async fn ledger_entry(&self, room: &RoomId, id: i64) -> Result<LedgerEntry> {
+        let sql = format!("SELECT {ENTRY_COLUMNS} FROM ledger_entries e WHERE e.room_id = $1 AND e.id = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(room.as_str()).bind(id).fetch_optional(self.pool()).await?;
+        entry(&row.ok_or(Error::NotFound("ledger entry"))?)
+    }
+
+    /// Moves an entry by `action`, recording who and why.
+    pub async fn ledger_act(&self, room: &RoomId, id: i64, action: Action, actor: &UserId, reason: Option<&str>) -> Result<LedgerEntry> {
+        if action.needs_reason() && reason.is_none_or(|reason| reason.trim().is_empty()) {
+            return Err(Error::BadRequest("this change needs a reason".into()));
+        }
+        let (from, to) = action.transition();
+        let mut tx = self.begin_write().await?;
+        let moved = sqlx::query("UPDATE ledger_entries SET state = $1 WHERE id = $2 AND room_id = $3 AND state = $4")
+            .bind(to)
+            .bind(id)
+            .bind(room.as_str())
+            .bind(from)
+            .execute(&mut *tx)
+            .await?;
+        if moved.rows_affected() == 0 {
+            return Err(Error::InvalidState(format!("the entry is not {from}")));
+        }
+        append_event(&mut tx, id, to, reason.map(str::trim), actor.as_str()).await?;
+        tx.commit().await?;
+        self.ledger_entry(room, id).await
+    }
+
+    /// Grants a bonus (approved at once). The same idempotency key in the
+    /// same room returns the first bonus instead of paying twice.
+    pub async fn ledger_bonus(&self, room: &RoomId, worker: &UserId, amount: i64, reason: &str, key: &str, actor: &UserId) -> Result<(LedgerEntry, bool)> {
+        if amount <= 0 || reason.trim().is_empty() || key.trim().is_empty() {
+            return Err(Error::BadRequest("a bonus needs a positive amount, a reason and an idempotency key".into()));
+        }
+        let mut tx = self.begin_write().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO ledger_entries (room_id, worker_id, kind, amount, reason, idempotency_key, state, created_by, created_at) \
+             VALUES ($1, $2, 'bonus', $3, $4, $5, 'approved', $6, $7) ON CONFLICT (room_id, idempotency_key) DO NOTHING RETURNING id",
+        )
+        .bind(room.as_str())
+        .bind(worker.as_str())
+        .bind(amount)
+        .bind(reason.trim())
+        .bind(key)
+        .bind(actor.as_str())
+        .bind(now_ms())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let created = inserted.is_some();
+        if let Some(row) = inserted {
+            append_event(&mut tx, row.try_get("id")?, "approved", Some(reason.trim()), actor.as_str()).await?;
+        }
+        tx.commit().await?;
+        let row = sqlx::query("SELECT id FROM ledger_entries WHERE room_id = $1 AND idempotency_key = $2")
+            .bind(room.as_str())
+            .bind(key)
+            .fetch_one(self.pool())
+            .await?;
+        Ok((self.ledger_entry(room, row.try_get("id")?).await?, created))
+    }
+
+    /// Approves pending entries older than `delay_ms`; returns how many.
+    pub async fn ledger_auto_approve(&self, room: &RoomId, delay_ms: i64) -> Result<u64> {
+        let cutoff = now_ms().saturating_sub(delay_ms);
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query(
+            "UPDATE ledger_entries SET state = 'approved' WHERE room_id = $1 AND state = 'pending' AND created_at <= $2 RETURNING id",
+        )
+        .bind(room.as_str())
+        .bind(cutoff)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in &rows {
+            append_event(&mut tx, row.try_get("id")?, "approved", Some("auto-approved after the project's delay"), "system").await?;
+        }
+        tx.commit().await?;
+        Ok(rows.len() as u64)
+    }
+
+    /// Totals per worker and effective hourly rates (earnings not rejected
+    /// over the lead time of the answers behind them).
+    pub async fn ledger_summary(&self, room: &RoomId, target_hourly_rate: i64) -> Result<LedgerSummary> {
+        let rows = sqlx::query(
+            "SELECT e.worker_id, e.state, CAST(SUM(e.amount) AS BIGINT) AS total, \
+             CAST(SUM(COALESCE(a.lead_time_ms, 0)) AS BIGINT) AS lead FROM ledger_entries e \
+             LEFT JOIN answers a ON a.id = e.answer_id WHERE e.room_id = $1 GROUP BY e.worker_id, e.state ORDER BY e.worker_id",
+        )
+        .bind(room.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        let mut workers: Vec<(Earnings, i64, i64)> = Vec::new();
+        for row in &rows {
+            let worker: String = row.try_get("worker_id")?;
+            let (state, total, lead): (String, i64, i64) = (row.try_get("state")?, row.try_get("total")?, row.try_get("lead")?);
+            if workers.last().is_none_or(|(earnings, _, _)| earnings.worker != worker) {
+                workers.push((Earnings { worker, ..Earnings::default() }, 0, 0));
+            }
+            let Some((earnings, earned, hours)) = workers.last_mut() else { continue };
+            match state.as_str() {
+                "pending" => earnings.pending += total,
+                "approved" => earnings.approved += total,
+                "paid" => earnings.paid += total,
+                "disputed" => earnings.disputed += total,
+                _ => earnings.rejected += total,
+            }
+            if state != "rejected" {
+                *earned += total;
+                *hours += lead;
+            }
+        }
+        let rate = |earned: i64, lead_ms: i64| (lead_ms > 0).then(|| ((earned as f64) * 3_600_000.0 / lead_ms as f64) as i64);
+        let (mut earned_total, mut lead_total) = (0i64, 0i64);
+        let workers: Vec<Earnings> = workers
+            .into_iter()
+            .map(|(mut earnings, earned, lead)| {
+                earned_total += earned;
+                lead_total += lead;
+                earnings.hourly_rate = rate(earned, lead);
+                earnings
+            })
+            .collect();
+        let hourly_rate = rate(earned_total, lead_total);
+        let below_target = hourly_rate.is_some_and(|rate| rate < target_hourly_rate);
+        Ok(LedgerSummary { workers, hourly_rate, target_hourly_rate, below_target })
+    }
+}
