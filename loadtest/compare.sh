@@ -96,6 +96,9 @@ echo "== coedit against crowdroom"
 "$loadtest_bin" "${common[@]}" --url "ws://127.0.0.1:$crowdroom_port" --token "$token" \
   --server-pid "$crowdroom_pid" --json "$work/crowdroom.json" "$@" || true
 
+# The server's own view (group-commit batch sizes and latency) for the record.
+curl -fsS "http://127.0.0.1:$crowdroom_port/metrics" >"$work/crowdroom-metrics.txt" 2>/dev/null || true
+
 echo "== coedit against @y/websocket-server"
 "$loadtest_bin" "${common[@]}" --url "ws://127.0.0.1:$yws_port" --protocol y-websocket \
   --server-pid "$yws_pid" --json "$work/y-websocket.json" "$@" || true

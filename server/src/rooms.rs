@@ -105,10 +105,23 @@ pub enum RoomCommand {
     QueueChanged,
     /// Sends a live-channel frame to every connection of `user`.
     NotifyUser { user: UserId, frame: axum::extract::ws::Message },
+    /// Writes a settled task's decision into its shared document.
+    PublishDecision { task: i64, decision: Decision },
     /// Closes every connection of `user` in this room (role changed, removed, kicked).
     Disconnect { user: UserId, code: CloseCode },
     /// Counts of what is live in the room.
     Stats { reply: oneshot::Sender<RoomStats> },
+}
+
+/// A task's decision as the server writes it into the task's document.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub state: String,
+    pub consensus: Option<serde_json::Value>,
+    pub confidence: Option<f64>,
+    pub method: Option<String>,
+    /// Set by a reviewer's decision.
+    pub review: Option<crowdroom_crdt::schema::Review>,
 }
 
 /// What is live in a room right now.
@@ -221,6 +234,20 @@ impl RoomRegistry {
             // An exiting room has no one to tell.
             let _ = handle.send(RoomCommand::QueueChanged).await;
         }
+    }
+
+    /// Writes a decision into a task's shared document, starting the room
+    /// if it is not loaded (the document is written either way).
+    pub async fn publish_decision(&self, room: &RoomId, task: i64, decision: Decision) {
+        for _ in 0..JOIN_ATTEMPTS {
+            let handle = self.get_or_spawn(room);
+            let command = RoomCommand::PublishDecision { task, decision: decision.clone() };
+            if handle.send(command).await.is_ok() {
+                return;
+            }
+            self.remove(room, &handle);
+        }
+        tracing::warn!(room_id = %room, task, "could not publish a decision: the room keeps restarting");
     }
 
     /// Sends `frame` to `user`'s live connections, if the room is loaded

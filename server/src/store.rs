@@ -30,6 +30,7 @@ pub use chat::ChatMessage;
 pub use docs::StoredDoc;
 pub use ledger::{Action, Earnings, LedgerEntry, LedgerSummary};
 pub use quality::{AnswerCheck, WorkerQuality};
+pub use consensus::{ReviewDecision, Settled};
 pub use export::{AnswerRow, ExportRow};
 pub use work::{ImportReport, QueueCounts, Reservation, Submitted, TaskRow, WorkerTask};
 pub use write::{WriteOp, WriteOutcome};
@@ -118,18 +119,20 @@ impl Store {
 
     /// Runs the embedded migrations for this backend (idempotent).
     pub async fn migrate(&self) -> Result<()> {
-        let sql: [(&str, &'static str); 4] = match self.backend {
+        let sql: [(&str, &'static str); 5] = match self.backend {
             Backend::Sqlite => [
                 ("init", include_str!("../migrations/sqlite/0001_init.sql")),
                 ("work", include_str!("../migrations/sqlite/0002_work.sql")),
                 ("quality", include_str!("../migrations/sqlite/0003_quality.sql")),
                 ("ledger", include_str!("../migrations/sqlite/0004_ledger.sql")),
+                ("reviews", include_str!("../migrations/sqlite/0005_reviews.sql")),
             ],
             Backend::Postgres => [
                 ("init", include_str!("../migrations/postgres/0001_init.sql")),
                 ("work", include_str!("../migrations/postgres/0002_work.sql")),
                 ("quality", include_str!("../migrations/postgres/0003_quality.sql")),
                 ("ledger", include_str!("../migrations/postgres/0004_ledger.sql")),
+                ("reviews", include_str!("../migrations/postgres/0005_reviews.sql")),
             ],
         };
         let migrations = (1..)

@@ -413,3 +413,60 @@ async fn consensus_completes_raises_overlap_or_escalates() {
     assert_eq!((a["agree"].as_i64(), a["disagree"].as_i64()), (Some(1), Some(0)), "{a}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_are_written_into_the_task_document_and_reviews_are_final() {
+    use crowdroom_crdt::schema;
+    use crowdroom_tests::client::{Incoming, YjsClient};
+    let Some(server) = TestServer::start(Backend::Sqlite).await else { return };
+    let base = server.ws_url("");
+    let owner = server.token("r1", "olivia", Role::Owner).await;
+    let core = server.token("r1", "cora", Role::Core).await;
+    let config = json!({
+        "answer_schema": {"kind": "single_choice", "options": ["pos", "neg"]},
+        "overlap_min": 1, "overlap_max": 1, "min_confidence": 0.7, "onboarding_gold": 0, "min_lead_time_ms": 0
+    });
+    http::request("PUT", &server.http_url("/api/v1/rooms/r1/project"), Some(&owner), Some(config)).await;
+    http::post_raw(&server.http_url("/api/v1/rooms/r1/tasks"), &owner, r#"[{"id":"only","data":{}}]"#).await;
+    let token = server.token("r1", "wes", Role::Worker).await;
+    let mut wes = LiveClient::connect(&base, "r1", &token).await;
+    // One newcomer's vote is 2/3 confident, below 0.7, at the maximum overlap: review.
+    let (_, result) = answer_next(&mut wes, "pos").await;
+    assert_eq!(result["submitted"]["task_state"], "review", "{result}");
+    let task = result["submitted"]["task_id"].as_i64().unwrap();
+    // The core team opens the task's shared document: the server wrote the decision in.
+    let mut doc = YjsClient::connect(&base, "r1", &format!("task-{task}"), &core).await;
+    let labels = |doc: &YjsClient| schema::read(&doc.doc).labels;
+    while labels(&doc).get("state") != Some(&json!("review")) {
+        assert!(!matches!(doc.next().await, Incoming::Closed(_)));
+    }
+    assert_eq!(labels(&doc).get("consensus"), Some(&json!("pos")));
+    // Workers cannot review; a rejection needs a reason; a correction must fit the schema.
+    let review_url = server.http_url(&format!("/api/v1/rooms/r1/tasks/{task}/review"));
+    assert_eq!(http::request("POST", &review_url, Some(&token), Some(json!({"decision": "accept"}))).await.status, 403);
+    assert_eq!(http::request("POST", &review_url, Some(&core), Some(json!({"decision": "reject"}))).await.status, 400);
+    assert_eq!(http::request("POST", &review_url, Some(&core), Some(json!({"decision": "correct", "answer": "meh"}))).await.status, 400);
+    // The correction is final and shows live in the document.
+    let corrected = http::request("POST", &review_url, Some(&core), Some(json!({"decision": "correct", "answer": "neg", "reason": "sarcasm"}))).await;
+    assert_eq!(corrected.status, 200, "{}", corrected.body);
+    while schema::read(&doc.doc).review.as_ref().map(|review| review.state) != Some(schema::ReviewState::Corrected) {
+        assert!(!matches!(doc.next().await, Incoming::Closed(_)));
+    }
+    let read = schema::read(&doc.doc);
+    assert_eq!(read.labels.get("consensus"), Some(&json!("neg")));
+    assert_eq!(read.review.as_ref().map(|review| review.reviewer.as_str()), Some("cora"));
+    // The audit trail and the export agree.
+    let trail = http::get(&server.http_url(&format!("/api/v1/rooms/r1/tasks/{task}/reviews")), Some(&owner)).await.json();
+    assert_eq!(trail["reviews"][0]["previous"], "pos", "{trail}");
+    assert_eq!(trail["reviews"][0]["answer"], "neg");
+    assert_eq!(trail["reviews"][0]["reason"], "sarcasm");
+    let export = http::get(&server.http_url("/api/v1/rooms/r1/export?format=json"), Some(&owner)).await.json();
+    assert_eq!((export[0]["consensus"].clone(), export[0]["method"].clone(), export[0]["state"].clone()), (json!("neg"), json!("review"), json!("complete")));
+    // A restart reloads the document with the decision in it.
+    drop(doc);
+    let db = server.stop().await;
+    let server = TestServer::start_on(db, crowdroom_tests::fast_settings()).await;
+    let doc = YjsClient::connect(&server.ws_url(""), "r1", &format!("task-{task}"), &core).await;
+    assert_eq!(schema::read(&doc.doc).labels.get("consensus"), Some(&json!("neg")));
+    server.stop().await;
+}

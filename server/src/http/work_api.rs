@@ -21,6 +21,8 @@ pub fn routes() -> Router<AppState> {
         .route("/rooms/{room}/export", get(super::transfer::export))
         .route("/rooms/{room}/queue", get(queue))
         .route("/rooms/{room}/members/{user}/skills", put(set_skills).get(get_skills))
+        .route("/rooms/{room}/tasks/{task}/review", axum::routing::post(review_task))
+        .route("/rooms/{room}/tasks/{task}/reviews", get(task_reviews))
         .route("/rooms/{room}/workers", get(list_workers))
         .route("/rooms/{room}/workers/{user}", get(get_worker))
         .route("/rooms/{room}/workers/{user}/pause", axum::routing::post(pause_worker).delete(unpause_worker))
@@ -150,4 +152,69 @@ async fn unpause_worker(State(state): State<AppState>, headers: HeaderMap, Path(
     let user = UserId::parse(&user)?;
     let lifted = state.store.unpause_worker(&me.room, &user).await?;
     Ok(Json(json!({ "user": user, "unpaused": lifted })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Review {
+    decision: String,
+    answer: Option<Value>,
+    reason: Option<String>,
+}
+
+/// A core-team member accepts, corrects or rejects a task's consensus. The
+/// decision is final, kept in the task's review trail, and written into the
+/// task's shared document so everyone reviewing it sees it live.
+async fn review_task(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((room, task)): Path<(String, i64)>,
+    JsonBody(body): JsonBody<Review>,
+) -> Result<Json<Value>> {
+    use crate::store::ReviewDecision;
+    use crowdroom_crdt::schema::{Review as DocReview, ReviewState};
+    let me = authenticate(&state, &headers, None, &room).await?;
+    require(me.role.can_list_members(), "only the core team reviews tasks")?;
+    let decision = match body.decision.as_str() {
+        "accept" => ReviewDecision::Accept,
+        "correct" => ReviewDecision::Correct,
+        "reject" => ReviewDecision::Reject,
+        other => return Err(Error::BadRequest(format!("unknown decision {other:?}: accept, correct or reject"))),
+    };
+    let reason = body.reason.as_deref().map(str::trim).filter(|reason| !reason.is_empty());
+    match decision {
+        ReviewDecision::Correct => {
+            let answer = body.answer.as_ref().ok_or_else(|| Error::BadRequest("a correction needs an answer".into()))?;
+            state.store.project(&me.room).await?.answer_schema.validate_answer(answer)?;
+        }
+        ReviewDecision::Reject if reason.is_none() => return Err(Error::BadRequest("a rejection needs a reason".into())),
+        _ => {}
+    }
+    let settled = state.store.review_task(&me.room, task, &me.user, decision, body.answer.as_ref(), reason).await?;
+    let review = DocReview {
+        state: match decision {
+            ReviewDecision::Accept => ReviewState::Accepted,
+            ReviewDecision::Correct => ReviewState::Corrected,
+            ReviewDecision::Reject => ReviewState::Rejected,
+        },
+        reviewer: me.user.to_string(),
+        reason: reason.unwrap_or_default().to_owned(),
+        at: u64::try_from(crate::ids::now_ms()).unwrap_or(0),
+    };
+    let published = crate::rooms::Decision {
+        state: settled.state.clone(),
+        consensus: settled.consensus.clone(),
+        confidence: settled.confidence,
+        method: settled.method.clone(),
+        review: Some(review),
+    };
+    state.rooms.publish_decision(&me.room, task, published).await;
+    state.rooms.queue_changed(&me.room).await;
+    Ok(Json(json!({ "task_id": task, "state": settled.state, "consensus": settled.consensus, "method": settled.method })))
+}
+
+async fn task_reviews(State(state): State<AppState>, headers: HeaderMap, Path((room, task)): Path<(String, i64)>) -> Result<Json<Value>> {
+    let me = authenticate(&state, &headers, None, &room).await?;
+    require(me.role.can_list_members(), "only the core team sees review trails")?;
+    Ok(Json(json!({ "task_id": task, "reviews": state.store.task_reviews(&me.room, task).await? })))
 }

@@ -42,6 +42,8 @@ pub(super) enum Purpose {
     Chat { conn: ConnId, request: RequestId, kind: ChatKind },
     /// A sweep of expired reservations.
     Sweep,
+    /// The server's own update of `doc` (a published decision).
+    ServerUpdate { doc: DocName },
 }
 
 /// Which chat change a write makes.
@@ -64,7 +66,7 @@ pub(crate) struct RoomActor {
     pub(super) room: RoomId,
     pub(super) context: RoomContext,
     registry: RoomRegistry,
-    handle: RoomHandle,
+    pub(super) handle: RoomHandle,
     pub(super) docs: HashMap<DocName, DocSlot>,
     pub(super) live: LiveState,
     pending: FuturesUnordered<BoxFuture<'static, Completion>>,
@@ -150,6 +152,7 @@ impl RoomActor {
             RoomCommand::LiveLeave { conn } => self.live_leave(conn),
             RoomCommand::QueueChanged => self.queue_dirty = true,
             RoomCommand::NotifyUser { user, frame } => self.live.send_to_user(&user, &frame),
+            RoomCommand::PublishDecision { task, decision } => self.publish_decision(task, &decision).await,
             RoomCommand::Disconnect { user, code } => self.disconnect(&user, code),
             RoomCommand::Stats { reply } => {
                 let _ = reply.send(self.stats());
@@ -187,6 +190,7 @@ impl RoomActor {
         match purpose {
             Purpose::DocUpdate { doc, conn, frame } => self.update_committed(&doc, conn, frame, outcome),
             Purpose::Checkpoint { doc } => self.checkpoint_committed(&doc, outcome),
+            Purpose::ServerUpdate { doc } => self.server_update_committed(&doc, outcome),
             Purpose::Chat { conn, request, kind } => self.chat_committed(conn, &request, kind, outcome),
             Purpose::Sweep => match outcome {
                 Ok(WriteOutcome::Swept(expired)) => self.reservations_expired(&expired),

@@ -10,10 +10,11 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::ws::Message as WsMessage;
-use crowdroom_crdt::{AwarenessRegistry, AwarenessUpdate, DocError, Message, SharedDoc};
+use crowdroom_crdt::{AwarenessRegistry, AwarenessUpdate, DocError, Message, SharedDoc, schema};
+use serde_json::Value;
 use tokio::time::Instant;
 
-use super::DocMessage;
+use super::{Decision, DocMessage};
 use super::actor::{Purpose, RoomActor};
 use crate::auth::Principal;
 use crate::conn::ConnTx;
@@ -64,27 +65,35 @@ fn binary(message: &Message<'_>) -> Bytes {
 }
 
 impl RoomActor {
-    pub(super) async fn doc_join(&mut self, conn: ConnTx, principal: Arc<Principal>, doc: DocName) -> Result<()> {
-        if !self.docs.contains_key(&doc) {
-            let stored = self.context.store.load_doc(&self.room, &doc).await?;
-            let stored_bytes = stored.stored_bytes();
-            let shared = SharedDoc::load(stored.snapshot.as_deref(), stored.updates.iter().map(Vec::as_slice))
-                .map_err(|error| Error::Internal(format!("stored document {}/{doc} does not load: {error}", self.room)))?;
-            self.docs.insert(
-                doc.clone(),
-                DocSlot {
-                    shared,
-                    awareness: AwarenessRegistry::new(),
-                    conns: HashMap::new(),
-                    pending: 0,
-                    // A log loaded without a snapshot is compacted at the next checkpoint.
-                    since_checkpoint: stored.updates.len(),
-                    stored_bytes,
-                    idle_since: None,
-                },
-            );
-            self.context.metrics.docs_loaded.inc();
+    /// Loads `doc` from the store if it is not in memory yet.
+    async fn ensure_loaded(&mut self, doc: &DocName) -> Result<()> {
+        if self.docs.contains_key(doc) {
+            return Ok(());
         }
+        let stored = self.context.store.load_doc(&self.room, doc).await?;
+        let stored_bytes = stored.stored_bytes();
+        let shared = SharedDoc::load(stored.snapshot.as_deref(), stored.updates.iter().map(Vec::as_slice))
+            .map_err(|error| Error::Internal(format!("stored document {}/{doc} does not load: {error}", self.room)))?;
+        self.docs.insert(
+            doc.clone(),
+            DocSlot {
+                shared,
+                awareness: AwarenessRegistry::new(),
+                conns: HashMap::new(),
+                pending: 0,
+                // A log loaded without a snapshot is compacted at the next checkpoint.
+                since_checkpoint: stored.updates.len(),
+                stored_bytes,
+                // Loaded without a connection (a server write): idle from now.
+                idle_since: Some(Instant::now()),
+            },
+        );
+        self.context.metrics.docs_loaded.inc();
+        Ok(())
+    }
+
+    pub(super) async fn doc_join(&mut self, conn: ConnTx, principal: Arc<Principal>, doc: DocName) -> Result<()> {
+        self.ensure_loaded(&doc).await?;
         let Some(slot) = self.docs.get_mut(&doc) else {
             return Err(Error::Internal("document vanished while joining".into()));
         };
@@ -185,6 +194,52 @@ impl RoomActor {
         }
         if checkpoint_due {
             self.checkpoint(doc).await;
+        }
+    }
+
+    /// Writes a settled task's consensus (and review state) into its shared
+    /// document `task-{id}` as a CRDT peer: applied, relayed to everyone
+    /// editing it, and persisted like any client's update.
+    pub(super) async fn publish_decision(&mut self, task: i64, decision: &Decision) {
+        let Ok(doc) = DocName::parse(&format!("task-{task}")) else { return };
+        let loaded = async {
+            self.context.store.create_doc(&self.room, &doc).await?;
+            self.ensure_loaded(&doc).await
+        };
+        if let Err(error) = loaded.await {
+            tracing::warn!(room_id = %self.room, task, %error, "cannot publish a decision into the task's document");
+            return;
+        }
+        let Some(slot) = self.docs.get_mut(&doc) else { return };
+        let shared = slot.shared.doc();
+        let mut updates = vec![
+            schema::set_label(shared, "consensus", decision.consensus.clone().unwrap_or(Value::Null)),
+            schema::set_label(shared, "confidence", decision.confidence.map_or(Value::Null, Value::from)),
+            schema::set_label(shared, "method", decision.method.clone().map_or(Value::Null, Value::from)),
+            schema::set_label(shared, "state", Value::from(decision.state.clone())),
+        ];
+        if let Some(review) = &decision.review {
+            updates.push(schema::set_review(shared, review));
+        }
+        for update in &updates {
+            slot.broadcast(&binary(&Message::Update(update)), None);
+            slot.pending += 1;
+            slot.since_checkpoint += 1;
+            slot.stored_bytes += update.len();
+        }
+        for update in updates {
+            let op = WriteOp::AppendUpdate { room: self.room.clone(), doc: doc.clone(), data: Bytes::from(update) };
+            if !self.submit(op, Purpose::ServerUpdate { doc: doc.clone() }).await {
+                // Shutting down: the in-memory state is checkpointed instead.
+                self.undo_pending(&doc);
+            }
+        }
+    }
+
+    pub(super) fn server_update_committed(&mut self, doc: &DocName, outcome: Result<WriteOutcome>) {
+        self.undo_pending(doc);
+        if let Err(error) = outcome {
+            tracing::warn!(room_id = %self.room, doc = %doc, %error, "server update not committed; the next checkpoint keeps it");
         }
     }
 

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 use super::actor::RoomActor;
+use super::{Decision, RoomCommand, RoomHandle};
 use crate::auth::Principal;
 use crate::committer::CommitHandle;
 use crate::conn::ConnTx;
@@ -39,6 +40,8 @@ pub(super) struct WorkRequest {
     pub tx: ConnTx,
     pub id: RequestId,
     pub changed: Arc<Notify>,
+    /// The room itself, to publish a settled task into its document.
+    pub room_handle: RoomHandle,
 }
 
 impl WorkRequest {
@@ -160,6 +163,17 @@ impl WorkRequest {
             other => return Err(Error::Internal(format!("submit returned {other:?}"))),
         };
         self.changed.notify_one();
+        if let Some(settled) = &submitted.settled {
+            let decision = Decision {
+                state: settled.state.clone(),
+                consensus: settled.consensus.clone(),
+                confidence: settled.confidence,
+                method: settled.method.clone(),
+                review: None,
+            };
+            // The room may be exiting; the decision is in the store either way.
+            let _ = self.room_handle.send(RoomCommand::PublishDecision { task: submitted.task_id, decision }).await;
+        }
         // Onboarding gold is training: the worker learns whether they were
         // right. Later gold stays hidden among regular tasks.
         let feedback = if before.gold_total < i64::from(project.onboarding_gold) { submitted.check.correct } else { None };
@@ -199,6 +213,7 @@ impl RoomActor {
             tx,
             id,
             changed: self.queue_changed.clone(),
+            room_handle: self.handle.clone(),
         };
         self.context.tracker.spawn(request.run(op));
     }

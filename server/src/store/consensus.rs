@@ -12,10 +12,19 @@ use crate::ids::{RoomId, now_ms};
 use crate::work::decide::{Vote, decide};
 use crate::work::{SubmitRules, answers_match, vote_accuracy};
 
+/// How a task was settled, for publishing into its shared document.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Settled {
+    pub state: String,
+    pub consensus: Option<Value>,
+    pub confidence: Option<f64>,
+    pub method: Option<String>,
+}
+
 /// Decides the task and returns its new state: `complete` (confident
 /// consensus), `open` with a raised overlap target (not confident, or a tie,
 /// below the maximum), or `review` (still undecided at the maximum).
-pub(super) async fn settle(conn: &mut AnyConnection, room: &RoomId, task: i64, target: i64, rules: &SubmitRules) -> Result<String> {
+pub(super) async fn settle(conn: &mut AnyConnection, room: &RoomId, task: i64, target: i64, rules: &SubmitRules) -> Result<Settled> {
     let rows = sqlx::query(
         "SELECT a.worker_id, a.answer, COALESCE(s.gold_correct, 0) AS gold_correct, COALESCE(s.gold_total, 0) AS gold_total, \
          COALESCE(s.agree, 0) AS agree, COALESCE(s.disagree, 0) AS disagree FROM answers a \
@@ -36,7 +45,7 @@ pub(super) async fn settle(conn: &mut AnyConnection, room: &RoomId, task: i64, t
     if !confident && target < i64::from(rules.overlap_max) {
         // Dynamic overlap: ask for one more independent answer.
         sqlx::query("UPDATE tasks SET overlap_target = overlap_target + 1 WHERE id = $1").bind(task).execute(&mut *conn).await?;
-        return Ok("open".to_owned());
+        return Ok(Settled { state: "open".to_owned(), consensus: None, confidence: None, method: None });
     }
     let state = if confident { "complete" } else { "review" };
     let (consensus, confidence, method) = match &decision {
@@ -68,5 +77,113 @@ pub(super) async fn settle(conn: &mut AnyConnection, room: &RoomId, task: i64, t
             .await?;
         }
     }
-    Ok(state.to_owned())
+    Ok(Settled {
+        state: state.to_owned(),
+        consensus: decision.as_ref().map(|decision| decision.answer.clone()),
+        confidence: decision.as_ref().map(|decision| decision.confidence),
+        method: decision.as_ref().map(|decision| decision.method.to_owned()),
+    })
+}
+
+/// A reviewer's decision on a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReviewDecision {
+    /// The consensus stands.
+    Accept,
+    /// The reviewer's answer replaces it.
+    Correct,
+    /// The task's answers are unusable; a reason is required.
+    Reject,
+}
+
+impl ReviewDecision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewDecision::Accept => "accepted",
+            ReviewDecision::Correct => "corrected",
+            ReviewDecision::Reject => "rejected",
+        }
+    }
+}
+
+impl super::Store {
+    /// Records a reviewer's decision (final: the task's method becomes
+    /// `review`) and appends it to the task's review trail.
+    pub async fn review_task(
+        &self,
+        room: &RoomId,
+        task: i64,
+        reviewer: &crate::ids::UserId,
+        decision: ReviewDecision,
+        answer: Option<&Value>,
+        reason: Option<&str>,
+    ) -> Result<Settled> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query("SELECT consensus, gold FROM tasks WHERE id = $1 AND room_id = $2")
+            .bind(task)
+            .bind(room.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(crate::error::Error::NotFound("task"))?;
+        if super::quality::optional_json(&row, "gold")?.is_some() {
+            return Err(crate::error::Error::BadRequest("gold tasks are not reviewed".into()));
+        }
+        let previous = super::quality::optional_json(&row, "consensus")?;
+        let (state, consensus) = match decision {
+            ReviewDecision::Accept => match &previous {
+                Some(consensus) => ("complete", Some(consensus.clone())),
+                None => return Err(crate::error::Error::InvalidState("there is no consensus to accept: correct it instead".into())),
+            },
+            ReviewDecision::Correct => ("complete", answer.cloned()),
+            ReviewDecision::Reject => ("rejected", previous.clone()),
+        };
+        let at = now_ms();
+        sqlx::query("UPDATE tasks SET state = $1, consensus = $2, confidence = $3, method = 'review', completed_at = $4 WHERE id = $5")
+            .bind(state)
+            .bind(consensus.as_ref().map(Value::to_string))
+            .bind(1.0_f64)
+            .bind(at)
+            .bind(task)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO task_reviews (task_id, room_id, reviewer, decision, answer, previous, reason, at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(task)
+        .bind(room.as_str())
+        .bind(reviewer.as_str())
+        .bind(decision.as_str())
+        .bind(answer.map(Value::to_string))
+        .bind(previous.as_ref().map(Value::to_string))
+        .bind(reason)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Settled { state: state.to_owned(), consensus, confidence: Some(1.0), method: Some("review".to_owned()) })
+    }
+
+    /// A task's review trail, oldest first.
+    pub async fn task_reviews(&self, room: &RoomId, task: i64) -> Result<Vec<Value>> {
+        let rows = sqlx::query(
+            "SELECT reviewer, decision, answer, previous, reason, at FROM task_reviews WHERE task_id = $1 AND room_id = $2 ORDER BY id",
+        )
+        .bind(task)
+        .bind(room.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(serde_json::json!({
+                    "reviewer": row.try_get::<String, _>("reviewer")?,
+                    "decision": row.try_get::<String, _>("decision")?,
+                    "answer": super::quality::optional_json(row, "answer")?,
+                    "previous": super::quality::optional_json(row, "previous")?,
+                    "reason": row.try_get::<Option<String>, _>("reason")?,
+                    "at": row.try_get::<i64, _>("at")?,
+                }))
+            })
+            .collect()
+    }
 }

@@ -18,6 +18,7 @@ use sqlx::{AnyConnection, Row};
 use super::Store;
 use crate::error::{Error, Result};
 use crate::ids::{RoomId, UserId, now_ms};
+use super::consensus::Settled;
 use super::quality::{AnswerCheck, AnswerFacts, optional_json, record_answer};
 use crate::work::{GOLD_OVERLAP, NewTask, ProjectConfig, SubmitRules};
 
@@ -400,6 +401,8 @@ pub struct Submitted {
     pub task_state: String,
     /// What checking the answer found (gold, speed, pause).
     pub check: AnswerCheck,
+    /// Set when this answer settled the task (complete or review).
+    pub settled: Option<Settled>,
 }
 
 /// Records an answer under a live reservation, which it consumes, and the
@@ -458,10 +461,13 @@ pub(super) async fn submit(
     let answer_id: i64 = inserted.try_get("id")?;
     // Every answer is paid, gold and onboarding included.
     super::ledger::book_answer(conn, room, worker, answer_id, rules.pay_per_answer).await?;
+    let mut settled = None;
     if gold.is_none() && answered >= target {
-        task_state = super::consensus::settle(conn, room, task, target, rules).await?;
+        let outcome = super::consensus::settle(conn, room, task, target, rules).await?;
+        task_state.clone_from(&outcome.state);
+        settled = (outcome.state != "open").then_some(outcome);
     }
-    Ok(Submitted { answer_id, task_id: task, lead_time_ms, task_state, check })
+    Ok(Submitted { answer_id, task_id: task, lead_time_ms, task_state, check, settled })
 }
 
 /// Deletes the room's expired reservations; returns (task, worker) of each.
