@@ -110,5 +110,9 @@ async fn auto_approval_and_pay_below_target() {
     let summary = http::get(&server.http_url("/api/v1/rooms/r1/ledger/summary"), Some(&owner)).await.json();
     assert_eq!(summary["below_target"], true, "{summary}");
     assert_eq!(summary["target_hourly_rate"], 15_000_000);
+    // Owners and moderators watching the room are alerted live.
+    let mut watching = LiveClient::connect(&server.ws_url(""), "r1", &owner).await;
+    let alert = watching.event("pay.alert").await;
+    assert_eq!((alert["data"]["hourly_rate"].as_i64(), alert["data"]["target_hourly_rate"].as_i64()), (Some(0), Some(15_000_000)), "{alert}");
     server.stop().await;
 }

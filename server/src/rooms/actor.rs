@@ -23,10 +23,12 @@ use crate::committer::{self, Pending};
 use crate::error::Result;
 use crate::ids::{ConnId, DocName, RoomId};
 use crate::protocol::RequestId;
-use crate::store::{QueueCounts, WriteOp, WriteOutcome};
+use crate::store::{LedgerSummary, QueueCounts, WriteOp, WriteOutcome};
 
 /// How often the actor expires awareness and unloads idle documents.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
+/// Housekeeping ticks (seconds) between two checks of the room's pay rate.
+const PAY_CHECK_TICKS: u32 = 30;
 /// Shortest interval between two `queue.counts` pushes: bursts coalesce.
 const QUEUE_PUSH_INTERVAL: Duration = Duration::from_millis(250);
 /// How long shutdown waits for this room's writes to commit.
@@ -60,6 +62,8 @@ pub(super) enum Completion {
     Write { purpose: Purpose, outcome: Result<WriteOutcome> },
     /// Fresh queue counts to push.
     Counts(Result<QueueCounts>),
+    /// The room's pay figures, for the below-target alert.
+    Pay(Result<LedgerSummary>),
 }
 
 pub(crate) struct RoomActor {
@@ -78,6 +82,10 @@ pub(crate) struct RoomActor {
     queue_dirty: bool,
     /// The counts last pushed, so unchanged counts are not pushed again.
     pub(super) last_counts: Option<QueueCounts>,
+    /// Housekeeping ticks until the next pay check.
+    pay_check_in: u32,
+    /// Whether moderators were told the pay is below target (told once per dip).
+    pay_alerted: bool,
 }
 
 impl RoomActor {
@@ -95,6 +103,8 @@ impl RoomActor {
             queue_changed: Arc::new(Notify::new()),
             queue_dirty: false,
             last_counts: None,
+            pay_check_in: 0,
+            pay_alerted: false,
         }
     }
 
@@ -186,6 +196,7 @@ impl RoomActor {
         let (purpose, outcome) = match completion {
             Completion::Write { purpose, outcome } => (purpose, outcome),
             Completion::Counts(counts) => return self.queue_counts_ready(counts),
+            Completion::Pay(summary) => return self.pay_checked(summary),
         };
         match purpose {
             Purpose::DocUpdate { doc, conn, frame } => self.update_committed(&doc, conn, frame, outcome),
@@ -230,6 +241,7 @@ impl RoomActor {
         if self.live.connection_count() > 0 {
             self.submit(WriteOp::Sweep { room: self.room.clone() }, Purpose::Sweep).await;
         }
+        self.check_pay();
         let idle = self.docs.is_empty() && self.live.connection_count() == 0 && self.pending.is_empty();
         if !idle {
             self.idle_since = None;
@@ -237,6 +249,43 @@ impl RoomActor {
         }
         let since = *self.idle_since.get_or_insert_with(Instant::now);
         since.elapsed() >= self.context.settings.room_idle
+    }
+
+    /// Every `PAY_CHECK_TICKS`, while a moderator watches: is the project's
+    /// effective hourly rate below its target?
+    fn check_pay(&mut self) {
+        if self.pay_check_in > 0 {
+            self.pay_check_in -= 1;
+            return;
+        }
+        if !self.live.moderators_online() {
+            return;
+        }
+        self.pay_check_in = PAY_CHECK_TICKS;
+        let store = self.context.store.clone();
+        let room = self.room.clone();
+        self.pending.push(Box::pin(async move {
+            let summary = async {
+                let project = store.project(&room).await?;
+                store.ledger_summary(&room, project.target_hourly_rate).await
+            };
+            Completion::Pay(summary.await)
+        }));
+    }
+
+    fn pay_checked(&mut self, summary: Result<LedgerSummary>) {
+        match summary {
+            Ok(summary) if summary.below_target && !self.pay_alerted => {
+                self.pay_alerted = true;
+                let alert = serde_json::json!({
+                    "hourly_rate": summary.hourly_rate,
+                    "target_hourly_rate": summary.target_hourly_rate,
+                });
+                self.live.send_to_moderators(&crate::protocol::event("pay.alert", &alert));
+            }
+            Ok(summary) => self.pay_alerted &= summary.below_target,
+            Err(error) => tracing::warn!(room_id = %self.room, %error, "cannot check the room's pay"),
+        }
     }
 
     /// On shutdown: checkpoint every document and wait (bounded) for this

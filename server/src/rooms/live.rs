@@ -61,6 +61,18 @@ impl LiveState {
         self.broadcast(frame);
     }
 
+    /// Queues `frame` to every owner's and moderator's live connection.
+    pub(super) fn send_to_moderators(&self, frame: &WsMessage) {
+        for conn in self.conns.values().filter(|conn| conn.principal.role.can_moderate()) {
+            conn.tx.send(frame.clone());
+        }
+    }
+
+    /// Whether an owner or moderator is connected.
+    pub(super) fn moderators_online(&self) -> bool {
+        self.conns.values().any(|conn| conn.principal.role.can_moderate())
+    }
+
     /// Queues `frame` to every live connection of `user`.
     pub(super) fn send_to_user(&self, user: &UserId, frame: &WsMessage) {
         for conn in self.conns.values().filter(|conn| &conn.principal.user == user) {
