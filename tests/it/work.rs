@@ -470,3 +470,49 @@ async fn decisions_are_written_into_the_task_document_and_reviews_are_final() {
     assert_eq!(schema::read(&doc.doc).labels.get("consensus"), Some(&json!("neg")));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_dawid_skene_is_published_where_it_beats_voting_on_gold() {
+    let Some(server) = TestServer::start(Backend::Sqlite).await else { return };
+    let base = server.ws_url("");
+    let owner = server.token("r1", "olivia", Role::Owner).await;
+    let config = json!({
+        "answer_schema": {"kind": "single_choice", "options": ["a", "b"]},
+        "overlap_min": 5, "overlap_max": 5, "min_confidence": 0.0, "onboarding_gold": 10, "gold_rate": 0.0,
+        "min_lead_time_ms": 0, "min_accuracy": 0.0
+    });
+    http::request("PUT", &server.http_url("/api/v1/rooms/r1/project"), Some(&owner), Some(config)).await;
+    let mut lines = String::new();
+    for i in 0..10 {
+        let truth = if i % 2 == 0 { "a" } else { "b" };
+        lines.push_str(&format!("{{\"id\":\"g{i}\",\"data\":{{\"truth\":\"{truth}\"}},\"gold\":\"{truth}\"}}\n"));
+    }
+    for i in 0..20 {
+        let truth = if i % 2 == 0 { "a" } else { "b" };
+        lines.push_str(&format!("{{\"id\":\"r{i}\",\"data\":{{\"truth\":\"{truth}\"}}}}\n"));
+    }
+    http::post_raw(&server.http_url("/api/v1/rooms/r1/tasks"), &owner, &lines).await;
+    // Two careful workers answer the truth; three spammers always say "a".
+    for (name, careful) in [("c1", true), ("c2", true), ("s1", false), ("s2", false), ("s3", false)] {
+        let token = server.token("r1", name, Role::Worker).await;
+        let mut client = LiveClient::connect(&base, "r1", &token).await;
+        loop {
+            let granted = client.request("task.request", json!({})).await;
+            let Some(task) = granted["result"]["task"]["id"].as_i64() else { break };
+            let answer = if careful { granted["result"]["task"]["data"]["truth"].clone() } else { json!("a") };
+            let submitted = client.request("task.submit", json!({"task_id": task, "answer": answer})).await;
+            assert_eq!(submitted["ok"], true, "{submitted}");
+        }
+    }
+    let report = http::request("POST", &server.http_url("/api/v1/rooms/r1/consensus"), Some(&owner), None).await.json();
+    assert_eq!(report["gold_items"], 10, "{report}");
+    assert_eq!(report["published"], "ds", "{report}");
+    assert!(report["ds_accuracy"].as_f64().unwrap() > report["wmv_accuracy"].as_f64().unwrap(), "{report}");
+    // The export reads the crowd as Dawid-Skene does: every regular task right.
+    let export = http::get(&server.http_url("/api/v1/rooms/r1/export?format=json"), Some(&owner)).await.json();
+    for row in export.as_array().unwrap().iter().filter(|row| row["gold"].is_null()) {
+        assert_eq!(row["consensus"], row["data"]["truth"], "{row}");
+        assert_eq!(row["method"], "ds", "{row}");
+    }
+    server.stop().await;
+}

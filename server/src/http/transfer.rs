@@ -294,6 +294,12 @@ pub async fn export(
         "csv" => (Format::Csv, "text/csv; charset=utf-8"),
         other => return Err(Error::BadRequest(format!("unknown format {other:?}: json, jsonl or csv"))),
     };
+    // Exports carry the best reading of the crowd: refresh the batch
+    // consensus first (single-choice projects; others keep live decisions).
+    let project = state.store.project(&me.room).await?;
+    if matches!(project.answer_schema, crate::work::AnswerSchema::SingleChoice { .. }) {
+        state.store.batch_consensus(&me.room, &project).await?;
+    }
     let store = state.store.clone();
     let room = me.room.clone();
     // State: (the last task id sent, pages sent, finished).

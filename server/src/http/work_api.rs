@@ -23,6 +23,7 @@ pub fn routes() -> Router<AppState> {
         .route("/rooms/{room}/members/{user}/skills", put(set_skills).get(get_skills))
         .route("/rooms/{room}/tasks/{task}/review", axum::routing::post(review_task))
         .route("/rooms/{room}/tasks/{task}/reviews", get(task_reviews))
+        .route("/rooms/{room}/consensus", axum::routing::post(batch_consensus))
         .route("/rooms/{room}/workers", get(list_workers))
         .route("/rooms/{room}/workers/{user}", get(get_worker))
         .route("/rooms/{room}/workers/{user}/pause", axum::routing::post(pause_worker).delete(unpause_worker))
@@ -217,4 +218,13 @@ async fn task_reviews(State(state): State<AppState>, headers: HeaderMap, Path((r
     let me = authenticate(&state, &headers, None, &room).await?;
     require(me.role.can_list_members(), "only the core team sees review trails")?;
     Ok(Json(json!({ "task_id": task, "reviews": state.store.task_reviews(&me.room, task).await? })))
+}
+
+/// Runs the project's batch consensus now (it also runs before each export).
+async fn batch_consensus(State(state): State<AppState>, headers: HeaderMap, Path(room): Path<String>) -> Result<Json<Value>> {
+    let me = authenticate(&state, &headers, None, &room).await?;
+    require(me.role.can_moderate(), "only owners and moderators run batch consensus")?;
+    let project = state.store.project(&me.room).await?;
+    let report = state.store.batch_consensus(&me.room, &project).await?;
+    Ok(Json(serde_json::to_value(report).map_err(|error| Error::Internal(error.to_string()))?))
 }

@@ -187,3 +187,76 @@ impl super::Store {
             .collect()
     }
 }
+
+impl super::Store {
+    /// Runs the project's batch consensus (single-choice projects): Dawid-
+    /// Skene and weighted voting scored on gold, and Dawid-Skene's labels
+    /// written to decided tasks where it wins. Reviewed tasks are final and
+    /// never rewritten.
+    pub async fn batch_consensus(&self, room: &RoomId, project: &crate::work::ProjectConfig) -> Result<crate::work::batch::BatchReport> {
+        use std::collections::HashMap;
+        let crate::work::AnswerSchema::SingleChoice { options } = &project.answer_schema else {
+            return Err(crate::error::Error::BadRequest("batch consensus runs on single-choice projects".into()));
+        };
+        let rows = sqlx::query(
+            "SELECT a.task_id, a.worker_id, a.answer, t.gold FROM answers a JOIN tasks t ON t.id = a.task_id \
+             WHERE a.room_id = $1 ORDER BY a.task_id, a.id",
+        )
+        .bind(room.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        let label_of = |value: &Value| value.as_str().and_then(|label| options.iter().position(|option| option == label)).and_then(|index| u32::try_from(index).ok());
+        let (mut task_ids, mut task_index) = (Vec::new(), HashMap::new());
+        let (mut workers, mut worker_index) = (Vec::new(), HashMap::new());
+        let mut triples = Vec::with_capacity(rows.len());
+        let mut gold = Vec::new();
+        for row in &rows {
+            let task: i64 = row.try_get("task_id")?;
+            let worker: String = row.try_get("worker_id")?;
+            let Some(label) = label_of(&json_column(row, "answer")?) else { continue };
+            let next_task = u32::try_from(task_ids.len()).unwrap_or(u32::MAX);
+            let item = *task_index.entry(task).or_insert_with(|| {
+                task_ids.push(task);
+                next_task
+            });
+            if item == next_task {
+                if let Some(truth) = super::quality::optional_json(row, "gold")? {
+                    gold.push((item, label_of(&truth)));
+                }
+            }
+            let next_worker = u32::try_from(workers.len()).unwrap_or(u32::MAX);
+            let worker = *worker_index.entry(worker.clone()).or_insert_with(|| {
+                workers.push(worker);
+                next_worker
+            });
+            triples.push((item, worker, label));
+        }
+        let names: Vec<String> = task_ids.iter().map(i64::to_string).collect();
+        let labels = options.clone();
+        let (mut report, relabels) =
+            tokio::task::spawn_blocking(move || crate::work::batch::run(names, workers, labels, &triples, &gold))
+                .await
+                .map_err(|error| crate::error::Error::Internal(format!("batch consensus: {error}")))??;
+        if relabels.is_empty() {
+            return Ok(report);
+        }
+        let mut tx = self.begin_write().await?;
+        for (item, label, confidence) in relabels {
+            let (Some(task), Some(answer)) = (task_ids.get(item), options.get(label as usize)) else { continue };
+            let updated = sqlx::query(
+                "UPDATE tasks SET consensus = $1, confidence = $2, method = 'ds', \
+                 state = CASE WHEN $2 >= $3 THEN 'complete' ELSE state END \
+                 WHERE id = $4 AND gold IS NULL AND state IN ('complete', 'review') AND (method IS NULL OR method <> 'review')",
+            )
+            .bind(Value::String(answer.clone()).to_string())
+            .bind(confidence)
+            .bind(project.min_confidence)
+            .bind(*task)
+            .execute(&mut *tx)
+            .await?;
+            report.updated += usize::try_from(updated.rows_affected()).unwrap_or(0);
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+}
