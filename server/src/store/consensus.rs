@@ -219,10 +219,9 @@ impl super::Store {
                 task_ids.push(task);
                 next_task
             });
-            if item == next_task {
-                if let Some(truth) = super::quality::optional_json(row, "gold")? {
-                    gold.push((item, label_of(&truth)));
-                }
+            let first_answer = item == next_task;
+            if let (true, Some(truth)) = (first_answer, super::quality::optional_json(row, "gold")?) {
+                gold.push((item, label_of(&truth)));
             }
             let next_worker = u32::try_from(workers.len()).unwrap_or(u32::MAX);
             let worker = *worker_index.entry(worker.clone()).or_insert_with(|| {
