@@ -7,6 +7,7 @@
 //! returns: what was acknowledged is on disk before `run` returns.
 
 mod api;
+mod assign_api;
 mod ledger_api;
 mod live;
 mod socket;
@@ -95,6 +96,13 @@ pub struct AppState {
     pub max_doc_bytes: usize,
     pub tracker: TaskTracker,
     pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    /// The group-commit writer (for writes a client waits for).
+    pub fn committer(&self) -> &CommitHandle {
+        self.rooms.committer()
+    }
 }
 
 /// Serves on `listener` until `shutdown` is cancelled, then shuts down cleanly.

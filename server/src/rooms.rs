@@ -162,6 +162,11 @@ impl RoomRegistry {
         RoomRegistry { rooms: Arc::new(DashMap::new()), context }
     }
 
+    /// The store writer every room uses.
+    pub fn committer(&self) -> &CommitHandle {
+        &self.context.committer
+    }
+
     /// The handle of a running room, if it is loaded.
     pub fn loaded(&self, room: &RoomId) -> Option<RoomHandle> {
         self.rooms.get(room).map(|entry| entry.value().clone())

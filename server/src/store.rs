@@ -9,6 +9,7 @@
 //! [`crate::committer`].
 
 mod access;
+mod assign;
 mod chat;
 mod consensus;
 mod docs;
@@ -26,6 +27,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor, SqlSafeStr};
 
 pub use access::{MemberRow, RoomRow, TokenRow};
+pub use assign::OpenTask;
 pub use chat::ChatMessage;
 pub use docs::StoredDoc;
 pub use ledger::{Action, Earnings, LedgerEntry, LedgerSummary};

@@ -6,6 +6,7 @@
 //! conditional writes, so it holds across server processes sharing one
 //! database; the in-process code only chooses what to try.
 
+pub mod assign;
 pub mod batch;
 pub mod decide;
 

@@ -516,3 +516,38 @@ async fn batch_dawid_skene_is_published_where_it_beats_voting_on_gold() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_assignment_fills_the_core_team_capacity() {
+    let Some(server) = TestServer::start(Backend::Sqlite).await else { return };
+    let owner = setup(&server, "r1", 2, 300, 5).await;
+    let cora = server.token("r1", "cora", Role::Core).await;
+    let carl = server.token("r1", "carl", Role::Core).await;
+    let mut cora_live = LiveClient::connect(&server.ws_url(""), "r1", &cora).await;
+    // Cora already answered one task: she must not get it again.
+    let (done, _) = answer_next(&mut cora_live, "pos").await;
+    let body = json!({"members": [{"user": "cora", "capacity": 3}, {"user": "carl", "capacity": 4}]});
+    let response = http::request("POST", &server.http_url("/api/v1/rooms/r1/assign"), Some(&owner), Some(body)).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let assigned = response.json()["assigned"].as_array().unwrap().clone();
+    // 5 tasks x 2 slots = 10, one slot used by Cora's answer: 9 free; capacity 7.
+    assert_eq!(assigned.len(), 7, "{assigned:?}");
+    let mine: Vec<_> = assigned.iter().filter(|a| a["user"] == "cora").collect();
+    assert_eq!(mine.len(), 3);
+    let listed = http::get(&server.http_url("/api/v1/rooms/r1/tasks?limit=10"), Some(&owner)).await.json();
+    let done_id = listed["tasks"].as_array().unwrap().iter().find(|task| task["external_id"] == done.as_str()).unwrap()["id"].clone();
+    assert!(mine.iter().all(|a| a["task_id"] != done_id), "never a task she answered");
+    assert_eq!(cora_live.event("task.assigned").await["data"]["reservation"]["task_id"].is_i64(), true);
+    // Per task, live reservations plus answers never exceed the overlap.
+    for task in listed["tasks"].as_array().unwrap() {
+        assert!(task["reserved"].as_i64().unwrap() + task["answered"].as_i64().unwrap() <= task["overlap_target"].as_i64().unwrap());
+    }
+    // The assigned work is what they get when they ask.
+    let mut carl_live = LiveClient::connect(&server.ws_url(""), "r1", &carl).await;
+    let granted = carl_live.request("task.request", json!({})).await;
+    let task = granted["result"]["task"]["id"].clone();
+    assert!(assigned.iter().any(|a| a["user"] == "carl" && a["task_id"] == task), "{granted}");
+    let workers_only = http::request("POST", &server.http_url("/api/v1/rooms/r1/assign"), Some(&carl), Some(json!({"members": []}))).await;
+    assert_eq!(workers_only.status, 403);
+    server.stop().await;
+}

@@ -24,6 +24,7 @@ pub fn routes() -> Router<AppState> {
         .route("/rooms/{room}/tasks/{task}/review", axum::routing::post(review_task))
         .route("/rooms/{room}/tasks/{task}/reviews", get(task_reviews))
         .route("/rooms/{room}/consensus", axum::routing::post(batch_consensus))
+        .route("/rooms/{room}/assign", axum::routing::post(super::assign_api::assign_tasks))
         .route("/rooms/{room}/workers", get(list_workers))
         .route("/rooms/{room}/workers/{user}", get(get_worker))
         .route("/rooms/{room}/workers/{user}/pause", axum::routing::post(pause_worker).delete(unpause_worker))

@@ -1,0 +1,107 @@
+//! `POST /api/v1/rooms/{room}/assign`: batch assignment for a core team
+//! with known capacity (docs/API.md). The optimal assignment is computed by
+//! [`crate::work::assign`]; every chosen pair is then granted through the
+//! committer like any reservation, so the overlap invariants hold even if
+//! workers take tasks at the same time.
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::work_api::require;
+use super::{AppState, JsonBody, authenticate};
+use crate::error::{Error, Result};
+use crate::ids::UserId;
+use crate::store::{WriteOp, WriteOutcome};
+use crate::work::assign::{Member, assign};
+use crate::work::vote_accuracy;
+
+/// Most tasks considered per unit of requested capacity.
+const TASKS_PER_SLOT: i64 = 4;
+/// Most tasks considered in one run.
+const MAX_TASKS: i64 = 20_000;
+/// Most members in one run.
+const MAX_MEMBERS: usize = 500;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssignRequest {
+    members: Vec<MemberCapacity>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemberCapacity {
+    user: String,
+    capacity: u32,
+}
+
+pub async fn assign_tasks(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    JsonBody(body): JsonBody<AssignRequest>,
+) -> Result<Json<Value>> {
+    let me = authenticate(&state, &headers, None, &room).await?;
+    require(me.role.can_moderate(), "only owners and moderators assign work")?;
+    if body.members.is_empty() || body.members.len() > MAX_MEMBERS {
+        return Err(Error::BadRequest(format!("give 1 to {MAX_MEMBERS} members")));
+    }
+    let project = state.store.project(&me.room).await?;
+    let capacity: i64 = body.members.iter().map(|member| i64::from(member.capacity)).sum();
+    let tasks = state.store.open_tasks(&me.room, (capacity * TASKS_PER_SLOT).clamp(1, MAX_TASKS)).await?;
+    let (first, last) = match (tasks.iter().map(|task| task.id).min(), tasks.iter().map(|task| task.id).max()) {
+        (Some(first), Some(last)) => (first, last),
+        _ => return Ok(Json(json!({ "assigned": [] }))),
+    };
+    let mut users = Vec::with_capacity(body.members.len());
+    let mut members = Vec::with_capacity(body.members.len());
+    for member in &body.members {
+        let user = UserId::parse(&member.user)?;
+        if state.store.member_role(&me.room, &user).await?.is_none() {
+            return Err(Error::NotFound("member"));
+        }
+        let paused = state.store.paused_reason(&me.room, &user).await?.is_some();
+        let skills = state.store.member_skills(&me.room, &user).await?;
+        let quality = state.store.worker_quality(&me.room, &user).await?;
+        let accuracy = vote_accuracy(quality.gold_correct, quality.gold_total, quality.agree, quality.disagree);
+        let touched = state.store.touched_tasks(&me.room, &user, first, last).await?;
+        let has_project_skills = project.required_skills.iter().all(|skill| skills.contains(skill));
+        let options = tasks
+            .iter()
+            .enumerate()
+            .filter(|(_, task)| {
+                !paused && has_project_skills && !touched.contains(&task.id) && task.skills.iter().all(|skill| skills.contains(skill))
+            })
+            // Expected gain: the member's accuracy times how much the task still needs an answer.
+            .map(|(index, task)| (index, accuracy * task.need))
+            .collect();
+        members.push(Member { capacity: member.capacity, options });
+        users.push(user);
+    }
+    let slots: Vec<u32> = tasks.iter().map(|task| task.free).collect();
+    let pairs = tokio::task::spawn_blocking(move || assign(&members, &slots))
+        .await
+        .map_err(|error| Error::Internal(format!("assignment: {error}")))?;
+    let mut assigned = Vec::with_capacity(pairs.len());
+    for (member, task) in pairs {
+        let (Some(user), Some(task)) = (users.get(member), tasks.get(task)) else { continue };
+        let op = WriteOp::Grant {
+            room: me.room.clone(),
+            task: task.id,
+            worker: user.clone(),
+            ttl_ms: project.cap_ms(),
+            cap_ms: project.cap_ms(),
+        };
+        // A slot taken meanwhile by someone else is simply not assigned.
+        if let WriteOutcome::Granted(Some(reservation)) = state.committer().write(op).await? {
+            let event = crate::protocol::event("task.assigned", &json!({ "reservation": reservation }));
+            state.rooms.notify_user(&me.room, user, event).await;
+            assigned.push(json!({ "user": user, "task_id": task.id, "expires_at": reservation.expires_at }));
+        }
+    }
+    state.rooms.queue_changed(&me.room).await;
+    Ok(Json(json!({ "assigned": assigned })))
+}
