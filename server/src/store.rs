@@ -121,13 +121,14 @@ impl Store {
 
     /// Runs the embedded migrations for this backend (idempotent).
     pub async fn migrate(&self) -> Result<()> {
-        let sql: [(&str, &'static str); 5] = match self.backend {
+        let sql: [(&str, &'static str); 6] = match self.backend {
             Backend::Sqlite => [
                 ("init", include_str!("../migrations/sqlite/0001_init.sql")),
                 ("work", include_str!("../migrations/sqlite/0002_work.sql")),
                 ("quality", include_str!("../migrations/sqlite/0003_quality.sql")),
                 ("ledger", include_str!("../migrations/sqlite/0004_ledger.sql")),
                 ("reviews", include_str!("../migrations/sqlite/0005_reviews.sql")),
+                ("matching", include_str!("../migrations/sqlite/0006_matching.sql")),
             ],
             Backend::Postgres => [
                 ("init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -135,6 +136,7 @@ impl Store {
                 ("quality", include_str!("../migrations/postgres/0003_quality.sql")),
                 ("ledger", include_str!("../migrations/postgres/0004_ledger.sql")),
                 ("reviews", include_str!("../migrations/postgres/0005_reviews.sql")),
+                ("matching", include_str!("../migrations/postgres/0006_matching.sql")),
             ],
         };
         let migrations = (1..)

@@ -1,0 +1,99 @@
+//! Matching benchmark: grant latency with many open tasks and workers.
+//!
+//! Builds a SQLite (or PostgreSQL, `--database`) project with `--tasks`
+//! open tasks, then `--workers` distinct workers ask for work: each request
+//! picks candidates (`Store::candidate_tasks`) and grants one through the
+//! group committer, as the live channel does, `--concurrency` at a time.
+//! Prints p50/p90/p99/max of the grant latency and the throughput.
+//!
+//! cargo run --release -p crowdroom --example matching_bench -- --tasks 1000000 --workers 10000
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crowdroom::committer::CommitHandle;
+use crowdroom::ids::{RoomId, UserId};
+use crowdroom::metrics::Metrics;
+use crowdroom::store::{WriteOp, WriteOutcome};
+use crowdroom::work::{NewTask, ProjectConfig};
+use crowdroom::Store;
+use tokio_util::task::TaskTracker;
+
+fn arg(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|arg| arg == name).and_then(|index| args.get(index + 1)).cloned().unwrap_or_else(|| default.to_owned())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let tasks: usize = arg("--tasks", "1000000").parse()?;
+    let workers: usize = arg("--workers", "10000").parse()?;
+    let concurrency: usize = arg("--concurrency", "64").parse()?;
+    let dir = tempfile::tempdir()?;
+    let default_url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let url = arg("--database", &default_url);
+    let store = Store::open(&url).await?;
+    let room = RoomId::parse("bench")?;
+    store.create_room(&room, "bench").await?;
+    let project = ProjectConfig::default();
+    store.put_project(&room, &project).await?;
+    let started = Instant::now();
+    let mut batch = Vec::with_capacity(10_000);
+    for task in 0..tasks {
+        batch.push(NewTask { id: format!("t{task}"), data: serde_json::json!({"n": task}), skills: Vec::new(), gold: None });
+        if batch.len() == 10_000 {
+            store.insert_tasks(&room, &batch, project.overlap_min).await?;
+            batch.clear();
+        }
+    }
+    store.insert_tasks(&room, &batch, project.overlap_min).await?;
+    println!("inserted {tasks} tasks in {:.1} s", started.elapsed().as_secs_f64());
+
+    let tracker = TaskTracker::new();
+    let committer = CommitHandle::spawn(store.clone(), Metrics::new(), &tracker);
+    let latencies = Arc::new(tokio::sync::Mutex::new(Vec::with_capacity(workers)));
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for _ in 0..concurrency {
+        let (store, committer, room, latencies, next) = (store.clone(), committer.clone(), room.clone(), latencies.clone(), next.clone());
+        let (ttl, cap) = (project.ttl_ms(), project.cap_ms());
+        handles.push(tokio::spawn(async move {
+            loop {
+                let worker = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if worker >= workers {
+                    return anyhow::Ok(());
+                }
+                let user = UserId::parse(&format!("w{worker}"))?;
+                let asked = Instant::now();
+                'request: for task in store.candidate_tasks(&room, &user, &[], false, 16).await? {
+                    let op = WriteOp::Grant { room: room.clone(), task: task.id, worker: user.clone(), ttl_ms: ttl, cap_ms: cap };
+                    if let WriteOutcome::Granted(Some(_)) = committer.write(op).await? {
+                        break 'request;
+                    }
+                }
+                latencies.lock().await.push(asked.elapsed());
+            }
+        }));
+    }
+    for handle in handles {
+        handle.await??;
+    }
+    let elapsed = started.elapsed();
+    let mut latencies = latencies.lock().await.clone();
+    latencies.sort_unstable();
+    let at = |quantile: f64| latencies.get(((latencies.len() as f64 - 1.0) * quantile) as usize).copied().unwrap_or(Duration::ZERO);
+    println!(
+        "{} grants, {concurrency} at a time: {:.0} grants/s; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        latencies.len(),
+        latencies.len() as f64 / elapsed.as_secs_f64(),
+        at(0.5).as_secs_f64() * 1e3,
+        at(0.9).as_secs_f64() * 1e3,
+        at(0.99).as_secs_f64() * 1e3,
+        at(1.0).as_secs_f64() * 1e3,
+    );
+    drop(committer);
+    tracker.close();
+    tracker.wait().await;
+    Ok(())
+}
