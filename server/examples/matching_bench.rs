@@ -1,9 +1,9 @@
 //! Matching benchmark: grant latency with many open tasks and workers.
 //!
 //! Builds a SQLite (or PostgreSQL, `--database`) project with `--tasks`
-//! open tasks, then `--workers` distinct workers ask for work: each request
-//! picks candidates (`Store::candidate_tasks`) and grants one through the
-//! group committer, as the live channel does, `--concurrency` at a time.
+//! open tasks, then `--workers` distinct workers ask for work, as the live
+//! channel's `task.request` does (one `GrantNext` through the group
+//! committer), `--concurrency` at a time.
 //! Prints p50/p90/p99/max of the grant latency and the throughput.
 //!
 //! cargo run --release -p crowdroom --example matching_bench -- --tasks 1000000 --workers 10000
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crowdroom::committer::CommitHandle;
 use crowdroom::ids::{RoomId, UserId};
 use crowdroom::metrics::Metrics;
-use crowdroom::store::{WriteOp, WriteOutcome};
+use crowdroom::store::{WorkAsk, WriteOp, WriteOutcome};
 use crowdroom::work::{NewTask, ProjectConfig};
 use crowdroom::Store;
 use tokio_util::task::TaskTracker;
@@ -56,7 +56,7 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut handles = Vec::new();
     for _ in 0..concurrency {
-        let (store, committer, room, latencies, next) = (store.clone(), committer.clone(), room.clone(), latencies.clone(), next.clone());
+        let (committer, room, latencies, next) = (committer.clone(), room.clone(), latencies.clone(), next.clone());
         let (ttl, cap) = (project.ttl_ms(), project.cap_ms());
         handles.push(tokio::spawn(async move {
             loop {
@@ -66,12 +66,9 @@ async fn main() -> anyhow::Result<()> {
                 }
                 let user = UserId::parse(&format!("w{worker}"))?;
                 let asked = Instant::now();
-                'request: for task in store.candidate_tasks(&room, &user, &[], false, 16).await? {
-                    let op = WriteOp::Grant { room: room.clone(), task: task.id, worker: user.clone(), ttl_ms: ttl, cap_ms: cap };
-                    if let WriteOutcome::Granted(Some(_)) = committer.write(op).await? {
-                        break 'request;
-                    }
-                }
+                let ask = WorkAsk { room: room.clone(), worker: user, skills: Vec::new(), gold: false, ttl_ms: ttl, cap_ms: cap };
+                let granted = matches!(committer.write(WriteOp::GrantNext(ask)).await?, WriteOutcome::Matched(Some(_)));
+                anyhow::ensure!(granted, "no task granted");
                 latencies.lock().await.push(asked.elapsed());
             }
         }));

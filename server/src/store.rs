@@ -34,7 +34,7 @@ pub use ledger::{Action, Earnings, LedgerEntry, LedgerSummary};
 pub use quality::{AnswerCheck, WorkerQuality};
 pub use consensus::{ReviewDecision, Settled};
 pub use export::{AnswerRow, ExportRow};
-pub use work::{ImportReport, QueueCounts, Reservation, Submitted, TaskRow, WorkerTask};
+pub use work::{WorkAsk, ImportReport, QueueCounts, Reservation, Submitted, TaskRow, WorkerTask};
 pub use write::{WriteOp, WriteOutcome};
 
 use crate::error::{Error, Result};

@@ -22,14 +22,9 @@ use crate::conn::ConnTx;
 use crate::error::{Error, Result};
 use crate::ids::{RoomId, UserId};
 use crate::protocol::{self, Op, RequestId};
-use crate::store::{QueueCounts, Store, WriteOp, WriteOutcome};
+use crate::store::{QueueCounts, Store, WorkAsk, WriteOp, WriteOutcome};
 use crate::work::ProjectConfig;
 
-/// Candidates fetched per look at the queue.
-const CANDIDATES: i64 = 16;
-/// Looks at the queue per request before answering "no work": each look
-/// follows grants lost to faster workers.
-const ATTEMPTS: usize = 3;
 
 /// What a work request needs, cloned out of the actor.
 pub(super) struct WorkRequest {
@@ -112,33 +107,24 @@ impl WorkRequest {
         Ok(json!({ "reservation": null, "reason": "no_work" }))
     }
 
-    /// Tries to reserve one task of the kind asked (gold or not).
+    /// Reserves the best task of the kind asked (gold or not), if any.
     async fn grant_one(&self, project: &ProjectConfig, skills: &[String], gold: bool) -> Result<Option<Value>> {
-        for _ in 0..ATTEMPTS {
-            let candidates = self.store.candidate_tasks(&self.room, self.user(), skills, gold, CANDIDATES).await?;
-            if candidates.is_empty() {
-                return Ok(None);
+        let ask = WorkAsk {
+            room: self.room.clone(),
+            worker: self.user().clone(),
+            skills: skills.to_vec(),
+            gold,
+            ttl_ms: project.ttl_ms(),
+            cap_ms: project.cap_ms(),
+        };
+        match self.committer.write(WriteOp::GrantNext(ask)).await? {
+            WriteOutcome::Matched(Some((reservation, task))) => {
+                self.changed.notify_one();
+                Ok(Some(json!({ "reservation": reservation, "task": task })))
             }
-            for task in candidates {
-                let op = WriteOp::Grant {
-                    room: self.room.clone(),
-                    task: task.id,
-                    worker: self.user().clone(),
-                    ttl_ms: project.ttl_ms(),
-                    cap_ms: project.cap_ms(),
-                };
-                match self.committer.write(op).await? {
-                    WriteOutcome::Granted(Some(reservation)) => {
-                        self.changed.notify_one();
-                        return Ok(Some(json!({ "reservation": reservation, "task": task })));
-                    }
-                    // Someone was faster: try the next one.
-                    WriteOutcome::Granted(None) => {}
-                    other => return Err(Error::Internal(format!("grant returned {other:?}"))),
-                }
-            }
+            WriteOutcome::Matched(None) => Ok(None),
+            other => Err(Error::Internal(format!("matching returned {other:?}"))),
         }
-        Ok(None)
     }
 
     async fn heartbeat(&self, task: i64) -> Result<Value> {

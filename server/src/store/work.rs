@@ -232,29 +232,8 @@ impl Store {
     /// answered, reserved or skipped by them, with a free slot, and needing
     /// no skill outside `skills` (checked here, after the query).
     pub async fn candidate_tasks(&self, room: &RoomId, worker: &UserId, skills: &[String], gold: bool, limit: i64) -> Result<Vec<WorkerTask>> {
-        let rows = sqlx::query(
-            "SELECT t.id, t.external_id, t.data, t.skills FROM tasks t \
-             WHERE t.room_id = $1 AND t.state = 'open' AND t.reserved + t.answered < t.overlap_target \
-             AND NOT EXISTS (SELECT 1 FROM answers a WHERE a.task_id = t.id AND a.worker_id = $2) \
-             AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.task_id = t.id AND r.worker_id = $2) \
-             AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.task_id = t.id AND s.worker_id = $2) \
-             AND (CASE WHEN t.gold IS NULL THEN 0 ELSE 1 END) = $4 \
-             ORDER BY t.answered DESC, t.id LIMIT $3",
-        )
-        .bind(room.as_str())
-        .bind(worker.as_str())
-        .bind(limit)
-        .bind(i64::from(gold))
-        .fetch_all(self.pool())
-        .await?;
-        let mut tasks = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let needed: Vec<String> = serde_json::from_value(json_column(row, "skills")?).unwrap_or_default();
-            if needed.iter().all(|skill| skills.contains(skill)) {
-                tasks.push(WorkerTask { id: row.try_get("id")?, external_id: row.try_get("external_id")?, data: json_column(row, "data")? });
-            }
-        }
-        Ok(tasks)
+        let mut conn = self.pool().acquire().await?;
+        candidates(&mut conn, room, worker, skills, gold, limit).await
     }
 
     pub async fn member_skills(&self, room: &RoomId, user: &UserId) -> Result<Vec<String>> {
@@ -294,6 +273,69 @@ impl Store {
             .await?;
         Ok(row.try_get("n")?)
     }
+}
+
+/// Open tasks the worker could take, nearest to completion first (see
+/// [`Store::candidate_tasks`]).
+async fn candidates(conn: &mut AnyConnection, room: &RoomId, worker: &UserId, skills: &[String], gold: bool, limit: i64) -> Result<Vec<WorkerTask>> {
+    let rows = sqlx::query(
+        "SELECT t.id, t.external_id, t.data, t.skills FROM tasks t \
+         WHERE t.room_id = $1 AND t.state = 'open' AND t.reserved + t.answered < t.overlap_target \
+         AND NOT EXISTS (SELECT 1 FROM answers a WHERE a.task_id = t.id AND a.worker_id = $2) \
+         AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.task_id = t.id AND r.worker_id = $2) \
+         AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.task_id = t.id AND s.worker_id = $2) \
+         AND (CASE WHEN t.gold IS NULL THEN 0 ELSE 1 END) = $4 \
+         ORDER BY t.answered DESC, t.id LIMIT $3",
+    )
+    .bind(room.as_str())
+    .bind(worker.as_str())
+    .bind(limit)
+    .bind(i64::from(gold))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut tasks = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let needed: Vec<String> = serde_json::from_value(json_column(row, "skills")?).unwrap_or_default();
+        if needed.iter().all(|skill| skills.contains(skill)) {
+            tasks.push(WorkerTask { id: row.try_get("id")?, external_id: row.try_get("external_id")?, data: json_column(row, "data")? });
+        }
+    }
+    Ok(tasks)
+}
+
+/// What a worker asks the matcher for.
+#[derive(Debug, Clone)]
+pub struct WorkAsk {
+    pub room: RoomId,
+    pub worker: UserId,
+    pub skills: Vec<String>,
+    /// Gold tasks (onboarding or spot checks) or regular ones.
+    pub gold: bool,
+    pub ttl_ms: i64,
+    pub cap_ms: i64,
+}
+
+/// Candidates looked at per grant, and looks before giving up.
+const CANDIDATES: i64 = 16;
+const LOOKS: usize = 3;
+
+/// Picks and reserves the best task for a worker in one step, inside the
+/// committer's transaction: candidates are read after every earlier grant
+/// of the batch, so concurrent requests never race for the same slot and
+/// each request costs one round trip to the committer.
+pub(super) async fn grant_next(conn: &mut AnyConnection, ask: &WorkAsk) -> Result<Option<(Reservation, WorkerTask)>> {
+    for _ in 0..LOOKS {
+        let found = candidates(conn, &ask.room, &ask.worker, &ask.skills, ask.gold, CANDIDATES).await?;
+        if found.is_empty() {
+            return Ok(None);
+        }
+        for task in found {
+            if let Some(reservation) = grant(conn, &ask.room, task.id, &ask.worker, ask.ttl_ms, ask.cap_ms).await? {
+                return Ok(Some((reservation, task)));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Deletes the expired reservations of one task and lowers its counter.

@@ -5,7 +5,7 @@ use axum::body::Bytes;
 
 use serde_json::Value;
 
-use super::work::{self, Reservation, Submitted};
+use super::work::{self, Reservation, Submitted, WorkAsk, WorkerTask};
 use super::{ChatMessage, Store, chat, docs};
 use crate::error::{Error, Result};
 use crate::ids::{DocName, RoomId, UserId};
@@ -26,6 +26,8 @@ pub enum WriteOp {
     ChatDelete { room: RoomId, id: i64, by: UserId, any_author: bool, at: i64 },
     /// Reserves a task for a worker if a slot is free.
     Grant { room: RoomId, task: i64, worker: UserId, ttl_ms: i64, cap_ms: i64 },
+    /// Picks and reserves the best task for a worker.
+    GrantNext(WorkAsk),
     /// Extends a live reservation.
     Heartbeat { task: i64, worker: UserId, ttl_ms: i64 },
     /// Gives a reservation back.
@@ -44,6 +46,8 @@ pub enum WriteOutcome {
     Chat(ChatMessage),
     /// A grant: the reservation, or None when the slot was taken meanwhile.
     Granted(Option<Reservation>),
+    /// The reservation and task picked by `GrantNext`, if any.
+    Matched(Option<(Reservation, WorkerTask)>),
     /// A heartbeat: the new expiry.
     Extended(i64),
     Skipped,
@@ -79,6 +83,7 @@ impl Store {
                 WriteOp::Grant { room, task, worker, ttl_ms, cap_ms } => {
                     work::grant(&mut tx, room, *task, worker, *ttl_ms, *cap_ms).await.map(WriteOutcome::Granted)
                 }
+                WriteOp::GrantNext(ask) => work::grant_next(&mut tx, ask).await.map(WriteOutcome::Matched),
                 WriteOp::Heartbeat { task, worker, ttl_ms } => {
                     work::heartbeat(&mut tx, *task, worker, *ttl_ms).await.map(WriteOutcome::Extended)
                 }
