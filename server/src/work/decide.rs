@@ -1,10 +1,10 @@
 //! The live consensus decision for one task, made in the transaction of
 //! the answer that reaches the task's overlap target.
 //!
-//! Categorical answers (a choice, a label set, spans compared exactly) go
-//! through a weighted vote: each worker's weight is the one-coin log-odds
-//! of their estimated accuracy, and the posterior of an answer is the
-//! softmax of its summed weights. Numbers take the weighted median, free
+//! Categorical answers (a choice, a label set) go through a weighted vote:
+//! each worker's weight is the one-coin log-odds of their estimated
+//! accuracy, and the posterior of an answer is the softmax of its summed
+//! weights. Spans are voted token by token, numbers take the median, free
 //! text the answer closest to the others. A tie is never broken: it asks
 //! for one more answer.
 
@@ -38,13 +38,14 @@ pub struct Vote<'a> {
 pub fn decide(schema: &AnswerSchema, votes: &[Vote<'_>]) -> Option<Decision> {
     match schema {
         AnswerSchema::SingleChoice { options } => categorical(votes, options.len().max(2)),
-        AnswerSchema::MultiLabel { .. } | AnswerSchema::Spans { .. } => {
-            // Label sets and span lists are compared whole (as sets); the
-            // number of possible answers is unbounded, so count two classes
-            // more than the distinct answers seen.
+        AnswerSchema::MultiLabel { .. } => {
+            // Label sets are compared whole (as sets); the number of
+            // possible answers is unbounded, so count two classes more than
+            // the distinct answers seen.
             let distinct = distinct_answers(votes);
             categorical(votes, distinct + 2)
         }
+        AnswerSchema::Spans { labels } => spans(votes, labels),
         AnswerSchema::Numeric { min, max } => numeric(votes, *min, *max),
         AnswerSchema::FreeText { .. } => free_text(votes),
     }
@@ -83,6 +84,60 @@ fn categorical(votes: &[Vote<'_>], classes: usize) -> Option<Decision> {
         return None;
     }
     Some(Decision { answer: best.clone(), confidence: (best_score - top).exp() / normaliser, method: "wmv" })
+}
+
+/// Token-level voting (each UTF-16 code unit is a token): a token keeps a
+/// label with more than half of the annotators' weight. The confidence is
+/// the weighted mean agreement (Jaccard over labelled tokens) between each
+/// annotator and the result.
+fn spans(votes: &[Vote<'_>], labels: &[String]) -> Option<Decision> {
+    use crate::consensus::spans::{Annotation, Span, vote_spans};
+    let parse = |answer: &Value| -> Vec<Span> {
+        answer
+            .as_array()
+            .map(|spans| {
+                spans
+                    .iter()
+                    .filter_map(|span| {
+                        let start = usize::try_from(span.get("start")?.as_u64()?).ok()?;
+                        let end = usize::try_from(span.get("end")?.as_u64()?).ok()?;
+                        let name = span.get("label")?.as_str()?;
+                        let label = labels.iter().position(|known| known == name)?;
+                        (start < end).then_some(Span { start, end, label: u32::try_from(label).ok()? })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let parsed: Vec<Vec<Span>> = votes.iter().map(|vote| parse(vote.answer)).collect();
+    if parsed.is_empty() {
+        return None;
+    }
+    let length = parsed.iter().flatten().map(|span| span.end).max().unwrap_or(0);
+    let annotations: Vec<Annotation<'_>> =
+        parsed.iter().zip(votes).map(|(spans, vote)| Annotation { weight: vote.accuracy.max(0.0), spans }).collect();
+    let result = vote_spans(length, &annotations).ok()?;
+    let tokens = |spans: &[Span]| -> std::collections::HashSet<(usize, u32)> {
+        spans.iter().flat_map(|span| (span.start..span.end).map(move |token| (token, span.label))).collect()
+    };
+    let chosen = tokens(&result);
+    let (mut agreement, mut weight) = (0.0, 0.0);
+    for (spans, vote) in parsed.iter().zip(votes) {
+        let theirs = tokens(spans);
+        let union = theirs.union(&chosen).count();
+        let jaccard = if union == 0 { 1.0 } else { theirs.intersection(&chosen).count() as f64 / union as f64 };
+        agreement += vote.accuracy * jaccard;
+        weight += vote.accuracy;
+    }
+    let answer: Vec<Value> = result
+        .iter()
+        .filter_map(|span| {
+            let label = labels.get(span.label as usize)?;
+            Some(serde_json::json!({ "start": span.start, "end": span.end, "label": label }))
+        })
+        .collect();
+    let confidence = if weight > 0.0 { agreement / weight } else { 0.0 };
+    Some(Decision { answer: Value::Array(answer), confidence, method: "token_vote" })
 }
 
 fn numeric(votes: &[Vote<'_>], min: Option<f64>, max: Option<f64>) -> Option<Decision> {
@@ -147,6 +202,17 @@ mod tests {
         let decided = decide(&numeric, &votes(&numbers, &[0.7, 0.7, 0.7])).unwrap();
         assert_eq!(decided.answer, json!(12.0));
         assert!((decided.confidence - 2.0 / 3.0).abs() < 1e-9);
+        let spans = AnswerSchema::Spans { labels: vec!["PER".into(), "LOC".into()] };
+        // Boundaries differ ("Ann Lee" vs "Ann"), the tokens agree: 0..3 is PER for all three.
+        let marked = [
+            json!([{"start": 0, "end": 7, "label": "PER"}]),
+            json!([{"start": 0, "end": 3, "label": "PER"}, {"start": 11, "end": 16, "label": "LOC"}]),
+            json!([{"start": 0, "end": 7, "label": "PER"}, {"start": 11, "end": 16, "label": "LOC"}]),
+        ];
+        let decided = decide(&spans, &votes(&marked, &[0.7, 0.7, 0.7])).unwrap();
+        assert_eq!(decided.answer, json!([{"start": 0, "end": 7, "label": "PER"}, {"start": 11, "end": 16, "label": "LOC"}]));
+        assert_eq!(decided.method, "token_vote");
+        assert!(decided.confidence > 0.6 && decided.confidence < 1.0, "{decided:?}");
         let text = AnswerSchema::FreeText { max_chars: None };
         let texts = [json!("the cat sat"), json!("the cat sat."), json!("dogs")];
         assert_eq!(decide(&text, &votes(&texts, &[0.7, 0.7, 0.7])).unwrap().answer, json!("the cat sat"));
