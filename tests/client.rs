@@ -31,9 +31,14 @@ pub enum Incoming {
 
 /// Connects a WebSocket; Err carries the HTTP status of a refused upgrade.
 pub async fn connect(url: &str) -> Result<Ws, u16> {
-    match tokio::time::timeout(TIMEOUT, connect_async(url)).await.expect("connect timed out") {
+    match tokio::time::timeout(TIMEOUT, connect_async(url))
+        .await
+        .expect("connect timed out")
+    {
         Ok((ws, _)) => Ok(ws),
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            Err(response.status().as_u16())
+        }
         Err(error) => panic!("connect {url}: {error}"),
     }
 }
@@ -41,7 +46,9 @@ pub async fn connect(url: &str) -> Result<Ws, u16> {
 /// Reads the next data frame or the close, with the test timeout.
 async fn next_frame(ws: &mut Ws) -> WsMessage {
     loop {
-        let next = tokio::time::timeout(TIMEOUT, ws.next()).await.expect("timed out waiting for a frame");
+        let next = tokio::time::timeout(TIMEOUT, ws.next())
+            .await
+            .expect("timed out waiting for a frame");
         match next {
             None => return WsMessage::Close(None),
             Some(Err(error)) => {
@@ -68,9 +75,19 @@ impl YjsClient {
     }
 
     /// Opens with an existing replica, as a client reconnecting after a drop does.
-    pub async fn open_with(base: &str, room: &str, doc: &str, token: &str, replica: Doc) -> Result<YjsClient, u16> {
+    pub async fn open_with(
+        base: &str,
+        room: &str,
+        doc: &str,
+        token: &str,
+        replica: Doc,
+    ) -> Result<YjsClient, u16> {
         let ws = connect(&format!("{base}/yjs/{room}/{doc}?token={token}")).await?;
-        Ok(YjsClient { ws, doc: replica, backlog: VecDeque::new() })
+        Ok(YjsClient {
+            ws,
+            doc: replica,
+            backlog: VecDeque::new(),
+        })
     }
 
     /// Removes `key` from the map "m" of the replica and returns the update.
@@ -88,18 +105,25 @@ impl YjsClient {
         let mut out = String::new();
         yrs::types::ToJson::to_json(&map, &txn).to_json(&mut out);
         // Through serde_json's sorted maps, so key order does not matter.
-        serde_json::from_str::<Value>(&out).expect("yrs writes JSON").to_string()
+        serde_json::from_str::<Value>(&out)
+            .expect("yrs writes JSON")
+            .to_string()
     }
 
     /// Opens and completes the initial sync.
     pub async fn connect(base: &str, room: &str, doc: &str, token: &str) -> YjsClient {
-        let mut client = YjsClient::open(base, room, doc, token).await.expect("upgrade refused");
+        let mut client = YjsClient::open(base, room, doc, token)
+            .await
+            .expect("upgrade refused");
         client.sync().await;
         client
     }
 
     pub async fn send(&mut self, message: &Message<'_>) {
-        self.ws.send(WsMessage::Binary(message.encode().into())).await.expect("send");
+        self.ws
+            .send(WsMessage::Binary(message.encode().into()))
+            .await
+            .expect("send");
     }
 
     pub async fn send_raw(&mut self, bytes: Vec<u8>) {
@@ -113,7 +137,9 @@ impl YjsClient {
             return incoming;
         }
         let incoming = match next_frame(&mut self.ws).await {
-            WsMessage::Binary(bytes) => match Message::decode(&bytes).expect("server sent a malformed frame") {
+            WsMessage::Binary(bytes) => match Message::decode(&bytes)
+                .expect("server sent a malformed frame")
+            {
                 Message::SyncStep1(sv) => Incoming::SyncStep1(sv.to_vec()),
                 Message::SyncStep2(update) => Incoming::SyncStep2(update.to_vec()),
                 Message::Update(update) => Incoming::Update(update.to_vec()),
@@ -241,11 +267,18 @@ impl LiveClient {
             other => panic!("expected hello, got {other:?}"),
         };
         assert_eq!(hello["type"], "hello", "first frame is hello: {hello}");
-        Ok(LiveClient { ws, hello, events: VecDeque::new(), next_id: 1 })
+        Ok(LiveClient {
+            ws,
+            hello,
+            events: VecDeque::new(),
+            next_id: 1,
+        })
     }
 
     pub async fn connect(base: &str, room: &str, token: &str) -> LiveClient {
-        LiveClient::open(base, room, token).await.expect("upgrade refused")
+        LiveClient::open(base, room, token)
+            .await
+            .expect("upgrade refused")
     }
 
     pub async fn send_text(&mut self, text: &str) {
@@ -279,7 +312,10 @@ impl LiveClient {
         let mut request = fields;
         request["id"] = json!(id);
         request["type"] = json!(kind);
-        self.ws.send(WsMessage::Text(request.to_string().into())).await.ok()?;
+        self.ws
+            .send(WsMessage::Text(request.to_string().into()))
+            .await
+            .ok()?;
         loop {
             let frame = self.next_json().await?;
             if frame["type"] == "reply" && frame["id"] == json!(id) {
@@ -291,7 +327,10 @@ impl LiveClient {
     /// Waits for the reply with `id`, keeping events for later.
     pub async fn reply_to(&mut self, id: Value) -> Value {
         loop {
-            let frame = self.next_json().await.expect("closed while waiting for a reply");
+            let frame = self
+                .next_json()
+                .await
+                .expect("closed while waiting for a reply");
             if frame["type"] == "reply" && frame["id"] == id {
                 return frame;
             }
@@ -305,7 +344,10 @@ impl LiveClient {
             return self.events.remove(position).expect("position is valid");
         }
         loop {
-            let frame = self.next_json().await.unwrap_or_else(|| panic!("closed while waiting for {name}"));
+            let frame = self
+                .next_json()
+                .await
+                .unwrap_or_else(|| panic!("closed while waiting for {name}"));
             if frame["type"] == "event" && frame["event"] == name {
                 return frame;
             }
@@ -323,7 +365,9 @@ impl LiveClient {
         loop {
             match next_frame(&mut self.ws).await {
                 WsMessage::Close(frame) => return frame.map(|frame| u16::from(frame.code)),
-                WsMessage::Text(text) => self.events.push_back(serde_json::from_str(&text).unwrap_or(Value::Null)),
+                WsMessage::Text(text) => self
+                    .events
+                    .push_back(serde_json::from_str(&text).unwrap_or(Value::Null)),
                 _ => {}
             }
         }

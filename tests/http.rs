@@ -11,7 +11,8 @@ pub struct Response {
 
 impl Response {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|error| panic!("body is not JSON ({error}): {}", self.body))
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|error| panic!("body is not JSON ({error}): {}", self.body))
     }
 
     /// The stable error code of an error response.
@@ -21,17 +22,27 @@ impl Response {
 }
 
 /// Sends a request; `body` is sent as JSON when given.
-pub async fn request(method: &'static str, url: &str, token: Option<&str>, body: Option<Value>) -> Response {
+pub async fn request(
+    method: &'static str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Response {
     let url = url.to_owned();
     let token = token.map(str::to_owned);
     tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
         let authorization = token.map(|token| format!("Bearer {token}"));
         let result = match (method, body) {
             ("GET", _) => with_auth(agent.get(&url), authorization.as_deref()).call(),
             ("DELETE", _) => with_auth(agent.delete(&url), authorization.as_deref()).call(),
-            ("POST", body) => with_auth(agent.post(&url), authorization.as_deref()).send_json(body.unwrap_or(Value::Null)),
-            ("PUT", body) => with_auth(agent.put(&url), authorization.as_deref()).send_json(body.unwrap_or(Value::Null)),
+            ("POST", body) => with_auth(agent.post(&url), authorization.as_deref())
+                .send_json(body.unwrap_or(Value::Null)),
+            ("PUT", body) => with_auth(agent.put(&url), authorization.as_deref())
+                .send_json(body.unwrap_or(Value::Null)),
             (other, _) => panic!("unsupported method {other}"),
         };
         let mut response = result.unwrap_or_else(|error| panic!("{method} {url} failed: {error}"));
@@ -43,7 +54,10 @@ pub async fn request(method: &'static str, url: &str, token: Option<&str>, body:
     .expect("http task")
 }
 
-fn with_auth<B>(request: ureq::RequestBuilder<B>, authorization: Option<&str>) -> ureq::RequestBuilder<B> {
+fn with_auth<B>(
+    request: ureq::RequestBuilder<B>,
+    authorization: Option<&str>,
+) -> ureq::RequestBuilder<B> {
     match authorization {
         Some(value) => request.header("Authorization", value),
         None => request,
@@ -57,9 +71,17 @@ pub async fn post_raw(url: &str, token: &str, raw: &str) -> Response {
 
 /// Sends a raw body with a content type.
 pub async fn post_typed(url: &str, token: &str, content_type: &str, raw: &str) -> Response {
-    let (url, token, raw, content_type) = (url.to_owned(), token.to_owned(), raw.to_owned(), content_type.to_owned());
+    let (url, token, raw, content_type) = (
+        url.to_owned(),
+        token.to_owned(),
+        raw.to_owned(),
+        content_type.to_owned(),
+    );
     tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
         let mut response = agent
             .post(&url)
             .header("Authorization", &format!("Bearer {token}"))

@@ -41,7 +41,8 @@ pub struct TestDb {
 }
 
 fn admin_url() -> String {
-    std::env::var("CROWDROOM_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+    std::env::var("CROWDROOM_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
 impl TestDb {
@@ -52,7 +53,11 @@ impl TestDb {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let url = format!("sqlite://{}", dir.path().join("crowdroom.db").display());
-                Some(TestDb { url, _dir: Some(dir), postgres: None })
+                Some(TestDb {
+                    url,
+                    _dir: Some(dir),
+                    postgres: None,
+                })
             }
             Backend::Postgres => TestDb::postgres().await,
         }
@@ -64,7 +69,9 @@ impl TestDb {
         let mut conn = match sqlx::PgConnection::connect(&admin).await {
             Ok(conn) => conn,
             Err(error) => {
-                let message = format!("PostgreSQL at {admin} is unreachable ({error}); run tests/run, which starts it");
+                let message = format!(
+                    "PostgreSQL at {admin} is unreachable ({error}); run tests/run, which starts it"
+                );
                 if std::env::var_os("CI").is_some() {
                     panic!("{message}");
                 }
@@ -75,9 +82,19 @@ impl TestDb {
             }
         };
         let name = format!("crowdroom_test_{:016x}", rand::random::<u64>());
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.expect("create database");
-        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base).to_owned();
-        Some(TestDb { url: format!("{base}/{name}"), _dir: None, postgres: Some((admin, name)) })
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create database");
+        let base = admin
+            .rsplit_once('/')
+            .map_or(admin.as_str(), |(base, _)| base)
+            .to_owned();
+        Some(TestDb {
+            url: format!("{base}/{name}"),
+            _dir: None,
+            postgres: Some((admin, name)),
+        })
     }
 }
 
@@ -86,13 +103,17 @@ impl Drop for TestDb {
         if let Some((admin, name)) = self.postgres.take() {
             // Best effort, on a thread of its own: Drop cannot await.
             let _ = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
                 if let Ok(runtime) = runtime {
                     runtime.block_on(async {
                         use sqlx::Connection;
                         if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
                             let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                            let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+                            let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
+                                .execute(&mut conn)
+                                .await;
                         }
                     });
                 }
@@ -137,15 +158,29 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(crowdroom::run(listener, store.clone(), settings, shutdown.clone()));
-        TestServer { addr, store, db, shutdown, task }
+        let task = tokio::spawn(crowdroom::run(
+            listener,
+            store.clone(),
+            settings,
+            shutdown.clone(),
+        ));
+        TestServer {
+            addr,
+            store,
+            db,
+            shutdown,
+            task,
+        }
     }
 
     /// Shuts down cleanly (as on SIGTERM) and hands back the database.
     pub async fn stop(self) -> TestDb {
         self.shutdown.cancel();
         let result = tokio::time::timeout(Duration::from_secs(40), self.task).await;
-        assert!(matches!(result, Ok(Ok(Ok(())))), "server did not shut down cleanly: {result:?}");
+        assert!(
+            matches!(result, Ok(Ok(Ok(())))),
+            "server did not shut down cleanly: {result:?}"
+        );
         self.db
     }
 
@@ -161,11 +196,21 @@ impl TestServer {
     pub async fn token(&self, room: &str, user: &str, role: Role) -> String {
         let room_id = RoomId::parse(room).expect("room id");
         if !self.store.room_exists(&room_id).await.expect("room lookup") {
-            self.store.create_room(&room_id, room).await.expect("create room");
+            self.store
+                .create_room(&room_id, room)
+                .await
+                .expect("create room");
         }
         let user_id = UserId::parse(user).expect("user id");
-        self.store.ensure_user(&user_id, user).await.expect("create user");
-        self.store.issue_token(&room_id, &user_id, role, None).await.expect("issue token").1
+        self.store
+            .ensure_user(&user_id, user)
+            .await
+            .expect("create user");
+        self.store
+            .issue_token(&room_id, &user_id, role, None)
+            .await
+            .expect("issue token")
+            .1
     }
 
     /// Reads a metric's value from `/metrics` (summing its label sets).
@@ -182,7 +227,9 @@ pub fn metric_value(text: &str, name: &str) -> f64 {
         .filter_map(|line| {
             let (key, value) = line.rsplit_once(' ')?;
             let metric = key.split('{').next()?;
-            (metric == name).then(|| value.parse::<f64>().ok()).flatten()
+            (metric == name)
+                .then(|| value.parse::<f64>().ok())
+                .flatten()
         })
         .sum()
 }
@@ -195,7 +242,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }

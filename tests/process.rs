@@ -11,21 +11,42 @@ use tokio::process::{Child, Command};
 pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     // target/<profile>/deps/it-<hash> -> target/<profile>/crowdroom
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
     let binary = profile_dir.join("crowdroom");
-    assert!(binary.exists(), "{} is missing: run `cargo build -p crowdroom` first (tests/run does)", binary.display());
+    assert!(
+        binary.exists(),
+        "{} is missing: run `cargo build -p crowdroom` first (tests/run does)",
+        binary.display()
+    );
     // nextest rebuilds the library these tests link, not the binary: refuse
     // to test a binary older than the library it was built from.
-    let modified = |path: &std::path::Path| std::fs::metadata(path).and_then(|meta| meta.modified()).ok();
+    let modified = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .and_then(|meta| meta.modified())
+            .ok()
+    };
     let newest_library = std::fs::read_dir(profile_dir.join("deps"))
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|entry| entry.file_name().to_string_lossy().starts_with("libcrowdroom-") && entry.file_name().to_string_lossy().ends_with(".rlib"))
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with("libcrowdroom-")
+                && entry.file_name().to_string_lossy().ends_with(".rlib")
+        })
         .filter_map(|entry| modified(&entry.path()))
         .max();
     if let (Some(library), Some(built)) = (newest_library, modified(&binary)) {
-        assert!(built >= library, "{} is older than the crowdroom library: run `cargo build -p crowdroom` first (tests/run does)", binary.display());
+        assert!(
+            built >= library,
+            "{} is older than the crowdroom library: run `cargo build -p crowdroom` first (tests/run does)",
+            binary.display()
+        );
     }
     binary
 }
@@ -78,8 +99,15 @@ impl ServerProcess {
     /// SIGTERM, then waits for a clean exit.
     pub async fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().expect("pid");
-        let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await.expect("kill -TERM");
+        let status = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await
+            .expect("kill -TERM");
         assert!(status.success());
-        tokio::time::timeout(Duration::from_secs(40), self.child.wait()).await.expect("exit after SIGTERM").expect("wait")
+        tokio::time::timeout(Duration::from_secs(40), self.child.wait())
+            .await
+            .expect("exit after SIGTERM")
+            .expect("wait")
     }
 }

@@ -11,17 +11,21 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crowdroom::Store;
 use crowdroom::committer::CommitHandle;
 use crowdroom::ids::{RoomId, UserId};
 use crowdroom::metrics::Metrics;
 use crowdroom::store::{WorkAsk, WriteOp, WriteOutcome};
 use crowdroom::work::{NewTask, ProjectConfig};
-use crowdroom::Store;
 use tokio_util::task::TaskTracker;
 
 fn arg(name: &str, default: &str) -> String {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|arg| arg == name).and_then(|index| args.get(index + 1)).cloned().unwrap_or_else(|| default.to_owned())
+    args.iter()
+        .position(|arg| arg == name)
+        .and_then(|index| args.get(index + 1))
+        .cloned()
+        .unwrap_or_else(|| default.to_owned())
 }
 
 #[tokio::main]
@@ -40,14 +44,26 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut batch = Vec::with_capacity(10_000);
     for task in 0..tasks {
-        batch.push(NewTask { id: format!("t{task}"), data: serde_json::json!({"n": task}), skills: Vec::new(), gold: None });
+        batch.push(NewTask {
+            id: format!("t{task}"),
+            data: serde_json::json!({"n": task}),
+            skills: Vec::new(),
+            gold: None,
+        });
         if batch.len() == 10_000 {
-            store.insert_tasks(&room, &batch, project.overlap_min).await?;
+            store
+                .insert_tasks(&room, &batch, project.overlap_min)
+                .await?;
             batch.clear();
         }
     }
-    store.insert_tasks(&room, &batch, project.overlap_min).await?;
-    println!("inserted {tasks} tasks in {:.1} s", started.elapsed().as_secs_f64());
+    store
+        .insert_tasks(&room, &batch, project.overlap_min)
+        .await?;
+    println!(
+        "inserted {tasks} tasks in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 
     let tracker = TaskTracker::new();
     let committer = CommitHandle::spawn(store.clone(), Metrics::new(), &tracker);
@@ -56,7 +72,12 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut handles = Vec::new();
     for _ in 0..concurrency {
-        let (committer, room, latencies, next) = (committer.clone(), room.clone(), latencies.clone(), next.clone());
+        let (committer, room, latencies, next) = (
+            committer.clone(),
+            room.clone(),
+            latencies.clone(),
+            next.clone(),
+        );
         let (ttl, cap) = (project.ttl_ms(), project.cap_ms());
         handles.push(tokio::spawn(async move {
             loop {
@@ -66,8 +87,18 @@ async fn main() -> anyhow::Result<()> {
                 }
                 let user = UserId::parse(&format!("w{worker}"))?;
                 let asked = Instant::now();
-                let ask = WorkAsk { room: room.clone(), worker: user, skills: Vec::new(), gold: false, ttl_ms: ttl, cap_ms: cap };
-                let granted = matches!(committer.write(WriteOp::GrantNext(ask)).await?, WriteOutcome::Matched(Some(_)));
+                let ask = WorkAsk {
+                    room: room.clone(),
+                    worker: user,
+                    skills: Vec::new(),
+                    gold: false,
+                    ttl_ms: ttl,
+                    cap_ms: cap,
+                };
+                let granted = matches!(
+                    committer.write(WriteOp::GrantNext(ask)).await?,
+                    WriteOutcome::Matched(Some(_))
+                );
                 anyhow::ensure!(granted, "no task granted");
                 latencies.lock().await.push(asked.elapsed());
             }
@@ -79,7 +110,12 @@ async fn main() -> anyhow::Result<()> {
     let elapsed = started.elapsed();
     let mut latencies = latencies.lock().await.clone();
     latencies.sort_unstable();
-    let at = |quantile: f64| latencies.get(((latencies.len() as f64 - 1.0) * quantile) as usize).copied().unwrap_or(Duration::ZERO);
+    let at = |quantile: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * quantile) as usize)
+            .copied()
+            .unwrap_or(Duration::ZERO)
+    };
     println!(
         "{} grants, {concurrency} at a time: {:.0} grants/s; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         latencies.len(),

@@ -27,7 +27,13 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [Role::Owner, Role::Moderator, Role::Core, Role::Worker, Role::Viewer];
+    pub const ALL: [Role; 5] = [
+        Role::Owner,
+        Role::Moderator,
+        Role::Core,
+        Role::Worker,
+        Role::Viewer,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -84,7 +90,11 @@ impl FromStr for Role {
         Role::ALL
             .into_iter()
             .find(|role| role.as_str() == raw)
-            .ok_or_else(|| Error::BadRequest(format!("unknown role {raw:?}: owner, moderator, core, worker or viewer")))
+            .ok_or_else(|| {
+                Error::BadRequest(format!(
+                    "unknown role {raw:?}: owner, moderator, core, worker or viewer"
+                ))
+            })
     }
 }
 
@@ -119,7 +129,11 @@ impl NewToken {
         rng.fill_bytes(&mut id);
         let secret = format!("{TOKEN_PREFIX}{}", hex(&secret));
         let hash = hash_token(&secret);
-        NewToken { id: TokenId(format!("tok_{}", hex(&id))), secret, hash }
+        NewToken {
+            id: TokenId(format!("tok_{}", hex(&id))),
+            secret,
+            hash,
+        }
     }
 }
 
@@ -130,10 +144,12 @@ pub fn hash_token(secret: &str) -> String {
 
 fn hex(bytes: &[u8]) -> String {
     use fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
-        let _ = write!(out, "{byte:02x}"); // writing to a String cannot fail
-        out
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
+            let _ = write!(out, "{byte:02x}"); // writing to a String cannot fail
+            out
+        })
 }
 
 #[cfg(test)]

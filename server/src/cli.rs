@@ -15,10 +15,19 @@ use crate::ids::{RoomId, TokenId, UserId};
 use crate::store::Store;
 
 #[derive(Debug, Parser)]
-#[command(name = "crowdroom", version, about = "Crowdroom: live project rooms for crowd work")]
+#[command(
+    name = "crowdroom",
+    version,
+    about = "Crowdroom: live project rooms for crowd work"
+)]
 pub struct Cli {
     /// Database URL: sqlite://FILE (embedded, the default) or postgres://USER@HOST/DB.
-    #[arg(long, global = true, env = "CROWDROOM_DATABASE", default_value = "sqlite://crowdroom.db")]
+    #[arg(
+        long,
+        global = true,
+        env = "CROWDROOM_DATABASE",
+        default_value = "sqlite://crowdroom.db"
+    )]
     pub database: String,
     #[command(subcommand)]
     pub command: Command,
@@ -128,22 +137,34 @@ pub async fn execute(cli: Cli) -> Result<()> {
         }
         Command::Room(RoomCommand::Create { room, name }) => {
             let id = RoomId::parse(&room)?;
-            let row = store.create_room(&id, name.as_deref().unwrap_or(&room)).await?;
+            let row = store
+                .create_room(&id, name.as_deref().unwrap_or(&room))
+                .await?;
             println!("created room {}", row.id);
             Ok(())
         }
         Command::User(UserCommand::Create { name, display_name }) => {
             let id = UserId::parse(&name)?;
-            if !store.ensure_user(&id, display_name.as_deref().unwrap_or(&name)).await? {
+            if !store
+                .ensure_user(&id, display_name.as_deref().unwrap_or(&name))
+                .await?
+            {
                 return Err(Error::Conflict("user"));
             }
             println!("created user {id}");
             Ok(())
         }
-        Command::Token(TokenCommand::Issue { user, room, role, ttl }) => {
+        Command::Token(TokenCommand::Issue {
+            user,
+            room,
+            role,
+            ttl,
+        }) => {
             let role: Role = role.parse()?;
             let ttl_ms = ttl.map(|ttl| i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
-            let (row, secret) = store.issue_token(&RoomId::parse(&room)?, &UserId::parse(&user)?, role, ttl_ms).await?;
+            let (row, secret) = store
+                .issue_token(&RoomId::parse(&room)?, &UserId::parse(&user)?, role, ttl_ms)
+                .await?;
             println!("issued token {} for {user} as {role} in {room}", row.id);
             println!("{secret}");
             Ok(())
@@ -167,10 +188,17 @@ async fn serve(store: Store, args: ServeArgs) -> Result<()> {
     let listener = TcpListener::bind(args.addr)
         .await
         .map_err(|error| Error::Internal(format!("cannot listen on {}: {error}", args.addr)))?;
-    let addr = listener.local_addr().map_err(|error| Error::Internal(error.to_string()))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|error| Error::Internal(error.to_string()))?;
     if args.demo {
         for member in crate::demo::seed(&store).await? {
-            println!("demo {:<9} {:<6} ws://{addr}/rooms/demo/live?token={}", member.role.as_str(), member.user, member.token);
+            println!(
+                "demo {:<9} {:<6} ws://{addr}/rooms/demo/live?token={}",
+                member.role.as_str(),
+                member.user,
+                member.token
+            );
         }
     }
     let mut settings = Settings::default();

@@ -65,7 +65,9 @@ impl CommitHandle {
 }
 
 /// Flattens a pending write's result.
-pub fn outcome(received: Result<Result<WriteOutcome>, oneshot::error::RecvError>) -> Result<WriteOutcome> {
+pub fn outcome(
+    received: Result<Result<WriteOutcome>, oneshot::error::RecvError>,
+) -> Result<WriteOutcome> {
     received.map_err(|_| Error::Unavailable("store writer stopped"))?
 }
 
@@ -73,7 +75,10 @@ async fn run(store: Store, metrics: Arc<Metrics>, mut receiver: mpsc::Receiver<R
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let started = Instant::now();
-        let (ops, replies): (Vec<WriteOp>, Vec<_>) = batch.drain(..).map(|request| (request.op, request.reply)).unzip();
+        let (ops, replies): (Vec<WriteOp>, Vec<_>) = batch
+            .drain(..)
+            .map(|request| (request.op, request.reply))
+            .unzip();
         let outcomes = match store.write_batch(&ops).await {
             Ok(outcomes) => outcomes,
             Err(error) if ops.len() == 1 => vec![Err(error)],
@@ -83,14 +88,18 @@ async fn run(store: Store, metrics: Arc<Metrics>, mut receiver: mpsc::Receiver<R
                 let mut outcomes = Vec::with_capacity(ops.len());
                 for op in &ops {
                     outcomes.push(match store.write_batch(std::slice::from_ref(op)).await {
-                        Ok(mut single) => single.pop().unwrap_or_else(|| Err(Error::Internal("empty batch result".into()))),
+                        Ok(mut single) => single
+                            .pop()
+                            .unwrap_or_else(|| Err(Error::Internal("empty batch result".into()))),
                         Err(error) => Err(error),
                     });
                 }
                 outcomes
             }
         };
-        metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+        metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
         metrics.commit_batch_size.observe(ops.len() as f64);
         for (reply, outcome) in replies.into_iter().zip(outcomes) {
             if matches!(outcome, Err(Error::Store(_) | Error::Internal(_))) {

@@ -38,13 +38,20 @@ pub struct CloseSignal {
 impl CloseSignal {
     /// A signal that also fires when `shutdown` is cancelled.
     pub fn new(shutdown: &CancellationToken) -> Arc<CloseSignal> {
-        Arc::new(CloseSignal { token: shutdown.child_token(), code: OnceLock::new() })
+        Arc::new(CloseSignal {
+            token: shutdown.child_token(),
+            code: OnceLock::new(),
+        })
     }
 
     pub fn close(&self, code: CloseCode) {
         // Cancelled with no code set means the server's shutdown got here
         // first: that is what the client hears. Otherwise the first code wins.
-        let code = if self.token.is_cancelled() { CloseCode::GoingAway } else { code };
+        let code = if self.token.is_cancelled() {
+            CloseCode::GoingAway
+        } else {
+            code
+        };
         let _ = self.code.set(code);
         self.token.cancel();
     }
@@ -87,7 +94,10 @@ impl ConnTx {
             Err(mpsc::error::TrySendError::Full(_)) => {
                 if !self.signal.is_closed() {
                     self.metrics.slow_clients_dropped.inc();
-                    tracing::debug!(connection_id = self.id.0, "outbound queue full, closing slow client");
+                    tracing::debug!(
+                        connection_id = self.id.0,
+                        "outbound queue full, closing slow client"
+                    );
                 }
                 self.signal.close(CloseCode::SlowConsumer);
                 false
@@ -115,7 +125,16 @@ pub fn channel(
     signal: Arc<CloseSignal>,
 ) -> (ConnTx, mpsc::Receiver<Message>) {
     let (queue, receiver) = mpsc::channel(capacity.max(1));
-    (ConnTx { id, queue, signal, kind, metrics }, receiver)
+    (
+        ConnTx {
+            id,
+            queue,
+            signal,
+            kind,
+            metrics,
+        },
+        receiver,
+    )
 }
 
 /// The writer task: drains the queue into the sink, pings, enforces token
@@ -173,7 +192,10 @@ pub async fn write_loop(
         }
     }
     let code = signal.code();
-    let frame = CloseFrame { code: code.code(), reason: code.reason().into() };
+    let frame = CloseFrame {
+        code: code.code(),
+        reason: code.reason().into(),
+    };
     // The peer may already be gone; the socket is dropped either way.
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
 }
@@ -188,7 +210,12 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(rate: u32, burst: u32) -> Self {
-        RateLimiter { rate: f64::from(rate), burst: f64::from(burst), tokens: f64::from(burst), last: Instant::now() }
+        RateLimiter {
+            rate: f64::from(rate),
+            burst: f64::from(burst),
+            tokens: f64::from(burst),
+            last: Instant::now(),
+        }
     }
 
     /// Takes one token; false when the client is over its rate.
@@ -213,9 +240,9 @@ pub fn read_error_code(error: axum::Error) -> CloseCode {
         Ok(inner) => match *inner {
             tungstenite::Error::Capacity(_) => CloseCode::TooBig,
             tungstenite::Error::Utf8(_) => CloseCode::InvalidUpdate,
-            tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed | tungstenite::Error::Io(_) => {
-                CloseCode::Normal
-            }
+            tungstenite::Error::ConnectionClosed
+            | tungstenite::Error::AlreadyClosed
+            | tungstenite::Error::Io(_) => CloseCode::Normal,
             _ => CloseCode::ProtocolError,
         },
         Err(_) => CloseCode::ProtocolError,

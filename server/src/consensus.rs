@@ -102,7 +102,11 @@ impl Consensus {
     /// be a multiple of `classes`.
     pub fn new(classes: usize, posteriors: Vec<f64>, iterations: u32) -> Consensus {
         debug_assert!(classes == 0 || posteriors.len().is_multiple_of(classes));
-        Consensus { classes, posteriors, iterations }
+        Consensus {
+            classes,
+            posteriors,
+            iterations,
+        }
     }
 
     /// Number of items.
@@ -122,13 +126,15 @@ impl Consensus {
 
     /// The posterior over labels of `item`, or `None` if out of range.
     pub fn posterior(&self, item: usize) -> Option<&[f64]> {
-        self.posteriors.get(item * self.classes..(item + 1) * self.classes)
+        self.posteriors
+            .get(item * self.classes..(item + 1) * self.classes)
     }
 
     /// The posterior probability of the chosen label (the highest one);
     /// 0 for an unknown item.
     pub fn confidence(&self, item: usize) -> f64 {
-        self.posterior(item).map_or(0.0, |row| row.iter().copied().fold(0.0, f64::max))
+        self.posterior(item)
+            .map_or(0.0, |row| row.iter().copied().fold(0.0, f64::max))
     }
 
     /// The chosen label of `item`, or the tie; `None` for an unknown item.
@@ -143,7 +149,10 @@ impl Consensus {
 
     /// Number of items whose highest posterior is shared by two or more labels.
     pub fn ties(&self) -> usize {
-        (0..self.items()).filter_map(|item| self.posterior(item)).filter(|row| tied_count(row) > 1).count()
+        (0..self.items())
+            .filter_map(|item| self.posterior(item))
+            .filter(|row| tied_count(row) > 1)
+            .count()
     }
 
     /// Accuracy on gold `(item, label)` pairs; a gold label of `None` (one
@@ -153,11 +162,16 @@ impl Consensus {
         let mut correct = 0.0;
         let mut counted = 0usize;
         for &(item, label) in gold {
-            let Some(row) = self.posterior(item as usize) else { continue };
+            let Some(row) = self.posterior(item as usize) else {
+                continue;
+            };
             counted += 1;
             let Some(label) = label else { continue };
             let best = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            if row.get(label as usize).is_some_and(|&p| best - p <= TIE_TOLERANCE) {
+            if row
+                .get(label as usize)
+                .is_some_and(|&p| best - p <= TIE_TOLERANCE)
+            {
                 correct += 1.0 / tied_count(row) as f64;
             }
         }
@@ -168,7 +182,9 @@ impl Consensus {
 /// Labels whose posterior is within [`TIE_TOLERANCE`] of the highest.
 fn top_labels(row: &[f64]) -> Vec<u32> {
     let best = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    (0..row.len() as u32).filter(|&label| best - row[label as usize] <= TIE_TOLERANCE).collect()
+    (0..row.len() as u32)
+        .filter(|&label| best - row[label as usize] <= TIE_TOLERANCE)
+        .collect()
 }
 
 /// How many labels share the highest posterior.
@@ -184,7 +200,21 @@ mod tests {
 
     #[test]
     fn ties_are_reported_and_scored_as_expectations() {
-        let consensus = Consensus::new(3, vec![0.5, 0.5, 0.0, 0.2, 0.7, 0.1, 1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0], 0);
+        let consensus = Consensus::new(
+            3,
+            vec![
+                0.5,
+                0.5,
+                0.0,
+                0.2,
+                0.7,
+                0.1,
+                1.0 / 3.0,
+                1.0 / 3.0,
+                1.0 / 3.0,
+            ],
+            0,
+        );
         assert_eq!(consensus.items(), 3);
         assert_eq!(consensus.ties(), 2);
         assert_eq!(consensus.decision(0), Some(Decision::Tie(vec![0, 1])));
@@ -192,7 +222,9 @@ mod tests {
         assert_eq!(consensus.decision(3), None);
         assert!((consensus.confidence(1) - 0.7).abs() < 1e-12);
         // Item 0: half right; item 1: right; item 2: a third; unknown gold label: wrong.
-        let accuracy = consensus.accuracy(&[(0, Some(1)), (1, Some(1)), (2, Some(2)), (1, None)]).unwrap();
+        let accuracy = consensus
+            .accuracy(&[(0, Some(1)), (1, Some(1)), (2, Some(2)), (1, None)])
+            .unwrap();
         assert!((accuracy - (0.5 + 1.0 + 1.0 / 3.0) / 4.0).abs() < 1e-12);
         assert_eq!(consensus.accuracy(&[]), None);
     }

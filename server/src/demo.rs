@@ -35,8 +35,14 @@ pub async fn seed(store: &Store) -> Result<Vec<DemoToken>> {
     for (id, name, role) in MEMBERS {
         let user = UserId::parse(id)?;
         store.ensure_user(&user, name).await?;
-        let (_, token) = store.issue_token(&room, &user, role, Some(7 * 24 * 3600 * 1000)).await?;
-        tokens.push(DemoToken { user: id.to_owned(), role, token });
+        let (_, token) = store
+            .issue_token(&room, &user, role, Some(7 * 24 * 3600 * 1000))
+            .await?;
+        tokens.push(DemoToken {
+            user: id.to_owned(),
+            role,
+            token,
+        });
     }
     Ok(tokens)
 }

@@ -93,7 +93,9 @@ impl Error {
             }
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::Conflict(_) | Error::ReservationLost | Error::InvalidState(_) => StatusCode::CONFLICT,
+            Error::Conflict(_) | Error::ReservationLost | Error::InvalidState(_) => {
+                StatusCode::CONFLICT
+            }
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -116,10 +118,16 @@ impl Error {
 
     /// The body of an error, as sent over HTTP and in live-channel replies.
     pub fn body(&self) -> ErrorBody {
-        if matches!(self, Error::Store(_) | Error::Migrate(_) | Error::Internal(_)) {
+        if matches!(
+            self,
+            Error::Store(_) | Error::Migrate(_) | Error::Internal(_)
+        ) {
             tracing::error!(error = %self, "internal error");
         }
-        ErrorBody { code: self.code(), message: self.public_message() }
+        ErrorBody {
+            code: self.code(),
+            message: self.public_message(),
+        }
     }
 }
 
@@ -220,9 +228,10 @@ impl From<&Error> for CloseCode {
             Error::Unauthorized | Error::Forbidden(_) | Error::NotFound(_) => CloseCode::Policy,
             Error::TokenExpired => CloseCode::TokenExpired,
             Error::TokenRevoked => CloseCode::TokenRevoked,
-            Error::Conflict(_) | Error::ReservationLost | Error::InvalidState(_) | Error::BadRequest(_) => {
-                CloseCode::ProtocolError
-            }
+            Error::Conflict(_)
+            | Error::ReservationLost
+            | Error::InvalidState(_)
+            | Error::BadRequest(_) => CloseCode::ProtocolError,
             Error::TooLarge(_) => CloseCode::TooBig,
             Error::RateLimited => CloseCode::RateLimited,
             Error::Unavailable(_) | Error::DatabaseDown(_) => CloseCode::TryLater,

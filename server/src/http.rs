@@ -106,7 +106,12 @@ impl AppState {
 }
 
 /// Serves on `listener` until `shutdown` is cancelled, then shuts down cleanly.
-pub async fn run(listener: TcpListener, store: Store, settings: Settings, shutdown: CancellationToken) -> Result<()> {
+pub async fn run(
+    listener: TcpListener,
+    store: Store,
+    settings: Settings,
+    shutdown: CancellationToken,
+) -> Result<()> {
     let metrics = Metrics::new();
     let max_doc_bytes = settings.rooms.max_doc_bytes;
     let tracker = TaskTracker::new();
@@ -120,7 +125,11 @@ pub async fn run(listener: TcpListener, store: Store, settings: Settings, shutdo
         shutdown: shutdown.clone(),
     });
     let sessions = Arc::new(Sessions::default());
-    tracker.spawn(sessions::poll_revocations(store.clone(), sessions.clone(), shutdown.clone()));
+    tracker.spawn(sessions::poll_revocations(
+        store.clone(),
+        sessions.clone(),
+        shutdown.clone(),
+    ));
     let state = AppState {
         store: store.clone(),
         rooms,
@@ -138,11 +147,16 @@ pub async fn run(listener: TcpListener, store: Store, settings: Settings, shutdo
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
     });
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await;
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await;
     // Whatever ended serving, make every task wind down.
     shutdown.cancel();
     tracker.close();
-    if tokio::time::timeout(SHUTDOWN_TIMEOUT, tracker.wait()).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_TIMEOUT, tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("shutdown timed out waiting for connections and rooms");
     }
     store.close().await;
@@ -156,7 +170,12 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/yjs/{room}/{doc}", get(yjs::upgrade))
         .route("/rooms/{room}/live", get(live::upgrade))
-        .nest("/api/v1", api::routes().merge(work_api::routes()).merge(ledger_api::routes()))
+        .nest(
+            "/api/v1",
+            api::routes()
+                .merge(work_api::routes())
+                .merge(ledger_api::routes()),
+        )
         .fallback(not_found)
         .with_state(state)
 }
@@ -166,13 +185,23 @@ async fn healthz(State(state): State<AppState>) -> Response {
         Ok(()) => (StatusCode::OK, Json(serde_json::json!({ "status": "ok" }))).into_response(),
         Err(error) => {
             tracing::warn!(%error, "health check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "store unavailable" }))).into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({ "status": "store unavailable" })),
+            )
+                .into_response()
         }
     }
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render())
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
         .into_response()
 }
 
@@ -192,7 +221,12 @@ fn bearer<'a>(headers: &'a HeaderMap, query_token: Option<&'a str>) -> Option<&'
 }
 
 /// Authenticates a request for `room`: the token must be valid and be for that room.
-pub async fn authenticate(state: &AppState, headers: &HeaderMap, query_token: Option<&str>, room: &str) -> Result<Principal> {
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    query_token: Option<&str>,
+    room: &str,
+) -> Result<Principal> {
     let secret = bearer(headers, query_token).ok_or(Error::Unauthorized)?;
     let principal = state.store.authenticate(secret).await?;
     let room = RoomId::parse(room)?;

@@ -8,8 +8,8 @@
 pub mod auth;
 pub mod cli;
 pub mod committer;
-pub mod consensus;
 pub mod conn;
+pub mod consensus;
 pub mod demo;
 pub mod error;
 pub mod http;

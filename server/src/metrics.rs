@@ -59,20 +59,52 @@ impl Metrics {
         let commit_seconds = Histogram::new(exponential_buckets(0.000_1, 2.0, 16));
         let commit_batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 12));
         let commit_failures = Counter::default();
-        registry.register("connections", "Open WebSocket connections", connections.clone());
-        registry.register("rooms_loaded", "Room actors in memory", rooms_loaded.clone());
+        registry.register(
+            "connections",
+            "Open WebSocket connections",
+            connections.clone(),
+        );
+        registry.register(
+            "rooms_loaded",
+            "Room actors in memory",
+            rooms_loaded.clone(),
+        );
         registry.register("docs_loaded", "Documents in memory", docs_loaded.clone());
-        registry.register("messages_in", "Frames received from clients", messages_in.clone());
-        registry.register("messages_out", "Frames queued to clients", messages_out.clone());
+        registry.register(
+            "messages_in",
+            "Frames received from clients",
+            messages_in.clone(),
+        );
+        registry.register(
+            "messages_out",
+            "Frames queued to clients",
+            messages_out.clone(),
+        );
         registry.register(
             "slow_clients_dropped",
             "Clients closed because their outbound queue was full",
             slow_clients_dropped.clone(),
         );
-        registry.register("bad_input_closed", "Connections closed for bad input", bad_input_closed.clone());
-        registry.register("commit_seconds", "Group commit latency", commit_seconds.clone());
-        registry.register("commit_batch_size", "Writes per group commit", commit_batch_size.clone());
-        registry.register("commit_failures", "Writes that failed to commit", commit_failures.clone());
+        registry.register(
+            "bad_input_closed",
+            "Connections closed for bad input",
+            bad_input_closed.clone(),
+        );
+        registry.register(
+            "commit_seconds",
+            "Group commit latency",
+            commit_seconds.clone(),
+        );
+        registry.register(
+            "commit_batch_size",
+            "Writes per group commit",
+            commit_batch_size.clone(),
+        );
+        registry.register(
+            "commit_failures",
+            "Writes that failed to commit",
+            commit_failures.clone(),
+        );
         Arc::new(Metrics {
             registry,
             connections,

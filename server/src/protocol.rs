@@ -40,7 +40,10 @@ pub enum Op {
     ChatSend { body: String },
     /// A page of history, oldest first, before message id `before`.
     #[serde(rename = "chat.history")]
-    ChatHistory { before: Option<i64>, limit: Option<i64> },
+    ChatHistory {
+        before: Option<i64>,
+        limit: Option<i64>,
+    },
     /// Edits your own message.
     #[serde(rename = "chat.edit")]
     ChatEdit { message_id: i64, body: String },
@@ -97,11 +100,19 @@ pub struct DecodeFailure {
 impl Request {
     /// Decodes one text frame.
     pub fn decode(text: &str) -> Result<Request, DecodeFailure> {
-        let fail = |id: RequestId, code: &'static str, message: String| DecodeFailure { id, code, message };
-        let mut value: Value =
-            serde_json::from_str(text).map_err(|error| fail(Value::Null, "bad_json", format!("invalid JSON: {error}")))?;
+        let fail = |id: RequestId, code: &'static str, message: String| DecodeFailure {
+            id,
+            code,
+            message,
+        };
+        let mut value: Value = serde_json::from_str(text)
+            .map_err(|error| fail(Value::Null, "bad_json", format!("invalid JSON: {error}")))?;
         let Some(object) = value.as_object_mut() else {
-            return Err(fail(Value::Null, "bad_request", "a request is a JSON object".into()));
+            return Err(fail(
+                Value::Null,
+                "bad_request",
+                "a request is a JSON object".into(),
+            ));
         };
         let id = object.remove("id").unwrap_or(Value::Null);
         let id_ok = match &id {
@@ -110,13 +121,24 @@ impl Request {
             _ => false,
         };
         if !id_ok {
-            return Err(fail(Value::Null, "bad_request", "every request needs an \"id\": a short string or a number".into()));
+            return Err(fail(
+                Value::Null,
+                "bad_request",
+                "every request needs an \"id\": a short string or a number".into(),
+            ));
         }
-        let kind = object.get("type").and_then(Value::as_str).map(str::to_owned);
+        let kind = object
+            .get("type")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         match kind {
             None => return Err(fail(id, "bad_request", "missing \"type\"".into())),
             Some(kind) if !KNOWN_TYPES.contains(&kind.as_str()) => {
-                return Err(fail(id, "unknown_type", format!("unknown request type {kind:?}")));
+                return Err(fail(
+                    id,
+                    "unknown_type",
+                    format!("unknown request type {kind:?}"),
+                ));
             }
             Some(_) => {}
         }
@@ -174,10 +196,27 @@ mod tests {
     #[test]
     fn decodes_requests() {
         let request = Request::decode(r#"{"id":"a1","type":"chat.send","body":"hi"}"#).ok();
-        assert!(matches!(request, Some(Request { op: Op::ChatSend { ref body }, .. }) if body == "hi"));
+        assert!(
+            matches!(request, Some(Request { op: Op::ChatSend { ref body }, .. }) if body == "hi")
+        );
         let request = Request::decode(r#"{"id":7,"type":"chat.history"}"#).ok();
-        assert!(matches!(request, Some(Request { op: Op::ChatHistory { before: None, limit: None }, .. })));
-        assert!(matches!(Request::decode(r#"{"id":7,"type":"ping"}"#), Ok(Request { op: Op::Ping {}, .. })));
+        assert!(matches!(
+            request,
+            Some(Request {
+                op: Op::ChatHistory {
+                    before: None,
+                    limit: None
+                },
+                ..
+            })
+        ));
+        assert!(matches!(
+            Request::decode(r#"{"id":7,"type":"ping"}"#),
+            Ok(Request {
+                op: Op::Ping {},
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -187,10 +226,19 @@ mod tests {
         assert_eq!(code("[1,2]"), Some("bad_request"));
         assert_eq!(code(r#"{"type":"ping"}"#), Some("bad_request"));
         assert_eq!(code(r#"{"id":{},"type":"ping"}"#), Some("bad_request"));
-        assert_eq!(code(r#"{"id":1,"type":"launch.rockets"}"#), Some("unknown_type"));
+        assert_eq!(
+            code(r#"{"id":1,"type":"launch.rockets"}"#),
+            Some("unknown_type")
+        );
         assert_eq!(code(r#"{"id":1,"type":"chat.send"}"#), Some("bad_request"));
-        assert_eq!(code(r#"{"id":1,"type":"chat.send","body":5}"#), Some("bad_request"));
+        assert_eq!(
+            code(r#"{"id":1,"type":"chat.send","body":5}"#),
+            Some("bad_request")
+        );
         let failure = Request::decode(r#"{"id":"x","type":"nope"}"#).err();
-        assert_eq!(failure.map(|failure| failure.id), Some(Value::String("x".into())));
+        assert_eq!(
+            failure.map(|failure| failure.id),
+            Some(Value::String("x".into()))
+        );
     }
 }

@@ -52,6 +52,8 @@ pub struct RoomSettings {
     pub checkpoint_every: usize,
     /// Most stored bytes (snapshot plus updates) of one document.
     pub max_doc_bytes: usize,
+    /// Tasks settled in a room between two background batch consensus runs.
+    pub batch_every: u32,
 }
 
 impl Default for RoomSettings {
@@ -62,6 +64,7 @@ impl Default for RoomSettings {
             awareness_timeout: Duration::from_secs(30),
             checkpoint_every: 1000,
             max_doc_bytes: 16 * 1024 * 1024,
+            batch_every: 100,
         }
     }
 }
@@ -90,13 +93,26 @@ pub enum DocMessage {
 /// What a room actor is asked to do.
 pub enum RoomCommand {
     /// A y-websocket connection opens `doc`; the actor sends it the initial sync.
-    DocJoin { conn: ConnTx, principal: Arc<Principal>, doc: DocName, reply: oneshot::Sender<Result<()>> },
+    DocJoin {
+        conn: ConnTx,
+        principal: Arc<Principal>,
+        doc: DocName,
+        reply: oneshot::Sender<Result<()>>,
+    },
     /// A message from a joined y-websocket connection.
-    DocMessage { conn: ConnId, doc: DocName, message: DocMessage },
+    DocMessage {
+        conn: ConnId,
+        doc: DocName,
+        message: DocMessage,
+    },
     /// The y-websocket connection closed.
     DocLeave { conn: ConnId, doc: DocName },
     /// A live-channel connection joins; the actor sends it `hello`.
-    LiveJoin { conn: ConnTx, principal: Arc<Principal>, reply: oneshot::Sender<Result<()>> },
+    LiveJoin {
+        conn: ConnTx,
+        principal: Arc<Principal>,
+        reply: oneshot::Sender<Result<()>>,
+    },
     /// A request on a joined live channel; the actor replies on the connection.
     LiveRequest { conn: ConnId, request: Request },
     /// The live-channel connection closed.
@@ -104,7 +120,10 @@ pub enum RoomCommand {
     /// The room's queue changed outside the room (an import): push counts.
     QueueChanged,
     /// Sends a live-channel frame to every connection of `user`.
-    NotifyUser { user: UserId, frame: axum::extract::ws::Message },
+    NotifyUser {
+        user: UserId,
+        frame: axum::extract::ws::Message,
+    },
     /// Writes a settled task's decision into its shared document.
     PublishDecision { task: i64, decision: Decision },
     /// Closes every connection of `user` in this room (role changed, removed, kicked).
@@ -142,7 +161,10 @@ pub struct RoomHandle {
 impl RoomHandle {
     /// Sends a command, waiting for inbox space. Fails only if the actor is gone.
     pub async fn send(&self, command: RoomCommand) -> Result<()> {
-        self.inbox.send(command).await.map_err(|_| Error::Unavailable("room closed"))
+        self.inbox
+            .send(command)
+            .await
+            .map_err(|_| Error::Unavailable("room closed"))
     }
 
     fn same_actor(&self, other: &RoomHandle) -> bool {
@@ -159,7 +181,10 @@ pub struct RoomRegistry {
 
 impl RoomRegistry {
     pub fn new(context: RoomContext) -> Self {
-        RoomRegistry { rooms: Arc::new(DashMap::new()), context }
+        RoomRegistry {
+            rooms: Arc::new(DashMap::new()),
+            context,
+        }
     }
 
     /// The store writer every room uses.
@@ -190,7 +215,12 @@ impl RoomRegistry {
             .or_insert_with(|| {
                 let (inbox, receiver) = mpsc::channel(INBOX_CAPACITY);
                 let handle = RoomHandle { inbox };
-                let actor = actor::RoomActor::new(room.clone(), self.context.clone(), self.clone(), handle.clone());
+                let actor = actor::RoomActor::new(
+                    room.clone(),
+                    self.context.clone(),
+                    self.clone(),
+                    handle.clone(),
+                );
                 self.context.tracker.spawn(actor.run(receiver));
                 handle
             })
@@ -200,7 +230,8 @@ impl RoomRegistry {
     /// Removes `handle` for `room` if it is still the registered one (an
     /// exiting actor must not remove its successor).
     fn remove(&self, room: &RoomId, handle: &RoomHandle) {
-        self.rooms.remove_if(room, |_, current| current.same_actor(handle));
+        self.rooms
+            .remove_if(room, |_, current| current.same_actor(handle));
     }
 
     /// Sends a join command built by `make`, retrying with a fresh actor if
@@ -229,7 +260,12 @@ impl RoomRegistry {
     pub async fn disconnect(&self, room: &RoomId, user: &UserId, code: CloseCode) {
         if let Some(handle) = self.loaded(room) {
             // The room may be exiting; then the user has no connection there.
-            let _ = handle.send(RoomCommand::Disconnect { user: user.clone(), code }).await;
+            let _ = handle
+                .send(RoomCommand::Disconnect {
+                    user: user.clone(),
+                    code,
+                })
+                .await;
         }
     }
 
@@ -246,7 +282,10 @@ impl RoomRegistry {
     pub async fn publish_decision(&self, room: &RoomId, task: i64, decision: Decision) {
         for _ in 0..JOIN_ATTEMPTS {
             let handle = self.get_or_spawn(room);
-            let command = RoomCommand::PublishDecision { task, decision: decision.clone() };
+            let command = RoomCommand::PublishDecision {
+                task,
+                decision: decision.clone(),
+            };
             if handle.send(command).await.is_ok() {
                 return;
             }
@@ -257,15 +296,27 @@ impl RoomRegistry {
 
     /// Sends `frame` to `user`'s live connections, if the room is loaded
     /// (if not, they are offline and read it when they look).
-    pub async fn notify_user(&self, room: &RoomId, user: &UserId, frame: axum::extract::ws::Message) {
+    pub async fn notify_user(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        frame: axum::extract::ws::Message,
+    ) {
         if let Some(handle) = self.loaded(room) {
-            let _ = handle.send(RoomCommand::NotifyUser { user: user.clone(), frame }).await;
+            let _ = handle
+                .send(RoomCommand::NotifyUser {
+                    user: user.clone(),
+                    frame,
+                })
+                .await;
         }
     }
 
     /// Live counts of a room (zeros when it is not loaded).
     pub async fn stats(&self, room: &RoomId) -> RoomStats {
-        let Some(handle) = self.loaded(room) else { return RoomStats::default() };
+        let Some(handle) = self.loaded(room) else {
+            return RoomStats::default();
+        };
         let (reply, answer) = oneshot::channel();
         if handle.send(RoomCommand::Stats { reply }).await.is_err() {
             return RoomStats::default();

@@ -38,9 +38,21 @@ pub struct SessionGuard {
 
 impl Sessions {
     /// Registers an open socket of `token`.
-    pub fn register(self: &Arc<Self>, token: &TokenId, conn: ConnId, signal: Arc<CloseSignal>) -> SessionGuard {
-        self.by_token.entry(token.clone()).or_default().insert(conn, signal);
-        SessionGuard { sessions: self.clone(), token: token.clone(), conn }
+    pub fn register(
+        self: &Arc<Self>,
+        token: &TokenId,
+        conn: ConnId,
+        signal: Arc<CloseSignal>,
+    ) -> SessionGuard {
+        self.by_token
+            .entry(token.clone())
+            .or_default()
+            .insert(conn, signal);
+        SessionGuard {
+            sessions: self.clone(),
+            token: token.clone(),
+            conn,
+        }
     }
 
     /// Closes every open socket of `token` with `code`; returns how many.
@@ -62,7 +74,9 @@ impl Drop for SessionGuard {
         if let Some(mut conns) = self.sessions.by_token.get_mut(&self.token) {
             conns.remove(&self.conn);
         }
-        self.sessions.by_token.remove_if(&self.token, |_, conns| conns.is_empty());
+        self.sessions
+            .by_token
+            .remove_if(&self.token, |_, conns| conns.is_empty());
     }
 }
 

@@ -29,12 +29,12 @@ use sqlx::{AnyPool, Executor, SqlSafeStr};
 pub use access::{MemberRow, RoomRow, TokenRow};
 pub use assign::OpenTask;
 pub use chat::ChatMessage;
+pub use consensus::{ReviewDecision, Settled};
 pub use docs::StoredDoc;
+pub use export::{AnswerRow, ExportRow};
 pub use ledger::{Action, Earnings, LedgerEntry, LedgerSummary};
 pub use quality::{AnswerCheck, WorkerQuality};
-pub use consensus::{ReviewDecision, Settled};
-pub use export::{AnswerRow, ExportRow};
-pub use work::{WorkAsk, ImportReport, QueueCounts, Reservation, Submitted, TaskRow, WorkerTask};
+pub use work::{ImportReport, QueueCounts, Reservation, Submitted, TaskRow, WorkAsk, WorkerTask};
 pub use write::{WriteOp, WriteOutcome};
 
 use crate::error::{Error, Result};
@@ -125,23 +125,55 @@ impl Store {
             Backend::Sqlite => [
                 ("init", include_str!("../migrations/sqlite/0001_init.sql")),
                 ("work", include_str!("../migrations/sqlite/0002_work.sql")),
-                ("quality", include_str!("../migrations/sqlite/0003_quality.sql")),
-                ("ledger", include_str!("../migrations/sqlite/0004_ledger.sql")),
-                ("reviews", include_str!("../migrations/sqlite/0005_reviews.sql")),
-                ("matching", include_str!("../migrations/sqlite/0006_matching.sql")),
+                (
+                    "quality",
+                    include_str!("../migrations/sqlite/0003_quality.sql"),
+                ),
+                (
+                    "ledger",
+                    include_str!("../migrations/sqlite/0004_ledger.sql"),
+                ),
+                (
+                    "reviews",
+                    include_str!("../migrations/sqlite/0005_reviews.sql"),
+                ),
+                (
+                    "matching",
+                    include_str!("../migrations/sqlite/0006_matching.sql"),
+                ),
             ],
             Backend::Postgres => [
                 ("init", include_str!("../migrations/postgres/0001_init.sql")),
                 ("work", include_str!("../migrations/postgres/0002_work.sql")),
-                ("quality", include_str!("../migrations/postgres/0003_quality.sql")),
-                ("ledger", include_str!("../migrations/postgres/0004_ledger.sql")),
-                ("reviews", include_str!("../migrations/postgres/0005_reviews.sql")),
-                ("matching", include_str!("../migrations/postgres/0006_matching.sql")),
+                (
+                    "quality",
+                    include_str!("../migrations/postgres/0003_quality.sql"),
+                ),
+                (
+                    "ledger",
+                    include_str!("../migrations/postgres/0004_ledger.sql"),
+                ),
+                (
+                    "reviews",
+                    include_str!("../migrations/postgres/0005_reviews.sql"),
+                ),
+                (
+                    "matching",
+                    include_str!("../migrations/postgres/0006_matching.sql"),
+                ),
             ],
         };
         let migrations = (1..)
             .zip(sql)
-            .map(|(version, (name, sql))| Migration::new(version, name.into(), MigrationType::Simple, sql.into_sql_str(), false))
+            .map(|(version, (name, sql))| {
+                Migration::new(
+                    version,
+                    name.into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
             .collect();
         let migrator = Migrator::with_migrations(migrations);
         migrator.run(&self.pool).await?;

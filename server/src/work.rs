@@ -49,12 +49,16 @@ impl AnswerSchema {
     /// Checks the schema itself.
     pub fn validate_schema(&self) -> Result<()> {
         let options = match self {
-            AnswerSchema::SingleChoice { options } | AnswerSchema::MultiLabel { options } => options,
+            AnswerSchema::SingleChoice { options } | AnswerSchema::MultiLabel { options } => {
+                options
+            }
             AnswerSchema::Spans { labels } => labels,
             AnswerSchema::FreeText { .. } => return Ok(()),
             AnswerSchema::Numeric { min, max } => {
                 return match (min, max) {
-                    (Some(min), Some(max)) if min > max => Err(bad("numeric schema: min is above max")),
+                    (Some(min), Some(max)) if min > max => {
+                        Err(bad("numeric schema: min is above max"))
+                    }
                     _ => Ok(()),
                 };
             }
@@ -64,7 +68,9 @@ impl AnswerSchema {
         }
         let mut sorted: Vec<&String> = options.iter().collect();
         sorted.sort();
-        if sorted.windows(2).any(|pair| pair[0] == pair[1]) || options.iter().any(|option| option.trim().is_empty()) {
+        if sorted.windows(2).any(|pair| pair[0] == pair[1])
+            || options.iter().any(|option| option.trim().is_empty())
+        {
             return Err(bad("schema options must be distinct and non-empty"));
         }
         Ok(())
@@ -78,11 +84,16 @@ impl AnswerSchema {
                 _ => Err(bad("the answer must be one of the options")),
             },
             AnswerSchema::MultiLabel { options } => {
-                let labels = answer.as_array().ok_or_else(|| bad("the answer must be an array of options"))?;
+                let labels = answer
+                    .as_array()
+                    .ok_or_else(|| bad("the answer must be an array of options"))?;
                 let mut seen = Vec::with_capacity(labels.len());
                 for label in labels {
-                    let label = label.as_str().filter(|label| options.iter().any(|option| option == label));
-                    let label = label.ok_or_else(|| bad("every label must be one of the options"))?;
+                    let label = label
+                        .as_str()
+                        .filter(|label| options.iter().any(|option| option == label));
+                    let label =
+                        label.ok_or_else(|| bad("every label must be one of the options"))?;
                     if seen.contains(&label) {
                         return Err(bad("labels must be distinct"));
                     }
@@ -91,20 +102,29 @@ impl AnswerSchema {
                 Ok(())
             }
             AnswerSchema::Spans { labels } => {
-                let spans = answer.as_array().ok_or_else(|| bad("the answer must be an array of spans"))?;
+                let spans = answer
+                    .as_array()
+                    .ok_or_else(|| bad("the answer must be an array of spans"))?;
                 for span in spans {
                     let start = span.get("start").and_then(Value::as_u64);
                     let end = span.get("end").and_then(Value::as_u64);
                     let label = span.get("label").and_then(Value::as_str);
                     match (start, end, label) {
-                        (Some(start), Some(end), Some(label)) if start < end && labels.iter().any(|known| known == label) => {}
-                        _ => return Err(bad("every span is {start, end, label} with start < end and a known label")),
+                        (Some(start), Some(end), Some(label))
+                            if start < end && labels.iter().any(|known| known == label) => {}
+                        _ => {
+                            return Err(bad(
+                                "every span is {start, end, label} with start < end and a known label",
+                            ));
+                        }
                     }
                 }
                 Ok(())
             }
             AnswerSchema::FreeText { max_chars } => {
-                let text = answer.as_str().ok_or_else(|| bad("the answer must be a string"))?;
+                let text = answer
+                    .as_str()
+                    .ok_or_else(|| bad("the answer must be a string"))?;
                 let max = max_chars.unwrap_or(DEFAULT_MAX_TEXT_CHARS);
                 if text.trim().is_empty() || text.chars().count() > max as usize {
                     return Err(bad(&format!("the answer must have 1 to {max} characters")));
@@ -112,7 +132,10 @@ impl AnswerSchema {
                 Ok(())
             }
             AnswerSchema::Numeric { min, max } => {
-                let value = answer.as_f64().filter(|value| value.is_finite()).ok_or_else(|| bad("the answer must be a number"))?;
+                let value = answer
+                    .as_f64()
+                    .filter(|value| value.is_finite())
+                    .ok_or_else(|| bad("the answer must be a number"))?;
                 if min.is_some_and(|min| value < min) || max.is_some_and(|max| value > max) {
                     return Err(bad("the answer is out of range"));
                 }
@@ -188,11 +211,20 @@ impl ProjectConfig {
             return Err(bad("overlap: 1 <= overlap_min <= overlap_max <= 100"));
         }
         let unit = 0.0..=1.0;
-        if !unit.contains(&self.min_confidence) || !unit.contains(&self.gold_rate) || !unit.contains(&self.min_accuracy) {
-            return Err(bad("min_confidence, gold_rate and min_accuracy are between 0 and 1"));
+        if !unit.contains(&self.min_confidence)
+            || !unit.contains(&self.gold_rate)
+            || !unit.contains(&self.min_accuracy)
+        {
+            return Err(bad(
+                "min_confidence, gold_rate and min_accuracy are between 0 and 1",
+            ));
         }
-        if self.reservation_ttl_seconds == 0 || self.reservation_ttl_seconds > self.reservation_cap_seconds {
-            return Err(bad("1 <= reservation_ttl_seconds <= reservation_cap_seconds"));
+        if self.reservation_ttl_seconds == 0
+            || self.reservation_ttl_seconds > self.reservation_cap_seconds
+        {
+            return Err(bad(
+                "1 <= reservation_ttl_seconds <= reservation_cap_seconds",
+            ));
         }
         if self.pay_per_answer < 0 || self.target_hourly_rate < 0 {
             return Err(bad("pay cannot be negative"));
@@ -305,10 +337,14 @@ const MAX_TASK_ID_BYTES: usize = 256;
 impl NewTask {
     pub fn validate(&self, schema: &AnswerSchema) -> Result<()> {
         if self.id.is_empty() || self.id.len() > MAX_TASK_ID_BYTES {
-            return Err(bad(&format!("a task id has 1 to {MAX_TASK_ID_BYTES} bytes")));
+            return Err(bad(&format!(
+                "a task id has 1 to {MAX_TASK_ID_BYTES} bytes"
+            )));
         }
         if let Some(gold) = &self.gold {
-            schema.validate_answer(gold).map_err(|error| bad(&format!("gold answer: {}", error.public_message())))?;
+            schema
+                .validate_answer(gold)
+                .map_err(|error| bad(&format!("gold answer: {}", error.public_message())))?;
         }
         Ok(())
     }
@@ -321,17 +357,34 @@ mod tests {
 
     #[test]
     fn answers_are_checked_against_the_schema() {
-        let choice = AnswerSchema::SingleChoice { options: vec!["cat".into(), "dog".into()] };
+        let choice = AnswerSchema::SingleChoice {
+            options: vec!["cat".into(), "dog".into()],
+        };
         assert!(choice.validate_answer(&json!("cat")).is_ok());
         assert!(choice.validate_answer(&json!("cow")).is_err());
         assert!(choice.validate_answer(&json!(1)).is_err());
-        let multi = AnswerSchema::MultiLabel { options: vec!["a".into(), "b".into()] };
+        let multi = AnswerSchema::MultiLabel {
+            options: vec!["a".into(), "b".into()],
+        };
         assert!(multi.validate_answer(&json!(["a", "b"])).is_ok());
         assert!(multi.validate_answer(&json!(["a", "a"])).is_err());
-        let spans = AnswerSchema::Spans { labels: vec!["PER".into()] };
-        assert!(spans.validate_answer(&json!([{"start": 0, "end": 3, "label": "PER"}])).is_ok());
-        assert!(spans.validate_answer(&json!([{"start": 3, "end": 3, "label": "PER"}])).is_err());
-        let numeric = AnswerSchema::Numeric { min: Some(-1.0), max: Some(1.0) };
+        let spans = AnswerSchema::Spans {
+            labels: vec!["PER".into()],
+        };
+        assert!(
+            spans
+                .validate_answer(&json!([{"start": 0, "end": 3, "label": "PER"}]))
+                .is_ok()
+        );
+        assert!(
+            spans
+                .validate_answer(&json!([{"start": 3, "end": 3, "label": "PER"}]))
+                .is_err()
+        );
+        let numeric = AnswerSchema::Numeric {
+            min: Some(-1.0),
+            max: Some(1.0),
+        };
         assert!(numeric.validate_answer(&json!(0.5)).is_ok());
         assert!(numeric.validate_answer(&json!(2)).is_err());
         let text = AnswerSchema::FreeText { max_chars: Some(3) };
@@ -359,9 +412,15 @@ mod tests {
         .unwrap_or_default();
         assert_eq!(config.overlap_max, 4);
         assert!(config.validate().is_ok());
-        let bad_overlap = ProjectConfig { overlap_min: 5, overlap_max: 3, ..ProjectConfig::default() };
+        let bad_overlap = ProjectConfig {
+            overlap_min: 5,
+            overlap_max: 3,
+            ..ProjectConfig::default()
+        };
         assert!(bad_overlap.validate().is_err());
-        let duplicate = AnswerSchema::SingleChoice { options: vec!["a".into(), "a".into()] };
+        let duplicate = AnswerSchema::SingleChoice {
+            options: vec!["a".into(), "a".into()],
+        };
         assert!(duplicate.validate_schema().is_err());
         assert!(serde_json::from_value::<ProjectConfig>(json!({"surprise": 1})).is_err());
     }

@@ -9,8 +9,14 @@ use crowdroom_tests::client::{Incoming, YjsClient};
 use crowdroom_tests::{Backend, TestDb, TestServer, fast_settings};
 
 fn announce(client_id: u64, clock: u64, name: &str) -> Vec<u8> {
-    AwarenessUpdate { entries: vec![AwarenessEntry { client_id, clock, state: format!(r#"{{"user":{{"name":"{name}"}}}}"#) }] }
-        .encode()
+    AwarenessUpdate {
+        entries: vec![AwarenessEntry {
+            client_id,
+            clock,
+            state: format!(r#"{{"user":{{"name":"{name}"}}}}"#),
+        }],
+    }
+    .encode()
 }
 
 /// Waits for an awareness message about `client_id` and returns its state.
@@ -19,7 +25,11 @@ async fn awareness_of(client: &mut YjsClient, client_id: u64) -> String {
         match client.next().await {
             Incoming::Awareness(bytes) => {
                 let update = AwarenessUpdate::decode(&bytes).unwrap();
-                if let Some(entry) = update.entries.into_iter().find(|entry| entry.client_id == client_id) {
+                if let Some(entry) = update
+                    .entries
+                    .into_iter()
+                    .find(|entry| entry.client_id == client_id)
+                {
                     return entry.state;
                 }
             }
@@ -31,13 +41,16 @@ async fn awareness_of(client: &mut YjsClient, client_id: u64) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn awareness_is_relayed_to_all_and_removed_on_close() {
-    let Some(server) = TestServer::start(Backend::Sqlite).await else { return };
+    let Some(server) = TestServer::start(Backend::Sqlite).await else {
+        return;
+    };
     let base = server.ws_url("");
     let token = server.token("r1", "ann", Role::Worker).await;
     let viewer = server.token("r1", "vic", Role::Viewer).await;
     let mut ann = YjsClient::connect(&base, "r1", "d", &token).await;
     let mut vic = YjsClient::connect(&base, "r1", "d", &viewer).await;
-    ann.send(&Message::Awareness(&announce(111, 1, "ann"))).await;
+    ann.send(&Message::Awareness(&announce(111, 1, "ann")))
+        .await;
     // The sender gets it back too: y-websocket clients rely on that.
     assert!(awareness_of(&mut ann, 111).await.contains("ann"));
     assert!(awareness_of(&mut vic, 111).await.contains("ann"));
@@ -53,7 +66,9 @@ async fn awareness_is_relayed_to_all_and_removed_on_close() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_awareness_expires() {
-    let Some(db) = TestDb::new(Backend::Sqlite).await else { return };
+    let Some(db) = TestDb::new(Backend::Sqlite).await else {
+        return;
+    };
     let mut settings = fast_settings();
     settings.rooms.awareness_timeout = Duration::from_millis(500);
     let server = TestServer::start_on(db, settings).await;
@@ -61,7 +76,8 @@ async fn stale_awareness_expires() {
     let token = server.token("r1", "ann", Role::Worker).await;
     let mut ann = YjsClient::connect(&base, "r1", "d", &token).await;
     let mut bob = YjsClient::connect(&base, "r1", "d", &token).await;
-    ann.send(&Message::Awareness(&announce(222, 1, "ann"))).await;
+    ann.send(&Message::Awareness(&announce(222, 1, "ann")))
+        .await;
     assert!(awareness_of(&mut bob, 222).await.contains("ann"));
     // Ann stays connected but never renews: her state expires.
     assert_eq!(awareness_of(&mut bob, 222).await, "null");
@@ -70,7 +86,9 @@ async fn stale_awareness_expires() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_closed_with_4008() {
-    let Some(db) = TestDb::new(Backend::Sqlite).await else { return };
+    let Some(db) = TestDb::new(Backend::Sqlite).await else {
+        return;
+    };
     let mut settings = fast_settings();
     settings.sockets.outbound_queue = 4;
     settings.rooms.max_doc_bytes = 256 * 1024 * 1024;
@@ -88,7 +106,10 @@ async fn a_client_that_stops_reading_is_closed_with_4008() {
             break;
         }
     }
-    assert_eq!(server.metric("crowdroom_slow_clients_dropped_total").await, 1.0);
+    assert_eq!(
+        server.metric("crowdroom_slow_clients_dropped_total").await,
+        1.0
+    );
     assert_eq!(sleeper.closed().await, Some(4008));
     // The writer is unaffected, and the sleeper resyncs on reconnect.
     writer.write_acked("after", "1").await;

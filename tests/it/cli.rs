@@ -7,25 +7,60 @@ use serde_json::json;
 
 /// Runs `crowdroom --database URL args...`; returns (success, stdout, stderr).
 async fn crowdroom(database: &str, args: &[&str]) -> (bool, String, String) {
-    let output = tokio::process::Command::new(binary()).arg("--database").arg(database).args(args).output().await.unwrap();
-    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+    let output = tokio::process::Command::new(binary())
+        .arg("--database")
+        .arg(database)
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_commands_make_a_working_token() {
-    let Some(db) = TestDb::new(Backend::Sqlite).await else { return };
+    let Some(db) = TestDb::new(Backend::Sqlite).await else {
+        return;
+    };
     let url = db.url.as_str();
     assert!(crowdroom(url, &["migrate"]).await.0);
-    assert!(crowdroom(url, &["room", "create", "acme", "--name", "ACME"]).await.0);
+    assert!(
+        crowdroom(url, &["room", "create", "acme", "--name", "ACME"])
+            .await
+            .0
+    );
     let (ok, _, stderr) = crowdroom(url, &["room", "create", "acme"]).await;
     assert!(!ok && stderr.contains("already exists"), "{stderr}");
-    assert!(crowdroom(url, &["user", "create", "ann", "--display-name", "Ann Lee"]).await.0);
-    let (ok, _, stderr) = crowdroom(url, &["token", "issue", "--user", "ann", "--room", "acme", "--role", "wizard"]).await;
+    assert!(
+        crowdroom(url, &["user", "create", "ann", "--display-name", "Ann Lee"])
+            .await
+            .0
+    );
+    let (ok, _, stderr) = crowdroom(
+        url,
+        &[
+            "token", "issue", "--user", "ann", "--room", "acme", "--role", "wizard",
+        ],
+    )
+    .await;
     assert!(!ok && stderr.contains("unknown role"), "{stderr}");
-    let (ok, stdout, stderr) = crowdroom(url, &["token", "issue", "--user", "ann", "--room", "acme", "--role", "core", "--ttl", "1h"]).await;
+    let (ok, stdout, stderr) = crowdroom(
+        url,
+        &[
+            "token", "issue", "--user", "ann", "--room", "acme", "--role", "core", "--ttl", "1h",
+        ],
+    )
+    .await;
     assert!(ok, "{stderr}");
     let token = stdout.lines().last().unwrap().trim().to_owned();
-    assert!(token.starts_with("crt_"), "the token is alone on the last line: {stdout}");
+    assert!(
+        token.starts_with("crt_"),
+        "the token is alone on the last line: {stdout}"
+    );
 
     let server = ServerProcess::start(url).await;
     let base = format!("ws://{}", server.addr);
@@ -42,9 +77,18 @@ async fn admin_commands_make_a_working_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_room_is_ready_to_open() {
-    let Some(db) = TestDb::new(Backend::Sqlite).await else { return };
+    let Some(db) = TestDb::new(Backend::Sqlite).await else {
+        return;
+    };
     let mut child = tokio::process::Command::new(binary())
-        .args(["serve", "--demo", "--addr", "127.0.0.1:0", "--database", &db.url])
+        .args([
+            "serve",
+            "--demo",
+            "--addr",
+            "127.0.0.1:0",
+            "--database",
+            &db.url,
+        ])
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -53,7 +97,11 @@ async fn demo_room_is_ready_to_open() {
     let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
     let mut demo = Vec::new();
     let addr = loop {
-        let line = lines.next_line().await.unwrap().expect("output ended before listening");
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("output ended before listening");
         if let Some(addr) = line.strip_prefix("crowdroom listening on http://") {
             break addr.to_owned();
         }
@@ -61,8 +109,14 @@ async fn demo_room_is_ready_to_open() {
             demo.push(line);
         }
     };
-    let roles: Vec<&str> = demo.iter().map(|line| line.split_whitespace().nth(1).unwrap()).collect();
-    assert_eq!(roles, ["owner", "moderator", "core", "worker", "worker", "worker"]);
+    let roles: Vec<&str> = demo
+        .iter()
+        .map(|line| line.split_whitespace().nth(1).unwrap())
+        .collect();
+    assert_eq!(
+        roles,
+        ["owner", "moderator", "core", "worker", "worker", "worker"]
+    );
     // Each printed URL works as printed.
     for line in &demo {
         let url = line.split_whitespace().last().unwrap();
@@ -72,6 +126,9 @@ async fn demo_room_is_ready_to_open() {
         assert_eq!(live.request("ping", json!({})).await["ok"], true);
     }
     let worker = demo[3].split("token=").nth(1).unwrap();
-    YjsClient::connect(&format!("ws://{addr}"), "demo", "notes", worker).await.write_acked("hello", "demo").await;
+    YjsClient::connect(&format!("ws://{addr}"), "demo", "notes", worker)
+        .await
+        .write_acked("hello", "demo")
+        .await;
     child.kill().await.unwrap();
 }

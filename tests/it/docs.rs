@@ -13,7 +13,9 @@ both_stores! {
 }
 
 async fn relays_and_acknowledges(backend: Backend) {
-    let Some(server) = TestServer::start(backend).await else { return };
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let base = server.ws_url("");
     let token_a = server.token("r1", "ann", Role::Worker).await;
     let token_b = server.token("r1", "bob", Role::Core).await;
@@ -28,7 +30,10 @@ async fn relays_and_acknowledges(backend: Backend) {
     let room = crowdroom::ids::RoomId::parse("r1").unwrap();
     let doc = crowdroom::ids::DocName::parse("d1").unwrap();
     let stored = server.store.load_doc(&room, &doc).await.unwrap();
-    assert!(stored.updates.iter().any(|stored| stored == &update), "acknowledged update is in the store");
+    assert!(
+        stored.updates.iter().any(|stored| stored == &update),
+        "acknowledged update is in the store"
+    );
     // Bob's edit reaches Ann.
     bob.write_acked("k2", "from bob").await;
     ann.wait_value("k2", "from bob").await;
@@ -36,13 +41,17 @@ async fn relays_and_acknowledges(backend: Backend) {
 }
 
 async fn restart_reloads_every_document(backend: Backend) {
-    let Some(server) = TestServer::start(backend).await else { return };
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let base = server.ws_url("");
     let token = server.token("r1", "ann", Role::Core).await;
     for doc in ["a", "b", "c"] {
         let mut client = YjsClient::connect(&base, "r1", doc, &token).await;
         for i in 0..5 {
-            client.write_acked(&format!("{doc}{i}"), &format!("value {i}")).await;
+            client
+                .write_acked(&format!("{doc}{i}"), &format!("value {i}"))
+                .await;
         }
     }
     let db = server.stop().await;
@@ -59,7 +68,9 @@ async fn restart_reloads_every_document(backend: Backend) {
 }
 
 async fn idle_document_unloads_and_reloads(backend: Backend) {
-    let Some(server) = TestServer::start(backend).await else { return };
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let base = server.ws_url("");
     let token = server.token("r1", "ann", Role::Core).await;
     let mut client = YjsClient::connect(&base, "r1", "idle", &token).await;
@@ -67,7 +78,8 @@ async fn idle_document_unloads_and_reloads(backend: Backend) {
     assert_eq!(server.metric("crowdroom_docs_loaded").await, 1.0);
     drop(client);
     eventually("the idle document and room to unload", || async {
-        server.metric("crowdroom_docs_loaded").await == 0.0 && server.metric("crowdroom_rooms_loaded").await == 0.0
+        server.metric("crowdroom_docs_loaded").await == 0.0
+            && server.metric("crowdroom_rooms_loaded").await == 0.0
     })
     .await;
     // The checkpoint on unload compacted the log into a snapshot.
@@ -82,13 +94,17 @@ async fn idle_document_unloads_and_reloads(backend: Backend) {
 
 #[tokio::test]
 async fn viewer_writes_are_refused_with_permission_denied() {
-    let Some(server) = TestServer::start(Backend::Sqlite).await else { return };
+    let Some(server) = TestServer::start(Backend::Sqlite).await else {
+        return;
+    };
     let base = server.ws_url("");
     let writer_token = server.token("r1", "ann", Role::Worker).await;
     let viewer_token = server.token("r1", "vic", Role::Viewer).await;
     let mut writer = YjsClient::connect(&base, "r1", "d", &writer_token).await;
     writer.write_acked("k", "ok").await;
-    let mut viewer = YjsClient::open(&base, "r1", "d", &viewer_token).await.unwrap();
+    let mut viewer = YjsClient::open(&base, "r1", "d", &viewer_token)
+        .await
+        .unwrap();
     viewer.sync().await;
     assert_eq!(viewer.value("k").as_deref(), Some("ok"), "viewers read");
     let update = viewer.set("k", "evil");
@@ -104,15 +120,23 @@ async fn viewer_writes_are_refused_with_permission_denied() {
         }
     }
     writer.write_acked("k2", "later").await;
-    assert_eq!(writer.value("k").as_deref(), Some("ok"), "the viewer's write did not spread");
+    assert_eq!(
+        writer.value("k").as_deref(),
+        Some("ok"),
+        "the viewer's write did not spread"
+    );
     server.stop().await;
 }
 
 #[tokio::test]
 async fn viewers_cannot_create_documents() {
-    let Some(server) = TestServer::start(Backend::Sqlite).await else { return };
+    let Some(server) = TestServer::start(Backend::Sqlite).await else {
+        return;
+    };
     let viewer_token = server.token("r1", "vic", Role::Viewer).await;
-    let refused = YjsClient::open(&server.ws_url(""), "r1", "new-doc", &viewer_token).await.err();
+    let refused = YjsClient::open(&server.ws_url(""), "r1", "new-doc", &viewer_token)
+        .await
+        .err();
     assert_eq!(refused, Some(404));
     server.stop().await;
 }

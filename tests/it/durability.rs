@@ -24,8 +24,14 @@ async fn seed(url: &str) -> (String, String) {
     store.create_room(&room, "load").await.unwrap();
     let user = UserId::parse("writer").unwrap();
     store.ensure_user(&user, "writer").await.unwrap();
-    let (_, token) = store.issue_token(&room, &user, Role::Worker, None).await.unwrap();
-    let (_, moderator) = store.issue_token(&room, &user, Role::Moderator, None).await.unwrap();
+    let (_, token) = store
+        .issue_token(&room, &user, Role::Worker, None)
+        .await
+        .unwrap();
+    let (_, moderator) = store
+        .issue_token(&room, &user, Role::Moderator, None)
+        .await
+        .unwrap();
     store.close().await;
     (token, moderator)
 }
@@ -34,7 +40,9 @@ const WRITERS: usize = 6;
 const DOCS: usize = 3;
 
 async fn kill_9_under_load(backend: Backend) {
-    let Some(db) = TestDb::new(backend).await else { return };
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
     let (token, _) = seed(&db.url).await;
     // Frequent checkpoints, so the kill also lands around compactions.
     let server = ServerProcess::start_with(&db.url, &["--checkpoint-every", "97"]).await;
@@ -45,7 +53,12 @@ async fn kill_9_under_load(backend: Backend) {
     let connected = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for writer in 0..WRITERS {
-        let (base, token, acked, connected) = (base.clone(), token.clone(), acked_updates.clone(), connected.clone());
+        let (base, token, acked, connected) = (
+            base.clone(),
+            token.clone(),
+            acked_updates.clone(),
+            connected.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let doc = writer % DOCS;
             let mut client = YjsClient::connect(&base, "load", &format!("doc-{doc}"), &token).await;
@@ -62,12 +75,22 @@ async fn kill_9_under_load(backend: Backend) {
         }));
     }
     for _ in 0..2 {
-        let (base, token, acked, connected) = (base.clone(), token.clone(), acked_chat.clone(), connected.clone());
+        let (base, token, acked, connected) = (
+            base.clone(),
+            token.clone(),
+            acked_chat.clone(),
+            connected.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut client = LiveClient::connect(&base, "load", &token).await;
             connected.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             for n in 0.. {
-                let Some(reply) = client.try_request("chat.send", json!({"body": format!("m{n}")})).await else { break };
+                let Some(reply) = client
+                    .try_request("chat.send", json!({"body": format!("m{n}")}))
+                    .await
+                else {
+                    break;
+                };
                 if let Some(id) = reply["result"]["message"]["id"].as_i64() {
                     acked.lock().unwrap().push(id);
                 }
@@ -77,18 +100,26 @@ async fn kill_9_under_load(backend: Backend) {
     // Let load build up, past at least one checkpoint, then pull the plug.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let all = WRITERS + 2;
-    while (connected.load(std::sync::atomic::Ordering::SeqCst) < all || acked_updates.lock().unwrap().len() < 1500)
+    while (connected.load(std::sync::atomic::Ordering::SeqCst) < all
+        || acked_updates.lock().unwrap().len() < 1500)
         && tokio::time::Instant::now() < deadline
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     server.kill9().await;
     for task in tasks {
-        tokio::time::timeout(Duration::from_secs(20), task).await.expect("client noticed the kill").unwrap();
+        tokio::time::timeout(Duration::from_secs(20), task)
+            .await
+            .expect("client noticed the kill")
+            .unwrap();
     }
     let acked_updates = acked_updates.lock().unwrap().clone();
     let acked_chat = acked_chat.lock().unwrap().clone();
-    assert!(acked_updates.len() >= 100, "load was too light: {} updates", acked_updates.len());
+    assert!(
+        acked_updates.len() >= 100,
+        "load was too light: {} updates",
+        acked_updates.len()
+    );
     assert!(!acked_chat.is_empty(), "no chat message was acknowledged");
 
     let server = ServerProcess::start(&db.url).await;
@@ -96,14 +127,22 @@ async fn kill_9_under_load(backend: Backend) {
     for doc in 0..DOCS {
         let client = YjsClient::connect(&base, "load", &format!("doc-{doc}"), &token).await;
         let keys: std::collections::HashSet<String> = client.keys().into_iter().collect();
-        let missing: Vec<_> = acked_updates.iter().filter(|(d, key)| *d == doc && !keys.contains(key)).collect();
-        assert!(missing.is_empty(), "doc-{doc} lost acknowledged updates: {missing:?}");
+        let missing: Vec<_> = acked_updates
+            .iter()
+            .filter(|(d, key)| *d == doc && !keys.contains(key))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "doc-{doc} lost acknowledged updates: {missing:?}"
+        );
     }
     let mut live = LiveClient::connect(&base, "load", &token).await;
     let mut stored = std::collections::HashSet::new();
     let mut before = None::<i64>;
     loop {
-        let page = live.request("chat.history", json!({"before": before, "limit": 200})).await;
+        let page = live
+            .request("chat.history", json!({"before": before, "limit": 200}))
+            .await;
         let messages = page["result"]["messages"].as_array().unwrap().clone();
         if messages.is_empty() {
             break;
@@ -111,7 +150,10 @@ async fn kill_9_under_load(backend: Backend) {
         before = messages[0]["id"].as_i64();
         stored.extend(messages.iter().filter_map(|message| message["id"].as_i64()));
     }
-    let lost: Vec<_> = acked_chat.iter().filter(|id| !stored.contains(id)).collect();
+    let lost: Vec<_> = acked_chat
+        .iter()
+        .filter(|id| !stored.contains(id))
+        .collect();
     assert!(lost.is_empty(), "acknowledged chat messages lost: {lost:?}");
     let status = server.terminate().await;
     assert!(status.success());
@@ -119,7 +161,9 @@ async fn kill_9_under_load(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_closes_with_1001_and_flushes() {
-    let Some(db) = TestDb::new(Backend::Sqlite).await else { return };
+    let Some(db) = TestDb::new(Backend::Sqlite).await else {
+        return;
+    };
     let (token, _) = seed(&db.url).await;
     let server = ServerProcess::start(&db.url).await;
     let base = format!("ws://{}", server.addr);

@@ -5,12 +5,12 @@
 
 mod auth;
 mod awareness;
-mod cli;
 mod chat;
+mod cli;
 mod consensus;
 mod docs;
-mod ledger;
 mod durability;
+mod ledger;
 mod malformed;
 mod random;
 mod store;

@@ -18,10 +18,15 @@ const CLIENTS: usize = 4;
 const STEPS: usize = 300;
 
 async fn random_edits(backend: Backend) {
-    let seed = std::env::var("CROWDROOM_SEED").ok().and_then(|seed| seed.parse().ok()).unwrap_or_else(rand::random::<u64>);
+    let seed = std::env::var("CROWDROOM_SEED")
+        .ok()
+        .and_then(|seed| seed.parse().ok())
+        .unwrap_or_else(rand::random::<u64>);
     eprintln!("random_edits seed: CROWDROOM_SEED={seed}");
     let mut rng = StdRng::seed_from_u64(seed);
-    let Some(server) = TestServer::start(backend).await else { return };
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let base = server.ws_url("");
     let token = server.token("r1", "ann", Role::Worker).await;
     let mut clients = Vec::new();
@@ -33,7 +38,10 @@ async fn random_edits(backend: Backend) {
         let client = clients[index].as_mut().expect("client present");
         match rng.random_range(0..10) {
             0..=5 => {
-                let update = client.set(&format!("k{}", rng.random_range(0..40)), &format!("s{step}"));
+                let update = client.set(
+                    &format!("k{}", rng.random_range(0..40)),
+                    &format!("s{step}"),
+                );
                 client.send(&Message::Update(&update)).await;
             }
             6 | 7 => {
@@ -43,10 +51,15 @@ async fn random_edits(backend: Backend) {
             _ => {
                 // Edit, then drop the socket with the update maybe in flight;
                 // reconnect with the replica and resync.
-                let update = client.set(&format!("k{}", rng.random_range(0..40)), &format!("d{step}"));
+                let update = client.set(
+                    &format!("k{}", rng.random_range(0..40)),
+                    &format!("d{step}"),
+                );
                 client.send(&Message::Update(&update)).await;
                 let replica = clients[index].take().expect("client present").doc;
-                let mut again = YjsClient::open_with(&base, "r1", "doc", &token, replica).await.expect("reconnect");
+                let mut again = YjsClient::open_with(&base, "r1", "doc", &token, replica)
+                    .await
+                    .expect("reconnect");
                 again.sync().await;
                 clients[index] = Some(again);
             }
@@ -62,17 +75,27 @@ async fn random_edits(backend: Backend) {
     }
     let mut finals = Vec::new();
     for replica in replicas {
-        let mut client = YjsClient::open_with(&base, "r1", "doc", &token, replica).await.expect("reconnect");
+        let mut client = YjsClient::open_with(&base, "r1", "doc", &token, replica)
+            .await
+            .expect("reconnect");
         client.sync().await;
         finals.push(client);
     }
     let expected = finals[0].snapshot_json();
     for client in &finals {
-        assert_eq!(client.snapshot_json(), expected, "seed {seed}: replicas diverged");
+        assert_eq!(
+            client.snapshot_json(),
+            expected,
+            "seed {seed}: replicas diverged"
+        );
     }
     let db = server.stop().await;
     let server = TestServer::start_on(db, fast_settings()).await;
     let fresh = YjsClient::connect(&server.ws_url(""), "r1", "doc", &token).await;
-    assert_eq!(fresh.snapshot_json(), expected, "seed {seed}: the store holds what the clients converged to");
+    assert_eq!(
+        fresh.snapshot_json(),
+        expected,
+        "seed {seed}: the store holds what the clients converged to"
+    );
     server.stop().await;
 }

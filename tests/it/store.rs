@@ -23,28 +23,66 @@ async fn open(backend: Backend) -> Option<(TestDb, Store)> {
 }
 
 async fn tokens(backend: Backend) {
-    let Some((_db, store)) = open(backend).await else { return };
+    let Some((_db, store)) = open(backend).await else {
+        return;
+    };
     let room = RoomId::parse("r").unwrap();
     let user = UserId::parse("u").unwrap();
     store.create_room(&room, "Room").await.unwrap();
-    assert!(matches!(store.create_room(&room, "again").await, Err(Error::Conflict(_))));
-    assert!(matches!(store.issue_token(&room, &user, Role::Worker, None).await, Err(Error::NotFound("user"))));
+    assert!(matches!(
+        store.create_room(&room, "again").await,
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(
+        store.issue_token(&room, &user, Role::Worker, None).await,
+        Err(Error::NotFound("user"))
+    ));
     store.ensure_user(&user, "U").await.unwrap();
-    let (row, secret) = store.issue_token(&room, &user, Role::Worker, None).await.unwrap();
+    let (row, secret) = store
+        .issue_token(&room, &user, Role::Worker, None)
+        .await
+        .unwrap();
     let principal = store.authenticate(&secret).await.unwrap();
-    assert_eq!((principal.room, principal.user.clone(), principal.role), (room.clone(), user.clone(), Role::Worker));
-    assert!(matches!(store.authenticate("crt_wrong").await, Err(Error::Unauthorized)));
+    assert_eq!(
+        (principal.room, principal.user.clone(), principal.role),
+        (room.clone(), user.clone(), Role::Worker)
+    );
+    assert!(matches!(
+        store.authenticate("crt_wrong").await,
+        Err(Error::Unauthorized)
+    ));
     // A role change reaches the token.
-    store.set_member_role(&room, &user, Role::Core).await.unwrap();
+    store
+        .set_member_role(&room, &user, Role::Core)
+        .await
+        .unwrap();
     assert_eq!(store.authenticate(&secret).await.unwrap().role, Role::Core);
     assert_eq!(store.members(&room).await.unwrap()[0].role, Role::Core);
     let before = crowdroom::ids::now_ms();
     store.revoke_token(&row.id, Some(&room)).await.unwrap();
-    assert!(matches!(store.authenticate(&secret).await, Err(Error::TokenRevoked)));
-    assert!(store.revoked_since(before - 1000).await.unwrap().contains(&row.id));
-    assert!(matches!(store.revoke_token(&row.id, None).await, Err(Error::NotFound(_))));
-    let (_, expired) = store.issue_token(&room, &user, Role::Worker, Some(-1)).await.unwrap();
-    assert!(matches!(store.authenticate(&expired).await, Err(Error::TokenExpired)));
+    assert!(matches!(
+        store.authenticate(&secret).await,
+        Err(Error::TokenRevoked)
+    ));
+    assert!(
+        store
+            .revoked_since(before - 1000)
+            .await
+            .unwrap()
+            .contains(&row.id)
+    );
+    assert!(matches!(
+        store.revoke_token(&row.id, None).await,
+        Err(Error::NotFound(_))
+    ));
+    let (_, expired) = store
+        .issue_token(&room, &user, Role::Worker, Some(-1))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.authenticate(&expired).await,
+        Err(Error::TokenExpired)
+    ));
 }
 
 fn text_update(doc: &yrs::Doc, at: u32, text: &str) -> Vec<u8> {
@@ -55,7 +93,9 @@ fn text_update(doc: &yrs::Doc, at: u32, text: &str) -> Vec<u8> {
 }
 
 async fn documents(backend: Backend) {
-    let Some((_db, store)) = open(backend).await else { return };
+    let Some((_db, store)) = open(backend).await else {
+        return;
+    };
     let room = RoomId::parse("r").unwrap();
     let name = DocName::parse("d").unwrap();
     store.create_room(&room, "Room").await.unwrap();
@@ -65,47 +105,115 @@ async fn documents(backend: Backend) {
     let mut ops = Vec::new();
     for i in 0..10 {
         let update = text_update(&source, i, "x");
-        ops.push(WriteOp::AppendUpdate { room: room.clone(), doc: name.clone(), data: update.into() });
+        ops.push(WriteOp::AppendUpdate {
+            room: room.clone(),
+            doc: name.clone(),
+            data: update.into(),
+        });
     }
     let outcomes = store.write_batch(&ops).await.unwrap();
-    assert!(outcomes.iter().all(|outcome| matches!(outcome, Ok(WriteOutcome::UpdateId(_)))));
+    assert!(
+        outcomes
+            .iter()
+            .all(|outcome| matches!(outcome, Ok(WriteOutcome::UpdateId(_))))
+    );
     assert_eq!(store.pending_updates(&room, &name).await.unwrap(), 10);
     // A checkpoint with a partial snapshot still keeps every stored update:
     // the store merges what it holds into the snapshot.
     let partial = yrs::Doc::new();
     let snapshot = text_update(&partial, 0, "snap");
-    let checkpoint = WriteOp::Checkpoint { room: room.clone(), doc: name.clone(), snapshot };
-    store.write_batch(&[checkpoint]).await.unwrap().pop().unwrap().unwrap();
+    let checkpoint = WriteOp::Checkpoint {
+        room: room.clone(),
+        doc: name.clone(),
+        snapshot,
+    };
+    store
+        .write_batch(&[checkpoint])
+        .await
+        .unwrap()
+        .pop()
+        .unwrap()
+        .unwrap();
     assert_eq!(store.pending_updates(&room, &name).await.unwrap(), 0);
     let after = text_update(&source, 10, "y");
-    store.write_batch(&[WriteOp::AppendUpdate { room: room.clone(), doc: name.clone(), data: after.into() }]).await.unwrap();
+    store
+        .write_batch(&[WriteOp::AppendUpdate {
+            room: room.clone(),
+            doc: name.clone(),
+            data: after.into(),
+        }])
+        .await
+        .unwrap();
     let stored = store.load_doc(&room, &name).await.unwrap();
     assert_eq!(stored.updates.len(), 1);
-    let loaded = crowdroom_crdt::SharedDoc::load(stored.snapshot.as_deref(), stored.updates.iter().map(Vec::as_slice)).unwrap();
+    let loaded = crowdroom_crdt::SharedDoc::load(
+        stored.snapshot.as_deref(),
+        stored.updates.iter().map(Vec::as_slice),
+    )
+    .unwrap();
     let text = loaded.doc().get_or_insert_text("t");
     let content = text.get_string(&loaded.doc().transact());
     assert_eq!(content.matches('x').count(), 10, "{content}");
-    assert!(content.contains('y') && content.contains("snap"), "{content}");
+    assert!(
+        content.contains('y') && content.contains("snap"),
+        "{content}"
+    );
 }
 
 async fn batches(backend: Backend) {
-    let Some((_db, store)) = open(backend).await else { return };
+    let Some((_db, store)) = open(backend).await else {
+        return;
+    };
     let room = RoomId::parse("r").unwrap();
     let (ann, bob) = (UserId::parse("ann").unwrap(), UserId::parse("bob").unwrap());
     store.create_room(&room, "Room").await.unwrap();
-    let post = |user: &UserId, body: &str| WriteOp::ChatPost { room: room.clone(), user: user.clone(), body: body.into(), at: 1 };
-    let outcomes = store.write_batch(&[post(&ann, "a"), post(&bob, "b")]).await.unwrap();
-    let Ok(WriteOutcome::Chat(first)) = &outcomes[0] else { panic!("{outcomes:?}") };
+    let post = |user: &UserId, body: &str| WriteOp::ChatPost {
+        room: room.clone(),
+        user: user.clone(),
+        body: body.into(),
+        at: 1,
+    };
+    let outcomes = store
+        .write_batch(&[post(&ann, "a"), post(&bob, "b")])
+        .await
+        .unwrap();
+    let Ok(WriteOutcome::Chat(first)) = &outcomes[0] else {
+        panic!("{outcomes:?}")
+    };
     // In one batch: a refused edit (not the author) beside a good one.
     let ops = [
-        WriteOp::ChatEdit { room: room.clone(), id: first.id, author: bob.clone(), body: "hijack".into(), at: 2 },
-        WriteOp::ChatEdit { room: room.clone(), id: first.id, author: ann.clone(), body: "a2".into(), at: 2 },
-        WriteOp::ChatDelete { room: room.clone(), id: 424_242, by: ann.clone(), any_author: true, at: 3 },
+        WriteOp::ChatEdit {
+            room: room.clone(),
+            id: first.id,
+            author: bob.clone(),
+            body: "hijack".into(),
+            at: 2,
+        },
+        WriteOp::ChatEdit {
+            room: room.clone(),
+            id: first.id,
+            author: ann.clone(),
+            body: "a2".into(),
+            at: 2,
+        },
+        WriteOp::ChatDelete {
+            room: room.clone(),
+            id: 424_242,
+            by: ann.clone(),
+            any_author: true,
+            at: 3,
+        },
     ];
     let outcomes = store.write_batch(&ops).await.unwrap();
-    assert!(matches!(outcomes[0], Err(Error::Forbidden(_))), "{outcomes:?}");
+    assert!(
+        matches!(outcomes[0], Err(Error::Forbidden(_))),
+        "{outcomes:?}"
+    );
     assert!(matches!(&outcomes[1], Ok(WriteOutcome::Chat(message)) if message.body == "a2"));
     assert!(matches!(outcomes[2], Err(Error::NotFound(_))));
     let history = store.chat_history(&room, None, 10).await.unwrap();
-    assert_eq!(history.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), ["a2", "b"]);
+    assert_eq!(
+        history.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
+        ["a2", "b"]
+    );
 }

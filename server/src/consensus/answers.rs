@@ -42,12 +42,16 @@ impl Answers {
         let items = item_names.len();
         let workers = worker_names.len();
         if triples.len() >= u32::MAX as usize {
-            return Err(Error::BadRequest(format!("{} answers are more than this table holds", triples.len())));
+            return Err(Error::BadRequest(format!(
+                "{} answers are more than this table holds",
+                triples.len()
+            )));
         }
-        if let Some(&(item, worker, label)) = triples
-            .iter()
-            .find(|&&(item, worker, label)| item as usize >= items || worker as usize >= workers || label as usize >= label_names.len())
-        {
+        if let Some(&(item, worker, label)) = triples.iter().find(|&&(item, worker, label)| {
+            item as usize >= items
+                || worker as usize >= workers
+                || label as usize >= label_names.len()
+        }) {
             return Err(Error::Internal(format!(
                 "answer ({item}, {worker}, {label}) is out of range ({items} items, {workers} workers, {} labels)",
                 label_names.len()
@@ -77,7 +81,10 @@ impl Answers {
         kept_offsets.push(0u32);
         for item in 0..items {
             let start = kept_workers.len();
-            for &(worker, label) in by_item[offsets[item] as usize..offsets[item + 1] as usize].iter().rev() {
+            for &(worker, label) in by_item[offsets[item] as usize..offsets[item + 1] as usize]
+                .iter()
+                .rev()
+            {
                 if seen[worker as usize] != item as u32 {
                     seen[worker as usize] = item as u32;
                     kept_workers.push(worker);
@@ -147,7 +154,8 @@ impl Answers {
 
     /// The `(workers, labels)` of one item's answers; empty when out of range.
     pub fn of_item(&self, item: usize) -> (&[u32], &[u32]) {
-        let (Some(&start), Some(&end)) = (self.offsets.get(item), self.offsets.get(item + 1)) else {
+        let (Some(&start), Some(&end)) = (self.offsets.get(item), self.offsets.get(item + 1))
+        else {
             return (&[], &[]);
         };
         let range = start as usize..end as usize;
@@ -205,7 +213,12 @@ impl AnswersBuilder {
     /// Groups the answers by item and drops duplicates (keeping the last).
     /// Fails only past `u32::MAX` answers.
     pub fn build(self) -> Result<Answers> {
-        Answers::from_indices(self.items.names, self.workers.names, self.labels.names, &self.triples)
+        Answers::from_indices(
+            self.items.names,
+            self.workers.names,
+            self.labels.names,
+            &self.triples,
+        )
     }
 }
 
@@ -241,7 +254,10 @@ mod tests {
         builder.push("a", "w2", "y");
         builder.push("a", "w1", "y");
         let answers = builder.build().unwrap();
-        assert_eq!((answers.items(), answers.workers(), answers.classes()), (2, 2, 2));
+        assert_eq!(
+            (answers.items(), answers.workers(), answers.classes()),
+            (2, 2, 2)
+        );
         assert_eq!(answers.len(), 3);
         assert_eq!(answers.duplicates(), 1);
         // Item a: w2 said y, then w1 changed x to y; order of the kept answers is input order.
@@ -253,7 +269,11 @@ mod tests {
 
     #[test]
     fn rejects_indices_out_of_range() {
-        let names = |count: usize| (0..count).map(|index| index.to_string()).collect::<Vec<_>>();
+        let names = |count: usize| {
+            (0..count)
+                .map(|index| index.to_string())
+                .collect::<Vec<_>>()
+        };
         assert!(Answers::from_indices(names(1), names(1), names(1), &[(0, 0, 0)]).is_ok());
         assert!(Answers::from_indices(names(1), names(1), names(1), &[(0, 0, 1)]).is_err());
         assert!(Answers::from_indices(names(1), names(1), names(1), &[(1, 0, 0)]).is_err());

@@ -76,10 +76,14 @@ pub enum KindArg {
 /// Runs the command: reads the input, runs the methods, prints JSON lines.
 pub fn run(args: ConsensusArgs) -> Result<()> {
     if !(args.smoothing.is_finite() && args.smoothing >= 0.0 && args.tolerance.is_finite()) {
-        return Err(Error::BadRequest("--smoothing must be >= 0 and --tolerance a finite number".into()));
+        return Err(Error::BadRequest(
+            "--smoothing must be >= 0 and --tolerance a finite number".into(),
+        ));
     }
     if args.gold.is_some() && args.answers.is_none() {
-        return Err(Error::BadRequest("--gold goes with --answers (dataset folders carry their own gold)".into()));
+        return Err(Error::BadRequest(
+            "--gold goes with --answers (dataset folders carry their own gold)".into(),
+        ));
     }
     let dataset = load(&args)?;
     if dataset.answers.is_empty() {
@@ -93,7 +97,10 @@ pub fn run(args: ConsensusArgs) -> Result<()> {
         );
     }
     if dataset.gold_unanswered > 0 {
-        eprintln!("note: {}: {} gold items have no answers and are not evaluated", dataset.name, dataset.gold_unanswered);
+        eprintln!(
+            "note: {}: {} gold items have no answers and are not evaluated",
+            dataset.name, dataset.gold_unanswered
+        );
     }
     let numeric = match args.kind {
         KindArg::Auto => dataset.looks_numeric(),
@@ -109,22 +116,35 @@ pub fn run(args: ConsensusArgs) -> Result<()> {
         (MethodArg::Median, _) => &[Method::Median],
     };
     if args.method == MethodArg::All && numeric {
-        eprintln!("note: {}: answers are numeric; mv, wmv and ds are skipped, median is reported with its MAE", dataset.name);
+        eprintln!(
+            "note: {}: answers are numeric; mv, wmv and ds are skipped, median is reported with its MAE",
+            dataset.name
+        );
     }
     let options = RunOptions {
         wmv: WmvOptions::default(),
-        ds: DsOptions { max_iterations: args.max_iterations, tolerance: args.tolerance, smoothing: args.smoothing },
+        ds: DsOptions {
+            max_iterations: args.max_iterations,
+            tolerance: args.tolerance,
+            smoothing: args.smoothing,
+        },
     };
     let mut stdout = std::io::stdout().lock();
     for &method in methods {
         if method.is_categorical() == numeric {
             let kind = if numeric { "numeric" } else { "categorical" };
-            eprintln!("skipping {}: {} has {kind} answers (see --kind)", method.as_str(), dataset.name);
+            eprintln!(
+                "skipping {}: {} has {kind} answers (see --kind)",
+                method.as_str(),
+                dataset.name
+            );
             continue;
         }
         let line = report::evaluate(&dataset, method, &options)?;
-        let json = serde_json::to_string(&line).map_err(|error| Error::Internal(error.to_string()))?;
-        writeln!(stdout, "{json}").map_err(|error| Error::Internal(format!("cannot write to stdout: {error}")))?;
+        let json =
+            serde_json::to_string(&line).map_err(|error| Error::Internal(error.to_string()))?;
+        writeln!(stdout, "{json}")
+            .map_err(|error| Error::Internal(format!("cannot write to stdout: {error}")))?;
     }
     Ok(())
 }
@@ -134,6 +154,8 @@ fn load(args: &ConsensusArgs) -> Result<Dataset> {
         (Some(directory), _, _) => datasets::load_dir(directory),
         (None, Some(answers), _) => datasets::load_csv(answers, args.gold.as_deref()),
         (None, None, Some(spec)) => synthetic::generate(SyntheticSpec::parse(spec)?),
-        (None, None, None) => Err(Error::BadRequest("give --dataset, --answers or --synthetic".into())),
+        (None, None, None) => Err(Error::BadRequest(
+            "give --dataset, --answers or --synthetic".into(),
+        )),
     }
 }

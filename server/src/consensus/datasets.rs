@@ -39,9 +39,17 @@ pub struct Dataset {
 impl Dataset {
     /// Gold as label indices; `None` for a gold label that no worker gave.
     pub fn categorical_gold(&self) -> Vec<(u32, Option<u32>)> {
-        let index: HashMap<&str, u32> =
-            self.answers.label_names().iter().enumerate().map(|(label, name)| (name.as_str(), label as u32)).collect();
-        self.gold.iter().map(|(item, label)| (*item, index.get(label.as_str()).copied())).collect()
+        let index: HashMap<&str, u32> = self
+            .answers
+            .label_names()
+            .iter()
+            .enumerate()
+            .map(|(label, name)| (name.as_str(), label as u32))
+            .collect();
+        self.gold
+            .iter()
+            .map(|(item, label)| (*item, index.get(label.as_str()).copied()))
+            .collect()
     }
 
     /// Gold as numbers, for numeric datasets.
@@ -51,7 +59,13 @@ impl Dataset {
             .map(|(item, value)| {
                 super::numeric::parse_number(value)
                     .map(|number| (*item, number))
-                    .map_err(|error| Error::BadRequest(format!("{}: gold of item {:?}: {error}", self.name, self.item_name(*item))))
+                    .map_err(|error| {
+                        Error::BadRequest(format!(
+                            "{}: gold of item {:?}: {error}",
+                            self.name,
+                            self.item_name(*item)
+                        ))
+                    })
             })
             .collect()
     }
@@ -61,11 +75,17 @@ impl Dataset {
     /// [`NUMERIC_MIN_DISTINCT`] distinct values.
     pub fn looks_numeric(&self) -> bool {
         let labels = self.answers.label_names();
-        labels.len() > NUMERIC_MIN_DISTINCT && labels.iter().all(|label| super::numeric::parse_number(label).is_ok())
+        labels.len() > NUMERIC_MIN_DISTINCT
+            && labels
+                .iter()
+                .all(|label| super::numeric::parse_number(label).is_ok())
     }
 
     fn item_name(&self, item: u32) -> &str {
-        self.answers.item_names().get(item as usize).map_or("?", String::as_str)
+        self.answers
+            .item_names()
+            .get(item as usize)
+            .map_or("?", String::as_str)
     }
 }
 
@@ -76,18 +96,28 @@ pub const NUMERIC_MIN_DISTINCT: usize = 20;
 /// Reads a dataset folder in whichever supported format its files show.
 pub fn load_dir(directory: &Path) -> Result<Dataset> {
     if !directory.is_dir() {
-        return Err(Error::BadRequest(format!("{} is not a directory", directory.display())));
+        return Err(Error::BadRequest(format!(
+            "{} is not a directory",
+            directory.display()
+        )));
     }
-    let name = directory.file_name().map_or_else(|| directory.display().to_string(), |name| name.to_string_lossy().into_owned());
+    let name = directory.file_name().map_or_else(
+        || directory.display().to_string(),
+        |name| name.to_string_lossy().into_owned(),
+    );
     let (builder, gold) = if directory.join("labels.yaml").is_file() {
         bluebirds(directory)?
     } else if directory.join("answer.csv").is_file() {
         let answers = read_delimited(&directory.join("answer.csv"), b',', Some(3), 3)?;
-        let truth = optional(&directory.join("truth.csv"), |path| read_delimited(path, b',', Some(2), 2))?;
+        let truth = optional(&directory.join("truth.csv"), |path| {
+            read_delimited(path, b',', Some(2), 2)
+        })?;
         (triples(answers, [0, 1, 2]), pairs(truth))
     } else if directory.join("labels.txt").is_file() {
         let labels = read_delimited(&directory.join("labels.txt"), b'\t', None, 3)?;
-        let gold = optional(&directory.join("gold.txt"), |path| read_delimited(path, b'\t', None, 2))?;
+        let gold = optional(&directory.join("gold.txt"), |path| {
+            read_delimited(path, b'\t', None, 2)
+        })?;
         // labels.txt is worker, url, label.
         (triples(labels, [1, 0, 2]), pairs(gold))
     } else if let Some(path) = find_snow_tsv(directory)? {
@@ -103,7 +133,10 @@ pub fn load_dir(directory: &Path) -> Result<Dataset> {
 
 /// Reads `--answers FILE.csv` (`task,worker,answer`) and optional `--gold FILE.csv` (`task,answer`).
 pub fn load_csv(answers: &Path, gold: Option<&Path>) -> Result<Dataset> {
-    let name = answers.file_name().map_or_else(|| answers.display().to_string(), |name| name.to_string_lossy().into_owned());
+    let name = answers.file_name().map_or_else(
+        || answers.display().to_string(),
+        |name| name.to_string_lossy().into_owned(),
+    );
     let rows = read_delimited(answers, b',', Some(3), 3)?;
     let gold = match gold {
         Some(path) => read_delimited(path, b',', Some(2), 2)?,
@@ -115,7 +148,12 @@ pub fn load_csv(answers: &Path, gold: Option<&Path>) -> Result<Dataset> {
 /// Builds the answers and resolves gold item names to indices.
 fn assemble(name: String, builder: AnswersBuilder, gold: Vec<(String, String)>) -> Result<Dataset> {
     let answers = builder.build()?;
-    let index: HashMap<&str, u32> = answers.item_names().iter().enumerate().map(|(item, name)| (name.as_str(), item as u32)).collect();
+    let index: HashMap<&str, u32> = answers
+        .item_names()
+        .iter()
+        .enumerate()
+        .map(|(item, name)| (name.as_str(), item as u32))
+        .collect();
     let mut by_item: Vec<Option<String>> = vec![None; answers.items()];
     let mut gold_unanswered = 0;
     for (item, label) in gold {
@@ -124,8 +162,17 @@ fn assemble(name: String, builder: AnswersBuilder, gold: Vec<(String, String)>) 
             None => gold_unanswered += 1,
         }
     }
-    let gold = by_item.into_iter().enumerate().filter_map(|(item, label)| label.map(|label| (item as u32, label))).collect();
-    Ok(Dataset { name, answers, gold, gold_unanswered })
+    let gold = by_item
+        .into_iter()
+        .enumerate()
+        .filter_map(|(item, label)| label.map(|label| (item as u32, label)))
+        .collect();
+    Ok(Dataset {
+        name,
+        answers,
+        gold,
+        gold_unanswered,
+    })
 }
 
 /// Pushes rows into a builder, taking (item, worker, label) from the given columns.
@@ -148,40 +195,74 @@ fn pairs(rows: Vec<Vec<String>>) -> Vec<(String, String)> {
 }
 
 /// Runs `read` when the file exists; a missing gold file means no gold.
-fn optional(path: &Path, read: impl FnOnce(&Path) -> Result<Vec<Vec<String>>>) -> Result<Vec<Vec<String>>> {
-    if path.is_file() { read(path) } else { Ok(Vec::new()) }
+fn optional(
+    path: &Path,
+    read: impl FnOnce(&Path) -> Result<Vec<Vec<String>>>,
+) -> Result<Vec<Vec<String>>> {
+    if path.is_file() {
+        read(path)
+    } else {
+        Ok(Vec::new())
+    }
 }
 
 fn read_text(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|error| Error::BadRequest(format!("cannot read {}: {error}", path.display())))
+    std::fs::read_to_string(path)
+        .map_err(|error| Error::BadRequest(format!("cannot read {}: {error}", path.display())))
 }
 
 /// Reads a delimited file into rows of exactly `fields` non-empty fields.
 /// `header`: the number of fields of a header line to skip (`None`: no
 /// header). Blank lines are skipped; `\r\n` endings are accepted.
-fn read_delimited(path: &Path, delimiter: u8, header: Option<usize>, fields: usize) -> Result<Vec<Vec<String>>> {
+fn read_delimited(
+    path: &Path,
+    delimiter: u8,
+    header: Option<usize>,
+    fields: usize,
+) -> Result<Vec<Vec<String>>> {
     let text = read_text(path)?;
     let mut rows = Vec::new();
-    let mut lines = text.lines().enumerate().map(|(index, line)| (index + 1, line.trim_end_matches('\r')));
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .map(|(index, line)| (index + 1, line.trim_end_matches('\r')));
     if let Some(header_fields) = header {
         let Some((number, line)) = lines.next() else {
-            return Err(Error::BadRequest(format!("{}: empty file, expected a header line", path.display())));
+            return Err(Error::BadRequest(format!(
+                "{}: empty file, expected a header line",
+                path.display()
+            )));
         };
-        let found = split_line(line, delimiter).map_err(|message| line_error(path, number, message))?.len();
+        let found = split_line(line, delimiter)
+            .map_err(|message| line_error(path, number, message))?
+            .len();
         if found != header_fields {
-            return Err(line_error(path, number, &format!("expected a header of {header_fields} fields, found {found}")));
+            return Err(line_error(
+                path,
+                number,
+                &format!("expected a header of {header_fields} fields, found {found}"),
+            ));
         }
     }
     for (number, line) in lines {
         if line.trim().is_empty() {
             continue;
         }
-        let row = split_line(line, delimiter).map_err(|message| line_error(path, number, message))?;
+        let row =
+            split_line(line, delimiter).map_err(|message| line_error(path, number, message))?;
         if row.len() != fields {
-            return Err(line_error(path, number, &format!("expected {fields} fields, found {}", row.len())));
+            return Err(line_error(
+                path,
+                number,
+                &format!("expected {fields} fields, found {}", row.len()),
+            ));
         }
         if let Some(column) = row.iter().position(|field| field.trim().is_empty()) {
-            return Err(line_error(path, number, &format!("field {} is empty", column + 1)));
+            return Err(line_error(
+                path,
+                number,
+                &format!("field {} is empty", column + 1),
+            ));
         }
         rows.push(row);
     }
@@ -242,16 +323,22 @@ fn bluebirds(directory: &Path) -> Result<(AnswersBuilder, Vec<(String, String)>)
     let labels_path = directory.join("labels.yaml");
     let source = labels_path.display().to_string();
     let Value::Map(workers) = flat_yaml::parse(&read_text(&labels_path)?, &source)? else {
-        return Err(Error::BadRequest(format!("{source}: expected a map of workers")));
+        return Err(Error::BadRequest(format!(
+            "{source}: expected a map of workers"
+        )));
     };
     let mut builder = AnswersBuilder::new();
     for (worker, items) in workers {
         let Value::Map(items) = items else {
-            return Err(Error::BadRequest(format!("{source}: worker {worker:?} must map to {{item: label}}")));
+            return Err(Error::BadRequest(format!(
+                "{source}: worker {worker:?} must map to {{item: label}}"
+            )));
         };
         for (item, label) in items {
             let Value::Scalar(label) = label else {
-                return Err(Error::BadRequest(format!("{source}: worker {worker:?}, item {item:?}: the label must be a scalar")));
+                return Err(Error::BadRequest(format!(
+                    "{source}: worker {worker:?}, item {item:?}: the label must be a scalar"
+                )));
             };
             builder.push(&item, &worker, &label);
         }
@@ -261,11 +348,15 @@ fn bluebirds(directory: &Path) -> Result<(AnswersBuilder, Vec<(String, String)>)
     if gold_path.is_file() {
         let source = gold_path.display().to_string();
         let Value::Map(items) = flat_yaml::parse(&read_text(&gold_path)?, &source)? else {
-            return Err(Error::BadRequest(format!("{source}: expected a map of items")));
+            return Err(Error::BadRequest(format!(
+                "{source}: expected a map of items"
+            )));
         };
         for (item, label) in items {
             let Value::Scalar(label) = label else {
-                return Err(Error::BadRequest(format!("{source}: item {item:?}: the label must be a scalar")));
+                return Err(Error::BadRequest(format!(
+                    "{source}: item {item:?}: the label must be a scalar"
+                )));
             };
             gold.push((item, label));
         }
@@ -277,7 +368,9 @@ fn bluebirds(directory: &Path) -> Result<(AnswersBuilder, Vec<(String, String)>)
 const SNOW_HEADER: &str = "!amt_annotation_ids\t!amt_worker_ids\torig_id\tresponse\tgold";
 
 fn find_snow_tsv(directory: &Path) -> Result<Option<std::path::PathBuf>> {
-    let entries = std::fs::read_dir(directory).map_err(|error| Error::BadRequest(format!("cannot list {}: {error}", directory.display())))?;
+    let entries = std::fs::read_dir(directory).map_err(|error| {
+        Error::BadRequest(format!("cannot list {}: {error}", directory.display()))
+    })?;
     let mut found: Vec<_> = entries
         .filter_map(|entry| entry.ok().map(|entry| entry.path()))
         .filter(|path| path.extension().is_some_and(|extension| extension == "tsv"))
@@ -289,9 +382,17 @@ fn find_snow_tsv(directory: &Path) -> Result<Option<std::path::PathBuf>> {
 /// Snow et al. 2008: `annotation worker item response gold`, gold on every row.
 fn snow(path: &Path) -> Result<(AnswersBuilder, Vec<(String, String)>)> {
     let text = read_text(path)?;
-    let first = text.lines().next().unwrap_or_default().trim_end_matches('\r');
+    let first = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('\r');
     if first != SNOW_HEADER {
-        return Err(line_error(path, 1, &format!("expected the header {SNOW_HEADER:?}")));
+        return Err(line_error(
+            path,
+            1,
+            &format!("expected the header {SNOW_HEADER:?}"),
+        ));
     }
     let rows = read_delimited(path, b'\t', Some(5), 5)?;
     let mut builder = AnswersBuilder::new();
@@ -311,10 +412,16 @@ mod tests {
     #[test]
     fn splits_quoted_csv() {
         assert_eq!(split_line("a, b ,c", b',').unwrap(), ["a", "b", "c"]);
-        assert_eq!(split_line("\"x, y\",\"say \"\"hi\"\"\",", b',').unwrap(), ["x, y", "say \"hi\"", ""]);
+        assert_eq!(
+            split_line("\"x, y\",\"say \"\"hi\"\"\",", b',').unwrap(),
+            ["x, y", "say \"hi\"", ""]
+        );
         assert!(split_line("\"open", b',').is_err());
         assert!(split_line("\"a\"b,c", b',').is_err());
-        assert_eq!(split_line("w\thttp://a,b\tG", b'\t').unwrap(), ["w", "http://a,b", "G"]);
+        assert_eq!(
+            split_line("w\thttp://a,b\tG", b'\t').unwrap(),
+            ["w", "http://a,b", "G"]
+        );
     }
 
     #[test]
@@ -322,7 +429,11 @@ mod tests {
         let directory = tempfile_dir();
         let answers = directory.join("answers.csv");
         let gold = directory.join("gold.csv");
-        std::fs::write(&answers, "task,worker,answer\nt1,w1,a\nt1,w2,b\r\n\nt2,w1,a\n").unwrap();
+        std::fs::write(
+            &answers,
+            "task,worker,answer\nt1,w1,a\nt1,w2,b\r\n\nt2,w1,a\n",
+        )
+        .unwrap();
         std::fs::write(&gold, "task,answer\nt1,b\nt9,a\n").unwrap();
         let dataset = load_csv(&answers, Some(&gold)).unwrap();
         assert_eq!(dataset.name, "answers.csv");
@@ -331,8 +442,13 @@ mod tests {
         assert_eq!(dataset.gold_unanswered, 1);
         std::fs::write(&answers, "task,worker,answer\nt1,w1,a\nt1,w2\n").unwrap();
         let error = load_csv(&answers, None).unwrap_err().to_string();
-        assert!(error.ends_with("answers.csv:3: expected 3 fields, found 2"), "{error}");
-        let error = load_csv(&directory.join("missing.csv"), None).unwrap_err().to_string();
+        assert!(
+            error.ends_with("answers.csv:3: expected 3 fields, found 2"),
+            "{error}"
+        );
+        let error = load_csv(&directory.join("missing.csv"), None)
+            .unwrap_err()
+            .to_string();
         assert!(error.starts_with("cannot read"), "{error}");
         let error = load_dir(&directory).unwrap_err().to_string();
         assert!(error.contains("no known dataset format"), "{error}");
@@ -340,7 +456,11 @@ mod tests {
     }
 
     fn tempfile_dir() -> std::path::PathBuf {
-        let directory = std::env::temp_dir().join(format!("crowdroom-consensus-{}-{:?}", std::process::id(), std::thread::current().id()));
+        let directory = std::env::temp_dir().join(format!(
+            "crowdroom-consensus-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
         std::fs::create_dir_all(&directory).unwrap();
         directory
     }

@@ -42,7 +42,11 @@ pub struct DsOptions {
 
 impl Default for DsOptions {
     fn default() -> DsOptions {
-        DsOptions { max_iterations: 200, tolerance: 1e-8, smoothing: 0.01 }
+        DsOptions {
+            max_iterations: 200,
+            tolerance: 1e-8,
+            smoothing: 0.01,
+        }
     }
 }
 
@@ -63,7 +67,8 @@ impl DsModel {
     /// The confusion matrix of one worker, `[true][observed]` row-major.
     pub fn worker_confusion(&self, worker: usize) -> Option<&[f64]> {
         let classes = self.priors.len();
-        self.confusion.get(worker * classes * classes..(worker + 1) * classes * classes)
+        self.confusion
+            .get(worker * classes * classes..(worker + 1) * classes * classes)
     }
 }
 
@@ -78,7 +83,14 @@ pub fn fit(answers: &Answers, options: DsOptions) -> DsModel {
     // Small label counts get a pass with the row length known at compile
     // time (rows are arrays kept in registers); others share one pass.
     let pass: Pass = match answers.classes() {
-        0 => return DsModel { consensus: initial, confusion: Vec::new(), priors: Vec::new(), log_likelihood: 0.0 },
+        0 => {
+            return DsModel {
+                consensus: initial,
+                confusion: Vec::new(),
+                priors: Vec::new(),
+                log_likelihood: 0.0,
+            };
+        }
         2 => pass_fixed::<2>,
         3 => pass_fixed::<3>,
         4 => pass_fixed::<4>,
@@ -98,7 +110,12 @@ fn fit_with(answers: &Answers, initial: Consensus, options: DsOptions, pass: Pas
     let mut state = State {
         classes,
         offsets: answers.offsets(),
-        cells: answers.answer_workers().iter().zip(answers.answer_labels()).map(|(&worker, &label)| worker * width + label).collect(),
+        cells: answers
+            .answer_workers()
+            .iter()
+            .zip(answers.answer_labels())
+            .map(|(&worker, &label)| worker * width + label)
+            .collect(),
         posteriors: initial.posteriors,
         counts: vec![0.0; answers.workers() * classes * classes],
         table: vec![0.0; answers.workers() * classes * classes],
@@ -107,7 +124,8 @@ fn fit_with(answers: &Answers, initial: Consensus, options: DsOptions, pass: Pas
     };
     accumulate(&mut state);
     let per_answer = 1.0 / state.cells.len().max(1) as f64;
-    let (mut previous, mut log_likelihood, mut iterations) = (f64::NEG_INFINITY, f64::NEG_INFINITY, 0);
+    let (mut previous, mut log_likelihood, mut iterations) =
+        (f64::NEG_INFINITY, f64::NEG_INFINITY, 0);
     while iterations < options.max_iterations {
         iterations += 1;
         normalize(&mut state, options.smoothing);
@@ -128,15 +146,25 @@ fn fit_with(answers: &Answers, initial: Consensus, options: DsOptions, pass: Pas
     normalize(&mut state, options.smoothing);
     let mut confusion = vec![0.0; state.table.len()];
     let cells = classes * classes;
-    for (worker_table, worker_confusion) in state.table.chunks_exact(cells).zip(confusion.chunks_exact_mut(cells)) {
+    for (worker_table, worker_confusion) in state
+        .table
+        .chunks_exact(cells)
+        .zip(confusion.chunks_exact_mut(cells))
+    {
         for truth in 0..classes {
             for observed in 0..classes {
-                worker_confusion[truth * classes + observed] = worker_table[observed * classes + truth];
+                worker_confusion[truth * classes + observed] =
+                    worker_table[observed * classes + truth];
             }
         }
     }
     let consensus = Consensus::new(classes, state.posteriors, iterations);
-    DsModel { consensus, confusion, priors: state.priors, log_likelihood }
+    DsModel {
+        consensus,
+        confusion,
+        priors: state.priors,
+        log_likelihood,
+    }
 }
 
 /// The E-step multiplies probabilities (normalized per item) instead of
@@ -232,7 +260,11 @@ fn pass_any(state: &mut State<'_>, store: bool) -> f64 {
     let mut row = vec![0.0; classes];
     state.class_totals.fill(0.0);
     let mut likelihood = LogProduct::new();
-    for (window, posterior) in state.offsets.windows(2).zip(state.posteriors.chunks_exact_mut(classes)) {
+    for (window, posterior) in state
+        .offsets
+        .windows(2)
+        .zip(state.posteriors.chunks_exact_mut(classes))
+    {
         let item_cells = &state.cells[window[0] as usize..window[1] as usize];
         scores.copy_from_slice(&state.priors);
         for chunk in item_cells.chunks(RESCALE_EVERY) {
@@ -252,7 +284,11 @@ fn pass_any(state: &mut State<'_>, store: bool) -> f64 {
         let sum: f64 = scores.iter().sum();
         likelihood.multiply(sum);
         let inverse = 1.0 / sum;
-        for ((probability, score), total) in row.iter_mut().zip(&scores).zip(state.class_totals.iter_mut()) {
+        for ((probability, score), total) in row
+            .iter_mut()
+            .zip(&scores)
+            .zip(state.class_totals.iter_mut())
+        {
             *probability = score * inverse;
             *total += *probability;
         }
@@ -280,7 +316,11 @@ struct LogProduct {
 
 impl LogProduct {
     fn new() -> LogProduct {
-        LogProduct { logs: 0.0, product: 1.0, rescaled: 0 }
+        LogProduct {
+            logs: 0.0,
+            product: 1.0,
+            rescaled: 0,
+        }
     }
 
     /// Adds `ln(value)` for a value in (0, number of labels].
@@ -305,7 +345,11 @@ impl LogProduct {
 fn accumulate(state: &mut State<'_>) {
     let classes = state.classes;
     state.class_totals.fill(0.0);
-    for (window, posterior) in state.offsets.windows(2).zip(state.posteriors.chunks_exact(classes)) {
+    for (window, posterior) in state
+        .offsets
+        .windows(2)
+        .zip(state.posteriors.chunks_exact(classes))
+    {
         for (total, probability) in state.class_totals.iter_mut().zip(posterior) {
             *total += probability;
         }
@@ -325,18 +369,33 @@ fn normalize(state: &mut State<'_>, smoothing: f64) {
     let classes = state.classes;
     let cells = classes * classes;
     let uniform = 1.0 / classes as f64;
-    for (counts, table) in state.counts.chunks_exact(cells).zip(state.table.chunks_exact_mut(cells)) {
+    for (counts, table) in state
+        .counts
+        .chunks_exact(cells)
+        .zip(state.table.chunks_exact_mut(cells))
+    {
         for truth in 0..classes {
-            let total: f64 = (0..classes).map(|observed| counts[observed * classes + truth]).sum::<f64>() + smoothing * classes as f64;
+            let total: f64 = (0..classes)
+                .map(|observed| counts[observed * classes + truth])
+                .sum::<f64>()
+                + smoothing * classes as f64;
             for observed in 0..classes {
                 let cell = observed * classes + truth;
-                table[cell] = if total > 0.0 { ((counts[cell] + smoothing) / total).max(FLOOR) } else { uniform };
+                table[cell] = if total > 0.0 {
+                    ((counts[cell] + smoothing) / total).max(FLOOR)
+                } else {
+                    uniform
+                };
             }
         }
     }
     let items: f64 = state.class_totals.iter().sum::<f64>() + smoothing * classes as f64;
     for (prior, total) in state.priors.iter_mut().zip(&state.class_totals) {
-        *prior = if items > 0.0 { ((total + smoothing) / items).max(FLOOR) } else { uniform };
+        *prior = if items > 0.0 {
+            ((total + smoothing) / items).max(FLOOR)
+        } else {
+            uniform
+        };
     }
 }
 
@@ -361,15 +420,30 @@ mod tests {
         }
         let answers = builder.build().unwrap();
         let model = fit(&answers, DsOptions::default());
-        let yes = answers.label_names().iter().position(|label| label == "yes").unwrap() as u32;
+        let yes = answers
+            .label_names()
+            .iter()
+            .position(|label| label == "yes")
+            .unwrap() as u32;
         for item in 0..40 {
             let expected = if item % 3 == 0 { yes } else { 1 - yes };
-            assert_eq!(model.consensus.decision(item), Some(Decision::Label(expected)), "item {item}");
+            assert_eq!(
+                model.consensus.decision(item),
+                Some(Decision::Label(expected)),
+                "item {item}"
+            );
             assert!(model.consensus.confidence(item) > 0.9);
         }
-        let worker_c = answers.worker_names().iter().position(|worker| worker == "c").unwrap();
+        let worker_c = answers
+            .worker_names()
+            .iter()
+            .position(|worker| worker == "c")
+            .unwrap();
         let confusion = model.worker_confusion(worker_c).unwrap();
-        assert!(confusion[yes as usize * 2 + (1 - yes as usize)] > 0.9, "c flips yes: {confusion:?}");
+        assert!(
+            confusion[yes as usize * 2 + (1 - yes as usize)] > 0.9,
+            "c flips yes: {confusion:?}"
+        );
         assert!((model.priors.iter().sum::<f64>() - 1.0).abs() < 1e-9);
         assert!(model.consensus.iterations() >= 2);
         assert!(model.log_likelihood.is_finite());
@@ -377,17 +451,35 @@ mod tests {
 
     #[test]
     fn the_fixed_and_general_passes_agree() {
-        let spec = crate::consensus::synthetic::SyntheticSpec::parse("300x4,workers=30,classes=3,seed=3").unwrap();
+        let spec =
+            crate::consensus::synthetic::SyntheticSpec::parse("300x4,workers=30,classes=3,seed=3")
+                .unwrap();
         let dataset = crate::consensus::synthetic::generate(spec).unwrap();
         let answers = &dataset.answers;
         let fixed = fit(answers, DsOptions::default());
-        let general = fit_with(answers, vote::majority_vote(answers), DsOptions::default(), pass_any);
+        let general = fit_with(
+            answers,
+            vote::majority_vote(answers),
+            DsOptions::default(),
+            pass_any,
+        );
         assert_eq!(fixed.consensus.iterations(), general.consensus.iterations());
-        for (first, second) in fixed.consensus.posteriors.iter().zip(&general.consensus.posteriors) {
+        for (first, second) in fixed
+            .consensus
+            .posteriors
+            .iter()
+            .zip(&general.consensus.posteriors)
+        {
             assert!((first - second).abs() < 1e-12);
         }
         assert!((fixed.log_likelihood - general.log_likelihood).abs() < 1e-12);
-        assert!(fixed.consensus.accuracy(&dataset.categorical_gold()).unwrap() > 0.8);
+        assert!(
+            fixed
+                .consensus
+                .accuracy(&dataset.categorical_gold())
+                .unwrap()
+                > 0.8
+        );
     }
 
     #[test]
@@ -399,7 +491,13 @@ mod tests {
         builder.push("i", "w", "x");
         builder.push("i", "v", "y");
         let answers = builder.build().unwrap();
-        let consensus = dawid_skene(&answers, DsOptions { max_iterations: 1, ..DsOptions::default() });
+        let consensus = dawid_skene(
+            &answers,
+            DsOptions {
+                max_iterations: 1,
+                ..DsOptions::default()
+            },
+        );
         assert_eq!(consensus.iterations(), 1);
         let row = consensus.posterior(0).unwrap();
         assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-12);

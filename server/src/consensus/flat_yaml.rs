@@ -17,7 +17,13 @@ pub enum Value {
 
 /// Parses a whole document; `source` names the file in errors.
 pub fn parse(text: &str, source: &str) -> Result<Value> {
-    let mut parser = Parser { bytes: text.as_bytes(), text, position: 0, line: 1, source };
+    let mut parser = Parser {
+        bytes: text.as_bytes(),
+        text,
+        position: 0,
+        line: 1,
+        source,
+    };
     parser.skip_blank(true);
     let value = if parser.peek() == Some(b'{') {
         parser.flow_map()?
@@ -45,7 +51,10 @@ impl Parser<'_> {
     }
 
     fn error(&self, message: &str) -> Error {
-        Error::BadRequest(format!("{}:{}: {message} (only flat YAML maps are supported)", self.source, self.line))
+        Error::BadRequest(format!(
+            "{}:{}: {message} (only flat YAML maps are supported)",
+            self.source, self.line
+        ))
     }
 
     /// Skips spaces, tabs, comments, and newlines when `newlines` is set.
@@ -78,7 +87,11 @@ impl Parser<'_> {
             let key = self.scalar(b":")?;
             self.expect(b':')?;
             self.skip_blank(false);
-            let value = if self.peek() == Some(b'{') { self.flow_map()? } else { Value::Scalar(self.scalar(b"")?) };
+            let value = if self.peek() == Some(b'{') {
+                self.flow_map()?
+            } else {
+                Value::Scalar(self.scalar(b"")?)
+            };
             entries.push((key, value));
             self.skip_blank(false);
             match self.peek() {
@@ -103,7 +116,11 @@ impl Parser<'_> {
             let key = self.scalar(b":")?;
             self.expect(b':')?;
             self.skip_blank(true);
-            let value = if self.peek() == Some(b'{') { self.flow_map()? } else { Value::Scalar(self.scalar(b",}")?) };
+            let value = if self.peek() == Some(b'{') {
+                self.flow_map()?
+            } else {
+                Value::Scalar(self.scalar(b",}")?)
+            };
             entries.push((key, value));
             self.skip_blank(true);
             match self.peek() {
@@ -140,8 +157,15 @@ impl Parser<'_> {
         }
         let start = self.position;
         while let Some(byte) = self.peek() {
-            let is_key_end = byte == b':' && matches!(self.bytes.get(self.position + 1), None | Some(b' ' | b'\t' | b'\r' | b'\n'));
-            if byte == b'\n' || (stops.contains(&byte) && (byte != b':' || is_key_end)) || b"{}[]&*".contains(&byte) {
+            let is_key_end = byte == b':'
+                && matches!(
+                    self.bytes.get(self.position + 1),
+                    None | Some(b' ' | b'\t' | b'\r' | b'\n')
+                );
+            if byte == b'\n'
+                || (stops.contains(&byte) && (byte != b':' || is_key_end))
+                || b"{}[]&*".contains(&byte)
+            {
                 break;
             }
             self.position += 1;
@@ -168,13 +192,27 @@ mod tests {
         let flow = parse("{11573: true, 11574: false,\n    11575: true}\n", "gt.yaml").unwrap();
         assert_eq!(
             flow,
-            Value::Map(vec![("11573".into(), scalar("true")), ("11574".into(), scalar("false")), ("11575".into(), scalar("true"))])
+            Value::Map(vec![
+                ("11573".into(), scalar("true")),
+                ("11574".into(), scalar("false")),
+                ("11575".into(), scalar("true"))
+            ])
         );
-        let block = parse("# workers\n39: {1: true,\n  2: false}\n97: {1: false}\n'x y': \"a:b\"\n", "labels.yaml").unwrap();
+        let block = parse(
+            "# workers\n39: {1: true,\n  2: false}\n97: {1: false}\n'x y': \"a:b\"\n",
+            "labels.yaml",
+        )
+        .unwrap();
         assert_eq!(
             block,
             Value::Map(vec![
-                ("39".into(), Value::Map(vec![("1".into(), scalar("true")), ("2".into(), scalar("false"))])),
+                (
+                    "39".into(),
+                    Value::Map(vec![
+                        ("1".into(), scalar("true")),
+                        ("2".into(), scalar("false"))
+                    ])
+                ),
                 ("97".into(), Value::Map(vec![("1".into(), scalar("false"))])),
                 ("x y".into(), scalar("a:b")),
             ])
@@ -184,7 +222,9 @@ mod tests {
 
     #[test]
     fn errors_name_the_line() {
-        let error = parse("{1: true,\n 2 true}", "gt.yaml").unwrap_err().to_string();
+        let error = parse("{1: true,\n 2 true}", "gt.yaml")
+            .unwrap_err()
+            .to_string();
         assert!(error.starts_with("gt.yaml:2:"), "{error}");
         assert!(parse("{1: true", "gt.yaml").is_err());
         assert!(parse("- a\n- b\n", "list.yaml").is_err());

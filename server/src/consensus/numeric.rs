@@ -28,7 +28,11 @@ pub fn median(values: &mut [f64]) -> Option<f64> {
 /// The numeric value of every label name; an error names the first label
 /// that is not a finite number.
 pub fn label_values(answers: &Answers) -> Result<Vec<f64>> {
-    answers.label_names().iter().map(|name| parse_number(name)).collect()
+    answers
+        .label_names()
+        .iter()
+        .map(|name| parse_number(name))
+        .collect()
 }
 
 /// Parses one numeric answer or gold value.
@@ -46,7 +50,11 @@ pub fn medians(answers: &Answers, values: &[f64]) -> Vec<f64> {
         .map(|item| {
             let (_, labels) = answers.of_item(item);
             scratch.clear();
-            scratch.extend(labels.iter().filter_map(|&label| values.get(label as usize)));
+            scratch.extend(
+                labels
+                    .iter()
+                    .filter_map(|&label| values.get(label as usize)),
+            );
             median(&mut scratch).unwrap_or(f64::NAN)
         })
         .collect()
@@ -57,7 +65,12 @@ pub fn medians(answers: &Answers, values: &[f64]) -> Vec<f64> {
 pub fn mean_absolute_error(estimates: &[f64], gold: &[(u32, f64)]) -> Option<f64> {
     let errors: Vec<f64> = gold
         .iter()
-        .filter_map(|&(item, truth)| estimates.get(item as usize).filter(|value| value.is_finite()).map(|value| (value - truth).abs()))
+        .filter_map(|&(item, truth)| {
+            estimates
+                .get(item as usize)
+                .filter(|value| value.is_finite())
+                .map(|value| (value - truth).abs())
+        })
         .collect();
     (!errors.is_empty()).then(|| errors.iter().sum::<f64>() / errors.len() as f64)
 }
@@ -79,14 +92,23 @@ mod tests {
     #[test]
     fn medians_per_item_and_error() {
         let mut builder = AnswersBuilder::new();
-        for (item, worker, value) in [("a", "1", "10"), ("a", "2", "12"), ("a", "3", "-90"), ("b", "1", "5"), ("b", "2", "6")] {
+        for (item, worker, value) in [
+            ("a", "1", "10"),
+            ("a", "2", "12"),
+            ("a", "3", "-90"),
+            ("b", "1", "5"),
+            ("b", "2", "6"),
+        ] {
             builder.push(item, worker, value);
         }
         let answers = builder.build().unwrap();
         let values = label_values(&answers).unwrap();
         let estimates = medians(&answers, &values);
         assert_eq!(estimates, vec![10.0, 5.5]);
-        assert_eq!(mean_absolute_error(&estimates, &[(0, 11.0), (1, 5.5), (9, 0.0)]), Some(0.5));
+        assert_eq!(
+            mean_absolute_error(&estimates, &[(0, 11.0), (1, 5.5), (9, 0.0)]),
+            Some(0.5)
+        );
         assert_eq!(mean_absolute_error(&estimates, &[]), None);
     }
 

@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::dawid_skene::{self, DsOptions};
 use super::datasets::Dataset;
+use super::dawid_skene::{self, DsOptions};
 use super::vote::{self, WmvOptions};
 use super::{Method, numeric};
 use crate::error::Result;
@@ -93,7 +93,12 @@ pub fn evaluate(dataset: &Dataset, method: Method, options: &RunOptions) -> Resu
     line.ties = Some(consensus.ties());
     line.iterations = Some(consensus.iterations());
     let items = consensus.items();
-    line.mean_confidence = (items > 0).then(|| (0..items).map(|item| consensus.confidence(item)).sum::<f64>() / items as f64);
+    line.mean_confidence = (items > 0).then(|| {
+        (0..items)
+            .map(|item| consensus.confidence(item))
+            .sum::<f64>()
+            / items as f64
+    });
     Ok(line)
 }
 

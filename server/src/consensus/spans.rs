@@ -38,7 +38,10 @@ pub fn vote_spans(length: usize, annotations: &[Annotation<'_>]) -> Result<Vec<S
     let mut total_weight = 0.0;
     for annotation in annotations {
         if !annotation.weight.is_finite() || annotation.weight < 0.0 {
-            return Err(Error::BadRequest(format!("span weight {} must be a finite number >= 0", annotation.weight)));
+            return Err(Error::BadRequest(format!(
+                "span weight {} must be a finite number >= 0",
+                annotation.weight
+            )));
         }
         total_weight += annotation.weight;
         for span in annotation.spans {
@@ -62,7 +65,9 @@ pub fn vote_spans(length: usize, annotations: &[Annotation<'_>]) -> Result<Vec<S
         let mut open: Option<Span> = None;
         for &span in merged.iter() {
             match open {
-                Some(ref mut current) if current.label == span.label && span.start <= current.end => {
+                Some(ref mut current)
+                    if current.label == span.label && span.start <= current.end =>
+                {
                     current.end = current.end.max(span.end);
                 }
                 _ => {
@@ -92,7 +97,11 @@ pub fn vote_spans(length: usize, annotations: &[Annotation<'_>]) -> Result<Vec<S
         let Some(label) = winner else { continue };
         match result.last_mut() {
             Some(last) if last.label == label && last.end == token => last.end = token + 1,
-            _ => result.push(Span { start: token, end: token + 1, label }),
+            _ => result.push(Span {
+                start: token,
+                end: token + 1,
+                label,
+            }),
         }
     }
     Ok(result)
@@ -120,9 +129,18 @@ mod tests {
         let second = [span(1, 4, 0), span(6, 7, 1)];
         let third = [span(2, 5, 0)];
         let annotations = [
-            Annotation { weight: 1.0, spans: &first },
-            Annotation { weight: 1.0, spans: &second },
-            Annotation { weight: 1.0, spans: &third },
+            Annotation {
+                weight: 1.0,
+                spans: &first,
+            },
+            Annotation {
+                weight: 1.0,
+                spans: &second,
+            },
+            Annotation {
+                weight: 1.0,
+                spans: &third,
+            },
         ];
         assert_eq!(vote_spans(8, &annotations).unwrap(), vec![span(2, 4, 0)]);
     }
@@ -131,28 +149,96 @@ mod tests {
     fn weights_and_abstentions_count() {
         let marked = [span(0, 3, 0)];
         // One heavy worker against two who marked nothing.
-        let heavy = [Annotation { weight: 3.0, spans: &marked }, Annotation { weight: 1.0, spans: &[] }, Annotation { weight: 1.0, spans: &[] }];
+        let heavy = [
+            Annotation {
+                weight: 3.0,
+                spans: &marked,
+            },
+            Annotation {
+                weight: 1.0,
+                spans: &[],
+            },
+            Annotation {
+                weight: 1.0,
+                spans: &[],
+            },
+        ];
         assert_eq!(vote_spans(3, &heavy).unwrap(), vec![span(0, 3, 0)]);
-        let light = [Annotation { weight: 1.0, spans: &marked }, Annotation { weight: 1.0, spans: &[] }];
-        assert_eq!(vote_spans(3, &light).unwrap(), vec![], "exactly half is not a majority");
+        let light = [
+            Annotation {
+                weight: 1.0,
+                spans: &marked,
+            },
+            Annotation {
+                weight: 1.0,
+                spans: &[],
+            },
+        ];
+        assert_eq!(
+            vote_spans(3, &light).unwrap(),
+            vec![],
+            "exactly half is not a majority"
+        );
         // Overlapping spans of one worker count once.
         let overlapping = [span(0, 2, 0), span(1, 3, 0)];
-        let once = [Annotation { weight: 1.0, spans: &overlapping }, Annotation { weight: 1.0, spans: &[] }];
+        let once = [
+            Annotation {
+                weight: 1.0,
+                spans: &overlapping,
+            },
+            Annotation {
+                weight: 1.0,
+                spans: &[],
+            },
+        ];
         assert_eq!(vote_spans(3, &once).unwrap(), vec![]);
     }
 
     #[test]
     fn different_labels_split_spans() {
         let spans = [span(0, 2, 0), span(2, 4, 1)];
-        let annotations = [Annotation { weight: 1.0, spans: &spans }];
-        assert_eq!(vote_spans(4, &annotations).unwrap(), vec![span(0, 2, 0), span(2, 4, 1)]);
+        let annotations = [Annotation {
+            weight: 1.0,
+            spans: &spans,
+        }];
+        assert_eq!(
+            vote_spans(4, &annotations).unwrap(),
+            vec![span(0, 2, 0), span(2, 4, 1)]
+        );
         assert_eq!(vote_spans(0, &[]).unwrap(), vec![]);
     }
 
     #[test]
     fn rejects_bad_spans_and_weights() {
-        assert!(vote_spans(3, &[Annotation { weight: 1.0, spans: &[span(2, 4, 0)] }]).is_err());
-        assert!(vote_spans(3, &[Annotation { weight: 1.0, spans: &[span(2, 2, 0)] }]).is_err());
-        assert!(vote_spans(3, &[Annotation { weight: f64::NAN, spans: &[] }]).is_err());
+        assert!(
+            vote_spans(
+                3,
+                &[Annotation {
+                    weight: 1.0,
+                    spans: &[span(2, 4, 0)]
+                }]
+            )
+            .is_err()
+        );
+        assert!(
+            vote_spans(
+                3,
+                &[Annotation {
+                    weight: 1.0,
+                    spans: &[span(2, 2, 0)]
+                }]
+            )
+            .is_err()
+        );
+        assert!(
+            vote_spans(
+                3,
+                &[Annotation {
+                    weight: f64::NAN,
+                    spans: &[]
+                }]
+            )
+            .is_err()
+        );
     }
 }

@@ -12,8 +12,8 @@
 //! The random generator is SplitMix64, written out here so that a seed
 //! gives the same dataset whatever version of `rand` the build resolves.
 
-use super::datasets::Dataset;
 use super::Answers;
+use super::datasets::Dataset;
 use crate::error::{Error, Result};
 
 /// What to generate.
@@ -30,14 +30,33 @@ impl SyntheticSpec {
     /// Parses `TASKSxANSWERS[,workers=N][,classes=K][,seed=S]`
     /// (defaults: 2000 workers, 4 classes, seed 1).
     pub fn parse(text: &str) -> Result<SyntheticSpec> {
-        let bad = |why: &str| Error::BadRequest(format!("--synthetic {text:?}: {why} (expected TASKSxANSWERS[,workers=N][,classes=K][,seed=S])"));
+        let bad = |why: &str| {
+            Error::BadRequest(format!(
+                "--synthetic {text:?}: {why} (expected TASKSxANSWERS[,workers=N][,classes=K][,seed=S])"
+            ))
+        };
         let mut parts = text.split(',');
         let size = parts.next().unwrap_or_default();
-        let (tasks, answers) = size.split_once('x').ok_or_else(|| bad("missing TASKSxANSWERS"))?;
-        let number = |value: &str| value.trim().parse::<u64>().map_err(|_| bad(&format!("{value:?} is not a whole number")));
-        let mut spec = SyntheticSpec { tasks: number(tasks)? as usize, answers_per_task: number(answers)? as usize, workers: 2000, classes: 4, seed: 1 };
+        let (tasks, answers) = size
+            .split_once('x')
+            .ok_or_else(|| bad("missing TASKSxANSWERS"))?;
+        let number = |value: &str| {
+            value
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| bad(&format!("{value:?} is not a whole number")))
+        };
+        let mut spec = SyntheticSpec {
+            tasks: number(tasks)? as usize,
+            answers_per_task: number(answers)? as usize,
+            workers: 2000,
+            classes: 4,
+            seed: 1,
+        };
         for part in parts {
-            let (key, value) = part.split_once('=').ok_or_else(|| bad(&format!("{part:?} is not key=value")))?;
+            let (key, value) = part
+                .split_once('=')
+                .ok_or_else(|| bad(&format!("{part:?} is not key=value")))?;
             match key.trim() {
                 "workers" => spec.workers = number(value)? as usize,
                 "classes" => spec.classes = number(value)? as usize,
@@ -45,8 +64,14 @@ impl SyntheticSpec {
                 other => return Err(bad(&format!("unknown key {other:?}"))),
             }
         }
-        if spec.tasks == 0 || spec.answers_per_task == 0 || spec.classes < 2 || spec.workers < spec.answers_per_task {
-            return Err(bad("need tasks >= 1, answers >= 1, classes >= 2 and workers >= answers per task"));
+        if spec.tasks == 0
+            || spec.answers_per_task == 0
+            || spec.classes < 2
+            || spec.workers < spec.answers_per_task
+        {
+            return Err(bad(
+                "need tasks >= 1, answers >= 1, classes >= 2 and workers >= answers per task",
+            ));
         }
         if spec.tasks.saturating_mul(spec.answers_per_task) > u32::MAX as usize / 2 {
             return Err(bad("too many answers"));
@@ -56,7 +81,10 @@ impl SyntheticSpec {
 
     /// A name for the JSON lines, e.g. `synthetic-200000x5-w2000-k4-s1`.
     pub fn name(&self) -> String {
-        format!("synthetic-{}x{}-w{}-k{}-s{}", self.tasks, self.answers_per_task, self.workers, self.classes, self.seed)
+        format!(
+            "synthetic-{}x{}-w{}-k{}-s{}",
+            self.tasks, self.answers_per_task, self.workers, self.classes, self.seed
+        )
     }
 }
 
@@ -76,9 +104,27 @@ pub fn generate(spec: SyntheticSpec) -> Result<Dataset> {
                 vec![1.0; classes]
             } else {
                 let right = (accuracy + 0.1 * (random.unit() - 0.5)).clamp(0.3, 0.99);
-                let wrong: Vec<f64> = (0..classes).map(|label| if label == truth { 0.0 } else { random.unit().powi(2) + 1e-3 }).collect();
+                let wrong: Vec<f64> = (0..classes)
+                    .map(|label| {
+                        if label == truth {
+                            0.0
+                        } else {
+                            random.unit().powi(2) + 1e-3
+                        }
+                    })
+                    .collect();
                 let wrong_total: f64 = wrong.iter().sum();
-                wrong.iter().enumerate().map(|(label, weight)| if label == truth { right } else { (1.0 - right) * weight / wrong_total }).collect()
+                wrong
+                    .iter()
+                    .enumerate()
+                    .map(|(label, weight)| {
+                        if label == truth {
+                            right
+                        } else {
+                            (1.0 - right) * weight / wrong_total
+                        }
+                    })
+                    .collect()
             };
             worker_cdf.extend(cumulative(&row));
         }
@@ -103,12 +149,23 @@ pub fn generate(spec: SyntheticSpec) -> Result<Dataset> {
     }
     let answers = Answers::from_indices(
         (0..spec.tasks).map(|task| format!("t{task}")).collect(),
-        (0..spec.workers).map(|worker| format!("w{worker}")).collect(),
+        (0..spec.workers)
+            .map(|worker| format!("w{worker}"))
+            .collect(),
         (0..classes).map(|label| format!("c{label}")).collect(),
         &triples,
     )?;
-    let gold = truths.iter().enumerate().map(|(task, &truth)| (task as u32, format!("c{truth}"))).collect();
-    Ok(Dataset { name: spec.name(), answers, gold, gold_unanswered: 0 })
+    let gold = truths
+        .iter()
+        .enumerate()
+        .map(|(task, &truth)| (task as u32, format!("c{truth}")))
+        .collect();
+    Ok(Dataset {
+        name: spec.name(),
+        answers,
+        gold,
+        gold_unanswered: 0,
+    })
 }
 
 /// Cumulative sums normalized to end at 1.
@@ -126,7 +183,9 @@ fn cumulative(weights: &[f64]) -> Vec<f64> {
 
 /// The first index whose cumulative probability exceeds `draw`.
 fn sample(cdf: &[f64], draw: f64) -> usize {
-    cdf.iter().position(|&bound| draw < bound).unwrap_or(cdf.len().saturating_sub(1))
+    cdf.iter()
+        .position(|&bound| draw < bound)
+        .unwrap_or(cdf.len().saturating_sub(1))
 }
 
 /// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast, and fixed forever.
@@ -160,9 +219,25 @@ mod tests {
     #[test]
     fn parses_specs() {
         let spec = SyntheticSpec::parse("200000x5,workers=2000,classes=4,seed=1").unwrap();
-        assert_eq!(spec, SyntheticSpec { tasks: 200_000, answers_per_task: 5, workers: 2000, classes: 4, seed: 1 });
+        assert_eq!(
+            spec,
+            SyntheticSpec {
+                tasks: 200_000,
+                answers_per_task: 5,
+                workers: 2000,
+                classes: 4,
+                seed: 1
+            }
+        );
         assert_eq!(SyntheticSpec::parse("10x3").unwrap().workers, 2000);
-        for bad in ["", "10", "10x3,colour=red", "10x3,classes=1", "10x3,workers=2", "ax3"] {
+        for bad in [
+            "",
+            "10",
+            "10x3,colour=red",
+            "10x3,classes=1",
+            "10x3,workers=2",
+            "ax3",
+        ] {
             assert!(SyntheticSpec::parse(bad).is_err(), "{bad}");
         }
     }
@@ -172,7 +247,10 @@ mod tests {
         let spec = SyntheticSpec::parse("500x5,workers=50,classes=3,seed=7").unwrap();
         let first = generate(spec).unwrap();
         let second = generate(spec).unwrap();
-        assert_eq!(first.answers.answer_labels(), second.answers.answer_labels());
+        assert_eq!(
+            first.answers.answer_labels(),
+            second.answers.answer_labels()
+        );
         assert_eq!(first.answers.len(), 2500);
         assert_eq!(first.answers.duplicates(), 0);
         assert_eq!(first.gold.len(), 500);

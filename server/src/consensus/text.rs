@@ -23,7 +23,10 @@ pub fn closest_text<S: AsRef<str>>(answers: &[S]) -> Option<usize> {
 /// worker's weight (e.g. their estimated accuracy). `weights` shorter than
 /// `answers` count the missing ones as 1.
 pub fn closest_text_weighted<S: AsRef<str>>(answers: &[S], weights: &[f64]) -> Option<usize> {
-    let normalized: Vec<Vec<char>> = answers.iter().map(|answer| normalize(answer.as_ref())).collect();
+    let normalized: Vec<Vec<char>> = answers
+        .iter()
+        .map(|answer| normalize(answer.as_ref()))
+        .collect();
     let weight = |index: usize| weights.get(index).copied().unwrap_or(1.0).max(0.0);
     let count = normalized.len();
     let mut totals = vec![0.0; count];
@@ -80,7 +83,9 @@ fn levenshtein(first: &[char], second: &[char]) -> usize {
         current[0] = row + 1;
         for (column, &b) in second.iter().enumerate() {
             let substitution = previous[column] + usize::from(a != b);
-            current[column + 1] = substitution.min(previous[column + 1] + 1).min(current[column] + 1);
+            current[column + 1] = substitution
+                .min(previous[column + 1] + 1)
+                .min(current[column] + 1);
         }
         std::mem::swap(&mut previous, &mut current);
     }
@@ -104,7 +109,13 @@ mod tests {
 
     #[test]
     fn picks_the_answer_closest_to_the_others() {
-        let answers = ["the quick brown fox", "the quick brown fax", "teh quick brown fox", "lorem ipsum", "the quick brown fox"];
+        let answers = [
+            "the quick brown fox",
+            "the quick brown fax",
+            "teh quick brown fox",
+            "lorem ipsum",
+            "the quick brown fox",
+        ];
         assert_eq!(closest_text(&answers), Some(0));
         assert_eq!(closest_text(&["only"]), Some(0));
         assert_eq!(closest_text::<&str>(&[]), None);
@@ -117,6 +128,9 @@ mod tests {
         let answers = ["cat", "cart", "dog", "dog"];
         assert_eq!(closest_text(&answers), Some(2));
         // Trusting the first two workers far more moves the medoid to them.
-        assert_eq!(closest_text_weighted(&answers, &[10.0, 10.0, 0.1, 0.1]), Some(0));
+        assert_eq!(
+            closest_text_weighted(&answers, &[10.0, 10.0, 0.1, 0.1]),
+            Some(0)
+        );
     }
 }

@@ -51,7 +51,11 @@ pub struct WmvOptions {
 
 impl Default for WmvOptions {
     fn default() -> WmvOptions {
-        WmvOptions { max_rounds: 10, prior_right: 2.0, prior_wrong: 1.0 }
+        WmvOptions {
+            max_rounds: 10,
+            prior_right: 2.0,
+            prior_wrong: 1.0,
+        }
     }
 }
 
@@ -59,7 +63,11 @@ impl Default for WmvOptions {
 /// worker who answered at least one of them has `p` estimated from those
 /// answers only (with the same prior). Pass `&[]` to estimate every worker
 /// from agreement, as when gold is kept for evaluation.
-pub fn weighted_majority_vote(answers: &Answers, options: WmvOptions, gold: &[(u32, Option<u32>)]) -> Consensus {
+pub fn weighted_majority_vote(
+    answers: &Answers,
+    options: WmvOptions,
+    gold: &[(u32, Option<u32>)],
+) -> Consensus {
     let classes = answers.classes();
     let workers = answers.workers();
     let gold_counts = gold_counts(answers, gold);
@@ -84,7 +92,8 @@ pub fn weighted_majority_vote(answers: &Answers, options: WmvOptions, gold: &[(u
                 Some(&(right, total)) if total > 0.0 => (right, total),
                 _ => (agreed[worker], answered[worker]),
             };
-            let accuracy = (right + options.prior_right) / (total + options.prior_right + options.prior_wrong);
+            let accuracy =
+                (right + options.prior_right) / (total + options.prior_right + options.prior_wrong);
             let weight = log_odds_weight(accuracy, classes);
             moved = moved.max((weight - weights[worker]).abs());
             weights[worker] = weight;
@@ -133,7 +142,8 @@ fn weighted_scores(answers: &Answers, weights: &[f64], scores: &mut [f64]) {
     for (item, window) in answers.offsets().windows(2).enumerate() {
         let row = &mut scores[item * classes..(item + 1) * classes];
         for index in window[0] as usize..window[1] as usize {
-            row[labels[index] as usize] += weights.get(workers[index] as usize).copied().unwrap_or(0.0);
+            row[labels[index] as usize] +=
+                weights.get(workers[index] as usize).copied().unwrap_or(0.0);
         }
     }
 }
@@ -163,7 +173,10 @@ fn agreement(answers: &Answers, scores: &[f64], agreed: &mut [f64]) {
     for (item, window) in answers.offsets().windows(2).enumerate() {
         let row = &scores[item * classes..(item + 1) * classes];
         let best = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let tied = row.iter().filter(|&&score| best - score <= TIE_TOLERANCE).count() as f64;
+        let tied = row
+            .iter()
+            .filter(|&&score| best - score <= TIE_TOLERANCE)
+            .count() as f64;
         for index in window[0] as usize..window[1] as usize {
             if best - row[labels[index] as usize] <= TIE_TOLERANCE {
                 agreed[workers[index] as usize] += 1.0 / tied;
@@ -199,19 +212,29 @@ mod tests {
 
     fn answers(rows: &[(&str, &str, &str)]) -> Answers {
         let mut builder = AnswersBuilder::new();
-        rows.iter().for_each(|(item, worker, label)| builder.push(item, worker, label));
+        rows.iter()
+            .for_each(|(item, worker, label)| builder.push(item, worker, label));
         builder.build().unwrap()
     }
 
     #[test]
     fn majority_vote_keeps_ties() {
-        let answers = answers(&[("a", "1", "x"), ("a", "2", "y"), ("b", "1", "y"), ("b", "2", "y"), ("b", "3", "x")]);
+        let answers = answers(&[
+            ("a", "1", "x"),
+            ("a", "2", "y"),
+            ("b", "1", "y"),
+            ("b", "2", "y"),
+            ("b", "3", "x"),
+        ]);
         let consensus = majority_vote(&answers);
         assert_eq!(consensus.decision(0), Some(Decision::Tie(vec![0, 1])));
         assert_eq!(consensus.decision(1), Some(Decision::Label(1)));
         assert!((consensus.confidence(1) - 2.0 / 3.0).abs() < 1e-12);
         assert_eq!(consensus.ties(), 1);
-        assert_eq!(consensus.accuracy(&[(0, Some(0)), (1, Some(1))]), Some(0.75));
+        assert_eq!(
+            consensus.accuracy(&[(0, Some(0)), (1, Some(1))]),
+            Some(0.75)
+        );
     }
 
     #[test]
@@ -222,12 +245,24 @@ mod tests {
         let mut rows = Vec::new();
         let names: Vec<String> = (0..8).map(|index| format!("i{index}")).collect();
         for name in &names {
-            rows.extend([(name.as_str(), "1", "x"), (name.as_str(), "2", "x"), (name.as_str(), "5", "x")]);
+            rows.extend([
+                (name.as_str(), "1", "x"),
+                (name.as_str(), "2", "x"),
+                (name.as_str(), "5", "x"),
+            ]);
             rows.extend([(name.as_str(), "3", "y"), (name.as_str(), "4", "y")]);
         }
-        rows.extend([("t", "1", "x"), ("t", "2", "x"), ("t", "3", "y"), ("t", "4", "y")]);
+        rows.extend([
+            ("t", "1", "x"),
+            ("t", "2", "x"),
+            ("t", "3", "y"),
+            ("t", "4", "y"),
+        ]);
         let answers = answers(&rows);
-        assert_eq!(majority_vote(&answers).decision(8), Some(Decision::Tie(vec![0, 1])));
+        assert_eq!(
+            majority_vote(&answers).decision(8),
+            Some(Decision::Tie(vec![0, 1]))
+        );
         let consensus = weighted_majority_vote(&answers, WmvOptions::default(), &[]);
         assert_eq!(consensus.decision(8), Some(Decision::Label(0)));
         assert!(consensus.confidence(8) > 0.9);
@@ -237,7 +272,12 @@ mod tests {
     #[test]
     fn gold_answers_set_a_workers_weight() {
         // Two workers disagree on everything; gold on item 0 says worker "b" is right.
-        let answers = answers(&[("0", "a", "x"), ("0", "b", "y"), ("1", "a", "x"), ("1", "b", "y")]);
+        let answers = answers(&[
+            ("0", "a", "x"),
+            ("0", "b", "y"),
+            ("1", "a", "x"),
+            ("1", "b", "y"),
+        ]);
         let consensus = weighted_majority_vote(&answers, WmvOptions::default(), &[(0, Some(1))]);
         assert_eq!(consensus.decision(1), Some(Decision::Label(1)));
     }

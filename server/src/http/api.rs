@@ -25,9 +25,15 @@ pub fn routes() -> Router<AppState> {
         .route("/rooms", get(list_rooms).post(create_room))
         .route("/rooms/{room}", get(get_room))
         .route("/rooms/{room}/members", get(list_members))
-        .route("/rooms/{room}/members/{user}", put(set_member).delete(remove_member))
+        .route(
+            "/rooms/{room}/members/{user}",
+            put(set_member).delete(remove_member),
+        )
         .route("/rooms/{room}/tokens", get(list_tokens).post(issue_token))
-        .route("/rooms/{room}/tokens/{token}", axum::routing::delete(revoke_token))
+        .route(
+            "/rooms/{room}/tokens/{token}",
+            axum::routing::delete(revoke_token),
+        )
         .route("/rooms/{room}/chat", get(chat_history))
         .route("/rooms/{room}/docs", get(list_docs).post(create_doc))
 }
@@ -39,7 +45,11 @@ async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal> {
 }
 
 fn require(allowed: bool, why: &'static str) -> Result<()> {
-    if allowed { Ok(()) } else { Err(Error::Forbidden(why)) }
+    if allowed {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(why))
+    }
 }
 
 async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>> {
@@ -51,7 +61,11 @@ async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Va
 }
 
 async fn room_json(state: &AppState, room: &RoomId) -> Result<Value> {
-    let row = state.store.room(room).await?.ok_or(Error::NotFound("room"))?;
+    let row = state
+        .store
+        .room(room)
+        .await?
+        .ok_or(Error::NotFound("room"))?;
     let stats = state.rooms.stats(room).await;
     Ok(json!({ "id": row.id, "name": row.name, "created_at": row.created_at, "live": stats }))
 }
@@ -72,25 +86,52 @@ struct CreateRoom {
 
 /// An owner creates a new room and becomes its owner; the reply carries a
 /// fresh owner token for it (a token opens only its own room).
-async fn create_room(State(state): State<AppState>, headers: HeaderMap, JsonBody(body): JsonBody<CreateRoom>) -> Result<Response> {
+async fn create_room(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<CreateRoom>,
+) -> Result<Response> {
     let me = principal(&state, &headers).await?;
-    require(me.role.can_administer(), "only room owners can create rooms")?;
+    require(
+        me.role.can_administer(),
+        "only room owners can create rooms",
+    )?;
     let id = RoomId::parse(&body.id)?;
     let name = body.name.unwrap_or_else(|| id.to_string());
     let room = state.store.create_room(&id, &name).await?;
-    let (token, secret) = state.store.issue_token(&id, &me.user, Role::Owner, None).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "room": room, "token": secret, "token_id": token.id }))).into_response())
+    let (token, secret) = state
+        .store
+        .issue_token(&id, &me.user, Role::Owner, None)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "room": room, "token": secret, "token_id": token.id })),
+    )
+        .into_response())
 }
 
-async fn get_room(State(state): State<AppState>, headers: HeaderMap, Path(room): Path<String>) -> Result<Json<Value>> {
+async fn get_room(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+) -> Result<Json<Value>> {
     let me = authenticate(&state, &headers, None, &room).await?;
     Ok(Json(room_json(&state, &me.room).await?))
 }
 
-async fn list_members(State(state): State<AppState>, headers: HeaderMap, Path(room): Path<String>) -> Result<Json<Value>> {
+async fn list_members(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+) -> Result<Json<Value>> {
     let me = authenticate(&state, &headers, None, &room).await?;
-    require(me.role.can_list_members(), "only the core team can list members")?;
-    Ok(Json(json!({ "members": state.store.members(&me.room).await? })))
+    require(
+        me.role.can_list_members(),
+        "only the core team can list members",
+    )?;
+    Ok(Json(
+        json!({ "members": state.store.members(&me.room).await? }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -114,7 +155,10 @@ async fn set_member(
     }
     state.store.set_member_role(&me.room, &user, role).await?;
     // Open sockets carry the old role: make them reconnect with the new one.
-    state.rooms.disconnect(&me.room, &user, CloseCode::RoleChanged).await;
+    state
+        .rooms
+        .disconnect(&me.room, &user, CloseCode::RoleChanged)
+        .await;
     Ok(Json(json!({ "user": user, "role": role })))
 }
 
@@ -129,14 +173,26 @@ async fn remove_member(
     for token in state.store.remove_member(&me.room, &user).await? {
         state.sessions.close_token(&token, CloseCode::TokenRevoked);
     }
-    state.rooms.disconnect(&me.room, &user, CloseCode::RoleChanged).await;
+    state
+        .rooms
+        .disconnect(&me.room, &user, CloseCode::RoleChanged)
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_tokens(State(state): State<AppState>, headers: HeaderMap, Path(room): Path<String>) -> Result<Json<Value>> {
+async fn list_tokens(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+) -> Result<Json<Value>> {
     let me = authenticate(&state, &headers, None, &room).await?;
-    require(me.role.can_moderate(), "only owners and moderators list tokens")?;
-    Ok(Json(json!({ "tokens": state.store.tokens(&me.room).await? })))
+    require(
+        me.role.can_moderate(),
+        "only owners and moderators list tokens",
+    )?;
+    Ok(Json(
+        json!({ "tokens": state.store.tokens(&me.room).await? }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -157,12 +213,20 @@ async fn issue_token(
     JsonBody(body): JsonBody<IssueToken>,
 ) -> Result<Response> {
     let me = authenticate(&state, &headers, None, &room).await?;
-    require(me.role.can_moderate(), "only owners and moderators issue tokens")?;
+    require(
+        me.role.can_moderate(),
+        "only owners and moderators issue tokens",
+    )?;
     let role: Role = body.role.parse()?;
-    require(me.role.can_grant(role), "moderators grant only core, worker and viewer roles")?;
+    require(
+        me.role.can_grant(role),
+        "moderators grant only core, worker and viewer roles",
+    )?;
     let ttl_ms = match body.ttl_seconds {
         Some(seconds) if !(1..=MAX_TTL_SECONDS).contains(&seconds) => {
-            return Err(Error::BadRequest(format!("ttl_seconds must be between 1 and {MAX_TTL_SECONDS}")));
+            return Err(Error::BadRequest(format!(
+                "ttl_seconds must be between 1 and {MAX_TTL_SECONDS}"
+            )));
         }
         Some(seconds) => Some(seconds * 1000),
         None => None,
@@ -172,16 +236,29 @@ async fn issue_token(
     // they could not have granted it to (a moderator cannot demote an owner).
     let current = state.store.member_role(&me.room, &user).await?;
     if let Some(current) = current {
-        require(me.role.can_grant(current), "that member's role is above what you can grant")?;
+        require(
+            me.role.can_grant(current),
+            "that member's role is above what you can grant",
+        )?;
     }
     let display_name = body.display_name.unwrap_or_else(|| user.to_string());
     state.store.ensure_user(&user, &display_name).await?;
-    let (token, secret) = state.store.issue_token(&me.room, &user, role, ttl_ms).await?;
+    let (token, secret) = state
+        .store
+        .issue_token(&me.room, &user, role, ttl_ms)
+        .await?;
     if current.is_some_and(|current| current != role) {
         // Their open sockets carry the old role: make them reconnect.
-        state.rooms.disconnect(&me.room, &user, CloseCode::RoleChanged).await;
+        state
+            .rooms
+            .disconnect(&me.room, &user, CloseCode::RoleChanged)
+            .await;
     }
-    Ok((StatusCode::CREATED, Json(json!({ "token": secret, "info": token }))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "token": secret, "info": token })),
+    )
+        .into_response())
 }
 
 async fn revoke_token(
@@ -191,10 +268,19 @@ async fn revoke_token(
 ) -> Result<StatusCode> {
     let me = authenticate(&state, &headers, None, &room).await?;
     let token = TokenId(token);
-    let target = state.store.tokens(&me.room).await?.into_iter().find(|row| row.id == token).ok_or(Error::NotFound("token"))?;
+    let target = state
+        .store
+        .tokens(&me.room)
+        .await?
+        .into_iter()
+        .find(|row| row.id == token)
+        .ok_or(Error::NotFound("token"))?;
     // Anyone may revoke their own token; moderators revoke those they could grant.
     let own = target.user == me.user;
-    require(own || (me.role.can_moderate() && me.role.can_grant(target.role)), "not allowed to revoke this token")?;
+    require(
+        own || (me.role.can_moderate() && me.role.can_grant(target.role)),
+        "not allowed to revoke this token",
+    )?;
     state.store.revoke_token(&token, Some(&me.room)).await?;
     state.sessions.close_token(&token, CloseCode::TokenRevoked);
     Ok(StatusCode::NO_CONTENT)
@@ -214,13 +300,29 @@ async fn chat_history(
     Query(query): Query<HistoryQuery>,
 ) -> Result<Json<Value>> {
     let me = authenticate(&state, &headers, None, &room).await?;
-    let messages = state.store.chat_history(&me.room, query.before, query.limit.unwrap_or(50)).await?;
+    let messages = state
+        .store
+        .chat_history(&me.room, query.before, query.limit.unwrap_or(50))
+        .await?;
     let moderator = me.role.can_moderate();
-    let messages: Vec<_> = messages.into_iter().map(|message| if moderator { message } else { message.redacted() }).collect();
+    let messages: Vec<_> = messages
+        .into_iter()
+        .map(|message| {
+            if moderator {
+                message
+            } else {
+                message.redacted()
+            }
+        })
+        .collect();
     Ok(Json(json!({ "messages": messages })))
 }
 
-async fn list_docs(State(state): State<AppState>, headers: HeaderMap, Path(room): Path<String>) -> Result<Json<Value>> {
+async fn list_docs(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+) -> Result<Json<Value>> {
     let me = authenticate(&state, &headers, None, &room).await?;
     Ok(Json(json!({ "docs": state.store.docs(&me.room).await? })))
 }
@@ -241,6 +343,10 @@ async fn create_doc(
     require(me.role.can_write(), "viewers cannot create documents")?;
     let name = DocName::parse(&body.name)?;
     let created = state.store.create_doc(&me.room, &name).await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(json!({ "name": name, "created": created }))).into_response())
 }

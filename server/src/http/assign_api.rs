@@ -4,9 +4,9 @@
 //! committer like any reservation, so the overlap invariants hold even if
 //! workers take tasks at the same time.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::Json;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -45,14 +45,29 @@ pub async fn assign_tasks(
     JsonBody(body): JsonBody<AssignRequest>,
 ) -> Result<Json<Value>> {
     let me = authenticate(&state, &headers, None, &room).await?;
-    require(me.role.can_moderate(), "only owners and moderators assign work")?;
+    require(
+        me.role.can_moderate(),
+        "only owners and moderators assign work",
+    )?;
     if body.members.is_empty() || body.members.len() > MAX_MEMBERS {
-        return Err(Error::BadRequest(format!("give 1 to {MAX_MEMBERS} members")));
+        return Err(Error::BadRequest(format!(
+            "give 1 to {MAX_MEMBERS} members"
+        )));
     }
     let project = state.store.project(&me.room).await?;
-    let capacity: i64 = body.members.iter().map(|member| i64::from(member.capacity)).sum();
-    let tasks = state.store.open_tasks(&me.room, (capacity * TASKS_PER_SLOT).clamp(1, MAX_TASKS)).await?;
-    let (first, last) = match (tasks.iter().map(|task| task.id).min(), tasks.iter().map(|task| task.id).max()) {
+    let capacity: i64 = body
+        .members
+        .iter()
+        .map(|member| i64::from(member.capacity))
+        .sum();
+    let tasks = state
+        .store
+        .open_tasks(&me.room, (capacity * TASKS_PER_SLOT).clamp(1, MAX_TASKS))
+        .await?;
+    let (first, last) = match (
+        tasks.iter().map(|task| task.id).min(),
+        tasks.iter().map(|task| task.id).max(),
+    ) {
         (Some(first), Some(last)) => (first, last),
         _ => return Ok(Json(json!({ "assigned": [] }))),
     };
@@ -66,19 +81,36 @@ pub async fn assign_tasks(
         let paused = state.store.paused_reason(&me.room, &user).await?.is_some();
         let skills = state.store.member_skills(&me.room, &user).await?;
         let quality = state.store.worker_quality(&me.room, &user).await?;
-        let accuracy = vote_accuracy(quality.gold_correct, quality.gold_total, quality.agree, quality.disagree);
-        let touched = state.store.touched_tasks(&me.room, &user, first, last).await?;
-        let has_project_skills = project.required_skills.iter().all(|skill| skills.contains(skill));
+        let accuracy = vote_accuracy(
+            quality.gold_correct,
+            quality.gold_total,
+            quality.agree,
+            quality.disagree,
+        );
+        let touched = state
+            .store
+            .touched_tasks(&me.room, &user, first, last)
+            .await?;
+        let has_project_skills = project
+            .required_skills
+            .iter()
+            .all(|skill| skills.contains(skill));
         let options = tasks
             .iter()
             .enumerate()
             .filter(|(_, task)| {
-                !paused && has_project_skills && !touched.contains(&task.id) && task.skills.iter().all(|skill| skills.contains(skill))
+                !paused
+                    && has_project_skills
+                    && !touched.contains(&task.id)
+                    && task.skills.iter().all(|skill| skills.contains(skill))
             })
             // Expected gain: the member's accuracy times how much the task still needs an answer.
             .map(|(index, task)| (index, accuracy * task.need))
             .collect();
-        members.push(Member { capacity: member.capacity, options });
+        members.push(Member {
+            capacity: member.capacity,
+            options,
+        });
         users.push(user);
     }
     let slots: Vec<u32> = tasks.iter().map(|task| task.free).collect();
@@ -87,7 +119,9 @@ pub async fn assign_tasks(
         .map_err(|error| Error::Internal(format!("assignment: {error}")))?;
     let mut assigned = Vec::with_capacity(pairs.len());
     for (member, task) in pairs {
-        let (Some(user), Some(task)) = (users.get(member), tasks.get(task)) else { continue };
+        let (Some(user), Some(task)) = (users.get(member), tasks.get(task)) else {
+            continue;
+        };
         let op = WriteOp::Grant {
             room: me.room.clone(),
             task: task.id,
@@ -97,9 +131,12 @@ pub async fn assign_tasks(
         };
         // A slot taken meanwhile by someone else is simply not assigned.
         if let WriteOutcome::Granted(Some(reservation)) = state.committer().write(op).await? {
-            let event = crate::protocol::event("task.assigned", &json!({ "reservation": reservation }));
+            let event =
+                crate::protocol::event("task.assigned", &json!({ "reservation": reservation }));
             state.rooms.notify_user(&me.room, user, event).await;
-            assigned.push(json!({ "user": user, "task_id": task.id, "expires_at": reservation.expires_at }));
+            assigned.push(
+                json!({ "user": user, "task_id": task.id, "expires_at": reservation.expires_at }),
+            );
         }
     }
     state.rooms.queue_changed(&me.room).await;

@@ -33,7 +33,8 @@ pub fn routes() -> Router<AppState> {
 /// Approves what has waited out the project's delay, before any read.
 async fn auto_approve(state: &AppState, me: &Principal) -> Result<i64> {
     let project = state.store.project(&me.room).await?;
-    let delay = i64::try_from(project.auto_approve_seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let delay =
+        i64::try_from(project.auto_approve_seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
     state.store.ledger_auto_approve(&me.room, delay).await?;
     Ok(project.target_hourly_rate)
 }
@@ -46,7 +47,12 @@ struct ListQuery {
     limit: Option<i64>,
 }
 
-async fn list(State(state): State<AppState>, headers: HeaderMap, Path(room): Path<String>, Query(query): Query<ListQuery>) -> Result<Json<Value>> {
+async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>> {
     let me = authenticate(&state, &headers, None, &room).await?;
     auto_approve(&state, &me).await?;
     let worker = match (me.role.can_moderate(), query.worker) {
@@ -55,24 +61,47 @@ async fn list(State(state): State<AppState>, headers: HeaderMap, Path(room): Pat
         // Everyone else sees their own entries only.
         (false, _) => Some(me.user.clone()),
     };
-    let entries = state.store.ledger(&me.room, worker.as_ref(), query.before, query.limit.unwrap_or(100)).await?;
+    let entries = state
+        .store
+        .ledger(
+            &me.room,
+            worker.as_ref(),
+            query.before,
+            query.limit.unwrap_or(100),
+        )
+        .await?;
     Ok(Json(json!({ "entries": entries })))
 }
 
-async fn summary(State(state): State<AppState>, headers: HeaderMap, Path(room): Path<String>) -> Result<Json<Value>> {
+async fn summary(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+) -> Result<Json<Value>> {
     let me = authenticate(&state, &headers, None, &room).await?;
     let target = auto_approve(&state, &me).await?;
     let mut summary = state.store.ledger_summary(&me.room, target).await?;
     if !me.role.can_moderate() {
-        summary.workers.retain(|earnings| earnings.worker == me.user.as_str());
+        summary
+            .workers
+            .retain(|earnings| earnings.worker == me.user.as_str());
     }
-    Ok(Json(serde_json::to_value(summary).map_err(|error| Error::Internal(error.to_string()))?))
+    Ok(Json(
+        serde_json::to_value(summary).map_err(|error| Error::Internal(error.to_string()))?,
+    ))
 }
 
-async fn get_entry(State(state): State<AppState>, headers: HeaderMap, Path((room, entry)): Path<(String, i64)>) -> Result<Json<Value>> {
+async fn get_entry(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((room, entry)): Path<(String, i64)>,
+) -> Result<Json<Value>> {
     let me = authenticate(&state, &headers, None, &room).await?;
     let found = state.store.ledger_entry(&me.room, entry).await?;
-    require(me.role.can_moderate() || found.worker == me.user.as_str(), "only the worker and moderators see this entry")?;
+    require(
+        me.role.can_moderate() || found.worker == me.user.as_str(),
+        "only the worker and moderators see this entry",
+    )?;
     let events = state.store.ledger_events(entry).await?;
     Ok(Json(json!({ "entry": found, "events": events })))
 }
@@ -102,21 +131,36 @@ async fn act(
     };
     let found = state.store.ledger_entry(&me.room, entry).await?;
     if action == Action::Dispute {
-        require(found.worker == me.user.as_str(), "only the worker disputes their own entry")?;
+        require(
+            found.worker == me.user.as_str(),
+            "only the worker disputes their own entry",
+        )?;
     } else {
-        require(me.role.can_moderate(), "only owners and moderators change ledger entries")?;
+        require(
+            me.role.can_moderate(),
+            "only owners and moderators change ledger entries",
+        )?;
     }
     // The body is optional: `{"reason": "..."}`, or nothing (or null) for approve and pay.
     let reason = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        let parsed = serde_json::from_slice::<Option<Reason>>(&body).map_err(|error| Error::BadRequest(error.to_string()))?;
+        let parsed = serde_json::from_slice::<Option<Reason>>(&body)
+            .map_err(|error| Error::BadRequest(error.to_string()))?;
         parsed.and_then(|body| body.reason)
     };
-    if reason.as_ref().is_some_and(|reason| reason.chars().count() > MAX_REASON_CHARS) {
-        return Err(Error::BadRequest(format!("a reason has at most {MAX_REASON_CHARS} characters")));
+    if reason
+        .as_ref()
+        .is_some_and(|reason| reason.chars().count() > MAX_REASON_CHARS)
+    {
+        return Err(Error::BadRequest(format!(
+            "a reason has at most {MAX_REASON_CHARS} characters"
+        )));
     }
-    let moved = state.store.ledger_act(&me.room, entry, action, &me.user, reason.as_deref()).await?;
+    let moved = state
+        .store
+        .ledger_act(&me.room, entry, action, &me.user, reason.as_deref())
+        .await?;
     notify(&state, &me, &moved).await;
     Ok(Json(moved))
 }
@@ -130,24 +174,53 @@ struct Bonus {
     idempotency_key: String,
 }
 
-async fn bonus(State(state): State<AppState>, headers: HeaderMap, Path(room): Path<String>, JsonBody(body): JsonBody<Bonus>) -> Result<Response> {
+async fn bonus(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    JsonBody(body): JsonBody<Bonus>,
+) -> Result<Response> {
     let me = authenticate(&state, &headers, None, &room).await?;
-    require(me.role.can_moderate(), "only owners and moderators grant bonuses")?;
+    require(
+        me.role.can_moderate(),
+        "only owners and moderators grant bonuses",
+    )?;
     let worker = UserId::parse(&body.worker)?;
     if state.store.member_role(&me.room, &worker).await?.is_none() {
         return Err(Error::NotFound("member"));
     }
-    let (entry, created) = state.store.ledger_bonus(&me.room, &worker, body.amount, &body.reason, &body.idempotency_key, &me.user).await?;
+    let (entry, created) = state
+        .store
+        .ledger_bonus(
+            &me.room,
+            &worker,
+            body.amount,
+            &body.reason,
+            &body.idempotency_key,
+            &me.user,
+        )
+        .await?;
     if created {
         notify(&state, &me, &entry).await;
     }
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(json!({ "entry": entry, "created": created }))).into_response())
 }
 
 /// Tells the worker, live, that one of their entries moved.
 async fn notify(state: &AppState, me: &Principal, entry: &LedgerEntry) {
     if let Ok(worker) = UserId::parse(&entry.worker) {
-        state.rooms.notify_user(&me.room, &worker, crate::protocol::event("ledger.updated", entry)).await;
+        state
+            .rooms
+            .notify_user(
+                &me.room,
+                &worker,
+                crate::protocol::event("ledger.updated", entry),
+            )
+            .await;
     }
 }

@@ -37,8 +37,14 @@ async fn serve(state: AppState, principal: Principal, socket: WebSocket) {
     let room = principal.room.clone();
     let mut socket = Socket::open(&state, principal, socket, LIVE, state.sockets.live_rate);
     let (tx, principal) = (socket.tx.clone(), socket.principal.clone());
-    let joined =
-        state.rooms.join(&room, |reply| RoomCommand::LiveJoin { conn: tx.clone(), principal: principal.clone(), reply }).await;
+    let joined = state
+        .rooms
+        .join(&room, |reply| RoomCommand::LiveJoin {
+            conn: tx.clone(),
+            principal: principal.clone(),
+            reply,
+        })
+        .await;
     let handle = match joined {
         Ok(handle) => handle,
         Err(error) => {
@@ -54,7 +60,14 @@ async fn serve(state: AppState, principal: Principal, socket: WebSocket) {
         };
         match Request::decode(&text) {
             Ok(request) => {
-                if handle.send(RoomCommand::LiveRequest { conn: tx.id, request }).await.is_err() {
+                if handle
+                    .send(RoomCommand::LiveRequest {
+                        conn: tx.id,
+                        request,
+                    })
+                    .await
+                    .is_err()
+                {
                     socket.signal.close(CloseCode::TryLater);
                     break;
                 }

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 
 use super::AppState;
 use crate::auth::Principal;
-use crate::conn::{self, CloseSignal, ConnTx, RateLimiter, READ_IDLE_TIMEOUT};
+use crate::conn::{self, CloseSignal, ConnTx, READ_IDLE_TIMEOUT, RateLimiter};
 use crate::error::CloseCode;
 use crate::ids::ConnId;
 use crate::metrics::KindLabel;
@@ -32,13 +32,32 @@ pub struct Socket {
 
 impl Socket {
     /// Starts the writer and registers the socket under its token.
-    pub fn open(state: &AppState, principal: Principal, socket: WebSocket, kind: KindLabel, rate: (u32, u32)) -> Socket {
+    pub fn open(
+        state: &AppState,
+        principal: Principal,
+        socket: WebSocket,
+        kind: KindLabel,
+        rate: (u32, u32),
+    ) -> Socket {
         let id = ConnId::next();
         let signal = CloseSignal::new(&state.shutdown);
-        let (tx, queue) = conn::channel(id, state.sockets.outbound_queue, kind.clone(), state.metrics.clone(), signal.clone());
+        let (tx, queue) = conn::channel(
+            id,
+            state.sockets.outbound_queue,
+            kind.clone(),
+            state.metrics.clone(),
+            signal.clone(),
+        );
         let (sink, stream) = socket.split();
-        let writer = state.tracker.spawn(conn::write_loop(sink, queue, signal.clone(), principal.expires_at));
-        let session = state.sessions.register(&principal.token_id, id, signal.clone());
+        let writer = state.tracker.spawn(conn::write_loop(
+            sink,
+            queue,
+            signal.clone(),
+            principal.expires_at,
+        ));
+        let session = state
+            .sessions
+            .register(&principal.token_id, id, signal.clone());
         state.metrics.connections.get_or_create(&kind).inc();
         Socket {
             tx,
@@ -88,7 +107,11 @@ impl Socket {
                 }
                 Message::Ping(_) | Message::Pong(_) => continue,
                 data => {
-                    self.state.metrics.messages_in.get_or_create(&self.kind).inc();
+                    self.state
+                        .metrics
+                        .messages_in
+                        .get_or_create(&self.kind)
+                        .inc();
                     if !self.limiter.allow() {
                         self.bad_input(CloseCode::RateLimited);
                         return None;
@@ -110,6 +133,10 @@ impl Socket {
         self.signal.close(CloseCode::Normal);
         // The writer only ends by itself; a panic there has been logged.
         let _ = self.writer.await;
-        self.state.metrics.connections.get_or_create(&self.kind).dec();
+        self.state
+            .metrics
+            .connections
+            .get_or_create(&self.kind)
+            .dec();
     }
 }

@@ -8,11 +8,11 @@
 
 use std::io;
 
+use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -79,7 +79,11 @@ impl Splitter {
                     _ => {}
                 }
                 let at_top = self.depth == 0;
-                let separator = if array { at_top && (byte == b',' || byte == b']') } else { byte == b'\n' };
+                let separator = if array {
+                    at_top && (byte == b',' || byte == b']')
+                } else {
+                    byte == b'\n'
+                };
                 if separator {
                     self.flush(values);
                 } else {
@@ -124,7 +128,8 @@ impl Importer<'_> {
             Err(error) => {
                 self.rejected += 1;
                 if self.errors.len() < MAX_REPORTED_ERRORS {
-                    self.errors.push(json!({ "task": self.position, "message": error.public_message() }));
+                    self.errors
+                        .push(json!({ "task": self.position, "message": error.public_message() }));
                 }
             }
         }
@@ -136,7 +141,10 @@ impl Importer<'_> {
 
     async fn flush(&mut self) -> Result<()> {
         if !self.batch.is_empty() {
-            let inserted = self.store.insert_tasks(self.room, &self.batch, self.overlap).await?;
+            let inserted = self
+                .store
+                .insert_tasks(self.room, &self.batch, self.overlap)
+                .await?;
             self.report.inserted += inserted.inserted;
             self.report.duplicates += inserted.duplicates;
             self.batch.clear();
@@ -146,9 +154,17 @@ impl Importer<'_> {
 }
 
 /// Imports tasks from a JSON array, JSONL or CSV (`text/csv`) body.
-pub async fn import_tasks(State(state): State<AppState>, headers: HeaderMap, Path(room): Path<String>, body: Body) -> Result<Response> {
+pub async fn import_tasks(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    body: Body,
+) -> Result<Response> {
     let me = authenticate(&state, &headers, None, &room).await?;
-    require(me.role.can_list_members(), "only the core team imports tasks")?;
+    require(
+        me.role.can_list_members(),
+        "only the core team imports tasks",
+    )?;
     let csv = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -193,14 +209,17 @@ async fn import_json(body: Body, importer: &mut Importer<'_>) -> Result<()> {
                 splitter.feed(&chunk, &mut values)?;
                 false
             }
-            Some(Err(error)) => return Err(Error::BadRequest(format!("cannot read the body: {error}"))),
+            Some(Err(error)) => {
+                return Err(Error::BadRequest(format!("cannot read the body: {error}")));
+            }
             None => {
                 splitter.flush(&mut values);
                 true
             }
         };
         for value in values.drain(..) {
-            let task = serde_json::from_slice::<NewTask>(&value).map_err(|error| Error::BadRequest(error.to_string()));
+            let task = serde_json::from_slice::<NewTask>(&value)
+                .map_err(|error| Error::BadRequest(error.to_string()));
             importer.take(task).await?;
         }
         if done {
@@ -216,16 +235,22 @@ async fn import_csv(body: Body, importer: &mut Importer<'_>) -> Result<()> {
     let reader = StreamReader::new(body.into_data_stream().map_err(io::Error::other));
     let (sender, mut receiver) = mpsc::channel::<Result<NewTask>>(CSV_CHANNEL);
     let parser = tokio::task::spawn_blocking(move || {
-        let mut csv = csv::ReaderBuilder::new().flexible(false).from_reader(SyncIoBridge::new(reader));
+        let mut csv = csv::ReaderBuilder::new()
+            .flexible(false)
+            .from_reader(SyncIoBridge::new(reader));
         let headers = match csv.headers() {
             Ok(headers) => headers.clone(),
             Err(error) => return Err(Error::BadRequest(format!("CSV header: {error}"))),
         };
         if !headers.iter().any(|name| name == "id") {
-            return Err(Error::BadRequest("the CSV header needs an `id` column".into()));
+            return Err(Error::BadRequest(
+                "the CSV header needs an `id` column".into(),
+            ));
         }
         for record in csv.records() {
-            let task = record.map_err(|error| Error::BadRequest(format!("CSV: {error}"))).map(|record| csv_task(&headers, &record));
+            let task = record
+                .map_err(|error| Error::BadRequest(format!("CSV: {error}")))
+                .map(|record| csv_task(&headers, &record));
             if sender.blocking_send(task).is_err() {
                 break; // the importer stopped (a store error); it reports why
             }
@@ -235,18 +260,34 @@ async fn import_csv(body: Body, importer: &mut Importer<'_>) -> Result<()> {
     while let Some(task) = receiver.recv().await {
         importer.take(task).await?;
     }
-    parser.await.map_err(|error| Error::Internal(format!("CSV parser: {error}")))?
+    parser
+        .await
+        .map_err(|error| Error::Internal(format!("CSV parser: {error}")))?
 }
 
 fn csv_task(headers: &csv::StringRecord, record: &csv::StringRecord) -> NewTask {
-    let mut task = NewTask { id: String::new(), data: Value::Null, skills: Vec::new(), gold: None };
+    let mut task = NewTask {
+        id: String::new(),
+        data: Value::Null,
+        skills: Vec::new(),
+        gold: None,
+    };
     let mut fields = Map::new();
     for (name, value) in headers.iter().zip(record.iter()) {
         match name {
             "id" => task.id = value.to_owned(),
-            "skills" => task.skills = value.split(';').map(str::trim).filter(|skill| !skill.is_empty()).map(str::to_owned).collect(),
+            "skills" => {
+                task.skills = value
+                    .split(';')
+                    .map(str::trim)
+                    .filter(|skill| !skill.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }
             "gold" if !value.is_empty() => {
-                task.gold = Some(serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned())));
+                task.gold = Some(
+                    serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned())),
+                );
             }
             "gold" => {}
             "data" => match serde_json::from_str(value) {
@@ -287,17 +328,27 @@ pub async fn export(
     Query(query): Query<ExportQuery>,
 ) -> Result<Response> {
     let me = authenticate(&state, &headers, None, &room).await?;
-    require(me.role.can_list_members(), "only the core team exports results")?;
+    require(
+        me.role.can_list_members(),
+        "only the core team exports results",
+    )?;
     let (format, content_type) = match query.format.as_deref().unwrap_or("jsonl") {
         "json" => (Format::Json, "application/json"),
         "jsonl" => (Format::Jsonl, "application/x-ndjson"),
         "csv" => (Format::Csv, "text/csv; charset=utf-8"),
-        other => return Err(Error::BadRequest(format!("unknown format {other:?}: json, jsonl or csv"))),
+        other => {
+            return Err(Error::BadRequest(format!(
+                "unknown format {other:?}: json, jsonl or csv"
+            )));
+        }
     };
     // Exports carry the best reading of the crowd: refresh the batch
     // consensus first (single-choice projects; others keep live decisions).
     let project = state.store.project(&me.room).await?;
-    if matches!(project.answer_schema, crate::work::AnswerSchema::SingleChoice { .. }) {
+    if matches!(
+        project.answer_schema,
+        crate::work::AnswerSchema::SingleChoice { .. }
+    ) {
         state.store.batch_consensus(&me.room, &project).await?;
     }
     let store = state.store.clone();
@@ -313,7 +364,10 @@ pub async fn export(
                 Ok(page) => page,
                 Err(error) => {
                     tracing::warn!(room_id = %room, %error, "export failed mid-stream");
-                    return Some((Err(io::Error::other(error.to_string())), (after, sent, true)));
+                    return Some((
+                        Err(io::Error::other(error.to_string())),
+                        (after, sent, true),
+                    ));
                 }
             };
             let last = page.last().map(|row| row.task_id);
@@ -325,7 +379,9 @@ pub async fn export(
         }
     });
     let mut response = Body::from_stream(pages).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     Ok(response)
 }
 
@@ -355,18 +411,35 @@ fn encode(format: Format, page: &[ExportRow], first: bool, last: bool) -> io::Re
             }
         }
         Format::Csv => {
-            let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(&mut out);
+            let mut writer = csv::WriterBuilder::new()
+                .has_headers(false)
+                .from_writer(&mut out);
             if first {
-                writer.write_record(["task_id", "external_id", "state", "consensus", "confidence", "method", "answer_count", "answers", "data", "gold"])?;
+                writer.write_record([
+                    "task_id",
+                    "external_id",
+                    "state",
+                    "consensus",
+                    "confidence",
+                    "method",
+                    "answer_count",
+                    "answers",
+                    "data",
+                    "gold",
+                ])?;
             }
             for row in page {
-                let json = |value: &Option<Value>| value.as_ref().map(Value::to_string).unwrap_or_default();
+                let json = |value: &Option<Value>| {
+                    value.as_ref().map(Value::to_string).unwrap_or_default()
+                };
                 writer.write_record([
                     row.task_id.to_string(),
                     row.external_id.clone(),
                     row.state.clone(),
                     json(&row.consensus),
-                    row.confidence.map(|confidence| confidence.to_string()).unwrap_or_default(),
+                    row.confidence
+                        .map(|confidence| confidence.to_string())
+                        .unwrap_or_default(),
                     row.method.clone().unwrap_or_default(),
                     row.answers.len().to_string(),
                     serde_json::to_string(&row.answers)?,
@@ -388,16 +461,36 @@ mod tests {
         let mut splitter = Splitter::default();
         let mut values = Vec::new();
         for chunk in chunks {
-            splitter.feed(chunk.as_bytes(), &mut values).unwrap_or_default();
+            splitter
+                .feed(chunk.as_bytes(), &mut values)
+                .unwrap_or_default();
         }
         splitter.flush(&mut values);
-        values.into_iter().map(|value| String::from_utf8(value).unwrap_or_default().trim().to_owned()).collect()
+        values
+            .into_iter()
+            .map(|value| {
+                String::from_utf8(value)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned()
+            })
+            .collect()
     }
 
     #[test]
     fn splits_arrays_and_lines_across_chunks() {
-        let array = split(&[" [{\"id\":\"a\",\"data\":\"x]\"},", "{\"id\":\"b\",\"data\":[1,{\"c\":\"\\\"\"}]}", "]"]);
-        assert_eq!(array, [r#"{"id":"a","data":"x]"}"#, r#"{"id":"b","data":[1,{"c":"\""}]}"#]);
+        let array = split(&[
+            " [{\"id\":\"a\",\"data\":\"x]\"},",
+            "{\"id\":\"b\",\"data\":[1,{\"c\":\"\\\"\"}]}",
+            "]",
+        ]);
+        assert_eq!(
+            array,
+            [
+                r#"{"id":"a","data":"x]"}"#,
+                r#"{"id":"b","data":[1,{"c":"\""}]}"#
+            ]
+        );
         let lines = split(&["{\"id\":\"a\"}\n{\"id\"", ":\"b\"}\n\n{\"id\":\"c\"}"]);
         assert_eq!(lines, [r#"{"id":"a"}"#, r#"{"id":"b"}"#, r#"{"id":"c"}"#]);
     }

@@ -17,24 +17,50 @@ use crate::work::ProjectConfig;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/rooms/{room}/project", get(get_project).put(put_project))
-        .route("/rooms/{room}/tasks", get(list_tasks).post(super::transfer::import_tasks))
+        .route(
+            "/rooms/{room}/tasks",
+            get(list_tasks).post(super::transfer::import_tasks),
+        )
         .route("/rooms/{room}/export", get(super::transfer::export))
         .route("/rooms/{room}/queue", get(queue))
-        .route("/rooms/{room}/members/{user}/skills", put(set_skills).get(get_skills))
-        .route("/rooms/{room}/tasks/{task}/review", axum::routing::post(review_task))
+        .route(
+            "/rooms/{room}/members/{user}/skills",
+            put(set_skills).get(get_skills),
+        )
+        .route(
+            "/rooms/{room}/tasks/{task}/review",
+            axum::routing::post(review_task),
+        )
         .route("/rooms/{room}/tasks/{task}/reviews", get(task_reviews))
-        .route("/rooms/{room}/consensus", axum::routing::post(batch_consensus))
-        .route("/rooms/{room}/assign", axum::routing::post(super::assign_api::assign_tasks))
+        .route(
+            "/rooms/{room}/consensus",
+            axum::routing::post(batch_consensus),
+        )
+        .route(
+            "/rooms/{room}/assign",
+            axum::routing::post(super::assign_api::assign_tasks),
+        )
         .route("/rooms/{room}/workers", get(list_workers))
         .route("/rooms/{room}/workers/{user}", get(get_worker))
-        .route("/rooms/{room}/workers/{user}/pause", axum::routing::post(pause_worker).delete(unpause_worker))
+        .route(
+            "/rooms/{room}/workers/{user}/pause",
+            axum::routing::post(pause_worker).delete(unpause_worker),
+        )
 }
 
 pub(super) fn require(allowed: bool, why: &'static str) -> Result<()> {
-    if allowed { Ok(()) } else { Err(Error::Forbidden(why)) }
+    if allowed {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(why))
+    }
 }
 
-async fn get_project(State(state): State<AppState>, headers: HeaderMap, Path(room): Path<String>) -> Result<Json<ProjectConfig>> {
+async fn get_project(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+) -> Result<Json<ProjectConfig>> {
     let me = authenticate(&state, &headers, None, &room).await?;
     Ok(Json(state.store.project(&me.room).await?))
 }
@@ -46,7 +72,10 @@ async fn put_project(
     JsonBody(config): JsonBody<ProjectConfig>,
 ) -> Result<Json<ProjectConfig>> {
     let me = authenticate(&state, &headers, None, &room).await?;
-    require(me.role.can_moderate(), "only owners and moderators configure the project")?;
+    require(
+        me.role.can_moderate(),
+        "only owners and moderators configure the project",
+    )?;
     config.validate()?;
     state.store.put_project(&me.room, &config).await?;
     Ok(Json(config))
@@ -69,14 +98,28 @@ async fn list_tasks(
     let me = authenticate(&state, &headers, None, &room).await?;
     // Task listings carry gold answers: never for workers.
     require(me.role.can_list_members(), "only the core team lists tasks")?;
-    let tasks = state.store.tasks(&me.room, query.state.as_deref(), query.after.unwrap_or(0), query.limit.unwrap_or(100)).await?;
+    let tasks = state
+        .store
+        .tasks(
+            &me.room,
+            query.state.as_deref(),
+            query.after.unwrap_or(0),
+            query.limit.unwrap_or(100),
+        )
+        .await?;
     let next = tasks.last().map(|task| task.id);
     Ok(Json(json!({ "tasks": tasks, "next_after": next })))
 }
 
-async fn queue(State(state): State<AppState>, headers: HeaderMap, Path(room): Path<String>) -> Result<Json<Value>> {
+async fn queue(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+) -> Result<Json<Value>> {
     let me = authenticate(&state, &headers, None, &room).await?;
-    Ok(Json(json!({ "counts": state.store.queue_counts(&me.room).await? })))
+    Ok(Json(
+        json!({ "counts": state.store.queue_counts(&me.room).await? }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -92,34 +135,68 @@ async fn set_skills(
     JsonBody(body): JsonBody<Skills>,
 ) -> Result<Json<Value>> {
     let me = authenticate(&state, &headers, None, &room).await?;
-    require(me.role.can_moderate(), "only owners and moderators set skills")?;
+    require(
+        me.role.can_moderate(),
+        "only owners and moderators set skills",
+    )?;
     let user = UserId::parse(&user)?;
     if state.store.member_role(&me.room, &user).await?.is_none() {
         return Err(Error::NotFound("member"));
     }
-    state.store.set_member_skills(&me.room, &user, &body.skills).await?;
+    state
+        .store
+        .set_member_skills(&me.room, &user, &body.skills)
+        .await?;
     Ok(Json(json!({ "user": user, "skills": body.skills })))
 }
 
-async fn get_skills(State(state): State<AppState>, headers: HeaderMap, Path((room, user)): Path<(String, String)>) -> Result<Json<Value>> {
+async fn get_skills(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((room, user)): Path<(String, String)>,
+) -> Result<Json<Value>> {
     let me = authenticate(&state, &headers, None, &room).await?;
     let user = UserId::parse(&user)?;
-    require(me.user == user || me.role.can_list_members(), "only the core team sees others' skills")?;
-    Ok(Json(json!({ "user": user, "skills": state.store.member_skills(&me.room, &user).await? })))
+    require(
+        me.user == user || me.role.can_list_members(),
+        "only the core team sees others' skills",
+    )?;
+    Ok(Json(
+        json!({ "user": user, "skills": state.store.member_skills(&me.room, &user).await? }),
+    ))
 }
 
 /// Every worker's quality record: accuracy, lead time, answers, pause.
-async fn list_workers(State(state): State<AppState>, headers: HeaderMap, Path(room): Path<String>) -> Result<Json<Value>> {
+async fn list_workers(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+) -> Result<Json<Value>> {
     let me = authenticate(&state, &headers, None, &room).await?;
-    require(me.role.can_moderate(), "only owners and moderators see every worker's record")?;
-    Ok(Json(json!({ "workers": state.store.workers_quality(&me.room).await? })))
+    require(
+        me.role.can_moderate(),
+        "only owners and moderators see every worker's record",
+    )?;
+    Ok(Json(
+        json!({ "workers": state.store.workers_quality(&me.room).await? }),
+    ))
 }
 
-async fn get_worker(State(state): State<AppState>, headers: HeaderMap, Path((room, user)): Path<(String, String)>) -> Result<Json<Value>> {
+async fn get_worker(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((room, user)): Path<(String, String)>,
+) -> Result<Json<Value>> {
     let me = authenticate(&state, &headers, None, &room).await?;
     let user = UserId::parse(&user)?;
-    require(me.user == user || me.role.can_moderate(), "only owners and moderators see others' records")?;
-    Ok(Json(serde_json::to_value(state.store.worker_quality(&me.room, &user).await?).map_err(|error| Error::Internal(error.to_string()))?))
+    require(
+        me.user == user || me.role.can_moderate(),
+        "only owners and moderators see others' records",
+    )?;
+    Ok(Json(
+        serde_json::to_value(state.store.worker_quality(&me.room, &user).await?)
+            .map_err(|error| Error::Internal(error.to_string()))?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -135,11 +212,16 @@ async fn pause_worker(
     JsonBody(body): JsonBody<Pause>,
 ) -> Result<Json<Value>> {
     let me = authenticate(&state, &headers, None, &room).await?;
-    require(me.role.can_moderate(), "only owners and moderators pause workers")?;
+    require(
+        me.role.can_moderate(),
+        "only owners and moderators pause workers",
+    )?;
     let user = UserId::parse(&user)?;
     let reason = body.reason.trim();
     if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(Error::BadRequest("a pause needs a reason of 1 to 500 characters".into()));
+        return Err(Error::BadRequest(
+            "a pause needs a reason of 1 to 500 characters".into(),
+        ));
     }
     if state.store.member_role(&me.room, &user).await?.is_none() {
         return Err(Error::NotFound("member"));
@@ -148,9 +230,16 @@ async fn pause_worker(
     Ok(Json(json!({ "user": user, "paused": reason })))
 }
 
-async fn unpause_worker(State(state): State<AppState>, headers: HeaderMap, Path((room, user)): Path<(String, String)>) -> Result<Json<Value>> {
+async fn unpause_worker(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((room, user)): Path<(String, String)>,
+) -> Result<Json<Value>> {
     let me = authenticate(&state, &headers, None, &room).await?;
-    require(me.role.can_moderate(), "only owners and moderators lift pauses")?;
+    require(
+        me.role.can_moderate(),
+        "only owners and moderators lift pauses",
+    )?;
     let user = UserId::parse(&user)?;
     let lifted = state.store.unpause_worker(&me.room, &user).await?;
     Ok(Json(json!({ "user": user, "unpaused": lifted })))
@@ -176,23 +265,54 @@ async fn review_task(
     use crate::store::ReviewDecision;
     use crowdroom_crdt::schema::{Review as DocReview, ReviewState};
     let me = authenticate(&state, &headers, None, &room).await?;
-    require(me.role.can_list_members(), "only the core team reviews tasks")?;
+    require(
+        me.role.can_list_members(),
+        "only the core team reviews tasks",
+    )?;
     let decision = match body.decision.as_str() {
         "accept" => ReviewDecision::Accept,
         "correct" => ReviewDecision::Correct,
         "reject" => ReviewDecision::Reject,
-        other => return Err(Error::BadRequest(format!("unknown decision {other:?}: accept, correct or reject"))),
+        other => {
+            return Err(Error::BadRequest(format!(
+                "unknown decision {other:?}: accept, correct or reject"
+            )));
+        }
     };
-    let reason = body.reason.as_deref().map(str::trim).filter(|reason| !reason.is_empty());
+    let reason = body
+        .reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|reason| !reason.is_empty());
     match decision {
         ReviewDecision::Correct => {
-            let answer = body.answer.as_ref().ok_or_else(|| Error::BadRequest("a correction needs an answer".into()))?;
-            state.store.project(&me.room).await?.answer_schema.validate_answer(answer)?;
+            let answer = body
+                .answer
+                .as_ref()
+                .ok_or_else(|| Error::BadRequest("a correction needs an answer".into()))?;
+            state
+                .store
+                .project(&me.room)
+                .await?
+                .answer_schema
+                .validate_answer(answer)?;
         }
-        ReviewDecision::Reject if reason.is_none() => return Err(Error::BadRequest("a rejection needs a reason".into())),
+        ReviewDecision::Reject if reason.is_none() => {
+            return Err(Error::BadRequest("a rejection needs a reason".into()));
+        }
         _ => {}
     }
-    let settled = state.store.review_task(&me.room, task, &me.user, decision, body.answer.as_ref(), reason).await?;
+    let settled = state
+        .store
+        .review_task(
+            &me.room,
+            task,
+            &me.user,
+            decision,
+            body.answer.as_ref(),
+            reason,
+        )
+        .await?;
     let review = DocReview {
         state: match decision {
             ReviewDecision::Accept => ReviewState::Accepted,
@@ -210,22 +330,45 @@ async fn review_task(
         method: settled.method.clone(),
         review: Some(review),
     };
-    state.rooms.publish_decision(&me.room, task, published).await;
+    state
+        .rooms
+        .publish_decision(&me.room, task, published)
+        .await;
     state.rooms.queue_changed(&me.room).await;
-    Ok(Json(json!({ "task_id": task, "state": settled.state, "consensus": settled.consensus, "method": settled.method })))
+    Ok(Json(
+        json!({ "task_id": task, "state": settled.state, "consensus": settled.consensus, "method": settled.method }),
+    ))
 }
 
-async fn task_reviews(State(state): State<AppState>, headers: HeaderMap, Path((room, task)): Path<(String, i64)>) -> Result<Json<Value>> {
+async fn task_reviews(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((room, task)): Path<(String, i64)>,
+) -> Result<Json<Value>> {
     let me = authenticate(&state, &headers, None, &room).await?;
-    require(me.role.can_list_members(), "only the core team sees review trails")?;
-    Ok(Json(json!({ "task_id": task, "reviews": state.store.task_reviews(&me.room, task).await? })))
+    require(
+        me.role.can_list_members(),
+        "only the core team sees review trails",
+    )?;
+    Ok(Json(
+        json!({ "task_id": task, "reviews": state.store.task_reviews(&me.room, task).await? }),
+    ))
 }
 
 /// Runs the project's batch consensus now (it also runs before each export).
-async fn batch_consensus(State(state): State<AppState>, headers: HeaderMap, Path(room): Path<String>) -> Result<Json<Value>> {
+async fn batch_consensus(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+) -> Result<Json<Value>> {
     let me = authenticate(&state, &headers, None, &room).await?;
-    require(me.role.can_moderate(), "only owners and moderators run batch consensus")?;
+    require(
+        me.role.can_moderate(),
+        "only owners and moderators run batch consensus",
+    )?;
     let project = state.store.project(&me.room).await?;
     let report = state.store.batch_consensus(&me.room, &project).await?;
-    Ok(Json(serde_json::to_value(report).map_err(|error| Error::Internal(error.to_string()))?))
+    Ok(Json(
+        serde_json::to_value(report).map_err(|error| Error::Internal(error.to_string()))?,
+    ))
 }

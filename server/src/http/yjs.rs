@@ -43,7 +43,12 @@ pub async fn upgrade(
     Ok(upgrade
         .read_buffer_size(limits.read_buffer)
         .write_buffer_size(limits.write_buffer)
-        .max_write_buffer_size(limits.yjs_max_message.max(state.max_doc_bytes).saturating_mul(2))
+        .max_write_buffer_size(
+            limits
+                .yjs_max_message
+                .max(state.max_doc_bytes)
+                .saturating_mul(2),
+        )
         .max_message_size(limits.yjs_max_message)
         .max_frame_size(limits.yjs_max_message)
         .on_upgrade(move |socket| tracker.track_future(serve(state, principal, doc, socket))))
@@ -69,7 +74,12 @@ async fn serve(state: AppState, principal: Principal, doc: DocName, socket: WebS
     let (tx, principal) = (socket.tx.clone(), socket.principal.clone());
     let joined = state
         .rooms
-        .join(&room, |reply| RoomCommand::DocJoin { conn: tx.clone(), principal: principal.clone(), doc: doc.clone(), reply })
+        .join(&room, |reply| RoomCommand::DocJoin {
+            conn: tx.clone(),
+            principal: principal.clone(),
+            doc: doc.clone(),
+            reply,
+        })
         .await;
     let handle = match joined {
         Ok(handle) => handle,
@@ -87,7 +97,11 @@ async fn serve(state: AppState, principal: Principal, doc: DocName, socket: WebS
         };
         match decode(&frame) {
             Some(Some(message)) => {
-                let command = RoomCommand::DocMessage { conn: tx.id, doc: doc.clone(), message };
+                let command = RoomCommand::DocMessage {
+                    conn: tx.id,
+                    doc: doc.clone(),
+                    message,
+                };
                 if handle.send(command).await.is_err() {
                     socket.signal.close(CloseCode::TryLater);
                     break;
@@ -101,6 +115,8 @@ async fn serve(state: AppState, principal: Principal, doc: DocName, socket: WebS
         }
     }
     // The room may have exited (shutdown); then there is nothing to leave.
-    let _ = handle.send(RoomCommand::DocLeave { conn: tx.id, doc }).await;
+    let _ = handle
+        .send(RoomCommand::DocLeave { conn: tx.id, doc })
+        .await;
     socket.finish().await;
 }

@@ -37,11 +37,19 @@ const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 /// What a write was for, so its completion can acknowledge it.
 pub(super) enum Purpose {
     /// An update from `conn`: echo `frame` to it once committed.
-    DocUpdate { doc: DocName, conn: ConnId, frame: axum::body::Bytes },
+    DocUpdate {
+        doc: DocName,
+        conn: ConnId,
+        frame: axum::body::Bytes,
+    },
     /// A checkpoint of `doc`.
     Checkpoint { doc: DocName },
     /// A chat request from `conn`, to reply to and announce.
-    Chat { conn: ConnId, request: RequestId, kind: ChatKind },
+    Chat {
+        conn: ConnId,
+        request: RequestId,
+        kind: ChatKind,
+    },
     /// A sweep of expired reservations.
     Sweep,
     /// The server's own update of `doc` (a published decision).
@@ -59,7 +67,10 @@ pub(super) enum ChatKind {
 /// A finished piece of background work.
 pub(super) enum Completion {
     /// A write committed (or failed), and what it was for.
-    Write { purpose: Purpose, outcome: Result<WriteOutcome> },
+    Write {
+        purpose: Purpose,
+        outcome: Result<WriteOutcome>,
+    },
     /// Fresh queue counts to push.
     Counts(Result<QueueCounts>),
     /// The room's pay figures, for the below-target alert.
@@ -86,10 +97,21 @@ pub(crate) struct RoomActor {
     pay_check_in: u32,
     /// Whether moderators were told the pay is below target (told once per dip).
     pay_alerted: bool,
+    /// Tasks settled here since the last batch consensus run.
+    settled_since_batch: u32,
+    /// Whether a batch consensus run is under way (one at a time).
+    batch_running: Arc<std::sync::atomic::AtomicBool>,
+    /// Set when a run is wanted; the running task runs until it is clear.
+    batch_again: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl RoomActor {
-    pub(super) fn new(room: RoomId, context: RoomContext, registry: RoomRegistry, handle: RoomHandle) -> Self {
+    pub(super) fn new(
+        room: RoomId,
+        context: RoomContext,
+        registry: RoomRegistry,
+        handle: RoomHandle,
+    ) -> Self {
         context.metrics.rooms_loaded.inc();
         RoomActor {
             room,
@@ -105,6 +127,9 @@ impl RoomActor {
             last_counts: None,
             pay_check_in: 0,
             pay_alerted: false,
+            settled_since_batch: 0,
+            batch_running: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            batch_again: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
     }
 
@@ -140,21 +165,35 @@ impl RoomActor {
         self.registry.remove(&self.room, &self.handle);
         inbox.close();
         while inbox.try_recv().is_ok() {}
-        self.context.metrics.docs_loaded.dec_by(self.docs.len() as i64);
+        self.context
+            .metrics
+            .docs_loaded
+            .dec_by(self.docs.len() as i64);
         self.context.metrics.rooms_loaded.dec();
         tracing::debug!(room_id = %self.room, "room unloaded");
     }
 
     async fn handle(&mut self, command: RoomCommand) {
         match command {
-            RoomCommand::DocJoin { conn, principal, doc, reply } => {
+            RoomCommand::DocJoin {
+                conn,
+                principal,
+                doc,
+                reply,
+            } => {
                 let result = self.doc_join(conn, principal, doc).await;
                 // The joiner may have gone; then there is no one to tell.
                 let _ = reply.send(result);
             }
-            RoomCommand::DocMessage { conn, doc, message } => self.doc_message(conn, &doc, message).await,
+            RoomCommand::DocMessage { conn, doc, message } => {
+                self.doc_message(conn, &doc, message).await
+            }
             RoomCommand::DocLeave { conn, doc } => self.doc_leave(conn, &doc),
-            RoomCommand::LiveJoin { conn, principal, reply } => {
+            RoomCommand::LiveJoin {
+                conn,
+                principal,
+                reply,
+            } => {
                 self.live_join(conn, principal);
                 let _ = reply.send(Ok(()));
             }
@@ -162,7 +201,14 @@ impl RoomActor {
             RoomCommand::LiveLeave { conn } => self.live_leave(conn),
             RoomCommand::QueueChanged => self.queue_dirty = true,
             RoomCommand::NotifyUser { user, frame } => self.live.send_to_user(&user, &frame),
-            RoomCommand::PublishDecision { task, decision } => self.publish_decision(task, &decision).await,
+            RoomCommand::PublishDecision { task, decision } => {
+                let automatic = decision.review.is_none();
+                self.publish_decision(task, &decision).await;
+                if automatic {
+                    self.settled_since_batch += 1;
+                    self.maybe_run_batch();
+                }
+            }
             RoomCommand::Disconnect { user, code } => self.disconnect(&user, code),
             RoomCommand::Stats { reply } => {
                 let _ = reply.send(self.stats());
@@ -188,7 +234,10 @@ impl RoomActor {
 
     fn track(&mut self, receiver: Pending, purpose: Purpose) {
         self.pending.push(Box::pin(async move {
-            Completion::Write { purpose, outcome: committer::outcome(receiver.await) }
+            Completion::Write {
+                purpose,
+                outcome: committer::outcome(receiver.await),
+            }
         }));
     }
 
@@ -199,13 +248,21 @@ impl RoomActor {
             Completion::Pay(summary) => return self.pay_checked(summary),
         };
         match purpose {
-            Purpose::DocUpdate { doc, conn, frame } => self.update_committed(&doc, conn, frame, outcome),
+            Purpose::DocUpdate { doc, conn, frame } => {
+                self.update_committed(&doc, conn, frame, outcome)
+            }
             Purpose::Checkpoint { doc } => self.checkpoint_committed(&doc, outcome),
             Purpose::ServerUpdate { doc } => self.server_update_committed(&doc, outcome),
-            Purpose::Chat { conn, request, kind } => self.chat_committed(conn, &request, kind, outcome),
+            Purpose::Chat {
+                conn,
+                request,
+                kind,
+            } => self.chat_committed(conn, &request, kind, outcome),
             Purpose::Sweep => match outcome {
                 Ok(WriteOutcome::Swept(expired)) => self.reservations_expired(&expired),
-                Ok(other) => tracing::warn!(room_id = %self.room, ?other, "sweep returned something else"),
+                Ok(other) => {
+                    tracing::warn!(room_id = %self.room, ?other, "sweep returned something else")
+                }
                 Err(error) => tracing::warn!(room_id = %self.room, %error, "sweep failed"),
             },
         }
@@ -220,7 +277,9 @@ impl RoomActor {
         self.queue_dirty = false;
         let store = self.context.store.clone();
         let room = self.room.clone();
-        self.pending.push(Box::pin(async move { Completion::Counts(store.queue_counts(&room).await) }));
+        self.pending.push(Box::pin(async move {
+            Completion::Counts(store.queue_counts(&room).await)
+        }));
     }
 
     fn stats(&self) -> RoomStats {
@@ -239,16 +298,67 @@ impl RoomActor {
         // Expired reservations are freed by the next grant anyway; sweeping
         // tells their holders, and keeps the counts true, while anyone watches.
         if self.live.connection_count() > 0 {
-            self.submit(WriteOp::Sweep { room: self.room.clone() }, Purpose::Sweep).await;
+            self.submit(
+                WriteOp::Sweep {
+                    room: self.room.clone(),
+                },
+                Purpose::Sweep,
+            )
+            .await;
         }
         self.check_pay();
-        let idle = self.docs.is_empty() && self.live.connection_count() == 0 && self.pending.is_empty();
+        let idle =
+            self.docs.is_empty() && self.live.connection_count() == 0 && self.pending.is_empty();
         if !idle {
             self.idle_since = None;
             return false;
         }
         let since = *self.idle_since.get_or_insert_with(Instant::now);
         since.elapsed() >= self.context.settings.room_idle
+    }
+
+    /// Every `batch_every` settled tasks, re-reads the whole project with
+    /// Dawid-Skene in the background (single-choice projects), so the
+    /// published labels follow the crowd as answers arrive.
+    fn maybe_run_batch(&mut self) {
+        use std::sync::atomic::Ordering;
+        if self.settled_since_batch < self.context.settings.batch_every {
+            return;
+        }
+        self.settled_since_batch = 0;
+        // One run at a time; a request during a run makes it run once more.
+        self.batch_again.store(true, Ordering::Release);
+        if self.batch_running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (store, room) = (self.context.store.clone(), self.room.clone());
+        let (running, again) = (self.batch_running.clone(), self.batch_again.clone());
+        self.context.tracker.spawn(async move {
+            loop {
+                while again.swap(false, Ordering::AcqRel) {
+                    let run = async {
+                        let project = store.project(&room).await?;
+                        if matches!(
+                            project.answer_schema,
+                            crate::work::AnswerSchema::SingleChoice { .. }
+                        ) {
+                            let report = store.batch_consensus(&room, &project).await?;
+                            tracing::debug!(room_id = %room, ?report, "batch consensus");
+                        }
+                        Ok::<(), crate::error::Error>(())
+                    };
+                    if let Err(error) = run.await {
+                        tracing::warn!(room_id = %room, %error, "batch consensus failed");
+                    }
+                }
+                running.store(false, Ordering::Release);
+                // A request that came between the last check and the release
+                // found the flag set and left: take it over.
+                if !again.load(Ordering::Acquire) || running.swap(true, Ordering::AcqRel) {
+                    break;
+                }
+            }
+        });
     }
 
     /// Every `PAY_CHECK_TICKS`, while a moderator watches: is the project's
@@ -267,7 +377,9 @@ impl RoomActor {
         self.pending.push(Box::pin(async move {
             let summary = async {
                 let project = store.project(&room).await?;
-                store.ledger_summary(&room, project.target_hourly_rate).await
+                store
+                    .ledger_summary(&room, project.target_hourly_rate)
+                    .await
             };
             Completion::Pay(summary.await)
         }));
@@ -281,10 +393,13 @@ impl RoomActor {
                     "hourly_rate": summary.hourly_rate,
                     "target_hourly_rate": summary.target_hourly_rate,
                 });
-                self.live.send_to_moderators(&crate::protocol::event("pay.alert", &alert));
+                self.live
+                    .send_to_moderators(&crate::protocol::event("pay.alert", &alert));
             }
             Ok(summary) => self.pay_alerted &= summary.below_target,
-            Err(error) => tracing::warn!(room_id = %self.room, %error, "cannot check the room's pay"),
+            Err(error) => {
+                tracing::warn!(room_id = %self.room, %error, "cannot check the room's pay")
+            }
         }
     }
 
@@ -293,7 +408,9 @@ impl RoomActor {
     async fn flush_for_shutdown(&mut self) {
         self.checkpoint_all().await;
         let deadline = Instant::now() + SHUTDOWN_FLUSH_TIMEOUT;
-        while let Ok(Some(completion)) = tokio::time::timeout_at(deadline, self.pending.next()).await {
+        while let Ok(Some(completion)) =
+            tokio::time::timeout_at(deadline, self.pending.next()).await
+        {
             self.complete(completion);
         }
     }

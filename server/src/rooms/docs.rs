@@ -14,8 +14,8 @@ use crowdroom_crdt::{AwarenessRegistry, AwarenessUpdate, DocError, Message, Shar
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::{Decision, DocMessage};
 use super::actor::{Purpose, RoomActor};
+use super::{Decision, DocMessage};
 use crate::auth::Principal;
 use crate::conn::ConnTx;
 use crate::error::{CloseCode, Error, Result};
@@ -72,8 +72,16 @@ impl RoomActor {
         }
         let stored = self.context.store.load_doc(&self.room, doc).await?;
         let stored_bytes = stored.stored_bytes();
-        let shared = SharedDoc::load(stored.snapshot.as_deref(), stored.updates.iter().map(Vec::as_slice))
-            .map_err(|error| Error::Internal(format!("stored document {}/{doc} does not load: {error}", self.room)))?;
+        let shared = SharedDoc::load(
+            stored.snapshot.as_deref(),
+            stored.updates.iter().map(Vec::as_slice),
+        )
+        .map_err(|error| {
+            Error::Internal(format!(
+                "stored document {}/{doc} does not load: {error}",
+                self.room
+            ))
+        })?;
         self.docs.insert(
             doc.clone(),
             DocSlot {
@@ -92,7 +100,12 @@ impl RoomActor {
         Ok(())
     }
 
-    pub(super) async fn doc_join(&mut self, conn: ConnTx, principal: Arc<Principal>, doc: DocName) -> Result<()> {
+    pub(super) async fn doc_join(
+        &mut self,
+        conn: ConnTx,
+        principal: Arc<Principal>,
+        doc: DocName,
+    ) -> Result<()> {
         self.ensure_loaded(&doc).await?;
         let Some(slot) = self.docs.get_mut(&doc) else {
             return Err(Error::Internal("document vanished while joining".into()));
@@ -100,30 +113,46 @@ impl RoomActor {
         // Writers get the server's state vector so they send what the server
         // lacks; viewers are not asked, since their changes would be refused.
         if principal.role.can_write() {
-            conn.send(WsMessage::Binary(binary(&Message::SyncStep1(&slot.shared.state_vector()))));
+            conn.send(WsMessage::Binary(binary(&Message::SyncStep1(
+                &slot.shared.state_vector(),
+            ))));
         }
         if let Some(states) = slot.awareness.encode_all() {
             conn.send(WsMessage::Binary(binary(&Message::Awareness(&states))));
         }
         slot.idle_since = None;
-        slot.conns.insert(conn.id, DocConn { tx: conn, principal });
+        slot.conns.insert(
+            conn.id,
+            DocConn {
+                tx: conn,
+                principal,
+            },
+        );
         Ok(())
     }
 
     pub(super) async fn doc_message(&mut self, conn: ConnId, doc: &DocName, message: DocMessage) {
-        let Some(slot) = self.docs.get_mut(doc) else { return };
-        let Some(member) = slot.conns.get(&conn) else { return };
+        let Some(slot) = self.docs.get_mut(doc) else {
+            return;
+        };
+        let Some(member) = slot.conns.get(&conn) else {
+            return;
+        };
         match message {
             DocMessage::SyncStep1(state_vector) => match slot.shared.diff(&state_vector) {
                 Ok(update) => {
-                    member.tx.send(WsMessage::Binary(binary(&Message::SyncStep2(&update))));
+                    member
+                        .tx
+                        .send(WsMessage::Binary(binary(&Message::SyncStep2(&update))));
                 }
                 Err(_) => {
                     let tx = member.tx.clone();
                     self.bad_input(&tx, CloseCode::ProtocolError);
                 }
             },
-            DocMessage::SyncStep2(update) | DocMessage::Update(update) => self.doc_update(conn, doc, update).await,
+            DocMessage::SyncStep2(update) | DocMessage::Update(update) => {
+                self.doc_update(conn, doc, update).await
+            }
             DocMessage::Awareness(bytes) => {
                 let decoded = AwarenessUpdate::decode(&bytes);
                 let tx = member.tx.clone();
@@ -134,7 +163,8 @@ impl RoomActor {
                         // refused) to everyone, the sender included: the
                         // y-websocket client closes after 30 s without
                         // receiving anything, and its own renewals keep it open.
-                        if let Some(accepted) = slot.awareness.apply_accepted(conn.0, &update, now) {
+                        if let Some(accepted) = slot.awareness.apply_accepted(conn.0, &update, now)
+                        {
                             slot.broadcast(&binary(&Message::Awareness(&accepted)), None);
                         }
                     }
@@ -143,7 +173,9 @@ impl RoomActor {
             }
             DocMessage::QueryAwareness => {
                 if let Some(states) = slot.awareness.encode_all() {
-                    member.tx.send(WsMessage::Binary(binary(&Message::Awareness(&states))));
+                    member
+                        .tx
+                        .send(WsMessage::Binary(binary(&Message::Awareness(&states))));
                 }
             }
         }
@@ -151,18 +183,26 @@ impl RoomActor {
 
     async fn doc_update(&mut self, conn: ConnId, doc: &DocName, update: Bytes) {
         let max_doc_bytes = self.context.settings.max_doc_bytes;
-        let Some(slot) = self.docs.get_mut(doc) else { return };
-        let Some(member) = slot.conns.get(&conn) else { return };
+        let Some(slot) = self.docs.get_mut(doc) else {
+            return;
+        };
+        let Some(member) = slot.conns.get(&conn) else {
+            return;
+        };
         if update.as_ref() == EMPTY_UPDATE {
             return;
         }
         let tx = member.tx.clone();
         if !member.principal.role.can_write() {
-            tx.send(WsMessage::Binary(binary(&Message::PermissionDenied("read-only role: viewers cannot edit"))));
+            tx.send(WsMessage::Binary(binary(&Message::PermissionDenied(
+                "read-only role: viewers cannot edit",
+            ))));
             return;
         }
         if slot.stored_bytes.saturating_add(update.len()) > max_doc_bytes {
-            tx.send(WsMessage::Binary(binary(&Message::PermissionDenied("document size limit reached"))));
+            tx.send(WsMessage::Binary(binary(&Message::PermissionDenied(
+                "document size limit reached",
+            ))));
             return;
         }
         let applied = match slot.shared.apply(&update) {
@@ -187,8 +227,22 @@ impl RoomActor {
         slot.since_checkpoint += 1;
         slot.stored_bytes += update.len();
         let checkpoint_due = slot.since_checkpoint >= self.context.settings.checkpoint_every;
-        let op = WriteOp::AppendUpdate { room: self.room.clone(), doc: doc.clone(), data: update };
-        if !self.submit(op, Purpose::DocUpdate { doc: doc.clone(), conn, frame }).await {
+        let op = WriteOp::AppendUpdate {
+            room: self.room.clone(),
+            doc: doc.clone(),
+            data: update,
+        };
+        if !self
+            .submit(
+                op,
+                Purpose::DocUpdate {
+                    doc: doc.clone(),
+                    conn,
+                    frame,
+                },
+            )
+            .await
+        {
             self.undo_pending(doc);
             tx.close(CloseCode::TryLater);
         }
@@ -201,7 +255,9 @@ impl RoomActor {
     /// document `task-{id}` as a CRDT peer: applied, relayed to everyone
     /// editing it, and persisted like any client's update.
     pub(super) async fn publish_decision(&mut self, task: i64, decision: &Decision) {
-        let Ok(doc) = DocName::parse(&format!("task-{task}")) else { return };
+        let Ok(doc) = DocName::parse(&format!("task-{task}")) else {
+            return;
+        };
         let loaded = async {
             self.context.store.create_doc(&self.room, &doc).await?;
             self.ensure_loaded(&doc).await
@@ -210,12 +266,26 @@ impl RoomActor {
             tracing::warn!(room_id = %self.room, task, %error, "cannot publish a decision into the task's document");
             return;
         }
-        let Some(slot) = self.docs.get_mut(&doc) else { return };
+        let Some(slot) = self.docs.get_mut(&doc) else {
+            return;
+        };
         let shared = slot.shared.doc();
         let mut updates = vec![
-            schema::set_label(shared, "consensus", decision.consensus.clone().unwrap_or(Value::Null)),
-            schema::set_label(shared, "confidence", decision.confidence.map_or(Value::Null, Value::from)),
-            schema::set_label(shared, "method", decision.method.clone().map_or(Value::Null, Value::from)),
+            schema::set_label(
+                shared,
+                "consensus",
+                decision.consensus.clone().unwrap_or(Value::Null),
+            ),
+            schema::set_label(
+                shared,
+                "confidence",
+                decision.confidence.map_or(Value::Null, Value::from),
+            ),
+            schema::set_label(
+                shared,
+                "method",
+                decision.method.clone().map_or(Value::Null, Value::from),
+            ),
             schema::set_label(shared, "state", Value::from(decision.state.clone())),
         ];
         if let Some(review) = &decision.review {
@@ -228,8 +298,15 @@ impl RoomActor {
             slot.stored_bytes += update.len();
         }
         for update in updates {
-            let op = WriteOp::AppendUpdate { room: self.room.clone(), doc: doc.clone(), data: Bytes::from(update) };
-            if !self.submit(op, Purpose::ServerUpdate { doc: doc.clone() }).await {
+            let op = WriteOp::AppendUpdate {
+                room: self.room.clone(),
+                doc: doc.clone(),
+                data: Bytes::from(update),
+            };
+            if !self
+                .submit(op, Purpose::ServerUpdate { doc: doc.clone() })
+                .await
+            {
                 // Shutting down: the in-memory state is checkpointed instead.
                 self.undo_pending(&doc);
             }
@@ -243,10 +320,20 @@ impl RoomActor {
         }
     }
 
-    pub(super) fn update_committed(&mut self, doc: &DocName, conn: ConnId, frame: Bytes, outcome: Result<WriteOutcome>) {
-        let Some(slot) = self.docs.get_mut(doc) else { return };
+    pub(super) fn update_committed(
+        &mut self,
+        doc: &DocName,
+        conn: ConnId,
+        frame: Bytes,
+        outcome: Result<WriteOutcome>,
+    ) {
+        let Some(slot) = self.docs.get_mut(doc) else {
+            return;
+        };
         slot.pending = slot.pending.saturating_sub(1);
-        let Some(member) = slot.conns.get(&conn) else { return };
+        let Some(member) = slot.conns.get(&conn) else {
+            return;
+        };
         match outcome {
             // The echo is the acknowledgement: the update is now durable.
             Ok(_) => {
@@ -263,7 +350,9 @@ impl RoomActor {
 
     /// Snapshots `doc` and queues the checkpoint write.
     pub(super) async fn checkpoint(&mut self, doc: &DocName) {
-        let Some(slot) = self.docs.get_mut(doc) else { return };
+        let Some(slot) = self.docs.get_mut(doc) else {
+            return;
+        };
         let snapshot = match slot.shared.try_snapshot() {
             Ok(snapshot) => snapshot,
             Err(error) => {
@@ -276,8 +365,15 @@ impl RoomActor {
         slot.stored_bytes = snapshot.len();
         slot.since_checkpoint = 0;
         slot.pending += 1;
-        let op = WriteOp::Checkpoint { room: self.room.clone(), doc: doc.clone(), snapshot };
-        if !self.submit(op, Purpose::Checkpoint { doc: doc.clone() }).await {
+        let op = WriteOp::Checkpoint {
+            room: self.room.clone(),
+            doc: doc.clone(),
+            snapshot,
+        };
+        if !self
+            .submit(op, Purpose::Checkpoint { doc: doc.clone() })
+            .await
+        {
             self.undo_pending(doc);
         }
     }
@@ -300,7 +396,9 @@ impl RoomActor {
     }
 
     pub(super) fn doc_leave(&mut self, conn: ConnId, doc: &DocName) {
-        let Some(slot) = self.docs.get_mut(doc) else { return };
+        let Some(slot) = self.docs.get_mut(doc) else {
+            return;
+        };
         if slot.conns.remove(&conn).is_none() {
             return;
         }
@@ -316,7 +414,8 @@ impl RoomActor {
     /// for `doc_idle` with no write in flight.
     pub(super) async fn docs_housekeeping(&mut self) {
         let now = u64::try_from(now_ms()).unwrap_or(0);
-        let timeout = u64::try_from(self.context.settings.awareness_timeout.as_millis()).unwrap_or(u64::MAX);
+        let timeout =
+            u64::try_from(self.context.settings.awareness_timeout.as_millis()).unwrap_or(u64::MAX);
         let doc_idle = self.context.settings.doc_idle;
         let mut to_checkpoint = Vec::new();
         let mut to_unload = Vec::new();
@@ -324,7 +423,9 @@ impl RoomActor {
             if let Some(removal) = slot.awareness.expire(now, timeout) {
                 slot.broadcast(&binary(&Message::Awareness(&removal)), None);
             }
-            let idle = slot.idle_since.is_some_and(|since| since.elapsed() >= doc_idle);
+            let idle = slot
+                .idle_since
+                .is_some_and(|since| since.elapsed() >= doc_idle);
             if idle && slot.pending == 0 {
                 if slot.since_checkpoint > 0 {
                     to_checkpoint.push(name.clone());
@@ -345,8 +446,12 @@ impl RoomActor {
 
     /// Checkpoints every document with updates since its last checkpoint.
     pub(super) async fn checkpoint_all(&mut self) {
-        let due: Vec<DocName> =
-            self.docs.iter().filter(|(_, slot)| slot.since_checkpoint > 0).map(|(name, _)| name.clone()).collect();
+        let due: Vec<DocName> = self
+            .docs
+            .iter()
+            .filter(|(_, slot)| slot.since_checkpoint > 0)
+            .map(|(name, _)| name.clone())
+            .collect();
         for name in due {
             self.checkpoint(&name).await;
         }
@@ -370,7 +475,11 @@ impl RoomActor {
     /// Closes every document connection of `user` with `code`.
     pub(super) fn disconnect_docs(&self, user: &crate::ids::UserId, code: CloseCode) {
         for slot in self.docs.values() {
-            for conn in slot.conns.values().filter(|conn| &conn.principal.user == user) {
+            for conn in slot
+                .conns
+                .values()
+                .filter(|conn| &conn.principal.user == user)
+            {
                 conn.tx.close(code);
             }
         }

@@ -17,7 +17,9 @@ use crate::auth::{Principal, Role};
 use crate::conn::ConnTx;
 use crate::error::{CloseCode, Error, Result};
 use crate::ids::{ConnId, UserId, now_ms};
-use crate::protocol::{self, MAX_CHAT_CHARS, MAX_STATUS_CHARS, Op, PROTOCOL_VERSION, Request, RequestId};
+use crate::protocol::{
+    self, MAX_CHAT_CHARS, MAX_STATUS_CHARS, Op, PROTOCOL_VERSION, Request, RequestId,
+};
 use crate::store::{WriteOp, WriteOutcome};
 
 /// Default page size of `chat.history`.
@@ -63,19 +65,29 @@ impl LiveState {
 
     /// Queues `frame` to every owner's and moderator's live connection.
     pub(super) fn send_to_moderators(&self, frame: &WsMessage) {
-        for conn in self.conns.values().filter(|conn| conn.principal.role.can_moderate()) {
+        for conn in self
+            .conns
+            .values()
+            .filter(|conn| conn.principal.role.can_moderate())
+        {
             conn.tx.send(frame.clone());
         }
     }
 
     /// Whether an owner or moderator is connected.
     pub(super) fn moderators_online(&self) -> bool {
-        self.conns.values().any(|conn| conn.principal.role.can_moderate())
+        self.conns
+            .values()
+            .any(|conn| conn.principal.role.can_moderate())
     }
 
     /// Queues `frame` to every live connection of `user`.
     pub(super) fn send_to_user(&self, user: &UserId, frame: &WsMessage) {
-        for conn in self.conns.values().filter(|conn| &conn.principal.user == user) {
+        for conn in self
+            .conns
+            .values()
+            .filter(|conn| &conn.principal.user == user)
+        {
             conn.tx.send(frame.clone());
         }
     }
@@ -90,7 +102,11 @@ impl LiveState {
     /// Queues `moderators` to moderators and `others` to everyone else.
     fn broadcast_split(&self, moderators: &WsMessage, others: &WsMessage) {
         for conn in self.conns.values() {
-            let frame = if conn.principal.role.can_moderate() { moderators } else { others };
+            let frame = if conn.principal.role.can_moderate() {
+                moderators
+            } else {
+                others
+            };
             conn.tx.send(frame.clone());
         }
     }
@@ -108,7 +124,9 @@ fn validate_body(body: &str) -> Result<String> {
         return Err(Error::BadRequest("a chat message cannot be empty".into()));
     }
     if body.chars().count() > MAX_CHAT_CHARS {
-        return Err(Error::BadRequest(format!("a chat message has at most {MAX_CHAT_CHARS} characters")));
+        return Err(Error::BadRequest(format!(
+            "a chat message has at most {MAX_CHAT_CHARS} characters"
+        )));
     }
     Ok(body.to_owned())
 }
@@ -117,14 +135,18 @@ impl RoomActor {
     pub(super) fn live_join(&mut self, conn: ConnTx, principal: Arc<Principal>) {
         let user = principal.user.clone();
         let first = !self.live.presence.contains_key(&user);
-        let presence = self.live.presence.entry(user.clone()).or_insert_with(|| Presence {
-            user: user.clone(),
-            display_name: principal.display_name.clone(),
-            role: principal.role,
-            status: "online".to_owned(),
-            connections: 0,
-            since: now_ms(),
-        });
+        let presence = self
+            .live
+            .presence
+            .entry(user.clone())
+            .or_insert_with(|| Presence {
+                user: user.clone(),
+                display_name: principal.display_name.clone(),
+                role: principal.role,
+                status: "online".to_owned(),
+                connections: 0,
+                since: now_ms(),
+            });
         presence.connections += 1;
         let joined = presence.clone();
         let everyone: Vec<&Presence> = self.live.presence.values().collect();
@@ -142,13 +164,22 @@ impl RoomActor {
             "presence": everyone,
         })));
         if first {
-            self.live.broadcast(&protocol::event("presence.joined", &joined));
+            self.live
+                .broadcast(&protocol::event("presence.joined", &joined));
         }
-        self.live.conns.insert(conn.id, LiveConn { tx: conn, principal });
+        self.live.conns.insert(
+            conn.id,
+            LiveConn {
+                tx: conn,
+                principal,
+            },
+        );
     }
 
     pub(super) fn live_leave(&mut self, conn: ConnId) {
-        let Some(left) = self.live.conns.remove(&conn) else { return };
+        let Some(left) = self.live.conns.remove(&conn) else {
+            return;
+        };
         let user = &left.principal.user;
         let gone = match self.live.presence.get_mut(user) {
             Some(presence) => {
@@ -159,12 +190,20 @@ impl RoomActor {
         };
         if gone {
             self.live.presence.remove(user);
-            self.live.broadcast(&protocol::event("presence.left", &json!({ "user": user })));
+            self.live
+                .broadcast(&protocol::event("presence.left", &json!({ "user": user })));
         }
     }
 
     pub(super) async fn live_request(&mut self, conn: ConnId, request: Request) {
-        let Some(principal) = self.live.conns.get(&conn).map(|conn| conn.principal.clone()) else { return };
+        let Some(principal) = self
+            .live
+            .conns
+            .get(&conn)
+            .map(|conn| conn.principal.clone())
+        else {
+            return;
+        };
         let Request { id, op } = request;
         let result = match op {
             Op::Ping {} => Ok(Some(json!({ "pong": true }))),
@@ -178,7 +217,9 @@ impl RoomActor {
                 }
                 Ok(None)
             }
-            Op::PresenceSet { status } => self.presence_set(conn, &id, &principal, status).map(|()| None),
+            Op::PresenceSet { status } => self
+                .presence_set(conn, &id, &principal, status)
+                .map(|()| None),
             Op::ChatHistory { before, limit } => {
                 self.chat_history(conn, &principal, id.clone(), before, limit);
                 Ok(None)
@@ -187,24 +228,31 @@ impl RoomActor {
                 (false, _) => Err(Error::Forbidden("viewers cannot chat")),
                 (true, Err(error)) => Err(error),
                 (true, Ok(body)) => {
-                    let op = WriteOp::ChatPost { room: self.room.clone(), user: principal.user.clone(), body, at: now_ms() };
-                    self.submit_chat(conn, id.clone(), ChatKind::Post, op).await
-                }
-            },
-            Op::ChatEdit { message_id, body } => match (principal.role.can_write(), validate_body(&body)) {
-                (false, _) => Err(Error::Forbidden("viewers cannot chat")),
-                (true, Err(error)) => Err(error),
-                (true, Ok(body)) => {
-                    let op = WriteOp::ChatEdit {
+                    let op = WriteOp::ChatPost {
                         room: self.room.clone(),
-                        id: message_id,
-                        author: principal.user.clone(),
+                        user: principal.user.clone(),
                         body,
                         at: now_ms(),
                     };
-                    self.submit_chat(conn, id.clone(), ChatKind::Edit, op).await
+                    self.submit_chat(conn, id.clone(), ChatKind::Post, op).await
                 }
             },
+            Op::ChatEdit { message_id, body } => {
+                match (principal.role.can_write(), validate_body(&body)) {
+                    (false, _) => Err(Error::Forbidden("viewers cannot chat")),
+                    (true, Err(error)) => Err(error),
+                    (true, Ok(body)) => {
+                        let op = WriteOp::ChatEdit {
+                            room: self.room.clone(),
+                            id: message_id,
+                            author: principal.user.clone(),
+                            body,
+                            at: now_ms(),
+                        };
+                        self.submit_chat(conn, id.clone(), ChatKind::Edit, op).await
+                    }
+                }
+            }
             Op::ChatDelete { message_id } => {
                 if principal.role.can_write() {
                     let op = WriteOp::ChatDelete {
@@ -214,7 +262,8 @@ impl RoomActor {
                         any_author: principal.role.can_moderate(),
                         at: now_ms(),
                     };
-                    self.submit_chat(conn, id.clone(), ChatKind::Delete, op).await
+                    self.submit_chat(conn, id.clone(), ChatKind::Delete, op)
+                        .await
                 } else {
                     Err(Error::Forbidden("viewers cannot delete messages"))
                 }
@@ -229,23 +278,53 @@ impl RoomActor {
     }
 
     /// Sets a status, replies, then announces it: the reply always comes first.
-    fn presence_set(&mut self, conn: ConnId, id: &RequestId, principal: &Principal, status: String) -> Result<()> {
+    fn presence_set(
+        &mut self,
+        conn: ConnId,
+        id: &RequestId,
+        principal: &Principal,
+        status: String,
+    ) -> Result<()> {
         let status = status.trim().to_owned();
         if status.is_empty() || status.chars().count() > MAX_STATUS_CHARS {
-            return Err(Error::BadRequest(format!("a status has 1 to {MAX_STATUS_CHARS} characters")));
+            return Err(Error::BadRequest(format!(
+                "a status has 1 to {MAX_STATUS_CHARS} characters"
+            )));
         }
         let Some(presence) = self.live.presence.get_mut(&principal.user) else {
-            return Err(Error::Internal("presence missing for a joined connection".into()));
+            return Err(Error::Internal(
+                "presence missing for a joined connection".into(),
+            ));
         };
         presence.status = status;
         let updated = presence.clone();
-        self.live.reply(conn, protocol::ok_reply(id, &json!({ "status": updated.status })));
-        self.live.broadcast(&protocol::event("presence.updated", &updated));
+        self.live.reply(
+            conn,
+            protocol::ok_reply(id, &json!({ "status": updated.status })),
+        );
+        self.live
+            .broadcast(&protocol::event("presence.updated", &updated));
         Ok(())
     }
 
-    async fn submit_chat(&mut self, conn: ConnId, request: RequestId, kind: ChatKind, op: WriteOp) -> Result<Option<serde_json::Value>> {
-        if self.submit(op, Purpose::Chat { conn, request, kind }).await {
+    async fn submit_chat(
+        &mut self,
+        conn: ConnId,
+        request: RequestId,
+        kind: ChatKind,
+        op: WriteOp,
+    ) -> Result<Option<serde_json::Value>> {
+        if self
+            .submit(
+                op,
+                Purpose::Chat {
+                    conn,
+                    request,
+                    kind,
+                },
+            )
+            .await
+        {
             Ok(None)
         } else {
             Err(Error::Unavailable("server is shutting down"))
@@ -253,17 +332,36 @@ impl RoomActor {
     }
 
     /// Reads a page of history off the actor's loop and replies from there.
-    fn chat_history(&self, conn: ConnId, principal: &Principal, id: RequestId, before: Option<i64>, limit: Option<i64>) {
-        let Some(tx) = self.live.conns.get(&conn).map(|conn| conn.tx.clone()) else { return };
+    fn chat_history(
+        &self,
+        conn: ConnId,
+        principal: &Principal,
+        id: RequestId,
+        before: Option<i64>,
+        limit: Option<i64>,
+    ) {
+        let Some(tx) = self.live.conns.get(&conn).map(|conn| conn.tx.clone()) else {
+            return;
+        };
         let store = self.context.store.clone();
         let room = self.room.clone();
         let moderator = principal.role.can_moderate();
         self.context.tracker.spawn(async move {
-            let page = store.chat_history(&room, before, limit.unwrap_or(DEFAULT_HISTORY_PAGE)).await;
+            let page = store
+                .chat_history(&room, before, limit.unwrap_or(DEFAULT_HISTORY_PAGE))
+                .await;
             let frame = match page {
                 Ok(messages) => {
-                    let messages: Vec<_> =
-                        messages.into_iter().map(|message| if moderator { message } else { message.redacted() }).collect();
+                    let messages: Vec<_> = messages
+                        .into_iter()
+                        .map(|message| {
+                            if moderator {
+                                message
+                            } else {
+                                message.redacted()
+                            }
+                        })
+                        .collect();
                     protocol::ok_reply(&id, &json!({ "messages": messages }))
                 }
                 Err(error) => protocol::error_reply(&id, &error),
@@ -272,24 +370,39 @@ impl RoomActor {
         });
     }
 
-    pub(super) fn chat_committed(&mut self, conn: ConnId, request: &RequestId, kind: ChatKind, outcome: Result<WriteOutcome>) {
+    pub(super) fn chat_committed(
+        &mut self,
+        conn: ConnId,
+        request: &RequestId,
+        kind: ChatKind,
+        outcome: Result<WriteOutcome>,
+    ) {
         let message = match outcome {
             Ok(WriteOutcome::Chat(message)) => message,
             Ok(other) => {
                 let error = Error::Internal(format!("chat write returned {other:?}"));
-                self.live.reply(conn, protocol::error_reply(request, &error));
+                self.live
+                    .reply(conn, protocol::error_reply(request, &error));
                 return;
             }
             Err(error) => {
-                self.live.reply(conn, protocol::error_reply(request, &error));
+                self.live
+                    .reply(conn, protocol::error_reply(request, &error));
                 return;
             }
         };
         // The reply first, so the sender knows the id before the event.
-        self.live.reply(conn, protocol::ok_reply(request, &json!({ "message": message })));
+        self.live.reply(
+            conn,
+            protocol::ok_reply(request, &json!({ "message": message })),
+        );
         match kind {
-            ChatKind::Post => self.live.broadcast(&protocol::event("chat.message", &message)),
-            ChatKind::Edit => self.live.broadcast(&protocol::event("chat.edited", &message)),
+            ChatKind::Post => self
+                .live
+                .broadcast(&protocol::event("chat.message", &message)),
+            ChatKind::Edit => self
+                .live
+                .broadcast(&protocol::event("chat.edited", &message)),
             ChatKind::Delete => {
                 let full = protocol::event("chat.deleted", &message);
                 let redacted = protocol::event("chat.deleted", &message.redacted());
@@ -300,7 +413,12 @@ impl RoomActor {
 
     /// Closes every connection of `user` in this room.
     pub(super) fn disconnect(&mut self, user: &UserId, code: CloseCode) {
-        for conn in self.live.conns.values().filter(|conn| &conn.principal.user == user) {
+        for conn in self
+            .live
+            .conns
+            .values()
+            .filter(|conn| &conn.principal.user == user)
+        {
             conn.tx.close(code);
         }
         self.disconnect_docs(user, code);

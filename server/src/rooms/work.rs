@@ -25,7 +25,6 @@ use crate::protocol::{self, Op, RequestId};
 use crate::store::{QueueCounts, Store, WorkAsk, WriteOp, WriteOutcome};
 use crate::work::ProjectConfig;
 
-
 /// What a work request needs, cloned out of the actor.
 pub(super) struct WorkRequest {
     pub store: Store,
@@ -62,27 +61,39 @@ impl WorkRequest {
     }
 
     fn require_worker(&self) -> Result<()> {
-        if self.principal.role.can_write() { Ok(()) } else { Err(Error::Forbidden("viewers cannot take tasks")) }
+        if self.principal.role.can_write() {
+            Ok(())
+        } else {
+            Err(Error::Forbidden("viewers cannot take tasks"))
+        }
     }
 
     async fn progress(&self) -> Result<Value> {
         let project = self.store.project(&self.room).await?;
-        let answers = self.store.worker_answer_count(&self.room, self.user()).await?;
+        let answers = self
+            .store
+            .worker_answer_count(&self.room, self.user())
+            .await?;
         // Until the ledger approves it, every answer's pay is pending.
-        Ok(json!({ "answers": answers, "pending_earnings": answers.saturating_mul(project.pay_per_answer) }))
+        Ok(
+            json!({ "answers": answers, "pending_earnings": answers.saturating_mul(project.pay_per_answer) }),
+        )
     }
 
     async fn queue(&self) -> Result<Value> {
         let counts = self.store.queue_counts(&self.room).await?;
         let mine = self.store.live_reservation(&self.room, self.user()).await?;
-        let reservation = mine.map(|(reservation, task)| json!({ "reservation": reservation, "task": task }));
+        let reservation =
+            mine.map(|(reservation, task)| json!({ "reservation": reservation, "task": task }));
         Ok(json!({ "counts": counts, "mine": reservation, "progress": self.progress().await? }))
     }
 
     async fn request(&self) -> Result<Value> {
         self.require_worker()?;
         // One task at a time: asking again returns the reservation you hold.
-        if let Some((reservation, task)) = self.store.live_reservation(&self.room, self.user()).await? {
+        if let Some((reservation, task)) =
+            self.store.live_reservation(&self.room, self.user()).await?
+        {
             return Ok(json!({ "reservation": reservation, "task": task }));
         }
         if let Some(why) = self.store.paused_reason(&self.room, self.user()).await? {
@@ -90,7 +101,11 @@ impl WorkRequest {
         }
         let project = self.store.project(&self.room).await?;
         let skills = self.store.member_skills(&self.room, self.user()).await?;
-        if !project.required_skills.iter().all(|skill| skills.contains(skill)) {
+        if !project
+            .required_skills
+            .iter()
+            .all(|skill| skills.contains(skill))
+        {
             return Ok(json!({ "reservation": null, "reason": "missing_skills" }));
         }
         // New workers answer onboarding gold first; after that, gold comes
@@ -108,7 +123,12 @@ impl WorkRequest {
     }
 
     /// Reserves the best task of the kind asked (gold or not), if any.
-    async fn grant_one(&self, project: &ProjectConfig, skills: &[String], gold: bool) -> Result<Option<Value>> {
+    async fn grant_one(
+        &self,
+        project: &ProjectConfig,
+        skills: &[String],
+        gold: bool,
+    ) -> Result<Option<Value>> {
         let ask = WorkAsk {
             room: self.room.clone(),
             worker: self.user().clone(),
@@ -130,9 +150,15 @@ impl WorkRequest {
     async fn heartbeat(&self, task: i64) -> Result<Value> {
         self.require_worker()?;
         let project = self.store.project(&self.room).await?;
-        let op = WriteOp::Heartbeat { task, worker: self.user().clone(), ttl_ms: project.ttl_ms() };
+        let op = WriteOp::Heartbeat {
+            task,
+            worker: self.user().clone(),
+            ttl_ms: project.ttl_ms(),
+        };
         match self.committer.write(op).await? {
-            WriteOutcome::Extended(expires_at) => Ok(json!({ "task_id": task, "expires_at": expires_at })),
+            WriteOutcome::Extended(expires_at) => {
+                Ok(json!({ "task_id": task, "expires_at": expires_at }))
+            }
             other => Err(Error::Internal(format!("heartbeat returned {other:?}"))),
         }
     }
@@ -143,7 +169,13 @@ impl WorkRequest {
         project.answer_schema.validate_answer(&answer)?;
         let before = self.store.worker_quality(&self.room, self.user()).await?;
         let rules = project.submit_rules();
-        let op = WriteOp::Submit { room: self.room.clone(), task, worker: self.user().clone(), answer, rules };
+        let op = WriteOp::Submit {
+            room: self.room.clone(),
+            task,
+            worker: self.user().clone(),
+            answer,
+            rules,
+        };
         let submitted = match self.committer.write(op).await? {
             WriteOutcome::Submitted(submitted) => submitted,
             other => return Err(Error::Internal(format!("submit returned {other:?}"))),
@@ -158,11 +190,21 @@ impl WorkRequest {
                 review: None,
             };
             // The room may be exiting; the decision is in the store either way.
-            let _ = self.room_handle.send(RoomCommand::PublishDecision { task: submitted.task_id, decision }).await;
+            let _ = self
+                .room_handle
+                .send(RoomCommand::PublishDecision {
+                    task: submitted.task_id,
+                    decision,
+                })
+                .await;
         }
         // Onboarding gold is training: the worker learns whether they were
         // right. Later gold stays hidden among regular tasks.
-        let feedback = if before.gold_total < i64::from(project.onboarding_gold) { submitted.check.correct } else { None };
+        let feedback = if before.gold_total < i64::from(project.onboarding_gold) {
+            submitted.check.correct
+        } else {
+            None
+        };
         Ok(json!({
             "submitted": {
                 "answer_id": submitted.answer_id,
@@ -178,7 +220,14 @@ impl WorkRequest {
 
     async fn skip(&self, task: i64) -> Result<Value> {
         self.require_worker()?;
-        match self.committer.write(WriteOp::Skip { task, worker: self.user().clone() }).await? {
+        match self
+            .committer
+            .write(WriteOp::Skip {
+                task,
+                worker: self.user().clone(),
+            })
+            .await?
+        {
             WriteOutcome::Skipped => {
                 self.changed.notify_one();
                 Ok(json!({ "task_id": task, "skipped": true }))
@@ -190,7 +239,13 @@ impl WorkRequest {
 
 impl RoomActor {
     /// Hands a work request to a task of its own.
-    pub(super) fn work_request(&self, principal: Arc<Principal>, tx: ConnTx, id: RequestId, op: Op) {
+    pub(super) fn work_request(
+        &self,
+        principal: Arc<Principal>,
+        tx: ConnTx,
+        id: RequestId,
+        op: Op,
+    ) {
         let request = WorkRequest {
             store: self.context.store.clone(),
             committer: self.context.committer.clone(),
@@ -208,7 +263,8 @@ impl RoomActor {
     pub(super) fn queue_counts_ready(&mut self, counts: Result<QueueCounts>) {
         match counts {
             Ok(counts) if self.last_counts.as_ref() != Some(&counts) => {
-                self.live.broadcast_all(&protocol::event("queue.counts", &counts));
+                self.live
+                    .broadcast_all(&protocol::event("queue.counts", &counts));
                 self.last_counts = Some(counts);
             }
             Ok(_) => {}
@@ -219,7 +275,10 @@ impl RoomActor {
     /// Tells the holders of swept reservations that they expired.
     pub(super) fn reservations_expired(&mut self, expired: &[(i64, UserId)]) {
         for (task, worker) in expired {
-            self.live.send_to_user(worker, &protocol::event("task.expired", &json!({ "task_id": task })));
+            self.live.send_to_user(
+                worker,
+                &protocol::event("task.expired", &json!({ "task_id": task })),
+            );
         }
         if !expired.is_empty() {
             self.queue_changed.notify_one();

@@ -42,7 +42,8 @@ pub struct TokenRow {
 }
 
 fn parse_role(raw: &str) -> Result<Role> {
-    raw.parse().map_err(|_| Error::Internal(format!("stored role {raw:?} is unknown")))
+    raw.parse()
+        .map_err(|_| Error::Internal(format!("stored role {raw:?} is unknown")))
 }
 
 fn room_row(row: &AnyRow) -> Result<RoomRow> {
@@ -67,8 +68,18 @@ impl Store {
             .bind(created_at)
             .execute(self.pool())
             .await
-            .map_err(|error| if is_unique_violation(&error) { Error::Conflict("room") } else { error.into() })?;
-        Ok(RoomRow { id: id.clone(), name: name.to_owned(), created_at })
+            .map_err(|error| {
+                if is_unique_violation(&error) {
+                    Error::Conflict("room")
+                } else {
+                    error.into()
+                }
+            })?;
+        Ok(RoomRow {
+            id: id.clone(),
+            name: name.to_owned(),
+            created_at,
+        })
     }
 
     pub async fn room(&self, id: &RoomId) -> Result<Option<RoomRow>> {
@@ -97,7 +108,10 @@ impl Store {
     }
 
     pub async fn user_exists(&self, id: &UserId) -> Result<bool> {
-        let row = sqlx::query("SELECT 1 FROM users WHERE id = $1").bind(id.as_str()).fetch_optional(self.pool()).await?;
+        let row = sqlx::query("SELECT 1 FROM users WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(self.pool())
+            .await?;
         Ok(row.is_some())
     }
 
@@ -145,7 +159,9 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        rows.iter().map(|row| Ok(TokenId(row.try_get("id")?))).collect()
+        rows.iter()
+            .map(|row| Ok(TokenId(row.try_get("id")?)))
+            .collect()
     }
 
     /// A member's role in a room, if they are a member.
@@ -155,7 +171,8 @@ impl Store {
             .bind(user.as_str())
             .fetch_optional(self.pool())
             .await?;
-        row.map(|row| parse_role(&row.try_get::<String, _>("role")?)).transpose()
+        row.map(|row| parse_role(&row.try_get::<String, _>("role")?))
+            .transpose()
     }
 
     pub async fn members(&self, room: &RoomId) -> Result<Vec<MemberRow>> {
@@ -180,7 +197,13 @@ impl Store {
 
     /// Issues a token for `user` in `room` with `role`, making them a member
     /// with that role. `ttl_ms` of `None` never expires.
-    pub async fn issue_token(&self, room: &RoomId, user: &UserId, role: Role, ttl_ms: Option<i64>) -> Result<(TokenRow, String)> {
+    pub async fn issue_token(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        role: Role,
+        ttl_ms: Option<i64>,
+    ) -> Result<(TokenRow, String)> {
         if !self.room_exists(room).await? {
             return Err(Error::NotFound("room"));
         }
@@ -204,7 +227,14 @@ impl Store {
         .bind(expires_at)
         .execute(self.pool())
         .await?;
-        let row = TokenRow { id: token.id, user: user.clone(), role, created_at, expires_at, revoked_at: None };
+        let row = TokenRow {
+            id: token.id,
+            user: user.clone(),
+            role,
+            created_at,
+            expires_at,
+            revoked_at: None,
+        };
         Ok((row, token.secret))
     }
 
@@ -294,6 +324,8 @@ impl Store {
             .bind(since_ms)
             .fetch_all(self.pool())
             .await?;
-        rows.iter().map(|row| Ok(TokenId(row.try_get("id")?))).collect()
+        rows.iter()
+            .map(|row| Ok(TokenId(row.try_get("id")?)))
+            .collect()
     }
 }

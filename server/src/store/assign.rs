@@ -34,7 +34,11 @@ impl Store {
         .await?;
         rows.iter()
             .map(|row| {
-                let (answered, reserved, target): (i64, i64, i64) = (row.try_get("answered")?, row.try_get("reserved")?, row.try_get("overlap_target")?);
+                let (answered, reserved, target): (i64, i64, i64) = (
+                    row.try_get("answered")?,
+                    row.try_get("reserved")?,
+                    row.try_get("overlap_target")?,
+                );
                 Ok(OpenTask {
                     id: row.try_get("id")?,
                     free: u32::try_from(target - answered - reserved).unwrap_or(0),
@@ -46,7 +50,13 @@ impl Store {
     }
 
     /// The tasks among ids `first..=last` that `worker` answered, holds or skipped.
-    pub async fn touched_tasks(&self, room: &RoomId, worker: &UserId, first: i64, last: i64) -> Result<HashSet<i64>> {
+    pub async fn touched_tasks(
+        &self,
+        room: &RoomId,
+        worker: &UserId,
+        first: i64,
+        last: i64,
+    ) -> Result<HashSet<i64>> {
         let rows = sqlx::query(
             "SELECT task_id FROM answers WHERE room_id = $1 AND worker_id = $2 AND task_id BETWEEN $3 AND $4 \
              UNION SELECT task_id FROM reservations WHERE room_id = $1 AND worker_id = $2 AND task_id BETWEEN $3 AND $4 \
@@ -59,6 +69,8 @@ impl Store {
         .bind(last)
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(|row| Ok(row.try_get::<i64, _>("task_id")?)).collect()
+        rows.iter()
+            .map(|row| Ok(row.try_get::<i64, _>("task_id")?))
+            .collect()
     }
 }

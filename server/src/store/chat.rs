@@ -2,8 +2,8 @@
 //! (a deleted message keeps its row so moderators can see what was removed).
 
 use serde::Serialize;
-use sqlx::Row;
 use sqlx::AnyConnection;
+use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::Store;
@@ -47,14 +47,22 @@ fn message(row: &AnyRow) -> Result<ChatMessage> {
         created_at: row.try_get("created_at")?,
         edited_at: row.try_get("edited_at")?,
         deleted_at: row.try_get("deleted_at")?,
-        deleted_by: row.try_get::<Option<String>, _>("deleted_by")?.map(|user| UserId::parse(&user)).transpose()?,
+        deleted_by: row
+            .try_get::<Option<String>, _>("deleted_by")?
+            .map(|user| UserId::parse(&user))
+            .transpose()?,
     })
 }
 
 impl Store {
     /// A page of history, oldest first: up to `limit` messages with ids below
     /// `before` (or the newest ones without it).
-    pub async fn chat_history(&self, room: &RoomId, before: Option<i64>, limit: i64) -> Result<Vec<ChatMessage>> {
+    pub async fn chat_history(
+        &self,
+        room: &RoomId,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<ChatMessage>> {
         let limit = limit.clamp(1, MAX_HISTORY_PAGE);
         let sql = format!(
             "SELECT {COLUMNS} FROM chat_messages WHERE room_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
@@ -72,8 +80,16 @@ impl Store {
 }
 
 /// Inserts a message inside a batch transaction.
-pub(super) async fn post(conn: &mut AnyConnection, room: &RoomId, user: &UserId, body: &str, at: i64) -> Result<ChatMessage> {
-    let sql = format!("INSERT INTO chat_messages (room_id, user_id, body, created_at) VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}");
+pub(super) async fn post(
+    conn: &mut AnyConnection,
+    room: &RoomId,
+    user: &UserId,
+    body: &str,
+    at: i64,
+) -> Result<ChatMessage> {
+    let sql = format!(
+        "INSERT INTO chat_messages (room_id, user_id, body, created_at) VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}"
+    );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(room.as_str())
         .bind(user.as_str())
@@ -85,7 +101,14 @@ pub(super) async fn post(conn: &mut AnyConnection, room: &RoomId, user: &UserId,
 }
 
 /// Edits the author's own live message.
-pub(super) async fn edit(conn: &mut AnyConnection, room: &RoomId, id: i64, author: &UserId, body: &str, at: i64) -> Result<ChatMessage> {
+pub(super) async fn edit(
+    conn: &mut AnyConnection,
+    room: &RoomId,
+    id: i64,
+    author: &UserId,
+    body: &str,
+    at: i64,
+) -> Result<ChatMessage> {
     let sql = format!(
         "UPDATE chat_messages SET body = $1, edited_at = $2 \
          WHERE id = $3 AND room_id = $4 AND user_id = $5 AND deleted_at IS NULL RETURNING {COLUMNS}"
@@ -105,7 +128,14 @@ pub(super) async fn edit(conn: &mut AnyConnection, room: &RoomId, id: i64, autho
 }
 
 /// Deletes a message: the author's own, or any with `any_author` (moderators).
-pub(super) async fn delete(conn: &mut AnyConnection, room: &RoomId, id: i64, by: &UserId, any_author: bool, at: i64) -> Result<ChatMessage> {
+pub(super) async fn delete(
+    conn: &mut AnyConnection,
+    room: &RoomId,
+    id: i64,
+    by: &UserId,
+    any_author: bool,
+    at: i64,
+) -> Result<ChatMessage> {
     let sql = format!(
         "UPDATE chat_messages SET deleted_at = $1, deleted_by = $2 \
          WHERE id = $3 AND room_id = $4 AND deleted_at IS NULL AND ($5 = 1 OR user_id = $2) RETURNING {COLUMNS}"

@@ -24,7 +24,13 @@ pub struct Settled {
 /// Decides the task and returns its new state: `complete` (confident
 /// consensus), `open` with a raised overlap target (not confident, or a tie,
 /// below the maximum), or `review` (still undecided at the maximum).
-pub(super) async fn settle(conn: &mut AnyConnection, room: &RoomId, task: i64, target: i64, rules: &SubmitRules) -> Result<Settled> {
+pub(super) async fn settle(
+    conn: &mut AnyConnection,
+    room: &RoomId,
+    task: i64,
+    target: i64,
+    rules: &SubmitRules,
+) -> Result<Settled> {
     let rows = sqlx::query(
         "SELECT a.worker_id, a.answer, COALESCE(s.gold_correct, 0) AS gold_correct, COALESCE(s.gold_total, 0) AS gold_total, \
          COALESCE(s.agree, 0) AS agree, COALESCE(s.disagree, 0) AS disagree FROM answers a \
@@ -36,20 +42,49 @@ pub(super) async fn settle(conn: &mut AnyConnection, room: &RoomId, task: i64, t
     .await?;
     let mut answers: Vec<(String, Value, f64)> = Vec::with_capacity(rows.len());
     for row in &rows {
-        let accuracy = vote_accuracy(row.try_get("gold_correct")?, row.try_get("gold_total")?, row.try_get("agree")?, row.try_get("disagree")?);
-        answers.push((row.try_get("worker_id")?, json_column(row, "answer")?, accuracy));
+        let accuracy = vote_accuracy(
+            row.try_get("gold_correct")?,
+            row.try_get("gold_total")?,
+            row.try_get("agree")?,
+            row.try_get("disagree")?,
+        );
+        answers.push((
+            row.try_get("worker_id")?,
+            json_column(row, "answer")?,
+            accuracy,
+        ));
     }
-    let votes: Vec<Vote<'_>> = answers.iter().map(|(_, answer, accuracy)| Vote { answer, accuracy: *accuracy }).collect();
+    let votes: Vec<Vote<'_>> = answers
+        .iter()
+        .map(|(_, answer, accuracy)| Vote {
+            answer,
+            accuracy: *accuracy,
+        })
+        .collect();
     let decision = decide(&rules.schema, &votes);
-    let confident = decision.as_ref().is_some_and(|decision| decision.confidence >= rules.min_confidence);
+    let confident = decision
+        .as_ref()
+        .is_some_and(|decision| decision.confidence >= rules.min_confidence);
     if !confident && target < i64::from(rules.overlap_max) {
         // Dynamic overlap: ask for one more independent answer.
-        sqlx::query("UPDATE tasks SET overlap_target = overlap_target + 1 WHERE id = $1").bind(task).execute(&mut *conn).await?;
-        return Ok(Settled { state: "open".to_owned(), consensus: None, confidence: None, method: None });
+        sqlx::query("UPDATE tasks SET overlap_target = overlap_target + 1 WHERE id = $1")
+            .bind(task)
+            .execute(&mut *conn)
+            .await?;
+        return Ok(Settled {
+            state: "open".to_owned(),
+            consensus: None,
+            confidence: None,
+            method: None,
+        });
     }
     let state = if confident { "complete" } else { "review" };
     let (consensus, confidence, method) = match &decision {
-        Some(decision) => (Some(decision.answer.to_string()), Some(decision.confidence), Some(decision.method)),
+        Some(decision) => (
+            Some(decision.answer.to_string()),
+            Some(decision.confidence),
+            Some(decision.method),
+        ),
         None => (None, None, None),
     };
     sqlx::query("UPDATE tasks SET state = $1, consensus = $2, confidence = $3, method = $4, completed_at = $5 WHERE id = $6")
@@ -126,13 +161,19 @@ impl super::Store {
             .await?
             .ok_or(crate::error::Error::NotFound("task"))?;
         if super::quality::optional_json(&row, "gold")?.is_some() {
-            return Err(crate::error::Error::BadRequest("gold tasks are not reviewed".into()));
+            return Err(crate::error::Error::BadRequest(
+                "gold tasks are not reviewed".into(),
+            ));
         }
         let previous = super::quality::optional_json(&row, "consensus")?;
         let (state, consensus) = match decision {
             ReviewDecision::Accept => match &previous {
                 Some(consensus) => ("complete", Some(consensus.clone())),
-                None => return Err(crate::error::Error::InvalidState("there is no consensus to accept: correct it instead".into())),
+                None => {
+                    return Err(crate::error::Error::InvalidState(
+                        "there is no consensus to accept: correct it instead".into(),
+                    ));
+                }
             },
             ReviewDecision::Correct => ("complete", answer.cloned()),
             ReviewDecision::Reject => ("rejected", previous.clone()),
@@ -161,7 +202,12 @@ impl super::Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(Settled { state: state.to_owned(), consensus, confidence: Some(1.0), method: Some("review".to_owned()) })
+        Ok(Settled {
+            state: state.to_owned(),
+            consensus,
+            confidence: Some(1.0),
+            method: Some("review".to_owned()),
+        })
     }
 
     /// A task's review trail, oldest first.
@@ -193,10 +239,16 @@ impl super::Store {
     /// Skene and weighted voting scored on gold, and Dawid-Skene's labels
     /// written to decided tasks where it wins. Reviewed tasks are final and
     /// never rewritten.
-    pub async fn batch_consensus(&self, room: &RoomId, project: &crate::work::ProjectConfig) -> Result<crate::work::batch::BatchReport> {
+    pub async fn batch_consensus(
+        &self,
+        room: &RoomId,
+        project: &crate::work::ProjectConfig,
+    ) -> Result<crate::work::batch::BatchReport> {
         use std::collections::HashMap;
         let crate::work::AnswerSchema::SingleChoice { options } = &project.answer_schema else {
-            return Err(crate::error::Error::BadRequest("batch consensus runs on single-choice projects".into()));
+            return Err(crate::error::Error::BadRequest(
+                "batch consensus runs on single-choice projects".into(),
+            ));
         };
         let rows = sqlx::query(
             "SELECT a.task_id, a.worker_id, a.answer, t.gold FROM answers a JOIN tasks t ON t.id = a.task_id \
@@ -205,7 +257,12 @@ impl super::Store {
         .bind(room.as_str())
         .fetch_all(self.pool())
         .await?;
-        let label_of = |value: &Value| value.as_str().and_then(|label| options.iter().position(|option| option == label)).and_then(|index| u32::try_from(index).ok());
+        let label_of = |value: &Value| {
+            value
+                .as_str()
+                .and_then(|label| options.iter().position(|option| option == label))
+                .and_then(|index| u32::try_from(index).ok())
+        };
         let (mut task_ids, mut task_index) = (Vec::new(), HashMap::new());
         let (mut workers, mut worker_index) = (Vec::new(), HashMap::new());
         let mut triples = Vec::with_capacity(rows.len());
@@ -213,14 +270,17 @@ impl super::Store {
         for row in &rows {
             let task: i64 = row.try_get("task_id")?;
             let worker: String = row.try_get("worker_id")?;
-            let Some(label) = label_of(&json_column(row, "answer")?) else { continue };
+            let Some(label) = label_of(&json_column(row, "answer")?) else {
+                continue;
+            };
             let next_task = u32::try_from(task_ids.len()).unwrap_or(u32::MAX);
             let item = *task_index.entry(task).or_insert_with(|| {
                 task_ids.push(task);
                 next_task
             });
             let first_answer = item == next_task;
-            if let (true, Some(truth)) = (first_answer, super::quality::optional_json(row, "gold")?) {
+            if let (true, Some(truth)) = (first_answer, super::quality::optional_json(row, "gold")?)
+            {
                 gold.push((item, label_of(&truth)));
             }
             let next_worker = u32::try_from(workers.len()).unwrap_or(u32::MAX);
@@ -232,16 +292,20 @@ impl super::Store {
         }
         let names: Vec<String> = task_ids.iter().map(i64::to_string).collect();
         let labels = options.clone();
-        let (mut report, relabels) =
-            tokio::task::spawn_blocking(move || crate::work::batch::run(names, workers, labels, &triples, &gold))
-                .await
-                .map_err(|error| crate::error::Error::Internal(format!("batch consensus: {error}")))??;
+        let (mut report, relabels) = tokio::task::spawn_blocking(move || {
+            crate::work::batch::run(names, workers, labels, &triples, &gold)
+        })
+        .await
+        .map_err(|error| crate::error::Error::Internal(format!("batch consensus: {error}")))??;
         if relabels.is_empty() {
             return Ok(report);
         }
         let mut tx = self.begin_write().await?;
         for (item, label, confidence) in relabels {
-            let (Some(task), Some(answer)) = (task_ids.get(item), options.get(label as usize)) else { continue };
+            let (Some(task), Some(answer)) = (task_ids.get(item), options.get(label as usize))
+            else {
+                continue;
+            };
             let updated = sqlx::query(
                 "UPDATE tasks SET consensus = $1, confidence = $2, method = 'ds', \
                  state = CASE WHEN $2 >= $3 THEN 'complete' ELSE state END \

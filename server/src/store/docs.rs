@@ -23,7 +23,8 @@ pub struct StoredDoc {
 impl StoredDoc {
     /// Bytes stored, the measure the document size limit applies to.
     pub fn stored_bytes(&self) -> usize {
-        self.snapshot.as_ref().map_or(0, Vec::len) + self.updates.iter().map(Vec::len).sum::<usize>()
+        self.snapshot.as_ref().map_or(0, Vec::len)
+            + self.updates.iter().map(Vec::len).sum::<usize>()
     }
 }
 
@@ -65,23 +66,32 @@ impl Store {
         // Read snapshot and updates in one transaction so a concurrent
         // checkpoint cannot slip between the two reads.
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        let snapshot = sqlx::query("SELECT upto_id, data FROM doc_snapshots WHERE room_id = $1 AND doc = $2")
-            .bind(room.as_str())
-            .bind(doc.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
+        let snapshot =
+            sqlx::query("SELECT upto_id, data FROM doc_snapshots WHERE room_id = $1 AND doc = $2")
+                .bind(room.as_str())
+                .bind(doc.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
         let (upto, snapshot) = match snapshot {
-            Some(row) => (row.try_get::<i64, _>("upto_id")?, Some(row.try_get::<Vec<u8>, _>("data")?)),
+            Some(row) => (
+                row.try_get::<i64, _>("upto_id")?,
+                Some(row.try_get::<Vec<u8>, _>("data")?),
+            ),
             None => (0, None),
         };
-        let rows = sqlx::query("SELECT data FROM doc_updates WHERE room_id = $1 AND doc = $2 AND id > $3 ORDER BY id")
-            .bind(room.as_str())
-            .bind(doc.as_str())
-            .bind(upto)
-            .fetch_all(&mut *tx)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT data FROM doc_updates WHERE room_id = $1 AND doc = $2 AND id > $3 ORDER BY id",
+        )
+        .bind(room.as_str())
+        .bind(doc.as_str())
+        .bind(upto)
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
-        let updates = rows.iter().map(|row| row.try_get::<Vec<u8>, _>("data")).collect::<Result<_, _>>()?;
+        let updates = rows
+            .iter()
+            .map(|row| row.try_get::<Vec<u8>, _>("data"))
+            .collect::<Result<_, _>>()?;
         Ok(StoredDoc { snapshot, updates })
     }
 
@@ -101,13 +111,20 @@ impl Store {
 }
 
 /// Appends one update inside a batch transaction; returns its id.
-pub(super) async fn append_update(conn: &mut AnyConnection, room: &RoomId, doc: &DocName, data: &[u8]) -> Result<i64> {
-    let row = sqlx::query("INSERT INTO doc_updates (room_id, doc, data) VALUES ($1, $2, $3) RETURNING id")
-        .bind(room.as_str())
-        .bind(doc.as_str())
-        .bind(data)
-        .fetch_one(&mut *conn)
-        .await?;
+pub(super) async fn append_update(
+    conn: &mut AnyConnection,
+    room: &RoomId,
+    doc: &DocName,
+    data: &[u8],
+) -> Result<i64> {
+    let row = sqlx::query(
+        "INSERT INTO doc_updates (room_id, doc, data) VALUES ($1, $2, $3) RETURNING id",
+    )
+    .bind(room.as_str())
+    .bind(doc.as_str())
+    .bind(data)
+    .fetch_one(&mut *conn)
+    .await?;
     Ok(row.try_get("id")?)
 }
 
@@ -115,12 +132,18 @@ pub(super) async fn append_update(conn: &mut AnyConnection, room: &RoomId, doc: 
 /// transaction. The stored updates are merged in too (merging is idempotent),
 /// so a checkpoint can never drop an update the snapshot's taker had not
 /// seen, whatever the timing of reloads or other writers.
-pub(super) async fn checkpoint(conn: &mut AnyConnection, room: &RoomId, doc: &DocName, snapshot: &[u8]) -> Result<()> {
-    let rows = sqlx::query("SELECT id, data FROM doc_updates WHERE room_id = $1 AND doc = $2 ORDER BY id")
-        .bind(room.as_str())
-        .bind(doc.as_str())
-        .fetch_all(&mut *conn)
-        .await?;
+pub(super) async fn checkpoint(
+    conn: &mut AnyConnection,
+    room: &RoomId,
+    doc: &DocName,
+    snapshot: &[u8],
+) -> Result<()> {
+    let rows =
+        sqlx::query("SELECT id, data FROM doc_updates WHERE room_id = $1 AND doc = $2 ORDER BY id")
+            .bind(room.as_str())
+            .bind(doc.as_str())
+            .fetch_all(&mut *conn)
+            .await?;
     let mut upto = 0i64;
     let mut stored = Vec::with_capacity(rows.len());
     for row in &rows {
@@ -138,8 +161,9 @@ pub(super) async fn checkpoint(conn: &mut AnyConnection, room: &RoomId, doc: &Do
     parts.extend(previous.as_deref());
     parts.extend(stored.iter().map(Vec::as_slice));
     parts.push(snapshot);
-    let merged = crowdroom_crdt::doc::merge_updates(&parts)
-        .map_err(|error| Error::Internal(format!("checkpoint of {room}/{doc} cannot merge: {error}")))?;
+    let merged = crowdroom_crdt::doc::merge_updates(&parts).map_err(|error| {
+        Error::Internal(format!("checkpoint of {room}/{doc} cannot merge: {error}"))
+    })?;
     sqlx::query(
         "INSERT INTO doc_snapshots (room_id, doc, upto_id, data, updated_at) VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (room_id, doc) DO UPDATE SET upto_id = excluded.upto_id, data = excluded.data, \

@@ -37,7 +37,12 @@ pub struct ExportRow {
 impl Store {
     /// A page of the export: up to `limit` tasks with ids above `after`,
     /// each with its answers (two queries a page, whatever its size).
-    pub async fn export_page(&self, room: &RoomId, after: i64, limit: i64) -> Result<Vec<ExportRow>> {
+    pub async fn export_page(
+        &self,
+        room: &RoomId,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<ExportRow>> {
         let rows = sqlx::query(
             "SELECT id, external_id, state, data, gold, consensus, confidence, method FROM tasks \
              WHERE room_id = $1 AND id > $2 ORDER BY id LIMIT $3",
@@ -61,7 +66,10 @@ impl Store {
                 answers: Vec::new(),
             });
         }
-        let (Some(first), Some(last)) = (page.first().map(|row| row.task_id), page.last().map(|row| row.task_id)) else {
+        let (Some(first), Some(last)) = (
+            page.first().map(|row| row.task_id),
+            page.last().map(|row| row.task_id),
+        ) else {
             return Ok(page);
         };
         let answers = sqlx::query(

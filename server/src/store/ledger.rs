@@ -108,7 +108,13 @@ fn entry(row: &AnyRow) -> Result<LedgerEntry> {
     })
 }
 
-async fn append_event(conn: &mut AnyConnection, entry: i64, state: &str, reason: Option<&str>, actor: &str) -> Result<()> {
+async fn append_event(
+    conn: &mut AnyConnection,
+    entry: i64,
+    state: &str,
+    reason: Option<&str>,
+    actor: &str,
+) -> Result<()> {
     sqlx::query("INSERT INTO ledger_events (entry_id, state, reason, actor, at) VALUES ($1, $2, $3, $4, $5)")
         .bind(entry)
         .bind(state)
@@ -121,7 +127,13 @@ async fn append_event(conn: &mut AnyConnection, entry: i64, state: &str, reason:
 }
 
 /// Books the pay of one answer, pending, inside the answer's transaction.
-pub(super) async fn book_answer(conn: &mut AnyConnection, room: &RoomId, worker: &UserId, answer_id: i64, amount: i64) -> Result<()> {
+pub(super) async fn book_answer(
+    conn: &mut AnyConnection,
+    room: &RoomId,
+    worker: &UserId,
+    answer_id: i64,
+    amount: i64,
+) -> Result<()> {
     let row = sqlx::query(
         "INSERT INTO ledger_entries (room_id, worker_id, kind, answer_id, amount, state, created_by, created_at) \
          VALUES ($1, $2, 'answer', $3, $4, 'pending', 'system', $5) RETURNING id",
@@ -138,7 +150,13 @@ pub(super) async fn book_answer(conn: &mut AnyConnection, room: &RoomId, worker:
 
 impl Store {
     /// A room's entries, newest first (one worker's with `worker`).
-    pub async fn ledger(&self, room: &RoomId, worker: Option<&UserId>, before: Option<i64>, limit: i64) -> Result<Vec<LedgerEntry>> {
+    pub async fn ledger(
+        &self,
+        room: &RoomId,
+        worker: Option<&UserId>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<LedgerEntry>> {
         let sql = format!(
             "SELECT {ENTRY_COLUMNS} FROM ledger_entries e WHERE e.room_id = $1 AND ($2 IS NULL OR e.worker_id = $2) \
              AND e.id < $3 ORDER BY e.id DESC LIMIT $4"
@@ -155,10 +173,12 @@ impl Store {
 
     /// An entry's audit trail: every state it went through, oldest first.
     pub async fn ledger_events(&self, entry: i64) -> Result<Vec<serde_json::Value>> {
-        let rows = sqlx::query("SELECT state, reason, actor, at FROM ledger_events WHERE entry_id = $1 ORDER BY id")
-            .bind(entry)
-            .fetch_all(self.pool())
-            .await?;
+        let rows = sqlx::query(
+            "SELECT state, reason, actor, at FROM ledger_events WHERE entry_id = $1 ORDER BY id",
+        )
+        .bind(entry)
+        .fetch_all(self.pool())
+        .await?;
         rows.iter()
             .map(|row| {
                 Ok(serde_json::json!({
@@ -172,25 +192,40 @@ impl Store {
     }
 
     pub async fn ledger_entry(&self, room: &RoomId, id: i64) -> Result<LedgerEntry> {
-        let sql = format!("SELECT {ENTRY_COLUMNS} FROM ledger_entries e WHERE e.room_id = $1 AND e.id = $2");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(room.as_str()).bind(id).fetch_optional(self.pool()).await?;
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM ledger_entries e WHERE e.room_id = $1 AND e.id = $2"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(room.as_str())
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
         entry(&row.ok_or(Error::NotFound("ledger entry"))?)
     }
 
     /// Moves an entry by `action`, recording who and why.
-    pub async fn ledger_act(&self, room: &RoomId, id: i64, action: Action, actor: &UserId, reason: Option<&str>) -> Result<LedgerEntry> {
+    pub async fn ledger_act(
+        &self,
+        room: &RoomId,
+        id: i64,
+        action: Action,
+        actor: &UserId,
+        reason: Option<&str>,
+    ) -> Result<LedgerEntry> {
         if action.needs_reason() && reason.is_none_or(|reason| reason.trim().is_empty()) {
             return Err(Error::BadRequest("this change needs a reason".into()));
         }
         let (from, to) = action.transition();
         let mut tx = self.begin_write().await?;
-        let moved = sqlx::query("UPDATE ledger_entries SET state = $1 WHERE id = $2 AND room_id = $3 AND state = $4")
-            .bind(to)
-            .bind(id)
-            .bind(room.as_str())
-            .bind(from)
-            .execute(&mut *tx)
-            .await?;
+        let moved = sqlx::query(
+            "UPDATE ledger_entries SET state = $1 WHERE id = $2 AND room_id = $3 AND state = $4",
+        )
+        .bind(to)
+        .bind(id)
+        .bind(room.as_str())
+        .bind(from)
+        .execute(&mut *tx)
+        .await?;
         if moved.rows_affected() == 0 {
             return Err(Error::InvalidState(format!("the entry is not {from}")));
         }
@@ -201,9 +236,19 @@ impl Store {
 
     /// Grants a bonus (approved at once). The same idempotency key in the
     /// same room returns the first bonus instead of paying twice.
-    pub async fn ledger_bonus(&self, room: &RoomId, worker: &UserId, amount: i64, reason: &str, key: &str, actor: &UserId) -> Result<(LedgerEntry, bool)> {
+    pub async fn ledger_bonus(
+        &self,
+        room: &RoomId,
+        worker: &UserId,
+        amount: i64,
+        reason: &str,
+        key: &str,
+        actor: &UserId,
+    ) -> Result<(LedgerEntry, bool)> {
         if amount <= 0 || reason.trim().is_empty() || key.trim().is_empty() {
-            return Err(Error::BadRequest("a bonus needs a positive amount, a reason and an idempotency key".into()));
+            return Err(Error::BadRequest(
+                "a bonus needs a positive amount, a reason and an idempotency key".into(),
+            ));
         }
         let mut tx = self.begin_write().await?;
         let inserted = sqlx::query(
@@ -221,14 +266,23 @@ impl Store {
         .await?;
         let created = inserted.is_some();
         if let Some(row) = inserted {
-            append_event(&mut tx, row.try_get("id")?, "approved", Some(reason.trim()), actor.as_str()).await?;
+            append_event(
+                &mut tx,
+                row.try_get("id")?,
+                "approved",
+                Some(reason.trim()),
+                actor.as_str(),
+            )
+            .await?;
         }
         tx.commit().await?;
-        let row = sqlx::query("SELECT id FROM ledger_entries WHERE room_id = $1 AND idempotency_key = $2")
-            .bind(room.as_str())
-            .bind(key)
-            .fetch_one(self.pool())
-            .await?;
+        let row = sqlx::query(
+            "SELECT id FROM ledger_entries WHERE room_id = $1 AND idempotency_key = $2",
+        )
+        .bind(room.as_str())
+        .bind(key)
+        .fetch_one(self.pool())
+        .await?;
         Ok((self.ledger_entry(room, row.try_get("id")?).await?, created))
     }
 
@@ -244,7 +298,14 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         for row in &rows {
-            append_event(&mut tx, row.try_get("id")?, "approved", Some("auto-approved after the project's delay"), "system").await?;
+            append_event(
+                &mut tx,
+                row.try_get("id")?,
+                "approved",
+                Some("auto-approved after the project's delay"),
+                "system",
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(rows.len() as u64)
@@ -252,7 +313,11 @@ impl Store {
 
     /// Totals per worker and effective hourly rates (earnings not rejected
     /// over the lead time of the answers behind them).
-    pub async fn ledger_summary(&self, room: &RoomId, target_hourly_rate: i64) -> Result<LedgerSummary> {
+    pub async fn ledger_summary(
+        &self,
+        room: &RoomId,
+        target_hourly_rate: i64,
+    ) -> Result<LedgerSummary> {
         let rows = sqlx::query(
             "SELECT e.worker_id, e.state, CAST(SUM(e.amount) AS BIGINT) AS total, \
              CAST(SUM(COALESCE(a.lead_time_ms, 0)) AS BIGINT) AS lead FROM ledger_entries e \
@@ -264,11 +329,27 @@ impl Store {
         let mut workers: Vec<(Earnings, i64, i64)> = Vec::new();
         for row in &rows {
             let worker: String = row.try_get("worker_id")?;
-            let (state, total, lead): (String, i64, i64) = (row.try_get("state")?, row.try_get("total")?, row.try_get("lead")?);
-            if workers.last().is_none_or(|(earnings, _, _)| earnings.worker != worker) {
-                workers.push((Earnings { worker, ..Earnings::default() }, 0, 0));
+            let (state, total, lead): (String, i64, i64) = (
+                row.try_get("state")?,
+                row.try_get("total")?,
+                row.try_get("lead")?,
+            );
+            if workers
+                .last()
+                .is_none_or(|(earnings, _, _)| earnings.worker != worker)
+            {
+                workers.push((
+                    Earnings {
+                        worker,
+                        ..Earnings::default()
+                    },
+                    0,
+                    0,
+                ));
             }
-            let Some((earnings, earned, hours)) = workers.last_mut() else { continue };
+            let Some((earnings, earned, hours)) = workers.last_mut() else {
+                continue;
+            };
             match state.as_str() {
                 "pending" => earnings.pending += total,
                 "approved" => earnings.approved += total,
@@ -281,7 +362,9 @@ impl Store {
                 *hours += lead;
             }
         }
-        let rate = |earned: i64, lead_ms: i64| (lead_ms > 0).then(|| ((earned as f64) * 3_600_000.0 / lead_ms as f64) as i64);
+        let rate = |earned: i64, lead_ms: i64| {
+            (lead_ms > 0).then(|| ((earned as f64) * 3_600_000.0 / lead_ms as f64) as i64)
+        };
         let (mut earned_total, mut lead_total) = (0i64, 0i64);
         let workers: Vec<Earnings> = workers
             .into_iter()
@@ -294,6 +377,11 @@ impl Store {
             .collect();
         let hourly_rate = rate(earned_total, lead_total);
         let below_target = hourly_rate.is_some_and(|rate| rate < target_hourly_rate);
-        Ok(LedgerSummary { workers, hourly_rate, target_hourly_rate, below_target })
+        Ok(LedgerSummary {
+            workers,
+            hourly_rate,
+            target_hourly_rate,
+            below_target,
+        })
     }
 }

@@ -81,7 +81,11 @@ impl Store {
             .await?;
         let mut quality = match row {
             Some(row) => quality_row(&row)?,
-            None => WorkerQuality { worker: worker.to_string(), accuracy: accuracy_posterior(0, 0), ..WorkerQuality::default() },
+            None => WorkerQuality {
+                worker: worker.to_string(),
+                accuracy: accuracy_posterior(0, 0),
+                ..WorkerQuality::default()
+            },
         };
         if quality.paused.is_none() {
             quality.paused = self.paused_reason(room, worker).await?;
@@ -92,16 +96,20 @@ impl Store {
     /// Every worker's overall record in the room, for moderators.
     pub async fn workers_quality(&self, room: &RoomId) -> Result<Vec<WorkerQuality>> {
         let sql = format!("{QUALITY_SELECT} ORDER BY s.worker_id");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(room.as_str()).fetch_all(self.pool()).await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(room.as_str())
+            .fetch_all(self.pool())
+            .await?;
         rows.iter().map(quality_row).collect()
     }
 
     pub async fn paused_reason(&self, room: &RoomId, worker: &UserId) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT reason FROM paused_workers WHERE room_id = $1 AND worker_id = $2")
-            .bind(room.as_str())
-            .bind(worker.as_str())
-            .fetch_optional(self.pool())
-            .await?;
+        let row =
+            sqlx::query("SELECT reason FROM paused_workers WHERE room_id = $1 AND worker_id = $2")
+                .bind(room.as_str())
+                .bind(worker.as_str())
+                .fetch_optional(self.pool())
+                .await?;
         row.map(|row| Ok(row.try_get("reason")?)).transpose()
     }
 
@@ -122,11 +130,12 @@ impl Store {
 
     /// Lifts a pause; returns whether the worker was paused.
     pub async fn unpause_worker(&self, room: &RoomId, worker: &UserId) -> Result<bool> {
-        let result = sqlx::query("DELETE FROM paused_workers WHERE room_id = $1 AND worker_id = $2")
-            .bind(room.as_str())
-            .bind(worker.as_str())
-            .execute(self.pool())
-            .await?;
+        let result =
+            sqlx::query("DELETE FROM paused_workers WHERE room_id = $1 AND worker_id = $2")
+                .bind(room.as_str())
+                .bind(worker.as_str())
+                .execute(self.pool())
+                .await?;
         Ok(result.rows_affected() == 1)
     }
 }
@@ -144,8 +153,19 @@ pub(super) struct AnswerFacts<'a> {
 
 /// Records one answer in the worker's stats (overall and per skill of the
 /// task), checks it against gold, and pauses the worker if a rule says so.
-pub(super) async fn record_answer(conn: &mut AnyConnection, facts: AnswerFacts<'_>, rules: QualityRules) -> Result<AnswerCheck> {
-    let AnswerFacts { room, worker, skills, gold, answer, lead_time_ms } = facts;
+pub(super) async fn record_answer(
+    conn: &mut AnyConnection,
+    facts: AnswerFacts<'_>,
+    rules: QualityRules,
+) -> Result<AnswerCheck> {
+    let AnswerFacts {
+        room,
+        worker,
+        skills,
+        gold,
+        answer,
+        lead_time_ms,
+    } = facts;
     let correct = gold.map(|gold| answers_match(gold, answer));
     let too_fast = lead_time_ms < rules.min_lead_time_ms;
     let (gold_correct, gold_total) = match correct {
@@ -181,9 +201,12 @@ pub(super) async fn record_answer(conn: &mut AnyConnection, facts: AnswerFacts<'
     .bind(worker.as_str())
     .fetch_one(&mut *conn)
     .await?;
-    let (correct_total, gold_answers): (i64, i64) = (row.try_get("gold_correct")?, row.try_get("gold_total")?);
+    let (correct_total, gold_answers): (i64, i64) =
+        (row.try_get("gold_correct")?, row.try_get("gold_total")?);
     let (answers, fast): (i64, i64) = (row.try_get("answers")?, row.try_get("fast_answers")?);
-    let reason = if gold_answers >= MIN_GOLD_FOR_VERDICT && accuracy_posterior(correct_total, gold_answers) < rules.min_accuracy {
+    let reason = if gold_answers >= MIN_GOLD_FOR_VERDICT
+        && accuracy_posterior(correct_total, gold_answers) < rules.min_accuracy
+    {
         Some("accuracy on gold tasks is below the project's minimum")
     } else if fast >= MIN_FAST_FOR_VERDICT && fast * 2 > answers {
         Some("most answers came faster than the project's minimum lead time")
@@ -205,12 +228,19 @@ pub(super) async fn record_answer(conn: &mut AnyConnection, facts: AnswerFacts<'
             paused = Some(reason.to_owned());
         }
     }
-    Ok(AnswerCheck { correct, too_fast, paused })
+    Ok(AnswerCheck {
+        correct,
+        too_fast,
+        paused,
+    })
 }
 
 /// Reads a JSON text column that may be NULL.
 pub(super) fn optional_json(row: &AnyRow, column: &str) -> Result<Option<Value>> {
     let text: Option<String> = row.try_get(column)?;
-    text.map(|text| serde_json::from_str(&text).map_err(|error| Error::Internal(format!("stored {column} is not JSON: {error}"))))
-        .transpose()
+    text.map(|text| {
+        serde_json::from_str(&text)
+            .map_err(|error| Error::Internal(format!("stored {column} is not JSON: {error}")))
+    })
+    .transpose()
 }

@@ -16,10 +16,10 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::Store;
-use crate::error::{Error, Result};
-use crate::ids::{RoomId, UserId, now_ms};
 use super::consensus::Settled;
 use super::quality::{AnswerCheck, AnswerFacts, optional_json, record_answer};
+use crate::error::{Error, Result};
+use crate::ids::{RoomId, UserId, now_ms};
 use crate::work::{GOLD_OVERLAP, NewTask, ProjectConfig, SubmitRules};
 
 /// A task as listed to the core team.
@@ -34,6 +34,9 @@ pub struct TaskRow {
     pub reserved: i64,
     pub answered: i64,
     pub state: String,
+    pub consensus: Option<Value>,
+    pub confidence: Option<f64>,
+    pub method: Option<String>,
     pub created_at: i64,
 }
 
@@ -77,7 +80,8 @@ pub struct ImportReport {
 
 pub(super) fn json_column(row: &AnyRow, column: &str) -> Result<Value> {
     let text: String = row.try_get(column)?;
-    serde_json::from_str(&text).map_err(|error| Error::Internal(format!("stored {column} is not JSON: {error}")))
+    serde_json::from_str(&text)
+        .map_err(|error| Error::Internal(format!("stored {column} is not JSON: {error}")))
 }
 
 fn task_row(row: &AnyRow) -> Result<TaskRow> {
@@ -87,17 +91,22 @@ fn task_row(row: &AnyRow) -> Result<TaskRow> {
         external_id: row.try_get("external_id")?,
         data: json_column(row, "data")?,
         skills: serde_json::from_value(json_column(row, "skills")?).unwrap_or_default(),
-        gold: gold.map(|gold| serde_json::from_str(&gold)).transpose().map_err(|error| Error::Internal(error.to_string()))?,
+        gold: gold
+            .map(|gold| serde_json::from_str(&gold))
+            .transpose()
+            .map_err(|error| Error::Internal(error.to_string()))?,
         overlap_target: row.try_get("overlap_target")?,
         reserved: row.try_get("reserved")?,
         answered: row.try_get("answered")?,
         state: row.try_get("state")?,
+        consensus: optional_json(row, "consensus")?,
+        confidence: row.try_get("confidence")?,
+        method: row.try_get("method")?,
         created_at: row.try_get("created_at")?,
     })
 }
 
-const TASK_COLUMNS: &str =
-    "id, external_id, data, skills, gold, overlap_target, reserved, answered, state, created_at";
+const TASK_COLUMNS: &str = "id, external_id, data, skills, gold, overlap_target, reserved, answered, state, consensus, confidence, method, created_at";
 
 impl Store {
     /// The room's project, or the defaults if none was set.
@@ -107,14 +116,16 @@ impl Store {
             .fetch_optional(self.pool())
             .await?;
         match row {
-            Some(row) => serde_json::from_value(json_column(&row, "config")?)
-                .map_err(|error| Error::Internal(format!("stored project does not parse: {error}"))),
+            Some(row) => serde_json::from_value(json_column(&row, "config")?).map_err(|error| {
+                Error::Internal(format!("stored project does not parse: {error}"))
+            }),
             None => Ok(ProjectConfig::default()),
         }
     }
 
     pub async fn put_project(&self, room: &RoomId, config: &ProjectConfig) -> Result<()> {
-        let text = serde_json::to_string(config).map_err(|error| Error::Internal(error.to_string()))?;
+        let text =
+            serde_json::to_string(config).map_err(|error| Error::Internal(error.to_string()))?;
         sqlx::query(
             "INSERT INTO projects (room_id, config, updated_at) VALUES ($1, $2, $3) \
              ON CONFLICT (room_id) DO UPDATE SET config = excluded.config, updated_at = excluded.updated_at",
@@ -128,13 +139,19 @@ impl Store {
     }
 
     /// Inserts tasks in one transaction; ids already in the room are skipped.
-    pub async fn insert_tasks(&self, room: &RoomId, tasks: &[NewTask], overlap_target: u32) -> Result<ImportReport> {
+    pub async fn insert_tasks(
+        &self,
+        room: &RoomId,
+        tasks: &[NewTask],
+        overlap_target: u32,
+    ) -> Result<ImportReport> {
         let mut tx = self.begin_write().await?;
         let mut report = ImportReport::default();
         let created_at = now_ms();
         for task in tasks {
             let data = task.data.to_string();
-            let skills = serde_json::to_string(&task.skills).map_err(|error| Error::Internal(error.to_string()))?;
+            let skills = serde_json::to_string(&task.skills)
+                .map_err(|error| Error::Internal(error.to_string()))?;
             let gold = task.gold.as_ref().map(Value::to_string);
             let result = sqlx::query(
                 "INSERT INTO tasks (room_id, external_id, data, skills, gold, overlap_target, created_at) \
@@ -160,7 +177,13 @@ impl Store {
     }
 
     /// Tasks of a room, by id, optionally in one state.
-    pub async fn tasks(&self, room: &RoomId, state: Option<&str>, after: i64, limit: i64) -> Result<Vec<TaskRow>> {
+    pub async fn tasks(
+        &self,
+        room: &RoomId,
+        state: Option<&str>,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<TaskRow>> {
         let sql = format!(
             "SELECT {TASK_COLUMNS} FROM tasks WHERE room_id = $1 AND id > $2 AND ($3 IS NULL OR state = $3) \
              ORDER BY id LIMIT $4"
@@ -194,17 +217,23 @@ impl Store {
                 _ => counts.review += n,
             }
         }
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM reservations WHERE room_id = $1 AND expires_at > $2")
-            .bind(room.as_str())
-            .bind(now_ms())
-            .fetch_one(self.pool())
-            .await?;
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM reservations WHERE room_id = $1 AND expires_at > $2",
+        )
+        .bind(room.as_str())
+        .bind(now_ms())
+        .fetch_one(self.pool())
+        .await?;
         counts.reserved = row.try_get("n")?;
         Ok(counts)
     }
 
     /// The worker's live reservation in the room, if any.
-    pub async fn live_reservation(&self, room: &RoomId, worker: &UserId) -> Result<Option<(Reservation, WorkerTask)>> {
+    pub async fn live_reservation(
+        &self,
+        room: &RoomId,
+        worker: &UserId,
+    ) -> Result<Option<(Reservation, WorkerTask)>> {
         let row = sqlx::query(
             "SELECT r.task_id, r.created_at, r.expires_at, r.cap_at, t.external_id, t.data FROM reservations r \
              JOIN tasks t ON t.id = r.task_id WHERE r.room_id = $1 AND r.worker_id = $2 AND r.expires_at > $3 \
@@ -223,7 +252,14 @@ impl Store {
                 expires_at: row.try_get("expires_at")?,
                 cap_at: row.try_get("cap_at")?,
             };
-            Ok((reservation, WorkerTask { id: task_id, external_id: row.try_get("external_id")?, data: json_column(&row, "data")? }))
+            Ok((
+                reservation,
+                WorkerTask {
+                    id: task_id,
+                    external_id: row.try_get("external_id")?,
+                    data: json_column(&row, "data")?,
+                },
+            ))
         })
         .transpose()
     }
@@ -231,21 +267,35 @@ impl Store {
     /// Open tasks the worker could take, nearest to completion first: not
     /// answered, reserved or skipped by them, with a free slot, and needing
     /// no skill outside `skills` (checked here, after the query).
-    pub async fn candidate_tasks(&self, room: &RoomId, worker: &UserId, skills: &[String], gold: bool, limit: i64) -> Result<Vec<WorkerTask>> {
+    pub async fn candidate_tasks(
+        &self,
+        room: &RoomId,
+        worker: &UserId,
+        skills: &[String],
+        gold: bool,
+        limit: i64,
+    ) -> Result<Vec<WorkerTask>> {
         let mut conn = self.pool().acquire().await?;
         candidates(&mut conn, room, worker, skills, gold, limit).await
     }
 
     pub async fn member_skills(&self, room: &RoomId, user: &UserId) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT skill FROM member_skills WHERE room_id = $1 AND user_id = $2 ORDER BY skill")
-            .bind(room.as_str())
-            .bind(user.as_str())
-            .fetch_all(self.pool())
-            .await?;
+        let rows = sqlx::query(
+            "SELECT skill FROM member_skills WHERE room_id = $1 AND user_id = $2 ORDER BY skill",
+        )
+        .bind(room.as_str())
+        .bind(user.as_str())
+        .fetch_all(self.pool())
+        .await?;
         rows.iter().map(|row| Ok(row.try_get("skill")?)).collect()
     }
 
-    pub async fn set_member_skills(&self, room: &RoomId, user: &UserId, skills: &[String]) -> Result<()> {
+    pub async fn set_member_skills(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        skills: &[String],
+    ) -> Result<()> {
         let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM member_skills WHERE room_id = $1 AND user_id = $2")
             .bind(room.as_str())
@@ -266,18 +316,26 @@ impl Store {
 
     /// How many answers the worker gave in the room.
     pub async fn worker_answer_count(&self, room: &RoomId, worker: &UserId) -> Result<i64> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM answers WHERE room_id = $1 AND worker_id = $2")
-            .bind(room.as_str())
-            .bind(worker.as_str())
-            .fetch_one(self.pool())
-            .await?;
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n FROM answers WHERE room_id = $1 AND worker_id = $2")
+                .bind(room.as_str())
+                .bind(worker.as_str())
+                .fetch_one(self.pool())
+                .await?;
         Ok(row.try_get("n")?)
     }
 }
 
 /// Open tasks the worker could take, nearest to completion first (see
 /// [`Store::candidate_tasks`]).
-async fn candidates(conn: &mut AnyConnection, room: &RoomId, worker: &UserId, skills: &[String], gold: bool, limit: i64) -> Result<Vec<WorkerTask>> {
+async fn candidates(
+    conn: &mut AnyConnection,
+    room: &RoomId,
+    worker: &UserId,
+    skills: &[String],
+    gold: bool,
+    limit: i64,
+) -> Result<Vec<WorkerTask>> {
     let rows = sqlx::query(
         "SELECT t.id, t.external_id, t.data, t.skills FROM tasks t \
          WHERE t.room_id = $1 AND t.state = 'open' AND t.reserved + t.answered < t.overlap_target \
@@ -295,9 +353,14 @@ async fn candidates(conn: &mut AnyConnection, room: &RoomId, worker: &UserId, sk
     .await?;
     let mut tasks = Vec::with_capacity(rows.len());
     for row in &rows {
-        let needed: Vec<String> = serde_json::from_value(json_column(row, "skills")?).unwrap_or_default();
+        let needed: Vec<String> =
+            serde_json::from_value(json_column(row, "skills")?).unwrap_or_default();
         if needed.iter().all(|skill| skills.contains(skill)) {
-            tasks.push(WorkerTask { id: row.try_get("id")?, external_id: row.try_get("external_id")?, data: json_column(row, "data")? });
+            tasks.push(WorkerTask {
+                id: row.try_get("id")?,
+                external_id: row.try_get("external_id")?,
+                data: json_column(row, "data")?,
+            });
         }
     }
     Ok(tasks)
@@ -323,14 +386,34 @@ const LOOKS: usize = 3;
 /// committer's transaction: candidates are read after every earlier grant
 /// of the batch, so concurrent requests never race for the same slot and
 /// each request costs one round trip to the committer.
-pub(super) async fn grant_next(conn: &mut AnyConnection, ask: &WorkAsk) -> Result<Option<(Reservation, WorkerTask)>> {
+pub(super) async fn grant_next(
+    conn: &mut AnyConnection,
+    ask: &WorkAsk,
+) -> Result<Option<(Reservation, WorkerTask)>> {
     for _ in 0..LOOKS {
-        let found = candidates(conn, &ask.room, &ask.worker, &ask.skills, ask.gold, CANDIDATES).await?;
+        let found = candidates(
+            conn,
+            &ask.room,
+            &ask.worker,
+            &ask.skills,
+            ask.gold,
+            CANDIDATES,
+        )
+        .await?;
         if found.is_empty() {
             return Ok(None);
         }
         for task in found {
-            if let Some(reservation) = grant(conn, &ask.room, task.id, &ask.worker, ask.ttl_ms, ask.cap_ms).await? {
+            if let Some(reservation) = grant(
+                conn,
+                &ask.room,
+                task.id,
+                &ask.worker,
+                ask.ttl_ms,
+                ask.cap_ms,
+            )
+            .await?
+            {
                 return Ok(Some((reservation, task)));
             }
         }
@@ -340,11 +423,13 @@ pub(super) async fn grant_next(conn: &mut AnyConnection, ask: &WorkAsk) -> Resul
 
 /// Deletes the expired reservations of one task and lowers its counter.
 async fn drop_expired(conn: &mut AnyConnection, task: i64, now: i64) -> Result<()> {
-    let expired = sqlx::query("DELETE FROM reservations WHERE task_id = $1 AND expires_at <= $2 RETURNING worker_id")
-        .bind(task)
-        .bind(now)
-        .fetch_all(&mut *conn)
-        .await?;
+    let expired = sqlx::query(
+        "DELETE FROM reservations WHERE task_id = $1 AND expires_at <= $2 RETURNING worker_id",
+    )
+    .bind(task)
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await?;
     if !expired.is_empty() {
         sqlx::query("UPDATE tasks SET reserved = reserved - $1 WHERE id = $2")
             .bind(i64::try_from(expired.len()).unwrap_or(i64::MAX))
@@ -356,7 +441,14 @@ async fn drop_expired(conn: &mut AnyConnection, task: i64, now: i64) -> Result<(
 }
 
 /// Grants `worker` a reservation of `task` if a slot is free; None if not.
-pub(super) async fn grant(conn: &mut AnyConnection, room: &RoomId, task: i64, worker: &UserId, ttl_ms: i64, cap_ms: i64) -> Result<Option<Reservation>> {
+pub(super) async fn grant(
+    conn: &mut AnyConnection,
+    room: &RoomId,
+    task: i64,
+    worker: &UserId,
+    ttl_ms: i64,
+    cap_ms: i64,
+) -> Result<Option<Reservation>> {
     let now = now_ms();
     drop_expired(conn, task, now).await?;
     let taken = sqlx::query(
@@ -394,7 +486,12 @@ pub(super) async fn grant(conn: &mut AnyConnection, room: &RoomId, task: i64, wo
 }
 
 /// Extends a live reservation by `ttl_ms`, up to its cap; returns the new expiry.
-pub(super) async fn heartbeat(conn: &mut AnyConnection, task: i64, worker: &UserId, ttl_ms: i64) -> Result<i64> {
+pub(super) async fn heartbeat(
+    conn: &mut AnyConnection,
+    task: i64,
+    worker: &UserId,
+    ttl_ms: i64,
+) -> Result<i64> {
     let now = now_ms();
     let wanted = now.saturating_add(ttl_ms);
     let row = sqlx::query(
@@ -415,15 +512,20 @@ pub(super) async fn heartbeat(conn: &mut AnyConnection, task: i64, worker: &User
 
 /// Gives a reservation back; the task is not offered to the worker again.
 pub(super) async fn skip(conn: &mut AnyConnection, task: i64, worker: &UserId) -> Result<()> {
-    let released = sqlx::query("DELETE FROM reservations WHERE task_id = $1 AND worker_id = $2 RETURNING task_id")
-        .bind(task)
-        .bind(worker.as_str())
-        .fetch_optional(&mut *conn)
-        .await?;
+    let released = sqlx::query(
+        "DELETE FROM reservations WHERE task_id = $1 AND worker_id = $2 RETURNING task_id",
+    )
+    .bind(task)
+    .bind(worker.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
     if released.is_none() {
         return Err(Error::NotFound("reservation"));
     }
-    sqlx::query("UPDATE tasks SET reserved = reserved - 1 WHERE id = $1").bind(task).execute(&mut *conn).await?;
+    sqlx::query("UPDATE tasks SET reserved = reserved - 1 WHERE id = $1")
+        .bind(task)
+        .execute(&mut *conn)
+        .await?;
     sqlx::query("INSERT INTO skips (task_id, worker_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
         .bind(task)
         .bind(worker.as_str())
@@ -482,10 +584,18 @@ pub(super) async fn submit(
     .await?;
     let mut task_state: String = row.try_get("state")?;
     let gold = optional_json(&row, "gold")?;
-    let skills: Vec<String> = serde_json::from_value(json_column(&row, "skills")?).unwrap_or_default();
+    let skills: Vec<String> =
+        serde_json::from_value(json_column(&row, "skills")?).unwrap_or_default();
     let (answered, target): (i64, i64) = (row.try_get("answered")?, row.try_get("overlap_target")?);
     let lead_time_ms = now.saturating_sub(reserved_at);
-    let facts = AnswerFacts { room, worker, skills: &skills, gold: gold.as_ref(), answer, lead_time_ms };
+    let facts = AnswerFacts {
+        room,
+        worker,
+        skills: &skills,
+        gold: gold.as_ref(),
+        answer,
+        lead_time_ms,
+    };
     let check = record_answer(conn, facts, rules.quality).await?;
     let inserted = sqlx::query(
         "INSERT INTO answers (task_id, room_id, worker_id, answer, lead_time_ms, created_at, correct) \
@@ -509,7 +619,14 @@ pub(super) async fn submit(
         task_state.clone_from(&outcome.state);
         settled = (outcome.state != "open").then_some(outcome);
     }
-    Ok(Submitted { answer_id, task_id: task, lead_time_ms, task_state, check, settled })
+    Ok(Submitted {
+        answer_id,
+        task_id: task,
+        lead_time_ms,
+        task_state,
+        check,
+        settled,
+    })
 }
 
 /// Deletes the room's expired reservations; returns (task, worker) of each.
@@ -521,7 +638,10 @@ pub(super) async fn sweep(conn: &mut AnyConnection, room: &RoomId) -> Result<Vec
         .await?;
     let mut expired = Vec::with_capacity(rows.len());
     for row in &rows {
-        expired.push((row.try_get::<i64, _>("task_id")?, UserId::parse(&row.try_get::<String, _>("worker_id")?)?));
+        expired.push((
+            row.try_get::<i64, _>("task_id")?,
+            UserId::parse(&row.try_get::<String, _>("worker_id")?)?,
+        ));
     }
     let mut tasks: Vec<i64> = expired.iter().map(|(task, _)| *task).collect();
     tasks.sort_unstable();

@@ -15,25 +15,66 @@ use crate::work::SubmitRules;
 #[derive(Debug, Clone)]
 pub enum WriteOp {
     /// Appends a document update.
-    AppendUpdate { room: RoomId, doc: DocName, data: Bytes },
+    AppendUpdate {
+        room: RoomId,
+        doc: DocName,
+        data: Bytes,
+    },
     /// Replaces a document's stored updates by one snapshot.
-    Checkpoint { room: RoomId, doc: DocName, snapshot: Vec<u8> },
+    Checkpoint {
+        room: RoomId,
+        doc: DocName,
+        snapshot: Vec<u8>,
+    },
     /// Posts a chat message.
-    ChatPost { room: RoomId, user: UserId, body: String, at: i64 },
+    ChatPost {
+        room: RoomId,
+        user: UserId,
+        body: String,
+        at: i64,
+    },
     /// Edits the author's own chat message.
-    ChatEdit { room: RoomId, id: i64, author: UserId, body: String, at: i64 },
+    ChatEdit {
+        room: RoomId,
+        id: i64,
+        author: UserId,
+        body: String,
+        at: i64,
+    },
     /// Deletes a chat message (any author's with `any_author`).
-    ChatDelete { room: RoomId, id: i64, by: UserId, any_author: bool, at: i64 },
+    ChatDelete {
+        room: RoomId,
+        id: i64,
+        by: UserId,
+        any_author: bool,
+        at: i64,
+    },
     /// Reserves a task for a worker if a slot is free.
-    Grant { room: RoomId, task: i64, worker: UserId, ttl_ms: i64, cap_ms: i64 },
+    Grant {
+        room: RoomId,
+        task: i64,
+        worker: UserId,
+        ttl_ms: i64,
+        cap_ms: i64,
+    },
     /// Picks and reserves the best task for a worker.
     GrantNext(WorkAsk),
     /// Extends a live reservation.
-    Heartbeat { task: i64, worker: UserId, ttl_ms: i64 },
+    Heartbeat {
+        task: i64,
+        worker: UserId,
+        ttl_ms: i64,
+    },
     /// Gives a reservation back.
     Skip { task: i64, worker: UserId },
     /// Records an answer under a live reservation.
-    Submit { room: RoomId, task: i64, worker: UserId, answer: Value, rules: SubmitRules },
+    Submit {
+        room: RoomId,
+        task: i64,
+        worker: UserId,
+        answer: Value,
+        rules: SubmitRules,
+    },
     /// Deletes a room's expired reservations.
     Sweep { room: RoomId },
 }
@@ -66,32 +107,77 @@ impl Store {
         for op in ops {
             let outcome = match op {
                 WriteOp::AppendUpdate { room, doc, data } => {
-                    docs::append_update(&mut tx, room, doc, data).await.map(WriteOutcome::UpdateId)
+                    docs::append_update(&mut tx, room, doc, data)
+                        .await
+                        .map(WriteOutcome::UpdateId)
                 }
-                WriteOp::Checkpoint { room, doc, snapshot } => {
-                    docs::checkpoint(&mut tx, room, doc, snapshot).await.map(|()| WriteOutcome::Checkpointed)
+                WriteOp::Checkpoint {
+                    room,
+                    doc,
+                    snapshot,
+                } => docs::checkpoint(&mut tx, room, doc, snapshot)
+                    .await
+                    .map(|()| WriteOutcome::Checkpointed),
+                WriteOp::ChatPost {
+                    room,
+                    user,
+                    body,
+                    at,
+                } => chat::post(&mut tx, room, user, body, *at)
+                    .await
+                    .map(WriteOutcome::Chat),
+                WriteOp::ChatEdit {
+                    room,
+                    id,
+                    author,
+                    body,
+                    at,
+                } => chat::edit(&mut tx, room, *id, author, body, *at)
+                    .await
+                    .map(WriteOutcome::Chat),
+                WriteOp::ChatDelete {
+                    room,
+                    id,
+                    by,
+                    any_author,
+                    at,
+                } => chat::delete(&mut tx, room, *id, by, *any_author, *at)
+                    .await
+                    .map(WriteOutcome::Chat),
+                WriteOp::Grant {
+                    room,
+                    task,
+                    worker,
+                    ttl_ms,
+                    cap_ms,
+                } => work::grant(&mut tx, room, *task, worker, *ttl_ms, *cap_ms)
+                    .await
+                    .map(WriteOutcome::Granted),
+                WriteOp::GrantNext(ask) => work::grant_next(&mut tx, ask)
+                    .await
+                    .map(WriteOutcome::Matched),
+                WriteOp::Heartbeat {
+                    task,
+                    worker,
+                    ttl_ms,
+                } => work::heartbeat(&mut tx, *task, worker, *ttl_ms)
+                    .await
+                    .map(WriteOutcome::Extended),
+                WriteOp::Skip { task, worker } => work::skip(&mut tx, *task, worker)
+                    .await
+                    .map(|()| WriteOutcome::Skipped),
+                WriteOp::Submit {
+                    room,
+                    task,
+                    worker,
+                    answer,
+                    rules,
+                } => work::submit(&mut tx, room, *task, worker, answer, rules)
+                    .await
+                    .map(WriteOutcome::Submitted),
+                WriteOp::Sweep { room } => {
+                    work::sweep(&mut tx, room).await.map(WriteOutcome::Swept)
                 }
-                WriteOp::ChatPost { room, user, body, at } => {
-                    chat::post(&mut tx, room, user, body, *at).await.map(WriteOutcome::Chat)
-                }
-                WriteOp::ChatEdit { room, id, author, body, at } => {
-                    chat::edit(&mut tx, room, *id, author, body, *at).await.map(WriteOutcome::Chat)
-                }
-                WriteOp::ChatDelete { room, id, by, any_author, at } => {
-                    chat::delete(&mut tx, room, *id, by, *any_author, *at).await.map(WriteOutcome::Chat)
-                }
-                WriteOp::Grant { room, task, worker, ttl_ms, cap_ms } => {
-                    work::grant(&mut tx, room, *task, worker, *ttl_ms, *cap_ms).await.map(WriteOutcome::Granted)
-                }
-                WriteOp::GrantNext(ask) => work::grant_next(&mut tx, ask).await.map(WriteOutcome::Matched),
-                WriteOp::Heartbeat { task, worker, ttl_ms } => {
-                    work::heartbeat(&mut tx, *task, worker, *ttl_ms).await.map(WriteOutcome::Extended)
-                }
-                WriteOp::Skip { task, worker } => work::skip(&mut tx, *task, worker).await.map(|()| WriteOutcome::Skipped),
-                WriteOp::Submit { room, task, worker, answer, rules } => {
-                    work::submit(&mut tx, room, *task, worker, answer, rules).await.map(WriteOutcome::Submitted)
-                }
-                WriteOp::Sweep { room } => work::sweep(&mut tx, room).await.map(WriteOutcome::Swept),
             };
             match outcome {
                 // A database error aborts the transaction: fail the batch so

@@ -31,14 +31,21 @@ struct Graph {
 
 impl Graph {
     fn new(nodes: usize) -> Graph {
-        Graph { edges: Vec::new(), adjacency: vec![Vec::new(); nodes] }
+        Graph {
+            edges: Vec::new(),
+            adjacency: vec![Vec::new(); nodes],
+        }
     }
 
     fn add(&mut self, from: usize, to: usize, capacity: i64, cost: i64) {
         self.adjacency[from].push(self.edges.len());
         self.edges.push(Edge { to, capacity, cost });
         self.adjacency[to].push(self.edges.len());
-        self.edges.push(Edge { to: from, capacity: 0, cost: -cost });
+        self.edges.push(Edge {
+            to: from,
+            capacity: 0,
+            cost: -cost,
+        });
     }
 }
 
@@ -53,7 +60,12 @@ pub fn assign(members: &[Member], slots: &[u32]) -> Vec<(usize, usize)> {
         graph.add(source, first_member + index, i64::from(member.capacity), 0);
         for &(task, gain) in &member.options {
             if task < slots.len() {
-                graph.add(first_member + index, first_task + task, 1, -((gain.max(0.0) * SCALE).round() as i64));
+                graph.add(
+                    first_member + index,
+                    first_task + task,
+                    1,
+                    -((gain.max(0.0) * SCALE).round() as i64),
+                );
             }
         }
     }
@@ -144,7 +156,16 @@ mod tests {
     use super::*;
 
     fn gain_of(members: &[Member], pairs: &[(usize, usize)]) -> f64 {
-        pairs.iter().map(|&(member, task)| members[member].options.iter().find(|(t, _)| *t == task).map_or(0.0, |(_, gain)| *gain)).sum()
+        pairs
+            .iter()
+            .map(|&(member, task)| {
+                members[member]
+                    .options
+                    .iter()
+                    .find(|(t, _)| *t == task)
+                    .map_or(0.0, |(_, gain)| *gain)
+            })
+            .sum()
     }
 
     #[test]
@@ -152,8 +173,14 @@ mod tests {
         // Greedy gives task 0 to member 0 (0.9) and leaves member 1 with
         // nothing (0.8 on task 0 only); optimal is 0→1, 1→0: 0.8 + 0.85.
         let members = vec![
-            Member { capacity: 1, options: vec![(0, 0.9), (1, 0.85)] },
-            Member { capacity: 1, options: vec![(0, 0.8)] },
+            Member {
+                capacity: 1,
+                options: vec![(0, 0.9), (1, 0.85)],
+            },
+            Member {
+                capacity: 1,
+                options: vec![(0, 0.8)],
+            },
         ];
         let pairs = assign(&members, &[1, 1]);
         assert_eq!(pairs.len(), 2);
@@ -162,7 +189,12 @@ mod tests {
 
     #[test]
     fn slots_and_capacity_bound_the_assignment() {
-        let members: Vec<Member> = (0..3).map(|_| Member { capacity: 2, options: vec![(0, 0.5), (1, 0.4), (2, 0.3)] }).collect();
+        let members: Vec<Member> = (0..3)
+            .map(|_| Member {
+                capacity: 2,
+                options: vec![(0, 0.5), (1, 0.4), (2, 0.3)],
+            })
+            .collect();
         let pairs = assign(&members, &[2, 1, 3]);
         // 6 units of capacity, 6 slots: all used, task 0 twice, task 1 once.
         assert_eq!(pairs.len(), 6);
@@ -202,13 +234,26 @@ mod tests {
 
     /// Tries every subset of (member, task) options.
     fn brute_force(members: &[Member], slots: &[u32]) -> f64 {
-        let options: Vec<(usize, usize, f64)> =
-            members.iter().enumerate().flat_map(|(m, member)| member.options.iter().map(move |&(t, g)| (m, t, g))).collect();
+        let options: Vec<(usize, usize, f64)> = members
+            .iter()
+            .enumerate()
+            .flat_map(|(m, member)| member.options.iter().map(move |&(t, g)| (m, t, g)))
+            .collect();
         let mut best = 0.0_f64;
         for mask in 0u32..(1 << options.len()) {
-            let chosen: Vec<_> = options.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, o)| *o).collect();
-            let fits_members = members.iter().enumerate().all(|(m, member)| chosen.iter().filter(|o| o.0 == m).count() <= member.capacity as usize);
-            let fits_tasks = slots.iter().enumerate().all(|(t, &free)| chosen.iter().filter(|o| o.1 == t).count() <= free as usize);
+            let chosen: Vec<_> = options
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| mask & (1 << i) != 0)
+                .map(|(_, o)| *o)
+                .collect();
+            let fits_members = members.iter().enumerate().all(|(m, member)| {
+                chosen.iter().filter(|o| o.0 == m).count() <= member.capacity as usize
+            });
+            let fits_tasks = slots
+                .iter()
+                .enumerate()
+                .all(|(t, &free)| chosen.iter().filter(|o| o.1 == t).count() <= free as usize);
             if fits_members && fits_tasks {
                 best = best.max(chosen.iter().map(|o| o.2).sum());
             }

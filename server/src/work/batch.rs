@@ -40,13 +40,20 @@ pub type Relabel = (usize, u32, f64);
 
 /// Runs both estimators and says which tasks Dawid-Skene would relabel.
 /// `gold` holds (task index, label) of gold tasks; `tasks` names each index.
-pub fn run(tasks: Vec<String>, workers: Vec<String>, labels: Vec<String>, triples: &[Triple], gold: &[(u32, Option<u32>)]) -> Result<(BatchReport, Vec<Relabel>)> {
+pub fn run(
+    tasks: Vec<String>,
+    workers: Vec<String>,
+    labels: Vec<String>,
+    triples: &[Triple],
+    gold: &[(u32, Option<u32>)],
+) -> Result<(BatchReport, Vec<Relabel>)> {
     let answers = Answers::from_indices(tasks, workers, labels, triples)?;
     let wmv = weighted_majority_vote(&answers, WmvOptions::default(), &[]);
     let ds = dawid_skene(&answers, DsOptions::default());
     let gold_items = gold.len();
     let (wmv_accuracy, ds_accuracy) = (wmv.accuracy(gold), ds.accuracy(gold));
-    let ds_wins = gold_items >= MIN_GOLD_ITEMS && matches!((ds_accuracy, wmv_accuracy), (Some(ds), Some(wmv)) if ds > wmv);
+    let ds_wins = gold_items >= MIN_GOLD_ITEMS
+        && matches!((ds_accuracy, wmv_accuracy), (Some(ds), Some(wmv)) if ds > wmv);
     let relabels = if ds_wins { chosen(&ds) } else { Vec::new() };
     let report = BatchReport {
         tasks: answers.items(),
@@ -98,6 +105,10 @@ mod tests {
         let (report, relabels) = run(tasks, workers, labels, &triples, &gold).unwrap();
         assert_eq!(report.published, "ds", "{report:?}");
         assert!(report.ds_accuracy.unwrap() > report.wmv_accuracy.unwrap());
-        assert!(relabels.iter().any(|&(task, label, _)| task % 2 == 1 && label == 1));
+        assert!(
+            relabels
+                .iter()
+                .any(|&(task, label, _)| task % 2 == 1 && label == 1)
+        );
     }
 }

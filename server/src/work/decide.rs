@@ -66,7 +66,10 @@ fn categorical(votes: &[Vote<'_>], classes: usize) -> Option<Decision> {
     let mut groups: Vec<(&Value, f64)> = Vec::new();
     for vote in votes {
         let weight = log_odds_weight(vote.accuracy, classes);
-        match groups.iter_mut().find(|(answer, _)| answers_match(answer, vote.answer)) {
+        match groups
+            .iter_mut()
+            .find(|(answer, _)| answers_match(answer, vote.answer))
+        {
             Some(group) => group.1 += weight,
             None => groups.push((vote.answer, weight)),
         }
@@ -76,14 +79,28 @@ fn categorical(votes: &[Vote<'_>], classes: usize) -> Option<Decision> {
     }
     // Softmax over the classes seen plus the unseen ones (score 0 each).
     let unseen = classes.saturating_sub(groups.len()) as f64;
-    let top = groups.iter().map(|(_, score)| *score).fold(0.0_f64, f64::max);
-    let normaliser: f64 = groups.iter().map(|(_, score)| (score - top).exp()).sum::<f64>() + unseen * (-top).exp();
+    let top = groups
+        .iter()
+        .map(|(_, score)| *score)
+        .fold(0.0_f64, f64::max);
+    let normaliser: f64 = groups
+        .iter()
+        .map(|(_, score)| (score - top).exp())
+        .sum::<f64>()
+        + unseen * (-top).exp();
     groups.sort_by(|left, right| right.1.total_cmp(&left.1));
     let (best, best_score) = groups.first().copied()?;
-    if groups.get(1).is_some_and(|(_, second)| (best_score - second).abs() < TIE) {
+    if groups
+        .get(1)
+        .is_some_and(|(_, second)| (best_score - second).abs() < TIE)
+    {
         return None;
     }
-    Some(Decision { answer: best.clone(), confidence: (best_score - top).exp() / normaliser, method: "wmv" })
+    Some(Decision {
+        answer: best.clone(),
+        confidence: (best_score - top).exp() / normaliser,
+        method: "wmv",
+    })
 }
 
 /// Token-level voting (each UTF-16 code unit is a token): a token keeps a
@@ -103,7 +120,11 @@ fn spans(votes: &[Vote<'_>], labels: &[String]) -> Option<Decision> {
                         let end = usize::try_from(span.get("end")?.as_u64()?).ok()?;
                         let name = span.get("label")?.as_str()?;
                         let label = labels.iter().position(|known| known == name)?;
-                        (start < end).then_some(Span { start, end, label: u32::try_from(label).ok()? })
+                        (start < end).then_some(Span {
+                            start,
+                            end,
+                            label: u32::try_from(label).ok()?,
+                        })
                     })
                     .collect()
             })
@@ -113,19 +134,37 @@ fn spans(votes: &[Vote<'_>], labels: &[String]) -> Option<Decision> {
     if parsed.is_empty() {
         return None;
     }
-    let length = parsed.iter().flatten().map(|span| span.end).max().unwrap_or(0);
-    let annotations: Vec<Annotation<'_>> =
-        parsed.iter().zip(votes).map(|(spans, vote)| Annotation { weight: vote.accuracy.max(0.0), spans }).collect();
+    let length = parsed
+        .iter()
+        .flatten()
+        .map(|span| span.end)
+        .max()
+        .unwrap_or(0);
+    let annotations: Vec<Annotation<'_>> = parsed
+        .iter()
+        .zip(votes)
+        .map(|(spans, vote)| Annotation {
+            weight: vote.accuracy.max(0.0),
+            spans,
+        })
+        .collect();
     let result = vote_spans(length, &annotations).ok()?;
     let tokens = |spans: &[Span]| -> std::collections::HashSet<(usize, u32)> {
-        spans.iter().flat_map(|span| (span.start..span.end).map(move |token| (token, span.label))).collect()
+        spans
+            .iter()
+            .flat_map(|span| (span.start..span.end).map(move |token| (token, span.label)))
+            .collect()
     };
     let chosen = tokens(&result);
     let (mut agreement, mut weight) = (0.0, 0.0);
     for (spans, vote) in parsed.iter().zip(votes) {
         let theirs = tokens(spans);
         let union = theirs.union(&chosen).count();
-        let jaccard = if union == 0 { 1.0 } else { theirs.intersection(&chosen).count() as f64 / union as f64 };
+        let jaccard = if union == 0 {
+            1.0
+        } else {
+            theirs.intersection(&chosen).count() as f64 / union as f64
+        };
         agreement += vote.accuracy * jaccard;
         weight += vote.accuracy;
     }
@@ -136,12 +175,23 @@ fn spans(votes: &[Vote<'_>], labels: &[String]) -> Option<Decision> {
             Some(serde_json::json!({ "start": span.start, "end": span.end, "label": label }))
         })
         .collect();
-    let confidence = if weight > 0.0 { agreement / weight } else { 0.0 };
-    Some(Decision { answer: Value::Array(answer), confidence, method: "token_vote" })
+    let confidence = if weight > 0.0 {
+        agreement / weight
+    } else {
+        0.0
+    };
+    Some(Decision {
+        answer: Value::Array(answer),
+        confidence,
+        method: "token_vote",
+    })
 }
 
 fn numeric(votes: &[Vote<'_>], min: Option<f64>, max: Option<f64>) -> Option<Decision> {
-    let mut values: Vec<f64> = votes.iter().filter_map(|vote| vote.answer.as_f64()).collect();
+    let mut values: Vec<f64> = votes
+        .iter()
+        .filter_map(|vote| vote.answer.as_f64())
+        .collect();
     let middle = median(&mut values)?;
     // Agreement: answers within 5% of the scale (the schema's range, or else
     // the median's magnitude) of the median.
@@ -149,12 +199,22 @@ fn numeric(votes: &[Vote<'_>], min: Option<f64>, max: Option<f64>) -> Option<Dec
         (Some(min), Some(max)) if max > min => max - min,
         _ => middle.abs().max(1.0),
     };
-    let close = values.iter().filter(|value| (*value - middle).abs() <= 0.05 * scale).count();
-    Some(Decision { answer: serde_json::json!(middle), confidence: close as f64 / values.len() as f64, method: "median" })
+    let close = values
+        .iter()
+        .filter(|value| (*value - middle).abs() <= 0.05 * scale)
+        .count();
+    Some(Decision {
+        answer: serde_json::json!(middle),
+        confidence: close as f64 / values.len() as f64,
+        method: "median",
+    })
 }
 
 fn free_text(votes: &[Vote<'_>]) -> Option<Decision> {
-    let texts: Vec<&str> = votes.iter().filter_map(|vote| vote.answer.as_str()).collect();
+    let texts: Vec<&str> = votes
+        .iter()
+        .filter_map(|vote| vote.answer.as_str())
+        .collect();
     let weights: Vec<f64> = votes.iter().map(|vote| vote.accuracy).collect();
     let chosen = closest_text_weighted(&texts, &weights)?;
     let text = texts.get(chosen)?;
@@ -162,10 +222,19 @@ fn free_text(votes: &[Vote<'_>]) -> Option<Decision> {
     let similarity = if others == 0 {
         1.0
     } else {
-        let total: f64 = texts.iter().enumerate().filter(|(index, _)| *index != chosen).map(|(_, other)| 1.0 - normalized_edit_distance(text, other)).sum();
+        let total: f64 = texts
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| *index != chosen)
+            .map(|(_, other)| 1.0 - normalized_edit_distance(text, other))
+            .sum();
         total / others as f64
     };
-    Some(Decision { answer: Value::String((*text).to_owned()), confidence: similarity, method: "closest_text" })
+    Some(Decision {
+        answer: Value::String((*text).to_owned()),
+        confidence: similarity,
+        method: "closest_text",
+    })
 }
 
 #[cfg(test)]
@@ -174,16 +243,25 @@ mod tests {
     use serde_json::json;
 
     fn votes<'a>(answers: &'a [Value], accuracy: &[f64]) -> Vec<Vote<'a>> {
-        answers.iter().zip(accuracy).map(|(answer, &accuracy)| Vote { answer, accuracy }).collect()
+        answers
+            .iter()
+            .zip(accuracy)
+            .map(|(answer, &accuracy)| Vote { answer, accuracy })
+            .collect()
     }
 
     #[test]
     fn weighted_vote_and_ties() {
-        let schema = AnswerSchema::SingleChoice { options: vec!["pos".into(), "neg".into()] };
+        let schema = AnswerSchema::SingleChoice {
+            options: vec!["pos".into(), "neg".into()],
+        };
         let answers = [json!("pos"), json!("pos"), json!("neg")];
         let decided = decide(&schema, &votes(&answers, &[0.7, 0.7, 0.7])).unwrap();
         assert_eq!(decided.answer, json!("pos"));
-        assert!(decided.confidence > 0.5 && decided.confidence < 0.9, "{decided:?}");
+        assert!(
+            decided.confidence > 0.5 && decided.confidence < 0.9,
+            "{decided:?}"
+        );
         // One very reliable worker outweighs two weak ones.
         let decided = decide(&schema, &votes(&answers, &[0.55, 0.55, 0.99])).unwrap();
         assert_eq!(decided.answer, json!("neg"));
@@ -194,15 +272,27 @@ mod tests {
 
     #[test]
     fn sets_numbers_and_text() {
-        let labels = AnswerSchema::MultiLabel { options: vec!["a".into(), "b".into()] };
+        let labels = AnswerSchema::MultiLabel {
+            options: vec!["a".into(), "b".into()],
+        };
         let answers = [json!(["a", "b"]), json!(["b", "a"]), json!(["a"])];
-        assert_eq!(decide(&labels, &votes(&answers, &[0.7, 0.7, 0.7])).unwrap().answer, json!(["a", "b"]));
-        let numeric = AnswerSchema::Numeric { min: Some(0.0), max: Some(100.0) };
+        assert_eq!(
+            decide(&labels, &votes(&answers, &[0.7, 0.7, 0.7]))
+                .unwrap()
+                .answer,
+            json!(["a", "b"])
+        );
+        let numeric = AnswerSchema::Numeric {
+            min: Some(0.0),
+            max: Some(100.0),
+        };
         let numbers = [json!(10), json!(12), json!(90)];
         let decided = decide(&numeric, &votes(&numbers, &[0.7, 0.7, 0.7])).unwrap();
         assert_eq!(decided.answer, json!(12.0));
         assert!((decided.confidence - 2.0 / 3.0).abs() < 1e-9);
-        let spans = AnswerSchema::Spans { labels: vec!["PER".into(), "LOC".into()] };
+        let spans = AnswerSchema::Spans {
+            labels: vec!["PER".into(), "LOC".into()],
+        };
         // Boundaries differ ("Ann Lee" vs "Ann"), the tokens agree: 0..3 is PER for all three.
         let marked = [
             json!([{"start": 0, "end": 7, "label": "PER"}]),
@@ -210,11 +300,22 @@ mod tests {
             json!([{"start": 0, "end": 7, "label": "PER"}, {"start": 11, "end": 16, "label": "LOC"}]),
         ];
         let decided = decide(&spans, &votes(&marked, &[0.7, 0.7, 0.7])).unwrap();
-        assert_eq!(decided.answer, json!([{"start": 0, "end": 7, "label": "PER"}, {"start": 11, "end": 16, "label": "LOC"}]));
+        assert_eq!(
+            decided.answer,
+            json!([{"start": 0, "end": 7, "label": "PER"}, {"start": 11, "end": 16, "label": "LOC"}])
+        );
         assert_eq!(decided.method, "token_vote");
-        assert!(decided.confidence > 0.6 && decided.confidence < 1.0, "{decided:?}");
+        assert!(
+            decided.confidence > 0.6 && decided.confidence < 1.0,
+            "{decided:?}"
+        );
         let text = AnswerSchema::FreeText { max_chars: None };
         let texts = [json!("the cat sat"), json!("the cat sat."), json!("dogs")];
-        assert_eq!(decide(&text, &votes(&texts, &[0.7, 0.7, 0.7])).unwrap().answer, json!("the cat sat"));
+        assert_eq!(
+            decide(&text, &votes(&texts, &[0.7, 0.7, 0.7]))
+                .unwrap()
+                .answer,
+            json!("the cat sat")
+        );
     }
 }
