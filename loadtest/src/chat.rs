@@ -62,12 +62,21 @@ struct EventData<'a> {
 }
 
 /// Spawns one chat client per client of every room.
-pub fn spawn_chatters(ctx: &Arc<Ctx>, ordinal_base: usize, ordinal_step: usize) -> Vec<tokio::task::JoinHandle<()>> {
+pub fn spawn_chatters(
+    ctx: &Arc<Ctx>,
+    ordinal_base: usize,
+    ordinal_step: usize,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let mut handles = Vec::with_capacity(ctx.rooms.len() * ctx.cli.clients_per_room);
     for slot in 0..ctx.cli.clients_per_room {
         for position in 0..ctx.rooms.len() {
             let ordinal = ordinal_base + (slot * ctx.rooms.len() + position) * ordinal_step;
-            handles.push(tokio::spawn(run_chatter(ctx.clone(), position, slot, ordinal)));
+            handles.push(tokio::spawn(run_chatter(
+                ctx.clone(),
+                position,
+                slot,
+                ordinal,
+            )));
         }
     }
     handles
@@ -75,7 +84,9 @@ pub fn spawn_chatters(ctx: &Arc<Ctx>, ordinal_base: usize, ordinal_step: usize) 
 
 async fn run_chatter(ctx: Arc<Ctx>, position: usize, slot: usize, ordinal: usize) {
     let number = ctx.client_number(position, slot);
-    let Some(room) = ctx.rooms.get(position) else { return };
+    let Some(room) = ctx.rooms.get(position) else {
+        return;
+    };
     tokio::time::sleep_until(ctx.connect_at(ordinal)).await;
     if ctx.stopped() {
         return;
@@ -91,7 +102,8 @@ async fn run_chatter(ctx: Arc<Ctx>, position: usize, slot: usize, ordinal: usize
             return;
         }
     };
-    ctx.metrics.record(number, Hist::Connect, opened_at.elapsed());
+    ctx.metrics
+        .record(number, Hist::Connect, opened_at.elapsed());
     counters.open.fetch_add(1, Ordering::Relaxed);
     let hello_at = Instant::now();
     let hello = tokio::time::timeout(HELLO_TIMEOUT, next_incoming(&mut ws)).await;
@@ -116,7 +128,9 @@ async fn run_chatter(ctx: Arc<Ctx>, position: usize, slot: usize, ordinal: usize
     }
 
     let period = Duration::from_secs_f64(1.0 / ctx.cli.rate);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(!ctx.cli.seed ^ (number as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut rng = rand::rngs::StdRng::seed_from_u64(
+        !ctx.cli.seed ^ (number as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    );
     let first = ctx.window_start.max(Instant::now()) + period.mul_f64(rng.random::<f64>());
     let mut sends = tokio::time::interval_at(first, period);
     sends.set_missed_tick_behavior(MissedTickBehavior::Burst);
@@ -165,7 +179,13 @@ async fn run_chatter(ctx: Arc<Ctx>, position: usize, slot: usize, ordinal: usize
     counters.open.fetch_sub(1, Ordering::Relaxed);
 }
 
-fn on_text(ctx: &Ctx, number: usize, awaiting: &mut HashMap<u64, Instant>, receipts_per_message: i64, text: &str) {
+fn on_text(
+    ctx: &Ctx,
+    number: usize,
+    awaiting: &mut HashMap<u64, Instant>,
+    receipts_per_message: i64,
+    text: &str,
+) {
     let counters = &ctx.metrics.counters;
     let Ok(frame) = serde_json::from_str::<Frame<'_>>(text) else {
         add(&counters.unexpected, 1);
@@ -185,11 +205,15 @@ fn on_text(ctx: &Ctx, number: usize, awaiting: &mut HashMap<u64, Instant>, recei
                 let code = frame.error.map_or(Cow::Borrowed("?"), |error| error.code);
                 ctx.metrics.error(format!("chat reply: {code}"));
                 // A refused message produces no events either.
-                counters.outstanding.fetch_sub(receipts_per_message, Ordering::Relaxed);
+                counters
+                    .outstanding
+                    .fetch_sub(receipts_per_message, Ordering::Relaxed);
             }
         }
         "event" if frame.event.as_deref() == Some("chat.message") => {
-            let Some(body) = frame.data.and_then(|data| data.body) else { return };
+            let Some(body) = frame.data.and_then(|data| data.body) else {
+                return;
+            };
             let Some((sender, micros)) = parse_body(&body) else {
                 add(&counters.unexpected, 1);
                 return;
@@ -198,10 +222,16 @@ fn on_text(ctx: &Ctx, number: usize, awaiting: &mut HashMap<u64, Instant>, recei
             counters.outstanding.fetch_sub(1, Ordering::Relaxed);
             if sender != number {
                 let sent = ctx.start + Duration::from_micros(micros);
-                ctx.metrics.record(number, Hist::ChatFanout, Instant::now().saturating_duration_since(sent));
+                ctx.metrics.record(
+                    number,
+                    Hist::ChatFanout,
+                    Instant::now().saturating_duration_since(sent),
+                );
             }
         }
-        "event" if frame.event.as_deref() == Some("error") => ctx.metrics.error("server event: error"),
+        "event" if frame.event.as_deref() == Some("error") => {
+            ctx.metrics.error("server event: error")
+        }
         _ => {}
     }
 }
@@ -233,10 +263,21 @@ mod tests {
         let frame: Frame<'_> = serde_json::from_str(event).unwrap();
         assert_eq!(frame.kind, "event");
         assert_eq!(frame.data.unwrap().body.unwrap(), "lt 1 2 3");
-        let reply = r#"{"type":"reply","id":7,"ok":false,"error":{"code":"forbidden","message":"no"}}"#;
+        let reply =
+            r#"{"type":"reply","id":7,"ok":false,"error":{"code":"forbidden","message":"no"}}"#;
         let frame: Frame<'_> = serde_json::from_str(reply).unwrap();
-        assert_eq!((frame.id, frame.ok, frame.error.unwrap().code.as_ref()), (Some(7), Some(false), "forbidden"));
+        assert_eq!(
+            (frame.id, frame.ok, frame.error.unwrap().code.as_ref()),
+            (Some(7), Some(false), "forbidden")
+        );
         let presence = r#"{"type":"event","event":"presence.left","data":{"user":"x"}}"#;
-        assert!(serde_json::from_str::<Frame<'_>>(presence).unwrap().data.unwrap().body.is_none());
+        assert!(
+            serde_json::from_str::<Frame<'_>>(presence)
+                .unwrap()
+                .data
+                .unwrap()
+                .body
+                .is_none()
+        );
     }
 }

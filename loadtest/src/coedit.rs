@@ -31,12 +31,21 @@ pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Spawns one editor per client of every room; `ordinal_base` and
 /// `ordinal_step` place them in the ramp-up next to other sockets (mix).
-pub fn spawn_editors(ctx: &Arc<Ctx>, ordinal_base: usize, ordinal_step: usize) -> Vec<tokio::task::JoinHandle<EditorResult>> {
+pub fn spawn_editors(
+    ctx: &Arc<Ctx>,
+    ordinal_base: usize,
+    ordinal_step: usize,
+) -> Vec<tokio::task::JoinHandle<EditorResult>> {
     let mut handles = Vec::with_capacity(ctx.rooms.len() * ctx.cli.clients_per_room);
     for slot in 0..ctx.cli.clients_per_room {
         for position in 0..ctx.rooms.len() {
             let ordinal = ordinal_base + (slot * ctx.rooms.len() + position) * ordinal_step;
-            handles.push(tokio::spawn(run_editor(ctx.clone(), position, slot, ordinal)));
+            handles.push(tokio::spawn(run_editor(
+                ctx.clone(),
+                position,
+                slot,
+                ordinal,
+            )));
         }
     }
     handles
@@ -44,8 +53,13 @@ pub fn spawn_editors(ctx: &Arc<Ctx>, ordinal_base: usize, ordinal_step: usize) -
 
 async fn run_editor(ctx: Arc<Ctx>, position: usize, slot: usize, ordinal: usize) -> EditorResult {
     let number = ctx.client_number(position, slot);
-    let mut result = EditorResult { room_position: position, ..EditorResult::default() };
-    let Some(room) = ctx.rooms.get(position) else { return result };
+    let mut result = EditorResult {
+        room_position: position,
+        ..EditorResult::default()
+    };
+    let Some(room) = ctx.rooms.get(position) else {
+        return result;
+    };
     let client_id = rand::random::<u64>() & ((1 << 53) - 1);
     let mut editor = Editor::new(client_id, number, ctx.cli.value_size);
     let is_replica = slot == 0;
@@ -58,7 +72,11 @@ async fn run_editor(ctx: Arc<Ctx>, position: usize, slot: usize, ordinal: usize)
     let (mut ws, permit) = {
         let permit = ctx.connect_slots.acquire().await.ok();
         let opened_at = Instant::now();
-        let ws = match ctx.connector.open(&room.doc_path(&ctx.cli, Some(slot))).await {
+        let ws = match ctx
+            .connector
+            .open(&room.doc_path(&ctx.cli, Some(slot)))
+            .await
+        {
             Ok(ws) => ws,
             Err(cause) => {
                 ctx.metrics.error(cause);
@@ -66,12 +84,16 @@ async fn run_editor(ctx: Arc<Ctx>, position: usize, slot: usize, ordinal: usize)
                 return result;
             }
         };
-        ctx.metrics.record(number, Hist::Connect, opened_at.elapsed());
+        ctx.metrics
+            .record(number, Hist::Connect, opened_at.elapsed());
         (ws, permit)
     };
     counters.open.fetch_add(1, Ordering::Relaxed);
     let synced_at = Instant::now();
-    let synced = sync(&mut ws, |frame| on_frame(&ctx, position, slot, number, None, frame)).await;
+    let synced = sync(&mut ws, |frame| {
+        on_frame(&ctx, position, slot, number, None, frame)
+    })
+    .await;
     drop(permit);
     match synced {
         Ok(update) => {
@@ -91,7 +113,9 @@ async fn run_editor(ctx: Arc<Ctx>, position: usize, slot: usize, ordinal: usize)
 
     // Each client starts at a random phase of its period so the load is smooth.
     let period = Duration::from_secs_f64(1.0 / ctx.cli.rate);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(ctx.cli.seed ^ (number as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut rng = rand::rngs::StdRng::seed_from_u64(
+        ctx.cli.seed ^ (number as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    );
     let first = ctx.window_start.max(Instant::now()) + period.mul_f64(rng.random::<f64>());
     let mut edits = tokio::time::interval_at(first, period);
     // Open loop: a late generator catches up rather than silently lowering the rate.
@@ -164,14 +188,33 @@ fn scheduled_before(ctx: &Ctx) -> bool {
 fn expect_receipts(ctx: &Ctx, position: usize, slot: usize, key: UpdateKey) {
     let receipts = ctx.cli.clients_per_room as u32;
     if let Some(pending) = ctx.pending.get(position) {
-        let mut pending = pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        pending.insert(key, Pending { sent: Instant::now(), sender: slot, remaining: receipts });
+        let mut pending = pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        pending.insert(
+            key,
+            Pending {
+                sent: Instant::now(),
+                sender: slot,
+                remaining: receipts,
+            },
+        );
     }
-    ctx.metrics.counters.outstanding.fetch_add(i64::from(receipts), Ordering::Relaxed);
+    ctx.metrics
+        .counters
+        .outstanding
+        .fetch_add(i64::from(receipts), Ordering::Relaxed);
 }
 
 /// Handles one binary frame: times updates, feeds the replica.
-fn on_frame(ctx: &Ctx, position: usize, slot: usize, number: usize, replica: Option<&Editor>, frame: &[u8]) {
+fn on_frame(
+    ctx: &Ctx,
+    position: usize,
+    slot: usize,
+    number: usize,
+    replica: Option<&Editor>,
+    frame: &[u8],
+) {
     let update = match Message::decode(frame) {
         Ok(Message::Update(update) | Message::SyncStep2(update)) => update,
         Ok(Message::Awareness(_) | Message::SyncStep1(_) | Message::QueryAwareness) => return,
@@ -189,12 +232,19 @@ fn on_frame(ctx: &Ctx, position: usize, slot: usize, number: usize, replica: Opt
     {
         ctx.metrics.error(format!("replica: {error}"));
     }
-    let Some(key) = update_key(update) else { return };
+    let Some(key) = update_key(update) else {
+        return;
+    };
     let now = Instant::now();
     let receipt = ctx.pending.get(position).and_then(|pending| {
-        let mut pending = pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut pending = pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let entry = pending.get_mut(&key)?;
-        let found = (now.saturating_duration_since(entry.sent), entry.sender == slot);
+        let found = (
+            now.saturating_duration_since(entry.sent),
+            entry.sender == slot,
+        );
         entry.remaining = entry.remaining.saturating_sub(1);
         if entry.remaining == 0 {
             pending.remove(&key);

@@ -21,7 +21,7 @@ Scenarios:
           acknowledgement, connect and sync latency, server CPU per edit, convergence check
   chat    clients on the live channel send chat messages at --rate; reply and event fan-out latency
   mix     coedit and chat together, on the same rooms and tokens
-  crowd   not yet available: it needs the work engine, which does not exist yet
+  crowd   not yet available: crowd work (the work engine's task queue) is not driven yet
 
 Large idle runs: one process can hold at most 20,000 open files. Split the rooms over several
 processes with --shard 0/2, --shard 1/2 (same --seed, same --rooms), optionally each with its own
@@ -55,7 +55,8 @@ pub struct Cli {
     /// Edits (coedit) or chat messages (chat) per second per client.
     #[arg(long, env = "LOADTEST_RATE", default_value_t = 1.0)]
     pub rate: f64,
-    /// Time over which connections are opened before the measured window starts.
+    /// Time over which connections are opened before the measured window starts
+    /// (idle opens each step as fast as --connect-concurrency allows).
     #[arg(long, env = "LOADTEST_RAMP_UP", default_value = "10s", value_parser = humantime::parse_duration)]
     pub ramp_up: Duration,
     /// Length of the measured window (idle: how long the connections are held at the end).
@@ -64,7 +65,9 @@ pub struct Cli {
     /// After the window, how long to wait at most for deliveries still in flight.
     #[arg(long, env = "LOADTEST_DRAIN", default_value = "10s", value_parser = humantime::parse_duration)]
     pub drain: Duration,
-    /// Seed: room names (`lt-<seed>-<i>`) and the send schedule derive from it.
+    /// Seed: room names (`lt-<seed>-<i>`) and the send schedule derive from it. Use a new
+    /// seed for every run against a server that keeps documents (Crowdroom refuses
+    /// existing rooms; an in-memory y-websocket server would mix old content in).
     #[arg(long, env = "LOADTEST_SEED", default_value_t = 1)]
     pub seed: u64,
     /// Local addresses to bind client sockets to, round-robin (each address has its own
@@ -142,8 +145,14 @@ impl Shard {
 
 fn parse_shard(text: &str) -> Result<Shard, String> {
     let (index, count) = text.split_once('/').ok_or("expected i/n, e.g. 0/2")?;
-    let index: usize = index.trim().parse().map_err(|_| "shard index is not a number")?;
-    let count: usize = count.trim().parse().map_err(|_| "shard count is not a number")?;
+    let index: usize = index
+        .trim()
+        .parse()
+        .map_err(|_| "shard index is not a number")?;
+    let count: usize = count
+        .trim()
+        .parse()
+        .map_err(|_| "shard count is not a number")?;
     if count == 0 || index >= count {
         return Err(format!("shard {index}/{count}: need 0 <= i < n"));
     }
@@ -162,26 +171,37 @@ pub struct Target {
 impl Target {
     /// Parses `ws://HOST[:PORT][/]` and refuses anything that is not loopback.
     pub fn parse(url: &str) -> anyhow::Result<Target> {
-        let rest = url
-            .strip_prefix("ws://")
-            .with_context(|| format!("--url {url}: only ws:// URLs are supported (the server runs on this machine)"))?;
+        let rest = url.strip_prefix("ws://").with_context(|| {
+            format!("--url {url}: only ws:// URLs are supported (the server runs on this machine)")
+        })?;
         let authority = rest.trim_end_matches('/');
         if authority.contains('/') || authority.contains('?') {
-            bail!("--url {url}: give the base URL only (ws://HOST:PORT); the generator adds the paths");
+            bail!(
+                "--url {url}: give the base URL only (ws://HOST:PORT); the generator adds the paths"
+            );
         }
         let (host, port) = match authority.rsplit_once(':') {
-            Some((host, port)) => (host, port.parse::<u16>().with_context(|| format!("--url {url}: bad port"))?),
+            Some((host, port)) => (
+                host,
+                port.parse::<u16>()
+                    .with_context(|| format!("--url {url}: bad port"))?,
+            ),
             None => (authority, 80),
         };
         let ip: IpAddr = if host == "localhost" {
             IpAddr::V4(Ipv4Addr::LOCALHOST)
         } else {
-            host.parse().with_context(|| format!("--url {url}: the host must be an IP address in 127.0.0.0/8 or localhost"))?
+            host.parse().with_context(|| {
+                format!("--url {url}: the host must be an IP address in 127.0.0.0/8 or localhost")
+            })?
         };
         if !is_loopback_v4(ip) {
             bail!("--url {url}: refusing to send traffic to {ip}; only 127.0.0.0/8 is allowed");
         }
-        Ok(Target { addr: SocketAddr::new(ip, port), authority: format!("{ip}:{port}") })
+        Ok(Target {
+            addr: SocketAddr::new(ip, port),
+            authority: format!("{ip}:{port}"),
+        })
     }
 
     /// `http://host:port`, for the REST API.
@@ -214,8 +234,12 @@ impl Cli {
         if self.step == 0 || self.connect_concurrency == 0 {
             bail!("--step and --connect-concurrency must be at least 1");
         }
-        if self.protocol == Protocol::YWebsocket && matches!(self.scenario, Scenario::Chat | Scenario::Mix) {
-            bail!("the chat and mix scenarios need --protocol crowdroom (a y-websocket server has no live channel)");
+        if self.protocol == Protocol::YWebsocket
+            && matches!(self.scenario, Scenario::Chat | Scenario::Mix)
+        {
+            bail!(
+                "the chat and mix scenarios need --protocol crowdroom (a y-websocket server has no live channel)"
+            );
         }
         if self.protocol == Protocol::Crowdroom && self.token.is_none() {
             bail!("--protocol crowdroom needs --token OWNER_TOKEN to create the test rooms");
@@ -234,8 +258,14 @@ mod tests {
 
     #[test]
     fn only_loopback_targets() {
-        assert_eq!(Target::parse("ws://127.0.0.1:8080").unwrap().addr.port(), 8080);
-        assert_eq!(Target::parse("ws://localhost:1234/").unwrap().authority, "127.0.0.1:1234");
+        assert_eq!(
+            Target::parse("ws://127.0.0.1:8080").unwrap().addr.port(),
+            8080
+        );
+        assert_eq!(
+            Target::parse("ws://localhost:1234/").unwrap().authority,
+            "127.0.0.1:1234"
+        );
         assert!(Target::parse("ws://127.0.0.9:1").is_ok());
         assert!(Target::parse("ws://10.0.0.1:8080").is_err());
         assert!(Target::parse("ws://example.com:8080").is_err());

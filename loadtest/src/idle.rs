@@ -64,7 +64,11 @@ pub async fn run(ctx: Arc<Ctx>) -> IdleOutcome {
     let server = ctx.cli.server_pid.map(Process::Pid);
     let rss_before = server.and_then(|process| process.rss_kib().ok());
     let server_sockets_before = server.and_then(|process| process.socket_count().ok());
-    let mut outcome = IdleOutcome { server_rss_kib_before: rss_before, server_sockets_before, ..IdleOutcome::default() };
+    let mut outcome = IdleOutcome {
+        server_rss_kib_before: rss_before,
+        server_sockets_before,
+        ..IdleOutcome::default()
+    };
     let clients: Vec<(usize, usize)> = (0..ctx.cli.clients_per_room)
         .flat_map(|slot| (0..ctx.rooms.len()).map(move |position| (position, slot)))
         .collect();
@@ -75,7 +79,12 @@ pub async fn run(ctx: Arc<Ctx>) -> IdleOutcome {
         let failed_before = ctx.metrics.counters.connect_failed.load(Ordering::Relaxed);
         let target = handles.len() + batch.len();
         for &(position, slot) in batch {
-            handles.push(tokio::spawn(hold(ctx.clone(), position, slot, settled.clone())));
+            handles.push(tokio::spawn(hold(
+                ctx.clone(),
+                position,
+                slot,
+                settled.clone(),
+            )));
         }
         let wait_all = async {
             while settled.0.load(Ordering::Acquire) < target {
@@ -87,14 +96,17 @@ pub async fn run(ctx: Arc<Ctx>) -> IdleOutcome {
             }
         };
         if tokio::time::timeout(STEP_TIMEOUT, wait_all).await.is_err() {
-            ctx.metrics.error("idle: a step did not finish connecting in time");
+            ctx.metrics
+                .error("idle: a step did not finish connecting in time");
         }
         let step_seconds = step_started.elapsed().as_secs_f64();
         tokio::time::sleep(ctx.cli.settle).await;
         let connections = ctx.metrics.counters.open.load(Ordering::Relaxed);
         let server_rss_kib = server.and_then(|process| process.rss_kib().ok());
         let bytes_per_connection = match (rss_before, server_rss_kib) {
-            (Some(before), Some(now)) if connections > 0 => Some((now as f64 - before as f64) * 1024.0 / connections as f64),
+            (Some(before), Some(now)) if connections > 0 => {
+                Some((now as f64 - before as f64) * 1024.0 / connections as f64)
+            }
             _ => None,
         };
         let step = IdleStep {
@@ -115,9 +127,13 @@ pub async fn run(ctx: Arc<Ctx>) -> IdleOutcome {
     let hold_cpu_start = server.and_then(|process| process.cpu_time().ok());
     tokio::time::sleep(ctx.cli.duration).await;
     outcome.held = ctx.metrics.counters.open.load(Ordering::Relaxed);
-    if let (Some(start), Some(end)) = (hold_cpu_start, server.and_then(|process| process.cpu_time().ok())) {
+    if let (Some(start), Some(end)) = (
+        hold_cpu_start,
+        server.and_then(|process| process.cpu_time().ok()),
+    ) {
         let seconds = end.saturating_sub(start).as_secs_f64();
-        outcome.server_hold_cpu_percent = Some(100.0 * seconds / ctx.cli.duration.as_secs_f64().max(f64::EPSILON));
+        outcome.server_hold_cpu_percent =
+            Some(100.0 * seconds / ctx.cli.duration.as_secs_f64().max(f64::EPSILON));
     }
     // Receivers that are already gone need no stop signal.
     let _ = ctx.stop.send(true);
@@ -142,7 +158,11 @@ async fn hold(ctx: Arc<Ctx>, position: usize, slot: usize, settled: Arc<(AtomicU
     };
     let permit = ctx.connect_slots.acquire().await.ok();
     let opened_at = Instant::now();
-    let mut ws = match ctx.connector.open(&room.doc_path(&ctx.cli, Some(slot))).await {
+    let mut ws = match ctx
+        .connector
+        .open(&room.doc_path(&ctx.cli, Some(slot)))
+        .await
+    {
         Ok(ws) => ws,
         Err(cause) => {
             ctx.metrics.error(cause);
@@ -151,7 +171,8 @@ async fn hold(ctx: Arc<Ctx>, position: usize, slot: usize, settled: Arc<(AtomicU
             return;
         }
     };
-    ctx.metrics.record(number, Hist::Connect, opened_at.elapsed());
+    ctx.metrics
+        .record(number, Hist::Connect, opened_at.elapsed());
     let synced_at = Instant::now();
     let synced = sync(&mut ws, |_| {}).await;
     drop(permit);

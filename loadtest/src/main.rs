@@ -54,7 +54,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     cli.validate()?;
     let targets = cli.slo.as_deref().map(slo::parse).transpose()?;
     let target = Target::parse(&cli.url)?;
-    let threads = if cli.threads == 0 { std::thread::available_parallelism().map(usize::from).unwrap_or(2) } else { cli.threads };
+    let threads = if cli.threads == 0 {
+        std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(2)
+    } else {
+        cli.threads
+    };
 
     let provisioning = std::time::Instant::now();
     let rooms = provision::provision(&cli, &target)?;
@@ -65,7 +71,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         provisioning.elapsed().as_secs_f64()
     );
     if rooms.is_empty() {
-        anyhow::bail!("this shard owns no rooms (--rooms {} --shard {}/{})", cli.rooms, cli.shard.index, cli.shard.count);
+        anyhow::bail!(
+            "this shard owns no rooms (--rooms {} --shard {}/{})",
+            cli.rooms,
+            cli.shard.index,
+            cli.shard.count
+        );
     }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -92,12 +103,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
         println!("report written to {}", path.display());
     }
-    let Some(targets) = targets else { return Ok(ExitCode::SUCCESS) };
+    let Some(targets) = targets else {
+        return Ok(ExitCode::SUCCESS);
+    };
     let verdicts = slo::evaluate(&targets, &report.figures());
     for verdict in &verdicts {
         println!("slo: {verdict}");
     }
-    Ok(if verdicts.iter().all(slo::Verdict::met) { ExitCode::SUCCESS } else { ExitCode::from(EXIT_SLO_MISSED) })
+    Ok(if verdicts.iter().all(slo::Verdict::met) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_SLO_MISSED)
+    })
 }
 
 async fn scenario(ctx: &Arc<Ctx>) -> anyhow::Result<Report> {
@@ -119,7 +136,11 @@ async fn scenario(ctx: &Arc<Ctx>) -> anyhow::Result<Report> {
             let mix = ctx.cli.scenario == Scenario::Mix;
             let step = if mix { 2 } else { 1 };
             let editors = coedit::spawn_editors(ctx, 0, step);
-            let chatters = if mix { chat::spawn_chatters(ctx, 1, 2) } else { Vec::new() };
+            let chatters = if mix {
+                chat::spawn_chatters(ctx, 1, 2)
+            } else {
+                Vec::new()
+            };
             let window = run::measure_window(ctx).await;
             let mut results = Vec::with_capacity(editors.len());
             for handle in editors {
@@ -132,7 +153,13 @@ async fn scenario(ctx: &Arc<Ctx>) -> anyhow::Result<Report> {
                 let _ = handle.await;
             }
             let convergence = run::check_convergence(ctx, results).await;
-            Report::build(&ctx.cli, &ctx.metrics, Some(&window), Some(convergence), None)
+            Report::build(
+                &ctx.cli,
+                &ctx.metrics,
+                Some(&window),
+                Some(convergence),
+                None,
+            )
         }
     }
 }

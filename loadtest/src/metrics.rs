@@ -43,8 +43,16 @@ pub enum Hist {
 }
 
 impl Hist {
-    pub const ALL: [Hist; 8] =
-        [Hist::Connect, Hist::Sync, Hist::Fanout, Hist::Ack, Hist::Hello, Hist::ChatReply, Hist::ChatFanout, Hist::SendLag];
+    pub const ALL: [Hist; 8] = [
+        Hist::Connect,
+        Hist::Sync,
+        Hist::Fanout,
+        Hist::Ack,
+        Hist::Hello,
+        Hist::ChatReply,
+        Hist::ChatFanout,
+        Hist::SendLag,
+    ];
 
     /// The name used in reports and SLO keys (`<name>_p99_ms`).
     pub fn name(self) -> &'static str {
@@ -110,15 +118,23 @@ impl Metrics {
         for _ in 0..shards.max(1) {
             all.push(Mutex::new(new_set()?));
         }
-        Ok(Metrics { shards: all.into_boxed_slice(), counters: Counters::default(), errors: Mutex::new(BTreeMap::new()) })
+        Ok(Metrics {
+            shards: all.into_boxed_slice(),
+            counters: Counters::default(),
+            errors: Mutex::new(BTreeMap::new()),
+        })
     }
 
     /// Records one latency into the shard of `client`.
     pub fn record(&self, client: usize, hist: Hist, latency: Duration) {
-        let micros = u64::try_from(latency.as_micros()).unwrap_or(MAX_MICROS).clamp(1, MAX_MICROS);
+        let micros = u64::try_from(latency.as_micros())
+            .unwrap_or(MAX_MICROS)
+            .clamp(1, MAX_MICROS);
         let shard = &self.shards[client % self.shards.len()];
         // A poisoned shard means a recording task panicked; keep measuring.
-        let mut set = shard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut set = shard
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(histogram) = set.get_mut(hist.index()) {
             histogram.saturating_record(micros);
         }
@@ -126,12 +142,18 @@ impl Metrics {
 
     /// Counts one error under `cause` (e.g. "closed 4008", "connect: refused").
     pub fn error(&self, cause: impl Into<String>) {
-        let mut errors = self.errors.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut errors = self
+            .errors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *errors.entry(cause.into()).or_insert(0) += 1;
     }
 
     pub fn errors(&self) -> BTreeMap<String, u64> {
-        self.errors.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.errors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     pub fn error_total(&self) -> u64 {
@@ -142,9 +164,13 @@ impl Metrics {
     pub fn merged(&self, hist: Hist) -> anyhow::Result<Histogram<u64>> {
         let mut merged = new_histogram()?;
         for shard in &self.shards {
-            let set = shard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let set = shard
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(histogram) = set.get(hist.index()) {
-                merged.add(histogram).map_err(|error| anyhow::anyhow!("merging histograms: {error:?}"))?;
+                merged
+                    .add(histogram)
+                    .map_err(|error| anyhow::anyhow!("merging histograms: {error:?}"))?;
             }
         }
         Ok(merged)
@@ -164,7 +190,8 @@ impl Metrics {
 }
 
 fn new_histogram() -> anyhow::Result<Histogram<u64>> {
-    Histogram::new_with_bounds(1, MAX_MICROS, 3).map_err(|error| anyhow::anyhow!("histogram: {error:?}"))
+    Histogram::new_with_bounds(1, MAX_MICROS, 3)
+        .map_err(|error| anyhow::anyhow!("histogram: {error:?}"))
 }
 
 fn new_set() -> anyhow::Result<Vec<Histogram<u64>>> {

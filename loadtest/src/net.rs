@@ -47,7 +47,12 @@ impl Connector {
             .max_write_buffer_size(MAX_MESSAGE_BYTES)
             .max_message_size(Some(MAX_MESSAGE_BYTES))
             .max_frame_size(Some(MAX_MESSAGE_BYTES));
-        Connector { target, sources, next_source: AtomicUsize::new(0), config }
+        Connector {
+            target,
+            sources,
+            next_source: AtomicUsize::new(0),
+            config,
+        }
     }
 
     /// Connects and upgrades `path_and_query` (starting with `/`). The error
@@ -63,17 +68,26 @@ impl Connector {
         let socket = TcpSocket::new_v4().map_err(|error| io_cause("socket", &error))?;
         if !self.sources.is_empty() {
             let index = self.next_source.fetch_add(1, Ordering::Relaxed) % self.sources.len();
-            // Reuse ports in TIME_WAIT from earlier runs.
-            socket.set_reuseaddr(true).map_err(|error| io_cause("socket", &error))?;
-            socket.bind((self.sources[index], 0).into()).map_err(|error| io_cause("bind", &error))?;
+            // No SO_REUSEADDR: with it, port 0 may pick a port another of our
+            // sockets holds, and the connect then fails.
+            socket
+                .bind((self.sources[index], 0).into())
+                .map_err(|error| io_cause("bind", &error))?;
         }
-        let stream = socket.connect(self.target.addr).await.map_err(|error| io_cause("connect", &error))?;
+        let stream = socket
+            .connect(self.target.addr)
+            .await
+            .map_err(|error| io_cause("connect", &error))?;
         // Latency is what is measured: never let Nagle hold a small frame back.
-        stream.set_nodelay(true).map_err(|error| io_cause("connect", &error))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|error| io_cause("connect", &error))?;
         let url = format!("ws://{}{path_and_query}", self.target.authority);
         match client_async_with_config(url, stream, Some(self.config)).await {
             Ok((ws, _response)) => Ok(ws),
-            Err(WsError::Http(response)) => Err(format!("upgrade: http {}", response.status().as_u16())),
+            Err(WsError::Http(response)) => {
+                Err(format!("upgrade: http {}", response.status().as_u16()))
+            }
             Err(WsError::Io(error)) => Err(io_cause("upgrade", &error)),
             Err(error) => Err(format!("upgrade: {}", short(&error.to_string()))),
         }

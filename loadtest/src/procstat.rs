@@ -46,7 +46,9 @@ impl Process {
         for entry in std::fs::read_dir(&path).with_context(|| format!("reading {path}"))? {
             // A descriptor closed while we list is simply not counted.
             let Ok(entry) = entry else { continue };
-            if std::fs::read_link(entry.path()).is_ok_and(|target| target.to_string_lossy().starts_with("socket:")) {
+            if std::fs::read_link(entry.path())
+                .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"))
+            {
                 sockets += 1;
             }
         }
@@ -99,14 +101,20 @@ fn parse_machine_ticks(stat: &str) -> anyhow::Result<MachineTicks> {
     }
     let total: u64 = values.iter().sum();
     let idle = values[3] + values[4];
-    Ok(MachineTicks { busy: total - idle, total })
+    Ok(MachineTicks {
+        busy: total - idle,
+        total,
+    })
 }
 
 /// utime + stime (fields 14 and 15) of a `/proc/PID/stat` line. The command
 /// name (field 2) is in parentheses and may contain spaces or parentheses,
 /// so fields are counted after the last `)`.
 fn parse_cpu_ticks(stat: &str) -> anyhow::Result<u64> {
-    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).context("no `)` after the command name")?;
+    let after_name = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .context("no `)` after the command name")?;
     // After the name: field 3 (state) is index 0, so utime (14) is index 11.
     let mut fields = after_name.split_whitespace().skip(11);
     let utime: u64 = fields.next().context("no utime")?.parse()?;
@@ -151,7 +159,10 @@ mod tests {
     fn machine_line() {
         let ticks = parse_machine_ticks("cpu  100 0 50 800 40 0 10 0 0 0\ncpu0 1 2 3\n").unwrap();
         assert_eq!((ticks.busy, ticks.total), (160, 1000));
-        let later = MachineTicks { busy: 260, total: 1200 };
+        let later = MachineTicks {
+            busy: 260,
+            total: 1200,
+        };
         assert!((later.busy_percent_since(&ticks, 2) - 100.0).abs() < 1e-9);
     }
 

@@ -3,8 +3,8 @@
 //! connection tasks nothing. Without a terminal indicatif hides the bar, and
 //! step lines go to stderr instead.
 
-use std::sync::{Arc, OnceLock};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -19,7 +19,9 @@ static BAR: OnceLock<ProgressBar> = OnceLock::new();
 /// Starts the bar and its ticker; the ticker ends with the run's stop signal.
 pub fn start(ctx: Arc<Ctx>) -> tokio::task::JoinHandle<()> {
     let bar = ProgressBar::new(ctx.sockets() as u64);
-    if let Ok(style) = ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} open  {msg}") {
+    if let Ok(style) =
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} open  {msg}")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     let bar = BAR.get_or_init(|| bar).clone();
@@ -34,8 +36,11 @@ pub fn start(ctx: Arc<Ctx>) -> tokio::task::JoinHandle<()> {
                 _ = ticks.tick() => {}
             }
             let per_second = |now: u64, before: u64| (now - before) as f64 / TICK.as_secs_f64();
-            let (edits_now, deliveries_now, chat_now) =
-                (get(&counters.edits_sent), get(&counters.deliveries), get(&counters.chat_sent));
+            let (edits_now, deliveries_now, chat_now) = (
+                get(&counters.edits_sent),
+                get(&counters.deliveries),
+                get(&counters.chat_sent),
+            );
             bar.set_position(counters.open.load(Ordering::Relaxed).max(0) as u64);
             bar.set_message(format!(
                 "edits/s {:.0}  deliveries/s {:.0}  chat/s {:.0}  errors {}",

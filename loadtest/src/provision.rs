@@ -63,15 +63,25 @@ impl RoomPlan {
 
 /// The rooms of this shard, with their tokens.
 pub fn provision(cli: &Cli, target: &Target) -> anyhow::Result<Vec<RoomPlan>> {
-    let indices: Vec<usize> = (0..cli.rooms).filter(|&room| cli.shard.owns(room)).collect();
+    let indices: Vec<usize> = (0..cli.rooms)
+        .filter(|&room| cli.shard.owns(room))
+        .collect();
     let name = |index: usize| format!("lt-{}-{index}", cli.seed);
     match cli.protocol {
         Protocol::YWebsocket => Ok(indices
             .into_iter()
-            .map(|index| RoomPlan { index, name: name(index), owner_token: None, tokens: Vec::new() })
+            .map(|index| RoomPlan {
+                index,
+                name: name(index),
+                owner_token: None,
+                tokens: Vec::new(),
+            })
             .collect()),
         Protocol::Crowdroom => {
-            let owner = cli.token.as_deref().context("--token is required with --protocol crowdroom")?;
+            let owner = cli
+                .token
+                .as_deref()
+                .context("--token is required with --protocol crowdroom")?;
             let api = format!("{}/api/v1", target.http_base());
             let queue = Mutex::new(indices.into_iter());
             let done = Mutex::new(Vec::new());
@@ -79,22 +89,41 @@ pub fn provision(cli: &Cli, target: &Target) -> anyhow::Result<Vec<RoomPlan>> {
                 let workers: Vec<_> = (0..PROVISION_THREADS)
                     .map(|_| {
                         scope.spawn(|| -> anyhow::Result<()> {
-                            let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+                            let agent: ureq::Agent = ureq::Agent::config_builder()
+                                .http_status_as_error(false)
+                                .build()
+                                .into();
                             loop {
-                                let next = queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).next();
+                                let next = queue
+                                    .lock()
+                                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                    .next();
                                 let Some(index) = next else { return Ok(()) };
-                                let plan = provision_room(&agent, &api, owner, index, &name(index), cli.clients_per_room)?;
-                                done.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(plan);
+                                let plan = provision_room(
+                                    &agent,
+                                    &api,
+                                    owner,
+                                    index,
+                                    &name(index),
+                                    cli.clients_per_room,
+                                )?;
+                                done.lock()
+                                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                    .push(plan);
                             }
                         })
                     })
                     .collect();
                 for worker in workers {
-                    worker.join().map_err(|_| anyhow::anyhow!("a provisioning thread panicked"))??;
+                    worker
+                        .join()
+                        .map_err(|_| anyhow::anyhow!("a provisioning thread panicked"))??;
                 }
                 Ok(())
             })?;
-            let mut rooms = done.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut rooms = done
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             rooms.sort_by_key(|room| room.index);
             Ok(rooms)
         }
@@ -116,17 +145,35 @@ fn provision_room(
         401 | 403 => bail!("creating room {name}: {status} {body} (is --token an owner token?)"),
         _ => bail!("creating room {name}: HTTP {status} {body}"),
     }
-    let room_owner = body["token"].as_str().context("the room reply has no token")?.to_owned();
+    let room_owner = body["token"]
+        .as_str()
+        .context("the room reply has no token")?
+        .to_owned();
     let mut tokens = Vec::with_capacity(clients);
     for slot in 0..clients {
         let url = format!("{api}/rooms/{name}/tokens");
-        let (status, body) = post(agent, &url, &room_owner, json!({ "user": format!("lt-u{slot}"), "role": "worker" }))?;
+        let (status, body) = post(
+            agent,
+            &url,
+            &room_owner,
+            json!({ "user": format!("lt-u{slot}"), "role": "worker" }),
+        )?;
         if status != 201 {
             bail!("issuing a token in {name}: HTTP {status} {body}");
         }
-        tokens.push(body["token"].as_str().context("the token reply has no token")?.to_owned());
+        tokens.push(
+            body["token"]
+                .as_str()
+                .context("the token reply has no token")?
+                .to_owned(),
+        );
     }
-    Ok(RoomPlan { index, name: name.to_owned(), owner_token: Some(room_owner), tokens })
+    Ok(RoomPlan {
+        index,
+        name: name.to_owned(),
+        owner_token: Some(room_owner),
+        tokens,
+    })
 }
 
 fn post(agent: &ureq::Agent, url: &str, token: &str, body: Value) -> anyhow::Result<(u16, Value)> {
@@ -137,5 +184,8 @@ fn post(agent: &ureq::Agent, url: &str, token: &str, body: Value) -> anyhow::Res
         .with_context(|| format!("POST {url}"))?;
     let status = response.status().as_u16();
     let text = response.body_mut().read_to_string().unwrap_or_default();
-    Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+    Ok((
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    ))
 }

@@ -49,7 +49,10 @@ impl Report {
     ) -> anyhow::Result<Report> {
         let counters = &metrics.counters;
         let signed = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
-        let missing = counters.outstanding.load(std::sync::atomic::Ordering::Relaxed).max(0);
+        let missing = counters
+            .outstanding
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .max(0);
         let counts = BTreeMap::from([
             ("connected", signed(get(&counters.connected))),
             ("connect_failed", signed(get(&counters.connect_failed))),
@@ -79,7 +82,8 @@ impl Report {
                     "pid": cli.server_pid,
                     "cpu_seconds": cpu.as_secs_f64(),
                     "cpu_percent_of_one_core": 100.0 * cpu.as_secs_f64() / window.measured.as_secs_f64().max(f64::EPSILON),
-                    "cpu_us_per_edit": (edits > 0).then(|| cpu.as_micros() as f64 / edits as f64),
+                    // Per edit only when edits are all the server did (not in mix).
+                    "cpu_us_per_edit": (edits > 0 && edits == messages).then(|| cpu.as_micros() as f64 / edits as f64),
                     "cpu_us_per_message": (messages > 0).then(|| cpu.as_micros() as f64 / messages as f64),
                     "rss_kib_start": window.server_rss_kib_start,
                     "rss_kib_end": window.server_rss_kib_end,
@@ -128,10 +132,16 @@ impl Report {
         }
         figures.insert("errors".to_owned(), self.error_total as f64);
         for key in ["dropped", "missing", "connect_failed"] {
-            figures.insert(key.to_owned(), self.counts.get(key).copied().unwrap_or(0) as f64);
+            figures.insert(
+                key.to_owned(),
+                self.counts.get(key).copied().unwrap_or(0) as f64,
+            );
         }
         if let Some(convergence) = &self.convergence {
-            figures.insert("diverged_rooms".to_owned(), convergence.diverged_count as f64);
+            figures.insert(
+                "diverged_rooms".to_owned(),
+                convergence.diverged_count as f64,
+            );
         }
         figures
     }
@@ -144,7 +154,11 @@ impl Report {
     }
 
     fn write_human(&self, out: &mut String) -> std::fmt::Result {
-        writeln!(out, "\n== crowdroom-loadtest {} against {} ({}) ==", self.scenario, self.url, self.protocol)?;
+        writeln!(
+            out,
+            "\n== crowdroom-loadtest {} against {} ({}) ==",
+            self.scenario, self.url, self.protocol
+        )?;
         writeln!(
             out,
             "rooms {} x {} clients, rate {}/s per client, shard {}",
@@ -159,15 +173,30 @@ impl Report {
             count("dropped")
         )?;
         if let Some(seconds) = self.window_seconds {
-            writeln!(out, "window: {:.1} s measured (incl. drain), drained: {}", seconds, self.drained.unwrap_or(false))?;
+            writeln!(
+                out,
+                "window: {:.1} s measured (incl. drain), drained: {}",
+                seconds,
+                self.drained.unwrap_or(false)
+            )?;
         }
         if !self.latency_ms.is_empty() {
-            writeln!(out, "\n{:<12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}", "latency ms", "count", "p50", "p90", "p99", "p99.9", "max")?;
+            writeln!(
+                out,
+                "\n{:<12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                "latency ms", "count", "p50", "p90", "p99", "p99.9", "max"
+            )?;
             for (name, summary) in &self.latency_ms {
                 writeln!(
                     out,
                     "{:<12} {:>9} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
-                    name, summary.count, summary.p50_ms, summary.p90_ms, summary.p99_ms, summary.p999_ms, summary.max_ms
+                    name,
+                    summary.count,
+                    summary.p50_ms,
+                    summary.p90_ms,
+                    summary.p99_ms,
+                    summary.p999_ms,
+                    summary.max_ms
                 )?;
             }
         }
@@ -211,8 +240,16 @@ impl Report {
             }
         }
         if let Some(convergence) = &self.convergence {
-            let verdict = if convergence.diverged_count == 0 { "CONVERGED" } else { "DIVERGED" };
-            writeln!(out, "convergence: {verdict}, {}/{} rooms", convergence.converged, convergence.rooms)?;
+            let verdict = if convergence.diverged_count == 0 {
+                "CONVERGED"
+            } else {
+                "DIVERGED"
+            };
+            writeln!(
+                out,
+                "convergence: {verdict}, {}/{} rooms",
+                convergence.converged, convergence.rooms
+            )?;
             for problem in &convergence.diverged {
                 writeln!(out, "  {problem}")?;
             }
@@ -226,19 +263,40 @@ impl Report {
         }
         if let Some(server) = &self.server {
             let field = |key: &str| server.get(key).and_then(Value::as_f64);
+            let per = match (field("cpu_us_per_edit"), field("cpu_us_per_message")) {
+                (Some(micros), _) => format!("{micros:.1} µs per edit"),
+                (None, Some(micros)) => format!("{micros:.1} µs per message sent (edits and chat)"),
+                (None, None) => "nothing sent".to_owned(),
+            };
             writeln!(
                 out,
-                "server: CPU {:.2} s ({:.0}% of a core), {} µs per edit, RSS {} -> {} KiB",
+                "server: CPU {:.2} s ({:.0}% of a core), {per}, RSS {} -> {} KiB",
                 field("cpu_seconds").unwrap_or(0.0),
                 field("cpu_percent_of_one_core").unwrap_or(0.0),
-                field("cpu_us_per_edit").map_or("-".to_owned(), |micros| format!("{micros:.1}")),
-                server.get("rss_kib_start").and_then(Value::as_u64).unwrap_or(0),
-                server.get("rss_kib_end").and_then(Value::as_u64).unwrap_or(0),
+                server
+                    .get("rss_kib_start")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0),
+                server
+                    .get("rss_kib_end")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0),
             )?;
         }
-        if let Some(cpu) = self.generator.get("cpu_percent_of_one_core").and_then(Value::as_f64) {
-            let cores = self.generator.get("cores").and_then(Value::as_u64).unwrap_or(1);
-            let machine = self.generator.get("machine_busy_percent_of_one_core").and_then(Value::as_f64);
+        if let Some(cpu) = self
+            .generator
+            .get("cpu_percent_of_one_core")
+            .and_then(Value::as_f64)
+        {
+            let cores = self
+                .generator
+                .get("cores")
+                .and_then(Value::as_u64)
+                .unwrap_or(1);
+            let machine = self
+                .generator
+                .get("machine_busy_percent_of_one_core")
+                .and_then(Value::as_f64);
             writeln!(
                 out,
                 "generator: CPU {cpu:.0}% of a core; whole machine busy {}% of {} ({cores} cores)",
@@ -258,15 +316,25 @@ impl Report {
 
 /// The name clap shows for an option value (`y-websocket`, not `YWebsocket`).
 fn value_name(value: impl clap::ValueEnum) -> String {
-    value.to_possible_value().map_or_else(String::new, |possible| possible.get_name().to_owned())
+    value
+        .to_possible_value()
+        .map_or_else(String::new, |possible| possible.get_name().to_owned())
 }
 
 /// One line per idle step, printed as it completes.
 pub fn print_idle_step(step: &IdleStep) {
-    let per = step.bytes_per_connection.map_or("-".to_owned(), |bytes| format!("{:.2} KiB", bytes / 1024.0));
-    let rss = step.server_rss_kib.map_or("-".to_owned(), |kib| format!("{:.1} MiB", kib as f64 / 1024.0));
-    let generator = step.generator_rss_kib.map_or("-".to_owned(), |kib| format!("{:.1} MiB", kib as f64 / 1024.0));
-    let sockets = step.server_sockets.map_or("-".to_owned(), |sockets| sockets.to_string());
+    let per = step
+        .bytes_per_connection
+        .map_or("-".to_owned(), |bytes| format!("{:.2} KiB", bytes / 1024.0));
+    let rss = step.server_rss_kib.map_or("-".to_owned(), |kib| {
+        format!("{:.1} MiB", kib as f64 / 1024.0)
+    });
+    let generator = step.generator_rss_kib.map_or("-".to_owned(), |kib| {
+        format!("{:.1} MiB", kib as f64 / 1024.0)
+    });
+    let sockets = step
+        .server_sockets
+        .map_or("-".to_owned(), |sockets| sockets.to_string());
     crate::progress::println(&format!(
         "step: {:>6} connections ({} failed) in {:.1} s; server: {sockets} sockets, RSS {rss}, {per} per connection; generator RSS {generator}",
         step.connections, step.failed, step.step_seconds

@@ -80,7 +80,11 @@ impl Ctx {
 
     /// Sockets this process opens for the scenario.
     pub fn sockets(&self) -> usize {
-        let per_client = if self.cli.scenario == Scenario::Mix { 2 } else { 1 };
+        let per_client = if self.cli.scenario == Scenario::Mix {
+            2
+        } else {
+            1
+        };
         self.rooms.len() * self.cli.clients_per_room * per_client
     }
 
@@ -93,7 +97,8 @@ impl Ctx {
 
     /// A global client number, unique across shards: room index × clients + slot.
     pub fn client_number(&self, room_position: usize, slot: usize) -> usize {
-        self.rooms.get(room_position).map_or(0, |room| room.index) * self.cli.clients_per_room + slot
+        self.rooms.get(room_position).map_or(0, |room| room.index) * self.cli.clients_per_room
+            + slot
     }
 
     pub fn stopped(&self) -> bool {
@@ -137,7 +142,10 @@ pub async fn measure_window(ctx: &Ctx) -> Window {
         drained = ctx.outstanding() <= 0;
     }
     let measured = ctx.window_start.elapsed();
-    let server_cpu = match (server_cpu_start, server.and_then(|process| process.cpu_time().ok())) {
+    let server_cpu = match (
+        server_cpu_start,
+        server.and_then(|process| process.cpu_time().ok()),
+    ) {
         (Some(start), Some(end)) => Some(end.saturating_sub(start)),
         _ => None,
     };
@@ -146,14 +154,24 @@ pub async fn measure_window(ctx: &Ctx) -> Window {
         _ => None,
     };
     let server_rss_kib_end = server.and_then(|process| process.rss_kib().ok());
-    let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(1);
     let machine_busy_percent = match (machine_start, MachineTicks::read().ok()) {
         (Some(start), Some(end)) => Some(end.busy_percent_since(&start, cores)),
         _ => None,
     };
     // Every receiver is gone once no task holds a receiver; nothing to report then.
     let _ = ctx.stop.send(true);
-    Window { measured, drained, server_cpu, server_rss_kib_start, server_rss_kib_end, generator_cpu, machine_busy_percent }
+    Window {
+        measured,
+        drained,
+        server_cpu,
+        server_rss_kib_start,
+        server_rss_kib_end,
+        generator_cpu,
+        machine_busy_percent,
+    }
 }
 
 /// What one editor hands back for the convergence check.
@@ -187,7 +205,9 @@ pub async fn check_convergence(ctx: &Ctx, results: Vec<EditorResult>) -> Converg
     let mut replicas: Vec<Option<Contents>> = vec![None; ctx.rooms.len()];
     let mut intact = vec![true; ctx.rooms.len()];
     for result in results {
-        let Some(room) = expected.get_mut(result.room_position) else { continue };
+        let Some(room) = expected.get_mut(result.room_position) else {
+            continue;
+        };
         room.extend(result.own);
         if result.replica.is_some() {
             replicas[result.room_position] = result.replica;
@@ -201,9 +221,15 @@ pub async fn check_convergence(ctx: &Ctx, results: Vec<EditorResult>) -> Converg
         })
         .buffer_unordered(ctx.cli.connect_concurrency.min(64));
     let fresh: Vec<(usize, Result<Contents, String>)> = checks.collect().await;
-    let mut verdict = Convergence { rooms: ctx.rooms.len(), ..Convergence::default() };
+    let mut verdict = Convergence {
+        rooms: ctx.rooms.len(),
+        ..Convergence::default()
+    };
     for (position, fresh) in fresh {
-        let name = ctx.rooms.get(position).map_or("?", |room| room.name.as_str());
+        let name = ctx
+            .rooms
+            .get(position)
+            .map_or("?", |room| room.name.as_str());
         let problem = match (&fresh, &replicas[position]) {
             (Err(error), _) => Some(format!("{name}: fresh client failed: {error}")),
             (Ok(fresh), _) if fresh != &expected[position] => Some(format!(
@@ -211,12 +237,17 @@ pub async fn check_convergence(ctx: &Ctx, results: Vec<EditorResult>) -> Converg
                 fresh.len(),
                 expected[position].len(),
                 differing(fresh, &expected[position]),
-                if intact[position] { "" } else { "; a client of this room dropped" }
+                if intact[position] {
+                    ""
+                } else {
+                    "; a client of this room dropped"
+                }
             )),
             (Ok(_), None) => Some(format!("{name}: the full replica dropped out")),
-            (Ok(fresh), Some(replica)) if replica != fresh => {
-                Some(format!("{name}: full replica differs from a fresh sync ({} keys differ)", differing(replica, fresh)))
-            }
+            (Ok(fresh), Some(replica)) if replica != fresh => Some(format!(
+                "{name}: full replica differs from a fresh sync ({} keys differ)",
+                differing(replica, fresh)
+            )),
             (Ok(_), Some(_)) => None,
         };
         match problem {
@@ -234,7 +265,10 @@ pub async fn check_convergence(ctx: &Ctx, results: Vec<EditorResult>) -> Converg
 
 /// Keys whose values differ or that only one side has.
 fn differing(left: &Contents, right: &Contents) -> usize {
-    let changed = left.iter().filter(|(key, value)| right.get(*key) != Some(*value)).count();
+    let changed = left
+        .iter()
+        .filter(|(key, value)| right.get(*key) != Some(*value))
+        .count();
     changed + right.keys().filter(|key| !left.contains_key(*key)).count()
 }
 

@@ -16,7 +16,13 @@ use anyhow::{Context, bail};
 use crate::metrics::Hist;
 
 /// Count figures a target may name.
-pub const COUNT_KEYS: [&str; 5] = ["errors", "dropped", "missing", "diverged_rooms", "connect_failed"];
+pub const COUNT_KEYS: [&str; 5] = [
+    "errors",
+    "dropped",
+    "missing",
+    "diverged_rooms",
+    "connect_failed",
+];
 const PERCENTILES: [&str; 6] = ["p50", "p90", "p99", "p999", "max", "mean"];
 
 /// One target: `key` must be at most `limit`.
@@ -45,8 +51,16 @@ impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let status = if self.met() { "met" } else { "MISSED" };
         match self.value {
-            Some(value) => write!(f, "{} = {value:.3} (target <= {}): {status}", self.key, self.limit),
-            None => write!(f, "{} not measured (target <= {}): {status}", self.key, self.limit),
+            Some(value) => write!(
+                f,
+                "{} = {value:.3} (target <= {}): {status}",
+                self.key, self.limit
+            ),
+            None => write!(
+                f,
+                "{} not measured (target <= {}): {status}",
+                self.key, self.limit
+            ),
         }
     }
 }
@@ -56,7 +70,9 @@ fn known(key: &str) -> bool {
     if COUNT_KEYS.contains(&key) {
         return true;
     }
-    let Some(rest) = key.strip_suffix("_ms") else { return false };
+    let Some(rest) = key.strip_suffix("_ms") else {
+        return false;
+    };
     Hist::ALL.iter().any(|hist| {
         rest.strip_prefix(hist.name())
             .and_then(|tail| tail.strip_prefix('_'))
@@ -67,8 +83,14 @@ fn known(key: &str) -> bool {
 /// Parses `key=limit[,key=limit...]`.
 pub fn parse(text: &str) -> anyhow::Result<Vec<Target>> {
     let mut targets = Vec::new();
-    for part in text.split(',').map(str::trim).filter(|part| !part.is_empty()) {
-        let (key, limit) = part.split_once('=').with_context(|| format!("--slo: `{part}` is not key=value"))?;
+    for part in text
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+    {
+        let (key, limit) = part
+            .split_once('=')
+            .with_context(|| format!("--slo: `{part}` is not key=value"))?;
         let key = key.trim();
         if !known(key) {
             bail!(
@@ -77,11 +99,17 @@ pub fn parse(text: &str) -> anyhow::Result<Vec<Target>> {
                 COUNT_KEYS.join(", ")
             );
         }
-        let limit: f64 = limit.trim().parse().with_context(|| format!("--slo: `{part}`: the limit is not a number"))?;
+        let limit: f64 = limit
+            .trim()
+            .parse()
+            .with_context(|| format!("--slo: `{part}`: the limit is not a number"))?;
         if !limit.is_finite() {
             bail!("--slo: `{part}`: the limit must be finite");
         }
-        targets.push(Target { key: key.to_owned(), limit });
+        targets.push(Target {
+            key: key.to_owned(),
+            limit,
+        });
     }
     if targets.is_empty() {
         bail!("--slo is empty");
@@ -93,7 +121,11 @@ pub fn parse(text: &str) -> anyhow::Result<Vec<Target>> {
 pub fn evaluate(targets: &[Target], figures: &BTreeMap<String, f64>) -> Vec<Verdict> {
     targets
         .iter()
-        .map(|target| Verdict { key: target.key.clone(), limit: target.limit, value: figures.get(&target.key).copied() })
+        .map(|target| Verdict {
+            key: target.key.clone(),
+            limit: target.limit,
+            value: figures.get(&target.key).copied(),
+        })
         .collect()
 }
 
@@ -108,9 +140,18 @@ mod tests {
         assert_eq!(
             targets,
             vec![
-                Target { key: "fanout_p99_ms".into(), limit: 25.0 },
-                Target { key: "ack_p99_ms".into(), limit: 50.0 },
-                Target { key: "errors".into(), limit: 0.0 },
+                Target {
+                    key: "fanout_p99_ms".into(),
+                    limit: 25.0
+                },
+                Target {
+                    key: "ack_p99_ms".into(),
+                    limit: 50.0
+                },
+                Target {
+                    key: "errors".into(),
+                    limit: 0.0
+                },
             ]
         );
         assert!(parse("chat_reply_p999_ms=10.5,send_lag_max_ms=100").is_ok());
@@ -129,7 +170,10 @@ mod tests {
     #[test]
     fn verdicts() {
         let targets = parse("fanout_p99_ms=25,errors=0,chat_reply_p99_ms=5").unwrap();
-        let figures = BTreeMap::from([("fanout_p99_ms".to_owned(), 24.9), ("errors".to_owned(), 1.0)]);
+        let figures = BTreeMap::from([
+            ("fanout_p99_ms".to_owned(), 24.9),
+            ("errors".to_owned(), 1.0),
+        ]);
         let verdicts = evaluate(&targets, &figures);
         assert!(verdicts[0].met());
         assert!(!verdicts[1].met(), "one error misses errors=0");

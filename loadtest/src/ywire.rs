@@ -88,7 +88,9 @@ pub async fn sync(ws: &mut Ws, mut other: impl FnMut(&[u8])) -> Result<Vec<u8>, 
     use futures_util::SinkExt;
     let empty_state_vector = yrs::updates::encoder::Encode::encode_v1(&StateVector::default());
     let step1 = Message::SyncStep1(&empty_state_vector).encode();
-    ws.send(WsMessage::Binary(step1.into())).await.map_err(|error| read_cause(&error))?;
+    ws.send(WsMessage::Binary(step1.into()))
+        .await
+        .map_err(|error| read_cause(&error))?;
     let work = async {
         loop {
             let frame = match next_incoming(ws).await {
@@ -101,15 +103,21 @@ pub async fn sync(ws: &mut Ws, mut other: impl FnMut(&[u8])) -> Result<Vec<u8>, 
                 Ok(Message::SyncStep1(_)) => {
                     // Nothing local yet: answer with the empty update.
                     let reply = Message::SyncStep2(&[0, 0]).encode();
-                    ws.send(WsMessage::Binary(reply.into())).await.map_err(|error| read_cause(&error))?;
+                    ws.send(WsMessage::Binary(reply.into()))
+                        .await
+                        .map_err(|error| read_cause(&error))?;
                 }
-                Ok(Message::PermissionDenied(reason)) => return Err(format!("sync: permission denied: {reason}")),
+                Ok(Message::PermissionDenied(reason)) => {
+                    return Err(format!("sync: permission denied: {reason}"));
+                }
                 Ok(_) => other(&frame),
                 Err(_) => return Err("sync: malformed frame from the server".to_owned()),
             }
         }
     };
-    tokio::time::timeout(SYNC_TIMEOUT, work).await.unwrap_or_else(|_| Err("sync: timed out".to_owned()))
+    tokio::time::timeout(SYNC_TIMEOUT, work)
+        .await
+        .unwrap_or_else(|_| Err("sync: timed out".to_owned()))
 }
 
 /// An awareness frame for one client: `1, varUint8Array(count 1, client, clock, state)`.
@@ -142,7 +150,14 @@ impl Editor {
     pub fn new(client_id: u64, label: usize, value_size: usize) -> Editor {
         let doc = Doc::with_client_id(client_id);
         let map = doc.get_or_insert_map(MAP_NAME);
-        Editor { doc, map, client_id, label, seq: 0, value_size }
+        Editor {
+            doc,
+            map,
+            client_id,
+            label,
+            seq: 0,
+            value_size,
+        }
     }
 
     pub fn client_id(&self) -> u64 {
@@ -175,7 +190,10 @@ impl Editor {
     /// The values this client wrote (its last value for each of its keys).
     pub fn own_values(&self) -> Vec<(String, String)> {
         let prefix = format!("{}:", self.label);
-        contents(&self.doc).into_iter().filter(|(key, _)| key.starts_with(&prefix)).collect()
+        contents(&self.doc)
+            .into_iter()
+            .filter(|(key, _)| key.starts_with(&prefix))
+            .collect()
     }
 
     /// The whole shared map.
@@ -186,15 +204,20 @@ impl Editor {
 
 /// Applies an update v1 to `doc`.
 pub fn apply(doc: &Doc, update: &[u8]) -> Result<(), String> {
-    let update = Update::decode_v1(update).map_err(|error| format!("undecodable update: {error}"))?;
-    doc.transact_mut().apply_update(update).map_err(|error| format!("update refused: {error}"))
+    let update =
+        Update::decode_v1(update).map_err(|error| format!("undecodable update: {error}"))?;
+    doc.transact_mut()
+        .apply_update(update)
+        .map_err(|error| format!("update refused: {error}"))
 }
 
 /// The shared map of `doc` as sorted key/value text.
 pub fn contents(doc: &Doc) -> Contents {
     let map = doc.get_or_insert_map(MAP_NAME);
     let txn = doc.transact();
-    map.iter(&txn).map(|(key, value)| (key.to_owned(), value.to_string(&txn))).collect()
+    map.iter(&txn)
+        .map(|(key, value)| (key.to_owned(), value.to_string(&txn)))
+        .collect()
 }
 
 /// The map of a fresh document built from one update (the convergence check).
@@ -216,7 +239,9 @@ mod tests {
         let (_, second) = editor.next_edit().unwrap();
         assert_eq!(first, (4242, 0));
         assert_eq!(second, (4242, 1));
-        let Ok(Message::Update(update)) = Message::decode(&frame) else { panic!("not an update frame") };
+        let Ok(Message::Update(update)) = Message::decode(&frame) else {
+            panic!("not an update frame")
+        };
         assert_eq!(update_key(update), Some(first));
         assert_eq!(update_key(&[0, 0]), None, "the empty update has no struct");
         assert_eq!(update_key(&[1]), None);
@@ -230,7 +255,9 @@ mod tests {
         for _ in 0..10 {
             for editor in [&mut alice, &mut bob] {
                 let (frame, _) = editor.next_edit().unwrap();
-                let Ok(Message::Update(update)) = Message::decode(&frame) else { panic!() };
+                let Ok(Message::Update(update)) = Message::decode(&frame) else {
+                    panic!()
+                };
                 replica.apply(update).unwrap();
             }
         }
