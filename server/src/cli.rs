@@ -185,8 +185,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
 }
 
 async fn serve(store: Store, args: ServeArgs) -> Result<()> {
-    let listener = TcpListener::bind(args.addr)
-        .await
+    let listener = listen(args.addr)
         .map_err(|error| Error::Internal(format!("cannot listen on {}: {error}", args.addr)))?;
     let addr = listener
         .local_addr()
@@ -210,6 +209,21 @@ async fn serve(store: Store, args: ServeArgs) -> Result<()> {
     tracing::info!(%addr, backend = ?store.backend(), "crowdroom listening");
     println!("crowdroom listening on http://{addr}");
     crate::http::run(listener, store, settings, shutdown).await
+}
+
+/// Pending connections the kernel queues for us: tokio's default of 128
+/// overflows when thousands of clients reconnect at once after a restart.
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Cancels `shutdown` on SIGTERM or Ctrl-C.

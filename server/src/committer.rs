@@ -22,6 +22,11 @@ use crate::store::{Store, WriteOp, WriteOutcome};
 const QUEUE_CAPACITY: usize = 8192;
 /// Most writes in one transaction: bounds the latency of the batch's first write.
 const MAX_BATCH: usize = 2048;
+/// A batch smaller than this waits `LINGER` for company before committing:
+/// each transaction costs several round trips to the database thread, so a
+/// millisecond here saves far more CPU than it adds to an acknowledgement.
+const LINGER_BELOW: usize = 32;
+const LINGER: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// A write and where to report its outcome.
 struct Request {
@@ -74,6 +79,15 @@ pub fn outcome(
 async fn run(store: Store, metrics: Arc<Metrics>, mut receiver: mpsc::Receiver<Request>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        if batch.len() < LINGER_BELOW {
+            tokio::time::sleep(LINGER).await;
+            while batch.len() < MAX_BATCH {
+                match receiver.try_recv() {
+                    Ok(request) => batch.push(request),
+                    Err(_) => break,
+                }
+            }
+        }
         let started = Instant::now();
         let (ops, replies): (Vec<WriteOp>, Vec<_>) = batch
             .drain(..)

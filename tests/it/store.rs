@@ -115,7 +115,7 @@ async fn documents(backend: Backend) {
     assert!(
         outcomes
             .iter()
-            .all(|outcome| matches!(outcome, Ok(WriteOutcome::UpdateId(_))))
+            .all(|outcome| matches!(outcome, Ok(WriteOutcome::Appended)))
     );
     assert_eq!(store.pending_updates(&room, &name).await.unwrap(), 10);
     // A checkpoint with a partial snapshot still keeps every stored update:

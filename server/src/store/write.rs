@@ -82,7 +82,8 @@ pub enum WriteOp {
 /// What a committed write produced.
 #[derive(Debug, Clone)]
 pub enum WriteOutcome {
-    UpdateId(i64),
+    /// A document update was appended.
+    Appended,
     Checkpointed,
     Chat(ChatMessage),
     /// A grant: the reservation, or None when the slot was taken meanwhile.
@@ -97,6 +98,10 @@ pub enum WriteOutcome {
     Swept(Vec<(i64, UserId)>),
 }
 
+/// Most document updates in one multi-row INSERT (3 parameters each, far
+/// below SQLite's and PostgreSQL's parameter limits).
+const APPEND_RUN: usize = 256;
+
 impl Store {
     /// Runs `ops` in order in one transaction. The outer error means the
     /// transaction failed and nothing was written; an inner error is a
@@ -104,12 +109,36 @@ impl Store {
     pub async fn write_batch(&self, ops: &[WriteOp]) -> Result<Vec<Result<WriteOutcome>>> {
         let mut tx = self.begin_write().await?;
         let mut outcomes = Vec::with_capacity(ops.len());
-        for op in ops {
+        let mut index = 0;
+        while let Some(op) = ops.get(index) {
+            // A run of document updates (the common case under load) goes
+            // in one multi-row INSERT: one statement, not one per update.
+            let run = ops[index..]
+                .iter()
+                .take(APPEND_RUN)
+                .take_while(|op| matches!(op, WriteOp::AppendUpdate { .. }))
+                .count();
+            if run > 1 {
+                let updates: Vec<(&RoomId, &DocName, &[u8])> = ops[index..index + run]
+                    .iter()
+                    .filter_map(|op| match op {
+                        WriteOp::AppendUpdate { room, doc, data } => {
+                            Some((room, doc, data.as_ref()))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                docs::append_updates(&mut tx, &updates).await?;
+                outcomes.extend((0..run).map(|_| Ok(WriteOutcome::Appended)));
+                index += run;
+                continue;
+            }
+            index += 1;
             let outcome = match op {
                 WriteOp::AppendUpdate { room, doc, data } => {
-                    docs::append_update(&mut tx, room, doc, data)
+                    docs::append_updates(&mut tx, &[(room, doc, data.as_ref())])
                         .await
-                        .map(WriteOutcome::UpdateId)
+                        .map(|()| WriteOutcome::Appended)
                 }
                 WriteOp::Checkpoint {
                     room,
