@@ -307,13 +307,7 @@ async fn chat_history(
     let moderator = me.role.can_moderate();
     let messages: Vec<_> = messages
         .into_iter()
-        .map(|message| {
-            if moderator {
-                message
-            } else {
-                message.redacted()
-            }
-        })
+        .map(|message| message.seen_by(moderator))
         .collect();
     Ok(Json(json!({ "messages": messages })))
 }

@@ -354,13 +354,7 @@ impl RoomActor {
                 Ok(messages) => {
                     let messages: Vec<_> = messages
                         .into_iter()
-                        .map(|message| {
-                            if moderator {
-                                message
-                            } else {
-                                message.redacted()
-                            }
-                        })
+                        .map(|message| message.seen_by(moderator))
                         .collect();
                     protocol::ok_reply(&id, &json!({ "messages": messages }))
                 }

@@ -23,6 +23,11 @@ pub struct ChatMessage {
 }
 
 impl ChatMessage {
+    /// The message as seen by a moderator (whole) or anyone else (redacted).
+    pub fn seen_by(self, moderator: bool) -> Self {
+        if moderator { self } else { self.redacted() }
+    }
+
     /// The message as a non-moderator sees it: a deleted message keeps its
     /// place in history, without its body or who deleted it.
     pub fn redacted(mut self) -> Self {
