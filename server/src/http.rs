@@ -236,6 +236,15 @@ pub async fn authenticate(
     Ok(principal)
 }
 
+/// Refuses with 403 and `why` unless the role allows it.
+pub(crate) fn require(allowed: bool, why: &'static str) -> Result<()> {
+    if allowed {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(why))
+    }
+}
+
 /// A JSON body whose rejections are [`Error`]s (stable JSON errors) rather
 /// than axum's plain-text ones.
 pub struct JsonBody<T>(pub T);

@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AppState, JsonBody, authenticate, bearer};
+use super::{AppState, JsonBody, authenticate, bearer, require};
 use crate::auth::{Principal, Role};
 use crate::error::{CloseCode, Error, Result};
 use crate::ids::{DocName, RoomId, TokenId, UserId};
@@ -42,14 +42,6 @@ pub fn routes() -> Router<AppState> {
 async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal> {
     let secret = bearer(headers, None).ok_or(Error::Unauthorized)?;
     state.store.authenticate(secret).await
-}
-
-fn require(allowed: bool, why: &'static str) -> Result<()> {
-    if allowed {
-        Ok(())
-    } else {
-        Err(Error::Forbidden(why))
-    }
 }
 
 async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>> {

@@ -10,8 +10,7 @@ use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::work_api::require;
-use super::{AppState, JsonBody, authenticate};
+use super::{AppState, JsonBody, authenticate, require};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::store::{WriteOp, WriteOutcome};

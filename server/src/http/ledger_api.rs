@@ -11,8 +11,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::work_api::require;
-use super::{AppState, JsonBody, authenticate};
+use super::{AppState, JsonBody, authenticate, require};
 use crate::auth::Principal;
 use crate::error::{Error, Result};
 use crate::ids::UserId;

@@ -19,8 +19,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
-use super::work_api::require;
-use super::{AppState, authenticate};
+use super::{AppState, authenticate, require};
 use crate::error::{Error, Result};
 use crate::ids::RoomId;
 use crate::store::{ExportRow, ImportReport, Store};

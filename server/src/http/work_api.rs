@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AppState, JsonBody, authenticate};
+use super::{AppState, JsonBody, authenticate, require};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::work::ProjectConfig;
@@ -46,14 +46,6 @@ pub fn routes() -> Router<AppState> {
             "/rooms/{room}/workers/{user}/pause",
             axum::routing::post(pause_worker).delete(unpause_worker),
         )
-}
-
-pub(super) fn require(allowed: bool, why: &'static str) -> Result<()> {
-    if allowed {
-        Ok(())
-    } else {
-        Err(Error::Forbidden(why))
-    }
 }
 
 async fn get_project(
