@@ -16,6 +16,7 @@ mod docs;
 mod export;
 mod ledger;
 mod quality;
+mod reserve;
 mod work;
 mod write;
 
@@ -34,7 +35,8 @@ pub use docs::StoredDoc;
 pub use export::{AnswerRow, ExportRow};
 pub use ledger::{Action, Earnings, LedgerEntry, LedgerSummary};
 pub use quality::{AnswerCheck, WorkerQuality};
-pub use work::{ImportReport, QueueCounts, Reservation, Submitted, TaskRow, WorkAsk, WorkerTask};
+pub use reserve::{Submitted, WorkAsk};
+pub use work::{ImportReport, QueueCounts, Reservation, TaskRow, WorkerTask};
 pub use write::{WriteOp, WriteOutcome};
 
 use crate::error::{Error, Result};

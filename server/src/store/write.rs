@@ -5,7 +5,8 @@ use axum::body::Bytes;
 
 use serde_json::Value;
 
-use super::work::{self, Reservation, Submitted, WorkAsk, WorkerTask};
+use super::reserve::{self as work, Submitted, WorkAsk};
+use super::work::{Reservation, WorkerTask};
 use super::{ChatMessage, Store, chat, docs};
 use crate::error::{Error, Result};
 use crate::ids::{DocName, RoomId, UserId};

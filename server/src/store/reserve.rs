@@ -1,0 +1,344 @@
+//! Reservations and answers: the writes of the worker's side of a task,
+//! run inside the committer's batch transactions (see `store/work.rs` for
+//! the invariants they keep).
+
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{AnyConnection, Row};
+
+use super::consensus::Settled;
+use super::quality::{AnswerCheck, AnswerFacts, optional_json, record_answer};
+use super::work::{Reservation, WorkerTask, json_column};
+use crate::error::{Error, Result};
+use crate::ids::{RoomId, UserId, now_ms};
+use crate::work::SubmitRules;
+
+/// Open tasks the worker could take, nearest to completion first (see
+/// [`Store::candidate_tasks`]).
+pub(super) async fn candidates(
+    conn: &mut AnyConnection,
+    room: &RoomId,
+    worker: &UserId,
+    skills: &[String],
+    gold: bool,
+    limit: i64,
+) -> Result<Vec<WorkerTask>> {
+    let rows = sqlx::query(
+        "SELECT t.id, t.external_id, t.data, t.skills FROM tasks t \
+         WHERE t.room_id = $1 AND t.state = 'open' AND t.reserved + t.answered < t.overlap_target \
+         AND NOT EXISTS (SELECT 1 FROM answers a WHERE a.task_id = t.id AND a.worker_id = $2) \
+         AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.task_id = t.id AND r.worker_id = $2) \
+         AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.task_id = t.id AND s.worker_id = $2) \
+         AND (CASE WHEN t.gold IS NULL THEN 0 ELSE 1 END) = $4 \
+         ORDER BY t.answered DESC, t.id LIMIT $3",
+    )
+    .bind(room.as_str())
+    .bind(worker.as_str())
+    .bind(limit)
+    .bind(i64::from(gold))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut tasks = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let needed: Vec<String> =
+            serde_json::from_value(json_column(row, "skills")?).unwrap_or_default();
+        if needed.iter().all(|skill| skills.contains(skill)) {
+            tasks.push(WorkerTask {
+                id: row.try_get("id")?,
+                external_id: row.try_get("external_id")?,
+                data: json_column(row, "data")?,
+            });
+        }
+    }
+    Ok(tasks)
+}
+
+/// What a worker asks the matcher for.
+#[derive(Debug, Clone)]
+pub struct WorkAsk {
+    pub room: RoomId,
+    pub worker: UserId,
+    pub skills: Vec<String>,
+    /// Gold tasks (onboarding or spot checks) or regular ones.
+    pub gold: bool,
+    pub ttl_ms: i64,
+    pub cap_ms: i64,
+}
+
+/// Candidates looked at per grant, and looks before giving up.
+const CANDIDATES: i64 = 16;
+const LOOKS: usize = 3;
+
+/// Picks and reserves the best task for a worker in one step, inside the
+/// committer's transaction: candidates are read after every earlier grant
+/// of the batch, so concurrent requests never race for the same slot and
+/// each request costs one round trip to the committer.
+pub(super) async fn grant_next(
+    conn: &mut AnyConnection,
+    ask: &WorkAsk,
+) -> Result<Option<(Reservation, WorkerTask)>> {
+    for _ in 0..LOOKS {
+        let found = candidates(
+            conn,
+            &ask.room,
+            &ask.worker,
+            &ask.skills,
+            ask.gold,
+            CANDIDATES,
+        )
+        .await?;
+        if found.is_empty() {
+            return Ok(None);
+        }
+        for task in found {
+            if let Some(reservation) = grant(
+                conn,
+                &ask.room,
+                task.id,
+                &ask.worker,
+                ask.ttl_ms,
+                ask.cap_ms,
+            )
+            .await?
+            {
+                return Ok(Some((reservation, task)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Deletes the expired reservations of one task and lowers its counter.
+async fn drop_expired(conn: &mut AnyConnection, task: i64, now: i64) -> Result<()> {
+    let expired = sqlx::query(
+        "DELETE FROM reservations WHERE task_id = $1 AND expires_at <= $2 RETURNING worker_id",
+    )
+    .bind(task)
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await?;
+    if !expired.is_empty() {
+        sqlx::query("UPDATE tasks SET reserved = reserved - $1 WHERE id = $2")
+            .bind(i64::try_from(expired.len()).unwrap_or(i64::MAX))
+            .bind(task)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Grants `worker` a reservation of `task` if a slot is free; None if not.
+pub(super) async fn grant(
+    conn: &mut AnyConnection,
+    room: &RoomId,
+    task: i64,
+    worker: &UserId,
+    ttl_ms: i64,
+    cap_ms: i64,
+) -> Result<Option<Reservation>> {
+    let now = now_ms();
+    drop_expired(conn, task, now).await?;
+    let taken = sqlx::query(
+        "UPDATE tasks SET reserved = reserved + 1 WHERE id = $1 AND room_id = $2 AND state = 'open' \
+         AND reserved + answered < overlap_target \
+         AND NOT EXISTS (SELECT 1 FROM answers a WHERE a.task_id = $1 AND a.worker_id = $3) \
+         AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.task_id = $1 AND r.worker_id = $3)",
+    )
+    .bind(task)
+    .bind(room.as_str())
+    .bind(worker.as_str())
+    .execute(&mut *conn)
+    .await?;
+    if taken.rows_affected() == 0 {
+        return Ok(None);
+    }
+    let reservation = Reservation {
+        task_id: task,
+        created_at: now,
+        expires_at: now.saturating_add(ttl_ms.min(cap_ms)),
+        cap_at: now.saturating_add(cap_ms),
+    };
+    sqlx::query(
+        "INSERT INTO reservations (task_id, worker_id, room_id, created_at, expires_at, cap_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(task)
+    .bind(worker.as_str())
+    .bind(room.as_str())
+    .bind(reservation.created_at)
+    .bind(reservation.expires_at)
+    .bind(reservation.cap_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(Some(reservation))
+}
+
+/// Extends a live reservation by `ttl_ms`, up to its cap; returns the new expiry.
+pub(super) async fn heartbeat(
+    conn: &mut AnyConnection,
+    task: i64,
+    worker: &UserId,
+    ttl_ms: i64,
+) -> Result<i64> {
+    let now = now_ms();
+    let wanted = now.saturating_add(ttl_ms);
+    let row = sqlx::query(
+        "UPDATE reservations SET expires_at = CASE WHEN cap_at < $1 THEN cap_at ELSE $1 END \
+         WHERE task_id = $2 AND worker_id = $3 AND expires_at > $4 RETURNING expires_at",
+    )
+    .bind(wanted)
+    .bind(task)
+    .bind(worker.as_str())
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        Some(row) => Ok(row.try_get("expires_at")?),
+        None => Err(Error::NotFound("live reservation")),
+    }
+}
+
+/// Gives a reservation back; the task is not offered to the worker again.
+pub(super) async fn skip(conn: &mut AnyConnection, task: i64, worker: &UserId) -> Result<()> {
+    let released = sqlx::query(
+        "DELETE FROM reservations WHERE task_id = $1 AND worker_id = $2 RETURNING task_id",
+    )
+    .bind(task)
+    .bind(worker.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    if released.is_none() {
+        return Err(Error::NotFound("reservation"));
+    }
+    sqlx::query("UPDATE tasks SET reserved = reserved - 1 WHERE id = $1")
+        .bind(task)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("INSERT INTO skips (task_id, worker_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        .bind(task)
+        .bind(worker.as_str())
+        .bind(now_ms())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// What a committed answer did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Submitted {
+    pub answer_id: i64,
+    pub task_id: i64,
+    pub lead_time_ms: i64,
+    /// The task's state after this answer.
+    pub task_state: String,
+    /// What checking the answer found (gold, speed, pause).
+    pub check: AnswerCheck,
+    /// Set when this answer settled the task (complete or review).
+    pub settled: Option<Settled>,
+}
+
+/// Records an answer under a live reservation, which it consumes, and the
+/// worker's quality record with it. The answer that reaches the task's
+/// overlap target decides it, in the same transaction: complete with its
+/// consensus, one more answer wanted (dynamic overlap), or review.
+pub(super) async fn submit(
+    conn: &mut AnyConnection,
+    room: &RoomId,
+    task: i64,
+    worker: &UserId,
+    answer: &Value,
+    rules: &SubmitRules,
+) -> Result<Submitted> {
+    let now = now_ms();
+    let reservation = sqlx::query(
+        "DELETE FROM reservations WHERE task_id = $1 AND worker_id = $2 AND expires_at > $3 RETURNING created_at",
+    )
+    .bind(task)
+    .bind(worker.as_str())
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(reservation) = reservation else {
+        return Err(Error::ReservationLost);
+    };
+    let reserved_at: i64 = reservation.try_get("created_at")?;
+    let row = sqlx::query(
+        "UPDATE tasks SET reserved = reserved - 1, answered = answered + 1 \
+         WHERE id = $1 AND room_id = $2 RETURNING state, gold, skills, answered, overlap_target",
+    )
+    .bind(task)
+    .bind(room.as_str())
+    .fetch_one(&mut *conn)
+    .await?;
+    let mut task_state: String = row.try_get("state")?;
+    let gold = optional_json(&row, "gold")?;
+    let skills: Vec<String> =
+        serde_json::from_value(json_column(&row, "skills")?).unwrap_or_default();
+    let (answered, target): (i64, i64) = (row.try_get("answered")?, row.try_get("overlap_target")?);
+    let lead_time_ms = now.saturating_sub(reserved_at);
+    let facts = AnswerFacts {
+        room,
+        worker,
+        skills: &skills,
+        gold: gold.as_ref(),
+        answer,
+        lead_time_ms,
+    };
+    let check = record_answer(conn, facts, rules.quality).await?;
+    let inserted = sqlx::query(
+        "INSERT INTO answers (task_id, room_id, worker_id, answer, lead_time_ms, created_at, correct) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    )
+    .bind(task)
+    .bind(room.as_str())
+    .bind(worker.as_str())
+    .bind(answer.to_string())
+    .bind(lead_time_ms)
+    .bind(now)
+    .bind(check.correct.map(i64::from))
+    .fetch_one(&mut *conn)
+    .await?;
+    let answer_id: i64 = inserted.try_get("id")?;
+    // Every answer is paid, gold and onboarding included.
+    super::ledger::book_answer(conn, room, worker, answer_id, rules.pay_per_answer).await?;
+    let mut settled = None;
+    if gold.is_none() && answered >= target {
+        let outcome = super::consensus::settle(conn, room, task, target, rules).await?;
+        task_state.clone_from(&outcome.state);
+        settled = (outcome.state != "open").then_some(outcome);
+    }
+    Ok(Submitted {
+        answer_id,
+        task_id: task,
+        lead_time_ms,
+        task_state,
+        check,
+        settled,
+    })
+}
+
+/// Deletes the room's expired reservations; returns (task, worker) of each.
+pub(super) async fn sweep(conn: &mut AnyConnection, room: &RoomId) -> Result<Vec<(i64, UserId)>> {
+    let rows = sqlx::query("DELETE FROM reservations WHERE room_id = $1 AND expires_at <= $2 RETURNING task_id, worker_id")
+        .bind(room.as_str())
+        .bind(now_ms())
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut expired = Vec::with_capacity(rows.len());
+    for row in &rows {
+        expired.push((
+            row.try_get::<i64, _>("task_id")?,
+            UserId::parse(&row.try_get::<String, _>("worker_id")?)?,
+        ));
+    }
+    let mut tasks: Vec<i64> = expired.iter().map(|(task, _)| *task).collect();
+    tasks.sort_unstable();
+    for chunk in tasks.chunk_by(|a, b| a == b) {
+        let Some(task) = chunk.first() else { continue };
+        sqlx::query("UPDATE tasks SET reserved = reserved - $1 WHERE id = $2")
+            .bind(i64::try_from(chunk.len()).unwrap_or(i64::MAX))
+            .bind(*task)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(expired)
+}
