@@ -10,6 +10,7 @@ mod cli;
 mod consensus;
 mod docs;
 mod durability;
+mod judgement;
 mod ledger;
 mod malformed;
 mod random;
