@@ -2,6 +2,8 @@
 //! run inside the committer's batch transactions (see `store/work.rs` for
 //! the invariants they keep).
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::{AnyConnection, Row};
@@ -11,7 +13,15 @@ use super::quality::{AnswerCheck, AnswerFacts, optional_json, record_answer};
 use super::work::{Reservation, WorkerTask, json_column};
 use crate::error::{Error, Result};
 use crate::ids::{RoomId, UserId, now_ms};
-use crate::work::SubmitRules;
+use crate::work::{SubmitRules, vote_accuracy};
+
+/// An eligible task and what its expected gain is made of.
+pub(super) struct Candidate {
+    pub task: WorkerTask,
+    pub skills: Vec<String>,
+    /// How near completion it is, in (0, 1].
+    pub need: f64,
+}
 
 /// Open tasks the worker could take, nearest to completion first (see
 /// [`Store::candidate_tasks`]).
@@ -22,9 +32,9 @@ pub(super) async fn candidates(
     skills: &[String],
     gold: bool,
     limit: i64,
-) -> Result<Vec<WorkerTask>> {
+) -> Result<Vec<Candidate>> {
     let rows = sqlx::query(
-        "SELECT t.id, t.external_id, t.data, t.skills FROM tasks t \
+        "SELECT t.id, t.external_id, t.data, t.skills, t.answered, t.overlap_target FROM tasks t \
          WHERE t.room_id = $1 AND t.state = 'open' AND t.reserved + t.answered < t.overlap_target \
          AND NOT EXISTS (SELECT 1 FROM answers a WHERE a.task_id = t.id AND a.worker_id = $2) \
          AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.task_id = t.id AND r.worker_id = $2) \
@@ -38,19 +48,71 @@ pub(super) async fn candidates(
     .bind(i64::from(gold))
     .fetch_all(&mut *conn)
     .await?;
-    let mut tasks = Vec::with_capacity(rows.len());
+    let mut found = Vec::with_capacity(rows.len());
     for row in &rows {
         let needed: Vec<String> =
             serde_json::from_value(json_column(row, "skills")?).unwrap_or_default();
         if needed.iter().all(|skill| skills.contains(skill)) {
-            tasks.push(WorkerTask {
-                id: row.try_get("id")?,
-                external_id: row.try_get("external_id")?,
-                data: json_column(row, "data")?,
+            let (answered, target): (i64, i64) =
+                (row.try_get("answered")?, row.try_get("overlap_target")?);
+            found.push(Candidate {
+                task: WorkerTask {
+                    id: row.try_get("id")?,
+                    external_id: row.try_get("external_id")?,
+                    data: json_column(row, "data")?,
+                },
+                skills: needed,
+                need: (answered + 1) as f64 / target.max(1) as f64,
             });
         }
     }
-    Ok(tasks)
+    Ok(found)
+}
+
+/// The worker's estimated accuracy per skill ('' is overall), from their
+/// gold answers and agreement, as consensus weighs them.
+async fn accuracy_by_skill(
+    conn: &mut AnyConnection,
+    room: &RoomId,
+    worker: &UserId,
+) -> Result<HashMap<String, f64>> {
+    let rows = sqlx::query("SELECT skill, gold_correct, gold_total, agree, disagree FROM worker_stats WHERE room_id = $1 AND worker_id = $2")
+        .bind(room.as_str())
+        .bind(worker.as_str())
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut accuracy = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let estimate = vote_accuracy(
+            row.try_get("gold_correct")?,
+            row.try_get("gold_total")?,
+            row.try_get("agree")?,
+            row.try_get("disagree")?,
+        );
+        accuracy.insert(row.try_get::<String, _>("skill")?, estimate);
+    }
+    Ok(accuracy)
+}
+
+/// The expected gain of giving `candidate` to the worker: their estimated
+/// accuracy on its skills (the mean over them; overall for a task with no
+/// skills or skills they have no record in) times how much it needs an answer.
+fn gain(candidate: &Candidate, accuracy: &HashMap<String, f64>) -> f64 {
+    let overall = accuracy
+        .get("")
+        .copied()
+        .unwrap_or_else(|| vote_accuracy(0, 0, 0, 0));
+    let per_skill: Vec<f64> = candidate
+        .skills
+        .iter()
+        .map(|skill| accuracy.get(skill).copied().unwrap_or(overall))
+        .collect();
+    let estimate = if per_skill.is_empty() {
+        overall
+    } else {
+        per_skill.iter().sum::<f64>() / per_skill.len() as f64
+    };
+    estimate * candidate.need
 }
 
 /// What a worker asks the matcher for.
@@ -77,8 +139,9 @@ pub(super) async fn grant_next(
     conn: &mut AnyConnection,
     ask: &WorkAsk,
 ) -> Result<Option<(Reservation, WorkerTask)>> {
+    let accuracy = accuracy_by_skill(conn, &ask.room, &ask.worker).await?;
     for _ in 0..LOOKS {
-        let found = candidates(
+        let mut found = candidates(
             conn,
             &ask.room,
             &ask.worker,
@@ -90,18 +153,21 @@ pub(super) async fn grant_next(
         if found.is_empty() {
             return Ok(None);
         }
-        for task in found {
+        // Highest expected gain first; the sort is stable, so equal gains
+        // keep the queue's order (nearest completion, then oldest).
+        found.sort_by(|left, right| gain(right, &accuracy).total_cmp(&gain(left, &accuracy)));
+        for candidate in found {
             if let Some(reservation) = grant(
                 conn,
                 &ask.room,
-                task.id,
+                candidate.task.id,
                 &ask.worker,
                 ask.ttl_ms,
                 ask.cap_ms,
             )
             .await?
             {
-                return Ok(Some((reservation, task)));
+                return Ok(Some((reservation, candidate.task)));
             }
         }
     }
@@ -341,4 +407,51 @@ pub(super) async fn sweep(conn: &mut AnyConnection, room: &RoomId) -> Result<Vec
             .await?;
     }
     Ok(expired)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidate(id: i64, skills: &[&str], need: f64) -> Candidate {
+        Candidate {
+            task: WorkerTask {
+                id,
+                external_id: id.to_string(),
+                data: Value::Null,
+            },
+            skills: skills.iter().map(|skill| (*skill).to_owned()).collect(),
+            need,
+        }
+    }
+
+    #[test]
+    fn expected_gain_weighs_skill_accuracy_against_need() {
+        let accuracy: HashMap<String, f64> = [
+            ("".to_owned(), 0.7),
+            ("de".to_owned(), 0.9),
+            ("fr".to_owned(), 0.3),
+        ]
+        .into();
+        let german = candidate(1, &["de"], 0.5);
+        let french = candidate(2, &["fr"], 0.6);
+        let plain = candidate(3, &[], 0.6);
+        assert!(
+            gain(&german, &accuracy) > gain(&french, &accuracy),
+            "a weaker skill loses despite more need"
+        );
+        assert!(
+            (gain(&plain, &accuracy) - 0.42).abs() < 1e-12,
+            "no skills: overall accuracy"
+        );
+        let unknown = candidate(4, &["ja"], 1.0);
+        assert!(
+            (gain(&unknown, &accuracy) - 0.7).abs() < 1e-12,
+            "no record in a skill: overall accuracy"
+        );
+        assert!(
+            (gain(&unknown, &HashMap::new()) - 2.0 / 3.0).abs() < 1e-12,
+            "a newcomer: the prior"
+        );
+    }
 }

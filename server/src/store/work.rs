@@ -275,7 +275,9 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<WorkerTask>> {
         let mut conn = self.pool().acquire().await?;
-        super::reserve::candidates(&mut conn, room, worker, skills, gold, limit).await
+        let found =
+            super::reserve::candidates(&mut conn, room, worker, skills, gold, limit).await?;
+        Ok(found.into_iter().map(|candidate| candidate.task).collect())
     }
 
     pub async fn member_skills(&self, room: &RoomId, user: &UserId) -> Result<Vec<String>> {
