@@ -506,3 +506,27 @@ pub(crate) async fn answer_next(client: &mut LiveClient, answer: &str) -> (Strin
     assert_eq!(submitted["ok"], true, "{submitted}");
     (external, submitted["result"].clone())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_tab_sees_the_workers_reservation_progress_and_earnings() {
+    let Some(server) = TestServer::start(Backend::Sqlite).await else {
+        return;
+    };
+    setup(&server, "r1", 1, 300, 2).await;
+    let token = server.token("r1", "ann", Role::Worker).await;
+    let mut acting = LiveClient::connect(&server.ws_url(""), "r1", &token).await;
+    let mut watching = LiveClient::connect(&server.ws_url(""), "r1", &token).await;
+    let granted = acting.request("task.request", json!({})).await;
+    let task = granted["result"]["task"]["id"].as_i64().unwrap();
+    let mine = watching.event("queue.mine").await;
+    assert_eq!(mine["data"]["mine"]["task"]["id"], task, "{mine}");
+    assert!(mine["data"]["mine"]["reservation"]["expires_at"].is_i64());
+    acting
+        .request("task.submit", json!({"task_id": task, "answer": "pos"}))
+        .await;
+    let mine = watching.event("queue.mine").await;
+    assert!(mine["data"]["mine"].is_null(), "{mine}");
+    assert_eq!(mine["data"]["progress"]["answers"], 1);
+    assert_eq!(mine["data"]["progress"]["earnings"]["pending"], 20_000);
+    server.stop().await;
+}

@@ -41,6 +41,7 @@ pub(super) struct WorkRequest {
 impl WorkRequest {
     /// Runs one request and replies on the connection.
     pub(super) async fn run(self, op: Op) {
+        let changes = !matches!(op, Op::QueueGet {});
         let result = match op {
             Op::QueueGet {} => self.queue().await,
             Op::TaskRequest {} => self.request().await,
@@ -49,11 +50,15 @@ impl WorkRequest {
             Op::TaskSkip { task_id } => self.skip(task_id).await,
             other => Err(Error::Internal(format!("not a work request: {other:?}"))),
         };
+        let changed = result.is_ok() && changes;
         let frame = match result {
             Ok(value) => protocol::ok_reply(&self.id, &value),
             Err(error) => protocol::error_reply(&self.id, &error),
         };
         self.tx.send(frame);
+        if changed {
+            self.push_mine().await;
+        }
     }
 
     fn user(&self) -> &UserId {
@@ -68,16 +73,42 @@ impl WorkRequest {
         }
     }
 
+    /// The worker's progress: answers given and earnings by ledger state,
+    /// with their effective hourly rate.
     async fn progress(&self) -> Result<Value> {
-        let project = self.store.project(&self.room).await?;
         let answers = self
             .store
             .worker_answer_count(&self.room, self.user())
             .await?;
-        // Until the ledger approves it, every answer's pay is pending.
+        let earnings = self.store.worker_earnings(&self.room, self.user()).await?;
         Ok(
-            json!({ "answers": answers, "pending_earnings": answers.saturating_mul(project.pay_per_answer) }),
+            json!({ "answers": answers, "pending_earnings": earnings.pending, "earnings": earnings }),
         )
+    }
+
+    /// Pushes the worker's own queue state (reservation with its expiry,
+    /// progress, earnings) to all their live connections: every tab shows
+    /// the same, whichever one acted.
+    async fn push_mine(&self) {
+        let mine = async {
+            let held = self.store.live_reservation(&self.room, self.user()).await?;
+            let reservation =
+                held.map(|(reservation, task)| json!({ "reservation": reservation, "task": task }));
+            Ok::<Value, Error>(json!({ "mine": reservation, "progress": self.progress().await? }))
+        };
+        match mine.await {
+            Ok(state) => {
+                let command = RoomCommand::NotifyUser {
+                    user: self.user().clone(),
+                    frame: protocol::event("queue.mine", &state),
+                };
+                // The room may be exiting; its members then reconnect and ask.
+                let _ = self.room_handle.send(command).await;
+            }
+            Err(error) => {
+                tracing::debug!(room_id = %self.room, %error, "cannot push the worker's queue state")
+            }
+        }
     }
 
     async fn queue(&self) -> Result<Value> {

@@ -318,12 +318,33 @@ impl Store {
         room: &RoomId,
         target_hourly_rate: i64,
     ) -> Result<LedgerSummary> {
+        self.ledger_summary_of(room, target_hourly_rate, None).await
+    }
+
+    /// One worker's earnings (zeros before their first entry).
+    pub async fn worker_earnings(&self, room: &RoomId, worker: &UserId) -> Result<Earnings> {
+        let summary = self.ledger_summary_of(room, 0, Some(worker)).await?;
+        let earnings = summary.workers.into_iter().next();
+        Ok(earnings.unwrap_or_else(|| Earnings {
+            worker: worker.to_string(),
+            ..Earnings::default()
+        }))
+    }
+
+    async fn ledger_summary_of(
+        &self,
+        room: &RoomId,
+        target_hourly_rate: i64,
+        worker: Option<&UserId>,
+    ) -> Result<LedgerSummary> {
         let rows = sqlx::query(
             "SELECT e.worker_id, e.state, CAST(SUM(e.amount) AS BIGINT) AS total, \
              CAST(SUM(COALESCE(a.lead_time_ms, 0)) AS BIGINT) AS lead FROM ledger_entries e \
-             LEFT JOIN answers a ON a.id = e.answer_id WHERE e.room_id = $1 GROUP BY e.worker_id, e.state ORDER BY e.worker_id",
+             LEFT JOIN answers a ON a.id = e.answer_id WHERE e.room_id = $1 AND ($2 IS NULL OR e.worker_id = $2) \
+             GROUP BY e.worker_id, e.state ORDER BY e.worker_id",
         )
         .bind(room.as_str())
+        .bind(worker.map(UserId::as_str))
         .fetch_all(self.pool())
         .await?;
         let mut workers: Vec<(Earnings, i64, i64)> = Vec::new();
