@@ -49,6 +49,7 @@ async fn main() -> anyhow::Result<()> {
             data: serde_json::json!({"n": task}),
             skills: Vec::new(),
             gold: None,
+            tags: Vec::new(),
         });
         if batch.len() == 10_000 {
             store

@@ -41,6 +41,43 @@ pub use write::{WriteOp, WriteOutcome};
 
 use crate::error::{Error, Result};
 
+/// The embedded migrations of one backend, in order. Never edit an applied
+/// one: add the next file.
+macro_rules! migrations {
+    ($backend:literal) => {
+        [
+            (
+                "init",
+                include_str!(concat!("../migrations/", $backend, "/0001_init.sql")),
+            ),
+            (
+                "work",
+                include_str!(concat!("../migrations/", $backend, "/0002_work.sql")),
+            ),
+            (
+                "quality",
+                include_str!(concat!("../migrations/", $backend, "/0003_quality.sql")),
+            ),
+            (
+                "ledger",
+                include_str!(concat!("../migrations/", $backend, "/0004_ledger.sql")),
+            ),
+            (
+                "reviews",
+                include_str!(concat!("../migrations/", $backend, "/0005_reviews.sql")),
+            ),
+            (
+                "matching",
+                include_str!(concat!("../migrations/", $backend, "/0006_matching.sql")),
+            ),
+            (
+                "interests",
+                include_str!(concat!("../migrations/", $backend, "/0007_interests.sql")),
+            ),
+        ]
+    };
+}
+
 /// Which database sits behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -123,47 +160,9 @@ impl Store {
 
     /// Runs the embedded migrations for this backend (idempotent).
     pub async fn migrate(&self) -> Result<()> {
-        let sql: [(&str, &'static str); 6] = match self.backend {
-            Backend::Sqlite => [
-                ("init", include_str!("../migrations/sqlite/0001_init.sql")),
-                ("work", include_str!("../migrations/sqlite/0002_work.sql")),
-                (
-                    "quality",
-                    include_str!("../migrations/sqlite/0003_quality.sql"),
-                ),
-                (
-                    "ledger",
-                    include_str!("../migrations/sqlite/0004_ledger.sql"),
-                ),
-                (
-                    "reviews",
-                    include_str!("../migrations/sqlite/0005_reviews.sql"),
-                ),
-                (
-                    "matching",
-                    include_str!("../migrations/sqlite/0006_matching.sql"),
-                ),
-            ],
-            Backend::Postgres => [
-                ("init", include_str!("../migrations/postgres/0001_init.sql")),
-                ("work", include_str!("../migrations/postgres/0002_work.sql")),
-                (
-                    "quality",
-                    include_str!("../migrations/postgres/0003_quality.sql"),
-                ),
-                (
-                    "ledger",
-                    include_str!("../migrations/postgres/0004_ledger.sql"),
-                ),
-                (
-                    "reviews",
-                    include_str!("../migrations/postgres/0005_reviews.sql"),
-                ),
-                (
-                    "matching",
-                    include_str!("../migrations/postgres/0006_matching.sql"),
-                ),
-            ],
+        let sql = match self.backend {
+            Backend::Sqlite => migrations!("sqlite"),
+            Backend::Postgres => migrations!("postgres"),
         };
         let migrations = (1..)
             .zip(sql)

@@ -329,6 +329,9 @@ pub struct NewTask {
     /// The known answer of a gold task.
     #[serde(default)]
     pub gold: Option<Value>,
+    /// Topics, matched against members' interests.
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 /// Most bytes of one task's id.

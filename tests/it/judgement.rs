@@ -507,3 +507,45 @@ async fn batch_assignment_fills_the_core_team_capacity() {
     assert_eq!(workers_only.status, 403);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interests_order_tasks_of_equal_need() {
+    let Some(server) = TestServer::start(Backend::Sqlite).await else {
+        return;
+    };
+    let owner = setup(&server, "r1", 2, 300, 0).await;
+    let tasks = r#"[{"id":"plain","data":{}},{"id":"contract","data":{},"tags":["legal"]}]"#;
+    http::post_raw(&server.http_url("/api/v1/rooms/r1/tasks"), &owner, tasks).await;
+    let token = server.token("r1", "lex", Role::Worker).await;
+    let set = http::request(
+        "PUT",
+        &server.http_url("/api/v1/rooms/r1/members/lex/interests"),
+        Some(&token),
+        Some(json!({"interests": ["legal"]})),
+    )
+    .await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    let mut lex = LiveClient::connect(&server.ws_url(""), "r1", &token).await;
+    let granted = lex.request("task.request", json!({})).await;
+    assert_eq!(
+        granted["result"]["task"]["external_id"], "contract",
+        "{granted}"
+    );
+    // Without the interest, the queue's order (oldest first) decides.
+    let other = server.token("r1", "pat", Role::Worker).await;
+    let mut pat = LiveClient::connect(&server.ws_url(""), "r1", &other).await;
+    assert_eq!(
+        pat.request("task.request", json!({})).await["result"]["task"]["external_id"],
+        "plain"
+    );
+    // Others cannot set someone's interests.
+    let refused = http::request(
+        "PUT",
+        &server.http_url("/api/v1/rooms/r1/members/lex/interests"),
+        Some(&other),
+        Some(json!({"interests": []})),
+    )
+    .await;
+    assert_eq!(refused.status, 403);
+    server.stop().await;
+}

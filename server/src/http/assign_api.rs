@@ -24,6 +24,34 @@ const MAX_TASKS: i64 = 20_000;
 /// Most members in one run.
 const MAX_MEMBERS: usize = 500;
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_who_did_more_get_less_among_equals() {
+        let mut members = vec![
+            Member {
+                capacity: 1,
+                options: vec![(0, 0.8)],
+            },
+            Member {
+                capacity: 1,
+                options: vec![(0, 0.8)],
+            },
+        ];
+        spread_fairly(&mut members, &[30, 10]);
+        // Mean 20: the first is 50% above it, the second below.
+        assert!((members[0].options[0].1 - 0.8 / 1.25).abs() < 1e-12);
+        assert!((members[1].options[0].1 - 0.8).abs() < 1e-12);
+        assert_eq!(
+            assign(&members, &[1]),
+            vec![(1, 0)],
+            "the one who did less gets the task"
+        );
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AssignRequest {
@@ -35,6 +63,28 @@ pub struct AssignRequest {
 struct MemberCapacity {
     user: String,
     capacity: u32,
+}
+
+/// How strongly work already done lowers a member's gains: a member with
+/// twice the team's mean answers counts each gain at 2/3.
+const SPREAD: f64 = 0.5;
+
+/// The fair-spread term: scales each member's gains down by how far their
+/// answers so far exceed the team's mean, so that among near-equal choices
+/// the flow gives work to those who have had less.
+fn spread_fairly(members: &mut [Member], done: &[i64]) {
+    let mean = done.iter().sum::<i64>() as f64 / done.len().max(1) as f64;
+    if mean <= 0.0 {
+        return;
+    }
+    for (member, &answers) in members.iter_mut().zip(done) {
+        let excess = (answers as f64 / mean - 1.0).max(0.0);
+        let factor = 1.0 / (1.0 + SPREAD * excess);
+        member
+            .options
+            .iter_mut()
+            .for_each(|(_, gain)| *gain *= factor);
+    }
 }
 
 pub async fn assign_tasks(
@@ -72,6 +122,7 @@ pub async fn assign_tasks(
     };
     let mut users = Vec::with_capacity(body.members.len());
     let mut members = Vec::with_capacity(body.members.len());
+    let mut done = Vec::with_capacity(body.members.len());
     for member in &body.members {
         let user = UserId::parse(&member.user)?;
         if state.store.member_role(&me.room, &user).await?.is_none() {
@@ -110,8 +161,10 @@ pub async fn assign_tasks(
             capacity: member.capacity,
             options,
         });
+        done.push(quality.answers);
         users.push(user);
     }
+    spread_fairly(&mut members, &done);
     let slots: Vec<u32> = tasks.iter().map(|task| task.free).collect();
     let pairs = tokio::task::spawn_blocking(move || assign(&members, &slots))
         .await

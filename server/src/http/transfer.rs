@@ -270,6 +270,7 @@ fn csv_task(headers: &csv::StringRecord, record: &csv::StringRecord) -> NewTask 
         data: Value::Null,
         skills: Vec::new(),
         gold: None,
+        tags: Vec::new(),
     };
     let mut fields = Map::new();
     for (name, value) in headers.iter().zip(record.iter()) {
@@ -280,6 +281,14 @@ fn csv_task(headers: &csv::StringRecord, record: &csv::StringRecord) -> NewTask 
                     .split(';')
                     .map(str::trim)
                     .filter(|skill| !skill.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }
+            "tags" => {
+                task.tags = value
+                    .split(';')
+                    .map(str::trim)
+                    .filter(|tag| !tag.is_empty())
                     .map(str::to_owned)
                     .collect()
             }

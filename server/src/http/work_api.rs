@@ -28,6 +28,10 @@ pub fn routes() -> Router<AppState> {
             put(set_skills).get(get_skills),
         )
         .route(
+            "/rooms/{room}/members/{user}/interests",
+            put(set_interests).get(get_interests),
+        )
+        .route(
             "/rooms/{room}/tasks/{task}/review",
             axum::routing::post(review_task),
         )
@@ -155,6 +159,65 @@ async fn get_skills(
     )?;
     Ok(Json(
         json!({ "user": user, "skills": state.store.member_skills(&me.room, &user).await? }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Interests {
+    interests: Vec<String>,
+}
+
+/// Most interests one member may list.
+const MAX_INTERESTS: usize = 100;
+
+/// A member's interests (matched against task tags): set by the member
+/// themselves or by owners and moderators.
+async fn set_interests(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((room, user)): Path<(String, String)>,
+    JsonBody(body): JsonBody<Interests>,
+) -> Result<Json<Value>> {
+    let me = authenticate(&state, &headers, None, &room).await?;
+    let user = UserId::parse(&user)?;
+    require(
+        me.user == user || me.role.can_moderate(),
+        "only the member and moderators set interests",
+    )?;
+    if body.interests.len() > MAX_INTERESTS
+        || body
+            .interests
+            .iter()
+            .any(|interest| interest.trim().is_empty() || interest.len() > 100)
+    {
+        return Err(Error::BadRequest(format!(
+            "at most {MAX_INTERESTS} interests of 1 to 100 bytes"
+        )));
+    }
+    if state.store.member_role(&me.room, &user).await?.is_none() {
+        return Err(Error::NotFound("member"));
+    }
+    state
+        .store
+        .set_member_interests(&me.room, &user, &body.interests)
+        .await?;
+    Ok(Json(json!({ "user": user, "interests": body.interests })))
+}
+
+async fn get_interests(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((room, user)): Path<(String, String)>,
+) -> Result<Json<Value>> {
+    let me = authenticate(&state, &headers, None, &room).await?;
+    let user = UserId::parse(&user)?;
+    require(
+        me.user == user || me.role.can_list_members(),
+        "only the core team sees others' interests",
+    )?;
+    Ok(Json(
+        json!({ "user": user, "interests": state.store.member_interests(&me.room, &user).await? }),
     ))
 }
 

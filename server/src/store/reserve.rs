@@ -19,6 +19,7 @@ use crate::work::{SubmitRules, vote_accuracy};
 pub(super) struct Candidate {
     pub task: WorkerTask,
     pub skills: Vec<String>,
+    pub tags: Vec<String>,
     /// How near completion it is, in (0, 1].
     pub need: f64,
 }
@@ -34,7 +35,7 @@ pub(super) async fn candidates(
     limit: i64,
 ) -> Result<Vec<Candidate>> {
     let rows = sqlx::query(
-        "SELECT t.id, t.external_id, t.data, t.skills, t.answered, t.overlap_target FROM tasks t \
+        "SELECT t.id, t.external_id, t.data, t.skills, t.tags, t.answered, t.overlap_target FROM tasks t \
          WHERE t.room_id = $1 AND t.state = 'open' AND t.reserved + t.answered < t.overlap_target \
          AND NOT EXISTS (SELECT 1 FROM answers a WHERE a.task_id = t.id AND a.worker_id = $2) \
          AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.task_id = t.id AND r.worker_id = $2) \
@@ -62,6 +63,7 @@ pub(super) async fn candidates(
                     data: json_column(row, "data")?,
                 },
                 skills: needed,
+                tags: serde_json::from_value(json_column(row, "tags")?).unwrap_or_default(),
                 need: (answered + 1) as f64 / target.max(1) as f64,
             });
         }
@@ -94,9 +96,44 @@ async fn accuracy_by_skill(
     Ok(accuracy)
 }
 
+async fn interests_of(
+    conn: &mut AnyConnection,
+    room: &RoomId,
+    worker: &UserId,
+) -> Result<Vec<String>> {
+    let rows =
+        sqlx::query("SELECT interest FROM member_interests WHERE room_id = $1 AND user_id = $2")
+            .bind(room.as_str())
+            .bind(worker.as_str())
+            .fetch_all(&mut *conn)
+            .await?;
+    rows.iter()
+        .map(|row| Ok(row.try_get("interest")?))
+        .collect()
+}
+
+/// How much a task matching one of the worker's interests gains: a
+/// secondary term, enough to order tasks of similar need, never enough to
+/// pass over a task much nearer completion.
+const INTEREST_BONUS: f64 = 0.2;
+
 /// The expected gain of giving `candidate` to the worker: their estimated
 /// accuracy on its skills (the mean over them; overall for a task with no
-/// skills or skills they have no record in) times how much it needs an answer.
+/// skills or skills they have no record in) times how much it needs an
+/// answer, raised by [`INTEREST_BONUS`] when its tags meet their interests.
+fn gain_with_interests(
+    candidate: &Candidate,
+    accuracy: &HashMap<String, f64>,
+    interests: &[String],
+) -> f64 {
+    let base = gain(candidate, accuracy);
+    if candidate.tags.iter().any(|tag| interests.contains(tag)) {
+        base * (1.0 + INTEREST_BONUS)
+    } else {
+        base
+    }
+}
+
 fn gain(candidate: &Candidate, accuracy: &HashMap<String, f64>) -> f64 {
     let overall = accuracy
         .get("")
@@ -140,6 +177,7 @@ pub(super) async fn grant_next(
     ask: &WorkAsk,
 ) -> Result<Option<(Reservation, WorkerTask)>> {
     let accuracy = accuracy_by_skill(conn, &ask.room, &ask.worker).await?;
+    let interests = interests_of(conn, &ask.room, &ask.worker).await?;
     for _ in 0..LOOKS {
         let mut found = candidates(
             conn,
@@ -155,7 +193,10 @@ pub(super) async fn grant_next(
         }
         // Highest expected gain first; the sort is stable, so equal gains
         // keep the queue's order (nearest completion, then oldest).
-        found.sort_by(|left, right| gain(right, &accuracy).total_cmp(&gain(left, &accuracy)));
+        found.sort_by(|left, right| {
+            gain_with_interests(right, &accuracy, &interests)
+                .total_cmp(&gain_with_interests(left, &accuracy, &interests))
+        });
         for candidate in found {
             if let Some(reservation) = grant(
                 conn,
@@ -421,6 +462,7 @@ mod tests {
                 data: Value::Null,
             },
             skills: skills.iter().map(|skill| (*skill).to_owned()).collect(),
+            tags: vec!["legal".to_owned()],
             need,
         }
     }

@@ -152,9 +152,11 @@ impl Store {
             let skills = serde_json::to_string(&task.skills)
                 .map_err(|error| Error::Internal(error.to_string()))?;
             let gold = task.gold.as_ref().map(Value::to_string);
+            let tags = serde_json::to_string(&task.tags)
+                .map_err(|error| Error::Internal(error.to_string()))?;
             let result = sqlx::query(
-                "INSERT INTO tasks (room_id, external_id, data, skills, gold, overlap_target, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (room_id, external_id) DO NOTHING",
+                "INSERT INTO tasks (room_id, external_id, data, skills, gold, overlap_target, created_at, tags) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (room_id, external_id) DO NOTHING",
             )
             .bind(room.as_str())
             .bind(&task.id)
@@ -163,6 +165,7 @@ impl Store {
             .bind(gold)
             .bind(i64::from(if task.gold.is_some() { GOLD_OVERLAP } else { overlap_target }))
             .bind(created_at)
+            .bind(tags)
             .execute(&mut *tx)
             .await?;
             if result.rows_affected() == 1 {
@@ -278,6 +281,42 @@ impl Store {
         let found =
             super::reserve::candidates(&mut conn, room, worker, skills, gold, limit).await?;
         Ok(found.into_iter().map(|candidate| candidate.task).collect())
+    }
+
+    /// A member's interests (topics matched against task tags).
+    pub async fn member_interests(&self, room: &RoomId, user: &UserId) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT interest FROM member_interests WHERE room_id = $1 AND user_id = $2 ORDER BY interest")
+            .bind(room.as_str())
+            .bind(user.as_str())
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|row| Ok(row.try_get("interest")?))
+            .collect()
+    }
+
+    pub async fn set_member_interests(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        interests: &[String],
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM member_interests WHERE room_id = $1 AND user_id = $2")
+            .bind(room.as_str())
+            .bind(user.as_str())
+            .execute(&mut *tx)
+            .await?;
+        for interest in interests {
+            sqlx::query("INSERT INTO member_interests (room_id, user_id, interest) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                .bind(room.as_str())
+                .bind(user.as_str())
+                .bind(interest)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     pub async fn member_skills(&self, room: &RoomId, user: &UserId) -> Result<Vec<String>> {
