@@ -135,6 +135,7 @@ async fn set_skills(
         me.role.can_moderate(),
         "only owners and moderators set skills",
     )?;
+    validate_tags(&body.skills)?;
     let user = UserId::parse(&user)?;
     if state.store.member_role(&me.room, &user).await?.is_none() {
         return Err(Error::NotFound("member"));
@@ -168,8 +169,23 @@ struct Interests {
     interests: Vec<String>,
 }
 
-/// Most interests one member may list.
-const MAX_INTERESTS: usize = 100;
+/// Most skills or interests one member may carry.
+const MAX_TAGS: usize = 100;
+/// Longest skill or interest, in bytes.
+const MAX_TAG_BYTES: usize = 100;
+
+fn validate_tags(tags: &[String]) -> Result<()> {
+    if tags.len() > MAX_TAGS
+        || tags
+            .iter()
+            .any(|tag| tag.trim().is_empty() || tag.len() > MAX_TAG_BYTES)
+    {
+        return Err(Error::BadRequest(format!(
+            "at most {MAX_TAGS} entries of 1 to {MAX_TAG_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
 
 /// A member's interests (matched against task tags): set by the member
 /// themselves or by owners and moderators.
@@ -185,16 +201,7 @@ async fn set_interests(
         me.user == user || me.role.can_moderate(),
         "only the member and moderators set interests",
     )?;
-    if body.interests.len() > MAX_INTERESTS
-        || body
-            .interests
-            .iter()
-            .any(|interest| interest.trim().is_empty() || interest.len() > 100)
-    {
-        return Err(Error::BadRequest(format!(
-            "at most {MAX_INTERESTS} interests of 1 to 100 bytes"
-        )));
-    }
+    validate_tags(&body.interests)?;
     if state.store.member_role(&me.room, &user).await?.is_none() {
         return Err(Error::NotFound("member"));
     }

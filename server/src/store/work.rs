@@ -39,6 +39,23 @@ pub struct TaskRow {
     pub created_at: i64,
 }
 
+/// The two kinds of labels a member carries in a room.
+#[derive(Debug, Clone, Copy)]
+enum MemberTags {
+    Skills,
+    Interests,
+}
+
+impl MemberTags {
+    /// Table and column (constants: never client input).
+    fn table(self) -> (&'static str, &'static str) {
+        match self {
+            MemberTags::Skills => ("member_skills", "skill"),
+            MemberTags::Interests => ("member_interests", "interest"),
+        }
+    }
+}
+
 /// A task as a worker sees it: no gold answer, no counts.
 #[derive(Debug, Clone, Serialize)]
 pub struct WorkerTask {
@@ -283,51 +300,9 @@ impl Store {
         Ok(found.into_iter().map(|candidate| candidate.task).collect())
     }
 
-    /// A member's interests (topics matched against task tags).
-    pub async fn member_interests(&self, room: &RoomId, user: &UserId) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT interest FROM member_interests WHERE room_id = $1 AND user_id = $2 ORDER BY interest")
-            .bind(room.as_str())
-            .bind(user.as_str())
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter()
-            .map(|row| Ok(row.try_get("interest")?))
-            .collect()
-    }
-
-    pub async fn set_member_interests(
-        &self,
-        room: &RoomId,
-        user: &UserId,
-        interests: &[String],
-    ) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query("DELETE FROM member_interests WHERE room_id = $1 AND user_id = $2")
-            .bind(room.as_str())
-            .bind(user.as_str())
-            .execute(&mut *tx)
-            .await?;
-        for interest in interests {
-            sqlx::query("INSERT INTO member_interests (room_id, user_id, interest) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-                .bind(room.as_str())
-                .bind(user.as_str())
-                .bind(interest)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
+    /// A member's skills (what tasks they may take).
     pub async fn member_skills(&self, room: &RoomId, user: &UserId) -> Result<Vec<String>> {
-        let rows = sqlx::query(
-            "SELECT skill FROM member_skills WHERE room_id = $1 AND user_id = $2 ORDER BY skill",
-        )
-        .bind(room.as_str())
-        .bind(user.as_str())
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(|row| Ok(row.try_get("skill")?)).collect()
+        self.member_tags(MemberTags::Skills, room, user).await
     }
 
     pub async fn set_member_skills(
@@ -336,17 +311,68 @@ impl Store {
         user: &UserId,
         skills: &[String],
     ) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query("DELETE FROM member_skills WHERE room_id = $1 AND user_id = $2")
+        self.set_member_tags(MemberTags::Skills, room, user, skills)
+            .await
+    }
+
+    /// A member's interests (topics matched against task tags).
+    pub async fn member_interests(&self, room: &RoomId, user: &UserId) -> Result<Vec<String>> {
+        self.member_tags(MemberTags::Interests, room, user).await
+    }
+
+    pub async fn set_member_interests(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        interests: &[String],
+    ) -> Result<()> {
+        self.set_member_tags(MemberTags::Interests, room, user, interests)
+            .await
+    }
+
+    async fn member_tags(
+        &self,
+        kind: MemberTags,
+        room: &RoomId,
+        user: &UserId,
+    ) -> Result<Vec<String>> {
+        let (table, column) = kind.table();
+        let sql = format!(
+            "SELECT {column} FROM {table} WHERE room_id = $1 AND user_id = $2 ORDER BY {column}"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(room.as_str())
             .bind(user.as_str())
-            .execute(&mut *tx)
+            .fetch_all(self.pool())
             .await?;
-        for skill in skills {
-            sqlx::query("INSERT INTO member_skills (room_id, user_id, skill) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        rows.iter().map(|row| Ok(row.try_get(column)?)).collect()
+    }
+
+    /// Replaces a member's tags of one kind, in one transaction.
+    async fn set_member_tags(
+        &self,
+        kind: MemberTags,
+        room: &RoomId,
+        user: &UserId,
+        tags: &[String],
+    ) -> Result<()> {
+        let (table, column) = kind.table();
+        let mut tx = self.begin_write().await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE room_id = $1 AND user_id = $2"
+        )))
+        .bind(room.as_str())
+        .bind(user.as_str())
+        .execute(&mut *tx)
+        .await?;
+        let insert = format!(
+            "INSERT INTO {table} (room_id, user_id, {column}) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
+        );
+        for tag in tags {
+            sqlx::query(sqlx::AssertSqlSafe(insert.clone()))
                 .bind(room.as_str())
                 .bind(user.as_str())
-                .bind(skill)
+                .bind(tag)
                 .execute(&mut *tx)
                 .await?;
         }
