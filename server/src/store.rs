@@ -36,7 +36,7 @@ pub use export::{AnswerRow, ExportRow};
 pub use ledger::{Action, Earnings, LedgerEntry, LedgerSummary};
 pub use quality::{AnswerCheck, WorkerQuality};
 pub use reserve::{Submitted, WorkAsk};
-pub use work::{ImportReport, QueueCounts, Reservation, TaskRow, WorkerTask};
+pub use work::{ImportReport, MemberTags, QueueCounts, Reservation, TaskRow, WorkerTask};
 pub use write::{WriteOp, WriteOutcome};
 
 use crate::error::{Error, Result};

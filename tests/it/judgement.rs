@@ -538,6 +538,40 @@ async fn interests_order_tasks_of_equal_need() {
         pat.request("task.request", json!({})).await["result"]["task"]["external_id"],
         "plain"
     );
+    assert_eq!(set.json()["interests"], json!(["legal"]));
+    let read = http::get(
+        &server.http_url("/api/v1/rooms/r1/members/lex/interests"),
+        Some(&owner),
+    )
+    .await
+    .json();
+    assert_eq!(read["interests"], json!(["legal"]));
+    // Skills go the same way, set by moderators only.
+    let skills_url = server.http_url("/api/v1/rooms/r1/members/lex/skills");
+    assert_eq!(
+        http::request(
+            "PUT",
+            &skills_url,
+            Some(&token),
+            Some(json!({"skills": ["de"]}))
+        )
+        .await
+        .status,
+        403
+    );
+    let skills = http::request(
+        "PUT",
+        &skills_url,
+        Some(&owner),
+        Some(json!({"skills": ["de", "fr"]})),
+    )
+    .await
+    .json();
+    assert_eq!(skills["skills"], json!(["de", "fr"]));
+    assert_eq!(
+        http::get(&skills_url, Some(&token)).await.json()["skills"],
+        json!(["de", "fr"])
+    );
     // Others cannot set someone's interests.
     let refused = http::request(
         "PUT",

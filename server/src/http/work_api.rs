@@ -10,8 +10,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{AppState, JsonBody, authenticate, require};
+use crate::auth::Principal;
 use crate::error::{Error, Result};
 use crate::ids::UserId;
+use crate::store::MemberTags;
 use crate::work::ProjectConfig;
 
 pub fn routes() -> Router<AppState> {
@@ -124,45 +126,6 @@ struct Skills {
     skills: Vec<String>,
 }
 
-async fn set_skills(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((room, user)): Path<(String, String)>,
-    JsonBody(body): JsonBody<Skills>,
-) -> Result<Json<Value>> {
-    let me = authenticate(&state, &headers, None, &room).await?;
-    require(
-        me.role.can_moderate(),
-        "only owners and moderators set skills",
-    )?;
-    validate_tags(&body.skills)?;
-    let user = UserId::parse(&user)?;
-    if state.store.member_role(&me.room, &user).await?.is_none() {
-        return Err(Error::NotFound("member"));
-    }
-    state
-        .store
-        .set_member_skills(&me.room, &user, &body.skills)
-        .await?;
-    Ok(Json(json!({ "user": user, "skills": body.skills })))
-}
-
-async fn get_skills(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((room, user)): Path<(String, String)>,
-) -> Result<Json<Value>> {
-    let me = authenticate(&state, &headers, None, &room).await?;
-    let user = UserId::parse(&user)?;
-    require(
-        me.user == user || me.role.can_list_members(),
-        "only the core team sees others' skills",
-    )?;
-    Ok(Json(
-        json!({ "user": user, "skills": state.store.member_skills(&me.room, &user).await? }),
-    ))
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Interests {
@@ -187,8 +150,74 @@ fn validate_tags(tags: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// A member's interests (matched against task tags): set by the member
-/// themselves or by owners and moderators.
+/// Replaces a member's skills or interests (the caller checked who may).
+async fn put_tags(
+    state: &AppState,
+    me: &Principal,
+    user: &UserId,
+    kind: MemberTags,
+    tags: &[String],
+) -> Result<Json<Value>> {
+    validate_tags(tags)?;
+    if state.store.member_role(&me.room, user).await?.is_none() {
+        return Err(Error::NotFound("member"));
+    }
+    state
+        .store
+        .set_member_tags(kind, &me.room, user, tags)
+        .await?;
+    Ok(Json(json!({ "user": user, kind.name(): tags })))
+}
+
+/// A member's skills or interests, for themselves and the core team.
+async fn get_tags(
+    state: &AppState,
+    headers: &HeaderMap,
+    room: &str,
+    user: &str,
+    kind: MemberTags,
+) -> Result<Json<Value>> {
+    let me = authenticate(state, headers, None, room).await?;
+    let user = UserId::parse(user)?;
+    require(
+        me.user == user || me.role.can_list_members(),
+        "only the core team sees others' skills and interests",
+    )?;
+    let tags = state.store.member_tags(kind, &me.room, &user).await?;
+    Ok(Json(json!({ "user": user, kind.name(): tags })))
+}
+
+/// Skills decide what a worker may take: owners and moderators set them.
+async fn set_skills(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((room, user)): Path<(String, String)>,
+    JsonBody(body): JsonBody<Skills>,
+) -> Result<Json<Value>> {
+    let me = authenticate(&state, &headers, None, &room).await?;
+    require(
+        me.role.can_moderate(),
+        "only owners and moderators set skills",
+    )?;
+    put_tags(
+        &state,
+        &me,
+        &UserId::parse(&user)?,
+        MemberTags::Skills,
+        &body.skills,
+    )
+    .await
+}
+
+async fn get_skills(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((room, user)): Path<(String, String)>,
+) -> Result<Json<Value>> {
+    get_tags(&state, &headers, &room, &user, MemberTags::Skills).await
+}
+
+/// Interests only order work: the member sets their own (or a moderator).
 async fn set_interests(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -201,15 +230,7 @@ async fn set_interests(
         me.user == user || me.role.can_moderate(),
         "only the member and moderators set interests",
     )?;
-    validate_tags(&body.interests)?;
-    if state.store.member_role(&me.room, &user).await?.is_none() {
-        return Err(Error::NotFound("member"));
-    }
-    state
-        .store
-        .set_member_interests(&me.room, &user, &body.interests)
-        .await?;
-    Ok(Json(json!({ "user": user, "interests": body.interests })))
+    put_tags(&state, &me, &user, MemberTags::Interests, &body.interests).await
 }
 
 async fn get_interests(
@@ -217,15 +238,7 @@ async fn get_interests(
     headers: HeaderMap,
     Path((room, user)): Path<(String, String)>,
 ) -> Result<Json<Value>> {
-    let me = authenticate(&state, &headers, None, &room).await?;
-    let user = UserId::parse(&user)?;
-    require(
-        me.user == user || me.role.can_list_members(),
-        "only the core team sees others' interests",
-    )?;
-    Ok(Json(
-        json!({ "user": user, "interests": state.store.member_interests(&me.room, &user).await? }),
-    ))
+    get_tags(&state, &headers, &room, &user, MemberTags::Interests).await
 }
 
 /// Every worker's quality record: accuracy, lead time, answers, pause.

@@ -50,14 +50,19 @@ impl WorkRequest {
             Op::TaskSkip { task_id } => self.skip(task_id).await,
             other => Err(Error::Internal(format!("not a work request: {other:?}"))),
         };
-        let changed = result.is_ok() && changes;
+        // A submit's reply already carries fresh progress: push that one
+        // rather than reading it again.
+        let pushed = match &result {
+            Ok(value) if changes => Some(value.get("progress").cloned()),
+            _ => None,
+        };
         let frame = match result {
             Ok(value) => protocol::ok_reply(&self.id, &value),
             Err(error) => protocol::error_reply(&self.id, &error),
         };
         self.tx.send(frame);
-        if changed {
-            self.push_mine().await;
+        if let Some(progress) = pushed {
+            self.push_mine(progress).await;
         }
     }
 
@@ -89,12 +94,16 @@ impl WorkRequest {
     /// Pushes the worker's own queue state (reservation with its expiry,
     /// progress, earnings) to all their live connections: every tab shows
     /// the same, whichever one acted.
-    async fn push_mine(&self) {
+    async fn push_mine(&self, progress: Option<Value>) {
         let mine = async {
             let held = self.store.live_reservation(&self.room, self.user()).await?;
             let reservation =
                 held.map(|(reservation, task)| json!({ "reservation": reservation, "task": task }));
-            Ok::<Value, Error>(json!({ "mine": reservation, "progress": self.progress().await? }))
+            let progress = match progress {
+                Some(progress) => progress,
+                None => self.progress().await?,
+            };
+            Ok::<Value, Error>(json!({ "mine": reservation, "progress": progress }))
         };
         match mine.await {
             Ok(state) => {

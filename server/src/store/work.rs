@@ -40,13 +40,21 @@ pub struct TaskRow {
 }
 
 /// The two kinds of labels a member carries in a room.
-#[derive(Debug, Clone, Copy)]
-enum MemberTags {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberTags {
     Skills,
     Interests,
 }
 
 impl MemberTags {
+    /// The JSON field and the word for it in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            MemberTags::Skills => "skills",
+            MemberTags::Interests => "interests",
+        }
+    }
+
     /// Table and column (constants: never client input).
     fn table(self) -> (&'static str, &'static str) {
         match self {
@@ -330,7 +338,7 @@ impl Store {
             .await
     }
 
-    async fn member_tags(
+    pub async fn member_tags(
         &self,
         kind: MemberTags,
         room: &RoomId,
@@ -349,7 +357,7 @@ impl Store {
     }
 
     /// Replaces a member's tags of one kind, in one transaction.
-    async fn set_member_tags(
+    pub async fn set_member_tags(
         &self,
         kind: MemberTags,
         room: &RoomId,
