@@ -77,6 +77,18 @@ impl Role {
     }
 }
 
+impl Role {
+    /// Whether this role may mute, kick, ban or release `target`: owners
+    /// act on anyone but owners, moderators on core, workers and viewers.
+    pub fn can_moderate_member(self, target: Role) -> bool {
+        match self {
+            Role::Owner => target != Role::Owner,
+            Role::Moderator => target > Role::Moderator,
+            Role::Core | Role::Worker | Role::Viewer => false,
+        }
+    }
+}
+
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -152,6 +164,34 @@ fn hex(bytes: &[u8]) -> String {
         })
 }
 
+/// Who may open a document. Crowd answers must be independent, so the
+/// documents of tasks are split in two:
+///
+/// - `task-{id}` is the team's document of the task (the server writes its
+///   decision there; reviewers correct it together): owners, moderators and
+///   core edit it, viewers read it, workers may not open it;
+/// - `task-{id}:{user}` is that worker's working copy: the worker (all
+///   their tabs) and the core team may open it, other workers may not.
+///
+/// Every other document is open to every member.
+pub fn may_open_doc(principal: &Principal, doc: &str) -> bool {
+    let Some(rest) = doc.strip_prefix("task-") else {
+        return true;
+    };
+    let (task, owner) = match rest.split_once(':') {
+        Some((task, owner)) => (task, Some(owner)),
+        None => (rest, None),
+    };
+    if task.is_empty() || !task.bytes().all(|byte| byte.is_ascii_digit()) {
+        return true;
+    }
+    let team = matches!(principal.role, Role::Owner | Role::Moderator | Role::Core);
+    match owner {
+        None => principal.role != Role::Worker,
+        Some(owner) => team || owner == principal.user.as_str(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,5 +220,44 @@ mod tests {
         assert_ne!(first.hash, first.secret);
         assert!(first.secret.starts_with(TOKEN_PREFIX));
         assert_eq!(first.hash.len(), 64);
+    }
+
+    fn principal(user: &str, role: Role) -> Principal {
+        Principal {
+            user: UserId::parse(user).unwrap_or_else(|_| panic!("valid user {user}")),
+            display_name: user.to_owned(),
+            room: RoomId::parse("r").unwrap_or_else(|_| panic!("valid room")),
+            role,
+            token_id: TokenId("tok_0".into()),
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn workers_open_only_their_own_working_copy() {
+        let wes = principal("wes", Role::Worker);
+        assert!(!may_open_doc(&wes, "task-7"));
+        assert!(may_open_doc(&wes, "task-7:wes"));
+        assert!(!may_open_doc(&wes, "task-7:wanda"));
+        assert!(may_open_doc(&wes, "notes"));
+        assert!(may_open_doc(&wes, "task-notes"));
+        for role in [Role::Owner, Role::Moderator, Role::Core] {
+            let member = principal("cora", role);
+            assert!(may_open_doc(&member, "task-7"));
+            assert!(may_open_doc(&member, "task-7:wes"));
+        }
+        let viewer = principal("vic", Role::Viewer);
+        assert!(may_open_doc(&viewer, "task-7"));
+        assert!(!may_open_doc(&viewer, "task-7:wes"));
+    }
+
+    #[test]
+    fn moderators_act_on_lower_roles_only() {
+        assert!(Role::Owner.can_moderate_member(Role::Moderator));
+        assert!(!Role::Owner.can_moderate_member(Role::Owner));
+        assert!(Role::Moderator.can_moderate_member(Role::Worker));
+        assert!(Role::Moderator.can_moderate_member(Role::Core));
+        assert!(!Role::Moderator.can_moderate_member(Role::Moderator));
+        assert!(!Role::Core.can_moderate_member(Role::Worker));
     }
 }

@@ -193,7 +193,7 @@ async fn serve(store: Store, args: ServeArgs) -> Result<()> {
     if args.demo {
         for member in crate::demo::seed(&store).await? {
             println!(
-                "demo {:<9} {:<6} ws://{addr}/rooms/demo/live?token={}",
+                "demo {:<9} {:<6} http://{addr}/#/join/{}",
                 member.role.as_str(),
                 member.user,
                 member.token

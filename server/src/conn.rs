@@ -192,6 +192,19 @@ pub async fn write_loop(
         }
     }
     let code = signal.code();
+    // Frames queued before the close (a "you.kicked" telling why) still go
+    // out first, unless the queue is the problem (a slow consumer).
+    if code != CloseCode::SlowConsumer {
+        let drain = async {
+            while let Ok(message) = queue.try_recv() {
+                if sink.feed(message).await.is_err() {
+                    return;
+                }
+            }
+            let _ = sink.flush().await;
+        };
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, drain).await;
+    }
     let frame = CloseFrame {
         code: code.code(),
         reason: code.reason().into(),

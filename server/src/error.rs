@@ -174,6 +174,8 @@ pub enum CloseCode {
     TokenRevoked,
     /// 4003: the member's role changed or they were removed; reconnect.
     RoleChanged,
+    /// 4001: a moderator kicked the member; they may reconnect by hand.
+    Kicked,
     /// 4008: the client did not read fast enough and its queue filled; reconnect and resync.
     SlowConsumer,
     /// 4029: the client sent more messages than the rate limit allows.
@@ -196,6 +198,7 @@ impl CloseCode {
             CloseCode::TokenExpired => 4401,
             CloseCode::TokenRevoked => 4403,
             CloseCode::RoleChanged => 4003,
+            CloseCode::Kicked => 4001,
             CloseCode::SlowConsumer => 4008,
             CloseCode::RateLimited => 4029,
         }
@@ -216,6 +219,7 @@ impl CloseCode {
             CloseCode::TokenExpired => "token expired",
             CloseCode::TokenRevoked => "token revoked",
             CloseCode::RoleChanged => "membership changed",
+            CloseCode::Kicked => "kicked",
             CloseCode::SlowConsumer => "client too slow",
             CloseCode::RateLimited => "rate limit exceeded",
         }

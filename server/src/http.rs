@@ -8,10 +8,12 @@
 
 mod api;
 mod assign_api;
+mod console_api;
 mod ledger_api;
 mod live;
 mod socket;
 mod transfer;
+mod web;
 mod work_api;
 mod yjs;
 
@@ -175,9 +177,10 @@ pub fn router(state: AppState) -> Router {
             "/api/v1",
             api::routes()
                 .merge(work_api::routes())
-                .merge(ledger_api::routes()),
+                .merge(ledger_api::routes())
+                .merge(console_api::routes()),
         )
-        .fallback(not_found)
+        .fallback(web::serve)
         .with_state(state)
 }
 
@@ -204,10 +207,6 @@ async fn metrics(State(state): State<AppState>) -> Response {
         state.metrics.render(),
     )
         .into_response()
-}
-
-async fn not_found() -> Error {
-    Error::NotFound("route")
 }
 
 /// The bearer secret: `Authorization: Bearer ...`, else `?token=` (which

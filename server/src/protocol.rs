@@ -71,10 +71,44 @@ pub enum Op {
     /// Gives your reservation back; the task is not offered to you again.
     #[serde(rename = "task.skip")]
     TaskSkip { task_id: i64 },
+    /// Mutes a member's chat for `minutes` (owners, moderators).
+    #[serde(rename = "mod.mute")]
+    ModMute {
+        user: String,
+        minutes: u32,
+        reason: Option<String>,
+    },
+    /// Lifts a member's mute.
+    #[serde(rename = "mod.unmute")]
+    ModUnmute { user: String },
+    /// Closes every socket of a member; they may come back.
+    #[serde(rename = "mod.kick")]
+    ModKick {
+        user: String,
+        reason: Option<String>,
+    },
+    /// Removes a member and revokes their tokens.
+    #[serde(rename = "mod.ban")]
+    ModBan {
+        user: String,
+        reason: Option<String>,
+    },
+    /// Locks the room (only owners and moderators write) or unlocks it.
+    #[serde(rename = "mod.lock")]
+    ModLock {
+        locked: bool,
+        reason: Option<String>,
+    },
+    /// Sets the room's announcement; an empty body clears it.
+    #[serde(rename = "mod.announce")]
+    ModAnnounce { body: String },
+    /// Frees a worker's reservation.
+    #[serde(rename = "mod.release")]
+    ModRelease { user: String },
 }
 
 /// Request types, to tell "unknown type" from "bad fields".
-const KNOWN_TYPES: [&str; 11] = [
+const KNOWN_TYPES: [&str; 18] = [
     "chat.send",
     "chat.history",
     "chat.edit",
@@ -86,6 +120,13 @@ const KNOWN_TYPES: [&str; 11] = [
     "task.heartbeat",
     "task.submit",
     "task.skip",
+    "mod.mute",
+    "mod.unmute",
+    "mod.kick",
+    "mod.ban",
+    "mod.lock",
+    "mod.announce",
+    "mod.release",
 ];
 
 /// Why a frame could not be decoded into a request; the server answers with

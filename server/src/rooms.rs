@@ -12,6 +12,7 @@
 mod actor;
 mod docs;
 mod live;
+mod moderation;
 mod work;
 
 use std::sync::Arc;
@@ -29,7 +30,7 @@ use crate::conn::ConnTx;
 use crate::error::{CloseCode, Error, Result};
 use crate::ids::{ConnId, DocName, RoomId, UserId};
 use crate::metrics::Metrics;
-use crate::protocol::Request;
+use crate::protocol::{Request, RequestId};
 use crate::store::Store;
 
 /// Commands queued to one room before senders wait: senders are reader
@@ -130,6 +131,13 @@ pub enum RoomCommand {
     Disconnect { user: UserId, code: CloseCode },
     /// Counts of what is live in the room.
     Stats { reply: oneshot::Sender<RoomStats> },
+    /// A moderator's `mod.*` request was committed (or failed): apply it,
+    /// reply to `conn`, tell those it affects.
+    Moderated {
+        conn: ConnId,
+        request: RequestId,
+        outcome: Result<Moderated>,
+    },
 }
 
 /// A task's decision as the server writes it into the task's document.
@@ -151,6 +159,8 @@ pub struct RoomStats {
     pub doc_connections: usize,
     pub docs_loaded: usize,
 }
+
+pub use moderation::Moderated;
 
 /// Cloneable handle to a room actor.
 #[derive(Clone)]

@@ -15,6 +15,7 @@ mod consensus;
 mod docs;
 mod export;
 mod ledger;
+mod moderation;
 mod quality;
 mod reserve;
 mod work;
@@ -34,6 +35,9 @@ pub use consensus::{ReviewDecision, Settled};
 pub use docs::StoredDoc;
 pub use export::{AnswerRow, ExportRow};
 pub use ledger::{Action, Earnings, LedgerEntry, LedgerSummary};
+pub use moderation::{
+    Announcement, ModerationEntry, Mute, RoomActivity, RoomModeration, TaskAnswer,
+};
 pub use quality::{AnswerCheck, WorkerQuality};
 pub use reserve::{Submitted, WorkAsk};
 pub use work::{ImportReport, MemberTags, QueueCounts, Reservation, TaskRow, WorkerTask};
@@ -73,6 +77,10 @@ macro_rules! migrations {
             (
                 "interests",
                 include_str!(concat!("../migrations/", $backend, "/0007_interests.sql")),
+            ),
+            (
+                "moderation",
+                include_str!(concat!("../migrations/", $backend, "/0008_moderation.sql")),
             ),
         ]
     };

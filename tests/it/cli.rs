@@ -117,18 +117,41 @@ async fn demo_room_is_ready_to_open() {
         roles,
         ["owner", "moderator", "core", "worker", "worker", "worker"]
     );
-    // Each printed URL works as printed.
+    // Each printed invite link carries a working token.
+    let token_of = |line: &str| {
+        let url = line.split_whitespace().last().unwrap().to_owned();
+        assert!(
+            url.starts_with(&format!("http://{addr}/#/join/crt_")),
+            "{url}"
+        );
+        url.rsplit('/').next().unwrap().to_owned()
+    };
     for line in &demo {
-        let url = line.split_whitespace().last().unwrap();
-        let token = url.split("token=").nth(1).unwrap();
+        let token = token_of(line);
+        let token = token.as_str();
         let base = format!("ws://{addr}");
         let mut live = LiveClient::connect(&base, "demo", token).await;
         assert_eq!(live.request("ping", json!({})).await["ok"], true);
     }
-    let worker = demo[3].split("token=").nth(1).unwrap();
-    YjsClient::connect(&format!("ws://{addr}"), "demo", "notes", worker)
+    let worker = token_of(&demo[3]);
+    YjsClient::connect(&format!("ws://{addr}"), "demo", "notes", &worker)
         .await
         .write_acked("hello", "demo")
         .await;
+    // The web UI is served, and the demo project has work waiting.
+    let page = crowdroom_tests::http::get(&format!("http://{addr}/"), None).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.to_lowercase().contains("<!doctype html"),
+        "{}",
+        page.body
+    );
+    let mut live = LiveClient::connect(&format!("ws://{addr}"), "demo", &worker).await;
+    let granted = live.request("task.request", json!({})).await;
+    assert_eq!(granted["ok"], true, "{granted}");
+    assert!(
+        granted["result"]["task"]["data"]["text"].is_string(),
+        "{granted}"
+    );
     child.kill().await.unwrap();
 }

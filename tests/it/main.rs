@@ -13,6 +13,7 @@ mod durability;
 mod judgement;
 mod ledger;
 mod malformed;
+mod moderation;
 mod random;
 mod store;
 mod work;

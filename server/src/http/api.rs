@@ -328,6 +328,10 @@ async fn create_doc(
     let me = authenticate(&state, &headers, None, &room).await?;
     require(me.role.can_write(), "viewers cannot create documents")?;
     let name = DocName::parse(&body.name)?;
+    require(
+        crate::auth::may_open_doc(&me, name.as_str()),
+        "answers are independent: this document belongs to another worker or the team",
+    )?;
     let created = state.store.create_doc(&me.room, &name).await?;
     let status = if created {
         StatusCode::CREATED

@@ -302,6 +302,7 @@ async fn pause_worker(
         return Err(Error::NotFound("member"));
     }
     state.store.pause_worker(&me.room, &user, reason).await?;
+    paused_changed(&state, &me, &user, Some(reason)).await;
     Ok(Json(json!({ "user": user, "paused": reason })))
 }
 
@@ -317,7 +318,31 @@ async fn unpause_worker(
     )?;
     let user = UserId::parse(&user)?;
     let lifted = state.store.unpause_worker(&me.room, &user).await?;
+    if lifted {
+        paused_changed(&state, &me, &user, None).await;
+    }
     Ok(Json(json!({ "user": user, "unpaused": lifted })))
+}
+
+/// Logs a pause or its end and tells the worker live (`worker.paused`).
+async fn paused_changed(state: &AppState, me: &Principal, user: &UserId, reason: Option<&str>) {
+    let action = if reason.is_some() { "pause" } else { "unpause" };
+    if let Err(error) = state
+        .store
+        .log_moderation(&me.room, &me.user, action, Some(user.as_str()), reason)
+        .await
+    {
+        tracing::warn!(room_id = %me.room, %error, "cannot log a pause");
+    }
+    let event = json!({ "paused": reason.is_some(), "reason": reason, "by": me.user });
+    state
+        .rooms
+        .notify_user(
+            &me.room,
+            user,
+            crate::protocol::event("worker.paused", &event),
+        )
+        .await;
 }
 
 #[derive(Deserialize)]

@@ -31,6 +31,11 @@ pub async fn upgrade(
 ) -> Result<Response> {
     let principal = authenticate(&state, &headers, query.token.as_deref(), &room).await?;
     let doc = DocName::parse(&doc)?;
+    if !crate::auth::may_open_doc(&principal, doc.as_str()) {
+        return Err(Error::Forbidden(
+            "answers are independent: this document belongs to another worker or the team",
+        ));
+    }
     if !state.store.doc_exists(&principal.room, &doc).await? {
         // Writers create documents by opening them; viewers cannot.
         if !principal.role.can_write() {

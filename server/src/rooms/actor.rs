@@ -18,6 +18,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::docs::DocSlot;
 use super::live::LiveState;
+use super::moderation::ModState;
 use super::{RoomCommand, RoomContext, RoomHandle, RoomRegistry, RoomStats};
 use crate::committer::{self, Pending};
 use crate::error::Result;
@@ -84,6 +85,8 @@ pub(crate) struct RoomActor {
     pub(super) handle: RoomHandle,
     pub(super) docs: HashMap<DocName, DocSlot>,
     pub(super) live: LiveState,
+    /// The room's lock, announcement and mutes.
+    pub(super) moderation: ModState,
     pending: FuturesUnordered<BoxFuture<'static, Completion>>,
     /// When the room last had nothing to do (no connections, documents or writes).
     idle_since: Option<Instant>,
@@ -120,6 +123,7 @@ impl RoomActor {
             handle,
             docs: HashMap::new(),
             live: LiveState::default(),
+            moderation: ModState::default(),
             pending: FuturesUnordered::new(),
             idle_since: None,
             queue_changed: Arc::new(Notify::new()),
@@ -134,6 +138,7 @@ impl RoomActor {
     }
 
     pub(super) async fn run(mut self, mut inbox: mpsc::Receiver<RoomCommand>) {
+        self.load_moderation().await;
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
         housekeeping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let shutdown = self.context.shutdown.clone();
@@ -213,6 +218,11 @@ impl RoomActor {
             RoomCommand::Stats { reply } => {
                 let _ = reply.send(self.stats());
             }
+            RoomCommand::Moderated {
+                conn,
+                request,
+                outcome,
+            } => self.moderated(conn, &request, outcome),
         }
         self.idle_since = None;
     }
@@ -295,6 +305,9 @@ impl RoomActor {
     /// true when the whole room has been idle long enough to exit.
     async fn housekeeping(&mut self) -> bool {
         self.docs_housekeeping().await;
+        if !self.moderation.loaded {
+            self.load_moderation().await;
+        }
         // Expired reservations are freed by the next grant anyway; sweeping
         // tells their holders, and keeps the counts true, while anyone watches.
         if self.live.connection_count() > 0 {

@@ -183,6 +183,7 @@ impl RoomActor {
 
     async fn doc_update(&mut self, conn: ConnId, doc: &DocName, update: Bytes) {
         let max_doc_bytes = self.context.settings.max_doc_bytes;
+        let locked = self.moderation.locked;
         let Some(slot) = self.docs.get_mut(doc) else {
             return;
         };
@@ -196,6 +197,12 @@ impl RoomActor {
         if !member.principal.role.can_write() {
             tx.send(WsMessage::Binary(binary(&Message::PermissionDenied(
                 "read-only role: viewers cannot edit",
+            ))));
+            return;
+        }
+        if locked && !member.principal.role.can_moderate() {
+            tx.send(WsMessage::Binary(binary(&Message::PermissionDenied(
+                "the room is locked",
             ))));
             return;
         }
@@ -473,6 +480,15 @@ impl RoomActor {
     }
 
     /// Closes every document connection of `user` with `code`.
+    /// Open document connections of `user`.
+    pub(super) fn doc_connections_of(&self, user: &crate::ids::UserId) -> usize {
+        self.docs
+            .values()
+            .flat_map(|slot| slot.conns.values())
+            .filter(|conn| &conn.principal.user == user)
+            .count()
+    }
+
     pub(super) fn disconnect_docs(&self, user: &crate::ids::UserId, code: CloseCode) {
         for slot in self.docs.values() {
             for conn in slot

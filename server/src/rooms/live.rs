@@ -47,6 +47,8 @@ pub struct Presence {
     /// Open live connections (tabs) of this person.
     pub connections: usize,
     pub since: i64,
+    /// Until when they are muted (ms), if they are.
+    pub muted_until: Option<i64>,
 }
 
 impl LiveState {
@@ -116,6 +118,26 @@ impl LiveState {
             conn.tx.send(frame);
         }
     }
+
+    /// Queues `frame` to one connection, if it is still open.
+    pub(super) fn reply_to(&self, conn: ConnId, frame: WsMessage) {
+        self.reply(conn, frame);
+    }
+
+    /// Open live connections of `user`.
+    pub(super) fn connections_of(&self, user: &UserId) -> usize {
+        self.conns
+            .values()
+            .filter(|conn| &conn.principal.user == user)
+            .count()
+    }
+
+    /// Records a mute (or its end) in `user`'s presence, if they are online.
+    pub(super) fn set_muted(&mut self, user: &UserId, until: Option<i64>) {
+        if let Some(presence) = self.presence.get_mut(user) {
+            presence.muted_until = until;
+        }
+    }
 }
 
 fn validate_body(body: &str) -> Result<String> {
@@ -146,7 +168,9 @@ impl RoomActor {
                 status: "online".to_owned(),
                 connections: 0,
                 since: now_ms(),
+                muted_until: None,
             });
+        presence.muted_until = self.moderation.muted_until(&user);
         presence.connections += 1;
         let joined = presence.clone();
         let everyone: Vec<&Presence> = self.live.presence.values().collect();
@@ -160,8 +184,10 @@ impl RoomActor {
                 "display_name": principal.display_name,
                 "role": principal.role,
                 "token_expires_at": principal.expires_at,
+                "muted_until": self.moderation.muted_until(&principal.user),
             },
             "presence": everyone,
+            "state": self.moderation.json(),
         })));
         if first {
             self.live
@@ -207,6 +233,21 @@ impl RoomActor {
         let Request { id, op } = request;
         let result = match op {
             Op::Ping {} => Ok(Some(json!({ "pong": true }))),
+            op @ (Op::ModMute { .. }
+            | Op::ModUnmute { .. }
+            | Op::ModKick { .. }
+            | Op::ModBan { .. }
+            | Op::ModLock { .. }
+            | Op::ModAnnounce { .. }
+            | Op::ModRelease { .. }) => self
+                .moderate(conn, principal.clone(), id.clone(), op)
+                .map(|()| None),
+            // Locked: no new work; a held reservation can still be answered.
+            Op::TaskRequest {}
+                if principal.role.can_write() && !self.moderation.may_write(principal.role) =>
+            {
+                Ok(Some(json!({ "reservation": null, "reason": "locked" })))
+            }
             op @ (Op::QueueGet {}
             | Op::TaskRequest {}
             | Op::TaskHeartbeat { .. }
@@ -224,24 +265,24 @@ impl RoomActor {
                 self.chat_history(conn, &principal, id.clone(), before, limit);
                 Ok(None)
             }
-            Op::ChatSend { body } => match (principal.role.can_write(), validate_body(&body)) {
-                (false, _) => Err(Error::Forbidden("viewers cannot chat")),
-                (true, Err(error)) => Err(error),
-                (true, Ok(body)) => {
-                    let op = WriteOp::ChatPost {
-                        room: self.room.clone(),
-                        user: principal.user.clone(),
-                        body,
-                        at: now_ms(),
-                    };
-                    self.submit_chat(conn, id.clone(), ChatKind::Post, op).await
+            Op::ChatSend { body } => {
+                match (self.moderation.may_chat(&principal), validate_body(&body)) {
+                    (Err(error), _) | (Ok(()), Err(error)) => Err(error),
+                    (Ok(()), Ok(body)) => {
+                        let op = WriteOp::ChatPost {
+                            room: self.room.clone(),
+                            user: principal.user.clone(),
+                            body,
+                            at: now_ms(),
+                        };
+                        self.submit_chat(conn, id.clone(), ChatKind::Post, op).await
+                    }
                 }
-            },
+            }
             Op::ChatEdit { message_id, body } => {
-                match (principal.role.can_write(), validate_body(&body)) {
-                    (false, _) => Err(Error::Forbidden("viewers cannot chat")),
-                    (true, Err(error)) => Err(error),
-                    (true, Ok(body)) => {
+                match (self.moderation.may_chat(&principal), validate_body(&body)) {
+                    (Err(error), _) | (Ok(()), Err(error)) => Err(error),
+                    (Ok(()), Ok(body)) => {
                         let op = WriteOp::ChatEdit {
                             room: self.room.clone(),
                             id: message_id,

@@ -25,6 +25,48 @@ use crate::protocol::{self, Op, RequestId};
 use crate::store::{QueueCounts, Store, WorkAsk, WriteOp, WriteOutcome};
 use crate::work::ProjectConfig;
 
+/// A worker's progress: answers given and earnings by ledger state, with
+/// their effective hourly rate.
+async fn progress_of(store: &Store, room: &RoomId, user: &UserId) -> Result<Value> {
+    let answers = store.worker_answer_count(room, user).await?;
+    let earnings = store.worker_earnings(room, user).await?;
+    Ok(json!({ "answers": answers, "pending_earnings": earnings.pending, "earnings": earnings }))
+}
+
+/// Pushes `queue.mine` (the reservation with its expiry, progress,
+/// earnings) to every live connection of `user` through the room.
+pub(super) async fn push_mine(
+    store: &Store,
+    room: &RoomId,
+    room_handle: &RoomHandle,
+    user: &UserId,
+    progress: Option<Value>,
+) {
+    let mine = async {
+        let held = store.live_reservation(room, user).await?;
+        let reservation =
+            held.map(|(reservation, task)| json!({ "reservation": reservation, "task": task }));
+        let progress = match progress {
+            Some(progress) => progress,
+            None => progress_of(store, room, user).await?,
+        };
+        Ok::<Value, Error>(json!({ "mine": reservation, "progress": progress }))
+    };
+    match mine.await {
+        Ok(state) => {
+            let command = RoomCommand::NotifyUser {
+                user: user.clone(),
+                frame: protocol::event("queue.mine", &state),
+            };
+            // The room may be exiting; its members then reconnect and ask.
+            let _ = room_handle.send(command).await;
+        }
+        Err(error) => {
+            tracing::debug!(room_id = %room, %error, "cannot push the worker's queue state")
+        }
+    }
+}
+
 /// What a work request needs, cloned out of the actor.
 pub(super) struct WorkRequest {
     pub store: Store,
@@ -81,43 +123,21 @@ impl WorkRequest {
     /// The worker's progress: answers given and earnings by ledger state,
     /// with their effective hourly rate.
     async fn progress(&self) -> Result<Value> {
-        let answers = self
-            .store
-            .worker_answer_count(&self.room, self.user())
-            .await?;
-        let earnings = self.store.worker_earnings(&self.room, self.user()).await?;
-        Ok(
-            json!({ "answers": answers, "pending_earnings": earnings.pending, "earnings": earnings }),
-        )
+        progress_of(&self.store, &self.room, self.user()).await
     }
 
     /// Pushes the worker's own queue state (reservation with its expiry,
     /// progress, earnings) to all their live connections: every tab shows
     /// the same, whichever one acted.
     async fn push_mine(&self, progress: Option<Value>) {
-        let mine = async {
-            let held = self.store.live_reservation(&self.room, self.user()).await?;
-            let reservation =
-                held.map(|(reservation, task)| json!({ "reservation": reservation, "task": task }));
-            let progress = match progress {
-                Some(progress) => progress,
-                None => self.progress().await?,
-            };
-            Ok::<Value, Error>(json!({ "mine": reservation, "progress": progress }))
-        };
-        match mine.await {
-            Ok(state) => {
-                let command = RoomCommand::NotifyUser {
-                    user: self.user().clone(),
-                    frame: protocol::event("queue.mine", &state),
-                };
-                // The room may be exiting; its members then reconnect and ask.
-                let _ = self.room_handle.send(command).await;
-            }
-            Err(error) => {
-                tracing::debug!(room_id = %self.room, %error, "cannot push the worker's queue state")
-            }
-        }
+        push_mine(
+            &self.store,
+            &self.room,
+            &self.room_handle,
+            self.user(),
+            progress,
+        )
+        .await;
     }
 
     async fn queue(&self) -> Result<Value> {

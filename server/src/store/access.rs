@@ -142,26 +142,9 @@ impl Store {
     /// Removes a member and revokes their tokens in the room. Returns the revoked token ids.
     pub async fn remove_member(&self, room: &RoomId, user: &UserId) -> Result<Vec<TokenId>> {
         let mut tx = self.begin_write().await?;
-        let removed = sqlx::query("DELETE FROM members WHERE room_id = $1 AND user_id = $2")
-            .bind(room.as_str())
-            .bind(user.as_str())
-            .execute(&mut *tx)
-            .await?;
-        if removed.rows_affected() == 0 {
-            return Err(Error::NotFound("member"));
-        }
-        let rows = sqlx::query(
-            "UPDATE tokens SET revoked_at = $1 WHERE room_id = $2 AND user_id = $3 AND revoked_at IS NULL RETURNING id",
-        )
-        .bind(now_ms())
-        .bind(room.as_str())
-        .bind(user.as_str())
-        .fetch_all(&mut *tx)
-        .await?;
+        let revoked = remove_member_in(&mut tx, room, user, now_ms()).await?;
         tx.commit().await?;
-        rows.iter()
-            .map(|row| Ok(TokenId(row.try_get("id")?)))
-            .collect()
+        Ok(revoked)
     }
 
     /// A member's role in a room, if they are a member.
@@ -328,4 +311,32 @@ impl Store {
             .map(|row| Ok(TokenId(row.try_get("id")?)))
             .collect()
     }
+}
+
+/// Removes a member and revokes their tokens inside a write transaction.
+pub(super) async fn remove_member_in(
+    conn: &mut sqlx::AnyConnection,
+    room: &RoomId,
+    user: &UserId,
+    at: i64,
+) -> Result<Vec<TokenId>> {
+    let removed = sqlx::query("DELETE FROM members WHERE room_id = $1 AND user_id = $2")
+        .bind(room.as_str())
+        .bind(user.as_str())
+        .execute(&mut *conn)
+        .await?;
+    if removed.rows_affected() == 0 {
+        return Err(Error::NotFound("member"));
+    }
+    let rows = sqlx::query(
+        "UPDATE tokens SET revoked_at = $1 WHERE room_id = $2 AND user_id = $3 AND revoked_at IS NULL RETURNING id",
+    )
+    .bind(at)
+    .bind(room.as_str())
+    .bind(user.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| Ok(TokenId(row.try_get("id")?)))
+        .collect()
 }

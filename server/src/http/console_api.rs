@@ -1,0 +1,115 @@
+//! What the moderator console and the review view read: a room's figures
+//! at a glance, the moderation log, and one task with every answer.
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{AppState, authenticate, require};
+use crate::error::{Error, Result};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/rooms/{room}/stats", get(room_stats))
+        .route("/rooms/{room}/moderation", get(moderation_log))
+        .route("/rooms/{room}/tasks/{task}", get(task_detail))
+}
+
+/// Occupancy, throughput, agreement, escalations and pay of one room.
+async fn room_stats(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+) -> Result<Json<Value>> {
+    let me = authenticate(&state, &headers, None, &room).await?;
+    require(
+        me.role.can_moderate(),
+        "only owners and moderators see room figures",
+    )?;
+    let row = state
+        .store
+        .room(&me.room)
+        .await?
+        .ok_or(Error::NotFound("room"))?;
+    let live = state.rooms.stats(&me.room).await;
+    let counts = state.store.queue_counts(&me.room).await?;
+    let activity = state.store.room_activity(&me.room).await?;
+    let project = state.store.project(&me.room).await?;
+    let pay = state
+        .store
+        .ledger_summary(&me.room, project.target_hourly_rate)
+        .await?;
+    let moderation = state.store.room_moderation(&me.room).await?;
+    Ok(Json(json!({
+        "room": row.id,
+        "name": row.name,
+        "live": live,
+        "counts": counts,
+        "answers_last_minute": activity.answers_last_minute,
+        "answers_per_minute": activity.answers_per_minute,
+        "agreement": activity.agreement,
+        "escalations": counts.review,
+        "pay": {
+            "hourly_rate": pay.hourly_rate,
+            "target_hourly_rate": pay.target_hourly_rate,
+            "alert": pay.below_target,
+        },
+        "locked": moderation.locked,
+        "lock_reason": moderation.lock_reason,
+        "announcement": moderation.announcement,
+        "muted": moderation.mutes,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogQuery {
+    limit: Option<i64>,
+}
+
+/// The newest moderator actions, newest first.
+async fn moderation_log(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    Query(query): Query<LogQuery>,
+) -> Result<Json<Value>> {
+    let me = authenticate(&state, &headers, None, &room).await?;
+    require(
+        me.role.can_moderate(),
+        "only owners and moderators read the moderation log",
+    )?;
+    let entries = state
+        .store
+        .moderation_log(&me.room, query.limit.unwrap_or(100))
+        .await?;
+    Ok(Json(json!({ "entries": entries })))
+}
+
+/// One task as listed, with every answer and the review trail.
+async fn task_detail(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((room, task)): Path<(String, i64)>,
+) -> Result<Json<Value>> {
+    let me = authenticate(&state, &headers, None, &room).await?;
+    require(
+        me.role.can_list_members(),
+        "only the core team sees answers",
+    )?;
+    let row = state
+        .store
+        .tasks(&me.room, None, task.saturating_sub(1), 1)
+        .await?
+        .into_iter()
+        .find(|row| row.id == task)
+        .ok_or(Error::NotFound("task"))?;
+    let answers = state.store.task_answers(&me.room, task).await?;
+    let reviews = state.store.task_reviews(&me.room, task).await?;
+    Ok(Json(
+        json!({ "task": row, "answers": answers, "reviews": reviews }),
+    ))
+}
