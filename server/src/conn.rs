@@ -2,18 +2,25 @@
 //! a slow-client policy, a close signal that carries the close code, the
 //! writer task that owns the sink, and a per-connection rate limiter.
 //!
+//! The outbound queue is a `VecDeque` behind a mutex with a `Notify`, not a
+//! tokio mpsc: an mpsc allocates its first block of slots (about 1.5 KiB)
+//! when it is created, and most connections sit idle with nothing queued.
+//! This queue holds no allocation while it is empty, and the writer takes a
+//! whole burst at once under one short lock (never held across an await).
+//!
 //! A connection is two IO-only tasks. The reader decodes frames and
 //! forwards typed commands; the writer owns the sink, sends keepalive pings,
 //! and closes the socket when told to (or when the token expires). Neither
 //! holds business logic.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::SinkExt;
 use futures_util::stream::SplitSink;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
@@ -70,12 +77,66 @@ impl CloseSignal {
     }
 }
 
+/// A connection's outbound frames, shared by its senders and its writer.
+struct Outbound {
+    frames: Mutex<VecDeque<Message>>,
+    /// Woken on each push; it keeps a permit, so a push between the
+    /// writer's look at the queue and its wait is never missed.
+    ready: Notify,
+    capacity: usize,
+}
+
+/// Why a frame was not queued.
+enum Refused {
+    Full,
+    Poisoned,
+}
+
+impl Outbound {
+    fn push(&self, message: Message) -> Result<(), Refused> {
+        {
+            let mut frames = self.frames.lock().map_err(|_| Refused::Poisoned)?;
+            if frames.len() >= self.capacity {
+                return Err(Refused::Full);
+            }
+            frames.push_back(message);
+        }
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Everything queued, taking the queue's allocation with it (an idle
+    /// connection then holds none).
+    fn take(&self) -> VecDeque<Message> {
+        match self.frames.lock() {
+            Ok(mut frames) => std::mem::take(&mut *frames),
+            Err(_) => VecDeque::new(),
+        }
+    }
+}
+
+/// The writer's end of a connection's queue.
+pub struct OutboundRx(Arc<Outbound>);
+
+impl OutboundRx {
+    /// Waits until something is queued, then takes all of it.
+    async fn next_burst(&self) -> VecDeque<Message> {
+        loop {
+            let burst = self.0.take();
+            if !burst.is_empty() {
+                return burst;
+            }
+            self.0.ready.notified().await;
+        }
+    }
+}
+
 /// The sending side of one connection, as held by room actors and the
 /// session registry. Cloning it is cheap.
 #[derive(Clone)]
 pub struct ConnTx {
     pub id: ConnId,
-    queue: mpsc::Sender<Message>,
+    queue: Arc<Outbound>,
     signal: Arc<CloseSignal>,
     kind: KindLabel,
     metrics: Arc<Metrics>,
@@ -86,12 +147,15 @@ impl ConnTx {
     /// with 4008 (the client reconnects and resyncs): nothing is skipped
     /// silently. Returns whether the frame was queued.
     pub fn send(&self, message: Message) -> bool {
-        match self.queue.try_send(message) {
+        if self.signal.is_closed() {
+            return false;
+        }
+        match self.queue.push(message) {
             Ok(()) => {
                 self.metrics.messages_out.get_or_create(&self.kind).inc();
                 true
             }
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(Refused::Full) => {
                 if !self.signal.is_closed() {
                     self.metrics.slow_clients_dropped.inc();
                     tracing::debug!(
@@ -102,7 +166,10 @@ impl ConnTx {
                 self.signal.close(CloseCode::SlowConsumer);
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(Refused::Poisoned) => {
+                self.signal.close(CloseCode::Internal);
+                false
+            }
         }
     }
 
@@ -123,17 +190,21 @@ pub fn channel(
     kind: KindLabel,
     metrics: Arc<Metrics>,
     signal: Arc<CloseSignal>,
-) -> (ConnTx, mpsc::Receiver<Message>) {
-    let (queue, receiver) = mpsc::channel(capacity.max(1));
+) -> (ConnTx, OutboundRx) {
+    let queue = Arc::new(Outbound {
+        frames: Mutex::new(VecDeque::new()),
+        ready: Notify::new(),
+        capacity: capacity.max(1),
+    });
     (
         ConnTx {
             id,
-            queue,
+            queue: queue.clone(),
             signal,
             kind,
             metrics,
         },
-        receiver,
+        OutboundRx(queue),
     )
 }
 
@@ -141,7 +212,7 @@ pub fn channel(
 /// expiry, and sends the close frame when the signal fires.
 pub async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
-    mut queue: mpsc::Receiver<Message>,
+    queue: OutboundRx,
     signal: Arc<CloseSignal>,
     expires_at: Option<i64>,
 ) {
@@ -165,14 +236,9 @@ pub async fn write_loop(
                 signal.close(CloseCode::TokenExpired);
                 break;
             }
-            message = queue.recv() => {
-                let Some(message) = message else { break };
-                if sink.feed(message).await.is_err() {
-                    signal.close(CloseCode::Normal);
-                    return;
-                }
-                // Batch whatever else is already queued into one flush.
-                while let Ok(message) = queue.try_recv() {
+            burst = queue.next_burst() => {
+                // Everything queued goes out in one flush.
+                for message in burst {
                     if sink.feed(message).await.is_err() {
                         signal.close(CloseCode::Normal);
                         return;
@@ -196,7 +262,7 @@ pub async fn write_loop(
     // out first, unless the queue is the problem (a slow consumer).
     if code != CloseCode::SlowConsumer {
         let drain = async {
-            while let Ok(message) = queue.try_recv() {
+            for message in queue.0.take() {
                 if sink.feed(message).await.is_err() {
                     return;
                 }
@@ -277,6 +343,54 @@ mod tests {
         assert!(limiter.allow());
         assert!(limiter.allow());
         assert!(!limiter.allow());
+    }
+
+    #[tokio::test]
+    async fn the_queue_is_bounded_and_holds_nothing_when_idle() {
+        let signal = CloseSignal::new(&CancellationToken::new());
+        let (tx, rx) = channel(
+            ConnId::next(),
+            3,
+            crate::metrics::YJS,
+            Metrics::new(),
+            signal.clone(),
+        );
+        for text in ["a", "b", "c"] {
+            assert!(tx.send(Message::Text(text.into())));
+        }
+        // The fourth frame finds the queue full: the slow client is closed.
+        assert!(!tx.send(Message::Text("d".into())));
+        assert_eq!(signal.code(), CloseCode::SlowConsumer);
+        let burst = rx.next_burst().await;
+        let texts: Vec<String> = burst
+            .into_iter()
+            .map(|message| match message {
+                Message::Text(text) => text.to_string(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(texts, ["a", "b", "c"]);
+        let idle = rx.0.frames.lock().map(|frames| frames.capacity()).ok();
+        assert_eq!(idle, Some(0), "an emptied queue keeps no allocation");
+        // Nothing is queued once the connection is closing.
+        assert!(!tx.send(Message::Text("e".into())));
+    }
+
+    #[tokio::test]
+    async fn the_writer_wakes_for_a_frame_queued_while_it_waits() {
+        let signal = CloseSignal::new(&CancellationToken::new());
+        let (tx, rx) = channel(
+            ConnId::next(),
+            8,
+            crate::metrics::YJS,
+            Metrics::new(),
+            signal,
+        );
+        let waiter = tokio::spawn(async move { rx.next_burst().await.len() });
+        tokio::task::yield_now().await;
+        assert!(tx.send(Message::Text("late".into())));
+        let taken = tokio::time::timeout(Duration::from_secs(5), waiter).await;
+        assert!(matches!(taken, Ok(Ok(1))), "{taken:?}");
     }
 
     #[test]

@@ -129,10 +129,18 @@ impl Socket {
     }
 
     /// Waits for the writer to send the close frame, and unregisters.
-    pub async fn finish(self) {
+    pub async fn finish(mut self) {
         self.signal.close(CloseCode::Normal);
         // The writer only ends by itself; a panic there has been logged.
-        let _ = self.writer.await;
+        let _ = (&mut self.writer).await;
+    }
+}
+
+impl Drop for Socket {
+    /// However the reader ends (finished, or its task dropped), the writer
+    /// is told to close: it ends only on the signal.
+    fn drop(&mut self) {
+        self.signal.close(CloseCode::Normal);
         self.state
             .metrics
             .connections
