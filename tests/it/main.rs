@@ -5,6 +5,7 @@
 
 mod auth;
 mod awareness;
+mod browser;
 mod chat;
 mod cli;
 mod consensus;

@@ -1,0 +1,325 @@
+// The scenarios, in order; later ones reuse the people earlier ones opened
+// (env.people) so the whole run stays well under a minute. Every check is
+// on what the page shows.
+
+import assert from 'node:assert/strict'
+import { api, person, select, shot, spans, state, synced, until, TIMEOUT } from './lib.mjs'
+
+/** Sign-in by pasting a token, the room list, and the invite-link flow. */
+async function signIn(env) {
+  const context = await env.browser.newContext({ viewport: { width: 1280, height: 720 } })
+  const page = await context.newPage()
+  await page.goto(`${env.base}/`)
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor({ timeout: TIMEOUT })
+  await shot(env, page, '1-sign-in')
+  await page.getByLabel('Token or invite link').fill(`${env.base}/#/join/${env.tokens.owner}`)
+  await page.getByRole('button', { name: 'Add' }).click()
+  const card = page.locator(`.room-card[data-room="${env.room}"]`)
+  await card.waitFor({ timeout: TIMEOUT })
+  assert.match(await card.innerText(), /owner/)
+  await until('occupancy on the room card', async () => /online/.test(await card.innerText()))
+  await shot(env, page, '2-rooms')
+  // A bad token is refused with a message, not silently.
+  await page.getByLabel('Token or invite link').fill('crt_' + '0'.repeat(64))
+  await page.getByRole('button', { name: 'Add' }).click()
+  await page.getByRole('alert').filter({ hasText: 'does not work' }).waitFor({ timeout: TIMEOUT })
+  await context.close()
+}
+
+/** Two core members co-edit the team's document of one task and converge, each seeing the other. */
+async function coEdit(env) {
+  const task = env.tasks.t1
+  const hash = `#/review/${env.room}/${task.id}`
+  const a = (env.people.core1 = await person(env, env.tokens.core1, { hash }))
+  const b = (env.people.core2 = await person(env, env.tokens.core2, { hash }))
+  await Promise.all([synced(a.page, 'doc'), synced(b.page, 'doc')])
+  // "Ada Lovelace" [0,12) as PER by key 1 in A; "Charles Babbage" [17,32) by the ORG button in B (wrong on purpose).
+  await select(a.page, 0, 11)
+  await a.page.keyboard.press('1')
+  await select(b.page, 17, 32)
+  await b.page.getByRole('button', { name: /ORG/ }).click()
+  // Both see both, then A fixes its own span (one right... and back to the selection) and B relabels by re-adding.
+  await until('both spans on both pages', async () => (await spans(a.page)).length === 2 && (await spans(b.page)).length === 2)
+  await a.page.getByRole('button', { name: /Move “Ada Lovelac” right/ }).click()
+  await until('the moved span in B', async () => (await spans(b.page)).some((span) => span.start === 1 && span.end === 12))
+  await select(a.page, 0, 12)
+  await a.page.getByRole('button', { name: /Set “da Lovelace” to the selection/ }).click()
+  await b.page.getByRole('button', { name: /Remove “Charles Babbage”/ }).click()
+  await select(b.page, 17, 32)
+  await b.page.keyboard.press('1')
+  await select(b.page, 36, 42)
+  await b.page.keyboard.press('3')
+  // Both type a note at once.
+  await Promise.all([
+    a.page.getByLabel('Note').fill('Ada is a person.').then(() => a.page.getByLabel('Note').press('Enter')),
+    b.page.getByLabel('Note').fill('London is a place.').then(() => b.page.getByLabel('Note').press('Enter')),
+  ])
+  const expected = [
+    { start: 0, end: 12, label: 'PER' },
+    { start: 17, end: 32, label: 'PER' },
+    { start: 36, end: 42, label: 'LOC' },
+  ]
+  await until('identical annotations', async () => {
+    const [left, right] = [await spans(a.page), await spans(b.page)]
+    assert.deepEqual(left, expected)
+    assert.deepEqual(right, expected)
+    return true
+  })
+  for (const page of [a.page, b.page]) {
+    await until('both notes', async () => {
+      const notes = await page.locator('.comment-list').innerText()
+      return notes.includes('Ada is a person.') && notes.includes('London is a place.')
+    })
+  }
+  // Each sees the other's name and caret (awareness).
+  await select(a.page, 58, 68)
+  await until('A’s caret named in B', async () => (await b.page.locator('.caret[data-name="Cora (core team)"]').count()) > 0)
+  await until('A’s selection described in B', async () => /Cora \(core team\) selecting “Analytical”/.test(await b.page.locator('.peers').innerText()))
+  await until('B named in A', async () => (await a.page.locator('.peer[data-user="cody"]').count()) > 0)
+  await until('B’s caret in A', async () => (await a.page.locator('.caret[data-name="Cody (core team)"]').count()) > 0)
+  await shot(env, b.page, '4-review')
+}
+
+/** The two core members chat: send, edit and delete show on the other page. */
+async function chat(env) {
+  const { core1: a, core2: b } = env.people
+  const body = `hello from Cora ${Date.now()}`
+  await a.page.getByLabel('Message', { exact: true }).fill(body)
+  await a.page.getByLabel('Message', { exact: true }).press('Enter')
+  const inB = b.page.locator('.msg').filter({ hasText: body })
+  await inB.waitFor({ timeout: TIMEOUT })
+  await b.page.getByLabel('Message', { exact: true }).fill('hi Cora')
+  await b.page.getByRole('button', { name: 'Send' }).click()
+  await a.page.locator('.msg').filter({ hasText: 'hi Cora' }).waitFor({ timeout: TIMEOUT })
+  const mine = a.page.locator('.msg').filter({ hasText: body })
+  await mine.getByRole('button', { name: 'Edit message' }).click()
+  await a.page.getByLabel('Edit message').fill(`${body} (edited text)`)
+  await a.page.getByLabel('Edit message').press('Enter')
+  await until('the edit in B', async () => /\(edited text\)[\s\S]*|\(edited\)/.test(await inB.innerText()) && (await inB.innerText()).includes('(edited text)'))
+  assert.match(await inB.innerText(), /\(edited\)/)
+  // Cody cannot edit or delete Cora's message.
+  assert.equal(await inB.getByRole('button').count(), 0)
+  await a.page.locator('.msg').filter({ hasText: '(edited text)' }).getByRole('button', { name: 'Delete message' }).click()
+  await until('the deletion in B', async () => (await b.page.locator('.msg').filter({ hasText: 'Message deleted' }).count()) > 0)
+  assert.equal(await b.page.locator('.msg').filter({ hasText: '(edited text)' }).count(), 0)
+}
+
+/** A page goes offline, edits, comes back, resyncs; the other page gets the edits. */
+async function offline(env) {
+  const { core1: a, core2: b } = env.people
+  await a.page.evaluate(() => {
+    window.__docStates = []
+    const node = document.querySelector('[data-conn="doc"]')
+    new MutationObserver(() => window.__docStates.push(node.dataset.state)).observe(node, { attributes: true, attributeFilter: ['data-state'] })
+  })
+  await a.context.setOffline(true)
+  await until('offline shown', async () => (await state(a.page, 'doc')) === 'offline' && (await state(a.page, 'live')) === 'offline')
+  await select(a.page, 58, 75)
+  await a.page.getByRole('button', { name: /ORG/ }).click()
+  await a.page.getByLabel('Note').fill('written offline')
+  await a.page.getByLabel('Note').press('Enter')
+  assert.equal((await spans(a.page)).length, 4, 'the offline edit shows locally')
+  await b.page.waitForTimeout(300)
+  assert.equal((await spans(b.page)).length, 3, 'the other page cannot have it yet')
+  await a.context.setOffline(false)
+  await synced(a.page, 'doc')
+  await synced(a.page, 'live')
+  const history = await a.page.evaluate(() => window.__docStates)
+  const offlineAt = history.indexOf('offline')
+  const reconnectingAt = history.indexOf('reconnecting', offlineAt)
+  const syncedAt = history.indexOf('synced', reconnectingAt)
+  assert.ok(offlineAt >= 0 && reconnectingAt > offlineAt && syncedAt > reconnectingAt, `offline -> reconnecting -> synced, got ${history.join(' -> ')}`)
+  await until('the offline edits in B', async () => {
+    assert.deepEqual(await spans(b.page), await spans(a.page))
+    return (await spans(b.page)).some((span) => span.start === 58 && span.end === 75 && span.label === 'ORG')
+  })
+  await until('the offline note in B', async () => (await b.page.locator('.comment-list').innerText()).includes('written offline'))
+}
+
+/** A reviewer submits the team's correction; the server's decision shows live in both pages. */
+async function review(env) {
+  const { core1: a, core2: b } = env.people
+  const expected = (await spans(a.page)).map(({ start, end, label }) => `${label} ${start}–${end}`).join(', ')
+  await a.page.getByRole('button', { name: 'Submit correction' }).click()
+  for (const page of [a.page, b.page]) {
+    await until('the review decision in the shared document', async () => (await page.locator('[data-review-state="corrected"]').count()) === 1)
+    await until('the consensus written by the server', async () => (await page.locator('[data-consensus]').innerText()) === expected)
+  }
+  assert.match(await b.page.locator('[data-review-state]').innerText(), /corrected by cora/)
+  await until('the task listed as complete', async () => (await a.page.locator('[data-list="complete"] [data-task]').count()) >= 1)
+  await b.page.setViewportSize({ width: 768, height: 1000 })
+  await shot(env, b.page, '4b-review-tablet')
+}
+
+async function counts(page) {
+  return JSON.parse((await page.locator('[data-counts]').getAttribute('data-counts')) ?? 'null')
+}
+
+/** A worker takes a task and submits it; the other worker's queue counts follow. */
+async function queue(env) {
+  const w1 = (env.people.worker1 = await person(env, env.tokens.worker1))
+  const w2 = (env.people.worker2 = await person(env, env.tokens.worker2, { width: 768, height: 1000 }))
+  await Promise.all([synced(w1.page, 'live'), synced(w2.page, 'live')])
+  const before = await until('counts in the other page', () => counts(w2.page))
+  await w1.page.getByRole('button', { name: 'Get a task' }).click()
+  await w1.page.locator('.reservation').waitFor({ timeout: TIMEOUT })
+  assert.match(await w1.page.locator('.reservation').innerText(), /is yours for \d+:\d\d/)
+  await until('reserved +1 in the other page', async () => (await counts(w2.page)).reserved === before.reserved + 1)
+  await synced(w1.page, 'doc')
+  // Every task text starts with a first name and ends with a place.
+  const text = await w1.page.locator('.surface-text').inputValue()
+  const place = /(\S+)\.$/.exec(text)
+  await select(w1.page, 0, text.indexOf(' '))
+  await w1.page.keyboard.press('1')
+  await until('the span listed', async () => (await spans(w1.page)).length === 1)
+  await select(w1.page, place.index, place.index + place[1].length)
+  await w1.page.getByRole('button', { name: /LOC/ }).click()
+  await until('both spans listed', async () => (await spans(w1.page)).length === 2)
+  await shot(env, w1.page, '3-room-span-task')
+  await w1.page.getByRole('button', { name: 'Submit answer' }).click()
+  await w1.page.locator('.empty-task').waitFor({ timeout: TIMEOUT })
+  await until('answers +1 in the other page', async () => {
+    const now = await counts(w2.page)
+    return now.answers === before.answers + 1 && now.reserved === before.reserved
+  })
+  await until('my answers count', async () => (await w1.page.locator('[data-my-answers]').innerText()) === '1')
+  await shot(env, w2.page, '3b-room-tablet')
+}
+
+/** Mute, announcement, lock and a released reservation show live on the worker's page. */
+async function moderation(env) {
+  const mod = (env.people.moderator = await person(env, env.tokens.moderator, { hash: `#/console/${env.room}` }))
+  const { worker2: w2 } = env.people
+  const row = (user) => mod.page.locator(`tr[data-user="${user}"]`)
+  await row('wanda').waitFor({ timeout: TIMEOUT })
+  await synced(mod.page, 'live')
+  // Mute.
+  await mod.page.getByLabel('Reason', { exact: true }).fill('please keep it on topic')
+  await row('wanda').getByRole('button', { name: 'Mute Wanda (worker)' }).click()
+  await w2.page.locator('[data-banner="muted"]').waitFor({ timeout: TIMEOUT })
+  assert.match(await w2.page.locator('[data-banner="muted"]').innerText(), /muted until .*keep it on topic/)
+  assert.equal(await w2.page.getByLabel('Message', { exact: true }).isDisabled(), true)
+  await until('muted badge in the console', async () => (await row('wanda').locator('.badge', { hasText: 'muted' }).count()) === 1)
+  await row('wanda').getByRole('button', { name: 'Unmute Wanda (worker)' }).click()
+  await until('unmuted', async () => (await w2.page.locator('[data-banner="muted"]').count()) === 0)
+  assert.equal(await w2.page.getByLabel('Message', { exact: true }).isDisabled(), false)
+  // A moderator deletes a message from the console's chat; the worker sees it go.
+  await w2.page.getByLabel('Message', { exact: true }).fill('buy cheap followers')
+  await w2.page.getByLabel('Message', { exact: true }).press('Enter')
+  const spam = mod.page.locator('.msg').filter({ hasText: 'buy cheap followers' })
+  await spam.getByRole('button', { name: 'Delete message of wanda' }).click()
+  await until('the deletion on the worker page', async () => (await w2.page.locator('.msg').filter({ hasText: 'buy cheap followers' }).count()) === 0)
+  // Pause and unpause (REST), shown live.
+  await mod.page.getByLabel('Reason', { exact: true }).fill('too many fast answers')
+  await row('wanda').getByRole('button', { name: 'Pause Wanda (worker)' }).click()
+  await until('paused shown', async () => /paused.*too many fast answers/i.test(await w2.page.locator('[data-banner="paused"]').innerText()))
+  assert.equal(await w2.page.getByRole('button', { name: 'Get a task' }).isDisabled(), true)
+  await row('wanda').getByRole('button', { name: 'Unpause Wanda (worker)' }).click()
+  await until('unpaused', async () => (await w2.page.locator('[data-banner="paused"]').count()) === 0)
+  // Announcement.
+  await mod.page.getByLabel('Announcement').fill('Break at 3pm: finish your task first.')
+  await mod.page.getByRole('button', { name: 'Post' }).click()
+  await until('announcement shown', async () => /Break at 3pm/.test(await w2.page.locator('[data-banner="announcement"]').innerText()))
+  // Lock and unlock.
+  await mod.page.getByLabel('Lock reason').fill('checking the guidelines')
+  await mod.page.getByRole('button', { name: 'Lock the room' }).click()
+  await until('lock shown', async () => /locked: checking the guidelines/.test(await w2.page.locator('[data-banner="locked"]').innerText()))
+  assert.equal(await w2.page.getByRole('button', { name: 'Get a task' }).isDisabled(), true)
+  assert.equal(await w2.page.getByLabel('Message', { exact: true }).isDisabled(), true)
+  await shot(env, w2.page, '7-worker-locked-announcement')
+  await mod.page.getByRole('button', { name: 'Unlock the room' }).click()
+  await until('unlock shown', async () => (await w2.page.locator('[data-banner="locked"]').count()) === 0)
+  // A released reservation.
+  await w2.page.getByRole('button', { name: 'Get a task' }).click()
+  await w2.page.locator('.reservation').waitFor({ timeout: TIMEOUT })
+  await row('wanda').getByRole('button', { name: 'Release task Wanda (worker)' }).click()
+  await until('release shown', async () => /released your reservation/.test(await w2.page.locator('.queue').innerText()))
+  assert.equal(await w2.page.locator('.reservation').count(), 0)
+  await mod.page.getByRole('button', { name: 'Clear' }).click()
+  await until('announcement cleared', async () => (await w2.page.locator('[data-banner="announcement"]').count()) === 0)
+}
+
+/** A moderator kicks a worker from the console; the worker's page says so and can rejoin by hand. */
+async function kick(env) {
+  const { moderator: mod, worker1: w1 } = env.people
+  const row = mod.page.locator('tr[data-user="wes"]')
+  await mod.page.getByLabel('Reason', { exact: true }).fill('take a break')
+  await row.getByRole('button', { name: 'Kick Wes (worker)' }).click()
+  const stopped = w1.page.locator('[data-stopped="kicked"]')
+  await stopped.waitFor({ timeout: TIMEOUT })
+  assert.match(await stopped.innerText(), /You were removed from .* by mo/)
+  assert.match(await stopped.innerText(), /take a break/)
+  await shot(env, w1.page, '6-kicked')
+  // It does not come back by itself.
+  await w1.page.waitForTimeout(1500)
+  assert.equal(await stopped.count(), 1)
+  await until('wes offline in the console', async () => /offline/.test(await row.innerText()))
+  await shot(env, mod.page, '5-console')
+  await mod.page.setViewportSize({ width: 768, height: 1000 })
+  await shot(env, mod.page, '5c-console-tablet')
+  await mod.page.setViewportSize({ width: 1280, height: 860 })
+  await w1.page.getByRole('button', { name: 'Rejoin' }).click()
+  await synced(w1.page, 'live')
+  await until('wes back in the console', async () => !/offline/.test(await row.innerText()))
+  // A ban ends it for good: the token stops working and the page says so.
+  mod.page.once('dialog', (dialog) => dialog.accept())
+  await row.getByRole('button', { name: 'Ban Wes (worker)' }).click()
+  const banned = w1.page.locator('[data-stopped="banned"]')
+  await banned.waitFor({ timeout: TIMEOUT })
+  assert.match(await banned.innerText(), /banned from .* by mo/)
+  assert.equal(await w1.page.getByRole('button', { name: 'Rejoin' }).count(), 0)
+}
+
+/** A second room with a single-choice project: two tokens in one keyring, both rooms in the console, a choice by number key. */
+async function secondRoom(env) {
+  const id = `${env.room}-choice`
+  const created = await api(env, env.tokens.owner, 'POST', '/rooms', { id, name: 'E2E sentiment' })
+  const owner2 = created.token
+  await api(env, owner2, 'PUT', `/rooms/${id}/project`, {
+    instructions: 'What is the tone of the sentence?',
+    answer_schema: { kind: 'single_choice', options: ['positive', 'negative', 'neutral'] },
+    overlap_min: 1, overlap_max: 1, gold_rate: 0, onboarding_gold: 0, min_lead_time_ms: 0,
+  })
+  await api(env, owner2, 'POST', `/rooms/${id}/tasks`, [{ id: 's1', data: { text: 'The service was slow and the food was cold.' } }])
+  const worker = (await api(env, owner2, 'POST', `/rooms/${id}/tokens`, { user: 'wanda', role: 'worker' })).token
+  // The owner adds both tokens to one keyring and watches both rooms.
+  const context = await env.browser.newContext({ viewport: { width: 1280, height: 900 } })
+  const page = await context.newPage()
+  env.people.owner = { context, page }
+  await page.goto(`${env.base}/`)
+  for (const [index, token] of [env.tokens.owner, owner2].entries()) {
+    await page.getByLabel('Token or invite link').fill(token)
+    await page.getByRole('button', { name: 'Add' }).click()
+    await until('the room card', async () => (await page.locator('.room-card').count()) === index + 1)
+  }
+  await until('two rooms listed', async () => (await page.locator('.room-card').count()) === 2)
+  await page.getByRole('link', { name: 'Open the moderator console' }).click()
+  const card = page.locator(`.stat-card[data-room="${id}"]`)
+  await until('the second room in the console', async () => (await card.locator('[data-stat="online"]').count()) === 1)
+  assert.equal(await page.locator('.stat-card').count(), 2)
+  // The worker answers with the number key shown on the option.
+  const w = (env.people.chooser = await person(env, worker))
+  await w.page.getByRole('button', { name: 'Get a task' }).click()
+  await w.page.getByRole('radio', { name: /positive/ }).focus()
+  await synced(w.page, 'doc')
+  await w.page.keyboard.press('2')
+  await until('the choice checked', () => w.page.getByRole('radio', { name: /negative/ }).isChecked())
+  await w.page.getByRole('button', { name: 'Submit answer' }).click()
+  await w.page.locator('.empty-task').waitFor({ timeout: TIMEOUT })
+  await until('the task complete in the console', async () => /Open\s*0/i.test(await card.innerText()), 8000)
+  await shot(env, page, '5b-console-two-rooms')
+  await w.context.close()
+  delete env.people.chooser
+}
+
+export const SCENARIOS = [
+  { name: 'sign-in', run: signIn },
+  { name: 'co-edit', run: coEdit },
+  { name: 'chat', run: chat },
+  { name: 'offline', run: offline },
+  { name: 'review', run: review },
+  { name: 'queue', run: queue },
+  { name: 'moderation', run: moderation },
+  { name: 'kick', run: kick },
+  { name: 'second-room', run: secondRoom },
+]

@@ -1,0 +1,180 @@
+// The REST API (/api/v1) and the keyring of tokens. A token opens exactly
+// one room, so the browser keeps one token per room it was given; the
+// keyring lives in sessionStorage so it ends with the browser session and
+// never reaches other tabs' history or disk beyond it.
+
+export type Role = 'owner' | 'moderator' | 'core' | 'worker' | 'viewer'
+
+export interface KeyEntry {
+  token: string
+  room: string
+  room_name: string
+  user: string
+  display_name: string
+  role: Role
+  token_expires_at: number | null
+}
+
+export type AnswerSchema =
+  | { kind: 'single_choice'; options: string[] }
+  | { kind: 'multi_label'; options: string[] }
+  | { kind: 'spans'; labels: string[] }
+  | { kind: 'free_text'; max_chars?: number | null }
+  | { kind: 'numeric'; min?: number | null; max?: number | null }
+
+export interface Project {
+  instructions: string
+  answer_schema: AnswerSchema
+  reservation_ttl_seconds: number
+  pay_per_answer: number
+  target_hourly_rate: number
+  [key: string]: unknown
+}
+
+export interface Counts { total: number; open: number; complete: number; review: number; reserved: number; answers: number }
+
+export interface TaskRow {
+  id: number
+  external_id: string
+  data: Record<string, unknown>
+  state: string
+  consensus: unknown
+  confidence: number | null
+  method: string | null
+  overlap_target: number
+  answered: number
+  reserved: number
+  gold?: unknown
+  created_at: number
+}
+
+export interface TaskDetail {
+  task: TaskRow
+  answers: { answer_id: number; worker: string; answer: unknown; lead_time_ms: number; created_at: number }[]
+  reviews: { reviewer: string; decision: string; answer: unknown; previous: unknown; reason: string; at: number }[]
+}
+
+export interface RoomStats {
+  room: string
+  name: string
+  live: { online: number; live_connections: number; doc_connections: number; docs_loaded: number }
+  counts: Counts
+  answers_last_minute: number
+  answers_per_minute: number
+  agreement: number | null
+  escalations: number
+  pay: { hourly_rate: number | null; target_hourly_rate: number; alert: boolean }
+  locked: boolean
+  announcement: { body: string; by: string; at: number } | null
+}
+
+export interface WorkerRecord {
+  worker: string
+  accuracy: number | null
+  verdict: boolean
+  answers: number
+  mean_lead_time_ms: number | null
+  fast_answers: number
+  gold_correct: number
+  gold_total: number
+  paused: string | null
+}
+
+export interface Earnings { worker: string; pending: number; approved: number; paid: number; rejected: number; disputed: number; hourly_rate: number | null }
+
+/** An error reply of the API: `{code, message}` and the HTTP status. */
+export class ApiError extends Error {
+  constructor(public status: number, public code: string, message: string) {
+    super(message)
+  }
+}
+
+/** The directory the page was served from: the API and sockets sit beside it. */
+function baseUrl(): URL {
+  return new URL('.', location.href.split('#')[0])
+}
+
+export function wsBase(): string {
+  const base = baseUrl()
+  const scheme = base.protocol === 'https:' ? 'wss:' : 'ws:'
+  return `${scheme}//${base.host}${base.pathname.replace(/\/$/, '')}`
+}
+
+export async function api<T>(token: string, method: string, path: string, body?: unknown): Promise<T> {
+  let response: Response
+  try {
+    response = await fetch(new URL(`api/v1${path}`, baseUrl()), {
+      method,
+      headers: {
+        Authorization: `Bearer ${token}`,
+        ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    })
+  } catch {
+    throw new ApiError(0, 'offline', 'the server cannot be reached')
+  }
+  const text = await response.text()
+  let json: unknown = null
+  try {
+    json = text ? JSON.parse(text) : null
+  } catch {
+    json = null
+  }
+  if (!response.ok) {
+    const error = (json ?? {}) as { code?: string; message?: string }
+    throw new ApiError(response.status, error.code ?? 'http_' + response.status, error.message ?? (text || response.statusText))
+  }
+  return json as T
+}
+
+const KEYRING = 'crowdroom.keyring'
+
+export function keyring(): KeyEntry[] {
+  try {
+    const entries = JSON.parse(sessionStorage.getItem(KEYRING) ?? '[]')
+    return Array.isArray(entries) ? entries : []
+  } catch {
+    return []
+  }
+}
+
+function saveKeyring(entries: KeyEntry[]): void {
+  sessionStorage.setItem(KEYRING, JSON.stringify(entries))
+}
+
+export function entryFor(room: string): KeyEntry | undefined {
+  return keyring().find((entry) => entry.room === room)
+}
+
+/** Checks a token with the server and adds (or replaces) its room's entry. */
+export async function addToken(token: string): Promise<KeyEntry> {
+  const trimmed = token.trim()
+  if (!/^crt_[0-9a-f]{64}$/.test(trimmed)) {
+    throw new ApiError(400, 'bad_token', 'a token is crt_ followed by 64 hex digits')
+  }
+  const me = await api<Omit<KeyEntry, 'token' | 'room_name'>>(trimmed, 'GET', '/me')
+  const room = await api<{ id: string; name: string }>(trimmed, 'GET', `/rooms/${me.room}`)
+  const entry: KeyEntry = {
+    token: trimmed,
+    room: me.room,
+    room_name: room.name,
+    user: me.user,
+    display_name: me.display_name,
+    role: me.role,
+    token_expires_at: me.token_expires_at,
+  }
+  saveKeyring([...keyring().filter((other) => other.room !== entry.room), entry])
+  return entry
+}
+
+export function removeRoom(room: string): void {
+  saveKeyring(keyring().filter((entry) => entry.room !== room))
+}
+
+export function updateEntry(room: string, change: Partial<KeyEntry>): void {
+  saveKeyring(keyring().map((entry) => (entry.room === room ? { ...entry, ...change } : entry)))
+}
+
+export const isModerator = (role: Role): boolean => role === 'owner' || role === 'moderator'
+export const isTeam = (role: Role): boolean => isModerator(role) || role === 'core'

@@ -1,0 +1,73 @@
+// The page frame every view shares: the top bar with the room's name, the
+// navigation the role allows, one connection indicator per socket, and who
+// I am. Indicators use one vocabulary for both kinds of socket (offline,
+// connecting, reconnecting, synced, stopped) so people learn one set.
+
+import { type KeyEntry, isModerator, isTeam } from './api'
+import { h } from './dom'
+import type { LiveClient, LiveState } from './live'
+import { type SharedDoc, type DocState } from './ydoc'
+
+export type ConnState = 'offline' | 'connecting' | 'reconnecting' | 'synced' | 'stopped'
+
+const TEXT: Record<ConnState, string> = {
+  offline: 'offline',
+  connecting: 'connecting…',
+  reconnecting: 'reconnecting…',
+  synced: 'synced',
+  stopped: 'disconnected',
+}
+
+function fromLive(state: LiveState): ConnState {
+  return state === 'live' ? 'synced' : state === 'closed' ? 'stopped' : state
+}
+
+function fromDoc(state: DocState): ConnState {
+  return state
+}
+
+/** A small status pill; `data-state` is what tests and styles read. */
+export function indicator(name: string, kind: string): { element: HTMLElement; set: (state: ConnState) => void } {
+  const element = h('span', { class: 'conn', role: 'status', 'data-conn': kind, 'aria-live': 'polite' })
+  const set = (state: ConnState) => {
+    if (element.dataset.state === state) return
+    element.dataset.state = state
+    element.textContent = `${name}: ${TEXT[state]}`
+    element.title = state === 'offline' ? 'You are offline: your edits are kept and sent when you reconnect.' : ''
+  }
+  return { element, set }
+}
+
+export function liveIndicator(live: LiveClient): HTMLElement {
+  const { element, set } = indicator('Live', 'live')
+  set(fromLive(live.state))
+  live.on('state', (state: LiveState) => set(fromLive(state)))
+  return element
+}
+
+export function docIndicator(shared: SharedDoc, name = 'Document'): HTMLElement {
+  const { element, set } = indicator(name, 'doc')
+  set(fromDoc(shared.state))
+  shared.onChange(() => set(fromDoc(shared.state)))
+  return element
+}
+
+export function topbar(entry: KeyEntry | null, current: string, indicators: Node[] = []): HTMLElement {
+  const link = (href: string, label: string, key: string) =>
+    h('a', { href, 'aria-current': current === key ? 'page' : null }, label)
+  return h('header', { class: 'topbar' },
+    h('a', { class: 'brand', href: '#/' }, 'Crowdroom'),
+    entry ? h('span', { class: 'room-name' }, entry.room_name) : null,
+    h('nav', { 'aria-label': 'Main' },
+      link('#/', 'Rooms', 'rooms'),
+      entry ? link(`#/room/${entry.room}`, 'Work', 'room') : null,
+      entry && isTeam(entry.role) ? link(`#/review/${entry.room}`, 'Review', 'review') : null,
+      entry && isModerator(entry.role) ? link(`#/console/${entry.room}`, 'Console', 'console') : null),
+    h('span', { class: 'conns' }, indicators),
+    entry ? h('span', { class: 'me' }, entry.display_name, ' ', h('span', { class: `role role-${entry.role}` }, entry.role)) : null)
+}
+
+export interface View {
+  element: HTMLElement
+  destroy(): void
+}
