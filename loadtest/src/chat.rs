@@ -22,14 +22,14 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::coedit::CLOSE_TIMEOUT;
 use crate::metrics::{Hist, add};
-use crate::net::read_cause;
+use crate::net::{Ws, read_cause};
 use crate::run::Ctx;
 use crate::ywire::{Incoming, next_incoming};
 
 /// How long the server may take to say `hello`.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(15);
 /// Marks the generator's chat bodies: `lt <sender> <seq> <micros>`.
-const BODY_PREFIX: &str = "lt ";
+pub const BODY_PREFIX: &str = "lt ";
 
 /// One live-channel frame, only the fields the generator reads.
 #[derive(Deserialize)]
@@ -91,42 +91,10 @@ async fn run_chatter(ctx: Arc<Ctx>, position: usize, slot: usize, ordinal: usize
     if ctx.stopped() {
         return;
     }
-    let counters = &ctx.metrics.counters;
-    let permit = ctx.connect_slots.acquire().await.ok();
-    let opened_at = Instant::now();
-    let mut ws = match ctx.connector.open(&room.live_path(slot)).await {
-        Ok(ws) => ws,
-        Err(cause) => {
-            ctx.metrics.error(cause);
-            add(&counters.connect_failed, 1);
-            return;
-        }
+    let Some(mut ws) = join_live(&ctx, &room.live_path(slot), number).await else {
+        return;
     };
-    ctx.metrics
-        .record(number, Hist::Connect, opened_at.elapsed());
-    counters.open.fetch_add(1, Ordering::Relaxed);
-    let hello_at = Instant::now();
-    let hello = tokio::time::timeout(HELLO_TIMEOUT, next_incoming(&mut ws)).await;
-    drop(permit);
-    match hello {
-        Ok(Incoming::Text(text)) if text.as_str().contains(r#""type":"hello""#) => {
-            ctx.metrics.record(number, Hist::Hello, hello_at.elapsed());
-            add(&counters.connected, 1);
-        }
-        Ok(Incoming::Closed(cause)) => {
-            ctx.metrics.error(format!("hello: {cause}"));
-            add(&counters.connect_failed, 1);
-            counters.open.fetch_sub(1, Ordering::Relaxed);
-            return;
-        }
-        Ok(_) | Err(_) => {
-            ctx.metrics.error("hello: missing or late");
-            add(&counters.connect_failed, 1);
-            counters.open.fetch_sub(1, Ordering::Relaxed);
-            return;
-        }
-    }
-
+    let counters = &ctx.metrics.counters;
     let period = Duration::from_secs_f64(1.0 / ctx.cli.rate);
     let mut rng = rand::rngs::StdRng::seed_from_u64(
         !ctx.cli.seed ^ (number as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
@@ -177,6 +145,42 @@ async fn run_chatter(ctx: Arc<Ctx>, position: usize, slot: usize, ordinal: usize
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(None)).await;
     }
     counters.open.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Opens a live-channel socket and waits for `hello`, timing both (the
+/// `connect` and `hello` histograms) and counting the socket as open. `None`
+/// when either failed; the cause is in the error table.
+pub async fn join_live(ctx: &Ctx, path: &str, number: usize) -> Option<Ws> {
+    let counters = &ctx.metrics.counters;
+    let permit = ctx.connect_slots.acquire().await.ok();
+    let opened_at = Instant::now();
+    let mut ws = match ctx.connector.open(path).await {
+        Ok(ws) => ws,
+        Err(cause) => {
+            ctx.metrics.error(cause);
+            add(&counters.connect_failed, 1);
+            return None;
+        }
+    };
+    ctx.metrics
+        .record(number, Hist::Connect, opened_at.elapsed());
+    counters.open.fetch_add(1, Ordering::Relaxed);
+    let hello_at = Instant::now();
+    let hello = tokio::time::timeout(HELLO_TIMEOUT, next_incoming(&mut ws)).await;
+    drop(permit);
+    let failure = match hello {
+        Ok(Incoming::Text(text)) if text.as_str().contains(r#""type":"hello""#) => {
+            ctx.metrics.record(number, Hist::Hello, hello_at.elapsed());
+            add(&counters.connected, 1);
+            return Some(ws);
+        }
+        Ok(Incoming::Closed(cause)) => format!("hello: {cause}"),
+        Ok(_) | Err(_) => "hello: missing or late".to_owned(),
+    };
+    ctx.metrics.error(failure);
+    add(&counters.connect_failed, 1);
+    counters.open.fetch_sub(1, Ordering::Relaxed);
+    None
 }
 
 fn on_text(
@@ -237,7 +241,7 @@ fn on_text(
 }
 
 /// `lt <sender> <seq> <micros>` → (sender, micros).
-fn parse_body(body: &str) -> Option<(usize, u64)> {
+pub fn parse_body(body: &str) -> Option<(usize, u64)> {
     let mut parts = body.strip_prefix(BODY_PREFIX)?.split(' ');
     let sender = parts.next()?.parse().ok()?;
     let _seq: u64 = parts.next()?.parse().ok()?;

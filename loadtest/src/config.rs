@@ -21,7 +21,10 @@ Scenarios:
           acknowledgement, connect and sync latency, server CPU per edit, convergence check
   chat    clients on the live channel send chat messages at --rate; reply and event fan-out latency
   mix     coedit and chat together, on the same rooms and tokens
-  crowd   not yet available: crowd work (the work engine's task queue) is not driven yet
+  crowd   crowd work on the live channel: rooms x clients workers ask for tasks, think for a lognormal
+          time (--think-median-ms), answer with a per-worker accuracy (--accuracy-*, --spammers), chat
+          now and then (--chat-every); --moderators per room watch. Grant and answer-ack latency,
+          grants/s, answers/s, and the consensus read back and scored against the generator's truth
 
 Large idle runs: one process can hold at most 20,000 open files. Split the rooms over several
 processes with --shard 0/2, --shard 1/2 (same --seed, same --rooms), optionally each with its own
@@ -109,6 +112,46 @@ pub struct Cli {
     /// Crowdroom: the document name opened in every room.
     #[arg(long, env = "LOADTEST_DOC", default_value = "loadtest")]
     pub doc: String,
+    /// crowd: moderators per room on the live channel; they only watch (count events).
+    #[arg(long, env = "LOADTEST_MODERATORS", default_value_t = 1)]
+    pub moderators: usize,
+    /// crowd: median think time per task, ms (lognormal). 8000 is a realistic crowd; use
+    /// e.g. 50 with --min-lead-time-ms 0 for a stress run.
+    #[arg(long, env = "LOADTEST_THINK_MEDIAN_MS", default_value_t = 8000.0)]
+    pub think_median_ms: f64,
+    /// crowd: sigma of the think time's lognormal (0: every think takes the median).
+    #[arg(long, env = "LOADTEST_THINK_SIGMA", default_value_t = 0.8)]
+    pub think_sigma: f64,
+    /// crowd: an honest worker's true accuracy is Beta(alpha, beta); 8, 2 has mean 0.8.
+    #[arg(long, env = "LOADTEST_ACCURACY_ALPHA", default_value_t = 8.0)]
+    pub accuracy_alpha: f64,
+    #[arg(long, env = "LOADTEST_ACCURACY_BETA", default_value_t = 2.0)]
+    pub accuracy_beta: f64,
+    /// crowd: share of spammers, who answer uniformly at random.
+    #[arg(long, env = "LOADTEST_SPAMMERS", default_value_t = 0.05)]
+    pub spammers: f64,
+    /// crowd: probability that a worker skips a task (`task.skip`) instead of answering.
+    #[arg(long, env = "LOADTEST_SKIP_RATE", default_value_t = 0.02)]
+    pub skip_rate: f64,
+    /// crowd: labels of the single-choice project (2 to 8).
+    #[arg(long, env = "LOADTEST_LABELS", default_value_t = 3)]
+    pub labels: usize,
+    /// crowd: mean time between one worker's chat messages (exponential gaps); 0s: no chat.
+    #[arg(long, env = "LOADTEST_CHAT_EVERY", default_value = "120s", value_parser = humantime::parse_duration)]
+    pub chat_every: Duration,
+    /// crowd: regular tasks imported per room (0: enough for the run's expected answers).
+    #[arg(long, env = "LOADTEST_TASKS_PER_ROOM", default_value_t = 0)]
+    pub tasks_per_room: usize,
+    /// crowd: gold tasks per room (known answers; new workers get 3 of them first).
+    #[arg(long, env = "LOADTEST_GOLD_PER_ROOM", default_value_t = 10)]
+    pub gold_per_room: usize,
+    /// crowd: the project's reservation TTL; workers heartbeat every half of it while thinking.
+    #[arg(long, env = "LOADTEST_RESERVATION_TTL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub reservation_ttl: Duration,
+    /// crowd: the project's min_lead_time_ms: faster answers count as too fast, and a worker
+    /// with mostly too-fast answers is paused (set 0 with a short think time).
+    #[arg(long, env = "LOADTEST_MIN_LEAD_TIME_MS", default_value_t = 2000)]
+    pub min_lead_time_ms: u64,
 }
 
 /// What the generator does; see the help text.
@@ -118,6 +161,7 @@ pub enum Scenario {
     Coedit,
     Chat,
     Mix,
+    Crowd,
 }
 
 /// Which server dialect to speak.
@@ -246,6 +290,35 @@ impl Cli {
         }
         if self.scenario == Scenario::Coedit && self.clients_per_room < 2 {
             bail!("coedit needs at least 2 clients per room to measure fan-out");
+        }
+        if self.scenario == Scenario::Crowd {
+            self.validate_crowd()?;
+        }
+        Ok(())
+    }
+
+    fn validate_crowd(&self) -> anyhow::Result<()> {
+        if self.protocol != Protocol::Crowdroom {
+            bail!("the crowd scenario needs --protocol crowdroom (the work engine is Crowdroom's)");
+        }
+        if !(2..=crate::crowd::model::LABELS.len()).contains(&self.labels) {
+            bail!("--labels must be between 2 and 8");
+        }
+        if !(self.think_median_ms.is_finite() && self.think_median_ms > 0.0) {
+            bail!("--think-median-ms must be a positive number");
+        }
+        if !(self.think_sigma.is_finite() && (0.0..=4.0).contains(&self.think_sigma)) {
+            bail!("--think-sigma must be between 0 and 4");
+        }
+        let positive = |value: f64| value.is_finite() && value > 0.0;
+        if !positive(self.accuracy_alpha) || !positive(self.accuracy_beta) {
+            bail!("--accuracy-alpha and --accuracy-beta must be positive");
+        }
+        if !(0.0..=1.0).contains(&self.spammers) || !(0.0..1.0).contains(&self.skip_rate) {
+            bail!("--spammers must be in [0, 1] and --skip-rate in [0, 1)");
+        }
+        if self.reservation_ttl < Duration::from_secs(1) {
+            bail!("--reservation-ttl must be at least 1s (the project counts it in seconds)");
         }
         Ok(())
     }

@@ -13,6 +13,7 @@
 mod chat;
 mod coedit;
 mod config;
+mod crowd;
 mod idle;
 mod metrics;
 mod net;
@@ -70,6 +71,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         cli.clients_per_room,
         provisioning.elapsed().as_secs_f64()
     );
+    if cli.scenario == Scenario::Crowd {
+        eprintln!(
+            "crowd: {} moderators, {} regular and {} gold tasks per room",
+            cli.moderators,
+            crowd::setup::regular_tasks(&cli),
+            cli.gold_per_room
+        );
+    }
     if rooms.is_empty() {
         anyhow::bail!(
             "this shard owns no rooms (--rooms {} --shard {}/{})",
@@ -132,6 +141,7 @@ async fn scenario(ctx: &Arc<Ctx>) -> anyhow::Result<Report> {
             }
             Report::build(&ctx.cli, &ctx.metrics, Some(&window), None, None)
         }
+        Scenario::Crowd => crowd::run(ctx).await,
         Scenario::Coedit | Scenario::Mix => {
             let mix = ctx.cli.scenario == Scenario::Mix;
             let step = if mix { 2 } else { 1 };

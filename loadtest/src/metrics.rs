@@ -28,10 +28,11 @@ pub enum Hist {
     Sync,
     /// y-websocket: an update's send time to its receipt by each peer.
     Fanout,
-    /// y-websocket: an update's send time to its echo to the sender (on
-    /// Crowdroom the echo means committed).
+    /// A write acknowledged as committed. y-websocket: an update's send
+    /// time to its echo to the sender (on Crowdroom the echo means
+    /// committed); crowd: `task.submit` to its `ok` reply.
     Ack,
-    /// Live channel: socket open to `hello`.
+    /// Live channel: socket open to `hello` (joining the room).
     Hello,
     /// Live channel: `chat.send` to its reply (committed).
     ChatReply,
@@ -40,10 +41,14 @@ pub enum Hist {
     /// How late the generator sent a message against its schedule: when this
     /// grows, the generator, not the server, is the bottleneck.
     SendLag,
+    /// Crowd: `task.request` to a reply carrying a reservation (committed).
+    Grant,
+    /// Crowd: `task.heartbeat` to its reply.
+    Heartbeat,
 }
 
 impl Hist {
-    pub const ALL: [Hist; 8] = [
+    pub const ALL: [Hist; 10] = [
         Hist::Connect,
         Hist::Sync,
         Hist::Fanout,
@@ -52,6 +57,8 @@ impl Hist {
         Hist::ChatReply,
         Hist::ChatFanout,
         Hist::SendLag,
+        Hist::Grant,
+        Hist::Heartbeat,
     ];
 
     /// The name used in reports and SLO keys (`<name>_p99_ms`).
@@ -65,6 +72,8 @@ impl Hist {
             Hist::ChatReply => "chat_reply",
             Hist::ChatFanout => "chat_fanout",
             Hist::SendLag => "send_lag",
+            Hist::Grant => "grant",
+            Hist::Heartbeat => "heartbeat",
         }
     }
 
@@ -96,6 +105,12 @@ pub struct Counters {
     pub chat_replies: AtomicU64,
     /// `chat.message` events received from our own messages, at any client.
     pub chat_events: AtomicU64,
+    /// Crowd: reservations granted and answers acknowledged, whole run.
+    pub grants: AtomicU64,
+    pub answers: AtomicU64,
+    /// The same for requests sent inside the measured window (throughput).
+    pub grants_in_window: AtomicU64,
+    pub answers_in_window: AtomicU64,
     /// Receipts (deliveries, echoes, replies, events) still expected; the
     /// drain phase waits for this to reach zero.
     pub outstanding: AtomicI64,

@@ -55,6 +55,11 @@ impl Connector {
         }
     }
 
+    /// The server this connector reaches.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
     /// Connects and upgrades `path_and_query` (starting with `/`). The error
     /// is a short cause for the error table ("connect: refused", "upgrade: http 401").
     pub async fn open(&self, path_and_query: &str) -> Result<Ws, String> {

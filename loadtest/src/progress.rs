@@ -30,6 +30,8 @@ pub fn start(ctx: Arc<Ctx>) -> tokio::task::JoinHandle<()> {
         let mut stop = ctx.stop.subscribe();
         let mut ticks = tokio::time::interval(TICK);
         let (mut edits, mut deliveries, mut chat) = (0, 0, 0);
+        let (mut grants, mut answers) = (0, 0);
+        let crowd = ctx.cli.scenario == crate::config::Scenario::Crowd;
         loop {
             tokio::select! {
                 _ = stop.changed() => break,
@@ -41,15 +43,27 @@ pub fn start(ctx: Arc<Ctx>) -> tokio::task::JoinHandle<()> {
                 get(&counters.deliveries),
                 get(&counters.chat_sent),
             );
+            let (grants_now, answers_now) = (get(&counters.grants), get(&counters.answers));
             bar.set_position(counters.open.load(Ordering::Relaxed).max(0) as u64);
-            bar.set_message(format!(
-                "edits/s {:.0}  deliveries/s {:.0}  chat/s {:.0}  errors {}",
-                per_second(edits_now, edits),
-                per_second(deliveries_now, deliveries),
-                per_second(chat_now, chat),
-                ctx.metrics.error_total(),
-            ));
+            bar.set_message(if crowd {
+                format!(
+                    "grants/s {:.0}  answers/s {:.0}  chat/s {:.0}  errors {}",
+                    per_second(grants_now, grants),
+                    per_second(answers_now, answers),
+                    per_second(chat_now, chat),
+                    ctx.metrics.error_total(),
+                )
+            } else {
+                format!(
+                    "edits/s {:.0}  deliveries/s {:.0}  chat/s {:.0}  errors {}",
+                    per_second(edits_now, edits),
+                    per_second(deliveries_now, deliveries),
+                    per_second(chat_now, chat),
+                    ctx.metrics.error_total(),
+                )
+            });
             (edits, deliveries, chat) = (edits_now, deliveries_now, chat_now);
+            (grants, answers) = (grants_now, answers_now);
         }
         bar.finish_and_clear();
     })

@@ -8,14 +8,18 @@
 //! blocking HTTP (ureq) on a few plain threads: it is not on the measured
 //! path, and it keeps an HTTP stack out of the async runtime.
 //!
+//! The crowd scenario adds moderator tokens, the project and its tasks
+//! (`crowd/setup.rs`).
+//!
 //! A generic y-websocket server needs nothing: a document exists once opened.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use crate::config::{Cli, Protocol, Target};
+use crate::config::{Cli, Protocol, Scenario, Target};
+use crate::crowd::setup::CrowdPlan;
 
 /// Provisioning threads: the server commits each token with an fsync, so a
 /// few requests in flight hide that latency without flooding it.
@@ -32,6 +36,8 @@ pub struct RoomPlan {
     pub owner_token: Option<String>,
     /// Crowdroom: one worker token per client; empty for y-websocket.
     pub tokens: Vec<String>,
+    /// The crowd scenario: moderator tokens and the room's true labels.
+    pub crowd: Option<Arc<CrowdPlan>>,
 }
 
 impl RoomPlan {
@@ -49,7 +55,12 @@ impl RoomPlan {
 
     /// The live-channel path of this room for client `slot`.
     pub fn live_path(&self, slot: usize) -> String {
-        format!("/rooms/{}/live?token={}", self.name, self.token(Some(slot)))
+        self.live_path_with(self.token(Some(slot)))
+    }
+
+    /// The live-channel path of this room with any token of it.
+    pub fn live_path_with(&self, token: &str) -> String {
+        format!("/rooms/{}/live?token={token}", self.name)
     }
 
     fn token(&self, slot: Option<usize>) -> &str {
@@ -75,6 +86,7 @@ pub fn provision(cli: &Cli, target: &Target) -> anyhow::Result<Vec<RoomPlan>> {
                 name: name(index),
                 owner_token: None,
                 tokens: Vec::new(),
+                crowd: None,
             })
             .collect()),
         Protocol::Crowdroom => {
@@ -83,51 +95,60 @@ pub fn provision(cli: &Cli, target: &Target) -> anyhow::Result<Vec<RoomPlan>> {
                 .as_deref()
                 .context("--token is required with --protocol crowdroom")?;
             let api = format!("{}/api/v1", target.http_base());
-            let queue = Mutex::new(indices.into_iter());
-            let done = Mutex::new(Vec::new());
-            std::thread::scope(|scope| -> anyhow::Result<()> {
-                let workers: Vec<_> = (0..PROVISION_THREADS)
-                    .map(|_| {
-                        scope.spawn(|| -> anyhow::Result<()> {
-                            let agent: ureq::Agent = ureq::Agent::config_builder()
-                                .http_status_as_error(false)
-                                .build()
-                                .into();
-                            loop {
-                                let next = queue
-                                    .lock()
-                                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                                    .next();
-                                let Some(index) = next else { return Ok(()) };
-                                let plan = provision_room(
-                                    &agent,
-                                    &api,
-                                    owner,
-                                    index,
-                                    &name(index),
-                                    cli.clients_per_room,
-                                )?;
-                                done.lock()
-                                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                                    .push(plan);
-                            }
-                        })
-                    })
-                    .collect();
-                for worker in workers {
-                    worker
-                        .join()
-                        .map_err(|_| anyhow::anyhow!("a provisioning thread panicked"))??;
-                }
-                Ok(())
+            let mut rooms = in_parallel(indices, |agent, index| {
+                provision_room(agent, &api, owner, index, &name(index), cli)
             })?;
-            let mut rooms = done
-                .into_inner()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
             rooms.sort_by_key(|room| room.index);
             Ok(rooms)
         }
     }
+}
+
+/// Runs `job` on every item from a few threads, each with its own HTTP
+/// agent; the first error wins. Results come back in no particular order.
+pub fn in_parallel<T: Send, R: Send>(
+    items: Vec<T>,
+    job: impl Fn(&ureq::Agent, T) -> anyhow::Result<R> + Sync,
+) -> anyhow::Result<Vec<R>> {
+    let queue = Mutex::new(items.into_iter());
+    let done = Mutex::new(Vec::new());
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let workers: Vec<_> = (0..PROVISION_THREADS)
+            .map(|_| {
+                scope.spawn(|| -> anyhow::Result<()> {
+                    let agent = agent();
+                    loop {
+                        let next = queue
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .next();
+                        let Some(item) = next else { return Ok(()) };
+                        let result = job(&agent, item)?;
+                        done.lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .push(result);
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker
+                .join()
+                .map_err(|_| anyhow::anyhow!("a provisioning thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    Ok(done
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner))
+}
+
+/// An HTTP agent that returns error statuses as values (the callers map them).
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
 }
 
 fn provision_room(
@@ -136,12 +157,15 @@ fn provision_room(
     owner: &str,
     index: usize,
     name: &str,
-    clients: usize,
+    cli: &Cli,
 ) -> anyhow::Result<RoomPlan> {
+    let clients = cli.clients_per_room;
     let (status, body) = post(agent, &format!("{api}/rooms"), owner, json!({ "id": name }))?;
     match status {
         201 => {}
-        409 => bail!("room {name} already exists on this server: pick another --seed"),
+        409 => bail!(
+            "room {name} already exists on this server (or a retried request created it): pick another --seed"
+        ),
         401 | 403 => bail!("creating room {name}: {status} {body} (is --token an owner token?)"),
         _ => bail!("creating room {name}: HTTP {status} {body}"),
     }
@@ -168,24 +192,119 @@ fn provision_room(
                 .to_owned(),
         );
     }
+    let crowd = if cli.scenario == Scenario::Crowd {
+        let plan = crate::crowd::setup::provision_room(
+            agent,
+            &format!("{api}/rooms/{name}"),
+            &room_owner,
+            index,
+            cli,
+        )
+        .with_context(|| format!("setting up the crowd project of {name}"))?;
+        Some(Arc::new(plan))
+    } else {
+        None
+    };
     Ok(RoomPlan {
         index,
         name: name.to_owned(),
         owner_token: Some(room_owner),
         tokens,
+        crowd,
     })
 }
 
-fn post(agent: &ureq::Agent, url: &str, token: &str, body: Value) -> anyhow::Result<(u16, Value)> {
-    let mut response = agent
-        .post(url)
-        .header("Authorization", &format!("Bearer {token}"))
-        .send_json(body)
-        .with_context(|| format!("POST {url}"))?;
+/// Attempts per request: a 5xx reply (e.g. SQLite's "database is locked"
+/// when the disk stalls) is retried, since setup is not what is measured.
+const ATTEMPTS: u32 = 4;
+/// Pause before the first retry; doubled for each further one.
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Sends `request` until it gets a reply below 500 or runs out of attempts.
+fn with_retries(
+    what: impl Fn() -> String,
+    request: impl Fn() -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> anyhow::Result<(u16, Value)> {
+    let mut pause = RETRY_PAUSE;
+    let mut attempt = 1;
+    loop {
+        let last = attempt >= ATTEMPTS;
+        match request() {
+            Ok(response) => {
+                let (status, body) = read_reply(response);
+                if status < 500 || last {
+                    return Ok((status, body));
+                }
+            }
+            Err(error) if last => return Err(error).with_context(what),
+            Err(_) => {}
+        }
+        std::thread::sleep(pause);
+        pause *= 2;
+        attempt += 1;
+    }
+}
+
+/// `POST url` with a JSON body: the status and the JSON reply.
+pub fn post(
+    agent: &ureq::Agent,
+    url: &str,
+    token: &str,
+    body: Value,
+) -> anyhow::Result<(u16, Value)> {
+    let auth = format!("Bearer {token}");
+    with_retries(
+        || format!("POST {url}"),
+        || {
+            agent
+                .post(url)
+                .header("Authorization", &auth)
+                .send_json(&body)
+        },
+    )
+}
+
+/// `PUT url` with a JSON body.
+pub fn put(
+    agent: &ureq::Agent,
+    url: &str,
+    token: &str,
+    body: Value,
+) -> anyhow::Result<(u16, Value)> {
+    let auth = format!("Bearer {token}");
+    with_retries(
+        || format!("PUT {url}"),
+        || {
+            agent
+                .put(url)
+                .header("Authorization", &auth)
+                .send_json(&body)
+        },
+    )
+}
+
+/// `GET url`.
+pub fn get(agent: &ureq::Agent, url: &str, token: &str) -> anyhow::Result<(u16, Value)> {
+    let auth = format!("Bearer {token}");
+    with_retries(
+        || format!("GET {url}"),
+        || agent.get(url).header("Authorization", &auth).call(),
+    )
+}
+
+/// Replies larger than this are refused (a page of 1,000 tasks is ~100 KiB).
+const MAX_REPLY_BYTES: u64 = 64 * 1024 * 1024;
+
+fn read_reply(mut response: ureq::http::Response<ureq::Body>) -> (u16, Value) {
     let status = response.status().as_u16();
-    let text = response.body_mut().read_to_string().unwrap_or_default();
-    Ok((
+    let text = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_REPLY_BYTES)
+        .read_to_string()
+        .unwrap_or_default();
+    (
         status,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    ))
+    )
 }

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::config::Cli;
+use crate::crowd::outcome::CrowdOutcome;
 use crate::idle::{IdleOutcome, IdleStep};
 use crate::metrics::{Metrics, Summary, get};
 use crate::run::{Convergence, Window};
@@ -36,6 +37,8 @@ pub struct Report {
     pub generator: Value,
     pub convergence: Option<Convergence>,
     pub idle: Option<IdleOutcome>,
+    /// The crowd scenario's section (set by `crowd::run`).
+    pub crowd: Option<CrowdOutcome>,
 }
 
 impl Report {
@@ -77,7 +80,10 @@ impl Report {
             throughput.insert("chat_events", get(&counters.chat_events) as f64 / seconds);
             if let Some(cpu) = window.server_cpu {
                 let edits = get(&counters.edits_sent);
-                let messages = edits + get(&counters.chat_sent);
+                let messages = edits
+                    + get(&counters.chat_sent)
+                    + get(&counters.grants_in_window)
+                    + get(&counters.answers_in_window);
                 server = Some(json!({
                     "pid": cli.server_pid,
                     "cpu_seconds": cpu.as_secs_f64(),
@@ -119,6 +125,7 @@ impl Report {
             generator,
             convergence,
             idle,
+            crowd: None,
         })
     }
 
@@ -142,6 +149,13 @@ impl Report {
                 "diverged_rooms".to_owned(),
                 convergence.diverged_count as f64,
             );
+        }
+        if let Some(readback) = self
+            .crowd
+            .as_ref()
+            .and_then(|crowd| crowd.readback.as_ref())
+        {
+            figures.insert("lost_answers".to_owned(), readback.lost_answers as f64);
         }
         figures
     }
@@ -265,7 +279,9 @@ impl Report {
             let field = |key: &str| server.get(key).and_then(Value::as_f64);
             let per = match (field("cpu_us_per_edit"), field("cpu_us_per_message")) {
                 (Some(micros), _) => format!("{micros:.1} µs per edit"),
-                (None, Some(micros)) => format!("{micros:.1} µs per message sent (edits and chat)"),
+                (None, Some(micros)) => {
+                    format!("{micros:.1} µs per message (edits, chat, grants, answers)")
+                }
                 (None, None) => "nothing sent".to_owned(),
             };
             writeln!(
@@ -304,6 +320,9 @@ impl Report {
                 cores * 100
             )?;
         }
+        if let Some(crowd) = &self.crowd {
+            crowd.write_human(out)?;
+        }
         if let Some(idle) = &self.idle {
             writeln!(out, "idle: {} connections held to the end", idle.held)?;
             if let Some(cpu) = idle.server_hold_cpu_percent {
@@ -339,4 +358,50 @@ pub fn print_idle_step(step: &IdleStep) {
         "step: {:>6} connections ({} failed) in {:.1} s; server: {sockets} sockets, RSS {rss}, {per} per connection; generator RSS {generator}",
         step.connections, step.failed, step.step_seconds
     ));
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::crowd::outcome::Readback;
+    use crate::metrics::Hist;
+    use clap::Parser;
+    use std::time::Duration;
+
+    #[test]
+    fn crowd_figures_reach_the_slo_check() {
+        let cli = Cli::parse_from(["crowdroom-loadtest", "crowd", "--token", "crt_x"]);
+        let metrics = Metrics::new(2).unwrap();
+        for ms in 1..=100 {
+            metrics.record(ms, Hist::Grant, Duration::from_millis(ms as u64));
+            metrics.record(ms, Hist::Ack, Duration::from_millis(2 * ms as u64));
+        }
+        let window = Window::default();
+        let mut report = Report::build(&cli, &metrics, Some(&window), None, None).unwrap();
+        let figures = report.figures();
+        assert!((figures["grant_p99_ms"] - 99.0).abs() < 0.1, "{figures:?}");
+        assert!((figures["ack_p99_ms"] - 198.0).abs() < 0.2);
+        assert!(
+            !figures.contains_key("lost_answers"),
+            "no read-back, no figure"
+        );
+        let crowd = crate::crowd::Crowd::new(&cli, 1);
+        let readback = Readback {
+            lost_answers: 2,
+            ..Readback::default()
+        };
+        report.crowd = Some(CrowdOutcome::gather(
+            &cli,
+            &metrics,
+            &crowd,
+            &window,
+            Ok(readback),
+        ));
+        let targets = crate::slo::parse("grant_p99_ms=20,ack_p99_ms=250,lost_answers=0").unwrap();
+        let verdicts = crate::slo::evaluate(&targets, &report.figures());
+        let met: Vec<bool> = verdicts.iter().map(crate::slo::Verdict::met).collect();
+        assert_eq!(met, vec![false, true, false]);
+        assert!(report.human().contains("grant"));
+    }
 }

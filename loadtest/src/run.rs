@@ -80,12 +80,13 @@ impl Ctx {
 
     /// Sockets this process opens for the scenario.
     pub fn sockets(&self) -> usize {
-        let per_client = if self.cli.scenario == Scenario::Mix {
-            2
-        } else {
-            1
+        let per_room = match self.cli.scenario {
+            Scenario::Mix => 2 * self.cli.clients_per_room,
+            // Workers plus the moderators who watch.
+            Scenario::Crowd => self.cli.clients_per_room + self.cli.moderators,
+            Scenario::Idle | Scenario::Coedit | Scenario::Chat => self.cli.clients_per_room,
         };
-        self.rooms.len() * self.cli.clients_per_room * per_client
+        self.rooms.len() * per_room
     }
 
     /// When socket number `ordinal` (of `sockets()`) should connect: spread

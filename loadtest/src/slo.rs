@@ -3,7 +3,8 @@
 //!
 //! Every target is "at most": latencies (`<histogram>_<p50|p90|p99|p999|max|mean>_ms`)
 //! and counts (`errors`, `dropped`, `missing`, `diverged_rooms`,
-//! `connect_failed`). Keys are checked when the command line is parsed, so a
+//! `connect_failed`, and for crowd `lost_answers`: acknowledged answers the
+//! server does not hold). Keys are checked when the command line is parsed, so a
 //! typo fails at once instead of after a ten-minute run. A target on a figure
 //! the run did not measure (a chat latency in a coedit run) is missed: a
 //! target nobody can check must not pass silently.
@@ -16,12 +17,13 @@ use anyhow::{Context, bail};
 use crate::metrics::Hist;
 
 /// Count figures a target may name.
-pub const COUNT_KEYS: [&str; 5] = [
+pub const COUNT_KEYS: [&str; 6] = [
     "errors",
     "dropped",
     "missing",
     "diverged_rooms",
     "connect_failed",
+    "lost_answers",
 ];
 const PERCENTILES: [&str; 6] = ["p50", "p90", "p99", "p999", "max", "mean"];
 
