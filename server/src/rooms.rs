@@ -136,7 +136,8 @@ pub enum RoomCommand {
     Moderated {
         conn: ConnId,
         request: RequestId,
-        outcome: Result<Moderated>,
+        /// Boxed: rare, and large next to the other commands.
+        outcome: Box<Result<Moderated>>,
     },
 }
 

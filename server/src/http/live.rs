@@ -12,7 +12,7 @@ use crate::auth::Principal;
 use crate::error::{CloseCode, Result};
 use crate::metrics::LIVE;
 use crate::protocol::{self, Request};
-use crate::rooms::RoomCommand;
+use crate::rooms::{RoomCommand, RoomHandle};
 
 pub async fn upgrade(
     State(state): State<AppState>,
@@ -30,12 +30,23 @@ pub async fn upgrade(
         .max_write_buffer_size(limits.live_max_message.saturating_mul(16))
         .max_message_size(limits.live_max_message)
         .max_frame_size(limits.live_max_message)
-        .on_upgrade(move |socket| tracker.track_future(serve(state, principal, socket))))
+        .on_upgrade(move |socket| {
+            // As on /yjs: the opening's state is boxed and freed once joined.
+            let opening = Box::new((state, principal, socket));
+            tracker.track_future(async move {
+                if let Some((socket, handle)) = Box::pin(open(opening)).await {
+                    serve(socket, handle).await;
+                }
+            })
+        }))
 }
 
-async fn serve(state: AppState, principal: Principal, socket: WebSocket) {
+/// Opens the socket and joins the room; on failure closes the socket with
+/// the error's code.
+async fn open(opening: Box<(AppState, Principal, WebSocket)>) -> Option<(Socket, RoomHandle)> {
+    let (state, principal, socket) = *opening;
     let room = principal.room.clone();
-    let mut socket = Socket::open(&state, principal, socket, LIVE, state.sockets.live_rate);
+    let socket = Socket::open(&state, principal, socket, LIVE, state.sockets.live_rate);
     let (tx, principal) = (socket.tx.clone(), socket.principal.clone());
     let joined = state
         .rooms
@@ -45,14 +56,19 @@ async fn serve(state: AppState, principal: Principal, socket: WebSocket) {
             reply,
         })
         .await;
-    let handle = match joined {
-        Ok(handle) => handle,
+    match joined {
+        Ok(handle) => Some((socket, handle)),
         Err(error) => {
             socket.signal.close(CloseCode::from(&error));
             socket.finish().await;
-            return;
+            None
         }
-    };
+    }
+}
+
+/// Forwards the socket's requests to the room until it closes.
+async fn serve(mut socket: Socket, handle: RoomHandle) {
+    let tx = socket.tx.clone();
     while let Some(frame) = socket.next().await {
         let WsMessage::Text(text) = frame else {
             socket.bad_input(CloseCode::UnsupportedData);

@@ -14,7 +14,7 @@ use crate::auth::Principal;
 use crate::conn::{self, CloseSignal, ConnTx, READ_IDLE_TIMEOUT, RateLimiter};
 use crate::error::CloseCode;
 use crate::ids::ConnId;
-use crate::metrics::KindLabel;
+use crate::metrics::{KindLabel, Metrics};
 use crate::sessions::SessionGuard;
 
 /// One open socket: its sending side, its reader, and what closes it cleanly.
@@ -25,7 +25,7 @@ pub struct Socket {
     stream: SplitStream<WebSocket>,
     limiter: RateLimiter,
     writer: JoinHandle<()>,
-    state: AppState,
+    metrics: Arc<Metrics>,
     kind: KindLabel,
     _session: SessionGuard,
 }
@@ -66,7 +66,7 @@ impl Socket {
             stream,
             limiter: RateLimiter::new(rate.0, rate.1),
             writer,
-            state: state.clone(),
+            metrics: state.metrics.clone(),
             kind,
             _session: session,
         }
@@ -93,7 +93,7 @@ impl Socket {
                 Ok(Some(Err(error))) => {
                     let code = conn::read_error_code(error);
                     if code != CloseCode::Normal {
-                        self.state.metrics.bad_input_closed.inc();
+                        self.metrics.bad_input_closed.inc();
                     }
                     self.signal.close(code);
                     return None;
@@ -107,11 +107,7 @@ impl Socket {
                 }
                 Message::Ping(_) | Message::Pong(_) => continue,
                 data => {
-                    self.state
-                        .metrics
-                        .messages_in
-                        .get_or_create(&self.kind)
-                        .inc();
+                    self.metrics.messages_in.get_or_create(&self.kind).inc();
                     if !self.limiter.allow() {
                         self.bad_input(CloseCode::RateLimited);
                         return None;
@@ -124,7 +120,7 @@ impl Socket {
 
     /// Closes the socket for bad input with `code`.
     pub fn bad_input(&self, code: CloseCode) {
-        self.state.metrics.bad_input_closed.inc();
+        self.metrics.bad_input_closed.inc();
         self.signal.close(code);
     }
 
@@ -141,10 +137,6 @@ impl Drop for Socket {
     /// is told to close: it ends only on the signal.
     fn drop(&mut self) {
         self.signal.close(CloseCode::Normal);
-        self.state
-            .metrics
-            .connections
-            .get_or_create(&self.kind)
-            .dec();
+        self.metrics.connections.get_or_create(&self.kind).dec();
     }
 }

@@ -15,7 +15,7 @@ use crate::auth::Principal;
 use crate::error::{CloseCode, Error, Result};
 use crate::ids::{DocName, RoomId};
 use crate::metrics::YJS;
-use crate::rooms::{DocMessage, RoomCommand};
+use crate::rooms::{DocMessage, RoomCommand, RoomHandle};
 
 #[derive(Deserialize)]
 pub struct TokenQuery {
@@ -56,7 +56,17 @@ pub async fn upgrade(
         )
         .max_message_size(limits.yjs_max_message)
         .max_frame_size(limits.yjs_max_message)
-        .on_upgrade(move |socket| tracker.track_future(serve(state, principal, doc, socket))))
+        .on_upgrade(move |socket| {
+            // What only the opening needs goes in one box, freed once the
+            // room is joined: the connection's long-lived future keeps no
+            // room for it (idle connections are most of the memory).
+            let opening = Box::new((state, principal, doc, socket));
+            tracker.track_future(async move {
+                if let Some((socket, handle, doc)) = Box::pin(open(opening)).await {
+                    serve(socket, handle, doc).await;
+                }
+            })
+        }))
 }
 
 /// Decodes a frame into a command payload, sharing the frame's bytes.
@@ -73,9 +83,14 @@ fn decode(frame: &Bytes) -> Option<Option<DocMessage>> {
     })
 }
 
-async fn serve(state: AppState, principal: Principal, doc: DocName, socket: WebSocket) {
+/// Opens the socket and joins the document's room; on failure closes the
+/// socket with the error's code.
+async fn open(
+    opening: Box<(AppState, Principal, DocName, WebSocket)>,
+) -> Option<(Socket, RoomHandle, DocName)> {
+    let (state, principal, doc, socket) = *opening;
     let room: RoomId = principal.room.clone();
-    let mut socket = Socket::open(&state, principal, socket, YJS, state.sockets.yjs_rate);
+    let socket = Socket::open(&state, principal, socket, YJS, state.sockets.yjs_rate);
     let (tx, principal) = (socket.tx.clone(), socket.principal.clone());
     let joined = state
         .rooms
@@ -86,15 +101,20 @@ async fn serve(state: AppState, principal: Principal, doc: DocName, socket: WebS
             reply,
         })
         .await;
-    let handle = match joined {
-        Ok(handle) => handle,
+    match joined {
+        Ok(handle) => Some((socket, handle, doc)),
         Err(error) => {
             tracing::debug!(room_id = %room, %error, "document join failed");
             socket.signal.close(CloseCode::from(&error));
             socket.finish().await;
-            return;
+            None
         }
-    };
+    }
+}
+
+/// Forwards the socket's frames to the room until it closes.
+async fn serve(mut socket: Socket, handle: RoomHandle, doc: DocName) {
+    let tx = socket.tx.clone();
     while let Some(frame) = socket.next().await {
         let WsMessage::Binary(frame) = frame else {
             socket.bad_input(CloseCode::UnsupportedData);

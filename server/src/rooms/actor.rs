@@ -222,7 +222,7 @@ impl RoomActor {
                 conn,
                 request,
                 outcome,
-            } => self.moderated(conn, &request, outcome),
+            } => self.moderated(conn, &request, *outcome),
         }
         self.idle_since = None;
     }

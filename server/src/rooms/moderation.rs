@@ -267,7 +267,7 @@ impl RoomActor {
                 .send(RoomCommand::Moderated {
                     conn,
                     request,
-                    outcome,
+                    outcome: Box::new(outcome),
                 })
                 .await;
         });
