@@ -55,6 +55,8 @@ pub(super) enum Purpose {
     Sweep,
     /// The server's own update of `doc` (a published decision).
     ServerUpdate { doc: DocName },
+    /// The listing of a document the server writes into.
+    DocListed { doc: DocName },
 }
 
 /// Which chat change a write makes.
@@ -263,6 +265,11 @@ impl RoomActor {
             }
             Purpose::Checkpoint { doc } => self.checkpoint_committed(&doc, outcome),
             Purpose::ServerUpdate { doc } => self.server_update_committed(&doc, outcome),
+            Purpose::DocListed { doc } => {
+                if let Err(error) = outcome {
+                    tracing::warn!(room_id = %self.room, doc = %doc, %error, "cannot list a document");
+                }
+            }
             Purpose::Chat {
                 conn,
                 request,

@@ -265,11 +265,19 @@ impl RoomActor {
         let Ok(doc) = DocName::parse(&format!("task-{task}")) else {
             return;
         };
-        let loaded = async {
-            self.context.store.create_doc(&self.room, &doc).await?;
-            self.ensure_loaded(&doc).await
+        // Listed through the group commit, ahead of the update itself: the
+        // room never waits on the database's write lock.
+        let listing = WriteOp::CreateDoc {
+            room: self.room.clone(),
+            doc: doc.clone(),
         };
-        if let Err(error) = loaded.await {
+        if !self
+            .submit(listing, Purpose::DocListed { doc: doc.clone() })
+            .await
+        {
+            return;
+        }
+        if let Err(error) = self.ensure_loaded(&doc).await {
             tracing::warn!(room_id = %self.room, task, %error, "cannot publish a decision into the task's document");
             return;
         }

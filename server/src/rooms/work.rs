@@ -95,7 +95,7 @@ impl WorkRequest {
         // A submit's reply already carries fresh progress: push that one
         // rather than reading it again.
         let pushed = match &result {
-            Ok(value) if changes => Some(value.get("progress").cloned()),
+            Ok(value) if changes => Some(value.get("progress").filter(|p| !p.is_null()).cloned()),
             _ => None,
         };
         let frame = match result {
@@ -274,7 +274,15 @@ impl WorkRequest {
             },
             "correct": feedback,
             "paused": submitted.check.paused,
-            "progress": self.progress().await?,
+            // The answer is committed: a failed read of the progress must
+            // not turn its acknowledgement into an error.
+            "progress": match self.progress().await {
+                Ok(progress) => progress,
+                Err(error) => {
+                    tracing::warn!(room_id = %self.room, %error, "answer committed, progress unreadable");
+                    Value::Null
+                }
+            },
         }))
     }
 

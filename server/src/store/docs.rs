@@ -111,6 +111,23 @@ impl Store {
 }
 
 /// Appends updates inside a batch transaction, in order, with one statement.
+/// Lists a document inside a write transaction (nothing if it exists).
+pub(super) async fn create_in(
+    conn: &mut sqlx::AnyConnection,
+    room: &RoomId,
+    doc: &DocName,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO docs (room_id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (room_id, name) DO NOTHING",
+    )
+    .bind(room.as_str())
+    .bind(doc.as_str())
+    .bind(now_ms())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 pub(super) async fn append_updates(
     conn: &mut AnyConnection,
     updates: &[(&RoomId, &DocName, &[u8])],

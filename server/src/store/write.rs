@@ -21,6 +21,9 @@ pub enum WriteOp {
         doc: DocName,
         data: Bytes,
     },
+    /// Lists a document (idempotent); the server's own writes create the
+    /// documents of tasks this way, in the group commit.
+    CreateDoc { room: RoomId, doc: DocName },
     /// Replaces a document's stored updates by one snapshot.
     Checkpoint {
         room: RoomId,
@@ -85,6 +88,7 @@ pub enum WriteOp {
 pub enum WriteOutcome {
     /// A document update was appended.
     Appended,
+    DocCreated,
     Checkpointed,
     Chat(ChatMessage),
     /// A grant: the reservation, or None when the slot was taken meanwhile.
@@ -141,6 +145,9 @@ impl Store {
                         .await
                         .map(|()| WriteOutcome::Appended)
                 }
+                WriteOp::CreateDoc { room, doc } => docs::create_in(&mut tx, room, doc)
+                    .await
+                    .map(|()| WriteOutcome::DocCreated),
                 WriteOp::Checkpoint {
                     room,
                     doc,
