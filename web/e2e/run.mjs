@@ -7,6 +7,11 @@
 //                  provisions them)
 //   E2E_ARTIFACTS  where screenshots go (default: a temp dir)
 //   E2E_ONLY       optional: a comma-separated subset of scenario names
+//   E2E_AXE_TAGS   optional: the axe-core rule tags (default wcag2a,wcag2aa)
+//   E2E_AXE_VERBOSE  optional: also list the nodes axe could not decide on
+// Every screenshot is also checked with axe-core (lib.mjs `checkA11y`): a
+// serious or critical violation on any page fails the run, with the rule,
+// its impact and the nodes' selectors; moderate and minor ones are listed.
 // The page is loaded from the server itself when it serves web/dist (the
 // copy embedded when it was built); a server without that, or
 // E2E_PAGE=preview, gets a Vite preview of web/dist proxying to it.
@@ -15,7 +20,7 @@ import { existsSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { api, launch } from './lib.mjs'
+import { AXE_TAGS, a11yFailures, api, launch } from './lib.mjs'
 import { SCENARIOS } from './scenarios.mjs'
 
 const webDir = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -91,6 +96,20 @@ for (const scenario of SCENARIOS) {
 }
 await browser.close()
 await close()
+
+// Accessibility: every screenshot was checked with axe-core (lib.mjs `checkA11y`);
+// a serious or critical violation on any page fails the run.
+const a11y = a11yFailures(env)
+const checked = env.a11y?.length ?? 0
+if (checked) {
+  if (a11y.length) {
+    results.push({ name: 'a11y', ok: false, error: new Error(`${a11y.length} serious/critical axe violation(s)`) })
+    console.log(`FAIL a11y: serious/critical violations (axe-core, ${AXE_TAGS.join(', ')}) on ${checked} checked pages:\n${a11y.map((line) => `  ${line}`).join('\n')}`)
+  } else {
+    results.push({ name: 'a11y', ok: true })
+    console.log(`ok   a11y (axe-core, ${AXE_TAGS.join(', ')}: no serious or critical violation on ${checked} checked pages)`)
+  }
+}
 
 const failed = results.filter((result) => !result.ok)
 console.log(`\nscreenshots:\n${env.shots.map((path) => `  ${path}`).join('\n')}`)

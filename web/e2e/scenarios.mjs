@@ -3,7 +3,7 @@
 // on what the page shows.
 
 import assert from 'node:assert/strict'
-import { api, person, select, shot, spans, state, synced, until, TIMEOUT } from './lib.mjs'
+import { api, focusVisible, person, select, shot, spans, state, synced, tabTo, until, TIMEOUT } from './lib.mjs'
 
 /** Sign-in by pasting a token, the room list, and the invite-link flow. */
 async function signIn(env) {
@@ -43,7 +43,7 @@ async function coEdit(env) {
   await a.page.getByRole('button', { name: /Move “Ada Lovelac” right/ }).click()
   await until('the moved span in B', async () => (await spans(b.page)).some((span) => span.start === 1 && span.end === 12))
   await select(a.page, 0, 12)
-  await a.page.getByRole('button', { name: /Set “da Lovelace” to the selection/ }).click()
+  await a.page.getByRole('button', { name: /Set “da Lovelace” to selection/ }).click()
   await b.page.getByRole('button', { name: /Remove “Charles Babbage”/ }).click()
   await select(b.page, 17, 32)
   await b.page.keyboard.press('1')
@@ -186,6 +186,58 @@ async function queue(env) {
   await shot(env, w2.page, '3b-room-tablet')
 }
 
+/**
+ * The worker's flow by keyboard alone, with the focus visible at every stop:
+ * Tab to “Get a task”, Enter; the focus lands in the task's text; select
+ * words with Shift+arrows and label them by number key; Tab to “Submit
+ * answer”, Enter; the progress counts the answer and the focus is back on
+ * “Get a task”.
+ */
+async function keyboard(env) {
+  const { page } = env.people.worker1
+  const answered = Number(await page.locator('[data-my-answers]').innerText())
+  const focused = () => page.evaluate(() => document.activeElement?.id ?? '')
+  const visible = async (what) => assert.ok(await focusVisible(page), `the focus on ${what} is visible (outline or box-shadow)`)
+  // From the top of the page.
+  await page.evaluate(() => document.activeElement?.blur())
+  const presses = await tabTo(page, '“Get a task”', () => document.activeElement?.id === 'get-task')
+  assert.ok(presses > 0, 'reached by Tab')
+  await visible('“Get a task”')
+  await page.keyboard.press('Enter')
+  await page.locator('.reservation').waitFor({ timeout: TIMEOUT })
+  await synced(page, 'doc')
+  const textarea = page.locator('.surface-text')
+  await until('the focus in the task text', async () => (await textarea.evaluate((node) => node === document.activeElement)))
+  await visible('the task text')
+  // The first word by Shift+Right from the start, labelled PER by key 1.
+  const text = await textarea.inputValue()
+  // The caret moves in the task's text, but the text itself cannot be changed.
+  for (const key of ['x', 'Enter', 'Backspace', 'Delete']) await page.keyboard.press(key)
+  assert.equal(await textarea.inputValue(), text, 'the task text is not editable')
+  const first = text.indexOf(' ')
+  await page.keyboard.press('Control+Home')
+  for (let i = 0; i < first; i++) await page.keyboard.press('Shift+ArrowRight')
+  assert.deepEqual(await textarea.evaluate((node) => [node.selectionStart, node.selectionEnd]), [0, first], 'selected by keyboard')
+  await page.keyboard.press('1')
+  await until('the keyboard span PER', async () => (await spans(page)).some((span) => span.start === 0 && span.end === first && span.label === 'PER'))
+  // The last word (before the full stop) by Shift+Left from the end, labelled LOC by key 3.
+  const place = /(\S+)\.$/.exec(text)
+  await page.keyboard.press('Control+End')
+  await page.keyboard.press('ArrowLeft')
+  for (let i = 0; i < place[1].length; i++) await page.keyboard.press('Shift+ArrowLeft')
+  await page.keyboard.press('3')
+  await until('the keyboard span LOC', async () => (await spans(page)).some((span) => span.start === place.index && span.end === place.index + place[1].length && span.label === 'LOC'))
+  assert.equal((await spans(page)).length, 2)
+  await tabTo(page, '“Submit answer”', () => document.activeElement?.id === 'submit-answer')
+  await visible('“Submit answer”')
+  await shot(env, page, '3c-room-keyboard')
+  await page.keyboard.press('Enter')
+  await page.locator('.empty-task').waitFor({ timeout: TIMEOUT })
+  await until('the answer counted in my progress', async () => (await page.locator('[data-my-answers]').innerText()) === String(answered + 1))
+  await until('the focus back on “Get a task”', async () => (await focused()) === 'get-task')
+  await visible('“Get a task” after submitting')
+}
+
 /** Mute, announcement, lock and a released reservation show live on the worker's page. */
 async function moderation(env) {
   const mod = (env.people.moderator = await person(env, env.tokens.moderator, { hash: `#/console/${env.room}` }))
@@ -200,6 +252,8 @@ async function moderation(env) {
   assert.match(await w2.page.locator('[data-banner="muted"]').innerText(), /muted until .*keep it on topic/)
   assert.equal(await w2.page.getByLabel('Message', { exact: true }).isDisabled(), true)
   await until('muted badge in the console', async () => (await row('wanda').locator('.badge', { hasText: 'muted' }).count()) === 1)
+  // The row was re-rendered (and is, every poll): the focus moved from Mute to its successor, not to the page's start.
+  await until('the focus on Unmute', () => mod.page.evaluate(() => document.activeElement?.getAttribute('aria-label') === 'Unmute Wanda (worker)'))
   await row('wanda').getByRole('button', { name: 'Unmute Wanda (worker)' }).click()
   await until('unmuted', async () => (await w2.page.locator('[data-banner="muted"]').count()) === 0)
   assert.equal(await w2.page.getByLabel('Message', { exact: true }).isDisabled(), false)
@@ -299,6 +353,7 @@ async function secondRoom(env) {
   assert.equal(await page.locator('.stat-card').count(), 2)
   // The worker answers with the number key shown on the option.
   const w = (env.people.chooser = await person(env, worker))
+  await synced(w.page, 'live')
   await w.page.getByRole('button', { name: 'Get a task' }).click()
   await w.page.getByRole('radio', { name: /positive/ }).focus()
   await synced(w.page, 'doc')
@@ -319,6 +374,7 @@ export const SCENARIOS = [
   { name: 'offline', run: offline },
   { name: 'review', run: review },
   { name: 'queue', run: queue },
+  { name: 'keyboard', run: keyboard },
   { name: 'moderation', run: moderation },
   { name: 'kick', run: kick },
   { name: 'second-room', run: secondRoom },

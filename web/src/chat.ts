@@ -125,25 +125,28 @@ export class ChatPanel {
         event.preventDefault()
         try {
           await this.live.request('chat.edit', { message_id: message.id, body: field.value })
-          this.editing = null
-          this.render()
+          this.stopEditing(message.id)
         } catch (error) {
           toast(`Not saved: ${(error as Error).message}`, 'error')
         }
       }, onKeydown: (event: KeyboardEvent) => {
-        if (event.key === 'Escape') {
-          this.editing = null
-          this.render()
-        }
-      } }, field, h('button', { type: 'submit' }, 'Save'), h('button', { type: 'button', onClick: () => { this.editing = null; this.render() } }, 'Cancel')))
+        if (event.key === 'Escape') this.stopEditing(message.id)
+      } }, field, h('button', { type: 'submit' }, 'Save'), h('button', { type: 'button', onClick: () => this.stopEditing(message.id) }, 'Cancel')))
     }
     const actions = deleted ? null : h('span', { class: 'msg-actions' },
-      mine && !this.sendBlock() ? h('button', { type: 'button', class: 'link', 'aria-label': 'Edit message', onClick: () => { this.editing = message.id; this.render() } }, 'Edit') : null,
-      mine || this.me.moderator ? h('button', { type: 'button', class: 'link', 'aria-label': mine ? 'Delete message' : `Delete message of ${message.user}`, onClick: () => this.remove(message) }, 'Delete') : null)
+      mine && !this.sendBlock() ? h('button', { type: 'button', class: 'link', 'aria-label': 'Edit message', 'data-focus-key': `${message.id}:edit`, onClick: () => { this.editing = message.id; this.render() } }, 'Edit') : null,
+      mine || this.me.moderator ? h('button', { type: 'button', class: 'link', 'aria-label': mine ? 'Delete message' : `Delete message of ${message.user}`, 'data-focus-key': `${message.id}:delete`, onClick: () => this.remove(message) }, 'Delete') : null)
     const body = deleted
       ? h('p', { class: 'msg-body deleted' }, `Message deleted${message.deleted_by ? ` by ${message.deleted_by}` : ''}`, message.body ? h('s', null, ` ${message.body}`) : null)
       : h('p', { class: 'msg-body' }, message.body)
     return h('li', { class: 'msg', 'data-id': message.id }, head, body, actions)
+  }
+
+  /** Leaves the edit form; the focus goes back to the message's Edit button. */
+  private stopEditing(id: number): void {
+    this.editing = null
+    this.render()
+    this.list.querySelector<HTMLElement>(`[data-focus-key="${id}:edit"]`)?.focus()
   }
 
   private async remove(message: Message): Promise<void> {

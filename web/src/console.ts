@@ -185,8 +185,9 @@ class ConsolePage implements View {
     for (const entry of presence.values()) if (!people.has(entry.user)) people.set(entry.user, { user: entry.user, display_name: entry.display_name, role: entry.role as Role })
     const rows = [...people.values()].sort((a, b) => Number(!presence.has(a.user)) - Number(!presence.has(b.user)) || a.display_name.localeCompare(b.display_name))
     const reason = () => (this.reason.value.trim() ? { reason: this.reason.value.trim() } : {})
+    // The focus key names the slot (mute/unmute are one), so the focus stays put when a poll or an action re-renders the row.
     const button = (label: string, name: string, onClick: () => void, danger = false) =>
-      h('button', { type: 'button', class: danger ? 'danger small' : 'small', 'aria-label': `${label} ${name}`, onClick }, label)
+      h('button', { type: 'button', class: danger ? 'danger small' : 'small', 'aria-label': `${label} ${name}`, 'data-focus-key': `${name}:${label.replace(/^Un/, '').toLowerCase()}`, onClick }, label)
     mount(this.workers, h('table', { class: 'table workers-table' },
       h('thead', null, h('tr', null, ['Person', 'Status', 'Accuracy', 'Lead time', 'Answers', 'Earnings', 'Rate', 'Actions'].map((title) => h('th', { scope: 'col' }, title)))),
       h('tbody', null, rows.map((member) => {

@@ -41,10 +41,37 @@ function append(parent: Node, children: Child[]): void {
   }
 }
 
-/** Replaces every child of `parent`. */
+/**
+ * Replaces every child of `parent`. Views re-render whole subtrees on every
+ * event, so if the focus was inside `parent` it is put back on the new
+ * element that stands for the same thing (see `focusKey`): a keyboard user
+ * does not lose their place when a count, a message or a span changes.
+ */
 export function mount(parent: Element, ...children: Child[]): void {
+  const focused = document.activeElement
+  const key = focused instanceof HTMLElement && focused !== parent && parent.contains(focused) ? focusKey(focused) : null
   parent.replaceChildren()
   append(parent, children)
+  if (key === null || parent.contains(document.activeElement)) return
+  for (const candidate of parent.querySelectorAll<HTMLElement>(FOCUSABLE)) {
+    if (focusKey(candidate) === key && !(candidate as HTMLButtonElement).disabled) {
+      candidate.focus({ preventScroll: true })
+      return
+    }
+  }
+}
+
+const FOCUSABLE = 'a[href], button, input, select, textarea, [tabindex]'
+
+/** What a focusable element stands for across re-renders: `data-focus-key`, else its id, else its link target, name, label and text together. */
+function focusKey(element: HTMLElement): string {
+  const which = element.dataset.focusKey ?? (element.id || [
+    element.getAttribute('href'),
+    element instanceof HTMLInputElement && element.name ? `${element.name}=${element.value}` : null,
+    element.getAttribute('aria-label'),
+    (element.textContent ?? '').trim(),
+  ].join('|'))
+  return `${element.tagName}:${which}`
 }
 
 /** A stable colour per user id, dark enough for white text (WCAG AA). */

@@ -61,6 +61,7 @@ export class Editor {
         label: 'Task text: select a passage, then press a label button or its number key',
         value: taskText(task.data),
         readOnly: true,
+        fixed: true,
         onSelect: (start, end) => this.selected('task', start, end),
       })
       parts.push(this.surface.element)
@@ -150,7 +151,7 @@ export class Editor {
   private shortcut(event: KeyboardEvent): void {
     if (event.ctrlKey || event.metaKey || event.altKey || !/^[1-9]$/.test(event.key)) return
     const target = event.target as HTMLElement
-    const typing = (target instanceof HTMLTextAreaElement && !target.readOnly) || (target instanceof HTMLInputElement && ['text', 'number', 'search'].includes(target.type))
+    const typing = (target instanceof HTMLTextAreaElement && !target.readOnly && target.getAttribute('aria-readonly') !== 'true') || (target instanceof HTMLInputElement && ['text', 'number', 'search'].includes(target.type))
     if (typing) return
     const choice = options(this.options.schema)[Number(event.key) - 1]
     if (choice === undefined) return
@@ -259,13 +260,17 @@ export class Editor {
         h('span', { class: 'chip', style: { background: labelColor(schema, span.label) } }, span.label),
         h('span', { class: 'excerpt' }, name, h('small', null, ` ${span.start}–${span.end} · ${span.author}`)),
         h('span', { class: 'span-actions' },
-          h('button', { type: 'button', disabled: !editable || span.start === 0, 'aria-label': `Move ${name} left`, onClick: move(-1) }, '◀'),
-          h('button', { type: 'button', disabled: !editable || span.end >= text.length, 'aria-label': `Move ${name} right`, onClick: move(1) }, '▶'),
-          h('button', { type: 'button', disabled: !editable, 'aria-label': `Set ${name} to the selection`, onClick: () => {
+          h('button', { type: 'button', disabled: !editable || span.start === 0, 'aria-label': `Move ${name} left`, 'data-focus-key': `${span.id}:left`, onClick: move(-1) }, '◀'),
+          h('button', { type: 'button', disabled: !editable || span.end >= text.length, 'aria-label': `Move ${name} right`, 'data-focus-key': `${span.id}:right`, onClick: move(1) }, '▶'),
+          h('button', { type: 'button', disabled: !editable, 'aria-label': `Set ${name} to selection`, 'data-focus-key': `${span.id}:fit`, onClick: () => {
             const [a, b] = this.lastSelection
             if (a !== b) model.moveSpan(this.doc, span.id, Math.min(a, b), Math.max(a, b))
           } }, 'To selection'),
-          h('button', { type: 'button', disabled: !editable, 'aria-label': `Remove ${name}`, onClick: () => model.removeSpan(this.doc, span.id) }, 'Remove')))
+          h('button', { type: 'button', disabled: !editable, 'aria-label': `Remove ${name}`, 'data-focus-key': `${span.id}:remove`, onClick: () => {
+            model.removeSpan(this.doc, span.id)
+            // The button is gone with its span: the focus goes back to the text, to select again.
+            this.surface?.textarea.focus()
+          } }, 'Remove')))
     })
     this.paintSurface(spans)
     return h('div', null,

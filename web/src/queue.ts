@@ -38,7 +38,8 @@ export class QueuePanel {
 
   constructor(
     private readonly live: LiveClient,
-    private readonly options: { canWork: () => string | null },
+    /** `onTaken`: after I asked for a task and got one (the view moves the focus into it). */
+    private readonly options: { canWork: () => string | null; onTaken?: () => void },
   ) {
     this.element = h('section', { class: 'panel queue', 'aria-labelledby': 'queue-title' }, h('h2', { id: 'queue-title' }, 'Queue'), this.body)
     for (const event of ['keydown', 'pointerdown', 'input', 'scroll']) window.addEventListener(event, this.activity, { passive: true, capture: true })
@@ -99,6 +100,7 @@ export class QueuePanel {
       const result = await this.live.request<{ reservation: Reservation | null; task?: Task; reason?: string; why?: string }>('task.request')
       if (result.reservation && result.task) {
         this.setMine({ reservation: result.reservation, task: result.task })
+        this.options.onTaken?.()
       } else {
         const reasons: Record<string, string> = {
           no_work: 'No task is waiting for you right now.',
@@ -161,8 +163,8 @@ export class QueuePanel {
             h('small', { class: 'muted' }, ' (renewed while you work)'))
         : h('p', { class: 'muted' }, 'None reserved.'),
       mine
-        ? h('button', { type: 'button', onClick: () => this.skip() }, 'Skip this task')
-        : h('button', { type: 'button', class: 'primary', id: 'get-task', disabled: block !== null, onClick: () => this.request() }, 'Get a task'),
+        ? h('button', { type: 'button', 'data-focus-key': 'queue-action', onClick: () => this.skip() }, 'Skip this task')
+        : h('button', { type: 'button', class: 'primary', id: 'get-task', 'data-focus-key': 'queue-action', disabled: block !== null, onClick: () => this.request() }, 'Get a task'),
       block && !mine ? h('p', { class: 'muted' }, block) : null,
       this.notice ? h('p', { class: 'notice', role: 'status' }, this.notice) : null,
       h('h3', { class: 'sub' }, 'My progress'),

@@ -67,6 +67,7 @@ class ReviewPage implements View {
       topbar(entry, 'review', [liveIndicator(this.live), this.docSlot]),
       this.state.element,
       h('main', { class: 'review-grid' },
+        h('h1', { class: 'visually-hidden' }, `Review in ${entry.room_name}`),
         h('div', { class: 'col-queue' }, this.lists),
         h('div', { class: 'col-task' }, this.detail),
         h('div', { class: 'col-side' }, presenceList(this.presence, this.live, entry.user), this.chat.element)))

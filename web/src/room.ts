@@ -55,6 +55,7 @@ class RoomPage implements View {
         if (this.state.lockedForMe) return 'The room is locked.'
         return null
       },
+      onTaken: () => this.focusTask(),
     })
     this.live.on('hello', (hello) => {
       if (hello.you.role !== this.entry.role) {
@@ -78,6 +79,7 @@ class RoomPage implements View {
       topbar(this.entry, 'room', [liveIndicator(this.live), this.docSlot]),
       this.state.element,
       h('main', { class: 'room-grid' },
+        h('h1', { class: 'visually-hidden' }, `Work in ${this.entry.room_name}`),
         h('div', { class: 'col-queue' }, this.queue.element),
         h('div', { class: 'col-task' }, this.taskArea),
         h('div', { class: 'col-side' }, presenceList(this.presence, this.live, this.entry.user), this.chat.element)))
@@ -143,7 +145,24 @@ class RoomPage implements View {
       this.editor!.element,
       h('div', { class: 'row actions' },
         h('button', { type: 'button', class: 'primary', id: 'submit-answer', onClick: () => this.submit() }, 'Submit answer'),
-        h('button', { type: 'button', onClick: () => this.queue.skip() }, 'Skip')))
+        h('button', { type: 'button', onClick: () => this.skip() }, 'Skip')))
+  }
+
+  /** After I took a task: the focus goes to where the answer starts (the text to select in, or the first field). */
+  private focusTask(): void {
+    const field = this.taskArea.querySelector<HTMLElement>('.surface-text, .editor input:not(:disabled), .editor textarea')
+    field?.focus()
+  }
+
+  /** After my task is gone by my own hand (submitted, skipped): the focus goes to “Get a task”, not to the page's start. */
+  private focusQueue(): void {
+    const next = this.element.querySelector<HTMLButtonElement>('#get-task')
+    if (next && !next.disabled) next.focus()
+  }
+
+  private async skip(): Promise<void> {
+    await this.queue.skip()
+    if (!this.queue.mine) this.focusQueue()
   }
 
   private async submit(): Promise<void> {
@@ -166,6 +185,7 @@ class RoomPage implements View {
       this.queue.mine = null
       this.showTask()
       this.queue.render()
+      this.focusQueue()
     } catch (error) {
       toast(`Not submitted: ${(error as Error).message}`, 'error')
     } finally {

@@ -3,6 +3,13 @@
 // UTF-16 offsets come for free) over a "backdrop" that paints the same text
 // with span colours, remote selections and named carets. Both layers share
 // font, padding and wrapping, so the paint lines up with the letters.
+//
+// A task's text (`fixed`) must not change but must be selectable by
+// keyboard, and Chromium moves no caret in a `readonly` textarea (Shift+
+// arrows select nothing there). So a fixed surface is an editable textarea
+// that refuses every edit (`beforeinput`, and an IME's uncancellable
+// composition is undone on `input`), marked aria-readonly for screen
+// readers, with inputmode=none so a tablet opens no on-screen keyboard.
 
 import { h } from './dom'
 
@@ -18,17 +25,30 @@ export class Surface {
   private readonly onSelectionChange: () => void
   private readonly resize = new ResizeObserver(() => this.fit())
 
-  constructor(options: { label: string; value: string; readOnly: boolean; id: string; onSelect: (start: number, end: number) => void; onInput?: () => void }) {
+  /** `fixed`: text that never changes but that the caret moves in (the task's text to select spans in). */
+  constructor(options: { label: string; value: string; readOnly: boolean; fixed?: boolean; id: string; onSelect: (start: number, end: number) => void; onInput?: () => void }) {
     this.backdrop = h('div', { class: 'backdrop', 'aria-hidden': 'true' })
     this.textarea = h('textarea', {
       id: options.id,
       class: 'surface-text',
-      readOnly: options.readOnly,
+      readOnly: options.readOnly && !options.fixed,
       spellcheck: false,
       rows: 3,
       'aria-label': options.label,
+      'aria-readonly': options.fixed ? 'true' : null,
+      inputMode: options.fixed ? 'none' : null,
     })
     this.textarea.value = options.value
+    if (options.fixed) {
+      const text = options.value
+      this.textarea.addEventListener('beforeinput', (event) => event.preventDefault())
+      this.textarea.addEventListener('input', (event) => {
+        event.stopImmediatePropagation()
+        const at = Math.min(this.textarea.selectionStart, text.length)
+        this.textarea.value = text
+        this.textarea.setSelectionRange(at, at)
+      })
+    }
     const select = () => options.onSelect(this.textarea.selectionStart, this.textarea.selectionEnd)
     for (const event of ['select', 'keyup', 'mouseup', 'focus']) this.textarea.addEventListener(event, select)
     this.onSelectionChange = () => {
