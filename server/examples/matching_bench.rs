@@ -9,36 +9,25 @@
 //! cargo run --release -p crowdroom --example matching_bench -- --tasks 1000000 --workers 10000
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crowdroom::Store;
 use crowdroom::committer::CommitHandle;
-use crowdroom::ids::{RoomId, UserId};
+use crowdroom::ids::UserId;
 use crowdroom::metrics::Metrics;
 use crowdroom::store::{WorkAsk, WriteOp, WriteOutcome};
 use crowdroom::work::{NewTask, ProjectConfig};
 use tokio_util::task::TaskTracker;
 
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|arg| arg == name)
-        .and_then(|index| args.get(index + 1))
-        .cloned()
-        .unwrap_or_else(|| default.to_owned())
-}
+mod common;
+use common::arg;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let tasks: usize = arg("--tasks", "1000000").parse()?;
     let workers: usize = arg("--workers", "10000").parse()?;
     let concurrency: usize = arg("--concurrency", "64").parse()?;
-    let dir = tempfile::tempdir()?;
-    let default_url = format!("sqlite://{}", dir.path().join("bench.db").display());
-    let url = arg("--database", &default_url);
-    let store = Store::open(&url).await?;
-    let room = RoomId::parse("bench")?;
-    store.create_room(&room, "bench").await?;
+    let bench = common::Bench::open().await?;
+    let (store, room) = (bench.store.clone(), bench.room.clone());
     let project = ProjectConfig::default();
     store.put_project(&room, &project).await?;
     let started = Instant::now();
@@ -110,21 +99,11 @@ async fn main() -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed();
     let mut latencies = latencies.lock().await.clone();
-    latencies.sort_unstable();
-    let at = |quantile: f64| {
-        latencies
-            .get(((latencies.len() as f64 - 1.0) * quantile) as usize)
-            .copied()
-            .unwrap_or(Duration::ZERO)
-    };
     println!(
-        "{} grants, {concurrency} at a time: {:.0} grants/s; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "{} grants, {concurrency} at a time: {:.0} grants/s; latency {}",
         latencies.len(),
         latencies.len() as f64 / elapsed.as_secs_f64(),
-        at(0.5).as_secs_f64() * 1e3,
-        at(0.9).as_secs_f64() * 1e3,
-        at(0.99).as_secs_f64() * 1e3,
-        at(1.0).as_secs_f64() * 1e3,
+        common::summary(&mut latencies),
     );
     drop(committer);
     tracker.close();
