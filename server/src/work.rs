@@ -300,6 +300,20 @@ pub fn accuracy_posterior(correct: i64, total: i64) -> f64 {
     (correct as f64 + 1.0) / (total as f64 + 2.0)
 }
 
+/// How high the worker's accuracy may plausibly still be: the posterior
+/// mean plus 1.645 standard deviations of the Beta posterior (about the 95th
+/// percentile). A worker is paused for accuracy only when even this is
+/// below the project's minimum, so a few unlucky gold answers do not pause
+/// an honest worker: with the posterior mean alone, a worker who is right
+/// 80% of the time fails a 0.6 minimum on 5 gold answers one time in four.
+pub fn accuracy_upper_bound(correct: i64, total: i64) -> f64 {
+    let a = correct as f64 + 1.0;
+    let b = (total - correct) as f64 + 1.0;
+    let n = a + b;
+    let sd = (a * b / (n * n * (n + 1.0))).sqrt();
+    (a / n + 1.645 * sd).min(1.0)
+}
+
 /// Whether two answers agree: equal JSON, except that arrays (labels,
 /// spans) compare as sets, whatever their order.
 pub fn answers_match(left: &Value, right: &Value) -> bool {
@@ -356,6 +370,26 @@ impl NewTask {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_accuracy_rule_waits_for_evidence() {
+        // At a 0.6 minimum with 5 gold answers: 0 or 1 right pauses, 2 waits.
+        assert!(accuracy_upper_bound(0, 5) < 0.6);
+        assert!(accuracy_upper_bound(1, 5) < 0.6);
+        assert!(accuracy_upper_bound(2, 5) > 0.6);
+        assert!(accuracy_upper_bound(3, 5) > 0.6);
+        // More evidence narrows it: 4 right out of 10 is enough to pause...
+        assert!(accuracy_upper_bound(4, 15) < 0.6);
+        // ...a random guesser among 3 labels is paused by 15 gold answers,
+        assert!(accuracy_upper_bound(5, 15) < 0.6);
+        // and the bound is never below the mean nor above 1.
+        for total in 0..30 {
+            for correct in 0..=total {
+                let upper = accuracy_upper_bound(correct, total);
+                assert!(upper >= accuracy_posterior(correct, total) && upper <= 1.0);
+            }
+        }
+    }
     use serde_json::json;
 
     #[test]

@@ -11,7 +11,9 @@ use sqlx::{AnyConnection, Row};
 use super::Store;
 use crate::error::{Error, Result};
 use crate::ids::{RoomId, UserId, now_ms};
-use crate::work::{MIN_GOLD_FOR_VERDICT, QualityRules, accuracy_posterior, answers_match};
+use crate::work::{
+    MIN_GOLD_FOR_VERDICT, QualityRules, accuracy_posterior, accuracy_upper_bound, answers_match,
+};
 
 /// Fast answers a worker may give before the fast-answer rule can pause them.
 const MIN_FAST_FOR_VERDICT: i64 = 5;
@@ -205,7 +207,7 @@ pub(super) async fn record_answer(
         (row.try_get("gold_correct")?, row.try_get("gold_total")?);
     let (answers, fast): (i64, i64) = (row.try_get("answers")?, row.try_get("fast_answers")?);
     let reason = if gold_answers >= MIN_GOLD_FOR_VERDICT
-        && accuracy_posterior(correct_total, gold_answers) < rules.min_accuracy
+        && accuracy_upper_bound(correct_total, gold_answers) < rules.min_accuracy
     {
         Some("accuracy on gold tasks is below the project's minimum")
     } else if fast >= MIN_FAST_FOR_VERDICT && fast * 2 > answers {
