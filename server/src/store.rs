@@ -98,7 +98,17 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Projects as last read or written here, with when (see
+    /// [`PROJECT_CACHE_TTL`]): every grant and answer needs the project.
+    projects: std::sync::Arc<
+        dashmap::DashMap<crate::ids::RoomId, (std::time::Instant, crate::work::ProjectConfig)>,
+    >,
 }
+
+/// How long a project read from the store is reused. A change made through
+/// this process is seen at once; one made through another process sharing
+/// the database, within this long.
+pub const PROJECT_CACHE_TTL: Duration = Duration::from_secs(2);
 
 /// How long a request waits for a pooled connection before failing clearly.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -155,7 +165,11 @@ impl Store {
         let pool = options.connect(&url).await.map_err(|error| {
             Error::DatabaseDown(format!("cannot open database {}: {error}", redact(&url)))
         })?;
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            projects: Default::default(),
+        })
     }
 
     pub fn backend(&self) -> Backend {

@@ -370,7 +370,7 @@ impl RoomActor {
                     self.handle.clone(),
                 );
                 self.context.tracker.spawn(async move {
-                    super::work::push_mine(&store, &room, &handle, &user, None).await;
+                    super::work::push_mine(&store, &room, &handle, &user, None, None).await;
                 });
             }
         }

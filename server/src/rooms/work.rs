@@ -34,18 +34,24 @@ async fn progress_of(store: &Store, room: &RoomId, user: &UserId) -> Result<Valu
 }
 
 /// Pushes `queue.mine` (the reservation with its expiry, progress,
-/// earnings) to every live connection of `user` through the room.
+/// earnings) to every live connection of `user` through the room; what
+/// the caller already knows (`progress`, `mine`) is not read again.
 pub(super) async fn push_mine(
     store: &Store,
     room: &RoomId,
     room_handle: &RoomHandle,
     user: &UserId,
     progress: Option<Value>,
+    mine: Option<Value>,
 ) {
     let mine = async {
-        let held = store.live_reservation(room, user).await?;
-        let reservation =
-            held.map(|(reservation, task)| json!({ "reservation": reservation, "task": task }));
+        let reservation = match mine {
+            Some(mine) => mine,
+            None => store.live_reservation(room, user).await?.map_or(
+                Value::Null,
+                |(reservation, task)| json!({ "reservation": reservation, "task": task }),
+            ),
+        };
         let progress = match progress {
             Some(progress) => progress,
             None => progress_of(store, room, user).await?,
@@ -84,6 +90,7 @@ impl WorkRequest {
     /// Runs one request and replies on the connection.
     pub(super) async fn run(self, op: Op) {
         let changes = !matches!(op, Op::QueueGet {});
+        let asked = matches!(op, Op::TaskRequest {});
         let result = match op {
             Op::QueueGet {} => self.queue().await,
             Op::TaskRequest {} => self.request().await,
@@ -92,10 +99,19 @@ impl WorkRequest {
             Op::TaskSkip { task_id } => self.skip(task_id).await,
             other => Err(Error::Internal(format!("not a work request: {other:?}"))),
         };
-        // A submit's reply already carries fresh progress: push that one
-        // rather than reading it again.
+        // A submit's reply already carries fresh progress, and a request's
+        // reply is the worker's reservation (a worker holds one at a time):
+        // push those rather than reading them again.
         let pushed = match &result {
-            Ok(value) if changes => Some(value.get("progress").filter(|p| !p.is_null()).cloned()),
+            Ok(value) if changes => Some((
+                value.get("progress").filter(|p| !p.is_null()).cloned(),
+                asked.then(|| match value.get("reservation") {
+                    Some(Value::Null) | None => Value::Null,
+                    Some(_) => {
+                        json!({ "reservation": value["reservation"], "task": value["task"] })
+                    }
+                }),
+            )),
             _ => None,
         };
         let frame = match result {
@@ -103,8 +119,8 @@ impl WorkRequest {
             Err(error) => protocol::error_reply(&self.id, &error),
         };
         self.tx.send(frame);
-        if let Some(progress) = pushed {
-            self.push_mine(progress).await;
+        if let Some((progress, mine)) = pushed {
+            self.push_mine(progress, mine).await;
         }
     }
 
@@ -129,13 +145,14 @@ impl WorkRequest {
     /// Pushes the worker's own queue state (reservation with its expiry,
     /// progress, earnings) to all their live connections: every tab shows
     /// the same, whichever one acted.
-    async fn push_mine(&self, progress: Option<Value>) {
+    async fn push_mine(&self, progress: Option<Value>, mine: Option<Value>) {
         push_mine(
             &self.store,
             &self.room,
             &self.room_handle,
             self.user(),
             progress,
+            mine,
         )
         .await;
     }

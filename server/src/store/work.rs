@@ -133,18 +133,30 @@ fn task_row(row: &AnyRow) -> Result<TaskRow> {
 const TASK_COLUMNS: &str = "id, external_id, data, skills, gold, overlap_target, reserved, answered, state, consensus, confidence, method, created_at";
 
 impl Store {
-    /// The room's project, or the defaults if none was set.
+    /// The room's project, or the defaults if none was set. Reused for up
+    /// to [`super::PROJECT_CACHE_TTL`] after it was read.
     pub async fn project(&self, room: &RoomId) -> Result<ProjectConfig> {
+        let cached = self
+            .projects
+            .get(room)
+            .filter(|entry| entry.0.elapsed() < super::PROJECT_CACHE_TTL)
+            .map(|entry| entry.1.clone());
+        if let Some(project) = cached {
+            return Ok(project);
+        }
         let row = sqlx::query("SELECT config FROM projects WHERE room_id = $1")
             .bind(room.as_str())
             .fetch_optional(self.pool())
             .await?;
-        match row {
+        let project = match row {
             Some(row) => serde_json::from_value(json_column(&row, "config")?).map_err(|error| {
                 Error::Internal(format!("stored project does not parse: {error}"))
-            }),
-            None => Ok(ProjectConfig::default()),
-        }
+            })?,
+            None => ProjectConfig::default(),
+        };
+        self.projects
+            .insert(room.clone(), (std::time::Instant::now(), project.clone()));
+        Ok(project)
     }
 
     pub async fn put_project(&self, room: &RoomId, config: &ProjectConfig) -> Result<()> {
@@ -159,6 +171,8 @@ impl Store {
         .bind(now_ms())
         .execute(self.pool())
         .await?;
+        self.projects
+            .insert(room.clone(), (std::time::Instant::now(), config.clone()));
         Ok(())
     }
 
