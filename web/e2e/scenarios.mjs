@@ -3,7 +3,7 @@
 // on what the page shows.
 
 import assert from 'node:assert/strict'
-import { api, focusVisible, person, select, shot, spans, state, synced, tabTo, until, TIMEOUT } from './lib.mjs'
+import { api, focusVisible, go, person, select, shot, spans, state, synced, tabTo, until, TIMEOUT } from './lib.mjs'
 
 /** Sign-in by pasting a token, the room list, and the invite-link flow. */
 async function signIn(env) {
@@ -88,9 +88,24 @@ async function chat(env) {
   await a.page.getByLabel('Message', { exact: true }).press('Enter')
   const inB = b.page.locator('.msg').filter({ hasText: body })
   await inB.waitFor({ timeout: TIMEOUT })
+  // B's screen reader hears the new message (and only it) through the status line; the list itself is not a live region.
+  await until('the message announced in B', async () => (await b.page.locator('[data-chat-announcer] > :last-child').innerText()).endsWith(`: ${body}`))
+  assert.equal(await b.page.locator('.chat-list[aria-live]').count(), 0, 'the chat list is not a live region')
+  assert.equal(await a.page.locator('[data-chat-announcer]').innerText(), '', 'my own message is not announced to me')
+  // Incremental: the items already shown are the same elements after a new message, an edit and a deletion.
+  const tag = (page) => page.locator('.chat-list').evaluate((list) => {
+    for (const item of list.children) item.__kept = true
+    return list.children.length
+  })
+  const kept = (page) => page.locator('.chat-list').evaluate((list) => [...list.children].filter((item) => item.__kept).length)
+  const shownInA = await tag(a.page)
+  const shownInB = await tag(b.page)
   await b.page.getByLabel('Message', { exact: true }).fill('hi Cora')
   await b.page.getByRole('button', { name: 'Send' }).click()
   await a.page.locator('.msg').filter({ hasText: 'hi Cora' }).waitFor({ timeout: TIMEOUT })
+  assert.equal(await kept(a.page), shownInA, 'a new message is appended, the others stay')
+  assert.equal(await a.page.locator('.chat-list > :last-child').innerText().then((text) => text.includes('hi Cora')), true, 'appended at the end')
+  await until('B’s reply announced in A', async () => (await a.page.locator('[data-chat-announcer] > :last-child').innerText()).endsWith(': hi Cora'))
   const mine = a.page.locator('.msg').filter({ hasText: body })
   await mine.getByRole('button', { name: 'Edit message' }).click()
   await a.page.getByLabel('Edit message').fill(`${body} (edited text)`)
@@ -102,6 +117,8 @@ async function chat(env) {
   await a.page.locator('.msg').filter({ hasText: '(edited text)' }).getByRole('button', { name: 'Delete message' }).click()
   await until('the deletion in B', async () => (await b.page.locator('.msg').filter({ hasText: 'Message deleted' }).count()) > 0)
   assert.equal(await b.page.locator('.msg').filter({ hasText: '(edited text)' }).count(), 0)
+  assert.equal(await kept(b.page), shownInB, 'the edit and the deletion updated the message in place')
+  assert.ok((await b.page.locator('[data-chat-announcer]').innerText()).includes(body) && !(await b.page.locator('[data-chat-announcer]').innerText()).includes('(edited text)'), 'edits are not announced')
 }
 
 /** A page goes offline, edits, comes back, resyncs; the other page gets the edits. */
@@ -367,6 +384,132 @@ async function secondRoom(env) {
   delete env.people.chooser
 }
 
+/** Provisions a room with one project and its tasks over the REST API; the worker `wren` gets a token. */
+async function provisionRoom(env, suffix, name, project, tasks) {
+  const id = `${env.room}-${suffix}`
+  const owner = (await api(env, env.tokens.owner, 'POST', '/rooms', { id, name })).token
+  await api(env, owner, 'PUT', `/rooms/${id}/project`, { overlap_min: 1, overlap_max: 1, gold_rate: 0, onboarding_gold: 0, min_lead_time_ms: 0, ...project })
+  await api(env, owner, 'POST', `/rooms/${id}/tasks`, tasks)
+  const worker = (await api(env, owner, 'POST', `/rooms/${id}/tokens`, { user: 'wren', role: 'worker', display_name: 'Wren (worker)' })).token
+  return { id, owner, worker }
+}
+
+/** Takes a task in `page` (signed in to the room) and waits for its working copy; returns the task id and my answers count before. */
+async function takeTask(page) {
+  await synced(page, 'live')
+  const answered = Number(await page.locator('[data-my-answers]').innerText())
+  await page.getByRole('button', { name: 'Get a task' }).click()
+  const reservation = page.locator('.reservation')
+  await reservation.waitFor({ timeout: TIMEOUT })
+  await synced(page, 'doc')
+  return { taskId: Number(await reservation.getAttribute('data-task')), answered }
+}
+
+/** Submits, waits for the progress to count it, and returns the answer the server stored. */
+async function submitAndReadBack(env, page, room, taskId, answered) {
+  await page.getByRole('button', { name: 'Submit answer' }).click()
+  await page.locator('.empty-task').waitFor({ timeout: TIMEOUT })
+  await until('“Answers” +1 in my progress', async () => (await page.locator('[data-my-answers]').innerText()) === String(answered + 1))
+  const { answers } = await api(env, room.owner, 'GET', `/rooms/${room.id}/tasks/${taskId}`)
+  assert.equal(answers.length, 1, 'one answer stored')
+  assert.equal(answers[0].worker, 'wren')
+  return answers[0].answer
+}
+
+/**
+ * The other answer forms, each in its own room (provisioned over REST):
+ * multi_label by number keys, free_text typed and co-edited live by two
+ * tabs of the same worker (their working copy is shared), numeric with an
+ * out-of-range number refused before submitting. Each answer is read back
+ * from the server as stored.
+ */
+async function answerForms(env) {
+  const multi = await provisionRoom(env, 'multi', 'E2E topics', {
+    instructions: 'Which topics does the sentence touch?',
+    answer_schema: { kind: 'multi_label', options: ['sport', 'politics', 'weather', 'money'] },
+  }, [{ id: 'm1', data: { text: 'Rain stopped the match before the minister arrived.' } }])
+  const free = await provisionRoom(env, 'free', 'E2E summaries', {
+    instructions: 'Summarise the sentence in a few words.',
+    answer_schema: { kind: 'free_text', max_chars: 200 },
+  }, [{ id: 'f1', data: { text: 'The committee met on Monday and agreed to fund the new library.' } }])
+  const number = await provisionRoom(env, 'numeric', 'E2E ratings', {
+    instructions: 'How polite is the sentence, from 0 to 10?',
+    answer_schema: { kind: 'numeric', min: 0, max: 10 },
+  }, [{ id: 'n1', data: { text: 'Would you kindly pass the salt, please?' } }])
+  const w = (env.people.wren = await person(env, multi.worker))
+  const { page } = w
+
+  // multi_label: options toggled by their number keys (1 and 3 on, 2 on and off again).
+  {
+    const { taskId, answered } = await takeTask(page)
+    const box = (name) => page.getByRole('checkbox', { name: new RegExp(name) })
+    await box('sport').focus()
+    for (const key of ['1', '3', '2', '2']) await page.keyboard.press(key)
+    await until('sport and weather checked', async () => (await box('sport').isChecked()) && (await box('weather').isChecked()))
+    assert.equal(await box('politics').isChecked(), false, 'key 2 twice toggles politics off again')
+    assert.equal(await box('money').isChecked(), false)
+    assert.ok(await focusVisible(page), 'the focus stays visible on the options')
+    await shot(env, page, '8a-room-multi-label')
+    assert.deepEqual(await submitAndReadBack(env, page, multi, taskId, answered), ['sport', 'weather'])
+  }
+
+  // free_text: typed in one tab, continued in a second tab of the same worker, both live.
+  {
+    await go(page, `#/join/${free.worker}`)
+    await page.waitForURL(new RegExp(`#/room/${free.id}$`), { timeout: TIMEOUT })
+    const { taskId, answered } = await takeTask(page)
+    const field = page.getByRole('textbox', { name: 'Your answer' })
+    await until('the focus in the answer field', () => field.evaluate((node) => node === document.activeElement))
+    assert.equal(await field.getAttribute('maxlength'), '200', 'max_chars bounds the field')
+    await page.keyboard.type('Library funded')
+    const tab = await w.context.newPage()
+    await tab.goto(`${env.base}/#/join/${free.worker}`)
+    await tab.waitForURL(new RegExp(`#/room/${free.id}$`), { timeout: TIMEOUT })
+    await synced(tab, 'doc')
+    const other = tab.getByRole('textbox', { name: 'Your answer' })
+    await until('the first tab’s text in the second', async () => (await other.inputValue()) === 'Library funded')
+    await other.focus()
+    await tab.keyboard.press('Control+End')
+    await tab.keyboard.type(' on Monday.')
+    await until('the second tab’s text in the first', async () => (await field.inputValue()) === 'Library funded on Monday.')
+    // And back, mid-text, while the second tab's caret stays after its own words.
+    await field.focus()
+    await page.keyboard.press('Control+Home')
+    await page.keyboard.type('New ')
+    await until('the first tab’s insert in the second', async () => (await other.inputValue()) === 'New Library funded on Monday.')
+    await until('the other tab’s caret shown as mine', async () => (await tab.locator('.caret[data-name="You (another tab)"]').count()) > 0)
+    await until('the other tab named as mine', async () => /You \(another tab\) editing/.test(await tab.locator('.peers').innerText()))
+    assert.deepEqual(await other.evaluate((node) => [node.selectionStart, node.selectionEnd]), [29, 29], 'the caret moved along with the remote insert')
+    await shot(env, tab, '8b-room-free-text-second-tab')
+    await tab.close()
+    assert.equal(await submitAndReadBack(env, page, free, taskId, answered), 'New Library funded on Monday.')
+  }
+
+  // numeric: 11 is refused (said next to the field, and on submit), 7.5 is taken.
+  {
+    await go(page, `#/join/${number.worker}`)
+    await page.waitForURL(new RegExp(`#/room/${number.id}$`), { timeout: TIMEOUT })
+    const { taskId, answered } = await takeTask(page)
+    const field = page.getByRole('spinbutton', { name: /Your answer \(0 to 10\)/ })
+    await until('the focus in the number field', () => field.evaluate((node) => node === document.activeElement))
+    await page.keyboard.type('11')
+    const problem = page.locator(`#number-${taskId}-error`)
+    await until('the range message', async () => (await problem.isVisible()) && (await problem.innerText()) === 'Out of range: enter a number from 0 to 10.')
+    assert.equal(await field.getAttribute('aria-invalid'), 'true')
+    await page.getByRole('button', { name: 'Submit answer' }).click()
+    await page.getByRole('alert').filter({ hasText: 'Not yet: at most 10' }).waitFor({ timeout: TIMEOUT })
+    assert.equal(await page.locator('.reservation').count(), 1, 'the task is still mine: nothing was submitted')
+    assert.equal(await page.locator('[data-my-answers]').innerText(), String(answered))
+    await shot(env, page, '8c-room-numeric-refused')
+    await field.fill('7.5')
+    await until('the range message gone', async () => !(await problem.isVisible()))
+    assert.equal(await field.getAttribute('aria-invalid'), null)
+    assert.equal(await submitAndReadBack(env, page, number, taskId, answered), 7.5)
+  }
+  await w.context.close()
+  delete env.people.wren
+}
+
 export const SCENARIOS = [
   { name: 'sign-in', run: signIn },
   { name: 'co-edit', run: coEdit },
@@ -378,4 +521,5 @@ export const SCENARIOS = [
   { name: 'moderation', run: moderation },
   { name: 'kick', run: kick },
   { name: 'second-room', run: secondRoom },
+  { name: 'answer-forms', run: answerForms },
 ]

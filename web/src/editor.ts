@@ -78,6 +78,7 @@ export class Editor {
         onSelect: (start, end) => this.selected('text', start, end),
         onInput: () => this.typed(),
       })
+      if (schema.max_chars != null) this.surface.textarea.maxLength = schema.max_chars
       const observer = (event: Y.YTextEvent) => this.remoteText(event)
       text.observe(observer)
       this.cleanups.push(() => text.unobserve(observer))
@@ -230,22 +231,44 @@ export class Editor {
             h('input', { type: multi ? 'checkbox' : 'radio', name: `choice-${this.options.task.id}`, value: option, checked: chosen.includes(option), disabled: !editable, onChange: () => this.choose(option) }),
             index < 9 ? h('kbd', null, String(index + 1)) : null, ` ${option}`))))
     } else if (schema.kind === 'numeric') {
-      const id = `number-${this.options.task.id}`
-      const existing = this.dynamic.querySelector<HTMLInputElement>('input[type=number]')
-      if (existing && document.activeElement === existing) {
-        existing.disabled = !editable
-      } else {
-        mount(this.dynamic, h('label', { for: id, class: 'field-label' }, `Your answer${schema.min != null || schema.max != null ? ` (${schema.min ?? '…'} to ${schema.max ?? '…'})` : ''}`),
-          h('input', { id, type: 'number', step: 'any', min: schema.min ?? null, max: schema.max ?? null, value: typeof answer === 'number' ? String(answer) : '', disabled: !editable,
-            onInput: (event: Event) => {
-              const value = (event.target as HTMLInputElement).valueAsNumber
-              if (Number.isFinite(value)) model.labels(this.doc).set('answer', value)
-              else model.labels(this.doc).delete('answer')
-            } }))
-      }
+      this.renderNumber(schema, answer, editable)
     }
     this.renderComments(editable)
     this.renderPeers()
+  }
+
+  /**
+   * The number field, built once and updated in place (typing is never
+   * interrupted by a re-render). A number outside the schema's range is kept
+   * in the document (the other tabs see it too) but marked invalid, with the
+   * range said next to the field; submitting it is refused.
+   */
+  private renderNumber(schema: Extract<AnswerSchema, { kind: 'numeric' }>, answer: unknown, editable: boolean): void {
+    const id = `number-${this.options.task.id}`
+    let input = this.dynamic.querySelector<HTMLInputElement>(`#${id}`)
+    let message = this.dynamic.querySelector<HTMLElement>(`#${id}-error`)
+    if (!input || !message) {
+      const range = schema.min != null || schema.max != null ? ` (${schema.min ?? '…'} to ${schema.max ?? '…'})` : ''
+      message = h('p', { id: `${id}-error`, class: 'error field-error', 'aria-live': 'polite' })
+      input = h('input', { id, type: 'number', step: 'any', min: schema.min ?? null, max: schema.max ?? null, 'aria-describedby': `${id}-error`,
+        onInput: (event: Event) => {
+          const value = (event.target as HTMLInputElement).valueAsNumber
+          if (Number.isFinite(value)) model.labels(this.doc).set('answer', value)
+          else model.labels(this.doc).delete('answer')
+        } })
+      mount(this.dynamic, h('label', { for: id, class: 'field-label' }, `Your answer${range}`), input, message)
+    }
+    input.disabled = !editable
+    const value = typeof answer === 'number' && Number.isFinite(answer) ? answer : null
+    // Another tab's edit shows here, but never over what I am typing (e.g. “1.” on the way to “1.5”).
+    const shown = Number.isFinite(input.valueAsNumber) ? input.valueAsNumber : null
+    if (document.activeElement !== input && shown !== value) input.value = value === null ? '' : String(value)
+    const outside = value !== null && ((schema.min != null && value < schema.min) || (schema.max != null && value > schema.max))
+    const text = !outside ? '' : schema.min != null && schema.max != null ? `Out of range: enter a number from ${schema.min} to ${schema.max}.` : schema.min != null ? `Out of range: enter at least ${schema.min}.` : `Out of range: enter at most ${schema.max}.`
+    if (message.textContent !== text) message.textContent = text
+    message.hidden = !outside
+    if (outside) input.setAttribute('aria-invalid', 'true')
+    else input.removeAttribute('aria-invalid')
   }
 
   private spanList(editable: boolean): HTMLElement {
@@ -297,9 +320,14 @@ export class Editor {
         }
       }
       const [start, end] = [resolve(selection.anchor), resolve(selection.head)]
-      if (start !== null && end !== null) remotes.push({ start, end, color: peer.user.color, name: peer.user.name })
+      if (start !== null && end !== null) remotes.push({ start, end, color: peer.user.color, name: this.peerName(peer.user) })
     }
     this.surface.show(marks, remotes)
+  }
+
+  /** A peer's name; my own other tabs (my working copy is shared by them) are said to be mine, not another person. */
+  private peerName(user: { id: string; name: string }): string {
+    return user.id === this.options.me.user ? 'You (another tab)' : user.name
   }
 
   private renderPeers(): void {
@@ -314,7 +342,7 @@ export class Editor {
       else if (selection?.field === 'task' && typeof selection.anchor === 'number' && typeof selection.head === 'number' && selection.anchor !== selection.head) {
         where = ` selecting “${taskText(this.options.task.data).slice(Math.min(selection.anchor, selection.head), Math.max(selection.anchor, selection.head))}”`
       } else if (selection) where = ' editing'
-      return h('span', { class: 'peer', 'data-user': user.id, style: { '--c': user.color } }, h('span', { class: 'dot', 'aria-hidden': 'true' }), user.name + where)
+      return h('span', { class: 'peer', 'data-user': user.id, style: { '--c': user.color } }, h('span', { class: 'dot', 'aria-hidden': 'true' }), this.peerName(user) + where)
     })
     mount(this.peersLine, chips.length ? ['Here with you: ', ...chips] : h('span', { class: 'muted' }, 'Nobody else is editing this answer.'))
   }

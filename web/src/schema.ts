@@ -132,7 +132,9 @@ export function answerFrom(doc: Y.Doc, schema: AnswerSchema): { answer: unknown 
     }
     case 'free_text': {
       const text = freeText(doc).toString()
-      return text.trim() ? { answer: text } : { missing: 'write an answer' }
+      if (!text.trim()) return { missing: 'write an answer' }
+      if (schema.max_chars != null && text.length > schema.max_chars) return { missing: `at most ${schema.max_chars} characters (now ${text.length})` }
+      return { answer: text }
     }
     case 'numeric': {
       if (typeof value !== 'number' || !Number.isFinite(value)) return { missing: 'enter a number' }
