@@ -1,24 +1,24 @@
 #!/usr/bin/env bash
 # Runs the same coedit load against a release `crowdroom serve` (fresh SQLite
-# database, --demo for an owner token) and against the stock npm
-# @y/websocket-server, one after the other on this machine, with --server-pid
-# so each server's CPU and memory are read from /proc, then prints the two
-# reports side by side.
+# database, --demo for an owner token), the stock npm @y/websocket-server and
+# the stock npm @hocuspocus/server (both in memory), one after the other on
+# this machine, with --server-pid so each server's CPU and memory are read
+# from /proc, then prints the three reports side by side.
 #
 #   loadtest/compare.sh                      # 200 rooms x 5 clients x 1 edit/s for 60 s
 #   ROOMS=20 DURATION=10s loadtest/compare.sh
 #   loadtest/compare.sh --value-size 64      # extra options go to both runs
 #
 # Environment: ROOMS, CLIENTS (per room), RATE (edits/s per client), RAMP_UP,
-# DURATION, SEED, CROWDROOM_PORT, YWS_PORT, OUT (a folder to keep the JSON
+# DURATION, SEED, CROWDROOM_PORT, YWS_PORT, HOCUSPOCUS_PORT, OUT (a folder to keep the JSON
 # reports and server logs in; default: a temporary folder, removed at exit),
 # CARGO_TARGET_DIR, CROWDROOM_BIN and LOADTEST_BIN (use these binaries
 # instead of building them, e.g. a server built from a given commit).
 #
-# Hocuspocus (@hocuspocus/server) is not included: it is not wire-compatible
-# with y-websocket clients (every frame is prefixed with the document name and
-# a connection must authenticate first), and the generator speaks only the
-# y-websocket framing.
+# Hocuspocus is not wire-compatible with y-websocket clients (every frame is
+# prefixed with the document name, and a connection authenticates before it
+# syncs), so the generator speaks its dialect there: --protocol hocuspocus.
+# The peer (peers/hocuspocus.mjs) accepts any token.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -31,6 +31,7 @@ duration=${DURATION:-60s}
 seed=${SEED:-$(date +%s)}
 crowdroom_port=${CROWDROOM_PORT:-18080}
 yws_port=${YWS_PORT:-11234}
+hocuspocus_port=${HOCUSPOCUS_PORT:-11235}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
 
 if [[ -n "${OUT:-}" ]]; then
@@ -89,6 +90,12 @@ yws_pid=$!
 pids+=("$yws_pid")
 wait_for "$work/y-websocket.log" "listening on"
 
+echo "== starting @hocuspocus/server on 127.0.0.1:$hocuspocus_port"
+node "$here/peers/hocuspocus.mjs" "$hocuspocus_port" >"$work/hocuspocus.log" 2>&1 &
+hocuspocus_pid=$!
+pids+=("$hocuspocus_pid")
+wait_for "$work/hocuspocus.log" "listening on"
+
 common=(coedit --rooms "$rooms" --clients-per-room "$clients" --rate "$rate" --ramp-up "$ramp_up"
   --duration "$duration" --seed "$seed")
 
@@ -103,7 +110,12 @@ echo "== coedit against @y/websocket-server"
 "$loadtest_bin" "${common[@]}" --url "ws://127.0.0.1:$yws_port" --protocol y-websocket \
   --server-pid "$yws_pid" --json "$work/y-websocket.json" "$@" || true
 
+echo "== coedit against @hocuspocus/server"
+"$loadtest_bin" "${common[@]}" --url "ws://127.0.0.1:$hocuspocus_port" --protocol hocuspocus \
+  --token loadtest --server-pid "$hocuspocus_pid" --json "$work/hocuspocus.json" "$@" || true
+
 echo
 echo "== $rooms rooms x $clients clients x $rate edit/s per client, $duration (seed $seed)"
-node "$here/peers/table.mjs" "crowdroom=$work/crowdroom.json" "@y/websocket-server 0.1.1=$work/y-websocket.json"
+node "$here/peers/table.mjs" "crowdroom=$work/crowdroom.json" "@y/websocket-server 0.1.1=$work/y-websocket.json" \
+  "@hocuspocus/server 3.4.4=$work/hocuspocus.json"
 [[ -z "${OUT:-}" ]] || echo "reports and logs kept in $work"

@@ -1,4 +1,4 @@
-//! The co-editing client: one y-websocket socket that syncs, then writes to
+//! The co-editing client: one y-websocket (or Hocuspocus) socket that syncs, then writes to
 //! the room's shared map at `--rate` and times every update it receives.
 //!
 //! Fan-out is measured without decoding: before sending, the editor puts the
@@ -22,7 +22,10 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use crate::metrics::{Hist, add};
 use crate::net::read_cause;
 use crate::run::{Ctx, EditorResult, Pending};
-use crate::ywire::{Editor, Incoming, UpdateKey, awareness_frame, next_incoming, sync, update_key};
+use crate::ywire::{
+    Editor, Framing, Inbound, Incoming, UpdateKey, awareness_frame, next_incoming, open_doc, sync,
+    update_key,
+};
 
 /// The y-websocket provider renews its awareness state this often.
 pub const AWARENESS_RENEWAL: Duration = Duration::from_secs(15);
@@ -69,29 +72,29 @@ async fn run_editor(ctx: Arc<Ctx>, position: usize, slot: usize, ordinal: usize)
         return result;
     }
     let counters = &ctx.metrics.counters;
-    let (mut ws, permit) = {
+    let (mut ws, framing, permit) = {
         let permit = ctx.connect_slots.acquire().await.ok();
-        let opened_at = Instant::now();
-        let ws = match ctx
-            .connector
-            .open(&room.doc_path(&ctx.cli, Some(slot)))
-            .await
-        {
-            Ok(ws) => ws,
+        let framing = room.framing(&ctx.cli);
+        let opened = open_doc(&ctx, room, Some(slot), |frame| {
+            on_frame(&ctx, position, slot, number, None, &framing, frame);
+        })
+        .await;
+        match opened {
+            Ok((ws, framing, connected)) => {
+                ctx.metrics.record(number, Hist::Connect, connected);
+                (ws, framing, permit)
+            }
             Err(cause) => {
                 ctx.metrics.error(cause);
                 add(&counters.connect_failed, 1);
                 return result;
             }
-        };
-        ctx.metrics
-            .record(number, Hist::Connect, opened_at.elapsed());
-        (ws, permit)
+        }
     };
     counters.open.fetch_add(1, Ordering::Relaxed);
     let synced_at = Instant::now();
-    let synced = sync(&mut ws, |frame| {
-        on_frame(&ctx, position, slot, number, None, frame)
+    let synced = sync(&mut ws, &framing, |frame| {
+        on_frame(&ctx, position, slot, number, None, &framing, frame);
     })
     .await;
     drop(permit);
@@ -138,14 +141,14 @@ async fn run_editor(ctx: Arc<Ctx>, position: usize, slot: usize, ordinal: usize)
                 };
                 expect_receipts(&ctx, position, slot, key);
                 add(&counters.edits_sent, 1);
-                if let Err(error) = ws.send(WsMessage::Binary(frame.into())).await {
+                if let Err(error) = ws.send(WsMessage::Binary(framing.wrap(frame).into())).await {
                     ctx.metrics.error(format!("send: {}", read_cause(&error)));
                     intact = false;
                     break;
                 }
             }
             _ = awareness.tick(), if ctx.cli.awareness => {
-                let frame = awareness_frame(editor.client_id(), awareness_clock);
+                let frame = framing.wrap(awareness_frame(editor.client_id(), awareness_clock));
                 awareness_clock += 1;
                 if let Err(error) = ws.send(WsMessage::Binary(frame.into())).await {
                     ctx.metrics.error(format!("send: {}", read_cause(&error)));
@@ -155,7 +158,7 @@ async fn run_editor(ctx: Arc<Ctx>, position: usize, slot: usize, ordinal: usize)
             }
             incoming = next_incoming(&mut ws) => match incoming {
                 Incoming::Binary(frame) => {
-                    on_frame(&ctx, position, slot, number, is_replica.then_some(&editor), &frame);
+                    on_frame(&ctx, position, slot, number, is_replica.then_some(&editor), &framing, &frame);
                 }
                 Incoming::Text(_) => ctx.metrics.error("text frame on a y-websocket"),
                 Incoming::Closed(cause) => {
@@ -213,9 +216,39 @@ fn on_frame(
     slot: usize,
     number: usize,
     replica: Option<&Editor>,
+    framing: &Framing,
     frame: &[u8],
 ) {
-    let update = match Message::decode(frame) {
+    let body = match framing.unwrap(frame) {
+        Inbound::Y(body) => body,
+        Inbound::SyncStatus(true)
+        | Inbound::Authenticated(_)
+        | Inbound::TokenRequest
+        | Inbound::Ignored => return,
+        Inbound::SyncStatus(false) => {
+            ctx.metrics
+                .error("hocuspocus: update not saved (sync status 0)");
+            return;
+        }
+        Inbound::PermissionDenied(reason) => {
+            ctx.metrics.error(format!("permission denied: {reason}"));
+            return;
+        }
+        Inbound::Close(reason) => {
+            ctx.metrics.error(format!("hocuspocus close: {reason}"));
+            return;
+        }
+        Inbound::OtherDocument => {
+            ctx.metrics.error("hocuspocus: frame for another document");
+            return;
+        }
+        Inbound::Malformed(what) => {
+            ctx.metrics
+                .error(format!("malformed frame from the server: {what}"));
+            return;
+        }
+    };
+    let update = match Message::decode(&body) {
         Ok(Message::Update(update) | Message::SyncStep2(update)) => update,
         Ok(Message::Awareness(_) | Message::SyncStep1(_) | Message::QueryAwareness) => return,
         Ok(Message::PermissionDenied(reason)) => {

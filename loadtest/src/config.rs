@@ -33,7 +33,7 @@ processes with --shard 0/2, --shard 1/2 (same --seed, same --rooms), optionally 
 Exit status: 0 ok, 1 error, 3 an --slo target was missed.";
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "crowdroom-loadtest", version, about = "Load generator for Crowdroom and other y-websocket servers", after_help = AFTER_HELP)]
+#[command(name = "crowdroom-loadtest", version, about = "Load generator for Crowdroom, other y-websocket servers and Hocuspocus", after_help = AFTER_HELP)]
 pub struct Cli {
     /// What to run.
     #[arg(value_enum, env = "LOADTEST_SCENARIO")]
@@ -42,11 +42,13 @@ pub struct Cli {
     #[arg(long, env = "LOADTEST_URL", default_value = "ws://127.0.0.1:8080")]
     pub url: String,
     /// Wire protocol of the server: crowdroom (`/yjs/{room}/{doc}` with tokens, REST
-    /// provisioning, live channel) or y-websocket (a generic server: `/{docname}`, no tokens).
+    /// provisioning, live channel), y-websocket (a generic server: `/{docname}`, no tokens)
+    /// or hocuspocus (@hocuspocus/server: document-name prefix and a token handshake).
     #[arg(long, value_enum, env = "LOADTEST_PROTOCOL", default_value_t = Protocol::Crowdroom)]
     pub protocol: Protocol,
     /// An owner token of any Crowdroom room (e.g. printed by `crowdroom serve --demo`); used
     /// only to create the test rooms and their worker tokens through the REST API.
+    /// With --protocol hocuspocus: the token every client authenticates with.
     #[arg(long, env = "LOADTEST_TOKEN")]
     pub token: Option<String>,
     /// Number of rooms (one document per room).
@@ -171,6 +173,9 @@ pub enum Protocol {
     Crowdroom,
     /// A generic y-websocket server (npm @y/websocket-server): `/{docname}`, no tokens.
     YWebsocket,
+    /// npm @hocuspocus/server 3.x: every frame prefixed with the document name, an Auth
+    /// message with a token (--token, default `loadtest`) before sync.
+    Hocuspocus,
 }
 
 /// `i/n`: this process handles rooms whose index is `i` modulo `n`.
@@ -278,11 +283,11 @@ impl Cli {
         if self.step == 0 || self.connect_concurrency == 0 {
             bail!("--step and --connect-concurrency must be at least 1");
         }
-        if self.protocol == Protocol::YWebsocket
+        if self.protocol != Protocol::Crowdroom
             && matches!(self.scenario, Scenario::Chat | Scenario::Mix)
         {
             bail!(
-                "the chat and mix scenarios need --protocol crowdroom (a y-websocket server has no live channel)"
+                "the chat and mix scenarios need --protocol crowdroom (a y-websocket or Hocuspocus server has no live channel)"
             );
         }
         if self.protocol == Protocol::Crowdroom && self.token.is_none() {

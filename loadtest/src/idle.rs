@@ -22,7 +22,7 @@ use crate::coedit::{AWARENESS_RENEWAL, CLOSE_TIMEOUT};
 use crate::metrics::{Hist, add};
 use crate::procstat::Process;
 use crate::run::Ctx;
-use crate::ywire::{Incoming, awareness_frame, next_incoming, sync};
+use crate::ywire::{Incoming, awareness_frame, next_incoming, open_doc, sync};
 
 /// Longest a step may take: connect and sync timeouts, plus queueing behind
 /// `--connect-concurrency`, with margin.
@@ -157,13 +157,11 @@ async fn hold(ctx: Arc<Ctx>, position: usize, slot: usize, settled: Arc<(AtomicU
         return;
     };
     let permit = ctx.connect_slots.acquire().await.ok();
-    let opened_at = Instant::now();
-    let mut ws = match ctx
-        .connector
-        .open(&room.doc_path(&ctx.cli, Some(slot)))
-        .await
-    {
-        Ok(ws) => ws,
+    let (mut ws, framing) = match open_doc(&ctx, room, Some(slot), |_| {}).await {
+        Ok((ws, framing, connected)) => {
+            ctx.metrics.record(number, Hist::Connect, connected);
+            (ws, framing)
+        }
         Err(cause) => {
             ctx.metrics.error(cause);
             add(&counters.connect_failed, 1);
@@ -171,10 +169,8 @@ async fn hold(ctx: Arc<Ctx>, position: usize, slot: usize, settled: Arc<(AtomicU
             return;
         }
     };
-    ctx.metrics
-        .record(number, Hist::Connect, opened_at.elapsed());
     let synced_at = Instant::now();
-    let synced = sync(&mut ws, |_| {}).await;
+    let synced = sync(&mut ws, &framing, |_| {}).await;
     drop(permit);
     if let Err(cause) = synced {
         ctx.metrics.error(cause);
@@ -196,7 +192,7 @@ async fn hold(ctx: Arc<Ctx>, position: usize, slot: usize, settled: Arc<(AtomicU
         tokio::select! {
             _ = stop.changed() => break,
             _ = awareness.tick(), if ctx.cli.awareness => {
-                let frame = awareness_frame(client_id, clock);
+                let frame = framing.wrap(awareness_frame(client_id, clock));
                 clock += 1;
                 if let Err(error) = ws.send(WsMessage::Binary(frame.into())).await {
                     ctx.metrics.error(format!("send: {}", crate::net::read_cause(&error)));

@@ -1,4 +1,4 @@
-//! `crowdroom-loadtest`: drives a running Crowdroom (or any y-websocket)
+//! `crowdroom-loadtest`: drives a running Crowdroom (or any y-websocket, or Hocuspocus)
 //! server over its public wire protocols and reports what it measured.
 //!
 //! It depends on no server code, only on the protocols (`crowdroom-crdt`
@@ -14,6 +14,7 @@ mod chat;
 mod coedit;
 mod config;
 mod crowd;
+mod hocuspocus;
 mod idle;
 mod metrics;
 mod net;

@@ -11,7 +11,8 @@
 //! The crowd scenario adds moderator tokens, the project and its tasks
 //! (`crowd/setup.rs`).
 //!
-//! A generic y-websocket server needs nothing: a document exists once opened.
+//! A generic y-websocket server or Hocuspocus needs nothing: a document exists
+//! once opened.
 
 use std::sync::{Arc, Mutex};
 
@@ -45,11 +46,21 @@ impl RoomPlan {
     /// `None` slot: the owner (convergence check).
     pub fn doc_path(&self, cli: &Cli, slot: Option<usize>) -> String {
         match cli.protocol {
-            Protocol::YWebsocket => format!("/{}", self.name),
+            // Hocuspocus ignores the path (the document name is in every
+            // frame); it is set for the server's logs.
+            Protocol::YWebsocket | Protocol::Hocuspocus => format!("/{}", self.name),
             Protocol::Crowdroom => {
                 let token = self.token(slot);
                 format!("/yjs/{}/{}?token={token}", self.name, cli.doc)
             }
+        }
+    }
+
+    /// How this room's document frames are put on the wire.
+    pub fn framing(&self, cli: &Cli) -> crate::hocuspocus::Framing {
+        match cli.protocol {
+            Protocol::Hocuspocus => crate::hocuspocus::Framing::hocuspocus(&self.name),
+            Protocol::YWebsocket | Protocol::Crowdroom => crate::hocuspocus::Framing::Plain,
         }
     }
 
@@ -79,7 +90,7 @@ pub fn provision(cli: &Cli, target: &Target) -> anyhow::Result<Vec<RoomPlan>> {
         .collect();
     let name = |index: usize| format!("lt-{}-{index}", cli.seed);
     match cli.protocol {
-        Protocol::YWebsocket => Ok(indices
+        Protocol::YWebsocket | Protocol::Hocuspocus => Ok(indices
             .into_iter()
             .map(|index| RoomPlan {
                 index,

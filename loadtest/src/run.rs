@@ -275,8 +275,8 @@ fn differing(left: &Contents, right: &Contents) -> usize {
 
 /// Opens a new client on the room's document and decodes its sync step 2.
 async fn fresh_contents(ctx: &Ctx, room: &RoomPlan) -> Result<Contents, String> {
-    let mut ws = ctx.connector.open(&room.doc_path(&ctx.cli, None)).await?;
-    let update = crate::ywire::sync(&mut ws, |_| {}).await?;
+    let (mut ws, framing, _) = crate::ywire::open_doc(ctx, room, None, |_| {}).await?;
+    let update = crate::ywire::sync(&mut ws, &framing, |_| {}).await?;
     // The check is done; a failed close changes nothing.
     let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
     crate::ywire::contents_of_update(&update)

@@ -24,6 +24,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, Map, MapRef, StateVector, Transact, Update};
 
+pub use crate::hocuspocus::{Framing, Inbound};
 use crate::net::{Ws, read_cause};
 
 /// How long the initial sync may take.
@@ -81,13 +82,39 @@ pub async fn next_incoming(ws: &mut Ws) -> Incoming {
     }
 }
 
+/// Opens client `slot`'s socket (`None`: the owner) on the room's document
+/// and, for Hocuspocus, authenticates it. Returns the socket with its framing
+/// and the time the WebSocket upgrade took. Frames that arrive during the
+/// handshake are passed to `other`.
+pub async fn open_doc(
+    ctx: &crate::run::Ctx,
+    room: &crate::provision::RoomPlan,
+    slot: Option<usize>,
+    other: impl FnMut(&[u8]),
+) -> Result<(Ws, Framing, Duration), String> {
+    let opened_at = tokio::time::Instant::now();
+    let mut ws = ctx.connector.open(&room.doc_path(&ctx.cli, slot)).await?;
+    let connected = opened_at.elapsed();
+    let framing = room.framing(&ctx.cli);
+    let token = ctx.cli.token.as_deref().unwrap_or(DEFAULT_HOCUSPOCUS_TOKEN);
+    crate::hocuspocus::authenticate(&mut ws, &framing, token, other).await?;
+    Ok((ws, framing, connected))
+}
+
+/// The token sent to a Hocuspocus server when --token is not given.
+pub const DEFAULT_HOCUSPOCUS_TOKEN: &str = "loadtest";
+
 /// Sends our (empty) sync step 1, answers the server's step 1 with an empty
 /// step 2, and returns the server's step 2 payload. Other frames that arrive
 /// first are passed to `other`.
-pub async fn sync(ws: &mut Ws, mut other: impl FnMut(&[u8])) -> Result<Vec<u8>, String> {
+pub async fn sync(
+    ws: &mut Ws,
+    framing: &Framing,
+    mut other: impl FnMut(&[u8]),
+) -> Result<Vec<u8>, String> {
     use futures_util::SinkExt;
     let empty_state_vector = yrs::updates::encoder::Encode::encode_v1(&StateVector::default());
-    let step1 = Message::SyncStep1(&empty_state_vector).encode();
+    let step1 = framing.wrap(Message::SyncStep1(&empty_state_vector).encode());
     ws.send(WsMessage::Binary(step1.into()))
         .await
         .map_err(|error| read_cause(&error))?;
@@ -98,11 +125,24 @@ pub async fn sync(ws: &mut Ws, mut other: impl FnMut(&[u8])) -> Result<Vec<u8>, 
                 Incoming::Text(_) => return Err("sync: text frame on a y-websocket".to_owned()),
                 Incoming::Closed(cause) => return Err(format!("sync: {cause}")),
             };
-            match Message::decode(&frame) {
+            let body = match framing.unwrap(&frame) {
+                Inbound::Y(body) => body,
+                Inbound::PermissionDenied(reason) => {
+                    return Err(format!("sync: permission denied: {reason}"));
+                }
+                Inbound::Close(reason) => return Err(format!("sync: closed: {reason}")),
+                Inbound::Malformed(what) => return Err(format!("sync: malformed frame: {what}")),
+                Inbound::SyncStatus(_)
+                | Inbound::Authenticated(_)
+                | Inbound::TokenRequest
+                | Inbound::Ignored
+                | Inbound::OtherDocument => continue,
+            };
+            match Message::decode(&body) {
                 Ok(Message::SyncStep2(update)) => return Ok(update.to_vec()),
                 Ok(Message::SyncStep1(_)) => {
                     // Nothing local yet: answer with the empty update.
-                    let reply = Message::SyncStep2(&[0, 0]).encode();
+                    let reply = framing.wrap(Message::SyncStep2(&[0, 0]).encode());
                     ws.send(WsMessage::Binary(reply.into()))
                         .await
                         .map_err(|error| read_cause(&error))?;
