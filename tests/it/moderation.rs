@@ -354,6 +354,24 @@ async fn console_and_review(backend: Backend) {
     let missing = server.http_url("/api/v1/rooms/r1/tasks/999999");
     assert_eq!(http::get(&missing, Some(&cora)).await.status, 404);
 
+    // Moderators see every worker, those without an answer yet too.
+    server.token("r1", "wade", Role::Worker).await;
+    let workers = http::get(&server.http_url("/api/v1/rooms/r1/workers"), Some(&owner))
+        .await
+        .json();
+    let listed: Vec<(&str, i64)> = workers["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|worker| {
+            (
+                worker["worker"].as_str().unwrap(),
+                worker["answers"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(listed, [("wade", 0), ("wanda", 1), ("wes", 1)], "{workers}");
+
     // A pause reaches the worker live.
     let mut worker = LiveClient::connect(&base, "r1", &answered[0].2).await;
     let url = server.http_url("/api/v1/rooms/r1/workers/wes/pause");

@@ -97,7 +97,17 @@ impl Store {
 
     /// Every worker's overall record in the room, for moderators.
     pub async fn workers_quality(&self, room: &RoomId) -> Result<Vec<WorkerQuality>> {
-        let sql = format!("{QUALITY_SELECT} ORDER BY s.worker_id");
+        // Workers with a record, and the room's workers without one yet
+        // (zeros), so moderators see everyone before their first answer.
+        let sql = format!(
+            "{QUALITY_SELECT} UNION ALL \
+             SELECT m.user_id AS worker_id, CAST(0 AS BIGINT), CAST(0 AS BIGINT), CAST(0 AS BIGINT), \
+             CAST(0 AS BIGINT), CAST(0 AS BIGINT), CAST(0 AS BIGINT), CAST(0 AS BIGINT), p.reason \
+             FROM members m LEFT JOIN paused_workers p ON p.room_id = m.room_id AND p.worker_id = m.user_id \
+             WHERE m.room_id = $1 AND m.role = 'worker' AND NOT EXISTS (SELECT 1 FROM worker_stats t \
+             WHERE t.room_id = m.room_id AND t.worker_id = m.user_id AND t.skill = '') \
+             ORDER BY worker_id"
+        );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(room.as_str())
             .fetch_all(self.pool())
