@@ -384,3 +384,41 @@ async fn console_and_review(backend: Backend) {
     assert_eq!(lifted.status, 200, "{}", lifted.body);
     assert_eq!(worker.event("worker.paused").await["data"]["paused"], false);
 }
+
+/// A room whose queue holds no reservation sweeps nothing: watching it
+/// costs no writes (with 200 rooms open, sweeps were most of the commits).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_room_writes_nothing() {
+    let Some(server) = TestServer::start(Backend::Sqlite).await else {
+        return;
+    };
+    setup(&server, "r1", 2, 300, 3).await;
+    let token = server.token("r1", "wes", Role::Worker).await;
+    let mut worker = LiveClient::connect(&server.ws_url(""), "r1", &token).await;
+    let counts = worker.event("queue.counts").await;
+    assert_eq!(counts["data"]["reserved"], 0, "{counts}");
+    // Until the room has counted its queue once it sweeps; wait for a
+    // housekeeping second (1 s) with no commit, then watch three more.
+    let commits = || server.metric("crowdroom_commit_batch_size_count");
+    let mut before = commits().await;
+    for _ in 0..20 {
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let now = commits().await;
+        if now == before {
+            break;
+        }
+        before = now;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    let after = server.metric("crowdroom_commit_batch_size_count").await;
+    assert_eq!(before, after, "commits while nothing was reserved");
+    // With a reservation, the room sweeps again (every second).
+    let granted = worker.request("task.request", json!({})).await;
+    assert!(granted["result"]["reservation"].is_object(), "{granted}");
+    let held = server.metric("crowdroom_commit_batch_size_count").await;
+    crowdroom_tests::eventually("sweeps resume", || {
+        let server = &server;
+        async move { server.metric("crowdroom_commit_batch_size_count").await > held + 1.0 }
+    })
+    .await;
+}

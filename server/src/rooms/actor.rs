@@ -129,7 +129,8 @@ impl RoomActor {
             pending: FuturesUnordered::new(),
             idle_since: None,
             queue_changed: Arc::new(Notify::new()),
-            queue_dirty: false,
+            // Counted once first, so the sweep knows whether anything is reserved.
+            queue_dirty: true,
             last_counts: None,
             pay_check_in: 0,
             pay_alerted: false,
@@ -316,8 +317,15 @@ impl RoomActor {
             self.load_moderation().await;
         }
         // Expired reservations are freed by the next grant anyway; sweeping
-        // tells their holders, and keeps the counts true, while anyone watches.
-        if self.live.connection_count() > 0 {
+        // tells their holders, and keeps the counts true, while anyone
+        // watches. A room whose last counts showed no reservation, with no
+        // change since, has nothing to sweep: idle rooms cost no writes.
+        let may_hold_reservations = self.queue_dirty
+            || self
+                .last_counts
+                .as_ref()
+                .is_none_or(|counts| counts.reserved > 0);
+        if self.live.connection_count() > 0 && may_hold_reservations {
             self.submit(
                 WriteOp::Sweep {
                     room: self.room.clone(),
