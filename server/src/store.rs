@@ -12,6 +12,7 @@ mod access;
 mod assign;
 mod chat;
 mod consensus;
+mod console;
 mod docs;
 mod export;
 mod ledger;
@@ -32,12 +33,11 @@ pub use access::{MemberRow, RoomRow, TokenRow};
 pub use assign::OpenTask;
 pub use chat::ChatMessage;
 pub use consensus::{ReviewDecision, Settled};
+pub use console::{RoomActivity, TaskAnswer};
 pub use docs::StoredDoc;
 pub use export::{AnswerRow, ExportRow};
 pub use ledger::{Action, Earnings, LedgerEntry, LedgerSummary};
-pub use moderation::{
-    Announcement, ModerationEntry, Mute, RoomActivity, RoomModeration, TaskAnswer,
-};
+pub use moderation::{Announcement, ModerationEntry, Mute, RoomModeration};
 pub use quality::{AnswerCheck, WorkerQuality};
 pub use reserve::{Submitted, WorkAsk};
 pub use work::{ImportReport, MemberTags, QueueCounts, Reservation, TaskRow, WorkerTask};
