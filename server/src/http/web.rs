@@ -52,7 +52,11 @@ pub async fn serve(method: Method, uri: Uri) -> Response {
     } else {
         "no-cache"
     };
-    let body = Body::from(file.data.into_owned());
+    // The bundle is embedded (`debug-embed`): serve its bytes without a copy.
+    let body = match file.data {
+        std::borrow::Cow::Borrowed(bytes) => Body::from(bytes),
+        std::borrow::Cow::Owned(bytes) => Body::from(bytes),
+    };
     let mut response = (
         [
             (header::CONTENT_TYPE, content_type(path)),

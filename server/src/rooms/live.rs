@@ -113,15 +113,11 @@ impl LiveState {
         }
     }
 
-    fn reply(&self, conn: ConnId, frame: WsMessage) {
+    /// Queues `frame` to one connection, if it is still open.
+    pub(super) fn reply(&self, conn: ConnId, frame: WsMessage) {
         if let Some(conn) = self.conns.get(&conn) {
             conn.tx.send(frame);
         }
-    }
-
-    /// Queues `frame` to one connection, if it is still open.
-    pub(super) fn reply_to(&self, conn: ConnId, frame: WsMessage) {
-        self.reply(conn, frame);
     }
 
     /// Open live connections of `user`.

@@ -285,7 +285,7 @@ impl RoomActor {
             Ok(moderated) => moderated,
             Err(error) => {
                 self.live
-                    .reply_to(conn, protocol::error_reply(request, &error));
+                    .reply(conn, protocol::error_reply(request, &error));
                 return;
             }
         };
@@ -298,7 +298,7 @@ impl RoomActor {
                     None => self.moderation.mutes.remove(&user),
                 };
                 self.live.set_muted(&user, until);
-                self.live.reply_to(
+                self.live.reply(
                     conn,
                     protocol::ok_reply(request, &json!({ "user": user, "until": until })),
                 );
@@ -308,7 +308,7 @@ impl RoomActor {
             }
             Moderated::Kicked { user, by, reason } => {
                 let connections = self.live.connections_of(&user) + self.doc_connections_of(&user);
-                self.live.reply_to(
+                self.live.reply(
                     conn,
                     protocol::ok_reply(
                         request,
@@ -322,7 +322,7 @@ impl RoomActor {
             }
             Moderated::Banned { user, by, reason } => {
                 self.live
-                    .reply_to(conn, protocol::ok_reply(request, &json!({ "user": user })));
+                    .reply(conn, protocol::ok_reply(request, &json!({ "user": user })));
                 let event = json!({ "by": by, "reason": reason });
                 self.live
                     .send_to_user(&user, &protocol::event("you.banned", &event));
@@ -336,7 +336,7 @@ impl RoomActor {
             } => {
                 self.moderation.locked = locked;
                 self.moderation.lock_reason = reason.clone();
-                self.live.reply_to(
+                self.live.reply(
                     conn,
                     protocol::ok_reply(request, &json!({ "locked": locked })),
                 );
@@ -346,7 +346,7 @@ impl RoomActor {
             }
             Moderated::Announced(announcement) => {
                 self.moderation.announcement = announcement.clone();
-                self.live.reply_to(
+                self.live.reply(
                     conn,
                     protocol::ok_reply(request, &json!({ "announcement": announcement })),
                 );
@@ -354,7 +354,7 @@ impl RoomActor {
                     .broadcast_all(&protocol::event("room.announcement", &announcement));
             }
             Moderated::Released { user, task, by } => {
-                self.live.reply_to(
+                self.live.reply(
                     conn,
                     protocol::ok_reply(request, &json!({ "user": user, "task_id": task })),
                 );
