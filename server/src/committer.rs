@@ -6,6 +6,18 @@
 //! so under load many acknowledgements share one fsync. The committer never
 //! sends to a room actor (it only completes oneshots), so there is no cycle
 //! of bounded channels.
+//!
+//! It runs on a thread of its own (a current-thread runtime). Each batch is
+//! several round trips to the database (begin, the statements, commit), and
+//! on the shared runtime every one of them waited for a turn behind
+//! thousands of socket tasks: with 5,000 busy sockets a batch took 450 ms,
+//! almost all of it queueing, and acknowledgements took seconds. On its own
+//! thread a round trip wakes it directly. It still takes a pooled
+//! connection per batch: with one held for good it committed back to back
+//! with no gap and the pool's readers starved (10 s acquire waits in a
+//! 5,000-worker crowd; docs/BENCHMARKS.md). A PostgreSQL connection the
+//! pool opens from here is driven by this thread's runtime, which lives
+//! until the last handle is dropped at shutdown, just before the pool closes.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -45,10 +57,34 @@ pub struct CommitHandle {
 pub type Pending = oneshot::Receiver<Result<WriteOutcome>>;
 
 impl CommitHandle {
-    /// Starts the committer on `tracker`.
+    /// Starts the committer on a thread of its own; `tracker` waits for it
+    /// to drain and stop (when the last handle is dropped).
     pub fn spawn(store: Store, metrics: Arc<Metrics>, tracker: &TaskTracker) -> CommitHandle {
         let (inbox, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        tracker.spawn(run(store, metrics, receiver));
+        let (stopped, on_stop) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("crowdroom-committer".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime.block_on(run(store, metrics, receiver)),
+                    // The receiver is dropped: every submit says the writer stopped.
+                    Err(error) => tracing::error!(%error, "cannot start the committer's runtime"),
+                }
+                // The tracker's waiter may be gone (never awaited); nothing to tell then.
+                let _ = stopped.send(());
+            });
+        match thread {
+            Ok(_) => {
+                tracker.spawn(async move {
+                    // Resolves when the thread has finished, whether it sent or not.
+                    let _ = on_stop.await;
+                });
+            }
+            Err(error) => tracing::error!(%error, "cannot start the committer's thread"),
+        }
         CommitHandle { inbox }
     }
 
@@ -93,24 +129,7 @@ async fn run(store: Store, metrics: Arc<Metrics>, mut receiver: mpsc::Receiver<R
             .drain(..)
             .map(|request| (request.op, request.reply))
             .unzip();
-        let outcomes = match store.write_batch(&ops).await {
-            Ok(outcomes) => outcomes,
-            Err(error) if ops.len() == 1 => vec![Err(error)],
-            Err(error) => {
-                // One bad write must not fail its neighbours: retry each alone.
-                tracing::warn!(%error, writes = ops.len(), "batch failed, retrying writes one by one");
-                let mut outcomes = Vec::with_capacity(ops.len());
-                for op in &ops {
-                    outcomes.push(match store.write_batch(std::slice::from_ref(op)).await {
-                        Ok(mut single) => single
-                            .pop()
-                            .unwrap_or_else(|| Err(Error::Internal("empty batch result".into()))),
-                        Err(error) => Err(error),
-                    });
-                }
-                outcomes
-            }
-        };
+        let outcomes = write(&store, &ops).await;
         metrics
             .commit_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -123,5 +142,32 @@ async fn run(store: Store, metrics: Arc<Metrics>, mut receiver: mpsc::Receiver<R
             let _ = reply.send(outcome);
         }
     }
+    // A pooled connection goes back to the pool from a task spawned on this
+    // runtime as it is dropped: let those run before the runtime ends.
+    for _ in 0..4 {
+        tokio::task::yield_now().await;
+    }
     tracing::debug!("committer stopped: every handle dropped and the queue is drained");
+}
+
+/// Runs one batch; if it fails, runs each write alone, so one bad write
+/// cannot fail its neighbours.
+async fn write(store: &Store, ops: &[WriteOp]) -> Vec<Result<WriteOutcome>> {
+    match store.write_batch(ops).await {
+        Ok(outcomes) => outcomes,
+        Err(error) if ops.len() == 1 => vec![Err(error)],
+        Err(error) => {
+            tracing::warn!(%error, writes = ops.len(), "batch failed, retrying writes one by one");
+            let mut outcomes = Vec::with_capacity(ops.len());
+            for op in ops {
+                outcomes.push(match store.write_batch(std::slice::from_ref(op)).await {
+                    Ok(mut single) => single
+                        .pop()
+                        .unwrap_or_else(|| Err(Error::Internal("empty batch result".into()))),
+                    Err(error) => Err(error),
+                });
+            }
+            outcomes
+        }
+    }
 }

@@ -43,7 +43,7 @@ pub async fn upgrade(
 
 /// Opens the socket and joins the room; on failure closes the socket with
 /// the error's code.
-async fn open(opening: Box<(AppState, Principal, WebSocket)>) -> Option<(Socket, RoomHandle)> {
+async fn open(opening: Box<(AppState, Principal, WebSocket)>) -> Option<(Box<Socket>, RoomHandle)> {
     let (state, principal, socket) = *opening;
     let room = principal.room.clone();
     let socket = Socket::open(&state, principal, socket, LIVE, state.sockets.live_rate);
@@ -59,15 +59,16 @@ async fn open(opening: Box<(AppState, Principal, WebSocket)>) -> Option<(Socket,
     match joined {
         Ok(handle) => Some((socket, handle)),
         Err(error) => {
+            let mut socket = socket;
             socket.signal.close(CloseCode::from(&error));
-            socket.finish().await;
+            Box::pin(socket.finish()).await;
             None
         }
     }
 }
 
 /// Forwards the socket's requests to the room until it closes.
-async fn serve(mut socket: Socket, handle: RoomHandle) {
+async fn serve(mut socket: Box<Socket>, handle: RoomHandle) {
     let tx = socket.tx.clone();
     while let Some(frame) = socket.next().await {
         let WsMessage::Text(text) = frame else {
@@ -76,15 +77,11 @@ async fn serve(mut socket: Socket, handle: RoomHandle) {
         };
         match Request::decode(&text) {
             Ok(request) => {
-                if handle
-                    .send(RoomCommand::LiveRequest {
-                        conn: tx.id,
-                        request,
-                    })
-                    .await
-                    .is_err()
-                {
-                    socket.signal.close(CloseCode::TryLater);
+                let command = RoomCommand::LiveRequest {
+                    conn: tx.id,
+                    request,
+                };
+                if !Box::pin(socket.forward(&handle, command)).await {
                     break;
                 }
             }
@@ -94,6 +91,8 @@ async fn serve(mut socket: Socket, handle: RoomHandle) {
             }
         }
     }
+    // The close frame first: leaving may wait for room in a busy room's inbox.
+    Box::pin(socket.finish()).await;
+    // The room may have exited (shutdown); then there is nothing to leave.
     let _ = handle.send(RoomCommand::LiveLeave { conn: tx.id }).await;
-    socket.finish().await;
 }

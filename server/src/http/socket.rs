@@ -1,44 +1,76 @@
-//! What both WebSocket endpoints share: opening a connection (queue,
-//! writer task, session registration, metrics) and reading frames with the
-//! idle timeout, the rate limit and bad-input policy applied.
+//! What both WebSocket endpoints share: one task per connection that reads
+//! frames (with the idle timeout, the rate limit and the bad-input policy),
+//! writes what the room queued, pings, enforces token expiry, and closes
+//! with the code it was given.
+//!
+//! One task, not a reader and a writer: most connections sit idle, and a
+//! second task with its own future, timers and a lock to share the socket
+//! cost about 1.1 KiB per connection (docs/BENCHMARKS.md). For the same
+//! reason the socket is boxed (an async fn's argument is stored twice in
+//! its future) and the futures of writing, pinging and forwarding are
+//! boxed when they run: an idle connection holds only its wait. The task never
+//! stops writing for long: while it waits for room in the room's inbox, it
+//! keeps draining its own queue ([`Socket::forward`]), so a busy room cannot
+//! make its own clients look slow.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket};
-use futures_util::StreamExt;
-use futures_util::stream::SplitStream;
-use tokio::task::JoinHandle;
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use tokio::time::{Instant, Sleep};
 
 use super::AppState;
 use crate::auth::Principal;
-use crate::conn::{self, CloseSignal, ConnTx, READ_IDLE_TIMEOUT, RateLimiter};
-use crate::error::CloseCode;
-use crate::ids::ConnId;
+use crate::conn::{self, CloseSignal, ConnTx, OutboundRx, READ_IDLE_TIMEOUT, RateLimiter};
+use crate::error::{CloseCode, Result};
+use crate::ids::{ConnId, now_ms};
 use crate::metrics::{KindLabel, Metrics};
+use crate::rooms::{RoomCommand, RoomHandle};
 use crate::sessions::SessionGuard;
 
-/// One open socket: its sending side, its reader, and what closes it cleanly.
+/// Interval of WebSocket pings, which detect dead peers behind NATs.
+const PING_INTERVAL: Duration = Duration::from_secs(20);
+/// How long the close sequence may take to send what is left and the close frame.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One open socket: its queue, its close signal, and the socket itself.
 pub struct Socket {
     pub tx: ConnTx,
     pub signal: Arc<CloseSignal>,
     pub principal: Arc<Principal>,
-    stream: SplitStream<WebSocket>,
+    ws: WebSocket,
+    queue: OutboundRx,
     limiter: RateLimiter,
-    writer: JoinHandle<()>,
+    /// One timer for the next ping, the read idle timeout and the token's
+    /// expiry, whichever comes first.
+    timer: Pin<Box<Sleep>>,
+    last_read: Instant,
+    next_ping: Instant,
+    expires: Option<Instant>,
     metrics: Arc<Metrics>,
     kind: KindLabel,
     _session: SessionGuard,
 }
 
+/// What woke the connection.
+enum Wake {
+    Closed,
+    Burst(std::collections::VecDeque<Message>),
+    Timer,
+    Read(Option<std::result::Result<Message, axum::Error>>),
+}
+
 impl Socket {
-    /// Starts the writer and registers the socket under its token.
+    /// Registers the socket under its token and creates its queue.
     pub fn open(
         state: &AppState,
         principal: Principal,
-        socket: WebSocket,
+        ws: WebSocket,
         kind: KindLabel,
         rate: (u32, u32),
-    ) -> Socket {
+    ) -> Box<Socket> {
         let id = ConnId::next();
         let signal = CloseSignal::new(&state.shutdown);
         let (tx, queue) = conn::channel(
@@ -48,72 +80,89 @@ impl Socket {
             state.metrics.clone(),
             signal.clone(),
         );
-        let (sink, stream) = socket.split();
-        let writer = state.tracker.spawn(conn::write_loop(
-            sink,
-            queue,
-            signal.clone(),
-            principal.expires_at,
-        ));
         let session = state
             .sessions
             .register(&principal.token_id, id, signal.clone());
         state.metrics.connections.get_or_create(&kind).inc();
-        Socket {
+        let now = Instant::now();
+        let expires = principal.expires_at.map(|at| {
+            let left = u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0);
+            now + Duration::from_millis(left)
+        });
+        let next_ping = now + PING_INTERVAL;
+        Box::new(Socket {
             tx,
             signal,
             principal: Arc::new(principal),
-            stream,
+            ws,
+            queue,
             limiter: RateLimiter::new(rate.0, rate.1),
-            writer,
+            timer: Box::pin(tokio::time::sleep_until(next_ping)),
+            last_read: now,
+            next_ping,
+            expires,
             metrics: state.metrics.clone(),
             kind,
             _session: session,
-        }
+        })
     }
 
     /// The next data frame (binary or text), or None once the socket is
-    /// done: closed by the peer, idle too long, broken, over its rate, or
-    /// told to close. Control frames are handled here.
+    /// done: closed by the peer, idle too long, broken, over its rate,
+    /// expired, or told to close. Meanwhile it writes what is queued,
+    /// pings, and answers control frames.
     pub async fn next(&mut self) -> Option<Message> {
         loop {
-            let read = tokio::select! {
-                () = self.signal.closed() => return None,
-                read = tokio::time::timeout(READ_IDLE_TIMEOUT, self.stream.next()) => read,
+            let deadline = self.deadline();
+            if self.timer.deadline() != deadline {
+                self.timer.as_mut().reset(deadline);
+            }
+            let wake = tokio::select! {
+                biased;
+                () = self.signal.closed() => Wake::Closed,
+                burst = self.queue.next_burst() => Wake::Burst(burst),
+                () = self.timer.as_mut() => Wake::Timer,
+                read = self.ws.next() => Wake::Read(read),
             };
-            let message = match read {
-                Err(_idle) => {
-                    self.signal.close(CloseCode::Normal);
-                    return None;
-                }
-                Ok(None) => {
-                    self.signal.close(CloseCode::Normal);
-                    return None;
-                }
-                Ok(Some(Err(error))) => {
-                    let code = conn::read_error_code(error);
-                    if code != CloseCode::Normal {
-                        self.metrics.bad_input_closed.inc();
-                    }
-                    self.signal.close(code);
-                    return None;
-                }
-                Ok(Some(Ok(message))) => message,
-            };
-            match message {
-                Message::Close(_) => {
-                    self.signal.close(CloseCode::Normal);
-                    return None;
-                }
-                Message::Ping(_) | Message::Pong(_) => continue,
-                data => {
-                    self.metrics.messages_in.get_or_create(&self.kind).inc();
-                    if !self.limiter.allow() {
-                        self.bad_input(CloseCode::RateLimited);
+            match wake {
+                Wake::Closed => return None,
+                // The rarer, larger futures are boxed: what an idle
+                // connection holds is only this select's state.
+                Wake::Burst(burst) => {
+                    if !Box::pin(self.write(burst)).await {
                         return None;
                     }
-                    return Some(data);
                 }
+                Wake::Timer => {
+                    if !Box::pin(self.on_timer()).await {
+                        return None;
+                    }
+                }
+                Wake::Read(read) => {
+                    self.last_read = Instant::now();
+                    if let Some(message) = self.on_read(read) {
+                        return message;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends `command` to the room, writing what is queued meanwhile.
+    /// False when the socket closed first or the room is gone (then the
+    /// connection is closed with 1013: the client should retry).
+    pub async fn forward(&mut self, handle: &RoomHandle, command: RoomCommand) -> bool {
+        let send = handle.send(command);
+        tokio::pin!(send);
+        loop {
+            let burst = tokio::select! {
+                biased;
+                sent = &mut send => return self.sent(sent),
+                () = self.signal.closed() => return false,
+                burst = self.queue.next_burst() => burst,
+            };
+            if !Box::pin(self.write(burst)).await {
+                return false;
             }
         }
     }
@@ -124,17 +173,129 @@ impl Socket {
         self.signal.close(code);
     }
 
-    /// Waits for the writer to send the close frame, and unregisters.
-    pub async fn finish(mut self) {
+    /// Sends what was queued before the close (a `you.kicked` saying why),
+    /// unless the queue is the problem, then the close frame with the code
+    /// the signal carries.
+    pub async fn finish(&mut self) {
         self.signal.close(CloseCode::Normal);
-        // The writer only ends by itself; a panic there has been logged.
-        let _ = (&mut self.writer).await;
+        let code = self.signal.code();
+        if code != CloseCode::SlowConsumer {
+            let burst = self.queue.take();
+            let drain = async {
+                for message in burst {
+                    if self.ws.feed(message).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = self.ws.flush().await;
+            };
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, drain).await;
+        }
+        let frame = CloseFrame {
+            code: code.code(),
+            reason: code.reason().into(),
+        };
+        // The peer may already be gone; the socket is dropped either way.
+        let _ =
+            tokio::time::timeout(CLOSE_TIMEOUT, self.ws.send(Message::Close(Some(frame)))).await;
+    }
+
+    fn sent(&self, sent: Result<()>) -> bool {
+        if sent.is_err() {
+            self.signal.close(CloseCode::TryLater);
+        }
+        sent.is_ok()
+    }
+
+    fn deadline(&self) -> Instant {
+        let idle = self.last_read + READ_IDLE_TIMEOUT;
+        let next = self.next_ping.min(idle);
+        self.expires.map_or(next, |expires| next.min(expires))
+    }
+
+    /// Everything queued goes out in one flush. False if the socket broke.
+    async fn write(&mut self, burst: std::collections::VecDeque<Message>) -> bool {
+        for message in burst {
+            if self.ws.feed(message).await.is_err() {
+                self.signal.close(CloseCode::Normal);
+                return false;
+            }
+        }
+        if self.ws.flush().await.is_err() {
+            self.signal.close(CloseCode::Normal);
+            return false;
+        }
+        true
+    }
+
+    /// Expiry, idleness or a ping, whichever is due. False to stop.
+    async fn on_timer(&mut self) -> bool {
+        let now = Instant::now();
+        if self.expires.is_some_and(|expires| now >= expires) {
+            self.signal.close(CloseCode::TokenExpired);
+            return false;
+        }
+        if now >= self.last_read + READ_IDLE_TIMEOUT {
+            self.signal.close(CloseCode::Normal);
+            return false;
+        }
+        if now >= self.next_ping {
+            self.next_ping = now + PING_INTERVAL;
+            if self
+                .ws
+                .send(Message::Ping(Default::default()))
+                .await
+                .is_err()
+            {
+                self.signal.close(CloseCode::Normal);
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Some(frame) to hand to the caller (None there means stop), or None
+    /// to keep reading (a control frame).
+    fn on_read(
+        &mut self,
+        read: Option<std::result::Result<Message, axum::Error>>,
+    ) -> Option<Option<Message>> {
+        let message = match read {
+            None => {
+                self.signal.close(CloseCode::Normal);
+                return Some(None);
+            }
+            Some(Err(error)) => {
+                let code = conn::read_error_code(error);
+                if code != CloseCode::Normal {
+                    self.metrics.bad_input_closed.inc();
+                }
+                self.signal.close(code);
+                return Some(None);
+            }
+            Some(Ok(message)) => message,
+        };
+        match message {
+            Message::Close(_) => {
+                self.signal.close(CloseCode::Normal);
+                Some(None)
+            }
+            Message::Ping(_) | Message::Pong(_) => None,
+            data => {
+                self.metrics.messages_in.get_or_create(&self.kind).inc();
+                if !self.limiter.allow() {
+                    self.bad_input(CloseCode::RateLimited);
+                    return Some(None);
+                }
+                Some(Some(data))
+            }
+        }
     }
 }
 
 impl Drop for Socket {
-    /// However the reader ends (finished, or its task dropped), the writer
-    /// is told to close: it ends only on the signal.
+    /// However the connection ends, its signal says closed, so rooms and
+    /// sessions stop queueing to it.
     fn drop(&mut self) {
         self.signal.close(CloseCode::Normal);
         self.metrics.connections.get_or_create(&self.kind).dec();

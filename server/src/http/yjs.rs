@@ -87,7 +87,7 @@ fn decode(frame: &Bytes) -> Option<Option<DocMessage>> {
 /// socket with the error's code.
 async fn open(
     opening: Box<(AppState, Principal, DocName, WebSocket)>,
-) -> Option<(Socket, RoomHandle, DocName)> {
+) -> Option<(Box<Socket>, RoomHandle, DocName)> {
     let (state, principal, doc, socket) = *opening;
     let room: RoomId = principal.room.clone();
     let socket = Socket::open(&state, principal, socket, YJS, state.sockets.yjs_rate);
@@ -105,15 +105,16 @@ async fn open(
         Ok(handle) => Some((socket, handle, doc)),
         Err(error) => {
             tracing::debug!(room_id = %room, %error, "document join failed");
+            let mut socket = socket;
             socket.signal.close(CloseCode::from(&error));
-            socket.finish().await;
+            Box::pin(socket.finish()).await;
             None
         }
     }
 }
 
 /// Forwards the socket's frames to the room until it closes.
-async fn serve(mut socket: Socket, handle: RoomHandle, doc: DocName) {
+async fn serve(mut socket: Box<Socket>, handle: RoomHandle, doc: DocName) {
     let tx = socket.tx.clone();
     while let Some(frame) = socket.next().await {
         let WsMessage::Binary(frame) = frame else {
@@ -127,8 +128,7 @@ async fn serve(mut socket: Socket, handle: RoomHandle, doc: DocName) {
                     doc: doc.clone(),
                     message,
                 };
-                if handle.send(command).await.is_err() {
-                    socket.signal.close(CloseCode::TryLater);
+                if !Box::pin(socket.forward(&handle, command)).await {
                     break;
                 }
             }
@@ -139,9 +139,10 @@ async fn serve(mut socket: Socket, handle: RoomHandle, doc: DocName) {
             }
         }
     }
+    // The close frame first: leaving may wait for room in a busy room's inbox.
+    Box::pin(socket.finish()).await;
     // The room may have exited (shutdown); then there is nothing to leave.
     let _ = handle
         .send(RoomCommand::DocLeave { conn: tx.id, doc })
         .await;
-    socket.finish().await;
 }
