@@ -146,18 +146,24 @@ impl Store {
         };
         let options = AnyPoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
         let options = match backend {
-            Backend::Sqlite => options.max_connections(8).after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    // WAL lets readers run beside the committer; synchronous=FULL
-                    // makes every acknowledged commit survive power loss too.
-                    let pragmas = format!(
-                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+            // No ping before every acquire (sqlx's default): a connection to
+            // a local file does not go stale, and the ping was one more round
+            // trip to the SQLite thread for every read.
+            Backend::Sqlite => options
+                .max_connections(8)
+                .test_before_acquire(false)
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        // WAL lets readers run beside the committer; synchronous=FULL
+                        // makes every acknowledged commit survive power loss too.
+                        let pragmas = format!(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
                          PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};"
-                    );
-                    conn.execute(sqlx::AssertSqlSafe(pragmas)).await?;
-                    Ok(())
-                })
-            }),
+                        );
+                        conn.execute(sqlx::AssertSqlSafe(pragmas)).await?;
+                        Ok(())
+                    })
+                }),
             Backend::Postgres => options.max_connections(16),
         };
         // Connect once now so a database that is down says so clearly, instead
