@@ -13,8 +13,10 @@
 //! own the ack p50 fell to 0.2 s, but under a crowd the server's read pool
 //! then stalled for its whole 10 s acquire timeout again and again (10 of 11
 //! runs, whether the committer used the server's pool, one connection held
-//! for good, or a pool of its own; 0 of 4 runs here). Until that is
-//! understood it stays here: docs/BENCHMARKS.md, "the crowd's stalls".
+//! for good, or a pool of its own; 0 of 4 runs here), with all eight
+//! connections idle: sqlx's pool lost its waiters' wake-ups. Until the
+//! pool is kept from having waiters, it stays here: docs/BENCHMARKS.md,
+//! "the crowd's stalls".
 
 use std::sync::Arc;
 use std::time::Instant;
