@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{AnyPool, Executor, SqlSafeStr};
+use sqlx::{AnyConnection, AnyPool, Executor, SqlSafeStr};
 
 pub use access::{MemberRow, RoomRow, TokenRow};
 pub use assign::OpenTask;
@@ -97,6 +97,8 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Permits to use the pool (see [`GATE`]).
+    gate: std::sync::Arc<tokio::sync::Semaphore>,
     backend: Backend,
     /// Projects as last read or written here, with when (see
     /// [`PROJECT_CACHE_TTL`]): every grant and answer needs the project.
@@ -109,6 +111,60 @@ pub struct Store {
 /// this process is seen at once; one made through another process sharing
 /// the database, within this long.
 pub const PROJECT_CACHE_TTL: Duration = Duration::from_secs(2);
+
+/// Connections in use at once. Every use of the pool goes through a
+/// semaphore with this many permits, and the pool may open twice as many
+/// connections, so sqlx's own pool never has a waiter: under a crowd its
+/// waiters lost their wake-ups and the whole pool stalled for the 10 s
+/// acquire timeout with every connection idle (docs/BENCHMARKS.md). A
+/// tokio semaphore queues fairly and wakes reliably; the spare connections
+/// cover the ones still being returned (sqlx pings each on its way back).
+const GATE: usize = 8;
+
+/// A pooled connection held under a permit of the store's gate.
+pub(crate) struct Conn {
+    conn: sqlx::pool::PoolConnection<sqlx::Any>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl std::ops::Deref for Conn {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.conn
+    }
+}
+
+/// A write transaction held under a permit of the store's gate.
+pub(crate) struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl WriteTx {
+    pub(crate) async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+}
 
 /// How long a request waits for a pooled connection before failing clearly.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -150,7 +206,7 @@ impl Store {
             // a local file does not go stale, and the ping was one more round
             // trip to the SQLite thread for every read.
             Backend::Sqlite => options
-                .max_connections(8)
+                .max_connections(2 * GATE as u32)
                 .test_before_acquire(false)
                 .after_connect(|conn, _meta| {
                     Box::pin(async move {
@@ -164,7 +220,7 @@ impl Store {
                         Ok(())
                     })
                 }),
-            Backend::Postgres => options.max_connections(16),
+            Backend::Postgres => options.max_connections(2 * GATE as u32),
         };
         // Connect once now so a database that is down says so clearly, instead
         // of the pool's later "timed out".
@@ -173,6 +229,7 @@ impl Store {
         })?;
         Ok(Store {
             pool,
+            gate: std::sync::Arc::new(tokio::sync::Semaphore::new(GATE)),
             backend,
             projects: Default::default(),
         })
@@ -182,8 +239,19 @@ impl Store {
         self.backend
     }
 
-    pub(crate) fn pool(&self) -> &AnyPool {
-        &self.pool
+    /// A pooled connection, through the gate (see [`GATE`]).
+    pub(crate) async fn conn(&self) -> Result<Conn> {
+        let permit = self
+            .gate
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Unavailable("the store is closed"))?;
+        let conn = self.pool.acquire().await?;
+        Ok(Conn {
+            conn,
+            _permit: permit,
+        })
     }
 
     /// Runs the embedded migrations for this backend (idempotent).
@@ -213,10 +281,20 @@ impl Store {
     /// lock up front (`BEGIN IMMEDIATE`): a deferred transaction that reads
     /// first fails with SQLITE_BUSY when it tries to write after another
     /// connection has committed, whatever the busy timeout.
-    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-        Ok(match self.backend {
+    pub(crate) async fn begin_write(&self) -> Result<WriteTx> {
+        let permit = self
+            .gate
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Unavailable("the store is closed"))?;
+        let tx = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(WriteTx {
+            tx,
+            _permit: permit,
         })
     }
 
