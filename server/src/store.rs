@@ -121,48 +121,35 @@ pub const PROJECT_CACHE_TTL: Duration = Duration::from_secs(2);
 /// cover the ones still being returned (sqlx pings each on its way back).
 const GATE: usize = 8;
 
-/// A pooled connection held under a permit of the store's gate.
-pub(crate) struct Conn {
-    conn: sqlx::pool::PoolConnection<sqlx::Any>,
+/// A connection (or a transaction on one) held under a permit of the
+/// store's gate; it derefs to the connection.
+pub(crate) struct Gated<T> {
+    inner: T,
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
-impl std::ops::Deref for Conn {
-    type Target = AnyConnection;
-    fn deref(&self) -> &AnyConnection {
-        &self.conn
-    }
-}
-
-impl std::ops::DerefMut for Conn {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
-        &mut self.conn
-    }
-}
-
-/// A write transaction held under a permit of the store's gate.
-pub(crate) struct WriteTx {
-    tx: sqlx::Transaction<'static, sqlx::Any>,
-    _permit: tokio::sync::OwnedSemaphorePermit,
-}
+/// A pooled connection under the gate.
+pub(crate) type Conn = Gated<sqlx::pool::PoolConnection<sqlx::Any>>;
+/// A write transaction under the gate.
+pub(crate) type WriteTx = Gated<sqlx::Transaction<'static, sqlx::Any>>;
 
 impl WriteTx {
     pub(crate) async fn commit(self) -> Result<()> {
-        self.tx.commit().await?;
+        self.inner.commit().await?;
         Ok(())
     }
 }
 
-impl std::ops::Deref for WriteTx {
+impl<T: std::ops::Deref<Target = AnyConnection>> std::ops::Deref for Gated<T> {
     type Target = AnyConnection;
     fn deref(&self) -> &AnyConnection {
-        &self.tx
+        &self.inner
     }
 }
 
-impl std::ops::DerefMut for WriteTx {
+impl<T: std::ops::DerefMut<Target = AnyConnection>> std::ops::DerefMut for Gated<T> {
     fn deref_mut(&mut self) -> &mut AnyConnection {
-        &mut self.tx
+        &mut self.inner
     }
 }
 
@@ -241,17 +228,19 @@ impl Store {
 
     /// A pooled connection, through the gate (see [`GATE`]).
     pub(crate) async fn conn(&self) -> Result<Conn> {
-        let permit = self
-            .gate
+        let permit = self.permit().await?;
+        Ok(Gated {
+            inner: self.pool.acquire().await?,
+            _permit: permit,
+        })
+    }
+
+    async fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        self.gate
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| Error::Unavailable("the store is closed"))?;
-        let conn = self.pool.acquire().await?;
-        Ok(Conn {
-            conn,
-            _permit: permit,
-        })
+            .map_err(|_| Error::Unavailable("the store is closed"))
     }
 
     /// Runs the embedded migrations for this backend (idempotent).
@@ -282,18 +271,13 @@ impl Store {
     /// first fails with SQLITE_BUSY when it tries to write after another
     /// connection has committed, whatever the busy timeout.
     pub(crate) async fn begin_write(&self) -> Result<WriteTx> {
-        let permit = self
-            .gate
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| Error::Unavailable("the store is closed"))?;
-        let tx = match self.backend {
+        let permit = self.permit().await?;
+        let inner = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         };
-        Ok(WriteTx {
-            tx,
+        Ok(Gated {
+            inner,
             _permit: permit,
         })
     }
