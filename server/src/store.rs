@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{AnyConnection, AnyPool, Executor, SqlSafeStr};
+use sqlx::{AnyPool, Executor, SqlSafeStr};
 
 pub use access::{MemberRow, RoomRow, TokenRow};
 pub use assign::OpenTask;
@@ -97,8 +97,6 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
-    /// Permits to use the pool (see [`GATE`]).
-    gate: std::sync::Arc<tokio::sync::Semaphore>,
     backend: Backend,
     /// Projects as last read or written here, with when (see
     /// [`PROJECT_CACHE_TTL`]): every grant and answer needs the project.
@@ -111,47 +109,6 @@ pub struct Store {
 /// this process is seen at once; one made through another process sharing
 /// the database, within this long.
 pub const PROJECT_CACHE_TTL: Duration = Duration::from_secs(2);
-
-/// Connections in use at once. Every use of the pool goes through a
-/// semaphore with this many permits, and the pool may open twice as many
-/// connections, so sqlx's own pool never has a waiter: under a crowd its
-/// waiters lost their wake-ups and the whole pool stalled for the 10 s
-/// acquire timeout with every connection idle (docs/BENCHMARKS.md). A
-/// tokio semaphore queues fairly and wakes reliably; the spare connections
-/// cover the ones still being returned (sqlx pings each on its way back).
-const GATE: usize = 8;
-
-/// A connection (or a transaction on one) held under a permit of the
-/// store's gate; it derefs to the connection.
-pub(crate) struct Gated<T> {
-    inner: T,
-    _permit: tokio::sync::OwnedSemaphorePermit,
-}
-
-/// A pooled connection under the gate.
-pub(crate) type Conn = Gated<sqlx::pool::PoolConnection<sqlx::Any>>;
-/// A write transaction under the gate.
-pub(crate) type WriteTx = Gated<sqlx::Transaction<'static, sqlx::Any>>;
-
-impl WriteTx {
-    pub(crate) async fn commit(self) -> Result<()> {
-        self.inner.commit().await?;
-        Ok(())
-    }
-}
-
-impl<T: std::ops::Deref<Target = AnyConnection>> std::ops::Deref for Gated<T> {
-    type Target = AnyConnection;
-    fn deref(&self) -> &AnyConnection {
-        &self.inner
-    }
-}
-
-impl<T: std::ops::DerefMut<Target = AnyConnection>> std::ops::DerefMut for Gated<T> {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
-        &mut self.inner
-    }
-}
 
 /// How long a request waits for a pooled connection before failing clearly.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -193,7 +150,7 @@ impl Store {
             // a local file does not go stale, and the ping was one more round
             // trip to the SQLite thread for every read.
             Backend::Sqlite => options
-                .max_connections(2 * GATE as u32)
+                .max_connections(8)
                 .test_before_acquire(false)
                 .after_connect(|conn, _meta| {
                     Box::pin(async move {
@@ -207,7 +164,7 @@ impl Store {
                         Ok(())
                     })
                 }),
-            Backend::Postgres => options.max_connections(2 * GATE as u32),
+            Backend::Postgres => options.max_connections(16),
         };
         // Connect once now so a database that is down says so clearly, instead
         // of the pool's later "timed out".
@@ -216,7 +173,6 @@ impl Store {
         })?;
         Ok(Store {
             pool,
-            gate: std::sync::Arc::new(tokio::sync::Semaphore::new(GATE)),
             backend,
             projects: Default::default(),
         })
@@ -226,21 +182,8 @@ impl Store {
         self.backend
     }
 
-    /// A pooled connection, through the gate (see [`GATE`]).
-    pub(crate) async fn conn(&self) -> Result<Conn> {
-        let permit = self.permit().await?;
-        Ok(Gated {
-            inner: self.pool.acquire().await?,
-            _permit: permit,
-        })
-    }
-
-    async fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
-        self.gate
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| Error::Unavailable("the store is closed"))
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     /// Runs the embedded migrations for this backend (idempotent).
@@ -270,15 +213,10 @@ impl Store {
     /// lock up front (`BEGIN IMMEDIATE`): a deferred transaction that reads
     /// first fails with SQLITE_BUSY when it tries to write after another
     /// connection has committed, whatever the busy timeout.
-    pub(crate) async fn begin_write(&self) -> Result<WriteTx> {
-        let permit = self.permit().await?;
-        let inner = match self.backend {
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
-        };
-        Ok(Gated {
-            inner,
-            _permit: permit,
         })
     }
 

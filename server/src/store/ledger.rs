@@ -166,7 +166,7 @@ impl Store {
             .bind(worker.map(UserId::as_str))
             .bind(before.unwrap_or(i64::MAX))
             .bind(limit.clamp(1, 1000))
-            .fetch_all(&mut *self.conn().await?)
+            .fetch_all(self.pool())
             .await?;
         rows.iter().map(entry).collect()
     }
@@ -177,7 +177,7 @@ impl Store {
             "SELECT state, reason, actor, at FROM ledger_events WHERE entry_id = $1 ORDER BY id",
         )
         .bind(entry)
-        .fetch_all(&mut *self.conn().await?)
+        .fetch_all(self.pool())
         .await?;
         rows.iter()
             .map(|row| {
@@ -198,7 +198,7 @@ impl Store {
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(room.as_str())
             .bind(id)
-            .fetch_optional(&mut *self.conn().await?)
+            .fetch_optional(self.pool())
             .await?;
         entry(&row.ok_or(Error::NotFound("ledger entry"))?)
     }
@@ -281,7 +281,7 @@ impl Store {
         )
         .bind(room.as_str())
         .bind(key)
-        .fetch_one(&mut *self.conn().await?)
+        .fetch_one(self.pool())
         .await?;
         Ok((self.ledger_entry(room, row.try_get("id")?).await?, created))
     }
@@ -345,7 +345,7 @@ impl Store {
         )
         .bind(room.as_str())
         .bind(worker.map(UserId::as_str))
-        .fetch_all(&mut *self.conn().await?)
+        .fetch_all(self.pool())
         .await?;
         let mut workers: Vec<(Earnings, i64, i64)> = Vec::new();
         for row in &rows {

@@ -79,7 +79,7 @@ impl Store {
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(room.as_str())
             .bind(worker.as_str())
-            .fetch_optional(&mut *self.conn().await?)
+            .fetch_optional(self.pool())
             .await?;
         let mut quality = match row {
             Some(row) => quality_row(&row)?,
@@ -110,7 +110,7 @@ impl Store {
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(room.as_str())
-            .fetch_all(&mut *self.conn().await?)
+            .fetch_all(self.pool())
             .await?;
         rows.iter().map(quality_row).collect()
     }
@@ -120,7 +120,7 @@ impl Store {
             sqlx::query("SELECT reason FROM paused_workers WHERE room_id = $1 AND worker_id = $2")
                 .bind(room.as_str())
                 .bind(worker.as_str())
-                .fetch_optional(&mut *self.conn().await?)
+                .fetch_optional(self.pool())
                 .await?;
         row.map(|row| Ok(row.try_get("reason")?)).transpose()
     }
@@ -135,7 +135,7 @@ impl Store {
         .bind(worker.as_str())
         .bind(reason)
         .bind(now_ms())
-        .execute(&mut *self.conn().await?)
+        .execute(self.pool())
         .await?;
         Ok(())
     }
@@ -146,7 +146,7 @@ impl Store {
             sqlx::query("DELETE FROM paused_workers WHERE room_id = $1 AND worker_id = $2")
                 .bind(room.as_str())
                 .bind(worker.as_str())
-                .execute(&mut *self.conn().await?)
+                .execute(self.pool())
                 .await?;
         Ok(result.rows_affected() == 1)
     }

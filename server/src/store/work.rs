@@ -146,7 +146,7 @@ impl Store {
         }
         let row = sqlx::query("SELECT config FROM projects WHERE room_id = $1")
             .bind(room.as_str())
-            .fetch_optional(&mut *self.conn().await?)
+            .fetch_optional(self.pool())
             .await?;
         let project = match row {
             Some(row) => serde_json::from_value(json_column(&row, "config")?).map_err(|error| {
@@ -169,7 +169,7 @@ impl Store {
         .bind(room.as_str())
         .bind(text)
         .bind(now_ms())
-        .execute(&mut *self.conn().await?)
+        .execute(self.pool())
         .await?;
         self.projects
             .insert(room.clone(), (std::time::Instant::now(), config.clone()));
@@ -234,7 +234,7 @@ impl Store {
             .bind(after)
             .bind(state)
             .bind(limit.clamp(1, 1000))
-            .fetch_all(&mut *self.conn().await?)
+            .fetch_all(self.pool())
             .await?;
         rows.iter().map(task_row).collect()
     }
@@ -243,7 +243,7 @@ impl Store {
         let mut counts = QueueCounts::default();
         let rows = sqlx::query("SELECT state, COUNT(*) AS n, CAST(SUM(answered) AS BIGINT) AS answers FROM tasks WHERE room_id = $1 GROUP BY state")
             .bind(room.as_str())
-            .fetch_all(&mut *self.conn().await?)
+            .fetch_all(self.pool())
             .await?;
         for row in &rows {
             let state: String = row.try_get("state")?;
@@ -263,7 +263,7 @@ impl Store {
         )
         .bind(room.as_str())
         .bind(now_ms())
-        .fetch_one(&mut *self.conn().await?)
+        .fetch_one(self.pool())
         .await?;
         counts.reserved = row.try_get("n")?;
         Ok(counts)
@@ -283,7 +283,7 @@ impl Store {
         .bind(room.as_str())
         .bind(worker.as_str())
         .bind(now_ms())
-        .fetch_optional(&mut *self.conn().await?)
+        .fetch_optional(self.pool())
         .await?;
         row.map(|row| {
             let task_id: i64 = row.try_get("task_id")?;
@@ -316,7 +316,7 @@ impl Store {
         gold: bool,
         limit: i64,
     ) -> Result<Vec<WorkerTask>> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.pool().acquire().await?;
         let found =
             super::reserve::candidates(&mut conn, room, worker, skills, gold, limit).await?;
         Ok(found.into_iter().map(|candidate| candidate.task).collect())
@@ -365,7 +365,7 @@ impl Store {
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(room.as_str())
             .bind(user.as_str())
-            .fetch_all(&mut *self.conn().await?)
+            .fetch_all(self.pool())
             .await?;
         rows.iter().map(|row| Ok(row.try_get(column)?)).collect()
     }
@@ -408,7 +408,7 @@ impl Store {
             sqlx::query("SELECT COUNT(*) AS n FROM answers WHERE room_id = $1 AND worker_id = $2")
                 .bind(room.as_str())
                 .bind(worker.as_str())
-                .fetch_one(&mut *self.conn().await?)
+                .fetch_one(self.pool())
                 .await?;
         Ok(row.try_get("n")?)
     }
