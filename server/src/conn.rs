@@ -8,7 +8,6 @@
 //! when it is created, and most connections sit idle with nothing queued.
 //! This queue holds no allocation while it is empty, and the writer takes a
 //! whole burst at once under one short lock (never held across an await).
-//!
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -46,7 +46,7 @@ pub async fn upgrade(
 async fn open(opening: Box<(AppState, Principal, WebSocket)>) -> Option<(Box<Socket>, RoomHandle)> {
     let (state, principal, socket) = *opening;
     let room = principal.room.clone();
-    let socket = Socket::open(&state, principal, socket, LIVE, state.sockets.live_rate);
+    let mut socket = Socket::open(&state, principal, socket, LIVE, state.sockets.live_rate);
     let (tx, principal) = (socket.tx.clone(), socket.principal.clone());
     let joined = state
         .rooms
@@ -59,7 +59,6 @@ async fn open(opening: Box<(AppState, Principal, WebSocket)>) -> Option<(Box<Soc
     match joined {
         Ok(handle) => Some((socket, handle)),
         Err(error) => {
-            let mut socket = socket;
             socket.signal.close(CloseCode::from(&error));
             Box::pin(socket.finish()).await;
             None

@@ -181,15 +181,8 @@ impl Socket {
         let code = self.signal.code();
         if code != CloseCode::SlowConsumer {
             let burst = self.queue.take();
-            let drain = async {
-                for message in burst {
-                    if self.ws.feed(message).await.is_err() {
-                        return;
-                    }
-                }
-                let _ = self.ws.flush().await;
-            };
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, drain).await;
+            // A broken socket is dropped either way.
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.send_burst(burst)).await;
         }
         let frame = CloseFrame {
             code: code.code(),
@@ -215,17 +208,21 @@ impl Socket {
 
     /// Everything queued goes out in one flush. False if the socket broke.
     async fn write(&mut self, burst: std::collections::VecDeque<Message>) -> bool {
-        for message in burst {
-            if self.ws.feed(message).await.is_err() {
-                self.signal.close(CloseCode::Normal);
-                return false;
-            }
-        }
-        if self.ws.flush().await.is_err() {
+        let written = self.send_burst(burst).await.is_ok();
+        if !written {
             self.signal.close(CloseCode::Normal);
-            return false;
         }
-        true
+        written
+    }
+
+    async fn send_burst(
+        &mut self,
+        burst: std::collections::VecDeque<Message>,
+    ) -> std::result::Result<(), axum::Error> {
+        for message in burst {
+            self.ws.feed(message).await?;
+        }
+        self.ws.flush().await
     }
 
     /// Expiry, idleness or a ping, whichever is due. False to stop.

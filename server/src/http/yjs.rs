@@ -90,7 +90,7 @@ async fn open(
 ) -> Option<(Box<Socket>, RoomHandle, DocName)> {
     let (state, principal, doc, socket) = *opening;
     let room: RoomId = principal.room.clone();
-    let socket = Socket::open(&state, principal, socket, YJS, state.sockets.yjs_rate);
+    let mut socket = Socket::open(&state, principal, socket, YJS, state.sockets.yjs_rate);
     let (tx, principal) = (socket.tx.clone(), socket.principal.clone());
     let joined = state
         .rooms
@@ -105,7 +105,6 @@ async fn open(
         Ok(handle) => Some((socket, handle, doc)),
         Err(error) => {
             tracing::debug!(room_id = %room, %error, "document join failed");
-            let mut socket = socket;
             socket.signal.close(CloseCode::from(&error));
             Box::pin(socket.finish()).await;
             None
