@@ -7,16 +7,17 @@
 //! sends to a room actor (it only completes oneshots), so there is no cycle
 //! of bounded channels.
 //!
-//! It runs on the shared runtime, where each round trip of a batch waits
-//! for a turn behind the socket tasks (with 5,000 busy sockets, a batch of
-//! 2,000 updates took 450 ms, and the ack p50 was 2.1 s). On a thread of its
-//! own the ack p50 fell to 0.2 s, but under a crowd the server's read pool
-//! then stalled for its whole 10 s acquire timeout again and again (10 of 11
-//! runs, whether the committer used the server's pool, one connection held
-//! for good, or a pool of its own; 0 of 4 runs here), with all eight
-//! connections idle: sqlx's pool lost its waiters' wake-ups. Until the
-//! pool is kept from having waiters, it stays here: docs/BENCHMARKS.md,
-//! "the crowd's stalls".
+//! It runs on a thread of its own (a current-thread runtime). Each batch is
+//! several round trips to the database (begin, the statements, commit), and
+//! on the shared runtime every one of them waited for a turn behind
+//! thousands of socket tasks: with 5,000 busy sockets a batch of 2,000
+//! updates took 450 ms, almost all of it queueing, and the acknowledgement
+//! p50 was 2.1 s; on its own thread, 0.2 s. It takes a pooled connection
+//! per batch through the store's gate like every other user of the pool
+//! (a connection held for good left the readers starving). A PostgreSQL
+//! connection the pool opens from here is driven by this thread's runtime,
+//! which lives until the last handle is dropped at shutdown, just before
+//! the pool closes.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -56,10 +57,34 @@ pub struct CommitHandle {
 pub type Pending = oneshot::Receiver<Result<WriteOutcome>>;
 
 impl CommitHandle {
-    /// Starts the committer on `tracker`.
+    /// Starts the committer on a thread of its own; `tracker` waits for it
+    /// to drain and stop (when the last handle is dropped).
     pub fn spawn(store: Store, metrics: Arc<Metrics>, tracker: &TaskTracker) -> CommitHandle {
         let (inbox, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        tracker.spawn(run(store, metrics, receiver));
+        let (stopped, on_stop) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("crowdroom-committer".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime.block_on(run(store, metrics, receiver)),
+                    // The receiver is dropped: every submit says the writer stopped.
+                    Err(error) => tracing::error!(%error, "cannot start the committer's runtime"),
+                }
+                // The tracker's waiter may be gone (never awaited); nothing to tell then.
+                let _ = stopped.send(());
+            });
+        match thread {
+            Ok(_) => {
+                tracker.spawn(async move {
+                    // Resolves when the thread has finished, whether it sent or not.
+                    let _ = on_stop.await;
+                });
+            }
+            Err(error) => tracing::error!(%error, "cannot start the committer's thread"),
+        }
         CommitHandle { inbox }
     }
 
@@ -104,24 +129,7 @@ async fn run(store: Store, metrics: Arc<Metrics>, mut receiver: mpsc::Receiver<R
             .drain(..)
             .map(|request| (request.op, request.reply))
             .unzip();
-        let outcomes = match store.write_batch(&ops).await {
-            Ok(outcomes) => outcomes,
-            Err(error) if ops.len() == 1 => vec![Err(error)],
-            Err(error) => {
-                // One bad write must not fail its neighbours: retry each alone.
-                tracing::warn!(%error, writes = ops.len(), "batch failed, retrying writes one by one");
-                let mut outcomes = Vec::with_capacity(ops.len());
-                for op in &ops {
-                    outcomes.push(match store.write_batch(std::slice::from_ref(op)).await {
-                        Ok(mut single) => single
-                            .pop()
-                            .unwrap_or_else(|| Err(Error::Internal("empty batch result".into()))),
-                        Err(error) => Err(error),
-                    });
-                }
-                outcomes
-            }
-        };
+        let outcomes = write(&store, &ops).await;
         metrics
             .commit_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -134,5 +142,32 @@ async fn run(store: Store, metrics: Arc<Metrics>, mut receiver: mpsc::Receiver<R
             let _ = reply.send(outcome);
         }
     }
+    // A pooled connection goes back to the pool from a task spawned on this
+    // runtime as it is dropped: let those run before the runtime ends.
+    for _ in 0..4 {
+        tokio::task::yield_now().await;
+    }
     tracing::debug!("committer stopped: every handle dropped and the queue is drained");
+}
+
+/// Runs one batch; if it fails, runs each write alone, so one bad write
+/// cannot fail its neighbours.
+async fn write(store: &Store, ops: &[WriteOp]) -> Vec<Result<WriteOutcome>> {
+    match store.write_batch(ops).await {
+        Ok(outcomes) => outcomes,
+        Err(error) if ops.len() == 1 => vec![Err(error)],
+        Err(error) => {
+            tracing::warn!(%error, writes = ops.len(), "batch failed, retrying writes one by one");
+            let mut outcomes = Vec::with_capacity(ops.len());
+            for op in ops {
+                outcomes.push(match store.write_batch(std::slice::from_ref(op)).await {
+                    Ok(mut single) => single
+                        .pop()
+                        .unwrap_or_else(|| Err(Error::Internal("empty batch result".into()))),
+                    Err(error) => Err(error),
+                });
+            }
+            outcomes
+        }
+    }
 }

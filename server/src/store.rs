@@ -15,11 +15,13 @@ mod consensus;
 mod console;
 mod docs;
 mod export;
+mod gate;
 mod ledger;
 mod moderation;
 mod quality;
 mod reserve;
 mod work;
+mod worker;
 mod write;
 
 use std::str::FromStr;
@@ -41,7 +43,10 @@ pub use moderation::{Announcement, ModerationEntry, Mute, RoomModeration};
 pub use quality::{AnswerCheck, WorkerQuality};
 pub use reserve::{Submitted, WorkAsk};
 pub use work::{ImportReport, MemberTags, QueueCounts, Reservation, TaskRow, WorkerTask};
+pub use worker::WorkerView;
 pub use write::{WriteOp, WriteOutcome};
+
+use gate::{Conn, Gated, WriteTx};
 
 use crate::error::{Error, Result};
 
@@ -97,6 +102,8 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Every use of the pool goes through it (see [`gate`]).
+    gate: gate::Gate,
     backend: Backend,
     /// Projects as last read or written here, with when (see
     /// [`PROJECT_CACHE_TTL`]): every grant and answer needs the project.
@@ -112,6 +119,8 @@ pub const PROJECT_CACHE_TTL: Duration = Duration::from_secs(2);
 
 /// How long a request waits for a pooled connection before failing clearly.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How much of the SQLite file each connection maps (reads in place).
+const SQLITE_MMAP_BYTES: u64 = 1 << 30;
 /// SQLite waits this long on a locked database before giving up (ms).
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
 
@@ -150,21 +159,27 @@ impl Store {
             // a local file does not go stale, and the ping was one more round
             // trip to the SQLite thread for every read.
             Backend::Sqlite => options
-                .max_connections(8)
+                .max_connections(2 * gate::PERMITS as u32)
                 .test_before_acquire(false)
                 .after_connect(|conn, _meta| {
                     Box::pin(async move {
                         // WAL lets readers run beside the committer; synchronous=FULL
                         // makes every acknowledged commit survive power loss too.
+                        // In WAL mode a connection drops its whole page cache
+                        // whenever another has committed, so under steady writes
+                        // every read started cold and re-read its pages with
+                        // pread (a copy per page); mapped, the file's pages are
+                        // read in place.
                         let pragmas = format!(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};"
+                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; \
+                         PRAGMA mmap_size = {SQLITE_MMAP_BYTES};"
                         );
                         conn.execute(sqlx::AssertSqlSafe(pragmas)).await?;
                         Ok(())
                     })
                 }),
-            Backend::Postgres => options.max_connections(16),
+            Backend::Postgres => options.max_connections(2 * gate::PERMITS as u32),
         };
         // Connect once now so a database that is down says so clearly, instead
         // of the pool's later "timed out".
@@ -173,6 +188,7 @@ impl Store {
         })?;
         Ok(Store {
             pool,
+            gate: gate::Gate::new(),
             backend,
             projects: Default::default(),
         })
@@ -182,8 +198,17 @@ impl Store {
         self.backend
     }
 
-    pub(crate) fn pool(&self) -> &AnyPool {
-        &self.pool
+    /// A pooled connection, through the gate (see [`gate`]).
+    #[track_caller]
+    pub(crate) fn conn(&self) -> impl Future<Output = Result<Conn>> + Send + '_ {
+        let at = std::panic::Location::caller();
+        async move {
+            let permit = self.gate.permit(at).await?;
+            Ok(Gated {
+                inner: self.pool.acquire().await?,
+                _permit: permit,
+            })
+        }
     }
 
     /// Runs the embedded migrations for this backend (idempotent).
@@ -213,11 +238,20 @@ impl Store {
     /// lock up front (`BEGIN IMMEDIATE`): a deferred transaction that reads
     /// first fails with SQLITE_BUSY when it tries to write after another
     /// connection has committed, whatever the busy timeout.
-    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-        Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
-        })
+    #[track_caller]
+    pub(crate) fn begin_write(&self) -> impl Future<Output = Result<WriteTx>> + Send + '_ {
+        let at = std::panic::Location::caller();
+        async move {
+            let permit = self.gate.permit(at).await?;
+            let inner = match self.backend {
+                Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+                Backend::Postgres => self.pool.begin().await?,
+            };
+            Ok(Gated {
+                inner,
+                _permit: permit,
+            })
+        }
     }
 
     /// A cheap round trip, for `/healthz`.

@@ -138,6 +138,9 @@ async fn worker_flow(backend: Backend) {
     assert_eq!(twice["error"]["code"], "reservation_expired");
     // Skipping gives the slot back and the task is not offered again.
     let next = ann.request("task.request", json!({})).await;
+    // A grant carries the worker's progress, read with the reservation.
+    assert_eq!(next["result"]["progress"]["answers"], 1, "{next}");
+    assert_eq!(next["result"]["progress"]["earnings"]["pending"], 20000);
     let skipped = next["result"]["task"]["id"].as_i64().unwrap();
     assert_ne!(skipped, task, "a worker never gets a task they answered");
     assert_eq!(

@@ -22,16 +22,8 @@ use crate::conn::ConnTx;
 use crate::error::{Error, Result};
 use crate::ids::{RoomId, UserId};
 use crate::protocol::{self, Op, RequestId};
-use crate::store::{QueueCounts, Store, WorkAsk, WriteOp, WriteOutcome};
+use crate::store::{QueueCounts, Reservation, Store, WorkAsk, WorkerTask, WriteOp, WriteOutcome};
 use crate::work::ProjectConfig;
-
-/// A worker's progress: answers given and earnings by ledger state, with
-/// their effective hourly rate.
-async fn progress_of(store: &Store, room: &RoomId, user: &UserId) -> Result<Value> {
-    let answers = store.worker_answer_count(room, user).await?;
-    let earnings = store.worker_earnings(room, user).await?;
-    Ok(json!({ "answers": answers, "pending_earnings": earnings.pending, "earnings": earnings }))
-}
 
 /// Pushes `queue.mine` (the reservation with its expiry, progress,
 /// earnings) to every live connection of `user` through the room; what
@@ -45,18 +37,17 @@ pub(super) async fn push_mine(
     mine: Option<Value>,
 ) {
     let mine = async {
-        let reservation = match mine {
-            Some(mine) => mine,
-            None => store.live_reservation(room, user).await?.map_or(
-                Value::Null,
-                |(reservation, task)| json!({ "reservation": reservation, "task": task }),
-            ),
+        let (mine, progress) = match (mine, progress) {
+            (Some(mine), Some(progress)) => (mine, progress),
+            (mine, progress) => {
+                let view = store.worker_view(room, user).await?;
+                (
+                    mine.unwrap_or_else(|| view.mine()),
+                    progress.unwrap_or_else(|| view.progress()),
+                )
+            }
         };
-        let progress = match progress {
-            Some(progress) => progress,
-            None => progress_of(store, room, user).await?,
-        };
-        Ok::<Value, Error>(json!({ "mine": reservation, "progress": progress }))
+        Ok::<Value, Error>(json!({ "mine": mine, "progress": progress }))
     };
     match mine.await {
         Ok(state) => {
@@ -136,12 +127,6 @@ impl WorkRequest {
         }
     }
 
-    /// The worker's progress: answers given and earnings by ledger state,
-    /// with their effective hourly rate.
-    async fn progress(&self) -> Result<Value> {
-        progress_of(&self.store, &self.room, self.user()).await
-    }
-
     /// Pushes the worker's own queue state (reservation with its expiry,
     /// progress, earnings) to all their live connections: every tab shows
     /// the same, whichever one acted.
@@ -159,44 +144,48 @@ impl WorkRequest {
 
     async fn queue(&self) -> Result<Value> {
         let counts = self.store.queue_counts(&self.room).await?;
-        let mine = self.store.live_reservation(&self.room, self.user()).await?;
-        let reservation =
-            mine.map(|(reservation, task)| json!({ "reservation": reservation, "task": task }));
-        Ok(json!({ "counts": counts, "mine": reservation, "progress": self.progress().await? }))
+        let view = self.store.worker_view(&self.room, self.user()).await?;
+        Ok(json!({ "counts": counts, "mine": view.mine(), "progress": view.progress() }))
     }
 
+    /// Grants the worker a task. The reply carries their progress too (a
+    /// grant does not change it), so the `queue.mine` push reads nothing.
     async fn request(&self) -> Result<Value> {
         self.require_worker()?;
+        let view = self.store.worker_view(&self.room, self.user()).await?;
+        let progress = view.progress();
         // One task at a time: asking again returns the reservation you hold.
-        if let Some((reservation, task)) =
-            self.store.live_reservation(&self.room, self.user()).await?
-        {
-            return Ok(json!({ "reservation": reservation, "task": task }));
+        if let Some((reservation, task)) = &view.reservation {
+            return Ok(json!({ "reservation": reservation, "task": task, "progress": progress }));
         }
-        if let Some(why) = self.store.paused_reason(&self.room, self.user()).await? {
-            return Ok(json!({ "reservation": null, "reason": "paused", "why": why }));
+        if let Some(why) = &view.quality.paused {
+            return Ok(
+                json!({ "reservation": null, "reason": "paused", "why": why, "progress": progress }),
+            );
         }
         let project = self.store.project(&self.room).await?;
-        let skills = self.store.member_skills(&self.room, self.user()).await?;
         if !project
             .required_skills
             .iter()
-            .all(|skill| skills.contains(skill))
+            .all(|skill| view.skills.contains(skill))
         {
-            return Ok(json!({ "reservation": null, "reason": "missing_skills" }));
+            return Ok(
+                json!({ "reservation": null, "reason": "missing_skills", "progress": progress }),
+            );
         }
         // New workers answer onboarding gold first; after that, gold comes
         // at the project's rate. Without gold left, regular work.
-        let quality = self.store.worker_quality(&self.room, self.user()).await?;
-        let onboarding = quality.gold_total < i64::from(project.onboarding_gold);
+        let onboarding = view.quality.gold_total < i64::from(project.onboarding_gold);
         let gold_first = onboarding || rand::random::<f64>() < project.gold_rate;
         let order: &[bool] = if gold_first { &[true, false] } else { &[false] };
         for &gold in order {
-            if let Some(granted) = self.grant_one(&project, &skills, gold).await? {
-                return Ok(granted);
+            if let Some((reservation, task)) = self.grant_one(&project, &view.skills, gold).await? {
+                return Ok(
+                    json!({ "reservation": reservation, "task": task, "progress": progress }),
+                );
             }
         }
-        Ok(json!({ "reservation": null, "reason": "no_work" }))
+        Ok(json!({ "reservation": null, "reason": "no_work", "progress": progress }))
     }
 
     /// Reserves the best task of the kind asked (gold or not), if any.
@@ -205,7 +194,7 @@ impl WorkRequest {
         project: &ProjectConfig,
         skills: &[String],
         gold: bool,
-    ) -> Result<Option<Value>> {
+    ) -> Result<Option<(Reservation, WorkerTask)>> {
         let ask = WorkAsk {
             room: self.room.clone(),
             worker: self.user().clone(),
@@ -215,9 +204,9 @@ impl WorkRequest {
             cap_ms: project.cap_ms(),
         };
         match self.committer.write(WriteOp::GrantNext(ask)).await? {
-            WriteOutcome::Matched(Some((reservation, task))) => {
+            WriteOutcome::Matched(Some(granted)) => {
                 self.changed.notify_one();
-                Ok(Some(json!({ "reservation": reservation, "task": task })))
+                Ok(Some(granted))
             }
             WriteOutcome::Matched(None) => Ok(None),
             other => Err(Error::Internal(format!("matching returned {other:?}"))),
@@ -244,7 +233,6 @@ impl WorkRequest {
         self.require_worker()?;
         let project = self.store.project(&self.room).await?;
         project.answer_schema.validate_answer(&answer)?;
-        let before = self.store.worker_quality(&self.room, self.user()).await?;
         let rules = project.submit_rules();
         let op = WriteOp::Submit {
             room: self.room.clone(),
@@ -277,7 +265,8 @@ impl WorkRequest {
         }
         // Onboarding gold is training: the worker learns whether they were
         // right. Later gold stays hidden among regular tasks.
-        let feedback = if before.gold_total < i64::from(project.onboarding_gold) {
+        let gold_before = submitted.check.gold_total - i64::from(submitted.check.correct.is_some());
+        let feedback = if gold_before < i64::from(project.onboarding_gold) {
             submitted.check.correct
         } else {
             None
@@ -293,8 +282,8 @@ impl WorkRequest {
             "paused": submitted.check.paused,
             // The answer is committed: a failed read of the progress must
             // not turn its acknowledgement into an error.
-            "progress": match self.progress().await {
-                Ok(progress) => progress,
+            "progress": match self.store.worker_view(&self.room, self.user()).await {
+                Ok(view) => view.progress(),
                 Err(error) => {
                     tracing::warn!(room_id = %self.room, %error, "answer committed, progress unreadable");
                     Value::Null

@@ -66,7 +66,7 @@ impl Store {
             .bind(id.as_str())
             .bind(name)
             .bind(created_at)
-            .execute(self.pool())
+            .execute(&mut *self.conn().await?)
             .await
             .map_err(|error| {
                 if is_unique_violation(&error) {
@@ -85,7 +85,7 @@ impl Store {
     pub async fn room(&self, id: &RoomId) -> Result<Option<RoomRow>> {
         let row = sqlx::query("SELECT id, name, created_at FROM rooms WHERE id = $1")
             .bind(id.as_str())
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         row.as_ref().map(room_row).transpose()
     }
@@ -102,7 +102,7 @@ impl Store {
         .bind(id.as_str())
         .bind(display_name)
         .bind(now_ms())
-        .execute(self.pool())
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(result.rows_affected() == 1)
     }
@@ -110,7 +110,7 @@ impl Store {
     pub async fn user_exists(&self, id: &UserId) -> Result<bool> {
         let row = sqlx::query("SELECT 1 FROM users WHERE id = $1")
             .bind(id.as_str())
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         Ok(row.is_some())
     }
@@ -152,7 +152,7 @@ impl Store {
         let row = sqlx::query("SELECT role FROM members WHERE room_id = $1 AND user_id = $2")
             .bind(room.as_str())
             .bind(user.as_str())
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         row.map(|row| parse_role(&row.try_get::<String, _>("role")?))
             .transpose()
@@ -164,7 +164,7 @@ impl Store {
              JOIN users u ON u.id = m.user_id WHERE m.room_id = $1 ORDER BY m.created_at, m.user_id",
         )
         .bind(room.as_str())
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         rows.iter()
             .map(|row| {
@@ -208,7 +208,7 @@ impl Store {
         .bind(role.as_str())
         .bind(created_at)
         .bind(expires_at)
-        .execute(self.pool())
+        .execute(&mut *self.conn().await?)
         .await?;
         let row = TokenRow {
             id: token.id,
@@ -231,7 +231,7 @@ impl Store {
         .bind(now_ms())
         .bind(&id.0)
         .bind(room.map(RoomId::as_str))
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *self.conn().await?)
         .await?;
         match row {
             Some(row) => Ok(RoomId::parse(&row.try_get::<String, _>("room_id")?)?),
@@ -243,7 +243,7 @@ impl Store {
     pub async fn token_id_of_secret(&self, secret: &str) -> Result<TokenId> {
         let row = sqlx::query("SELECT id FROM tokens WHERE hash = $1")
             .bind(hash_token(secret))
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         match row {
             Some(row) => Ok(TokenId(row.try_get("id")?)),
@@ -257,7 +257,7 @@ impl Store {
              WHERE room_id = $1 ORDER BY created_at, id",
         )
         .bind(room.as_str())
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         rows.iter()
             .map(|row| {
@@ -280,7 +280,7 @@ impl Store {
              FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = $1",
         )
         .bind(hash_token(secret))
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *self.conn().await?)
         .await?
         .ok_or(Error::Unauthorized)?;
         if row.try_get::<Option<i64>, _>("revoked_at")?.is_some() {
@@ -305,7 +305,7 @@ impl Store {
     pub async fn revoked_since(&self, since_ms: i64) -> Result<Vec<TokenId>> {
         let rows = sqlx::query("SELECT id FROM tokens WHERE revoked_at >= $1")
             .bind(since_ms)
-            .fetch_all(self.pool())
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         rows.iter()
             .map(|row| Ok(TokenId(row.try_get("id")?)))

@@ -30,7 +30,7 @@ impl Store {
         )
         .bind(room.as_str())
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         rows.iter()
             .map(|row| {
@@ -67,7 +67,7 @@ impl Store {
         .bind(worker.as_str())
         .bind(first)
         .bind(last)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         rows.iter()
             .map(|row| Ok(row.try_get::<i64, _>("task_id")?))

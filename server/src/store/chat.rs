@@ -76,7 +76,7 @@ impl Store {
             .bind(room.as_str())
             .bind(before.unwrap_or(i64::MAX))
             .bind(limit)
-            .fetch_all(self.pool())
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         let mut messages = rows.iter().map(message).collect::<Result<Vec<_>>>()?;
         messages.reverse();

@@ -217,7 +217,7 @@ impl super::Store {
         )
         .bind(task)
         .bind(room.as_str())
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         rows.iter()
             .map(|row| {
@@ -255,7 +255,7 @@ impl super::Store {
              WHERE a.room_id = $1 ORDER BY a.task_id, a.id",
         )
         .bind(room.as_str())
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         let label_of = |value: &Value| {
             value

@@ -38,7 +38,7 @@ impl Store {
         )
         .bind(room.as_str())
         .bind(task)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         rows.iter()
             .map(|row| {
@@ -65,14 +65,14 @@ impl Store {
         .bind(room.as_str())
         .bind(now - 60_000)
         .bind(now - 600_000)
-        .fetch_one(self.pool())
+        .fetch_one(&mut *self.conn().await?)
         .await?;
         let agreement = sqlx::query(
             "SELECT AVG(confidence) AS agreement FROM tasks \
              WHERE room_id = $1 AND confidence IS NOT NULL AND gold IS NULL",
         )
         .bind(room.as_str())
-        .fetch_one(self.pool())
+        .fetch_one(&mut *self.conn().await?)
         .await?;
         let last_ten: i64 = row.try_get("last_ten")?;
         Ok(RoomActivity {

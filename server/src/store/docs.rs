@@ -37,7 +37,7 @@ impl Store {
         .bind(room.as_str())
         .bind(doc.as_str())
         .bind(now_ms())
-        .execute(self.pool())
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(result.rows_affected() == 1)
     }
@@ -46,7 +46,7 @@ impl Store {
         let row = sqlx::query("SELECT 1 FROM docs WHERE room_id = $1 AND name = $2")
             .bind(room.as_str())
             .bind(doc.as_str())
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         Ok(row.is_some())
     }
@@ -55,14 +55,14 @@ impl Store {
     pub async fn docs(&self, room: &RoomId) -> Result<Vec<String>> {
         let rows = sqlx::query("SELECT name FROM docs WHERE room_id = $1 ORDER BY name")
             .bind(room.as_str())
-            .fetch_all(self.pool())
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         rows.iter().map(|row| Ok(row.try_get("name")?)).collect()
     }
 
     /// Loads a document's snapshot and the updates after it.
     pub async fn load_doc(&self, room: &RoomId, doc: &DocName) -> Result<StoredDoc> {
-        let mut conn = self.pool().acquire().await?;
+        let mut conn = self.conn().await?;
         // Read snapshot and updates in one transaction so a concurrent
         // checkpoint cannot slip between the two reads.
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
@@ -104,7 +104,7 @@ impl Store {
         )
         .bind(room.as_str())
         .bind(doc.as_str())
-        .fetch_one(self.pool())
+        .fetch_one(&mut *self.conn().await?)
         .await?;
         Ok(row.try_get("n")?)
     }

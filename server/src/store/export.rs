@@ -50,7 +50,7 @@ impl Store {
         .bind(room.as_str())
         .bind(after)
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         let mut page = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -79,7 +79,7 @@ impl Store {
         .bind(room.as_str())
         .bind(first)
         .bind(last)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         for answer in &answers {
             let task: i64 = answer.try_get("task_id")?;

@@ -157,8 +157,14 @@ impl Store {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<LedgerEntry>> {
+        // One worker's filter is written out so the search uses the (room,
+        // worker, id) index; "$2 IS NULL OR ..." read the whole room's ledger.
+        let filter = match worker {
+            Some(_) => "e.worker_id = $2",
+            None => "CAST($2 AS TEXT) IS NULL",
+        };
         let sql = format!(
-            "SELECT {ENTRY_COLUMNS} FROM ledger_entries e WHERE e.room_id = $1 AND ($2 IS NULL OR e.worker_id = $2) \
+            "SELECT {ENTRY_COLUMNS} FROM ledger_entries e WHERE e.room_id = $1 AND {filter} \
              AND e.id < $3 ORDER BY e.id DESC LIMIT $4"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -166,7 +172,7 @@ impl Store {
             .bind(worker.map(UserId::as_str))
             .bind(before.unwrap_or(i64::MAX))
             .bind(limit.clamp(1, 1000))
-            .fetch_all(self.pool())
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         rows.iter().map(entry).collect()
     }
@@ -177,7 +183,7 @@ impl Store {
             "SELECT state, reason, actor, at FROM ledger_events WHERE entry_id = $1 ORDER BY id",
         )
         .bind(entry)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         rows.iter()
             .map(|row| {
@@ -198,7 +204,7 @@ impl Store {
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(room.as_str())
             .bind(id)
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         entry(&row.ok_or(Error::NotFound("ledger entry"))?)
     }
@@ -281,7 +287,7 @@ impl Store {
         )
         .bind(room.as_str())
         .bind(key)
-        .fetch_one(self.pool())
+        .fetch_one(&mut *self.conn().await?)
         .await?;
         Ok((self.ledger_entry(room, row.try_get("id")?).await?, created))
     }
@@ -318,91 +324,110 @@ impl Store {
         room: &RoomId,
         target_hourly_rate: i64,
     ) -> Result<LedgerSummary> {
-        self.ledger_summary_of(room, target_hourly_rate, None).await
+        summary_in(&mut *self.conn().await?, room, target_hourly_rate, None).await
     }
 
     /// One worker's earnings (zeros before their first entry).
     pub async fn worker_earnings(&self, room: &RoomId, worker: &UserId) -> Result<Earnings> {
-        let summary = self.ledger_summary_of(room, 0, Some(worker)).await?;
-        let earnings = summary.workers.into_iter().next();
-        Ok(earnings.unwrap_or_else(|| Earnings {
-            worker: worker.to_string(),
-            ..Earnings::default()
-        }))
+        worker_earnings_in(&mut *self.conn().await?, room, worker).await
     }
+}
 
-    async fn ledger_summary_of(
-        &self,
-        room: &RoomId,
-        target_hourly_rate: i64,
-        worker: Option<&UserId>,
-    ) -> Result<LedgerSummary> {
-        let rows = sqlx::query(
-            "SELECT e.worker_id, e.state, CAST(SUM(e.amount) AS BIGINT) AS total, \
-             CAST(SUM(COALESCE(a.lead_time_ms, 0)) AS BIGINT) AS lead FROM ledger_entries e \
-             LEFT JOIN answers a ON a.id = e.answer_id WHERE e.room_id = $1 AND ($2 IS NULL OR e.worker_id = $2) \
-             GROUP BY e.worker_id, e.state ORDER BY e.worker_id",
-        )
+/// [`Store::worker_earnings`] on a connection the caller holds.
+pub(super) async fn worker_earnings_in(
+    conn: &mut AnyConnection,
+    room: &RoomId,
+    worker: &UserId,
+) -> Result<Earnings> {
+    let summary = summary_in(conn, room, 0, Some(worker)).await?;
+    let earnings = summary.workers.into_iter().next();
+    Ok(earnings.unwrap_or_else(|| Earnings {
+        worker: worker.to_string(),
+        ..Earnings::default()
+    }))
+}
+
+/// The room's ledger summed per worker and state (one worker's alone with
+/// `worker`: then the search uses the (room, worker) index instead of
+/// reading the whole room's ledger).
+async fn summary_in(
+    conn: &mut AnyConnection,
+    room: &RoomId,
+    target_hourly_rate: i64,
+    worker: Option<&UserId>,
+) -> Result<LedgerSummary> {
+    let filter = match worker {
+        Some(_) => "e.worker_id = $2",
+        None => "CAST($2 AS TEXT) IS NULL",
+    };
+    let sql = format!(
+        "SELECT e.worker_id, e.state, CAST(SUM(e.amount) AS BIGINT) AS total, \
+         CAST(SUM(COALESCE(a.lead_time_ms, 0)) AS BIGINT) AS lead FROM ledger_entries e \
+         LEFT JOIN answers a ON a.id = e.answer_id WHERE e.room_id = $1 AND {filter} \
+         GROUP BY e.worker_id, e.state ORDER BY e.worker_id"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(room.as_str())
         .bind(worker.map(UserId::as_str))
-        .fetch_all(self.pool())
+        .fetch_all(&mut *conn)
         .await?;
-        let mut workers: Vec<(Earnings, i64, i64)> = Vec::new();
-        for row in &rows {
-            let worker: String = row.try_get("worker_id")?;
-            let (state, total, lead): (String, i64, i64) = (
-                row.try_get("state")?,
-                row.try_get("total")?,
-                row.try_get("lead")?,
-            );
-            if workers
-                .last()
-                .is_none_or(|(earnings, _, _)| earnings.worker != worker)
-            {
-                workers.push((
-                    Earnings {
-                        worker,
-                        ..Earnings::default()
-                    },
-                    0,
-                    0,
-                ));
-            }
-            let Some((earnings, earned, hours)) = workers.last_mut() else {
-                continue;
-            };
-            match state.as_str() {
-                "pending" => earnings.pending += total,
-                "approved" => earnings.approved += total,
-                "paid" => earnings.paid += total,
-                "disputed" => earnings.disputed += total,
-                _ => earnings.rejected += total,
-            }
-            if state != "rejected" {
-                *earned += total;
-                *hours += lead;
-            }
+    let mut workers: Vec<(Earnings, i64, i64)> = Vec::new();
+    for row in &rows {
+        let worker: String = row.try_get("worker_id")?;
+        let (state, total, lead): (String, i64, i64) = (
+            row.try_get("state")?,
+            row.try_get("total")?,
+            row.try_get("lead")?,
+        );
+        if workers
+            .last()
+            .is_none_or(|(earnings, _, _)| earnings.worker != worker)
+        {
+            workers.push((
+                Earnings {
+                    worker,
+                    ..Earnings::default()
+                },
+                0,
+                0,
+            ));
         }
-        let rate = |earned: i64, lead_ms: i64| {
-            (lead_ms > 0).then(|| ((earned as f64) * 3_600_000.0 / lead_ms as f64) as i64)
+        let Some((earnings, earned, hours)) = workers.last_mut() else {
+            continue;
         };
-        let (mut earned_total, mut lead_total) = (0i64, 0i64);
-        let workers: Vec<Earnings> = workers
-            .into_iter()
-            .map(|(mut earnings, earned, lead)| {
-                earned_total += earned;
-                lead_total += lead;
-                earnings.hourly_rate = rate(earned, lead);
-                earnings
-            })
-            .collect();
-        let hourly_rate = rate(earned_total, lead_total);
-        let below_target = hourly_rate.is_some_and(|rate| rate < target_hourly_rate);
-        Ok(LedgerSummary {
-            workers,
-            hourly_rate,
-            target_hourly_rate,
-            below_target,
-        })
+        match state.as_str() {
+            "pending" => earnings.pending += total,
+            "approved" => earnings.approved += total,
+            "paid" => earnings.paid += total,
+            "disputed" => earnings.disputed += total,
+            _ => earnings.rejected += total,
+        }
+        if state != "rejected" {
+            *earned += total;
+            *hours += lead;
+        }
     }
+    let (mut earned_total, mut lead_total) = (0i64, 0i64);
+    let workers: Vec<Earnings> = workers
+        .into_iter()
+        .map(|(mut earnings, earned, lead)| {
+            earned_total += earned;
+            lead_total += lead;
+            earnings.hourly_rate = hourly_rate(earned, lead);
+            earnings
+        })
+        .collect();
+    let rate = hourly_rate(earned_total, lead_total);
+    let below_target = rate.is_some_and(|rate| rate < target_hourly_rate);
+    Ok(LedgerSummary {
+        workers,
+        hourly_rate: rate,
+        target_hourly_rate,
+        below_target,
+    })
+}
+
+/// Earnings per hour of lead time (reservation to submit); None before any.
+pub(super) fn hourly_rate(earned: i64, lead_ms: i64) -> Option<i64> {
+    (lead_ms > 0).then(|| ((earned as f64) * 3_600_000.0 / lead_ms as f64) as i64)
 }

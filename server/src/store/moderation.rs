@@ -81,7 +81,7 @@ impl Store {
             "SELECT locked, lock_reason, announcement, announcement_by, announcement_at FROM rooms WHERE id = $1",
         )
         .bind(room.as_str())
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *self.conn().await?)
         .await?
         .ok_or(Error::NotFound("room"))?;
         let announcement = match (
@@ -97,7 +97,7 @@ impl Store {
         )
         .bind(room.as_str())
         .bind(now_ms())
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         let mutes = rows
             .iter()
@@ -296,7 +296,7 @@ impl Store {
         target: Option<&str>,
         detail: Option<&str>,
     ) -> Result<()> {
-        let mut conn = self.pool().acquire().await?;
+        let mut conn = self.conn().await?;
         log(&mut conn, room, actor, action, target, detail, now_ms()).await
     }
 
@@ -308,7 +308,7 @@ impl Store {
         )
         .bind(room.as_str())
         .bind(limit.clamp(1, 500))
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         rows.iter()
             .map(|row| {

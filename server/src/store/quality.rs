@@ -27,6 +27,10 @@ pub struct AnswerCheck {
     pub too_fast: bool,
     /// Set when this answer got the worker paused, with the reason.
     pub paused: Option<String>,
+    /// The worker's gold answers so far, this one included. Not serialized:
+    /// after onboarding it would tell a worker which of their tasks was gold.
+    #[serde(skip)]
+    pub gold_total: i64,
 }
 
 /// A worker's record in a room (overall, skill '').
@@ -47,7 +51,7 @@ pub struct WorkerQuality {
     pub paused: Option<String>,
 }
 
-fn quality_row(row: &AnyRow) -> Result<WorkerQuality> {
+pub(super) fn quality_row(row: &AnyRow) -> Result<WorkerQuality> {
     let gold_correct: i64 = row.try_get("gold_correct")?;
     let gold_total: i64 = row.try_get("gold_total")?;
     let answers: i64 = row.try_get("answers")?;
@@ -75,24 +79,7 @@ const QUALITY_SELECT: &str = "SELECT s.worker_id, s.gold_correct, s.gold_total, 
 impl Store {
     /// A worker's overall record (zeros for a worker with no answers yet).
     pub async fn worker_quality(&self, room: &RoomId, worker: &UserId) -> Result<WorkerQuality> {
-        let sql = format!("{QUALITY_SELECT} AND s.worker_id = $2");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(room.as_str())
-            .bind(worker.as_str())
-            .fetch_optional(self.pool())
-            .await?;
-        let mut quality = match row {
-            Some(row) => quality_row(&row)?,
-            None => WorkerQuality {
-                worker: worker.to_string(),
-                accuracy: accuracy_posterior(0, 0),
-                ..WorkerQuality::default()
-            },
-        };
-        if quality.paused.is_none() {
-            quality.paused = self.paused_reason(room, worker).await?;
-        }
-        Ok(quality)
+        worker_quality_in(&mut *self.conn().await?, room, worker).await
     }
 
     /// Every worker's overall record in the room, for moderators.
@@ -110,7 +97,7 @@ impl Store {
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(room.as_str())
-            .fetch_all(self.pool())
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         rows.iter().map(quality_row).collect()
     }
@@ -120,7 +107,7 @@ impl Store {
             sqlx::query("SELECT reason FROM paused_workers WHERE room_id = $1 AND worker_id = $2")
                 .bind(room.as_str())
                 .bind(worker.as_str())
-                .fetch_optional(self.pool())
+                .fetch_optional(&mut *self.conn().await?)
                 .await?;
         row.map(|row| Ok(row.try_get("reason")?)).transpose()
     }
@@ -135,7 +122,7 @@ impl Store {
         .bind(worker.as_str())
         .bind(reason)
         .bind(now_ms())
-        .execute(self.pool())
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
@@ -146,10 +133,33 @@ impl Store {
             sqlx::query("DELETE FROM paused_workers WHERE room_id = $1 AND worker_id = $2")
                 .bind(room.as_str())
                 .bind(worker.as_str())
-                .execute(self.pool())
+                .execute(&mut *self.conn().await?)
                 .await?;
         Ok(result.rows_affected() == 1)
     }
+}
+
+/// [`Store::worker_quality`] on a connection the caller holds: one
+/// statement, with zeros for a worker with no record and their pause either way.
+pub(super) async fn worker_quality_in(
+    conn: &mut AnyConnection,
+    room: &RoomId,
+    worker: &UserId,
+) -> Result<WorkerQuality> {
+    let row = sqlx::query(
+        "SELECT CAST($2 AS TEXT) AS worker_id, COALESCE(s.gold_correct, 0) AS gold_correct, \
+         COALESCE(s.gold_total, 0) AS gold_total, COALESCE(s.agree, 0) AS agree, \
+         COALESCE(s.disagree, 0) AS disagree, COALESCE(s.answers, 0) AS answers, \
+         COALESCE(s.lead_time_total, 0) AS lead_time_total, COALESCE(s.fast_answers, 0) AS fast_answers, \
+         p.reason FROM (SELECT 1 AS one) o \
+         LEFT JOIN worker_stats s ON s.room_id = $1 AND s.worker_id = $2 AND s.skill = '' \
+         LEFT JOIN paused_workers p ON p.room_id = $1 AND p.worker_id = $2",
+    )
+    .bind(room.as_str())
+    .bind(worker.as_str())
+    .fetch_one(&mut *conn)
+    .await?;
+    quality_row(&row)
 }
 
 /// One answer as the quality record sees it.
@@ -185,34 +195,45 @@ pub(super) async fn record_answer(
         Some(false) => (0, 1),
         None => (0, 0),
     };
-    let scopes = std::iter::once("").chain(skills.iter().map(String::as_str));
-    for skill in scopes {
-        sqlx::query(
-            "INSERT INTO worker_stats (room_id, worker_id, skill, gold_correct, gold_total, answers, lead_time_total, fast_answers) \
-             VALUES ($1, $2, $3, $4, $5, 1, $6, $7) ON CONFLICT (room_id, worker_id, skill) DO UPDATE SET \
-             gold_correct = worker_stats.gold_correct + excluded.gold_correct, \
-             gold_total = worker_stats.gold_total + excluded.gold_total, \
-             answers = worker_stats.answers + 1, \
-             lead_time_total = worker_stats.lead_time_total + excluded.lead_time_total, \
-             fast_answers = worker_stats.fast_answers + excluded.fast_answers",
-        )
+    // Overall ('') and each of the task's skills, once each (a row may
+    // not be upserted twice in one statement), in one statement that
+    // returns the overall record as it now is.
+    let scopes: std::collections::BTreeSet<&str> = std::iter::once("")
+        .chain(skills.iter().map(String::as_str))
+        .collect();
+    let rows: Vec<String> = (0..scopes.len())
+        .map(|i| format!("($1, $2, ${}, $3, $4, 1, $5, $6)", i + 7))
+        .collect();
+    let sql = format!(
+        "INSERT INTO worker_stats (room_id, worker_id, skill, gold_correct, gold_total, answers, lead_time_total, fast_answers) \
+         VALUES {} ON CONFLICT (room_id, worker_id, skill) DO UPDATE SET \
+         gold_correct = worker_stats.gold_correct + excluded.gold_correct, \
+         gold_total = worker_stats.gold_total + excluded.gold_total, \
+         answers = worker_stats.answers + 1, \
+         lead_time_total = worker_stats.lead_time_total + excluded.lead_time_total, \
+         fast_answers = worker_stats.fast_answers + excluded.fast_answers \
+         RETURNING skill, gold_correct, gold_total, answers, fast_answers",
+        rows.join(", ")
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(room.as_str())
         .bind(worker.as_str())
-        .bind(skill)
         .bind(gold_correct)
         .bind(gold_total)
         .bind(lead_time_ms)
-        .bind(i64::from(too_fast))
-        .execute(&mut *conn)
-        .await?;
+        .bind(i64::from(too_fast));
+    for scope in &scopes {
+        query = query.bind(*scope);
     }
-    let row = sqlx::query(
-        "SELECT gold_correct, gold_total, answers, fast_answers FROM worker_stats WHERE room_id = $1 AND worker_id = $2 AND skill = ''",
-    )
-    .bind(room.as_str())
-    .bind(worker.as_str())
-    .fetch_one(&mut *conn)
-    .await?;
+    let returned = query.fetch_all(&mut *conn).await?;
+    let mut overall = None;
+    for row in returned {
+        if row.try_get::<String, _>("skill")?.is_empty() {
+            overall = Some(row);
+        }
+    }
+    let row = overall
+        .ok_or_else(|| Error::Internal("worker_stats upsert returned no overall row".into()))?;
     let (correct_total, gold_answers): (i64, i64) =
         (row.try_get("gold_correct")?, row.try_get("gold_total")?);
     let (answers, fast): (i64, i64) = (row.try_get("answers")?, row.try_get("fast_answers")?);
@@ -244,6 +265,7 @@ pub(super) async fn record_answer(
         correct,
         too_fast,
         paused,
+        gold_total: gold_answers,
     })
 }
 

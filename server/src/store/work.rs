@@ -12,8 +12,8 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use super::Store;
 use super::quality::optional_json;
@@ -146,7 +146,7 @@ impl Store {
         }
         let row = sqlx::query("SELECT config FROM projects WHERE room_id = $1")
             .bind(room.as_str())
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         let project = match row {
             Some(row) => serde_json::from_value(json_column(&row, "config")?).map_err(|error| {
@@ -169,7 +169,7 @@ impl Store {
         .bind(room.as_str())
         .bind(text)
         .bind(now_ms())
-        .execute(self.pool())
+        .execute(&mut *self.conn().await?)
         .await?;
         self.projects
             .insert(room.clone(), (std::time::Instant::now(), config.clone()));
@@ -234,7 +234,7 @@ impl Store {
             .bind(after)
             .bind(state)
             .bind(limit.clamp(1, 1000))
-            .fetch_all(self.pool())
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         rows.iter().map(task_row).collect()
     }
@@ -243,7 +243,7 @@ impl Store {
         let mut counts = QueueCounts::default();
         let rows = sqlx::query("SELECT state, COUNT(*) AS n, CAST(SUM(answered) AS BIGINT) AS answers FROM tasks WHERE room_id = $1 GROUP BY state")
             .bind(room.as_str())
-            .fetch_all(self.pool())
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         for row in &rows {
             let state: String = row.try_get("state")?;
@@ -263,7 +263,7 @@ impl Store {
         )
         .bind(room.as_str())
         .bind(now_ms())
-        .fetch_one(self.pool())
+        .fetch_one(&mut *self.conn().await?)
         .await?;
         counts.reserved = row.try_get("n")?;
         Ok(counts)
@@ -275,34 +275,7 @@ impl Store {
         room: &RoomId,
         worker: &UserId,
     ) -> Result<Option<(Reservation, WorkerTask)>> {
-        let row = sqlx::query(
-            "SELECT r.task_id, r.created_at, r.expires_at, r.cap_at, t.external_id, t.data FROM reservations r \
-             JOIN tasks t ON t.id = r.task_id WHERE r.room_id = $1 AND r.worker_id = $2 AND r.expires_at > $3 \
-             ORDER BY r.created_at LIMIT 1",
-        )
-        .bind(room.as_str())
-        .bind(worker.as_str())
-        .bind(now_ms())
-        .fetch_optional(self.pool())
-        .await?;
-        row.map(|row| {
-            let task_id: i64 = row.try_get("task_id")?;
-            let reservation = Reservation {
-                task_id,
-                created_at: row.try_get("created_at")?,
-                expires_at: row.try_get("expires_at")?,
-                cap_at: row.try_get("cap_at")?,
-            };
-            Ok((
-                reservation,
-                WorkerTask {
-                    id: task_id,
-                    external_id: row.try_get("external_id")?,
-                    data: json_column(&row, "data")?,
-                },
-            ))
-        })
-        .transpose()
+        live_reservation_in(&mut *self.conn().await?, room, worker).await
     }
 
     /// Open tasks the worker could take, nearest to completion first: not
@@ -316,7 +289,7 @@ impl Store {
         gold: bool,
         limit: i64,
     ) -> Result<Vec<WorkerTask>> {
-        let mut conn = self.pool().acquire().await?;
+        let mut conn = self.conn().await?;
         let found =
             super::reserve::candidates(&mut conn, room, worker, skills, gold, limit).await?;
         Ok(found.into_iter().map(|candidate| candidate.task).collect())
@@ -358,16 +331,7 @@ impl Store {
         room: &RoomId,
         user: &UserId,
     ) -> Result<Vec<String>> {
-        let (table, column) = kind.table();
-        let sql = format!(
-            "SELECT {column} FROM {table} WHERE room_id = $1 AND user_id = $2 ORDER BY {column}"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(room.as_str())
-            .bind(user.as_str())
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter().map(|row| Ok(row.try_get(column)?)).collect()
+        member_tags_in(&mut *self.conn().await?, kind, room, user).await
     }
 
     /// Replaces a member's tags of one kind, in one transaction.
@@ -408,8 +372,63 @@ impl Store {
             sqlx::query("SELECT COUNT(*) AS n FROM answers WHERE room_id = $1 AND worker_id = $2")
                 .bind(room.as_str())
                 .bind(worker.as_str())
-                .fetch_one(self.pool())
+                .fetch_one(&mut *self.conn().await?)
                 .await?;
         Ok(row.try_get("n")?)
     }
+}
+
+/// [`Store::live_reservation`] on a connection the caller holds.
+pub(super) async fn live_reservation_in(
+    conn: &mut AnyConnection,
+    room: &RoomId,
+    worker: &UserId,
+) -> Result<Option<(Reservation, WorkerTask)>> {
+    let row = sqlx::query(
+        "SELECT r.task_id, r.created_at, r.expires_at, r.cap_at, t.external_id, t.data FROM reservations r \
+         JOIN tasks t ON t.id = r.task_id WHERE r.room_id = $1 AND r.worker_id = $2 AND r.expires_at > $3 \
+         ORDER BY r.created_at LIMIT 1",
+    )
+    .bind(room.as_str())
+    .bind(worker.as_str())
+    .bind(now_ms())
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|row| {
+        let task_id: i64 = row.try_get("task_id")?;
+        let reservation = Reservation {
+            task_id,
+            created_at: row.try_get("created_at")?,
+            expires_at: row.try_get("expires_at")?,
+            cap_at: row.try_get("cap_at")?,
+        };
+        Ok((
+            reservation,
+            WorkerTask {
+                id: task_id,
+                external_id: row.try_get("external_id")?,
+                data: json_column(&row, "data")?,
+            },
+        ))
+    })
+    .transpose()
+}
+
+/// [`Store::member_tags`] on a connection the caller holds.
+pub(super) async fn member_tags_in(
+    conn: &mut AnyConnection,
+    kind: MemberTags,
+    room: &RoomId,
+    user: &UserId,
+) -> Result<Vec<String>> {
+    let (table, column) = kind.table();
+    let sql = format!(
+        "SELECT {column} FROM {table} WHERE room_id = $1 AND user_id = $2 ORDER BY {column}"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(room.as_str())
+        .bind(user.as_str())
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(|row| Ok(row.try_get(column)?)).collect()
 }

@@ -1,0 +1,130 @@
+//! A worker's whole standing in a room, read in one statement.
+//!
+//! Asking for work needs the worker's reservation, pause, skills and
+//! record, and every reply and `queue.mine` push carries their progress and
+//! earnings. Read one by one that was seven reads per grant, each a round
+//! trip to a SQLite worker thread on a connection of its own (and sqlx pings
+//! each connection on its way back to the pool): under a crowd the thread
+//! hand-offs, not the SQL, were most of the server's time. The view is one
+//! statement: one hand-off.
+
+use serde_json::{Value, json};
+use sqlx::Row;
+
+use super::ledger::Earnings;
+use super::quality::{WorkerQuality, quality_row};
+use super::work::{Reservation, WorkerTask, json_column};
+use super::{Backend, Store};
+use crate::error::{Error, Result};
+use crate::ids::{RoomId, UserId, now_ms};
+
+/// What the work engine knows about one worker in one room.
+#[derive(Debug, Clone)]
+pub struct WorkerView {
+    /// Their live reservation and its task, if they hold one.
+    pub reservation: Option<(Reservation, WorkerTask)>,
+    /// Their overall record, with the pause if they are paused; its
+    /// `answers` is every answer they gave in the room.
+    pub quality: WorkerQuality,
+    pub skills: Vec<String>,
+    pub earnings: Earnings,
+}
+
+impl WorkerView {
+    /// The `progress` object of replies and `queue.mine`.
+    pub fn progress(&self) -> Value {
+        json!({
+            "answers": self.quality.answers,
+            "pending_earnings": self.earnings.pending,
+            "earnings": self.earnings,
+        })
+    }
+
+    /// The `mine` object: the reservation with its task, or null.
+    pub fn mine(&self) -> Value {
+        self.reservation.as_ref().map_or(
+            Value::Null,
+            |(reservation, task)| json!({ "reservation": reservation, "task": task }),
+        )
+    }
+}
+
+/// The view's statement; `{skills}` is the backend's JSON array aggregate.
+const VIEW: &str = "SELECT CAST($2 AS TEXT) AS worker_id, COALESCE(s.gold_correct, 0) AS gold_correct, \
+     COALESCE(s.gold_total, 0) AS gold_total, COALESCE(s.agree, 0) AS agree, \
+     COALESCE(s.disagree, 0) AS disagree, COALESCE(s.answers, 0) AS answers, \
+     COALESCE(s.lead_time_total, 0) AS lead_time_total, COALESCE(s.fast_answers, 0) AS fast_answers, \
+     p.reason, r.task_id, r.created_at, r.expires_at, r.cap_at, r.external_id, r.data, k.skills, \
+     e.pending, e.approved, e.paid, e.disputed, e.rejected, e.earned, e.lead \
+     FROM (SELECT 1 AS one) o \
+     LEFT JOIN worker_stats s ON s.room_id = $1 AND s.worker_id = $2 AND s.skill = '' \
+     LEFT JOIN paused_workers p ON p.room_id = $1 AND p.worker_id = $2 \
+     LEFT JOIN (SELECT r.task_id, r.created_at, r.expires_at, r.cap_at, t.external_id, t.data \
+        FROM reservations r JOIN tasks t ON t.id = r.task_id \
+        WHERE r.room_id = $1 AND r.worker_id = $2 AND r.expires_at > $3 \
+        ORDER BY r.created_at LIMIT 1) r ON 1 = 1 \
+     LEFT JOIN (SELECT {skills} AS skills FROM (SELECT skill FROM member_skills \
+        WHERE room_id = $1 AND user_id = $2 ORDER BY skill) m) k ON 1 = 1 \
+     LEFT JOIN (SELECT \
+        CAST(COALESCE(SUM(CASE WHEN e.state = 'pending' THEN e.amount ELSE 0 END), 0) AS BIGINT) AS pending, \
+        CAST(COALESCE(SUM(CASE WHEN e.state = 'approved' THEN e.amount ELSE 0 END), 0) AS BIGINT) AS approved, \
+        CAST(COALESCE(SUM(CASE WHEN e.state = 'paid' THEN e.amount ELSE 0 END), 0) AS BIGINT) AS paid, \
+        CAST(COALESCE(SUM(CASE WHEN e.state = 'disputed' THEN e.amount ELSE 0 END), 0) AS BIGINT) AS disputed, \
+        CAST(COALESCE(SUM(CASE WHEN e.state NOT IN ('pending', 'approved', 'paid', 'disputed') \
+          THEN e.amount ELSE 0 END), 0) AS BIGINT) AS rejected, \
+        CAST(COALESCE(SUM(CASE WHEN e.state <> 'rejected' THEN e.amount ELSE 0 END), 0) AS BIGINT) AS earned, \
+        CAST(COALESCE(SUM(CASE WHEN e.state <> 'rejected' THEN COALESCE(a.lead_time_ms, 0) ELSE 0 END), 0) \
+          AS BIGINT) AS lead \
+        FROM ledger_entries e LEFT JOIN answers a ON a.id = e.answer_id \
+        WHERE e.room_id = $1 AND e.worker_id = $2) e ON 1 = 1";
+
+impl Store {
+    /// The worker's reservation, record, skills and earnings, in one statement.
+    pub async fn worker_view(&self, room: &RoomId, worker: &UserId) -> Result<WorkerView> {
+        let skills = match self.backend {
+            Backend::Sqlite => "json_group_array(m.skill)",
+            Backend::Postgres => "COALESCE(CAST(json_agg(m.skill) AS TEXT), '[]')",
+        };
+        let sql = VIEW.replace("{skills}", skills);
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(room.as_str())
+            .bind(worker.as_str())
+            .bind(now_ms())
+            .fetch_one(&mut *self.conn().await?)
+            .await?;
+        let reservation = match row.try_get::<Option<i64>, _>("task_id")? {
+            Some(task_id) => Some((
+                Reservation {
+                    task_id,
+                    created_at: row.try_get("created_at")?,
+                    expires_at: row.try_get("expires_at")?,
+                    cap_at: row.try_get("cap_at")?,
+                },
+                WorkerTask {
+                    id: task_id,
+                    external_id: row.try_get("external_id")?,
+                    data: json_column(&row, "data")?,
+                },
+            )),
+            None => None,
+        };
+        let skills: Vec<String> = serde_json::from_value(json_column(&row, "skills")?)
+            .map_err(|error| Error::Internal(format!("member skills do not parse: {error}")))?;
+        let (earned, lead): (i64, i64) = (row.try_get("earned")?, row.try_get("lead")?);
+        let earnings = Earnings {
+            worker: worker.to_string(),
+            pending: row.try_get("pending")?,
+            approved: row.try_get("approved")?,
+            paid: row.try_get("paid")?,
+            rejected: row.try_get("rejected")?,
+            disputed: row.try_get("disputed")?,
+            hourly_rate: super::ledger::hourly_rate(earned, lead),
+        };
+        Ok(WorkerView {
+            reservation,
+            quality: quality_row(&row)?,
+            skills,
+            earnings,
+        })
+    }
+}
