@@ -7,17 +7,14 @@
 //! sends to a room actor (it only completes oneshots), so there is no cycle
 //! of bounded channels.
 //!
-//! It runs on a thread of its own (a current-thread runtime). Each batch is
+//! It runs on the store's thread (`store/thread.rs`). Each batch is
 //! several round trips to the database (begin, the statements, commit), and
 //! on the shared runtime every one of them waited for a turn behind
 //! thousands of socket tasks: with 5,000 busy sockets a batch of 2,000
 //! updates took 450 ms, almost all of it queueing, and the acknowledgement
-//! p50 was 2.1 s; on its own thread, 0.2 s. It takes a pooled connection
-//! per batch through the store's gate like every other user of the pool
-//! (a connection held for good left the readers starving). A PostgreSQL
-//! connection the pool opens from here is driven by this thread's runtime,
-//! which lives until the last handle is dropped at shutdown, just before
-//! the pool closes.
+//! p50 was 2.1 s; on a thread of its own, 0.2 s. It takes a pooled
+//! connection per batch through the store's write gate, which readers
+//! never queue in.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -57,34 +54,12 @@ pub struct CommitHandle {
 pub type Pending = oneshot::Receiver<Result<WriteOutcome>>;
 
 impl CommitHandle {
-    /// Starts the committer on a thread of its own; `tracker` waits for it
+    /// Starts the committer on the store's thread; `tracker` waits for it
     /// to drain and stop (when the last handle is dropped).
     pub fn spawn(store: Store, metrics: Arc<Metrics>, tracker: &TaskTracker) -> CommitHandle {
         let (inbox, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        let (stopped, on_stop) = oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("crowdroom-committer".into())
-            .spawn(move || {
-                match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(runtime) => runtime.block_on(run(store, metrics, receiver)),
-                    // The receiver is dropped: every submit says the writer stopped.
-                    Err(error) => tracing::error!(%error, "cannot start the committer's runtime"),
-                }
-                // The tracker's waiter may be gone (never awaited); nothing to tell then.
-                let _ = stopped.send(());
-            });
-        match thread {
-            Ok(_) => {
-                tracker.spawn(async move {
-                    // Resolves when the thread has finished, whether it sent or not.
-                    let _ = on_stop.await;
-                });
-            }
-            Err(error) => tracing::error!(%error, "cannot start the committer's thread"),
-        }
+        let runtime = store.runtime().clone();
+        tracker.spawn_on(run(store, metrics, receiver), &runtime);
         CommitHandle { inbox }
     }
 
@@ -141,11 +116,6 @@ async fn run(store: Store, metrics: Arc<Metrics>, mut receiver: mpsc::Receiver<R
             // The submitter may have gone (its room closed); nothing to tell then.
             let _ = reply.send(outcome);
         }
-    }
-    // A pooled connection goes back to the pool from a task spawned on this
-    // runtime as it is dropped: let those run before the runtime ends.
-    for _ in 0..4 {
-        tokio::task::yield_now().await;
     }
     tracing::debug!("committer stopped: every handle dropped and the queue is drained");
 }

@@ -20,6 +20,7 @@ mod ledger;
 mod moderation;
 mod quality;
 mod reserve;
+mod thread;
 mod work;
 mod worker;
 mod write;
@@ -102,8 +103,12 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
-    /// Every use of the pool goes through it (see [`gate`]).
-    gate: gate::Gate,
+    /// Every read of the pool goes through one gate and every write
+    /// transaction through the other (see [`gate`]).
+    reads: gate::Gate,
+    writes: gate::Gate,
+    /// Where the committer runs and the hot reads go (see [`thread`]).
+    thread: std::sync::Arc<thread::StoreThread>,
     backend: Backend,
     /// Projects as last read or written here, with when (see
     /// [`PROJECT_CACHE_TTL`]): every grant and answer needs the project.
@@ -159,7 +164,7 @@ impl Store {
             // a local file does not go stale, and the ping was one more round
             // trip to the SQLite thread for every read.
             Backend::Sqlite => options
-                .max_connections(2 * gate::PERMITS as u32)
+                .max_connections(gate::POOL as u32)
                 .test_before_acquire(false)
                 .after_connect(|conn, _meta| {
                     Box::pin(async move {
@@ -179,7 +184,7 @@ impl Store {
                         Ok(())
                     })
                 }),
-            Backend::Postgres => options.max_connections(2 * gate::PERMITS as u32),
+            Backend::Postgres => options.max_connections(gate::POOL as u32),
         };
         // Connect once now so a database that is down says so clearly, instead
         // of the pool's later "timed out".
@@ -188,7 +193,9 @@ impl Store {
         })?;
         Ok(Store {
             pool,
-            gate: gate::Gate::new(),
+            reads: gate::Gate::new("reads", gate::READS),
+            writes: gate::Gate::new("writes", gate::WRITES),
+            thread: thread::StoreThread::start()?,
             backend,
             projects: Default::default(),
         })
@@ -203,11 +210,33 @@ impl Store {
     pub(crate) fn conn(&self) -> impl Future<Output = Result<Conn>> + Send + '_ {
         let at = std::panic::Location::caller();
         async move {
-            let permit = self.gate.permit(at).await?;
+            let permit = self.reads.permit(at).await?;
+            let started = std::time::Instant::now();
+            let inner = self.pool.acquire().await;
+            self.note_slow_pool(at, started);
             Ok(Gated {
-                inner: self.pool.acquire().await?,
+                inner: inner?,
                 _permit: permit,
             })
+        }
+    }
+
+    /// Logs a pool acquisition (or a `BEGIN`) that took over a second
+    /// behind the gate, where it should not wait at all, with the pool's state.
+    fn note_slow_pool(
+        &self,
+        at: &'static std::panic::Location<'static>,
+        started: std::time::Instant,
+    ) {
+        let waited = started.elapsed();
+        if waited > Duration::from_secs(1) {
+            tracing::warn!(
+                %at,
+                ?waited,
+                size = self.pool.size(),
+                idle = self.pool.num_idle(),
+                "slow pooled connection behind the gate"
+            );
         }
     }
 
@@ -242,13 +271,15 @@ impl Store {
     pub(crate) fn begin_write(&self) -> impl Future<Output = Result<WriteTx>> + Send + '_ {
         let at = std::panic::Location::caller();
         async move {
-            let permit = self.gate.permit(at).await?;
+            let permit = self.writes.permit(at).await?;
+            let started = std::time::Instant::now();
             let inner = match self.backend {
-                Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-                Backend::Postgres => self.pool.begin().await?,
+                Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+                Backend::Postgres => self.pool.begin().await,
             };
+            self.note_slow_pool(at, started);
             Ok(Gated {
-                inner,
+                inner: inner?,
                 _permit: permit,
             })
         }

@@ -275,6 +275,12 @@ impl Store {
 
     /// Resolves a bearer secret to who it is, checking expiry and revocation.
     pub async fn authenticate(&self, secret: &str) -> Result<Principal> {
+        let secret = secret.to_owned();
+        self.offload(move |store| async move { store.read_principal(&secret).await })
+            .await
+    }
+
+    async fn read_principal(&self, secret: &str) -> Result<Principal> {
         let row = sqlx::query(
             "SELECT t.id, t.room_id, t.user_id, t.role, t.expires_at, t.revoked_at, u.display_name \
              FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = $1",

@@ -68,6 +68,19 @@ impl Store {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<ChatMessage>> {
+        let room = room.clone();
+        self.offload(
+            move |store| async move { store.read_chat_history(&room, before, limit).await },
+        )
+        .await
+    }
+
+    async fn read_chat_history(
+        &self,
+        room: &RoomId,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<ChatMessage>> {
         let limit = limit.clamp(1, MAX_HISTORY_PAGE);
         let sql = format!(
             "SELECT {COLUMNS} FROM chat_messages WHERE room_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"

@@ -62,6 +62,12 @@ impl Store {
 
     /// Loads a document's snapshot and the updates after it.
     pub async fn load_doc(&self, room: &RoomId, doc: &DocName) -> Result<StoredDoc> {
+        let (room, doc) = (room.clone(), doc.clone());
+        self.offload(move |store| async move { store.read_doc(&room, &doc).await })
+            .await
+    }
+
+    async fn read_doc(&self, room: &RoomId, doc: &DocName) -> Result<StoredDoc> {
         let mut conn = self.conn().await?;
         // Read snapshot and updates in one transaction so a concurrent
         // checkpoint cannot slip between the two reads.

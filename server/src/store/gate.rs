@@ -1,8 +1,9 @@
 //! The gate in front of the connection pool.
 //!
-//! Every use of the pool takes a permit of a tokio semaphore first, and the
-//! pool may open twice as many connections as there are permits, so sqlx's
-//! own pool never has a waiter. Under a crowd its waiters lost their
+//! Every use of the pool takes a permit of a tokio semaphore first (reads
+//! and write transactions from gates of their own), and the pool may open
+//! twice as many connections as there are permits, so sqlx's own pool never
+//! has a waiter. Under a crowd its waiters lost their
 //! wake-ups: the whole pool stalled for its 10 s acquire timeout with every
 //! connection idle (docs/BENCHMARKS.md, "the crowd's stalls"). A tokio
 //! semaphore queues fairly and wakes reliably; the spare connections cover
@@ -28,15 +29,23 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{Error, Result};
 
-/// Connections in use at once.
-pub(super) const PERMITS: usize = 8;
+/// Connections reading at once.
+pub(super) const READS: usize = 8;
+/// Write transactions at once. Writers have a gate of their own so that the
+/// committer, which every acknowledgement waits for, never queues behind
+/// thousands of reads; SQLite runs one writer at a time anyway.
+pub(super) const WRITES: usize = 2;
+/// What the pool may open: both gates' worth, and as many again for the
+/// connections still on their way back (sqlx pings each one first).
+pub(super) const POOL: usize = 2 * (READS + WRITES);
 
 /// How long a caller waits for a permit before failing clearly.
 const WAIT: Duration = Duration::from_secs(10);
 
-/// The semaphore and who holds its permits.
+/// A semaphore and who holds its permits.
 #[derive(Clone)]
 pub(super) struct Gate {
+    name: &'static str,
     permits: Arc<Semaphore>,
     holders: Arc<Mutex<Holders>>,
 }
@@ -94,9 +103,11 @@ pub(crate) struct Permit {
 }
 
 impl Gate {
-    pub(super) fn new() -> Gate {
+    /// A gate of `permits`; `name` says which in its reports.
+    pub(super) fn new(name: &'static str, permits: usize) -> Gate {
         Gate {
-            permits: Arc::new(Semaphore::new(PERMITS)),
+            name,
+            permits: Arc::new(Semaphore::new(permits)),
             holders: Default::default(),
         }
     }
@@ -149,7 +160,13 @@ impl Gate {
                 None => format!("{} for {:?}", holder.at, holder.since.elapsed()),
             })
             .collect();
-        tracing::warn!(%waiter, ?held, "no store connection free for {WAIT:?}");
+        tracing::warn!(
+            gate = self.name,
+            %waiter,
+            ?held,
+            available = self.permits.available_permits(),
+            "no store connection free for {WAIT:?}"
+        );
     }
 
     fn holders(&self) -> MutexGuard<'_, Holders> {
@@ -170,27 +187,42 @@ mod tests {
 
     #[tokio::test]
     async fn permits_are_returned_when_dropped() {
-        let gate = Gate::new();
-        for _ in 0..3 * PERMITS {
+        let gate = Gate::new("test", READS);
+        for _ in 0..3 * READS {
             let permit = gate.permit(Location::caller()).await.expect("a permit");
             drop(permit);
         }
-        assert_eq!(gate.permits.available_permits(), PERMITS);
+        assert_eq!(gate.permits.available_permits(), READS);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_caller_gives_up_after_the_wait_with_a_clear_error() {
+        let gate = Gate::new("test", 1);
+        let held = gate.permit(Location::caller()).await.expect("a permit");
+        let started = tokio::time::Instant::now();
+        let refused = gate.permit(Location::caller()).await;
+        assert!(
+            matches!(refused, Err(Error::Unavailable(message)) if message.contains("overloaded")),
+            "the second caller is refused"
+        );
+        assert_eq!(started.elapsed(), WAIT);
+        drop(held);
+        assert!(gate.permit(Location::caller()).await.is_ok());
     }
 
     #[tokio::test]
     async fn separate_tasks_share_the_gate() {
-        let gate = Gate::new();
+        let gate = Gate::new("test", READS);
         let held: Vec<_> = futures_join(&gate).await;
-        assert_eq!(held.len(), PERMITS);
+        assert_eq!(held.len(), READS);
         assert_eq!(gate.permits.available_permits(), 0);
         drop(held);
-        assert_eq!(gate.permits.available_permits(), PERMITS);
+        assert_eq!(gate.permits.available_permits(), READS);
     }
 
     async fn futures_join(gate: &Gate) -> Vec<Permit> {
         let mut tasks = Vec::new();
-        for _ in 0..PERMITS {
+        for _ in 0..READS {
             let gate = gate.clone();
             tasks.push(tokio::spawn(async move {
                 gate.permit(Location::caller()).await

@@ -144,9 +144,16 @@ impl Store {
         if let Some(project) = cached {
             return Ok(project);
         }
-        let row = sqlx::query("SELECT config FROM projects WHERE room_id = $1")
-            .bind(room.as_str())
-            .fetch_optional(&mut *self.conn().await?)
+        let owned = room.clone();
+        let row = self
+            .offload(move |store| async move {
+                Ok(
+                    sqlx::query("SELECT config FROM projects WHERE room_id = $1")
+                        .bind(owned.as_str())
+                        .fetch_optional(&mut *store.conn().await?)
+                        .await?,
+                )
+            })
             .await?;
         let project = match row {
             Some(row) => serde_json::from_value(json_column(&row, "config")?).map_err(|error| {
@@ -239,7 +246,15 @@ impl Store {
         rows.iter().map(task_row).collect()
     }
 
+    /// The room's tasks by state and its live reservations, counted on
+    /// the store's thread.
     pub async fn queue_counts(&self, room: &RoomId) -> Result<QueueCounts> {
+        let room = room.clone();
+        self.offload(move |store| async move { store.read_queue_counts(&room).await })
+            .await
+    }
+
+    async fn read_queue_counts(&self, room: &RoomId) -> Result<QueueCounts> {
         let mut counts = QueueCounts::default();
         let rows = sqlx::query("SELECT state, COUNT(*) AS n, CAST(SUM(answered) AS BIGINT) AS answers FROM tasks WHERE room_id = $1 GROUP BY state")
             .bind(room.as_str())

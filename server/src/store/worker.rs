@@ -79,8 +79,15 @@ const VIEW: &str = "SELECT CAST($2 AS TEXT) AS worker_id, COALESCE(s.gold_correc
         WHERE e.room_id = $1 AND e.worker_id = $2) e ON 1 = 1";
 
 impl Store {
-    /// The worker's reservation, record, skills and earnings, in one statement.
+    /// The worker's reservation, record, skills and earnings, in one
+    /// statement on the store's thread.
     pub async fn worker_view(&self, room: &RoomId, worker: &UserId) -> Result<WorkerView> {
+        let (room, worker) = (room.clone(), worker.clone());
+        self.offload(move |store| async move { store.read_worker_view(&room, &worker).await })
+            .await
+    }
+
+    async fn read_worker_view(&self, room: &RoomId, worker: &UserId) -> Result<WorkerView> {
         let skills = match self.backend {
             Backend::Sqlite => "json_group_array(m.skill)",
             Backend::Postgres => "COALESCE(CAST(json_agg(m.skill) AS TEXT), '[]')",
