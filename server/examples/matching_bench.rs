@@ -2,8 +2,9 @@
 //!
 //! Builds a SQLite (or PostgreSQL, `--database`) project with `--tasks`
 //! open tasks, then `--workers` distinct workers ask for work, as the live
-//! channel's `task.request` does (one `GrantNext` through the group
-//! committer), `--concurrency` at a time.
+//! channel's `task.request` does (`CommitHandle::grant_best`: a ranking on a
+//! reader, then the conditional grants through the group committer),
+//! `--concurrency` at a time.
 //! Prints p50/p90/p99/max of the grant latency and the throughput.
 //!
 //! cargo run --release -p crowdroom --example matching_bench -- --tasks 1000000 --workers 10000
@@ -14,7 +15,7 @@ use std::time::Instant;
 use crowdroom::committer::CommitHandle;
 use crowdroom::ids::UserId;
 use crowdroom::metrics::Metrics;
-use crowdroom::store::{WorkAsk, WriteOp, WriteOutcome};
+use crowdroom::store::WorkAsk;
 use crowdroom::work::{NewTask, ProjectConfig};
 use tokio_util::task::TaskTracker;
 
@@ -62,7 +63,8 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut handles = Vec::new();
     for _ in 0..concurrency {
-        let (committer, room, latencies, next) = (
+        let (store, committer, room, latencies, next) = (
+            store.clone(),
             committer.clone(),
             room.clone(),
             latencies.clone(),
@@ -85,10 +87,7 @@ async fn main() -> anyhow::Result<()> {
                     ttl_ms: ttl,
                     cap_ms: cap,
                 };
-                let granted = matches!(
-                    committer.write(WriteOp::GrantNext(ask)).await?,
-                    WriteOutcome::Matched(Some(_))
-                );
+                let granted = committer.grant_best(&store, ask).await?.is_some();
                 anyhow::ensure!(granted, "no task granted");
                 latencies.lock().await.push(asked.elapsed());
             }

@@ -203,14 +203,11 @@ impl WorkRequest {
             ttl_ms: project.ttl_ms(),
             cap_ms: project.cap_ms(),
         };
-        match self.committer.write(WriteOp::GrantNext(ask)).await? {
-            WriteOutcome::Matched(Some(granted)) => {
-                self.changed.notify_one();
-                Ok(Some(granted))
-            }
-            WriteOutcome::Matched(None) => Ok(None),
-            other => Err(Error::Internal(format!("matching returned {other:?}"))),
+        let granted = self.committer.grant_best(&self.store, ask).await?;
+        if granted.is_some() {
+            self.changed.notify_one();
         }
+        Ok(granted)
     }
 
     async fn heartbeat(&self, task: i64) -> Result<Value> {

@@ -164,59 +164,60 @@ pub struct WorkAsk {
     pub cap_ms: i64,
 }
 
-/// Candidates looked at per grant, and looks before giving up.
+/// Candidates ranked per look.
 const CANDIDATES: i64 = 16;
-const LOOKS: usize = 3;
 
-/// Picks and reserves the best task for a worker in one step, inside the
-/// committer's transaction: candidates are read after every earlier grant
-/// of the batch, so concurrent requests never race for the same slot and
-/// each request costs one round trip to the committer.
-pub(super) async fn grant_next(
-    conn: &mut AnyConnection,
-    ask: &WorkAsk,
-) -> Result<Option<(Reservation, WorkerTask)>> {
+/// The tasks a worker could take, best first (reads only: run on a reader,
+/// outside the write transaction, so the single writer does not spend its
+/// time on the candidate search).
+pub(super) async fn rank(conn: &mut AnyConnection, ask: &WorkAsk) -> Result<Vec<WorkerTask>> {
     let accuracy = accuracy_by_skill(conn, &ask.room, &ask.worker).await?;
     let interests = interests_of(conn, &ask.room, &ask.worker).await?;
-    for _ in 0..LOOKS {
-        let mut found = candidates(
+    let mut found = candidates(
+        conn,
+        &ask.room,
+        &ask.worker,
+        &ask.skills,
+        ask.gold,
+        CANDIDATES,
+    )
+    .await?;
+    // Highest expected gain first; the sort is stable, so equal gains keep
+    // the queue's order (nearest completion, then oldest).
+    found.sort_by(|left, right| {
+        gain_with_interests(right, &accuracy, &interests)
+            .total_cmp(&gain_with_interests(left, &accuracy, &interests))
+    });
+    Ok(found.into_iter().map(|candidate| candidate.task).collect())
+}
+
+/// Inside the committer's transaction: reserves the first of `ranked` that
+/// still has a free slot for the worker (others may have taken some since
+/// they were ranked; the conditional update decides).
+pub(super) async fn grant_first(
+    conn: &mut AnyConnection,
+    ask: &WorkAsk,
+    ranked: &[WorkerTask],
+) -> Result<Option<(Reservation, WorkerTask)>> {
+    for task in ranked {
+        if let Some(reservation) = grant(
             conn,
             &ask.room,
+            task.id,
             &ask.worker,
-            &ask.skills,
-            ask.gold,
-            CANDIDATES,
+            ask.ttl_ms,
+            ask.cap_ms,
         )
-        .await?;
-        if found.is_empty() {
-            return Ok(None);
-        }
-        // Highest expected gain first; the sort is stable, so equal gains
-        // keep the queue's order (nearest completion, then oldest).
-        found.sort_by(|left, right| {
-            gain_with_interests(right, &accuracy, &interests)
-                .total_cmp(&gain_with_interests(left, &accuracy, &interests))
-        });
-        for candidate in found {
-            if let Some(reservation) = grant(
-                conn,
-                &ask.room,
-                candidate.task.id,
-                &ask.worker,
-                ask.ttl_ms,
-                ask.cap_ms,
-            )
-            .await?
-            {
-                return Ok(Some((reservation, candidate.task)));
-            }
+        .await?
+        {
+            return Ok(Some((reservation, task.clone())));
         }
     }
     Ok(None)
 }
 
 /// Deletes the expired reservations of one task and lowers its counter.
-async fn drop_expired(conn: &mut AnyConnection, task: i64, now: i64) -> Result<()> {
+async fn drop_expired(conn: &mut AnyConnection, task: i64, now: i64) -> Result<usize> {
     let expired = sqlx::query(
         "DELETE FROM reservations WHERE task_id = $1 AND expires_at <= $2 RETURNING worker_id",
     )
@@ -231,7 +232,7 @@ async fn drop_expired(conn: &mut AnyConnection, task: i64, now: i64) -> Result<(
             .execute(&mut *conn)
             .await?;
     }
-    Ok(())
+    Ok(expired.len())
 }
 
 /// Grants `worker` a reservation of `task` if a slot is free; None if not.
@@ -244,19 +245,14 @@ pub(super) async fn grant(
     cap_ms: i64,
 ) -> Result<Option<Reservation>> {
     let now = now_ms();
-    drop_expired(conn, task, now).await?;
-    let taken = sqlx::query(
-        "UPDATE tasks SET reserved = reserved + 1 WHERE id = $1 AND room_id = $2 AND state = 'open' \
-         AND reserved + answered < overlap_target \
-         AND NOT EXISTS (SELECT 1 FROM answers a WHERE a.task_id = $1 AND a.worker_id = $3) \
-         AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.task_id = $1 AND r.worker_id = $3)",
-    )
-    .bind(task)
-    .bind(room.as_str())
-    .bind(worker.as_str())
-    .execute(&mut *conn)
-    .await?;
-    if taken.rows_affected() == 0 {
+    // The common case takes the slot at once; only a task that looks full
+    // is checked for expired reservations (which free their slots), then
+    // tried again.
+    let mut taken = take_slot(conn, room, task, worker).await?;
+    if !taken && drop_expired(conn, task, now).await? > 0 {
+        taken = take_slot(conn, room, task, worker).await?;
+    }
+    if !taken {
         return Ok(None);
     }
     let reservation = Reservation {
@@ -277,6 +273,28 @@ pub(super) async fn grant(
     .execute(&mut *conn)
     .await?;
     Ok(Some(reservation))
+}
+
+/// Counts one more reservation on the task if it is open, has a free slot,
+/// and the worker has neither answered nor reserved it.
+async fn take_slot(
+    conn: &mut AnyConnection,
+    room: &RoomId,
+    task: i64,
+    worker: &UserId,
+) -> Result<bool> {
+    let taken = sqlx::query(
+        "UPDATE tasks SET reserved = reserved + 1 WHERE id = $1 AND room_id = $2 AND state = 'open' \
+         AND reserved + answered < overlap_target \
+         AND NOT EXISTS (SELECT 1 FROM answers a WHERE a.task_id = $1 AND a.worker_id = $3) \
+         AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.task_id = $1 AND r.worker_id = $3)",
+    )
+    .bind(task)
+    .bind(room.as_str())
+    .bind(worker.as_str())
+    .execute(&mut *conn)
+    .await?;
+    Ok(taken.rows_affected() == 1)
 }
 
 /// Extends a live reservation by `ttl_ms`, up to its cap; returns the new expiry.

@@ -4,10 +4,11 @@
 //! `tasks.reserved` counts the task's reservation rows (live or expired but
 //! not yet swept) and `tasks.answered` its answers; a CHECK constraint keeps
 //! `reserved + answered <= overlap_target`, and a grant is a conditional
-//! UPDATE that only succeeds while a slot is free. Expired reservations are
-//! deleted (and the counter lowered) by the grant itself before it looks
-//! for a slot, so an expired slot is free again at once. Every transaction
-//! touches reservation rows before the task row, so concurrent ones cannot
+//! UPDATE that only succeeds while a slot is free. A grant that finds the
+//! task full deletes its expired reservations (and lowers the counter)
+//! and tries once more, so an expired slot is free again at once. Every
+//! transaction touches existing reservation rows before the task row (a
+//! grant's first, failed update locks nothing), so concurrent ones cannot
 //! deadlock each other.
 
 use serde::Serialize;
@@ -17,6 +18,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::Store;
 use super::quality::optional_json;
+use super::reserve::WorkAsk;
 use crate::error::{Error, Result};
 use crate::ids::{RoomId, UserId, now_ms};
 use crate::work::{GOLD_OVERLAP, NewTask, ProjectConfig};
@@ -291,6 +293,17 @@ impl Store {
         worker: &UserId,
     ) -> Result<Option<(Reservation, WorkerTask)>> {
         live_reservation_in(&mut *self.conn().await?, room, worker).await
+    }
+
+    /// The tasks the worker could take now, best first (their skills,
+    /// accuracy and interests against each task's need), read on the
+    /// store's thread: the first half of a grant, outside the writer.
+    pub async fn rank_work(&self, ask: &WorkAsk) -> Result<Vec<WorkerTask>> {
+        let ask = ask.clone();
+        self.offload(move |store| async move {
+            super::reserve::rank(&mut *store.conn().await?, &ask).await
+        })
+        .await
     }
 
     /// Open tasks the worker could take, nearest to completion first: not

@@ -61,8 +61,12 @@ pub enum WriteOp {
         ttl_ms: i64,
         cap_ms: i64,
     },
-    /// Picks and reserves the best task for a worker.
-    GrantNext(WorkAsk),
+    /// Reserves the first of `ranked` (best first, from
+    /// [`Store::rank_work`]) that still has a free slot for the worker.
+    GrantFirst {
+        ask: WorkAsk,
+        ranked: Vec<WorkerTask>,
+    },
     /// Extends a live reservation.
     Heartbeat {
         task: i64,
@@ -93,7 +97,7 @@ pub enum WriteOutcome {
     Chat(ChatMessage),
     /// A grant: the reservation, or None when the slot was taken meanwhile.
     Granted(Option<Reservation>),
-    /// The reservation and task picked by `GrantNext`, if any.
+    /// The reservation and task picked by `GrantFirst`, if any.
     Matched(Option<(Reservation, WorkerTask)>),
     /// A heartbeat: the new expiry.
     Extended(i64),
@@ -190,7 +194,7 @@ impl Store {
                 } => work::grant(&mut tx, room, *task, worker, *ttl_ms, *cap_ms)
                     .await
                     .map(WriteOutcome::Granted),
-                WriteOp::GrantNext(ask) => work::grant_next(&mut tx, ask)
+                WriteOp::GrantFirst { ask, ranked } => work::grant_first(&mut tx, ask, ranked)
                     .await
                     .map(WriteOutcome::Matched),
                 WriteOp::Heartbeat {
