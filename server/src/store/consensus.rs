@@ -97,19 +97,28 @@ pub(super) async fn settle(
         .execute(&mut *conn)
         .await?;
     // Agreement with a confident consensus is weaker evidence of quality.
+    // One statement for those who agreed and one for the others (a worker
+    // answers a task once), not one per answer: this runs in the writer.
     if let (true, Some(decision)) = (confident, &decision) {
-        for (worker, answer, _) in &answers {
-            let agreed = answers_match(answer, &decision.answer);
-            sqlx::query(
-                "UPDATE worker_stats SET agree = agree + $1, disagree = disagree + $2 \
-                 WHERE room_id = $3 AND worker_id = $4 AND skill = ''",
-            )
-            .bind(i64::from(agreed))
-            .bind(i64::from(!agreed))
-            .bind(room.as_str())
-            .bind(worker)
-            .execute(&mut *conn)
-            .await?;
+        let (agreed, disagreed): (Vec<&(String, Value, f64)>, Vec<_>) = answers
+            .iter()
+            .partition(|(_, answer, _)| answers_match(answer, &decision.answer));
+        for (column, workers) in [("agree", agreed), ("disagree", disagreed)] {
+            if workers.is_empty() {
+                continue;
+            }
+            let placeholders: Vec<String> =
+                (0..workers.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "UPDATE worker_stats SET {column} = {column} + 1 \
+                 WHERE room_id = $1 AND skill = '' AND worker_id IN ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(room.as_str());
+            for (worker, _, _) in workers {
+                query = query.bind(worker.as_str());
+            }
+            query.execute(&mut *conn).await?;
         }
     }
     Ok(Settled {
