@@ -1,17 +1,20 @@
 //! The store's domain methods on SQLite and PostgreSQL: tokens, documents
-//! with checkpoints, chat, and group-commit batches.
+//! with checkpoints, chat, group-commit batches, and a worker's view.
 
 use crowdroom::auth::Role;
 use crowdroom::ids::{DocName, RoomId, UserId};
-use crowdroom::store::{WriteOp, WriteOutcome};
+use crowdroom::store::{WorkAsk, WriteOp, WriteOutcome};
+use crowdroom::work::{NewTask, ProjectConfig};
 use crowdroom::{Error, Store};
 use crowdroom_tests::{Backend, TestDb, both_stores};
+use serde_json::json;
 use yrs::{GetString, Text, Transact};
 
 both_stores! {
     tokens_issue_authenticate_revoke => tokens;
     documents_append_checkpoint_load => documents;
     batches_isolate_refusals => batches;
+    worker_view_reads_reservation_record_skills_and_earnings => worker_view;
 }
 
 async fn open(backend: Backend) -> Option<(TestDb, Store)> {
@@ -216,4 +219,120 @@ async fn batches(backend: Backend) {
         history.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
         ["a2", "b"]
     );
+}
+
+async fn worker_view(backend: Backend) {
+    let Some((_db, store)) = open(backend).await else {
+        return;
+    };
+    let room = RoomId::parse("r").unwrap();
+    let ann = UserId::parse("ann").unwrap();
+    store.create_room(&room, "Room").await.unwrap();
+    store.ensure_user(&ann, "Ann").await.unwrap();
+    store
+        .set_member_role(&room, &ann, Role::Worker)
+        .await
+        .unwrap();
+    // Before anything: zeros, nothing reserved, no skills, not paused.
+    let view = store.worker_view(&room, &ann).await.unwrap();
+    assert!(view.reservation.is_none());
+    assert_eq!(
+        (
+            view.quality.answers,
+            view.quality.gold_total,
+            view.earnings.pending
+        ),
+        (0, 0, 0)
+    );
+    assert!(view.skills.is_empty() && view.quality.paused.is_none());
+    assert_eq!(view.progress()["answers"], 0);
+
+    let skills = vec!["fr".to_owned(), "de".to_owned()];
+    store.set_member_skills(&room, &ann, &skills).await.unwrap();
+    let project = ProjectConfig {
+        pay_per_answer: 250,
+        ..ProjectConfig::default()
+    };
+    store.put_project(&room, &project).await.unwrap();
+    let task = NewTask {
+        id: "t1".into(),
+        data: json!({"text": "x"}),
+        skills: Vec::new(),
+        gold: None,
+        tags: Vec::new(),
+    };
+    store.insert_tasks(&room, &[task], 1).await.unwrap();
+    // A grant in two steps: ranked on a reader, granted in a batch.
+    let ask = WorkAsk {
+        room: room.clone(),
+        worker: ann.clone(),
+        skills: skills.clone(),
+        gold: false,
+        ttl_ms: 60_000,
+        cap_ms: 600_000,
+    };
+    let ranked = store.rank_work(&ask).await.unwrap();
+    assert_eq!(ranked.len(), 1);
+    let outcomes = store
+        .write_batch(&[WriteOp::GrantFirst {
+            ask: ask.clone(),
+            ranked: ranked.clone(),
+        }])
+        .await
+        .unwrap();
+    let Ok(WriteOutcome::Matched(Some((reservation, task)))) = &outcomes[0] else {
+        panic!("{outcomes:?}")
+    };
+    // The same ranking again finds the slot taken (overlap 1): no grant.
+    let again = store
+        .write_batch(&[WriteOp::GrantFirst {
+            ask: ask.clone(),
+            ranked,
+        }])
+        .await
+        .unwrap();
+    assert!(
+        matches!(again[0], Ok(WriteOutcome::Matched(None))),
+        "{again:?}"
+    );
+
+    let view = store.worker_view(&room, &ann).await.unwrap();
+    let (held, held_task) = view.reservation.as_ref().expect("the reservation");
+    assert_eq!(
+        (
+            held.task_id,
+            held.expires_at,
+            held_task.external_id.as_str()
+        ),
+        (task.id, reservation.expires_at, "t1")
+    );
+    assert_eq!(held_task.data["text"], "x");
+    assert_eq!(view.skills, ["de", "fr"]);
+
+    // The answer: counted, paid (pending), the reservation gone.
+    let submit = WriteOp::Submit {
+        room: room.clone(),
+        task: task.id,
+        worker: ann.clone(),
+        answer: json!("yes"),
+        rules: project.submit_rules(),
+    };
+    let outcomes = store.write_batch(&[submit]).await.unwrap();
+    assert!(
+        matches!(outcomes[0], Ok(WriteOutcome::Submitted(_))),
+        "{outcomes:?}"
+    );
+    let view = store.worker_view(&room, &ann).await.unwrap();
+    assert!(view.reservation.is_none());
+    assert_eq!(view.quality.answers, 1);
+    assert_eq!((view.earnings.pending, view.earnings.approved), (250, 0));
+    assert_eq!(view.progress()["pending_earnings"], 250);
+    assert_eq!(
+        view.earnings.pending,
+        store.worker_earnings(&room, &ann).await.unwrap().pending
+    );
+
+    store.pause_worker(&room, &ann, "spot check").await.unwrap();
+    let view = store.worker_view(&room, &ann).await.unwrap();
+    assert_eq!(view.quality.paused.as_deref(), Some("spot check"));
 }
