@@ -26,6 +26,8 @@ use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::store::{Reservation, Store, WorkAsk, WorkerTask, WriteOp, WriteOutcome};
 
+/// Times a batch aborted by a deadlock or serialization failure runs again.
+const TRANSIENT_RETRIES: u32 = 3;
 /// Rankings tried by one grant before it reports no work.
 const LOOKS: usize = 3;
 /// Writes waiting to commit before submitters wait: deep enough to fill a
@@ -153,21 +155,40 @@ async fn run(store: Store, metrics: Arc<Metrics>, mut receiver: mpsc::Receiver<R
 /// Runs one batch; if it fails, runs each write alone, so one bad write
 /// cannot fail its neighbours.
 async fn write(store: &Store, ops: &[WriteOp]) -> Vec<Result<WriteOutcome>> {
-    match store.write_batch(ops).await {
+    match write_retrying(store, ops).await {
         Ok(outcomes) => outcomes,
         Err(error) if ops.len() == 1 => vec![Err(error)],
         Err(error) => {
             tracing::warn!(%error, writes = ops.len(), "batch failed, retrying writes one by one");
             let mut outcomes = Vec::with_capacity(ops.len());
             for op in ops {
-                outcomes.push(match store.write_batch(std::slice::from_ref(op)).await {
-                    Ok(mut single) => single
-                        .pop()
-                        .unwrap_or_else(|| Err(Error::Internal("empty batch result".into()))),
-                    Err(error) => Err(error),
-                });
+                outcomes.push(
+                    match write_retrying(store, std::slice::from_ref(op)).await {
+                        Ok(mut single) => single
+                            .pop()
+                            .unwrap_or_else(|| Err(Error::Internal("empty batch result".into()))),
+                        Err(error) => Err(error),
+                    },
+                );
             }
             outcomes
+        }
+    }
+}
+
+/// Runs a batch, again (up to [`TRANSIENT_RETRIES`] times) when it failed
+/// on a deadlock or serialization failure: with two processes sharing
+/// PostgreSQL, two committers can lock the same workers' records in
+/// opposite orders, and the database aborts one of them, which wrote nothing.
+async fn write_retrying(store: &Store, ops: &[WriteOp]) -> Result<Vec<Result<WriteOutcome>>> {
+    let mut attempt = 0;
+    loop {
+        match store.write_batch(ops).await {
+            Err(error) if error.is_transient() && attempt < TRANSIENT_RETRIES => {
+                attempt += 1;
+                tracing::warn!(%error, attempt, writes = ops.len(), "batch aborted by the database, running it again");
+            }
+            result => return result,
         }
     }
 }

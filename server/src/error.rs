@@ -66,6 +66,18 @@ pub enum Error {
 }
 
 impl Error {
+    /// A database error that running the same transaction again may not
+    /// meet: PostgreSQL's deadlock (40P01) and serialization failure
+    /// (40001), which writers in two processes sharing it can cause.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Store(sqlx::Error::Database(error)) => {
+                matches!(error.code().as_deref(), Some("40P01" | "40001"))
+            }
+            _ => false,
+        }
+    }
+
     /// The stable, machine-readable code clients match on (documented in docs/API.md).
     pub fn code(&self) -> &'static str {
         match self {

@@ -9,6 +9,7 @@
 //! [`crate::committer`].
 
 mod access;
+mod answer;
 mod assign;
 mod chat;
 mod consensus;
@@ -33,6 +34,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor, SqlSafeStr};
 
 pub use access::{MemberRow, RoomRow, TokenRow};
+pub use answer::Submitted;
 pub use assign::OpenTask;
 pub use chat::ChatMessage;
 pub use consensus::{ReviewDecision, Settled};
@@ -42,7 +44,7 @@ pub use export::{AnswerRow, ExportRow};
 pub use ledger::{Action, Earnings, LedgerEntry, LedgerSummary};
 pub use moderation::{Announcement, ModerationEntry, Mute, RoomModeration};
 pub use quality::{AnswerCheck, WorkerQuality};
-pub use reserve::{Submitted, WorkAsk};
+pub use reserve::WorkAsk;
 pub use work::{ImportReport, MemberTags, QueueCounts, Reservation, TaskRow, WorkerTask};
 pub use worker::WorkerView;
 pub use write::{WriteOp, WriteOutcome};

@@ -317,9 +317,15 @@ async fn worker_view(backend: Backend) {
         answer: json!("yes"),
         rules: project.submit_rules(),
     };
-    let outcomes = store.write_batch(&[submit]).await.unwrap();
+    // Twice in one batch (one run of answers): the second finds the
+    // reservation consumed and is refused alone.
+    let outcomes = store.write_batch(&[submit.clone(), submit]).await.unwrap();
     assert!(
-        matches!(outcomes[0], Ok(WriteOutcome::Submitted(_))),
+        matches!(&outcomes[0], Ok(WriteOutcome::Submitted(done)) if done.task_id == task.id && done.answer_id > 0),
+        "{outcomes:?}"
+    );
+    assert!(
+        matches!(outcomes[1], Err(Error::ReservationLost)),
         "{outcomes:?}"
     );
     let view = store.worker_view(&room, &ann).await.unwrap();

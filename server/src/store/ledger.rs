@@ -126,28 +126,6 @@ async fn append_event(
     Ok(())
 }
 
-/// Books the pay of one answer, pending, inside the answer's transaction.
-pub(super) async fn book_answer(
-    conn: &mut AnyConnection,
-    room: &RoomId,
-    worker: &UserId,
-    answer_id: i64,
-    amount: i64,
-) -> Result<()> {
-    let row = sqlx::query(
-        "INSERT INTO ledger_entries (room_id, worker_id, kind, answer_id, amount, state, created_by, created_at) \
-         VALUES ($1, $2, 'answer', $3, $4, 'pending', 'system', $5) RETURNING id",
-    )
-    .bind(room.as_str())
-    .bind(worker.as_str())
-    .bind(answer_id)
-    .bind(amount.max(0))
-    .bind(now_ms())
-    .fetch_one(&mut *conn)
-    .await?;
-    append_event(conn, row.try_get("id")?, "pending", None, "system").await
-}
-
 impl Store {
     /// A room's entries, newest first (one worker's with `worker`).
     pub async fn ledger(

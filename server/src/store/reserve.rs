@@ -1,19 +1,16 @@
-//! Reservations and answers: the writes of the worker's side of a task,
-//! run inside the committer's batch transactions (see `store/work.rs` for
-//! the invariants they keep).
+//! Reservations: the ranking of a worker's candidates (on a reader) and
+//! the grants, heartbeats, skips and sweeps run inside the committer's
+//! batch transactions (see `store/work.rs` for the invariants they keep;
+//! answers are `store/answer.rs`).
 
 use std::collections::HashMap;
 
-use serde::Serialize;
-use serde_json::Value;
 use sqlx::{AnyConnection, Row};
 
-use super::consensus::Settled;
-use super::quality::{AnswerCheck, AnswerFacts, optional_json, record_answer};
 use super::work::{Reservation, WorkerTask, json_column};
 use crate::error::{Error, Result};
 use crate::ids::{RoomId, UserId, now_ms};
-use crate::work::{SubmitRules, vote_accuracy};
+use crate::work::vote_accuracy;
 
 /// An eligible task and what its expected gain is made of.
 pub(super) struct Candidate {
@@ -347,100 +344,6 @@ pub(super) async fn skip(conn: &mut AnyConnection, task: i64, worker: &UserId) -
     Ok(())
 }
 
-/// What a committed answer did.
-#[derive(Debug, Clone, Serialize)]
-pub struct Submitted {
-    pub answer_id: i64,
-    pub task_id: i64,
-    pub lead_time_ms: i64,
-    /// The task's state after this answer.
-    pub task_state: String,
-    /// What checking the answer found (gold, speed, pause).
-    pub check: AnswerCheck,
-    /// Set when this answer settled the task (complete or review).
-    pub settled: Option<Settled>,
-}
-
-/// Records an answer under a live reservation, which it consumes, and the
-/// worker's quality record with it. The answer that reaches the task's
-/// overlap target decides it, in the same transaction: complete with its
-/// consensus, one more answer wanted (dynamic overlap), or review.
-pub(super) async fn submit(
-    conn: &mut AnyConnection,
-    room: &RoomId,
-    task: i64,
-    worker: &UserId,
-    answer: &Value,
-    rules: &SubmitRules,
-) -> Result<Submitted> {
-    let now = now_ms();
-    let reservation = sqlx::query(
-        "DELETE FROM reservations WHERE task_id = $1 AND worker_id = $2 AND expires_at > $3 RETURNING created_at",
-    )
-    .bind(task)
-    .bind(worker.as_str())
-    .bind(now)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(reservation) = reservation else {
-        return Err(Error::ReservationLost);
-    };
-    let reserved_at: i64 = reservation.try_get("created_at")?;
-    let row = sqlx::query(
-        "UPDATE tasks SET reserved = reserved - 1, answered = answered + 1 \
-         WHERE id = $1 AND room_id = $2 RETURNING state, gold, skills, answered, overlap_target",
-    )
-    .bind(task)
-    .bind(room.as_str())
-    .fetch_one(&mut *conn)
-    .await?;
-    let mut task_state: String = row.try_get("state")?;
-    let gold = optional_json(&row, "gold")?;
-    let skills: Vec<String> =
-        serde_json::from_value(json_column(&row, "skills")?).unwrap_or_default();
-    let (answered, target): (i64, i64) = (row.try_get("answered")?, row.try_get("overlap_target")?);
-    let lead_time_ms = now.saturating_sub(reserved_at);
-    let facts = AnswerFacts {
-        room,
-        worker,
-        skills: &skills,
-        gold: gold.as_ref(),
-        answer,
-        lead_time_ms,
-    };
-    let check = record_answer(conn, facts, rules.quality).await?;
-    let inserted = sqlx::query(
-        "INSERT INTO answers (task_id, room_id, worker_id, answer, lead_time_ms, created_at, correct) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-    )
-    .bind(task)
-    .bind(room.as_str())
-    .bind(worker.as_str())
-    .bind(answer.to_string())
-    .bind(lead_time_ms)
-    .bind(now)
-    .bind(check.correct.map(i64::from))
-    .fetch_one(&mut *conn)
-    .await?;
-    let answer_id: i64 = inserted.try_get("id")?;
-    // Every answer is paid, gold and onboarding included.
-    super::ledger::book_answer(conn, room, worker, answer_id, rules.pay_per_answer).await?;
-    let mut settled = None;
-    if gold.is_none() && answered >= target {
-        let outcome = super::consensus::settle(conn, room, task, target, rules).await?;
-        task_state.clone_from(&outcome.state);
-        settled = (outcome.state != "open").then_some(outcome);
-    }
-    Ok(Submitted {
-        answer_id,
-        task_id: task,
-        lead_time_ms,
-        task_state,
-        check,
-        settled,
-    })
-}
-
 /// Deletes the room's expired reservations; returns (task, worker) of each.
 pub(super) async fn sweep(conn: &mut AnyConnection, room: &RoomId) -> Result<Vec<(i64, UserId)>> {
     let rows = sqlx::query("DELETE FROM reservations WHERE room_id = $1 AND expires_at <= $2 RETURNING task_id, worker_id")
@@ -470,6 +373,8 @@ pub(super) async fn sweep(conn: &mut AnyConnection, room: &RoomId) -> Result<Vec
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
 
     fn candidate(id: i64, skills: &[&str], need: f64) -> Candidate {

@@ -295,6 +295,23 @@ impl Store {
         live_reservation_in(&mut *self.conn().await?, room, worker).await
     }
 
+    /// Whether any of the room's reservations has expired (read on the
+    /// store's thread, so a sweep with nothing to do costs the writer nothing).
+    pub async fn has_expired_reservations(&self, room: &RoomId) -> Result<bool> {
+        let room = room.clone();
+        self.offload(move |store| async move {
+            let row = sqlx::query(
+                "SELECT 1 AS one FROM reservations WHERE room_id = $1 AND expires_at <= $2 LIMIT 1",
+            )
+            .bind(room.as_str())
+            .bind(now_ms())
+            .fetch_optional(&mut *store.conn().await?)
+            .await?;
+            Ok(row.is_some())
+        })
+        .await
+    }
+
     /// The tasks the worker could take now, best first (their skills,
     /// accuracy and interests against each task's need), read on the
     /// store's thread: the first half of a grant, outside the writer.

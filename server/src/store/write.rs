@@ -5,7 +5,8 @@ use axum::body::Bytes;
 
 use serde_json::Value;
 
-use super::reserve::{self as work, Submitted, WorkAsk};
+use super::answer::{self, Submitted};
+use super::reserve::{self as work, WorkAsk};
 use super::work::{Reservation, WorkerTask};
 use super::{ChatMessage, Store, chat, docs};
 use crate::error::{Error, Result};
@@ -110,6 +111,9 @@ pub enum WriteOutcome {
 /// Most document updates in one multi-row INSERT (3 parameters each, far
 /// below SQLite's and PostgreSQL's parameter limits).
 const APPEND_RUN: usize = 256;
+/// Most answers whose rows go in one set of multi-row INSERTs (7
+/// parameters each).
+const SUBMIT_RUN: usize = 256;
 
 impl Store {
     /// Runs `ops` in order in one transaction. The outer error means the
@@ -139,6 +143,16 @@ impl Store {
                     .collect();
                 docs::append_updates(&mut tx, &updates).await?;
                 outcomes.extend((0..run).map(|_| Ok(WriteOutcome::Appended)));
+                index += run;
+                continue;
+            }
+            let run = ops[index..]
+                .iter()
+                .take(SUBMIT_RUN)
+                .take_while(|op| matches!(op, WriteOp::Submit { .. }))
+                .count();
+            if run > 0 {
+                outcomes.extend(submit_run(&mut tx, &ops[index..index + run]).await?);
                 index += run;
                 continue;
             }
@@ -207,15 +221,7 @@ impl Store {
                 WriteOp::Skip { task, worker } => work::skip(&mut tx, *task, worker)
                     .await
                     .map(|()| WriteOutcome::Skipped),
-                WriteOp::Submit {
-                    room,
-                    task,
-                    worker,
-                    answer,
-                    rules,
-                } => work::submit(&mut tx, room, *task, worker, answer, rules)
-                    .await
-                    .map(WriteOutcome::Submitted),
+                WriteOp::Submit { .. } => Err(Error::Internal("an answer outside its run".into())),
                 WriteOp::Sweep { room } => {
                     work::sweep(&mut tx, room).await.map(WriteOutcome::Swept)
                 }
@@ -230,4 +236,47 @@ impl Store {
         tx.commit().await?;
         Ok(outcomes)
     }
+}
+
+/// A run of answers: each one's checks in order, then their rows together
+/// (`store/answer.rs`). A refused answer (its reservation gone) wrote
+/// nothing and does not stop the others; a database error fails the batch.
+async fn submit_run(
+    conn: &mut sqlx::AnyConnection,
+    ops: &[WriteOp],
+) -> Result<Vec<Result<WriteOutcome>>> {
+    let mut refusals: Vec<Option<Error>> = Vec::with_capacity(ops.len());
+    let mut checked = Vec::with_capacity(ops.len());
+    for op in ops {
+        let WriteOp::Submit {
+            room,
+            task,
+            worker,
+            answer,
+            rules,
+        } = op
+        else {
+            refusals.push(Some(Error::Internal("not an answer".into())));
+            continue;
+        };
+        match answer::check(conn, room, *task, worker, answer, rules).await {
+            Ok(item) => {
+                checked.push(item);
+                refusals.push(None);
+            }
+            Err(error @ (Error::Store(_) | Error::Internal(_))) => return Err(error),
+            Err(refusal) => refusals.push(Some(refusal)),
+        }
+    }
+    let mut submitted = answer::finish(conn, checked).await?.into_iter();
+    refusals
+        .into_iter()
+        .map(|refusal| match refusal {
+            Some(refusal) => Ok(Err(refusal)),
+            None => submitted
+                .next()
+                .map(|done| Ok(WriteOutcome::Submitted(done)))
+                .ok_or_else(|| Error::Internal("an answer's outcome is missing".into())),
+        })
+        .collect()
 }
