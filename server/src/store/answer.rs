@@ -131,11 +131,7 @@ pub(super) async fn finish(
     let entries = book_answers(conn, &checked, &ids).await?;
     let sql = format!(
         "INSERT INTO ledger_events (entry_id, state, reason, actor, at) VALUES {}",
-        rows(entries.len(), 2, |n| format!(
-            "(${}, 'pending', NULL, 'system', ${})",
-            n,
-            n + 1
-        ))
+        rows(entries.len(), "(?, 'pending', NULL, 'system', ?)")
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for (entry, at) in &entries {
@@ -168,16 +164,7 @@ async fn insert_answers(conn: &mut AnyConnection, checked: &[Checked<'_>]) -> Re
     let sql = format!(
         "INSERT INTO answers (task_id, room_id, worker_id, answer, lead_time_ms, created_at, correct) \
          VALUES {} RETURNING id, task_id, worker_id",
-        rows(checked.len(), 7, |n| format!(
-            "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-            n,
-            n + 1,
-            n + 2,
-            n + 3,
-            n + 4,
-            n + 5,
-            n + 6
-        ))
+        rows(checked.len(), "(?, ?, ?, ?, ?, ?, ?)")
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for item in checked {
@@ -219,14 +206,10 @@ async fn book_answers(
     let sql = format!(
         "INSERT INTO ledger_entries (room_id, worker_id, kind, answer_id, amount, state, created_by, created_at) \
          VALUES {} RETURNING id, answer_id, created_at",
-        rows(checked.len(), 5, |n| format!(
-            "(${}, ${}, 'answer', ${}, ${}, 'pending', 'system', ${})",
-            n,
-            n + 1,
-            n + 2,
-            n + 3,
-            n + 4
-        ))
+        rows(
+            checked.len(),
+            "(?, ?, 'answer', ?, ?, 'pending', 'system', ?)"
+        )
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for (item, answer_id) in checked.iter().zip(ids) {
@@ -244,10 +227,39 @@ async fn book_answers(
     Ok(entries)
 }
 
-/// `count` rows of `width` placeholders each, numbered from $1.
-fn rows(count: usize, width: usize, row: impl Fn(usize) -> String) -> String {
-    (0..count)
-        .map(|i| row(i * width + 1))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// `count` copies of `row`, comma-separated, with every `?` numbered in
+/// turn ($1, $2, ...) across all of them (`row` holds no other `?`).
+fn rows(count: usize, row: &str) -> String {
+    let mut sql = String::with_capacity(count * (row.len() + 8));
+    let mut next = 1;
+    for i in 0..count {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        for piece in row.split_inclusive('?') {
+            match piece.strip_suffix('?') {
+                Some(text) => {
+                    sql.push_str(text);
+                    sql.push('$');
+                    sql.push_str(&next.to_string());
+                    next += 1;
+                }
+                None => sql.push_str(piece),
+            }
+        }
+    }
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rows_number_every_placeholder_in_turn() {
+        assert_eq!(
+            super::rows(2, "(?, 'x', ?)"),
+            "($1, 'x', $2), ($3, 'x', $4)"
+        );
+        assert_eq!(super::rows(1, "(?)"), "($1)");
+        assert_eq!(super::rows(0, "(?)"), "");
+    }
 }
