@@ -302,53 +302,26 @@ impl Store {
         room: &RoomId,
         target_hourly_rate: i64,
     ) -> Result<LedgerSummary> {
-        summary_in(&mut *self.conn().await?, room, target_hourly_rate, None).await
-    }
-
-    /// One worker's earnings (zeros before their first entry).
-    pub async fn worker_earnings(&self, room: &RoomId, worker: &UserId) -> Result<Earnings> {
-        worker_earnings_in(&mut *self.conn().await?, room, worker).await
+        summary_in(&mut *self.conn().await?, room, target_hourly_rate).await
     }
 }
 
-/// [`Store::worker_earnings`] on a connection the caller holds.
-pub(super) async fn worker_earnings_in(
-    conn: &mut AnyConnection,
-    room: &RoomId,
-    worker: &UserId,
-) -> Result<Earnings> {
-    let summary = summary_in(conn, room, 0, Some(worker)).await?;
-    let earnings = summary.workers.into_iter().next();
-    Ok(earnings.unwrap_or_else(|| Earnings {
-        worker: worker.to_string(),
-        ..Earnings::default()
-    }))
-}
-
-/// The room's ledger summed per worker and state (one worker's alone with
-/// `worker`: then the search uses the (room, worker) index instead of
-/// reading the whole room's ledger).
+/// The room's ledger summed per worker and state. (One worker's earnings
+/// are part of their `WorkerView`, `store/worker.rs`.)
 async fn summary_in(
     conn: &mut AnyConnection,
     room: &RoomId,
     target_hourly_rate: i64,
-    worker: Option<&UserId>,
 ) -> Result<LedgerSummary> {
-    let filter = match worker {
-        Some(_) => "e.worker_id = $2",
-        None => "CAST($2 AS TEXT) IS NULL",
-    };
-    let sql = format!(
+    let rows = sqlx::query(
         "SELECT e.worker_id, e.state, CAST(SUM(e.amount) AS BIGINT) AS total, \
          CAST(SUM(COALESCE(a.lead_time_ms, 0)) AS BIGINT) AS lead FROM ledger_entries e \
-         LEFT JOIN answers a ON a.id = e.answer_id WHERE e.room_id = $1 AND {filter} \
-         GROUP BY e.worker_id, e.state ORDER BY e.worker_id"
-    );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(room.as_str())
-        .bind(worker.map(UserId::as_str))
-        .fetch_all(&mut *conn)
-        .await?;
+         LEFT JOIN answers a ON a.id = e.answer_id WHERE e.room_id = $1 \
+         GROUP BY e.worker_id, e.state ORDER BY e.worker_id",
+    )
+    .bind(room.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
     let mut workers: Vec<(Earnings, i64, i64)> = Vec::new();
     for row in &rows {
         let worker: String = row.try_get("worker_id")?;

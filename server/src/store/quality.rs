@@ -77,9 +77,10 @@ const QUALITY_SELECT: &str = "SELECT s.worker_id, s.gold_correct, s.gold_total, 
      WHERE s.room_id = $1 AND s.skill = ''";
 
 impl Store {
-    /// A worker's overall record (zeros for a worker with no answers yet).
+    /// A worker's overall record (zeros for a worker with no answers yet),
+    /// with their pause either way: the record part of their view.
     pub async fn worker_quality(&self, room: &RoomId, worker: &UserId) -> Result<WorkerQuality> {
-        worker_quality_in(&mut *self.conn().await?, room, worker).await
+        Ok(self.worker_view(room, worker).await?.quality)
     }
 
     /// Every worker's overall record in the room, for moderators.
@@ -137,29 +138,6 @@ impl Store {
                 .await?;
         Ok(result.rows_affected() == 1)
     }
-}
-
-/// [`Store::worker_quality`] on a connection the caller holds: one
-/// statement, with zeros for a worker with no record and their pause either way.
-pub(super) async fn worker_quality_in(
-    conn: &mut AnyConnection,
-    room: &RoomId,
-    worker: &UserId,
-) -> Result<WorkerQuality> {
-    let row = sqlx::query(
-        "SELECT CAST($2 AS TEXT) AS worker_id, COALESCE(s.gold_correct, 0) AS gold_correct, \
-         COALESCE(s.gold_total, 0) AS gold_total, COALESCE(s.agree, 0) AS agree, \
-         COALESCE(s.disagree, 0) AS disagree, COALESCE(s.answers, 0) AS answers, \
-         COALESCE(s.lead_time_total, 0) AS lead_time_total, COALESCE(s.fast_answers, 0) AS fast_answers, \
-         p.reason FROM (SELECT 1 AS one) o \
-         LEFT JOIN worker_stats s ON s.room_id = $1 AND s.worker_id = $2 AND s.skill = '' \
-         LEFT JOIN paused_workers p ON p.room_id = $1 AND p.worker_id = $2",
-    )
-    .bind(room.as_str())
-    .bind(worker.as_str())
-    .fetch_one(&mut *conn)
-    .await?;
-    quality_row(&row)
 }
 
 /// One answer as the quality record sees it.

@@ -13,8 +13,8 @@
 
 use serde::Serialize;
 use serde_json::Value;
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
 
 use super::Store;
 use super::quality::optional_json;
@@ -286,15 +286,6 @@ impl Store {
         Ok(counts)
     }
 
-    /// The worker's live reservation in the room, if any.
-    pub async fn live_reservation(
-        &self,
-        room: &RoomId,
-        worker: &UserId,
-    ) -> Result<Option<(Reservation, WorkerTask)>> {
-        live_reservation_in(&mut *self.conn().await?, room, worker).await
-    }
-
     /// Whether any of the room's reservations has expired (read on the
     /// store's thread, so a sweep with nothing to do costs the writer nothing).
     pub async fn has_expired_reservations(&self, room: &RoomId) -> Result<bool> {
@@ -376,7 +367,16 @@ impl Store {
         room: &RoomId,
         user: &UserId,
     ) -> Result<Vec<String>> {
-        member_tags_in(&mut *self.conn().await?, kind, room, user).await
+        let (table, column) = kind.table();
+        let sql = format!(
+            "SELECT {column} FROM {table} WHERE room_id = $1 AND user_id = $2 ORDER BY {column}"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(room.as_str())
+            .bind(user.as_str())
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        rows.iter().map(|row| Ok(row.try_get(column)?)).collect()
     }
 
     /// Replaces a member's tags of one kind, in one transaction.
@@ -410,70 +410,4 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
-
-    /// How many answers the worker gave in the room.
-    pub async fn worker_answer_count(&self, room: &RoomId, worker: &UserId) -> Result<i64> {
-        let row =
-            sqlx::query("SELECT COUNT(*) AS n FROM answers WHERE room_id = $1 AND worker_id = $2")
-                .bind(room.as_str())
-                .bind(worker.as_str())
-                .fetch_one(&mut *self.conn().await?)
-                .await?;
-        Ok(row.try_get("n")?)
-    }
-}
-
-/// [`Store::live_reservation`] on a connection the caller holds.
-pub(super) async fn live_reservation_in(
-    conn: &mut AnyConnection,
-    room: &RoomId,
-    worker: &UserId,
-) -> Result<Option<(Reservation, WorkerTask)>> {
-    let row = sqlx::query(
-        "SELECT r.task_id, r.created_at, r.expires_at, r.cap_at, t.external_id, t.data FROM reservations r \
-         JOIN tasks t ON t.id = r.task_id WHERE r.room_id = $1 AND r.worker_id = $2 AND r.expires_at > $3 \
-         ORDER BY r.created_at LIMIT 1",
-    )
-    .bind(room.as_str())
-    .bind(worker.as_str())
-    .bind(now_ms())
-    .fetch_optional(&mut *conn)
-    .await?;
-    row.map(|row| {
-        let task_id: i64 = row.try_get("task_id")?;
-        let reservation = Reservation {
-            task_id,
-            created_at: row.try_get("created_at")?,
-            expires_at: row.try_get("expires_at")?,
-            cap_at: row.try_get("cap_at")?,
-        };
-        Ok((
-            reservation,
-            WorkerTask {
-                id: task_id,
-                external_id: row.try_get("external_id")?,
-                data: json_column(&row, "data")?,
-            },
-        ))
-    })
-    .transpose()
-}
-
-/// [`Store::member_tags`] on a connection the caller holds.
-pub(super) async fn member_tags_in(
-    conn: &mut AnyConnection,
-    kind: MemberTags,
-    room: &RoomId,
-    user: &UserId,
-) -> Result<Vec<String>> {
-    let (table, column) = kind.table();
-    let sql = format!(
-        "SELECT {column} FROM {table} WHERE room_id = $1 AND user_id = $2 ORDER BY {column}"
-    );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(room.as_str())
-        .bind(user.as_str())
-        .fetch_all(&mut *conn)
-        .await?;
-    rows.iter().map(|row| Ok(row.try_get(column)?)).collect()
 }
