@@ -1,16 +1,18 @@
-//! Answers, in the committer's batch: each one's checks one by one, then
-//! the rows of a whole run of answers together.
+//! Answers, in the committer's batch: a run of answers consumes its
+//! reservations together, checks each answer in turn, then writes the rows
+//! of the whole run together.
 //!
-//! An answer is about seven statements, each a round trip to the SQLite
-//! thread, and the one writer is what limits a crowd. The checks must go
-//! one by one (the reservation it consumes, the task's counter, the
-//! worker's record and pause rules), but the rows they produce (the answer,
-//! its ledger entry and that entry's first event) do not depend on each
-//! other: [`finish`] writes them for a run of answers in three multi-row
-//! statements, then settles the tasks those answers completed. Settling
-//! after the inserts sees the same answers as settling at each answer did:
-//! within a run, the answer that reaches a task's target is that task's
-//! last (reserved + answered never exceeds the target).
+//! An answer was about seven statements, each a round trip to the SQLite
+//! thread, and the one writer is what limits a crowd. The live reservations
+//! a run consumes are deleted in one statement ([`consume`]). The task's
+//! counter and the worker's record and pause rules go one answer at a time
+//! ([`check`]). The rows they produce (the answer, its ledger entry and
+//! that entry's first event) do not depend on each other: [`finish`] writes
+//! them for the run in three multi-row statements, then settles the tasks
+//! those answers completed. Settling after the inserts sees the same
+//! answers as settling at each answer did: within a run, the answer that
+//! reaches a task's target is that task's last (reserved + answered never
+//! exceeds the target).
 
 use std::collections::HashMap;
 
@@ -55,31 +57,55 @@ pub(super) struct Checked<'a> {
     settles_at: Option<i64>,
 }
 
-/// Consumes the worker's live reservation of `task`, counts the answer on
-/// the task, and records it in the worker's quality record (which may
-/// pause them). Refused with `ReservationLost` (writing nothing) when the
-/// reservation is gone.
+/// The live reservations a run of answers consumes, deleted in one
+/// statement: when each (task, worker) was granted.
+pub(super) struct Consumed {
+    at: i64,
+    granted: HashMap<(i64, String), i64>,
+}
+
+/// Deletes the live reservations of `keys` (task, worker) at once.
+pub(super) async fn consume(conn: &mut AnyConnection, keys: &[(i64, &UserId)]) -> Result<Consumed> {
+    let at = now_ms();
+    let mut granted = HashMap::with_capacity(keys.len());
+    if keys.is_empty() {
+        return Ok(Consumed { at, granted });
+    }
+    let sql = format!(
+        "DELETE FROM reservations WHERE expires_at > $1 AND ({}) RETURNING task_id, worker_id, created_at",
+        numbered(2, keys.len(), "(task_id = ? AND worker_id = ?)", " OR ")
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at);
+    for (task, worker) in keys {
+        query = query.bind(*task).bind(worker.as_str());
+    }
+    for row in query.fetch_all(&mut *conn).await? {
+        granted.insert(
+            (row.try_get("task_id")?, row.try_get("worker_id")?),
+            row.try_get("created_at")?,
+        );
+    }
+    Ok(Consumed { at, granted })
+}
+
+/// Takes the worker's reservation of `task` out of `consumed`, counts the
+/// answer on the task, and records it in the worker's quality record
+/// (which may pause them). Refused with `ReservationLost` (writing
+/// nothing) when the reservation was not live (or a second answer of the
+/// same run wanted it).
 pub(super) async fn check<'a>(
     conn: &mut AnyConnection,
+    consumed: &mut Consumed,
     room: &'a RoomId,
     task: i64,
     worker: &'a UserId,
     answer: &'a Value,
     rules: &'a SubmitRules,
 ) -> Result<Checked<'a>> {
-    let now = now_ms();
-    let reservation = sqlx::query(
-        "DELETE FROM reservations WHERE task_id = $1 AND worker_id = $2 AND expires_at > $3 RETURNING created_at",
-    )
-    .bind(task)
-    .bind(worker.as_str())
-    .bind(now)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(reservation) = reservation else {
+    let now = consumed.at;
+    let Some(reserved_at) = consumed.granted.remove(&(task, worker.as_str().to_owned())) else {
         return Err(Error::ReservationLost);
     };
-    let reserved_at: i64 = reservation.try_get("created_at")?;
     let row = sqlx::query(
         "UPDATE tasks SET reserved = reserved - 1, answered = answered + 1 \
          WHERE id = $1 AND room_id = $2 RETURNING state, gold, skills, answered, overlap_target",
@@ -131,7 +157,7 @@ pub(super) async fn finish(
     let entries = book_answers(conn, &checked, &ids).await?;
     let sql = format!(
         "INSERT INTO ledger_events (entry_id, state, reason, actor, at) VALUES {}",
-        rows(entries.len(), "(?, 'pending', NULL, 'system', ?)")
+        numbered(1, entries.len(), "(?, 'pending', NULL, 'system', ?)", ", ")
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for (entry, at) in &entries {
@@ -164,7 +190,7 @@ async fn insert_answers(conn: &mut AnyConnection, checked: &[Checked<'_>]) -> Re
     let sql = format!(
         "INSERT INTO answers (task_id, room_id, worker_id, answer, lead_time_ms, created_at, correct) \
          VALUES {} RETURNING id, task_id, worker_id",
-        rows(checked.len(), "(?, ?, ?, ?, ?, ?, ?)")
+        numbered(1, checked.len(), "(?, ?, ?, ?, ?, ?, ?)", ", ")
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for item in checked {
@@ -206,9 +232,11 @@ async fn book_answers(
     let sql = format!(
         "INSERT INTO ledger_entries (room_id, worker_id, kind, answer_id, amount, state, created_by, created_at) \
          VALUES {} RETURNING id, answer_id, created_at",
-        rows(
+        numbered(
+            1,
             checked.len(),
-            "(?, ?, 'answer', ?, ?, 'pending', 'system', ?)"
+            "(?, ?, 'answer', ?, ?, 'pending', 'system', ?)",
+            ", "
         )
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -227,14 +255,14 @@ async fn book_answers(
     Ok(entries)
 }
 
-/// `count` copies of `row`, comma-separated, with every `?` numbered in
-/// turn ($1, $2, ...) across all of them (`row` holds no other `?`).
-fn rows(count: usize, row: &str) -> String {
+/// `count` copies of `row` joined by `separator`, with every `?` numbered
+/// in turn from `$first` across all of them (`row` holds no other `?`).
+fn numbered(first: usize, count: usize, row: &str, separator: &str) -> String {
     let mut sql = String::with_capacity(count * (row.len() + 8));
-    let mut next = 1;
+    let mut next = first;
     for i in 0..count {
         if i > 0 {
-            sql.push_str(", ");
+            sql.push_str(separator);
         }
         for piece in row.split_inclusive('?') {
             match piece.strip_suffix('?') {
@@ -256,10 +284,13 @@ mod tests {
     #[test]
     fn rows_number_every_placeholder_in_turn() {
         assert_eq!(
-            super::rows(2, "(?, 'x', ?)"),
+            super::numbered(1, 2, "(?, 'x', ?)", ", "),
             "($1, 'x', $2), ($3, 'x', $4)"
         );
-        assert_eq!(super::rows(1, "(?)"), "($1)");
-        assert_eq!(super::rows(0, "(?)"), "");
+        assert_eq!(
+            super::numbered(2, 2, "(a = ?)", " OR "),
+            "(a = $2) OR (a = $3)"
+        );
+        assert_eq!(super::numbered(1, 0, "(?)", ", "), "");
     }
 }

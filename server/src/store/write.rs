@@ -245,6 +245,14 @@ async fn submit_run(
     conn: &mut sqlx::AnyConnection,
     ops: &[WriteOp],
 ) -> Result<Vec<Result<WriteOutcome>>> {
+    let keys: Vec<(i64, &UserId)> = ops
+        .iter()
+        .filter_map(|op| match op {
+            WriteOp::Submit { task, worker, .. } => Some((*task, worker)),
+            _ => None,
+        })
+        .collect();
+    let mut consumed = answer::consume(conn, &keys).await?;
     let mut refusals: Vec<Option<Error>> = Vec::with_capacity(ops.len());
     let mut checked = Vec::with_capacity(ops.len());
     for op in ops {
@@ -259,7 +267,7 @@ async fn submit_run(
             refusals.push(Some(Error::Internal("not an answer".into())));
             continue;
         };
-        match answer::check(conn, room, *task, worker, answer, rules).await {
+        match answer::check(conn, &mut consumed, room, *task, worker, answer, rules).await {
             Ok(item) => {
                 checked.push(item);
                 refusals.push(None);
