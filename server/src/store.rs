@@ -211,25 +211,21 @@ impl Store {
     #[track_caller]
     pub(crate) fn conn(&self) -> impl Future<Output = Result<Conn>> + Send + '_ {
         let at = std::panic::Location::caller();
-        async move {
-            let permit = self.reads.permit(at).await?;
-            let started = std::time::Instant::now();
-            let inner = self.pool.acquire().await;
-            self.note_slow_pool(at, started);
-            Ok(Gated {
-                inner: inner?,
-                _permit: permit,
-            })
-        }
+        self.through(&self.reads, at, self.pool.acquire())
     }
 
-    /// Logs a pool acquisition (or a `BEGIN`) that took over a second
+    /// Takes a permit of `gate`, then what `open` gives (a pooled connection
+    /// or a transaction on one), and logs an `open` that took over a second
     /// behind the gate, where it should not wait at all, with the pool's state.
-    fn note_slow_pool(
+    async fn through<T>(
         &self,
+        gate: &gate::Gate,
         at: &'static std::panic::Location<'static>,
-        started: std::time::Instant,
-    ) {
+        open: impl Future<Output = sqlx::Result<T>>,
+    ) -> Result<Gated<T>> {
+        let permit = gate.permit(at).await?;
+        let started = std::time::Instant::now();
+        let inner = open.await;
         let waited = started.elapsed();
         if waited > Duration::from_secs(1) {
             tracing::warn!(
@@ -240,6 +236,10 @@ impl Store {
                 "slow pooled connection behind the gate"
             );
         }
+        Ok(Gated {
+            inner: inner?,
+            _permit: permit,
+        })
     }
 
     /// Runs the embedded migrations for this backend (idempotent).
@@ -272,19 +272,12 @@ impl Store {
     #[track_caller]
     pub(crate) fn begin_write(&self) -> impl Future<Output = Result<WriteTx>> + Send + '_ {
         let at = std::panic::Location::caller();
-        async move {
-            let permit = self.writes.permit(at).await?;
-            let started = std::time::Instant::now();
-            let inner = match self.backend {
+        self.through(&self.writes, at, async move {
+            match self.backend {
                 Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
                 Backend::Postgres => self.pool.begin().await,
-            };
-            self.note_slow_pool(at, started);
-            Ok(Gated {
-                inner: inner?,
-                _permit: permit,
-            })
-        }
+            }
+        })
     }
 
     /// A cheap round trip, for `/healthz`.

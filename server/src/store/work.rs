@@ -258,9 +258,11 @@ impl Store {
 
     async fn read_queue_counts(&self, room: &RoomId) -> Result<QueueCounts> {
         let mut counts = QueueCounts::default();
+        // Both counts on one connection: one acquisition (and one return) per tick.
+        let mut conn = self.conn().await?;
         let rows = sqlx::query("SELECT state, COUNT(*) AS n, CAST(SUM(answered) AS BIGINT) AS answers FROM tasks WHERE room_id = $1 GROUP BY state")
             .bind(room.as_str())
-            .fetch_all(&mut *self.conn().await?)
+            .fetch_all(&mut *conn)
             .await?;
         for row in &rows {
             let state: String = row.try_get("state")?;
@@ -280,7 +282,7 @@ impl Store {
         )
         .bind(room.as_str())
         .bind(now_ms())
-        .fetch_one(&mut *self.conn().await?)
+        .fetch_one(&mut *conn)
         .await?;
         counts.reserved = row.try_get("n")?;
         Ok(counts)

@@ -126,11 +126,9 @@ impl Store {
         while let Some(op) = ops.get(index) {
             // A run of document updates (the common case under load) goes
             // in one multi-row INSERT: one statement, not one per update.
-            let run = ops[index..]
-                .iter()
-                .take(APPEND_RUN)
-                .take_while(|op| matches!(op, WriteOp::AppendUpdate { .. }))
-                .count();
+            let run = run_of(&ops[index..], APPEND_RUN, |op| {
+                matches!(op, WriteOp::AppendUpdate { .. })
+            });
             if run > 1 {
                 let updates: Vec<(&RoomId, &DocName, &[u8])> = ops[index..index + run]
                     .iter()
@@ -146,11 +144,9 @@ impl Store {
                 index += run;
                 continue;
             }
-            let run = ops[index..]
-                .iter()
-                .take(SUBMIT_RUN)
-                .take_while(|op| matches!(op, WriteOp::Submit { .. }))
-                .count();
+            let run = run_of(&ops[index..], SUBMIT_RUN, |op| {
+                matches!(op, WriteOp::Submit { .. })
+            });
             if run > 0 {
                 outcomes.extend(submit_run(&mut tx, &ops[index..index + run]).await?);
                 index += run;
@@ -238,9 +234,15 @@ impl Store {
     }
 }
 
-/// A run of answers: each one's checks in order, then their rows together
-/// (`store/answer.rs`). A refused answer (its reservation gone) wrote
-/// nothing and does not stop the others; a database error fails the batch.
+/// How many of the first `most` of `ops` are of the kind `is` accepts, in a row.
+fn run_of(ops: &[WriteOp], most: usize, is: impl Fn(&WriteOp) -> bool) -> usize {
+    ops.iter().take(most).take_while(|op| is(op)).count()
+}
+
+/// A run of answers: their reservations consumed together, each one's checks
+/// in order, then their rows together (`store/answer.rs`). A refused answer
+/// (its reservation gone) wrote nothing and does not stop the others; a
+/// database error fails the batch.
 async fn submit_run(
     conn: &mut sqlx::AnyConnection,
     ops: &[WriteOp],
