@@ -1,27 +1,27 @@
-//! Answers, in the committer's batch: a run of answers consumes its
-//! reservations together, checks each answer in turn, then writes the rows
-//! of the whole run together.
+//! Answers, in the committer's batch, a run at a time: the statements of a
+//! run do not grow with its length.
 //!
 //! An answer was about seven statements, each a round trip to the SQLite
-//! thread, and the one writer is what limits a crowd. The live reservations
-//! a run consumes are deleted in one statement ([`consume`]). The task's
-//! counter and the worker's record and pause rules go one answer at a time
-//! ([`check`]). The rows they produce (the answer, its ledger entry and
-//! that entry's first event) do not depend on each other: [`finish`] writes
-//! them for the run in three multi-row statements, then settles the tasks
-//! those answers completed. Settling after the inserts sees the same
-//! answers as settling at each answer did: within a run, the answer that
-//! reaches a task's target is that task's last (reserved + answered never
-//! exceeds the target).
+//! thread, and the one writer is what limits a crowd. A run of answers
+//! now deletes the reservations it consumes in one statement
+//! ([`consume`]), moves them to the tasks' answer counts in one
+//! ([`count_on_tasks`]), records every answer in its worker's stats in one
+//! upsert (`quality::record_answers`, which judges each answer on the
+//! record as it stood after it), and writes the answers, their ledger
+//! entries and those entries' first events in three multi-row statements
+//! ([`finish`]), which then settles the tasks those answers completed.
+//! Settling after the inserts sees the same answers as settling at each
+//! answer did: within a run, the answer that reaches a task's target is
+//! that task's last (reserved + answered never exceeds the target).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::{AnyConnection, Row};
 
 use super::consensus::{Settled, settle};
-use super::quality::{AnswerCheck, AnswerFacts, optional_json, record_answer};
+use super::quality::{AnswerCheck, AnswerFacts, optional_json, record_answers};
 use super::work::json_column;
 use crate::error::{Error, Result};
 use crate::ids::{RoomId, UserId, now_ms};
@@ -41,6 +41,15 @@ pub struct Submitted {
     pub settled: Option<Settled>,
 }
 
+/// One answer of a run, as the committer's batch holds it.
+pub(super) struct Answer<'a> {
+    pub room: &'a RoomId,
+    pub task: i64,
+    pub worker: &'a UserId,
+    pub answer: &'a Value,
+    pub rules: &'a SubmitRules,
+}
+
 /// One answer that passed its checks, waiting for its rows.
 pub(super) struct Checked<'a> {
     room: &'a RoomId,
@@ -57,99 +66,198 @@ pub(super) struct Checked<'a> {
     settles_at: Option<i64>,
 }
 
-/// The live reservations a run of answers consumes, deleted in one
-/// statement: when each (task, worker) was granted.
-pub(super) struct Consumed {
-    at: i64,
-    granted: HashMap<(i64, String), i64>,
+/// Runs a run of answers: consumes their reservations, counts them on
+/// their tasks, records them in their workers' stats, writes their rows and
+/// settles the tasks they completed. An answer whose reservation was not
+/// live (or that a second answer of the run also wanted) is refused with
+/// `ReservationLost` and writes nothing; the outer error is a database
+/// error, which fails the batch.
+pub(super) async fn run(
+    conn: &mut AnyConnection,
+    answers: &[Answer<'_>],
+) -> Result<Vec<Result<Submitted>>> {
+    let mut consumed = consume(conn, answers).await?;
+    // The answers whose reservation this run consumed, with its grant time.
+    let mut live = Vec::with_capacity(answers.len());
+    let mut per_task: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut accepted = Vec::with_capacity(answers.len());
+    for item in answers {
+        let key = (
+            item.task,
+            item.worker.as_str().to_owned(),
+            item.room.as_str().to_owned(),
+        );
+        let reserved_at = consumed.granted.remove(&key);
+        if let Some(reserved_at) = reserved_at {
+            *per_task.entry(item.task).or_default() += 1;
+            live.push((item, reserved_at));
+        }
+        accepted.push(reserved_at.is_some());
+    }
+    let mut tasks = count_on_tasks(conn, &per_task).await?;
+    let mut counted = Vec::with_capacity(live.len());
+    for (item, reserved_at) in &live {
+        let task = tasks
+            .get_mut(&item.task)
+            .ok_or_else(|| Error::Internal("a counted task was not returned".into()))?;
+        // The run's answers to one task are counted in order: this one saw
+        // the count less the run's later answers to it.
+        let remaining = per_task.get_mut(&item.task).map_or(0, |left| {
+            *left -= 1;
+            *left
+        });
+        let answered = task.answered - remaining;
+        let settles_at = (task.gold.is_none() && answered >= task.target).then_some(task.target);
+        counted.push((task.state.clone(), settles_at, consumed.at - reserved_at));
+    }
+    let facts: Vec<AnswerFacts<'_>> = live
+        .iter()
+        .zip(&counted)
+        .map(|((item, _), (_, _, lead_time_ms))| {
+            let task = tasks.get(&item.task);
+            AnswerFacts {
+                room: item.room,
+                worker: item.worker,
+                skills: task.map_or(&[], |task| task.skills.as_slice()),
+                gold: task.and_then(|task| task.gold.as_ref()),
+                answer: item.answer,
+                lead_time_ms: *lead_time_ms,
+                rules: item.rules.quality,
+            }
+        })
+        .collect();
+    let checks = record_answers(conn, &facts).await?;
+    drop(facts);
+    let checked: Vec<Checked<'_>> = live
+        .iter()
+        .zip(counted)
+        .zip(checks)
+        .map(
+            |(((item, _), (task_state, settles_at, lead_time_ms)), check)| Checked {
+                room: item.room,
+                task: item.task,
+                worker: item.worker,
+                answer: item.answer,
+                rules: item.rules,
+                lead_time_ms,
+                at: consumed.at,
+                task_state,
+                check,
+                settles_at,
+            },
+        )
+        .collect();
+    let mut submitted = finish(conn, checked).await?.into_iter();
+    // Back in the run's order, refusals in their places.
+    accepted
+        .into_iter()
+        .map(|accepted| match accepted {
+            true => submitted
+                .next()
+                .map(Ok)
+                .ok_or_else(|| Error::Internal("an answer's outcome is missing".into())),
+            false => Ok(Err(Error::ReservationLost)),
+        })
+        .collect()
 }
 
-/// Deletes the live reservations of `keys` (task, worker) at once.
-pub(super) async fn consume(conn: &mut AnyConnection, keys: &[(i64, &UserId)]) -> Result<Consumed> {
+/// The live reservations a run of answers consumes, deleted in one
+/// statement: when each (task, worker, room) was granted.
+struct Consumed {
+    at: i64,
+    granted: HashMap<(i64, String, String), i64>,
+}
+
+/// Deletes the live reservations the answers hold (task, worker, and the
+/// room the answer came from) at once.
+async fn consume(conn: &mut AnyConnection, answers: &[Answer<'_>]) -> Result<Consumed> {
     let at = now_ms();
-    let mut granted = HashMap::with_capacity(keys.len());
-    if keys.is_empty() {
+    let mut granted = HashMap::with_capacity(answers.len());
+    if answers.is_empty() {
         return Ok(Consumed { at, granted });
     }
     let sql = format!(
-        "DELETE FROM reservations WHERE expires_at > $1 AND ({}) RETURNING task_id, worker_id, created_at",
-        numbered(2, keys.len(), "(task_id = ? AND worker_id = ?)", " OR ")
+        "DELETE FROM reservations WHERE expires_at > $1 AND ({}) RETURNING task_id, worker_id, room_id, created_at",
+        numbered(
+            2,
+            answers.len(),
+            "(task_id = ? AND worker_id = ? AND room_id = ?)",
+            " OR "
+        )
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at);
-    for (task, worker) in keys {
-        query = query.bind(*task).bind(worker.as_str());
+    for item in answers {
+        query = query
+            .bind(item.task)
+            .bind(item.worker.as_str())
+            .bind(item.room.as_str());
     }
     for row in query.fetch_all(&mut *conn).await? {
         granted.insert(
-            (row.try_get("task_id")?, row.try_get("worker_id")?),
+            (
+                row.try_get("task_id")?,
+                row.try_get("worker_id")?,
+                row.try_get("room_id")?,
+            ),
             row.try_get("created_at")?,
         );
     }
     Ok(Consumed { at, granted })
 }
 
-/// Takes the worker's reservation of `task` out of `consumed`, counts the
-/// answer on the task, and records it in the worker's quality record
-/// (which may pause them). Refused with `ReservationLost` (writing
-/// nothing) when the reservation was not live (or a second answer of the
-/// same run wanted it).
-pub(super) async fn check<'a>(
+/// A task as a run of answers left it.
+struct Counted {
+    state: String,
+    gold: Option<Value>,
+    skills: Vec<String>,
+    /// Its answers, the run's included.
+    answered: i64,
+    target: i64,
+}
+
+/// Moves each task's consumed reservations to its answers, `per_task`
+/// (task, answers) in one statement, and returns the tasks as they now are.
+async fn count_on_tasks(
     conn: &mut AnyConnection,
-    consumed: &mut Consumed,
-    room: &'a RoomId,
-    task: i64,
-    worker: &'a UserId,
-    answer: &'a Value,
-    rules: &'a SubmitRules,
-) -> Result<Checked<'a>> {
-    let now = consumed.at;
-    let Some(reserved_at) = consumed.granted.remove(&(task, worker.as_str().to_owned())) else {
-        return Err(Error::ReservationLost);
-    };
-    let row = sqlx::query(
-        "UPDATE tasks SET reserved = reserved - 1, answered = answered + 1 \
-         WHERE id = $1 AND room_id = $2 RETURNING state, gold, skills, answered, overlap_target",
-    )
-    .bind(task)
-    .bind(room.as_str())
-    .fetch_one(&mut *conn)
-    .await?;
-    let task_state: String = row.try_get("state")?;
-    let gold = optional_json(&row, "gold")?;
-    let skills: Vec<String> =
-        serde_json::from_value(json_column(&row, "skills")?).unwrap_or_default();
-    let (answered, target): (i64, i64) = (row.try_get("answered")?, row.try_get("overlap_target")?);
-    let lead_time_ms = now.saturating_sub(reserved_at);
-    let facts = AnswerFacts {
-        room,
-        worker,
-        skills: &skills,
-        gold: gold.as_ref(),
-        answer,
-        lead_time_ms,
-    };
-    let check = record_answer(conn, facts, rules.quality).await?;
-    Ok(Checked {
-        room,
-        task,
-        worker,
-        answer,
-        rules,
-        lead_time_ms,
-        at: now,
-        task_state,
-        check,
-        settles_at: (gold.is_none() && answered >= target).then_some(target),
-    })
+    per_task: &BTreeMap<i64, i64>,
+) -> Result<HashMap<i64, Counted>> {
+    let mut tasks = HashMap::with_capacity(per_task.len());
+    if per_task.is_empty() {
+        return Ok(tasks);
+    }
+    let cases = numbered(1, per_task.len(), "WHEN ? THEN ?", " ");
+    let ids: Vec<String> = (0..per_task.len())
+        .map(|i| format!("${}", 2 * i + 1))
+        .collect();
+    let sql = format!(
+        "UPDATE tasks SET reserved = reserved - CASE id {cases} END, \
+         answered = answered + CASE id {cases} END WHERE id IN ({}) \
+         RETURNING id, state, gold, skills, answered, overlap_target",
+        ids.join(", ")
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (task, count) in per_task {
+        query = query.bind(*task).bind(*count);
+    }
+    for row in query.fetch_all(&mut *conn).await? {
+        tasks.insert(
+            row.try_get("id")?,
+            Counted {
+                state: row.try_get("state")?,
+                gold: optional_json(&row, "gold")?,
+                skills: serde_json::from_value(json_column(&row, "skills")?).unwrap_or_default(),
+                answered: row.try_get("answered")?,
+                target: row.try_get("overlap_target")?,
+            },
+        );
+    }
+    Ok(tasks)
 }
 
 /// Writes the answers of a run of checked answers, their ledger entries
 /// (every answer is paid, pending, gold and onboarding included) and the
 /// entries' first events, then settles the tasks they completed.
-pub(super) async fn finish(
-    conn: &mut AnyConnection,
-    checked: Vec<Checked<'_>>,
-) -> Result<Vec<Submitted>> {
+async fn finish(conn: &mut AnyConnection, checked: Vec<Checked<'_>>) -> Result<Vec<Submitted>> {
     if checked.is_empty() {
         return Ok(Vec::new());
     }
@@ -257,7 +365,7 @@ async fn book_answers(
 
 /// `count` copies of `row` joined by `separator`, with every `?` numbered
 /// in turn from `$first` across all of them (`row` holds no other `?`).
-fn numbered(first: usize, count: usize, row: &str, separator: &str) -> String {
+pub(super) fn numbered(first: usize, count: usize, row: &str, separator: &str) -> String {
     let mut sql = String::with_capacity(count * (row.len() + 8));
     let mut next = first;
     for i in 0..count {

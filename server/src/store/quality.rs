@@ -3,12 +3,15 @@
 //! answer that changes them, so a verdict is never based on an answer that
 //! was not committed.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::Store;
+use super::answer::numbered;
 use crate::error::{Error, Result};
 use crate::ids::{RoomId, UserId, now_ms};
 use crate::work::{
@@ -149,102 +152,183 @@ pub(super) struct AnswerFacts<'a> {
     pub gold: Option<&'a Value>,
     pub answer: &'a Value,
     pub lead_time_ms: i64,
+    pub rules: QualityRules,
 }
 
-/// Records one answer in the worker's stats (overall and per skill of the
-/// task), checks it against gold, and pauses the worker if a rule says so.
-pub(super) async fn record_answer(
-    conn: &mut AnyConnection,
-    facts: AnswerFacts<'_>,
-    rules: QualityRules,
-) -> Result<AnswerCheck> {
-    let AnswerFacts {
-        room,
-        worker,
-        skills,
-        gold,
-        answer,
-        lead_time_ms,
-    } = facts;
-    let correct = gold.map(|gold| answers_match(gold, answer));
-    let too_fast = lead_time_ms < rules.min_lead_time_ms;
-    let (gold_correct, gold_total) = match correct {
-        Some(true) => (1i64, 1i64),
-        Some(false) => (0, 1),
-        None => (0, 0),
-    };
-    // Overall ('') and each of the task's skills, once each (a row may
-    // not be upserted twice in one statement), in one statement that
-    // returns the overall record as it now is.
-    let scopes: std::collections::BTreeSet<&str> = std::iter::once("")
-        .chain(skills.iter().map(String::as_str))
-        .collect();
-    let rows: Vec<String> = (0..scopes.len())
-        .map(|i| format!("($1, $2, ${}, $3, $4, 1, $5, $6)", i + 7))
-        .collect();
-    let sql = format!(
-        "INSERT INTO worker_stats (room_id, worker_id, skill, gold_correct, gold_total, answers, lead_time_total, fast_answers) \
-         VALUES {} ON CONFLICT (room_id, worker_id, skill) DO UPDATE SET \
-         gold_correct = worker_stats.gold_correct + excluded.gold_correct, \
-         gold_total = worker_stats.gold_total + excluded.gold_total, \
-         answers = worker_stats.answers + 1, \
-         lead_time_total = worker_stats.lead_time_total + excluded.lead_time_total, \
-         fast_answers = worker_stats.fast_answers + excluded.fast_answers \
-         RETURNING skill, gold_correct, gold_total, answers, fast_answers",
-        rows.join(", ")
-    );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(room.as_str())
-        .bind(worker.as_str())
-        .bind(gold_correct)
-        .bind(gold_total)
-        .bind(lead_time_ms)
-        .bind(i64::from(too_fast));
-    for scope in &scopes {
-        query = query.bind(*scope);
+/// What one answer adds to a record.
+#[derive(Clone, Copy, Default)]
+struct Counts {
+    gold_correct: i64,
+    gold_total: i64,
+    answers: i64,
+    lead_time: i64,
+    fast: i64,
+}
+
+impl Counts {
+    fn add(&mut self, other: Counts) {
+        self.gold_correct += other.gold_correct;
+        self.gold_total += other.gold_total;
+        self.answers += other.answers;
+        self.lead_time += other.lead_time;
+        self.fast += other.fast;
     }
-    let returned = query.fetch_all(&mut *conn).await?;
-    let mut overall = None;
-    for row in returned {
-        if row.try_get::<String, _>("skill")?.is_empty() {
-            overall = Some(row);
+
+    fn without(self, other: Counts) -> Counts {
+        Counts {
+            gold_correct: self.gold_correct - other.gold_correct,
+            gold_total: self.gold_total - other.gold_total,
+            answers: self.answers - other.answers,
+            lead_time: self.lead_time - other.lead_time,
+            fast: self.fast - other.fast,
         }
     }
-    let row = overall
-        .ok_or_else(|| Error::Internal("worker_stats upsert returned no overall row".into()))?;
-    let (correct_total, gold_answers): (i64, i64) =
-        (row.try_get("gold_correct")?, row.try_get("gold_total")?);
-    let (answers, fast): (i64, i64) = (row.try_get("answers")?, row.try_get("fast_answers")?);
-    let reason = if gold_answers >= MIN_GOLD_FOR_VERDICT
-        && accuracy_upper_bound(correct_total, gold_answers) < rules.min_accuracy
+}
+
+/// Most records in one upsert (8 parameters each).
+const RECORDS_PER_STATEMENT: usize = 1024;
+
+/// Records a run of answers in their workers' stats (overall and per skill
+/// of each task), checks each against gold, and pauses a worker when a rule
+/// says so after one of their answers. Set-based: the run's counts are
+/// summed per record and written in one upsert, which returns each
+/// worker's overall record; the record after each answer is that total
+/// less what the worker's later answers in the run added, so every answer
+/// is judged as if it had been recorded alone, in order.
+pub(super) async fn record_answers(
+    conn: &mut AnyConnection,
+    facts: &[AnswerFacts<'_>],
+) -> Result<Vec<AnswerCheck>> {
+    let mut checks = Vec::with_capacity(facts.len());
+    let mut adds = Vec::with_capacity(facts.len());
+    // (room, worker, scope) -> the run's sum, in key order (a row may not
+    // be upserted twice in one statement, and one order of row locks keeps
+    // two writers on PostgreSQL from deadlocking).
+    let mut sums: BTreeMap<(&str, &str, &str), Counts> = BTreeMap::new();
+    for fact in facts {
+        let correct = fact.gold.map(|gold| answers_match(gold, fact.answer));
+        let too_fast = fact.lead_time_ms < fact.rules.min_lead_time_ms;
+        let add = Counts {
+            gold_correct: i64::from(correct == Some(true)),
+            gold_total: i64::from(correct.is_some()),
+            answers: 1,
+            lead_time: fact.lead_time_ms,
+            fast: i64::from(too_fast),
+        };
+        let scopes: BTreeSet<&str> = std::iter::once("")
+            .chain(fact.skills.iter().map(String::as_str))
+            .collect();
+        for scope in scopes {
+            sums.entry((fact.room.as_str(), fact.worker.as_str(), scope))
+                .or_default()
+                .add(add);
+        }
+        adds.push(add);
+        checks.push(AnswerCheck {
+            correct,
+            too_fast,
+            paused: None,
+            gold_total: 0,
+        });
+    }
+    let rows: Vec<_> = sums.into_iter().collect();
+    // Each worker's overall record after the whole run.
+    let mut totals: HashMap<(String, String), Counts> = HashMap::new();
+    for chunk in rows.chunks(RECORDS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO worker_stats (room_id, worker_id, skill, gold_correct, gold_total, answers, lead_time_total, fast_answers) \
+             VALUES {} ON CONFLICT (room_id, worker_id, skill) DO UPDATE SET \
+             gold_correct = worker_stats.gold_correct + excluded.gold_correct, \
+             gold_total = worker_stats.gold_total + excluded.gold_total, \
+             answers = worker_stats.answers + excluded.answers, \
+             lead_time_total = worker_stats.lead_time_total + excluded.lead_time_total, \
+             fast_answers = worker_stats.fast_answers + excluded.fast_answers \
+             RETURNING room_id, worker_id, skill, gold_correct, gold_total, answers, fast_answers",
+            numbered(1, chunk.len(), "(?, ?, ?, ?, ?, ?, ?, ?)", ", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for ((room, worker, scope), sum) in chunk {
+            query = query
+                .bind(*room)
+                .bind(*worker)
+                .bind(*scope)
+                .bind(sum.gold_correct)
+                .bind(sum.gold_total)
+                .bind(sum.answers)
+                .bind(sum.lead_time)
+                .bind(sum.fast);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            if !row.try_get::<String, _>("skill")?.is_empty() {
+                continue;
+            }
+            totals.insert(
+                (row.try_get("room_id")?, row.try_get("worker_id")?),
+                Counts {
+                    gold_correct: row.try_get("gold_correct")?,
+                    gold_total: row.try_get("gold_total")?,
+                    answers: row.try_get("answers")?,
+                    lead_time: 0,
+                    fast: row.try_get("fast_answers")?,
+                },
+            );
+        }
+    }
+    // Walk the run backwards: the record after an answer is the total less
+    // the worker's later answers. The earliest answer after which a rule
+    // holds is the one that pauses its worker.
+    let mut later: HashMap<(&str, &str), Counts> = HashMap::new();
+    let mut pauses: BTreeMap<(&str, &str), (usize, &'static str)> = BTreeMap::new();
+    for (index, fact) in facts.iter().enumerate().rev() {
+        let key = (fact.room.as_str(), fact.worker.as_str());
+        let total = totals
+            .get(&(key.0.to_owned(), key.1.to_owned()))
+            .copied()
+            .ok_or_else(|| Error::Internal("worker_stats upsert returned no overall row".into()))?;
+        let after = later.get(&key).copied().unwrap_or_default();
+        let record = total.without(after);
+        if let (Some(check), Some(add)) = (checks.get_mut(index), adds.get(index)) {
+            check.gold_total = record.gold_total;
+            later.entry(key).or_default().add(*add);
+        }
+        if let Some(reason) = pause_reason(record, fact.rules) {
+            pauses.insert(key, (index, reason));
+        }
+    }
+    if !pauses.is_empty() {
+        let sql = format!(
+            "INSERT INTO paused_workers (room_id, worker_id, reason, paused_at) VALUES {} \
+             ON CONFLICT DO NOTHING RETURNING room_id, worker_id",
+            numbered(1, pauses.len(), "(?, ?, ?, ?)", ", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let at = now_ms();
+        for ((room, worker), (_, reason)) in &pauses {
+            query = query.bind(*room).bind(*worker).bind(*reason).bind(at);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let (room, worker): (String, String) =
+                (row.try_get("room_id")?, row.try_get("worker_id")?);
+            let paused = pauses.get(&(room.as_str(), worker.as_str()));
+            if let Some(check) = paused.and_then(|(index, _)| checks.get_mut(*index)) {
+                check.paused = paused.map(|(_, reason)| (*reason).to_owned());
+            }
+        }
+    }
+    Ok(checks)
+}
+
+/// Why a worker with this overall record should be paused, if they should.
+fn pause_reason(record: Counts, rules: QualityRules) -> Option<&'static str> {
+    if record.gold_total >= MIN_GOLD_FOR_VERDICT
+        && accuracy_upper_bound(record.gold_correct, record.gold_total) < rules.min_accuracy
     {
         Some("accuracy on gold tasks is below the project's minimum")
-    } else if fast >= MIN_FAST_FOR_VERDICT && fast * 2 > answers {
+    } else if record.fast >= MIN_FAST_FOR_VERDICT && record.fast * 2 > record.answers {
         Some("most answers came faster than the project's minimum lead time")
     } else {
         None
-    };
-    let mut paused = None;
-    if let Some(reason) = reason {
-        let inserted = sqlx::query(
-            "INSERT INTO paused_workers (room_id, worker_id, reason, paused_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-        )
-        .bind(room.as_str())
-        .bind(worker.as_str())
-        .bind(reason)
-        .bind(now_ms())
-        .execute(&mut *conn)
-        .await?;
-        if inserted.rows_affected() == 1 {
-            paused = Some(reason.to_owned());
-        }
     }
-    Ok(AnswerCheck {
-        correct,
-        too_fast,
-        paused,
-        gold_total: gold_answers,
-    })
 }
 
 /// Reads a JSON text column that may be NULL.

@@ -1,6 +1,8 @@
 //! The writes that clients wait for, run in batches by the committer: one
 //! transaction (one fsync) for many acknowledgements.
 
+use std::collections::HashSet;
+
 use axum::body::Bytes;
 
 use serde_json::Value;
@@ -120,10 +122,12 @@ impl Store {
     /// transaction failed and nothing was written; an inner error is a
     /// refusal of that one op (not found, not yours) that wrote nothing.
     pub async fn write_batch(&self, ops: &[WriteOp]) -> Result<Vec<Result<WriteOutcome>>> {
+        let order = run_order(ops);
+        let ops: Vec<&WriteOp> = order.iter().filter_map(|&at| ops.get(at)).collect();
         let mut tx = self.begin_write().await?;
         let mut outcomes = Vec::with_capacity(ops.len());
         let mut index = 0;
-        while let Some(op) = ops.get(index) {
+        while let Some(&op) = ops.get(index) {
             // A run of document updates (the common case under load) goes
             // in one multi-row INSERT: one statement, not one per update.
             let run = run_of(&ops[index..], APPEND_RUN, |op| {
@@ -132,7 +136,7 @@ impl Store {
             if run > 1 {
                 let updates: Vec<(&RoomId, &DocName, &[u8])> = ops[index..index + run]
                     .iter()
-                    .filter_map(|op| match op {
+                    .filter_map(|&op| match op {
                         WriteOp::AppendUpdate { room, doc, data } => {
                             Some((room, doc, data.as_ref()))
                         }
@@ -230,63 +234,115 @@ impl Store {
             }
         }
         tx.commit().await?;
-        Ok(outcomes)
+        // Back in the order the writes were queued in.
+        let mut placed: Vec<Option<Result<WriteOutcome>>> =
+            (0..order.len()).map(|_| None).collect();
+        for (at, outcome) in order.into_iter().zip(outcomes) {
+            if let Some(slot) = placed.get_mut(at) {
+                *slot = Some(outcome);
+            }
+        }
+        placed
+            .into_iter()
+            .map(|outcome| {
+                outcome.ok_or_else(|| Error::Internal("a write's outcome is missing".into()))
+            })
+            .collect()
     }
+}
+
+/// The order a batch runs in: the answers first, then the document
+/// updates, then the rest as queued, so that each kind goes in as few long
+/// runs as possible (a run costs a few statements whatever its length).
+///
+/// Writes of a batch were queued concurrently, so any order is one the
+/// clients could have seen, except between writes that touch the same
+/// thing: an answer is moved forward only when no write left in place
+/// before it concerns the same worker (their grant, heartbeat, skip), and
+/// a document update only when no checkpoint or creation of the same
+/// document comes before it. Moved writes keep their order among themselves.
+fn run_order(ops: &[WriteOp]) -> Vec<usize> {
+    let mut answers = Vec::new();
+    let mut updates = Vec::new();
+    let mut rest = Vec::with_capacity(ops.len());
+    let mut workers: HashSet<&str> = HashSet::new();
+    let mut docs_held: HashSet<(&str, &str)> = HashSet::new();
+    for (at, op) in ops.iter().enumerate() {
+        match op {
+            WriteOp::Submit { worker, .. } if !workers.contains(worker.as_str()) => {
+                answers.push(at)
+            }
+            WriteOp::AppendUpdate { room, doc, .. }
+                if !docs_held.contains(&(room.as_str(), doc.as_str())) =>
+            {
+                updates.push(at);
+            }
+            _ => {
+                match op {
+                    WriteOp::Submit { worker, .. }
+                    | WriteOp::Grant { worker, .. }
+                    | WriteOp::Heartbeat { worker, .. }
+                    | WriteOp::Skip { worker, .. } => {
+                        workers.insert(worker.as_str());
+                    }
+                    WriteOp::GrantFirst { ask, .. } => {
+                        workers.insert(ask.worker.as_str());
+                    }
+                    WriteOp::CreateDoc { room, doc }
+                    | WriteOp::Checkpoint { room, doc, .. }
+                    | WriteOp::AppendUpdate { room, doc, .. } => {
+                        docs_held.insert((room.as_str(), doc.as_str()));
+                    }
+                    _ => {}
+                }
+                rest.push(at);
+            }
+        }
+    }
+    answers.extend(updates);
+    answers.extend(rest);
+    answers
 }
 
 /// How many of the first `most` of `ops` are of the kind `is` accepts, in a row.
-fn run_of(ops: &[WriteOp], most: usize, is: impl Fn(&WriteOp) -> bool) -> usize {
+fn run_of(ops: &[&WriteOp], most: usize, is: impl Fn(&WriteOp) -> bool) -> usize {
     ops.iter().take(most).take_while(|op| is(op)).count()
 }
 
-/// A run of answers: their reservations consumed together, each one's checks
-/// in order, then their rows together (`store/answer.rs`). A refused answer
-/// (its reservation gone) wrote nothing and does not stop the others; a
-/// database error fails the batch.
+/// A run of answers (`store/answer.rs`). A refused answer (its reservation
+/// gone) wrote nothing and does not stop the others; a database error
+/// fails the batch.
 async fn submit_run(
     conn: &mut sqlx::AnyConnection,
-    ops: &[WriteOp],
+    ops: &[&WriteOp],
 ) -> Result<Vec<Result<WriteOutcome>>> {
-    let keys: Vec<(i64, &UserId)> = ops
+    let answers: Vec<answer::Answer<'_>> = ops
         .iter()
         .filter_map(|op| match op {
-            WriteOp::Submit { task, worker, .. } => Some((*task, worker)),
+            WriteOp::Submit {
+                room,
+                task,
+                worker,
+                answer,
+                rules,
+            } => Some(answer::Answer {
+                room,
+                task: *task,
+                worker,
+                answer,
+                rules,
+            }),
             _ => None,
         })
         .collect();
-    let mut consumed = answer::consume(conn, &keys).await?;
-    let mut refusals: Vec<Option<Error>> = Vec::with_capacity(ops.len());
-    let mut checked = Vec::with_capacity(ops.len());
-    for op in ops {
-        let WriteOp::Submit {
-            room,
-            task,
-            worker,
-            answer,
-            rules,
-        } = op
-        else {
-            refusals.push(Some(Error::Internal("not an answer".into())));
-            continue;
-        };
-        match answer::check(conn, &mut consumed, room, *task, worker, answer, rules).await {
-            Ok(item) => {
-                checked.push(item);
-                refusals.push(None);
-            }
-            Err(error @ (Error::Store(_) | Error::Internal(_))) => return Err(error),
-            Err(refusal) => refusals.push(Some(refusal)),
-        }
+    if answers.len() != ops.len() {
+        return Err(Error::Internal(
+            "a run of answers holds another write".into(),
+        ));
     }
-    let mut submitted = answer::finish(conn, checked).await?.into_iter();
-    refusals
+    Ok(answer::run(conn, &answers)
+        .await?
         .into_iter()
-        .map(|refusal| match refusal {
-            Some(refusal) => Ok(Err(refusal)),
-            None => submitted
-                .next()
-                .map(|done| Ok(WriteOutcome::Submitted(done)))
-                .ok_or_else(|| Error::Internal("an answer's outcome is missing".into())),
-        })
-        .collect()
+        .map(|outcome| outcome.map(WriteOutcome::Submitted))
+        .collect())
 }

@@ -1,0 +1,241 @@
+//! Runs of answers in one group-commit batch, on SQLite and PostgreSQL: the
+//! batch writes a run set-based (one statement per kind of row), and each
+//! answer must still be judged as if it had been committed alone, in order;
+//! the batch may run answers ahead of other writes, never ahead of their
+//! worker's own earlier write.
+
+use crowdroom::auth::Role;
+use crowdroom::ids::{RoomId, UserId};
+use crowdroom::store::{Submitted, WriteOp, WriteOutcome};
+use crowdroom::work::{NewTask, ProjectConfig};
+use crowdroom::{Error, Result, Store};
+use crowdroom_tests::{Backend, TestDb, both_stores};
+use serde_json::json;
+
+both_stores! {
+    a_run_judges_each_answer_in_order => judged_in_order;
+    a_run_settles_a_task_at_its_last_answer => settles_at_last;
+    an_answer_never_overtakes_its_workers_earlier_write => keeps_worker_order;
+}
+
+/// A room with `tasks` tasks (ids t0, t1, ...) of overlap `overlap`, and
+/// the workers, each holding a reservation of every task.
+async fn room_with_reservations(
+    backend: Backend,
+    project: &ProjectConfig,
+    tasks: usize,
+    overlap: u32,
+    workers: &[&str],
+) -> Option<(TestDb, Store, RoomId, Vec<i64>)> {
+    let db = TestDb::new(backend).await?;
+    let store = Store::open(&db.url).await.unwrap();
+    let room = RoomId::parse("r").unwrap();
+    store.create_room(&room, "Room").await.unwrap();
+    store.put_project(&room, project).await.unwrap();
+    let new: Vec<NewTask> = (0..tasks)
+        .map(|i| NewTask {
+            id: format!("t{i}"),
+            data: json!({"text": i}),
+            skills: vec!["de".to_owned()],
+            gold: None,
+            tags: Vec::new(),
+        })
+        .collect();
+    store.insert_tasks(&room, &new, overlap).await.unwrap();
+    let ids: Vec<i64> = store
+        .open_tasks(&room, 1_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|task| task.id)
+        .collect();
+    assert_eq!(ids.len(), tasks);
+    for worker in workers {
+        let worker = UserId::parse(worker).unwrap();
+        store.ensure_user(&worker, "W").await.unwrap();
+        store
+            .set_member_role(&room, &worker, Role::Worker)
+            .await
+            .unwrap();
+        let grants: Vec<WriteOp> = ids
+            .iter()
+            .map(|task| WriteOp::Grant {
+                room: room.clone(),
+                task: *task,
+                worker: worker.clone(),
+                ttl_ms: 60_000,
+                cap_ms: 600_000,
+            })
+            .collect();
+        for outcome in store.write_batch(&grants).await.unwrap() {
+            assert!(
+                matches!(outcome, Ok(WriteOutcome::Granted(Some(_)))),
+                "{outcome:?}"
+            );
+        }
+    }
+    Some((db, store, room, ids))
+}
+
+fn submit(
+    room: &RoomId,
+    task: i64,
+    worker: &str,
+    answer: &str,
+    project: &ProjectConfig,
+) -> WriteOp {
+    WriteOp::Submit {
+        room: room.clone(),
+        task,
+        worker: UserId::parse(worker).unwrap(),
+        answer: json!(answer),
+        rules: project.submit_rules(),
+    }
+}
+
+fn submitted(outcome: &Result<WriteOutcome>) -> &Submitted {
+    match outcome {
+        Ok(WriteOutcome::Submitted(done)) => done,
+        other => panic!("not submitted: {other:?}"),
+    }
+}
+
+async fn judged_in_order(backend: Backend) {
+    // Every answer comes faster than the minimum lead time: the fast-answer
+    // rule pauses a worker after their fifth such answer, not before.
+    let project = ProjectConfig {
+        min_lead_time_ms: 3_600_000,
+        ..ProjectConfig::default()
+    };
+    let Some((_db, store, room, ids)) =
+        room_with_reservations(backend, &project, 7, 1, &["ann"]).await
+    else {
+        return;
+    };
+    let ops: Vec<WriteOp> = ids
+        .iter()
+        .map(|task| submit(&room, *task, "ann", "yes", &project))
+        .collect();
+    let outcomes = store.write_batch(&ops).await.unwrap();
+    let paused: Vec<Option<&str>> = outcomes
+        .iter()
+        .map(|outcome| {
+            let done = submitted(outcome);
+            assert!(done.check.too_fast && done.check.correct.is_none());
+            done.check.paused.as_deref()
+        })
+        .collect();
+    assert!(paused[..4].iter().all(Option::is_none), "{paused:?}");
+    assert!(
+        paused[4].is_some_and(|reason| reason.contains("faster")),
+        "the fifth answer pauses: {paused:?}"
+    );
+    assert!(paused[5..].iter().all(Option::is_none), "{paused:?}");
+    // One answer per task: each is that task's last (overlap 1), settled.
+    for (outcome, task) in outcomes.iter().zip(&ids) {
+        let done = submitted(outcome);
+        assert_eq!(done.task_id, *task);
+        assert!(done.settled.is_some(), "{done:?}");
+    }
+    let ann = UserId::parse("ann").unwrap();
+    let view = store.worker_view(&room, &ann).await.unwrap();
+    assert_eq!((view.quality.answers, view.quality.fast_answers), (7, 7));
+    assert!(view.quality.paused.is_some());
+    assert!(view.reservation.is_none());
+    // The per-skill record got the same counts as the overall one.
+    let records = store.workers_quality(&room).await.unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].answers, 7);
+}
+
+async fn settles_at_last(backend: Backend) {
+    let project = ProjectConfig {
+        min_lead_time_ms: 0,
+        overlap_min: 3,
+        overlap_max: 3,
+        ..ProjectConfig::default()
+    };
+    let Some((_db, store, room, ids)) =
+        room_with_reservations(backend, &project, 1, 3, &["ann", "bob", "cy"]).await
+    else {
+        return;
+    };
+    let task = ids[0];
+    let ops = [
+        submit(&room, task, "ann", "yes", &project),
+        submit(&room, task, "bob", "yes", &project),
+        submit(&room, task, "cy", "yes", &project),
+    ];
+    let outcomes = store.write_batch(&ops).await.unwrap();
+    let settled: Vec<bool> = outcomes
+        .iter()
+        .map(|outcome| submitted(outcome).settled.is_some())
+        .collect();
+    assert_eq!(
+        settled,
+        [false, false, true],
+        "only the third answer settles"
+    );
+    let last = submitted(&outcomes[2]);
+    let decided = last.settled.as_ref().unwrap();
+    assert_eq!(decided.state, last.task_state);
+    assert_ne!(decided.state, "open");
+    let open = store.open_tasks(&room, 10).await.unwrap();
+    assert!(open.is_empty(), "the task is settled: {open:?}");
+}
+
+async fn keeps_worker_order(backend: Backend) {
+    let project = ProjectConfig {
+        min_lead_time_ms: 0,
+        ..ProjectConfig::default()
+    };
+    let Some((_db, store, room, ids)) =
+        room_with_reservations(backend, &project, 2, 2, &["ann", "bob"]).await
+    else {
+        return;
+    };
+    let (ann, bob) = (UserId::parse("ann").unwrap(), UserId::parse("bob").unwrap());
+    let ops = [
+        // Bob gives t0 back, then answers it: the answer must see the skip.
+        WriteOp::Skip {
+            task: ids[0],
+            worker: bob.clone(),
+        },
+        submit(&room, ids[0], "bob", "no", &project),
+        // Ann's answer may run first; it concerns nobody else's writes.
+        submit(&room, ids[0], "ann", "yes", &project),
+        // An answer from a room the reservation is not in is refused.
+        submit(
+            &RoomId::parse("elsewhere").unwrap(),
+            ids[1],
+            "bob",
+            "no",
+            &project,
+        ),
+        submit(&room, ids[1], "bob", "no", &project),
+    ];
+    let outcomes = store.write_batch(&ops).await.unwrap();
+    assert!(
+        matches!(outcomes[0], Ok(WriteOutcome::Skipped)),
+        "{outcomes:?}"
+    );
+    assert!(
+        matches!(outcomes[1], Err(Error::ReservationLost)),
+        "{outcomes:?}"
+    );
+    assert_eq!(submitted(&outcomes[2]).task_id, ids[0]);
+    assert!(
+        matches!(outcomes[3], Err(Error::ReservationLost)),
+        "{outcomes:?}"
+    );
+    assert_eq!(submitted(&outcomes[4]).task_id, ids[1]);
+    let view = store.worker_view(&room, &ann).await.unwrap();
+    assert_eq!(view.quality.answers, 1);
+    let view = store.worker_view(&room, &bob).await.unwrap();
+    assert_eq!(view.quality.answers, 1);
+    // Bob skipped one task and answered the other: he holds nothing.
+    assert_eq!(
+        view.reservation.map(|(reservation, _)| reservation.task_id),
+        None
+    );
+}
