@@ -21,6 +21,7 @@ mod ledger;
 mod moderation;
 mod quality;
 mod reserve;
+mod sql;
 mod thread;
 mod work;
 mod worker;

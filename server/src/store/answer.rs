@@ -9,7 +9,8 @@
 //! upsert (`quality::record_answers`, which judges each answer on the
 //! record as it stood after it), and writes the answers, their ledger
 //! entries and those entries' first events in three multi-row statements
-//! ([`finish`]), which then settles the tasks those answers completed.
+//! ([`finish`]), which then settles the tasks those answers completed, all
+//! together (`consensus::settle_all`).
 //! Settling after the inserts sees the same answers as settling at each
 //! answer did: within a run, the answer that reaches a task's target is
 //! that task's last (reserved + answered never exceeds the target).
@@ -20,8 +21,9 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::{AnyConnection, Row};
 
-use super::consensus::{Settled, settle};
+use super::consensus::{Due, Settled, settle_all};
 use super::quality::{AnswerCheck, AnswerFacts, optional_json, record_answers};
+use super::sql;
 use super::work::json_column;
 use crate::error::{Error, Result};
 use crate::ids::{RoomId, UserId, now_ms};
@@ -177,14 +179,14 @@ async fn consume(conn: &mut AnyConnection, answers: &[Answer<'_>]) -> Result<Con
         return Ok(Consumed { at, granted });
     }
     let sql = format!(
-        "DELETE FROM reservations WHERE expires_at > $1 AND ({}) RETURNING task_id, worker_id, room_id, created_at",
-        numbered(
-            2,
+        "DELETE FROM reservations WHERE expires_at > ? AND ({}) RETURNING task_id, worker_id, room_id, created_at",
+        sql::rows(
             answers.len(),
             "(task_id = ? AND worker_id = ? AND room_id = ?)",
             " OR "
         )
     );
+    let sql = sql::placeholders(conn, sql);
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at);
     for item in answers {
         query = query
@@ -225,16 +227,14 @@ async fn count_on_tasks(
     if per_task.is_empty() {
         return Ok(tasks);
     }
-    let cases = numbered(1, per_task.len(), "WHEN ? THEN ?", " ");
-    let ids: Vec<String> = (0..per_task.len())
-        .map(|i| format!("${}", 2 * i + 1))
-        .collect();
+    // VALUES columns are column1, column2, ... on both databases.
     let sql = format!(
-        "UPDATE tasks SET reserved = reserved - CASE id {cases} END, \
-         answered = answered + CASE id {cases} END WHERE id IN ({}) \
+        "UPDATE tasks SET reserved = reserved - d.column2, answered = answered + d.column2 \
+         FROM (VALUES {}) AS d WHERE tasks.id = d.column1 \
          RETURNING id, state, gold, skills, answered, overlap_target",
-        ids.join(", ")
+        sql::rows(per_task.len(), "(?, ?)", ", ")
     );
+    let sql = sql::placeholders(conn, sql);
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for (task, count) in per_task {
         query = query.bind(*task).bind(*count);
@@ -265,19 +265,35 @@ async fn finish(conn: &mut AnyConnection, checked: Vec<Checked<'_>>) -> Result<V
     let entries = book_answers(conn, &checked, &ids).await?;
     let sql = format!(
         "INSERT INTO ledger_events (entry_id, state, reason, actor, at) VALUES {}",
-        numbered(1, entries.len(), "(?, 'pending', NULL, 'system', ?)", ", ")
+        sql::rows(entries.len(), "(?, 'pending', NULL, 'system', ?)", ", ")
     );
+    let sql = sql::placeholders(conn, sql);
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for (entry, at) in &entries {
         query = query.bind(*entry).bind(*at);
     }
     query.execute(&mut *conn).await?;
+    let due: Vec<Due<'_>> = checked
+        .iter()
+        .filter_map(|item| {
+            item.settles_at.map(|target| Due {
+                room: item.room,
+                task: item.task,
+                target,
+                rules: item.rules,
+            })
+        })
+        .collect();
+    let mut outcomes = settle_all(conn, &due).await?.into_iter();
+    drop(due);
     let mut submitted = Vec::with_capacity(checked.len());
     for (item, answer_id) in checked.into_iter().zip(ids) {
         let mut task_state = item.task_state;
         let mut settled = None;
-        if let Some(target) = item.settles_at {
-            let outcome = settle(conn, item.room, item.task, target, item.rules).await?;
+        if item.settles_at.is_some() {
+            let outcome = outcomes
+                .next()
+                .ok_or_else(|| Error::Internal("a settled task's outcome is missing".into()))?;
             task_state.clone_from(&outcome.state);
             settled = (outcome.state != "open").then_some(outcome);
         }
@@ -298,8 +314,9 @@ async fn insert_answers(conn: &mut AnyConnection, checked: &[Checked<'_>]) -> Re
     let sql = format!(
         "INSERT INTO answers (task_id, room_id, worker_id, answer, lead_time_ms, created_at, correct) \
          VALUES {} RETURNING id, task_id, worker_id",
-        numbered(1, checked.len(), "(?, ?, ?, ?, ?, ?, ?)", ", ")
+        sql::rows(checked.len(), "(?, ?, ?, ?, ?, ?, ?)", ", ")
     );
+    let sql = sql::placeholders(conn, sql);
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for item in checked {
         query = query
@@ -340,13 +357,13 @@ async fn book_answers(
     let sql = format!(
         "INSERT INTO ledger_entries (room_id, worker_id, kind, answer_id, amount, state, created_by, created_at) \
          VALUES {} RETURNING id, answer_id, created_at",
-        numbered(
-            1,
+        sql::rows(
             checked.len(),
             "(?, ?, 'answer', ?, ?, 'pending', 'system', ?)",
             ", "
         )
     );
+    let sql = sql::placeholders(conn, sql);
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for (item, answer_id) in checked.iter().zip(ids) {
         query = query
@@ -361,44 +378,4 @@ async fn book_answers(
         entries.push((row.try_get("id")?, row.try_get("created_at")?));
     }
     Ok(entries)
-}
-
-/// `count` copies of `row` joined by `separator`, with every `?` numbered
-/// in turn from `$first` across all of them (`row` holds no other `?`).
-pub(super) fn numbered(first: usize, count: usize, row: &str, separator: &str) -> String {
-    let mut sql = String::with_capacity(count * (row.len() + 8));
-    let mut next = first;
-    for i in 0..count {
-        if i > 0 {
-            sql.push_str(separator);
-        }
-        for piece in row.split_inclusive('?') {
-            match piece.strip_suffix('?') {
-                Some(text) => {
-                    sql.push_str(text);
-                    sql.push('$');
-                    sql.push_str(&next.to_string());
-                    next += 1;
-                }
-                None => sql.push_str(piece),
-            }
-        }
-    }
-    sql
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn rows_number_every_placeholder_in_turn() {
-        assert_eq!(
-            super::numbered(1, 2, "(?, 'x', ?)", ", "),
-            "($1, 'x', $2), ($3, 'x', $4)"
-        );
-        assert_eq!(
-            super::numbered(2, 2, "(a = ?)", " OR "),
-            "(a = $2) OR (a = $3)"
-        );
-        assert_eq!(super::numbered(1, 0, "(?)", ", "), "");
-    }
 }

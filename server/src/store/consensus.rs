@@ -1,11 +1,15 @@
 //! Settling a task when its answers are in: the live consensus decision
-//! ([`crate::work::decide`]) applied inside the submit's transaction, so a
-//! task is decided exactly once whatever the concurrency (the submit holds
-//! the task row's lock).
+//! ([`crate::work::decide`]) applied inside the transaction of the answer
+//! that completed it, so a task is decided exactly once whatever the
+//! concurrency (that transaction holds the task row's lock). The committer
+//! settles all the tasks a run of answers completed together.
+
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 use sqlx::{AnyConnection, Row};
 
+use super::sql;
 use super::work::json_column;
 use crate::error::Result;
 use crate::ids::{RoomId, now_ms};
@@ -21,112 +25,188 @@ pub struct Settled {
     pub method: Option<String>,
 }
 
-/// Decides the task and returns its new state: `complete` (confident
-/// consensus), `open` with a raised overlap target (not confident, or a tie,
-/// below the maximum), or `review` (still undecided at the maximum).
-pub(super) async fn settle(
-    conn: &mut AnyConnection,
-    room: &RoomId,
-    task: i64,
-    target: i64,
-    rules: &SubmitRules,
-) -> Result<Settled> {
-    let rows = sqlx::query(
-        "SELECT a.worker_id, a.answer, COALESCE(s.gold_correct, 0) AS gold_correct, COALESCE(s.gold_total, 0) AS gold_total, \
-         COALESCE(s.agree, 0) AS agree, COALESCE(s.disagree, 0) AS disagree FROM answers a \
+/// A task whose answers are in, to be settled.
+pub(super) struct Due<'a> {
+    pub room: &'a RoomId,
+    pub task: i64,
+    /// Its overlap target, which its answers reached.
+    pub target: i64,
+    pub rules: &'a SubmitRules,
+}
+
+/// Most tasks settled per statement (six parameters each).
+const SETTLE_CHUNK: usize = 512;
+
+/// Decides each due task and returns its new state, in `due`'s order:
+/// `complete` (confident consensus), `open` with a raised overlap target
+/// (not confident, or a tie, below the maximum), or `review` (still
+/// undecided at the maximum).
+///
+/// Set-based, for the committer's runs of answers: one read of all their
+/// answers (with each worker's record, for the weights), one update for
+/// the raised targets, one for the decided tasks, and one per room and
+/// kind of agreement change. Every task is decided on the records as they
+/// were before this call: a worker's agreement with another task settled
+/// in the same call counts from the next one on.
+pub(super) async fn settle_all(conn: &mut AnyConnection, due: &[Due<'_>]) -> Result<Vec<Settled>> {
+    let mut settled = Vec::with_capacity(due.len());
+    for chunk in due.chunks(SETTLE_CHUNK) {
+        settled.extend(settle_chunk(conn, chunk).await?);
+    }
+    Ok(settled)
+}
+
+/// One answer as consensus weighs it.
+struct Weighed {
+    worker: String,
+    answer: Value,
+    accuracy: f64,
+}
+
+async fn settle_chunk(conn: &mut AnyConnection, due: &[Due<'_>]) -> Result<Vec<Settled>> {
+    let sql = format!(
+        "SELECT a.task_id, a.worker_id, a.answer, COALESCE(s.gold_correct, 0) AS gold_correct, \
+         COALESCE(s.gold_total, 0) AS gold_total, COALESCE(s.agree, 0) AS agree, \
+         COALESCE(s.disagree, 0) AS disagree FROM answers a \
          LEFT JOIN worker_stats s ON s.room_id = a.room_id AND s.worker_id = a.worker_id AND s.skill = '' \
-         WHERE a.task_id = $1 ORDER BY a.id",
-    )
-    .bind(task)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut answers: Vec<(String, Value, f64)> = Vec::with_capacity(rows.len());
-    for row in &rows {
+         WHERE a.task_id IN ({}) ORDER BY a.task_id, a.id",
+        sql::rows(due.len(), "?", ", ")
+    );
+    let sql = sql::placeholders(conn, sql);
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for item in due {
+        query = query.bind(item.task);
+    }
+    let mut answers: HashMap<i64, Vec<Weighed>> = HashMap::with_capacity(due.len());
+    for row in query.fetch_all(&mut *conn).await? {
         let accuracy = vote_accuracy(
             row.try_get("gold_correct")?,
             row.try_get("gold_total")?,
             row.try_get("agree")?,
             row.try_get("disagree")?,
         );
-        answers.push((
-            row.try_get("worker_id")?,
-            json_column(row, "answer")?,
-            accuracy,
-        ));
+        answers
+            .entry(row.try_get("task_id")?)
+            .or_default()
+            .push(Weighed {
+                worker: row.try_get("worker_id")?,
+                answer: json_column(&row, "answer")?,
+                accuracy,
+            });
     }
-    let votes: Vec<Vote<'_>> = answers
-        .iter()
-        .map(|(_, answer, accuracy)| Vote {
-            answer,
-            accuracy: *accuracy,
-        })
-        .collect();
-    let decision = decide(&rules.schema, &votes);
-    let confident = decision
-        .as_ref()
-        .is_some_and(|decision| decision.confidence >= rules.min_confidence);
-    if !confident && target < i64::from(rules.overlap_max) {
-        // Dynamic overlap: ask for one more independent answer.
-        sqlx::query("UPDATE tasks SET overlap_target = overlap_target + 1 WHERE id = $1")
-            .bind(task)
-            .execute(&mut *conn)
-            .await?;
-        return Ok(Settled {
-            state: "open".to_owned(),
-            consensus: None,
-            confidence: None,
-            method: None,
+    let at = now_ms();
+    let mut raised = Vec::new();
+    let mut decided: Vec<(i64, &Settled)> = Vec::new();
+    let mut outcomes = Vec::with_capacity(due.len());
+    // (room, agreed, disagreed) -> workers whose record changes by that much.
+    let mut agreement: BTreeMap<(&str, i64, i64), Vec<&str>> = BTreeMap::new();
+    let mut changes: HashMap<(&str, &str), (i64, i64)> = HashMap::new();
+    let empty = Vec::new();
+    for item in due {
+        let weighed = answers.get(&item.task).unwrap_or(&empty);
+        let votes: Vec<Vote<'_>> = weighed
+            .iter()
+            .map(|vote| Vote {
+                answer: &vote.answer,
+                accuracy: vote.accuracy,
+            })
+            .collect();
+        let decision = decide(&item.rules.schema, &votes);
+        let confident = decision
+            .as_ref()
+            .is_some_and(|decision| decision.confidence >= item.rules.min_confidence);
+        if !confident && item.target < i64::from(item.rules.overlap_max) {
+            // Dynamic overlap: ask for one more independent answer.
+            raised.push(item.task);
+            outcomes.push(Settled {
+                state: "open".to_owned(),
+                consensus: None,
+                confidence: None,
+                method: None,
+            });
+            continue;
+        }
+        // Agreement with a confident consensus is weaker evidence of quality.
+        if let (true, Some(decision)) = (confident, &decision) {
+            for vote in weighed {
+                let change = changes
+                    .entry((item.room.as_str(), vote.worker.as_str()))
+                    .or_default();
+                if answers_match(&vote.answer, &decision.answer) {
+                    change.0 += 1;
+                } else {
+                    change.1 += 1;
+                }
+            }
+        }
+        outcomes.push(Settled {
+            state: (if confident { "complete" } else { "review" }).to_owned(),
+            consensus: decision.as_ref().map(|decision| decision.answer.clone()),
+            confidence: decision.as_ref().map(|decision| decision.confidence),
+            method: decision.as_ref().map(|decision| decision.method.to_owned()),
         });
     }
-    let state = if confident { "complete" } else { "review" };
-    let (consensus, confidence, method) = match &decision {
-        Some(decision) => (
-            Some(decision.answer.to_string()),
-            Some(decision.confidence),
-            Some(decision.method),
-        ),
-        None => (None, None, None),
-    };
-    sqlx::query("UPDATE tasks SET state = $1, consensus = $2, confidence = $3, method = $4, completed_at = $5 WHERE id = $6")
-        .bind(state)
-        .bind(consensus)
-        .bind(confidence)
-        .bind(method)
-        .bind(now_ms())
-        .bind(task)
-        .execute(&mut *conn)
-        .await?;
-    // Agreement with a confident consensus is weaker evidence of quality.
-    // One statement for those who agreed and one for the others (a worker
-    // answers a task once), not one per answer: this runs in the writer.
-    if let (true, Some(decision)) = (confident, &decision) {
-        let (agreed, disagreed): (Vec<&(String, Value, f64)>, Vec<_>) = answers
-            .iter()
-            .partition(|(_, answer, _)| answers_match(answer, &decision.answer));
-        for (column, workers) in [("agree", agreed), ("disagree", disagreed)] {
-            if workers.is_empty() {
-                continue;
-            }
-            let placeholders: Vec<String> =
-                (0..workers.len()).map(|i| format!("${}", i + 2)).collect();
-            let sql = format!(
-                "UPDATE worker_stats SET {column} = {column} + 1 \
-                 WHERE room_id = $1 AND skill = '' AND worker_id IN ({})",
-                placeholders.join(", ")
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(room.as_str());
-            for (worker, _, _) in workers {
-                query = query.bind(worker.as_str());
-            }
-            query.execute(&mut *conn).await?;
+    for (item, outcome) in due.iter().zip(&outcomes) {
+        if outcome.state != "open" {
+            decided.push((item.task, outcome));
         }
     }
-    Ok(Settled {
-        state: state.to_owned(),
-        consensus: decision.as_ref().map(|decision| decision.answer.clone()),
-        confidence: decision.as_ref().map(|decision| decision.confidence),
-        method: decision.as_ref().map(|decision| decision.method.to_owned()),
-    })
+    for ((room, worker), (agreed, disagreed)) in changes {
+        agreement
+            .entry((room, agreed, disagreed))
+            .or_default()
+            .push(worker);
+    }
+    if !raised.is_empty() {
+        let sql = format!(
+            "UPDATE tasks SET overlap_target = overlap_target + 1 WHERE id IN ({})",
+            sql::rows(raised.len(), "?", ", ")
+        );
+        let sql = sql::placeholders(conn, sql);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for task in &raised {
+            query = query.bind(*task);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    if !decided.is_empty() {
+        // VALUES columns are column1, column2, ... on both databases.
+        let sql = format!(
+            "UPDATE tasks SET state = d.column2, consensus = d.column3, confidence = d.column4, \
+             method = d.column5, completed_at = d.column6 FROM (VALUES {}) AS d WHERE tasks.id = d.column1",
+            sql::rows(decided.len(), "(?, ?, ?, ?, ?, ?)", ", ")
+        );
+        let sql = sql::placeholders(conn, sql);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (task, outcome) in &decided {
+            query = query
+                .bind(*task)
+                .bind(outcome.state.as_str())
+                .bind(outcome.consensus.as_ref().map(Value::to_string))
+                .bind(outcome.confidence)
+                .bind(outcome.method.as_deref())
+                .bind(at);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    for ((room, agreed, disagreed), mut workers) in agreement {
+        workers.sort_unstable();
+        let sql = format!(
+            "UPDATE worker_stats SET agree = agree + ?, disagree = disagree + ? \
+             WHERE room_id = ? AND skill = '' AND worker_id IN ({})",
+            sql::rows(workers.len(), "?", ", ")
+        );
+        let sql = sql::placeholders(conn, sql);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(agreed)
+            .bind(disagreed)
+            .bind(room);
+        for worker in workers {
+            query = query.bind(worker);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(outcomes)
 }
 
 /// A reviewer's decision on a task.

@@ -141,14 +141,11 @@ pub(super) async fn append_updates(
     if updates.is_empty() {
         return Ok(());
     }
-    let mut sql = String::from("INSERT INTO doc_updates (room_id, doc, data) VALUES ");
-    for index in 0..updates.len() {
-        let base = index * 3;
-        if index > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&format!("(${}, ${}, ${})", base + 1, base + 2, base + 3));
-    }
+    let sql = format!(
+        "INSERT INTO doc_updates (room_id, doc, data) VALUES {}",
+        super::sql::rows(updates.len(), "(?, ?, ?)", ", ")
+    );
+    let sql = super::sql::placeholders(conn, sql);
     // Ids follow the VALUES order in practice on both backends; loading
     // does not depend on it anyway, since CRDT updates commute.
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));

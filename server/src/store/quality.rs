@@ -11,7 +11,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::Store;
-use super::answer::numbered;
+use super::sql;
 use crate::error::{Error, Result};
 use crate::ids::{RoomId, UserId, now_ms};
 use crate::work::{
@@ -244,8 +244,9 @@ pub(super) async fn record_answers(
              lead_time_total = worker_stats.lead_time_total + excluded.lead_time_total, \
              fast_answers = worker_stats.fast_answers + excluded.fast_answers \
              RETURNING room_id, worker_id, skill, gold_correct, gold_total, answers, fast_answers",
-            numbered(1, chunk.len(), "(?, ?, ?, ?, ?, ?, ?, ?)", ", ")
+            sql::rows(chunk.len(), "(?, ?, ?, ?, ?, ?, ?, ?)", ", ")
         );
+        let sql = sql::placeholders(conn, sql);
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for ((room, worker, scope), sum) in chunk {
             query = query
@@ -299,8 +300,9 @@ pub(super) async fn record_answers(
         let sql = format!(
             "INSERT INTO paused_workers (room_id, worker_id, reason, paused_at) VALUES {} \
              ON CONFLICT DO NOTHING RETURNING room_id, worker_id",
-            numbered(1, pauses.len(), "(?, ?, ?, ?)", ", ")
+            sql::rows(pauses.len(), "(?, ?, ?, ?)", ", ")
         );
+        let sql = sql::placeholders(conn, sql);
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         let at = now_ms();
         for ((room, worker), (_, reason)) in &pauses {
