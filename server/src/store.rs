@@ -17,6 +17,7 @@ mod console;
 mod docs;
 mod export;
 mod gate;
+mod grant;
 mod ledger;
 mod moderation;
 mod quality;

@@ -3,9 +3,9 @@
 //! Crowdroom's integration tests: one binary, modules by capability. Every
 //! test drives the real server on 127.0.0.1:0 through its public protocols.
 
-mod answer_runs;
 mod auth;
 mod awareness;
+mod batch_runs;
 mod browser;
 mod chat;
 mod cli;

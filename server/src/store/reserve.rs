@@ -188,31 +188,6 @@ pub(super) async fn rank(conn: &mut AnyConnection, ask: &WorkAsk) -> Result<Vec<
     Ok(found.into_iter().map(|candidate| candidate.task).collect())
 }
 
-/// Inside the committer's transaction: reserves the first of `ranked` that
-/// still has a free slot for the worker (others may have taken some since
-/// they were ranked; the conditional update decides).
-pub(super) async fn grant_first(
-    conn: &mut AnyConnection,
-    ask: &WorkAsk,
-    ranked: &[WorkerTask],
-) -> Result<Option<(Reservation, WorkerTask)>> {
-    for task in ranked {
-        if let Some(reservation) = grant(
-            conn,
-            &ask.room,
-            task.id,
-            &ask.worker,
-            ask.ttl_ms,
-            ask.cap_ms,
-        )
-        .await?
-        {
-            return Ok(Some((reservation, task.clone())));
-        }
-    }
-    Ok(None)
-}
-
 /// Deletes the expired reservations of one task and lowers its counter.
 async fn drop_expired(conn: &mut AnyConnection, task: i64, now: i64) -> Result<usize> {
     let expired = sqlx::query(

@@ -1,13 +1,14 @@
 //! The writes that clients wait for, run in batches by the committer: one
 //! transaction (one fsync) for many acknowledgements.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use axum::body::Bytes;
 
 use serde_json::Value;
 
 use super::answer::{self, Submitted};
+use super::grant;
 use super::reserve::{self as work, WorkAsk};
 use super::work::{Reservation, WorkerTask};
 use super::{ChatMessage, Store, chat, docs};
@@ -116,6 +117,9 @@ const APPEND_RUN: usize = 256;
 /// Most answers whose rows go in one set of multi-row INSERTs (7
 /// parameters each).
 const SUBMIT_RUN: usize = 256;
+/// Most grants decided together (up to 16 ranked tasks each, listed
+/// twice in one statement).
+const GRANT_RUN: usize = 128;
 
 impl Store {
     /// Runs `ops` in order in one transaction. The outer error means the
@@ -153,6 +157,26 @@ impl Store {
             });
             if run > 0 {
                 outcomes.extend(submit_run(&mut tx, &ops[index..index + run]).await?);
+                index += run;
+                continue;
+            }
+            let run = run_of(&ops[index..], GRANT_RUN, |op| {
+                matches!(op, WriteOp::GrantFirst { .. })
+            });
+            if run > 0 {
+                let asks: Vec<(&WorkAsk, &[WorkerTask])> = ops[index..index + run]
+                    .iter()
+                    .filter_map(|&op| match op {
+                        WriteOp::GrantFirst { ask, ranked } => Some((ask, ranked.as_slice())),
+                        _ => None,
+                    })
+                    .collect();
+                let granted = grant::grant_run(&mut tx, &asks).await?;
+                outcomes.extend(
+                    granted
+                        .into_iter()
+                        .map(|found| Ok(WriteOutcome::Matched(found))),
+                );
                 index += run;
                 continue;
             }
@@ -208,9 +232,9 @@ impl Store {
                 } => work::grant(&mut tx, room, *task, worker, *ttl_ms, *cap_ms)
                     .await
                     .map(WriteOutcome::Granted),
-                WriteOp::GrantFirst { ask, ranked } => work::grant_first(&mut tx, ask, ranked)
-                    .await
-                    .map(WriteOutcome::Matched),
+                WriteOp::GrantFirst { .. } => {
+                    Err(Error::Internal("a grant outside its run".into()))
+                }
                 WriteOp::Heartbeat {
                     task,
                     worker,
@@ -252,56 +276,54 @@ impl Store {
 }
 
 /// The order a batch runs in: the answers first, then the document
-/// updates, then the rest as queued, so that each kind goes in as few long
-/// runs as possible (a run costs a few statements whatever its length).
+/// updates, then the grants, then the rest as queued, so that each kind
+/// goes in as few long runs as possible (a run costs a few statements
+/// whatever its length).
 ///
 /// Writes of a batch were queued concurrently, so any order is one the
 /// clients could have seen, except between writes that touch the same
-/// thing: an answer is moved forward only when no write left in place
-/// before it concerns the same worker (their grant, heartbeat, skip), and
-/// a document update only when no checkpoint or creation of the same
-/// document comes before it. Moved writes keep their order among themselves.
+/// thing: a write never runs before an earlier write of the same worker
+/// (answers, grants, heartbeats, skips) or of the same document (updates,
+/// creation, checkpoints). It goes in its kind's group, or in the latest
+/// group such an earlier write went in if that one is later. Writes of one
+/// group keep their order among themselves.
 fn run_order(ops: &[WriteOp]) -> Vec<usize> {
-    let mut answers = Vec::new();
-    let mut updates = Vec::new();
-    let mut rest = Vec::with_capacity(ops.len());
-    let mut workers: HashSet<&str> = HashSet::new();
-    let mut docs_held: HashSet<(&str, &str)> = HashSet::new();
+    const GROUPS: usize = 4;
+    let mut groups: [Vec<usize>; GROUPS] = Default::default();
+    // The latest group a worker's or a document's writes went in so far.
+    let mut workers: HashMap<&str, usize> = HashMap::new();
+    let mut docs: HashMap<(&str, &str), usize> = HashMap::new();
     for (at, op) in ops.iter().enumerate() {
-        match op {
-            WriteOp::Submit { worker, .. } if !workers.contains(worker.as_str()) => {
-                answers.push(at)
+        let (kind, worker, doc) = match op {
+            WriteOp::Submit { worker, .. } => (0, Some(worker.as_str()), None),
+            WriteOp::AppendUpdate { room, doc, .. } => {
+                (1, None, Some((room.as_str(), doc.as_str())))
             }
-            WriteOp::AppendUpdate { room, doc, .. }
-                if !docs_held.contains(&(room.as_str(), doc.as_str())) =>
-            {
-                updates.push(at);
+            WriteOp::GrantFirst { ask, .. } => (2, Some(ask.worker.as_str()), None),
+            WriteOp::Grant { worker, .. }
+            | WriteOp::Heartbeat { worker, .. }
+            | WriteOp::Skip { worker, .. } => (GROUPS - 1, Some(worker.as_str()), None),
+            WriteOp::CreateDoc { room, doc } | WriteOp::Checkpoint { room, doc, .. } => {
+                (GROUPS - 1, None, Some((room.as_str(), doc.as_str())))
             }
-            _ => {
-                match op {
-                    WriteOp::Submit { worker, .. }
-                    | WriteOp::Grant { worker, .. }
-                    | WriteOp::Heartbeat { worker, .. }
-                    | WriteOp::Skip { worker, .. } => {
-                        workers.insert(worker.as_str());
-                    }
-                    WriteOp::GrantFirst { ask, .. } => {
-                        workers.insert(ask.worker.as_str());
-                    }
-                    WriteOp::CreateDoc { room, doc }
-                    | WriteOp::Checkpoint { room, doc, .. }
-                    | WriteOp::AppendUpdate { room, doc, .. } => {
-                        docs_held.insert((room.as_str(), doc.as_str()));
-                    }
-                    _ => {}
-                }
-                rest.push(at);
-            }
+            _ => (GROUPS - 1, None, None),
+        };
+        let mut group = kind;
+        if let Some(worker) = worker {
+            let latest = workers.entry(worker).or_insert(group);
+            group = group.max(*latest);
+            *latest = group;
+        }
+        if let Some(doc) = doc {
+            let latest = docs.entry(doc).or_insert(group);
+            group = group.max(*latest);
+            *latest = group;
+        }
+        if let Some(members) = groups.get_mut(group) {
+            members.push(at);
         }
     }
-    answers.extend(updates);
-    answers.extend(rest);
-    answers
+    groups.into_iter().flatten().collect()
 }
 
 /// How many of the first `most` of `ops` are of the kind `is` accepts, in a row.

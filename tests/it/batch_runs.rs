@@ -1,12 +1,12 @@
-//! Runs of answers in one group-commit batch, on SQLite and PostgreSQL: the
-//! batch writes a run set-based (one statement per kind of row), and each
-//! answer must still be judged as if it had been committed alone, in order;
-//! the batch may run answers ahead of other writes, never ahead of their
-//! worker's own earlier write.
+//! Runs of answers and of grants in one group-commit batch, on SQLite and
+//! PostgreSQL: the batch writes a run set-based (a few statements whatever
+//! its length), and each answer or grant must still come out as if it had
+//! been committed alone, in order; the batch may run answers and grants
+//! ahead of other writes, never ahead of their worker's own earlier write.
 
 use crowdroom::auth::Role;
 use crowdroom::ids::{RoomId, UserId};
-use crowdroom::store::{Submitted, WriteOp, WriteOutcome};
+use crowdroom::store::{Submitted, WorkAsk, WorkerTask, WriteOp, WriteOutcome};
 use crowdroom::work::{NewTask, ProjectConfig};
 use crowdroom::{Error, Result, Store};
 use crowdroom_tests::{Backend, TestDb, both_stores};
@@ -16,6 +16,7 @@ both_stores! {
     a_run_judges_each_answer_in_order => judged_in_order;
     a_run_settles_a_task_at_its_last_answer => settles_at_last;
     an_answer_never_overtakes_its_workers_earlier_write => keeps_worker_order;
+    a_run_of_grants_fills_slots_in_order_and_drops_expired_holds => grants_in_order;
 }
 
 /// A room with `tasks` tasks (ids t0, t1, ...) of overlap `overlap`, and
@@ -51,12 +52,7 @@ async fn room_with_reservations(
         .collect();
     assert_eq!(ids.len(), tasks);
     for worker in workers {
-        let worker = UserId::parse(worker).unwrap();
-        store.ensure_user(&worker, "W").await.unwrap();
-        store
-            .set_member_role(&room, &worker, Role::Worker)
-            .await
-            .unwrap();
+        let worker = add_worker(&store, &room, worker).await;
         let grants: Vec<WriteOp> = ids
             .iter()
             .map(|task| WriteOp::Grant {
@@ -75,6 +71,16 @@ async fn room_with_reservations(
         }
     }
     Some((db, store, room, ids))
+}
+
+async fn add_worker(store: &Store, room: &RoomId, name: &str) -> UserId {
+    let worker = UserId::parse(name).unwrap();
+    store.ensure_user(&worker, "W").await.unwrap();
+    store
+        .set_member_role(room, &worker, Role::Worker)
+        .await
+        .unwrap();
+    worker
 }
 
 fn submit(
@@ -238,4 +244,94 @@ async fn keeps_worker_order(backend: Backend) {
         view.reservation.map(|(reservation, _)| reservation.task_id),
         None
     );
+}
+
+fn ask(room: &RoomId, worker: &str, ttl_ms: i64) -> WorkAsk {
+    WorkAsk {
+        room: room.clone(),
+        worker: UserId::parse(worker).unwrap(),
+        skills: vec!["de".to_owned()],
+        gold: false,
+        ttl_ms,
+        cap_ms: 600_000,
+    }
+}
+
+fn grant_first(room: &RoomId, worker: &str, ranked: &[WorkerTask], ttl_ms: i64) -> WriteOp {
+    WriteOp::GrantFirst {
+        ask: ask(room, worker, ttl_ms),
+        ranked: ranked.to_vec(),
+    }
+}
+
+/// The external id of the task each grant got (None: no grant).
+fn granted(outcomes: &[Result<WriteOutcome>]) -> Vec<Option<String>> {
+    outcomes
+        .iter()
+        .map(|outcome| match outcome {
+            Ok(WriteOutcome::Matched(found)) => {
+                found.as_ref().map(|(_, task)| task.external_id.clone())
+            }
+            other => panic!("not a grant: {other:?}"),
+        })
+        .collect()
+}
+
+async fn grants_in_order(backend: Backend) {
+    let project = ProjectConfig::default();
+    let Some((_db, store, room, _)) = room_with_reservations(backend, &project, 2, 2, &[]).await
+    else {
+        return;
+    };
+    for worker in ["ann", "bob", "cy", "dee", "eve", "fay"] {
+        add_worker(&store, &room, worker).await;
+    }
+    let ranked = store.rank_work(&ask(&room, "ann", 60_000)).await.unwrap();
+    assert_eq!(ranked.len(), 2);
+    let (first, second) = (ranked[0].external_id.clone(), ranked[1].external_id.clone());
+    // Two slots per task. Bob's reservation expires at once.
+    let outcomes = store
+        .write_batch(&[
+            grant_first(&room, "ann", &ranked, 60_000),
+            grant_first(&room, "bob", &ranked, 0),
+            grant_first(&room, "cy", &ranked, 60_000),
+            // Ann holds the first task: her second ask gets the other one.
+            grant_first(&room, "ann", &ranked, 60_000),
+            grant_first(&room, "dee", &ranked, 60_000),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        granted(&outcomes),
+        [
+            Some(first.clone()),
+            Some(first.clone()),
+            Some(second.clone()),
+            Some(second.clone()),
+            None
+        ]
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    // Both tasks look full; the first holds Bob's expired reservation,
+    // which is dropped to make room for Eve. Then the tasks are full.
+    let outcomes = store
+        .write_batch(&[
+            grant_first(&room, "eve", &ranked, 60_000),
+            grant_first(&room, "fay", &ranked, 60_000),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(granted(&outcomes), [Some(first), None]);
+    // Bob's reservation is gone: the room's sweep finds nothing left.
+    let swept = store
+        .write_batch(&[WriteOp::Sweep { room: room.clone() }])
+        .await
+        .unwrap();
+    assert!(
+        matches!(&swept[0], Ok(WriteOutcome::Swept(gone)) if gone.is_empty()),
+        "{swept:?}"
+    );
+    // The tasks' counts agree: nothing is left to rank for a newcomer.
+    let left = store.rank_work(&ask(&room, "fay", 60_000)).await.unwrap();
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -1,0 +1,249 @@
+//! Grants, a run at a time: a run of the committer's `GrantFirst` writes
+//! reads the state of every task it ranks in two statements, decides every
+//! grant in memory, in order, and writes them all in at most three.
+//!
+//! One writer commits everything a client waits for, and each statement is
+//! a round trip to the database thread that waits for a turn on a busy
+//! machine. A grant was two or three statements (the conditional slot
+//! update for each ranked task tried, then the insert), the largest share
+//! of the writer's statements under a crowd once answers went a run at a
+//! time (`store/answer.rs`).
+//!
+//! Deciding in memory is safe because the batch holds the write lock: a
+//! SQLite database has one writer at a time, and on PostgreSQL the task
+//! rows are read `FOR UPDATE`, in id order, so the committers of two
+//! servers lock them in the same order. The rules are those of
+//! `reserve::grant`: the task is open, in the worker's room, has a free
+//! slot (reserved + answered < target), and the worker has neither
+//! answered nor reserved it; a task that looks full first drops its
+//! expired reservations (the room's sweep reports the others).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use sqlx::{AnyConnection, Row};
+
+use super::reserve::WorkAsk;
+use super::sql;
+use super::work::{Reservation, WorkerTask};
+use crate::error::{Error, Result};
+use crate::ids::now_ms;
+
+/// A ranked task as the run sees it.
+struct Slot {
+    room: String,
+    open: bool,
+    /// Reserved + answered, with the run's grants so far.
+    taken: i64,
+    target: i64,
+    /// Workers whose reservation of it has expired (dropped only when the
+    /// task looks full).
+    expired: Vec<String>,
+}
+
+/// Grants each ask the first of its ranked tasks that still has a free
+/// slot for its worker, in order; None for an ask that found none.
+pub(super) async fn grant_run(
+    conn: &mut AnyConnection,
+    asks: &[(&WorkAsk, &[WorkerTask])],
+) -> Result<Vec<Option<(Reservation, WorkerTask)>>> {
+    let now = now_ms();
+    let mut ids: Vec<i64> = asks
+        .iter()
+        .flat_map(|(_, ranked)| ranked.iter().map(|task| task.id))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut workers: Vec<&str> = asks.iter().map(|(ask, _)| ask.worker.as_str()).collect();
+    workers.sort_unstable();
+    workers.dedup();
+    if ids.is_empty() {
+        return Ok(asks.iter().map(|_| None).collect());
+    }
+    let (mut slots, mut held) = read_slots(conn, &ids, &workers, now).await?;
+
+    let mut granted = Vec::with_capacity(asks.len());
+    // Per task: how many the run grants, and the expired holds it drops.
+    let mut grants: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut drops: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    let mut rows = Vec::new();
+    for (ask, ranked) in asks {
+        let worker = ask.worker.as_str();
+        let mut found = None;
+        for task in *ranked {
+            let Some(slot) = slots.get_mut(&task.id) else {
+                continue;
+            };
+            if !slot.open
+                || slot.room != ask.room.as_str()
+                || held.contains(&(task.id, worker.to_owned()))
+            {
+                continue;
+            }
+            if slot.taken >= slot.target && !slot.expired.is_empty() {
+                let expired = std::mem::take(&mut slot.expired);
+                slot.taken -= i64::try_from(expired.len()).unwrap_or(i64::MAX);
+                for gone in &expired {
+                    held.remove(&(task.id, gone.clone()));
+                }
+                drops.entry(task.id).or_default().extend(expired);
+            }
+            if slot.taken >= slot.target {
+                continue;
+            }
+            slot.taken += 1;
+            held.insert((task.id, worker.to_owned()));
+            *grants.entry(task.id).or_default() += 1;
+            let reservation = Reservation {
+                task_id: task.id,
+                created_at: now,
+                expires_at: now.saturating_add(ask.ttl_ms.min(ask.cap_ms)),
+                cap_at: now.saturating_add(ask.cap_ms),
+            };
+            rows.push((*ask, reservation.clone()));
+            found = Some((reservation, task.clone()));
+            break;
+        }
+        granted.push(found);
+    }
+    write_run(conn, now, &grants, &drops, &rows).await?;
+    Ok(granted)
+}
+
+type Held = HashSet<(i64, String)>;
+
+/// The ranked tasks (locked on PostgreSQL) and which of the run's workers
+/// already answered or reserved each.
+async fn read_slots(
+    conn: &mut AnyConnection,
+    ids: &[i64],
+    workers: &[&str],
+    now: i64,
+) -> Result<(HashMap<i64, Slot>, Held)> {
+    let lock = if conn.backend_name() == "SQLite" {
+        ""
+    } else {
+        " FOR UPDATE"
+    };
+    let sql = format!(
+        "SELECT id, room_id, state, reserved, answered, overlap_target FROM tasks \
+         WHERE id IN ({}) ORDER BY id{lock}",
+        sql::rows(ids.len(), "?", ", ")
+    );
+    let sql = sql::placeholders(conn, sql);
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in ids {
+        query = query.bind(*id);
+    }
+    let mut slots = HashMap::with_capacity(ids.len());
+    for row in query.fetch_all(&mut *conn).await? {
+        let (reserved, answered): (i64, i64) = (row.try_get("reserved")?, row.try_get("answered")?);
+        slots.insert(
+            row.try_get::<i64, _>("id")?,
+            Slot {
+                room: row.try_get("room_id")?,
+                open: row.try_get::<String, _>("state")? == "open",
+                taken: reserved + answered,
+                target: row.try_get("overlap_target")?,
+                expired: Vec::new(),
+            },
+        );
+    }
+    // Every reservation of those tasks (a few each), and the run's
+    // workers' answers to them.
+    let sql = format!(
+        "SELECT task_id, worker_id, expires_at FROM reservations WHERE task_id IN ({ids}) \
+         UNION ALL SELECT task_id, worker_id, NULL FROM answers WHERE task_id IN ({ids}) \
+         AND worker_id IN ({})",
+        sql::rows(workers.len(), "?", ", "),
+        ids = sql::rows(ids.len(), "?", ", "),
+    );
+    let sql = sql::placeholders(conn, sql);
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in ids.iter().chain(ids) {
+        query = query.bind(*id);
+    }
+    for worker in workers {
+        query = query.bind(*worker);
+    }
+    let mut held = HashSet::new();
+    for row in query.fetch_all(&mut *conn).await? {
+        let (task, worker): (i64, String) = (row.try_get("task_id")?, row.try_get("worker_id")?);
+        let expires_at: Option<i64> = row.try_get("expires_at")?;
+        if let (Some(expires_at), Some(slot)) = (expires_at, slots.get_mut(&task))
+            && expires_at <= now
+        {
+            slot.expired.push(worker.clone());
+        }
+        held.insert((task, worker));
+    }
+    Ok((slots, held))
+}
+
+/// Drops the expired reservations the run decided to, moves the tasks'
+/// counts, and inserts the run's reservations.
+async fn write_run(
+    conn: &mut AnyConnection,
+    now: i64,
+    grants: &BTreeMap<i64, i64>,
+    drops: &BTreeMap<i64, Vec<String>>,
+    rows: &[(&WorkAsk, Reservation)],
+) -> Result<()> {
+    let mut deltas: BTreeMap<i64, i64> = grants.clone();
+    if !drops.is_empty() {
+        let expected: usize = drops.values().map(Vec::len).sum();
+        let sql = format!(
+            "DELETE FROM reservations WHERE expires_at <= ? AND task_id IN ({}) RETURNING task_id",
+            sql::rows(drops.len(), "?", ", ")
+        );
+        let sql = sql::placeholders(conn, sql);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+        for task in drops.keys() {
+            query = query.bind(*task);
+        }
+        let dropped = query.fetch_all(&mut *conn).await?;
+        if dropped.len() != expected {
+            // Another writer swept some of them meanwhile (PostgreSQL): the
+            // decisions may overbook; fail the batch, which runs again.
+            return Err(Error::Internal(
+                "expired reservations changed under a run of grants".into(),
+            ));
+        }
+        for row in dropped {
+            *deltas.entry(row.try_get("task_id")?).or_default() -= 1;
+        }
+    }
+    deltas.retain(|_, delta| *delta != 0);
+    if !deltas.is_empty() {
+        // VALUES columns are column1, column2, ... on both databases.
+        let sql = format!(
+            "UPDATE tasks SET reserved = reserved + d.column2 FROM (VALUES {}) AS d \
+             WHERE tasks.id = d.column1",
+            sql::rows(deltas.len(), "(?, ?)", ", ")
+        );
+        let sql = sql::placeholders(conn, sql);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (task, delta) in &deltas {
+            query = query.bind(*task).bind(*delta);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    if !rows.is_empty() {
+        let sql = format!(
+            "INSERT INTO reservations (task_id, worker_id, room_id, created_at, expires_at, cap_at) VALUES {}",
+            sql::rows(rows.len(), "(?, ?, ?, ?, ?, ?)", ", ")
+        );
+        let sql = sql::placeholders(conn, sql);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (ask, reservation) in rows {
+            query = query
+                .bind(reservation.task_id)
+                .bind(ask.worker.as_str())
+                .bind(ask.room.as_str())
+                .bind(reservation.created_at)
+                .bind(reservation.expires_at)
+                .bind(reservation.cap_at);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
