@@ -86,6 +86,7 @@ async fn main() -> anyhow::Result<()> {
                     gold: false,
                     ttl_ms: ttl,
                     cap_ms: cap,
+                    standing: None,
                 };
                 let granted = committer.grant_best(&store, ask).await?.is_some();
                 anyhow::ensure!(granted, "no task granted");

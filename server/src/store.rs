@@ -46,7 +46,7 @@ pub use export::{AnswerRow, ExportRow};
 pub use ledger::{Action, Earnings, LedgerEntry, LedgerSummary};
 pub use moderation::{Announcement, ModerationEntry, Mute, RoomModeration};
 pub use quality::{AnswerCheck, WorkerQuality};
-pub use reserve::WorkAsk;
+pub use reserve::{Standing, WorkAsk};
 pub use work::{ImportReport, MemberTags, QueueCounts, Reservation, TaskRow, WorkerTask};
 pub use worker::WorkerView;
 pub use write::{WriteOp, WriteOutcome};

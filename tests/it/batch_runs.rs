@@ -254,6 +254,7 @@ fn ask(room: &RoomId, worker: &str, ttl_ms: i64) -> WorkAsk {
         gold: false,
         ttl_ms,
         cap_ms: 600_000,
+        standing: None,
     }
 }
 

@@ -247,8 +247,13 @@ async fn worker_view(backend: Backend) {
     assert!(view.skills.is_empty() && view.quality.paused.is_none());
     assert_eq!(view.progress()["answers"], 0);
 
+    assert!(view.standing.accuracy.is_empty() && view.standing.interests.is_empty());
     let skills = vec!["fr".to_owned(), "de".to_owned()];
     store.set_member_skills(&room, &ann, &skills).await.unwrap();
+    store
+        .set_member_interests(&room, &ann, &["law".to_owned()])
+        .await
+        .unwrap();
     let project = ProjectConfig {
         pay_per_answer: 250,
         ..ProjectConfig::default()
@@ -270,6 +275,7 @@ async fn worker_view(backend: Backend) {
         gold: false,
         ttl_ms: 60_000,
         cap_ms: 600_000,
+        standing: None,
     };
     let ranked = store.rank_work(&ask).await.unwrap();
     assert_eq!(ranked.len(), 1);
@@ -331,6 +337,16 @@ async fn worker_view(backend: Backend) {
     let view = store.worker_view(&room, &ann).await.unwrap();
     assert!(view.reservation.is_none());
     assert_eq!(view.quality.answers, 1);
+    // What the ranking weighs comes with the view: the record overall
+    // (the answer settled its task, so it agreed once) and the interests.
+    assert_eq!(view.standing.interests, ["law"]);
+    assert_eq!((view.quality.agree, view.quality.gold_total), (1, 0));
+    let overall = view.standing.accuracy.get("").copied().unwrap();
+    assert!(
+        (overall - crowdroom::work::vote_accuracy(0, 0, 1, 0)).abs() < 1e-9,
+        "{overall}"
+    );
+    assert_eq!(view.standing.accuracy.len(), 1);
     assert_eq!((view.earnings.pending, view.earnings.approved), (250, 0));
     assert_eq!(view.progress()["pending_earnings"], 250);
     // The room's ledger agrees.

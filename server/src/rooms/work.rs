@@ -22,7 +22,9 @@ use crate::conn::ConnTx;
 use crate::error::{Error, Result};
 use crate::ids::{RoomId, UserId};
 use crate::protocol::{self, Op, RequestId};
-use crate::store::{QueueCounts, Reservation, Store, WorkAsk, WorkerTask, WriteOp, WriteOutcome};
+use crate::store::{
+    QueueCounts, Reservation, Store, WorkAsk, WorkerTask, WorkerView, WriteOp, WriteOutcome,
+};
 use crate::work::ProjectConfig;
 
 /// Pushes `queue.mine` (the reservation with its expiry, progress,
@@ -179,7 +181,7 @@ impl WorkRequest {
         let gold_first = onboarding || rand::random::<f64>() < project.gold_rate;
         let order: &[bool] = if gold_first { &[true, false] } else { &[false] };
         for &gold in order {
-            if let Some((reservation, task)) = self.grant_one(&project, &view.skills, gold).await? {
+            if let Some((reservation, task)) = self.grant_one(&project, &view, gold).await? {
                 return Ok(
                     json!({ "reservation": reservation, "task": task, "progress": progress }),
                 );
@@ -192,16 +194,17 @@ impl WorkRequest {
     async fn grant_one(
         &self,
         project: &ProjectConfig,
-        skills: &[String],
+        view: &WorkerView,
         gold: bool,
     ) -> Result<Option<(Reservation, WorkerTask)>> {
         let ask = WorkAsk {
             room: self.room.clone(),
             worker: self.user().clone(),
-            skills: skills.to_vec(),
+            skills: view.skills.clone(),
             gold,
             ttl_ms: project.ttl_ms(),
             cap_ms: project.cap_ms(),
+            standing: Some(view.standing.clone()),
         };
         let granted = self.committer.grant_best(&self.store, ask).await?;
         if granted.is_some() {

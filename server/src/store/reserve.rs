@@ -68,8 +68,37 @@ pub(super) async fn candidates(
     Ok(found)
 }
 
-/// The worker's estimated accuracy per skill ('' is overall), from their
-/// gold answers and agreement, as consensus weighs them.
+/// What the ranking weighs of a worker besides their skills.
+#[derive(Debug, Clone, Default)]
+pub struct Standing {
+    /// Estimated accuracy per skill ('' is overall), from their gold
+    /// answers and agreement, as consensus weighs them.
+    pub accuracy: HashMap<String, f64>,
+    /// Their interests, matched against the tasks' tags.
+    pub interests: Vec<String>,
+}
+
+impl Standing {
+    /// From the worker's stats rows: (skill, gold correct, gold total,
+    /// agree, disagree).
+    pub(super) fn new(stats: &[(String, i64, i64, i64, i64)], interests: Vec<String>) -> Standing {
+        let accuracy = stats
+            .iter()
+            .map(|(skill, correct, total, agree, disagree)| {
+                (
+                    skill.clone(),
+                    vote_accuracy(*correct, *total, *agree, *disagree),
+                )
+            })
+            .collect();
+        Standing {
+            accuracy,
+            interests,
+        }
+    }
+}
+
+/// The worker's estimated accuracy per skill ('' is overall).
 async fn accuracy_by_skill(
     conn: &mut AnyConnection,
     room: &RoomId,
@@ -159,6 +188,9 @@ pub struct WorkAsk {
     pub gold: bool,
     pub ttl_ms: i64,
     pub cap_ms: i64,
+    /// The worker's record per skill and interests, when the caller has
+    /// them (a worker's view carries them): read with the ranking otherwise.
+    pub standing: Option<Standing>,
 }
 
 /// Candidates ranked per look.
@@ -168,8 +200,18 @@ const CANDIDATES: i64 = 16;
 /// outside the write transaction, so the single writer does not spend its
 /// time on the candidate search).
 pub(super) async fn rank(conn: &mut AnyConnection, ask: &WorkAsk) -> Result<Vec<WorkerTask>> {
-    let accuracy = accuracy_by_skill(conn, &ask.room, &ask.worker).await?;
-    let interests = interests_of(conn, &ask.room, &ask.worker).await?;
+    let read;
+    let standing = match &ask.standing {
+        Some(standing) => standing,
+        None => {
+            read = Standing {
+                accuracy: accuracy_by_skill(conn, &ask.room, &ask.worker).await?,
+                interests: interests_of(conn, &ask.room, &ask.worker).await?,
+            };
+            &read
+        }
+    };
+    let (accuracy, interests) = (&standing.accuracy, &standing.interests);
     let mut found = candidates(
         conn,
         &ask.room,
@@ -182,8 +224,8 @@ pub(super) async fn rank(conn: &mut AnyConnection, ask: &WorkAsk) -> Result<Vec<
     // Highest expected gain first; the sort is stable, so equal gains keep
     // the queue's order (nearest completion, then oldest).
     found.sort_by(|left, right| {
-        gain_with_interests(right, &accuracy, &interests)
-            .total_cmp(&gain_with_interests(left, &accuracy, &interests))
+        gain_with_interests(right, accuracy, interests)
+            .total_cmp(&gain_with_interests(left, accuracy, interests))
     });
     Ok(found.into_iter().map(|candidate| candidate.task).collect())
 }

@@ -6,13 +6,16 @@
 //! trip to a SQLite worker thread on a connection of its own (and sqlx pings
 //! each connection on its way back to the pool): under a crowd the thread
 //! hand-offs, not the SQL, were most of the server's time. The view is one
-//! statement: one hand-off.
+//! statement: one hand-off. It carries what the ranking weighs too (the
+//! record per skill, the interests), so ranking a worker's work after
+//! reading their view is one more statement, not three.
 
 use serde_json::{Value, json};
 use sqlx::Row;
 
 use super::ledger::Earnings;
 use super::quality::{WorkerQuality, quality_row};
+use super::reserve::Standing;
 use super::work::{Reservation, WorkerTask, json_column};
 use super::{Backend, Store};
 use crate::error::{Error, Result};
@@ -28,6 +31,8 @@ pub struct WorkerView {
     pub quality: WorkerQuality,
     pub skills: Vec<String>,
     pub earnings: Earnings,
+    /// Their record per skill and interests, for ranking their work.
+    pub standing: Standing,
 }
 
 impl WorkerView {
@@ -49,12 +54,14 @@ impl WorkerView {
     }
 }
 
-/// The view's statement; `{skills}` is the backend's JSON array aggregate.
+/// The view's statement; `{skills}`, `{stats}` and `{interests}` are the
+/// backend's JSON array aggregates.
 const VIEW: &str = "SELECT CAST($2 AS TEXT) AS worker_id, COALESCE(s.gold_correct, 0) AS gold_correct, \
      COALESCE(s.gold_total, 0) AS gold_total, COALESCE(s.agree, 0) AS agree, \
      COALESCE(s.disagree, 0) AS disagree, COALESCE(s.answers, 0) AS answers, \
      COALESCE(s.lead_time_total, 0) AS lead_time_total, COALESCE(s.fast_answers, 0) AS fast_answers, \
      p.reason, r.task_id, r.created_at, r.expires_at, r.cap_at, r.external_id, r.data, k.skills, \
+     ws.stats, mi.interests, \
      e.pending, e.approved, e.paid, e.disputed, e.rejected, e.earned, e.lead \
      FROM (SELECT 1 AS one) o \
      LEFT JOIN worker_stats s ON s.room_id = $1 AND s.worker_id = $2 AND s.skill = '' \
@@ -65,6 +72,10 @@ const VIEW: &str = "SELECT CAST($2 AS TEXT) AS worker_id, COALESCE(s.gold_correc
         ORDER BY r.created_at LIMIT 1) r ON 1 = 1 \
      LEFT JOIN (SELECT {skills} AS skills FROM (SELECT skill FROM member_skills \
         WHERE room_id = $1 AND user_id = $2 ORDER BY skill) m) k ON 1 = 1 \
+     LEFT JOIN (SELECT {stats} AS stats FROM worker_stats w \
+        WHERE w.room_id = $1 AND w.worker_id = $2) ws ON 1 = 1 \
+     LEFT JOIN (SELECT {interests} AS interests FROM member_interests i \
+        WHERE i.room_id = $1 AND i.user_id = $2) mi ON 1 = 1 \
      LEFT JOIN (SELECT \
         CAST(COALESCE(SUM(CASE WHEN e.state = 'pending' THEN e.amount ELSE 0 END), 0) AS BIGINT) AS pending, \
         CAST(COALESCE(SUM(CASE WHEN e.state = 'approved' THEN e.amount ELSE 0 END), 0) AS BIGINT) AS approved, \
@@ -88,11 +99,22 @@ impl Store {
     }
 
     async fn read_worker_view(&self, room: &RoomId, worker: &UserId) -> Result<WorkerView> {
-        let skills = match self.backend {
-            Backend::Sqlite => "json_group_array(m.skill)",
-            Backend::Postgres => "COALESCE(CAST(json_agg(m.skill) AS TEXT), '[]')",
+        let (skills, stats, interests) = match self.backend {
+            Backend::Sqlite => (
+                "json_group_array(m.skill)",
+                "json_group_array(json_array(w.skill, w.gold_correct, w.gold_total, w.agree, w.disagree))",
+                "json_group_array(i.interest)",
+            ),
+            Backend::Postgres => (
+                "COALESCE(CAST(json_agg(m.skill) AS TEXT), '[]')",
+                "COALESCE(CAST(json_agg(json_build_array(w.skill, w.gold_correct, w.gold_total, w.agree, w.disagree)) AS TEXT), '[]')",
+                "COALESCE(CAST(json_agg(i.interest) AS TEXT), '[]')",
+            ),
         };
-        let sql = VIEW.replace("{skills}", skills);
+        let sql = VIEW
+            .replace("{skills}", skills)
+            .replace("{stats}", stats)
+            .replace("{interests}", interests);
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(room.as_str())
             .bind(worker.as_str())
@@ -117,6 +139,11 @@ impl Store {
         };
         let skills: Vec<String> = serde_json::from_value(json_column(&row, "skills")?)
             .map_err(|error| Error::Internal(format!("member skills do not parse: {error}")))?;
+        let stats: Vec<(String, i64, i64, i64, i64)> =
+            serde_json::from_value(json_column(&row, "stats")?)
+                .map_err(|error| Error::Internal(format!("worker stats do not parse: {error}")))?;
+        let interests: Vec<String> = serde_json::from_value(json_column(&row, "interests")?)
+            .map_err(|error| Error::Internal(format!("member interests do not parse: {error}")))?;
         let (earned, lead): (i64, i64) = (row.try_get("earned")?, row.try_get("lead")?);
         let earnings = Earnings {
             worker: worker.to_string(),
@@ -132,6 +159,7 @@ impl Store {
             quality: quality_row(&row)?,
             skills,
             earnings,
+            standing: Standing::new(&stats, interests),
         })
     }
 }
