@@ -16,6 +16,7 @@ mod judgement;
 mod ledger;
 mod malformed;
 mod moderation;
+mod queue_push;
 mod random;
 mod store;
 mod work;

@@ -30,8 +30,14 @@ use crate::store::{LedgerSummary, QueueCounts, WriteOp, WriteOutcome};
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
 /// Housekeeping ticks (seconds) between two checks of the room's pay rate.
 const PAY_CHECK_TICKS: u32 = 30;
-/// Shortest interval between two `queue.counts` pushes: bursts coalesce.
+/// Shortest interval between two `queue.counts` pushes to moderators:
+/// bursts coalesce.
 const QUEUE_PUSH_INTERVAL: Duration = Duration::from_millis(250);
+/// Shortest interval between two `queue.counts` pushes to everyone else.
+/// Moderators supervise the queue as it moves; a worker's queue panel
+/// reads as live at once a second, and under a crowd the counts were most
+/// of the frames the server sent (each push goes to every connection).
+pub(super) const WORKER_PUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// How long shutdown waits for this room's writes to commit.
 const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -96,8 +102,11 @@ pub(crate) struct RoomActor {
     pub(super) queue_changed: Arc<Notify>,
     /// The queue changed since the last counts were pushed.
     queue_dirty: bool,
-    /// The counts last pushed, so unchanged counts are not pushed again.
+    /// The latest counts read (pushed to moderators), so unchanged counts
+    /// are not pushed again.
     pub(super) last_counts: Option<QueueCounts>,
+    /// The counts last pushed to everyone else, and when.
+    pub(super) workers_counts: Option<(QueueCounts, Instant)>,
     /// Housekeeping ticks until the next pay check.
     pay_check_in: u32,
     /// Whether moderators were told the pay is below target (told once per dip).
@@ -132,6 +141,7 @@ impl RoomActor {
             // Counted once first, so the sweep knows whether anything is reserved.
             queue_dirty: true,
             last_counts: None,
+            workers_counts: None,
             pay_check_in: 0,
             pay_alerted: false,
             settled_since_batch: 0,
@@ -287,9 +297,22 @@ impl RoomActor {
     }
 
     /// At most once per tick, and only when something changed and someone
-    /// is watching: count the queue off the loop and push the result.
+    /// is watching whose push is due (a moderator every tick, everyone else
+    /// every [`WORKER_PUSH_INTERVAL`]): count the queue off the loop and push
+    /// the result. Counts read while the others' push was not due reach them
+    /// at their next one.
     fn push_queue_counts(&mut self) {
-        if !self.queue_dirty || self.live.connection_count() == 0 {
+        if self.live.connection_count() == 0 {
+            return;
+        }
+        let workers_due = self.workers_push_due();
+        if !self.queue_dirty {
+            if workers_due {
+                self.push_counts_to_workers();
+            }
+            return;
+        }
+        if !workers_due && !self.live.moderators_online() {
             return;
         }
         self.queue_dirty = false;
@@ -324,11 +347,14 @@ impl RoomActor {
         // expired is asked of a reader first: the one writer only sweeps a
         // room that has something to sweep (200 busy rooms were 200 sweeps
         // a second in the writer, nearly all of them finding nothing).
+        // The counts' `held` includes expired reservations not yet swept
+        // (their `reserved` shows only live ones, so counts read after an
+        // expiry would otherwise say there is nothing to sweep).
         let may_hold_reservations = self.queue_dirty
             || self
                 .last_counts
                 .as_ref()
-                .is_none_or(|counts| counts.reserved > 0);
+                .is_none_or(|counts| counts.held > 0);
         if self.live.connection_count() > 0 && may_hold_reservations {
             let (store, committer) = (self.context.store.clone(), self.context.committer.clone());
             let room = self.room.clone();

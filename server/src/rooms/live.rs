@@ -76,6 +76,18 @@ impl LiveState {
         }
     }
 
+    /// Queues `frame` to every live connection but the owners' and
+    /// moderators'.
+    pub(super) fn send_to_non_moderators(&self, frame: &WsMessage) {
+        for conn in self
+            .conns
+            .values()
+            .filter(|conn| !conn.principal.role.can_moderate())
+        {
+            conn.tx.send(frame.clone());
+        }
+    }
+
     /// Whether an owner or moderator is connected.
     pub(super) fn moderators_online(&self) -> bool {
         self.conns

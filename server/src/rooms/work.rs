@@ -10,6 +10,7 @@
 //! reservations, and tells their holders.
 
 use std::sync::Arc;
+use tokio::time::Instant;
 
 use serde_json::{Value, json};
 use tokio::sync::Notify;
@@ -333,17 +334,48 @@ impl RoomActor {
         self.context.tracker.spawn(request.run(op));
     }
 
-    /// Pushes fresh counts to every live connection.
+    /// Pushes fresh counts to the moderators, and to everyone else when
+    /// their push is due.
     pub(super) fn queue_counts_ready(&mut self, counts: Result<QueueCounts>) {
         match counts {
-            Ok(counts) if self.last_counts.as_ref() != Some(&counts) => {
-                self.live
-                    .broadcast_all(&protocol::event("queue.counts", &counts));
+            Ok(counts) => {
+                if self.last_counts.as_ref() != Some(&counts) {
+                    self.live
+                        .send_to_moderators(&protocol::event("queue.counts", &counts));
+                }
+                // Kept even when nothing visible changed: `held` may have.
                 self.last_counts = Some(counts);
+                if self.workers_push_due() {
+                    self.push_counts_to_workers();
+                }
             }
-            Ok(_) => {}
             Err(error) => tracing::warn!(room_id = %self.room, %error, "cannot count the queue"),
         }
+    }
+
+    /// Whether the others' (not moderators') counts may be pushed now.
+    pub(super) fn workers_push_due(&self) -> bool {
+        self.workers_counts
+            .as_ref()
+            .is_none_or(|(_, at)| at.elapsed() >= super::actor::WORKER_PUSH_INTERVAL)
+    }
+
+    /// Pushes the latest counts to everyone but the moderators, if they
+    /// have not seen them.
+    pub(super) fn push_counts_to_workers(&mut self) {
+        let Some(counts) = &self.last_counts else {
+            return;
+        };
+        if self
+            .workers_counts
+            .as_ref()
+            .is_some_and(|(pushed, _)| pushed == counts)
+        {
+            return;
+        }
+        self.live
+            .send_to_non_moderators(&protocol::event("queue.counts", counts));
+        self.workers_counts = Some((counts.clone(), Instant::now()));
     }
 
     /// Tells the holders of swept reservations that they expired.
