@@ -313,6 +313,31 @@ async fn grants_in_order(backend: Backend) {
         ]
     );
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    // Heartbeats go in one statement: a live reservation is extended (the
+    // same one twice in a run, too), an expired one is not found.
+    let beat = |worker: &str, task: i64| WriteOp::Heartbeat {
+        task,
+        worker: UserId::parse(worker).unwrap(),
+        ttl_ms: 120_000,
+    };
+    let beats = store
+        .write_batch(&[
+            beat("ann", ranked[0].id),
+            beat("bob", ranked[0].id),
+            beat("ann", ranked[0].id),
+            beat("cy", ranked[0].id),
+        ])
+        .await
+        .unwrap();
+    let expiry = |outcome: &Result<WriteOutcome>| match outcome {
+        Ok(WriteOutcome::Extended(at)) => Some(*at),
+        Err(Error::NotFound(_)) => None,
+        other => panic!("not a heartbeat: {other:?}"),
+    };
+    let extended: Vec<Option<i64>> = beats.iter().map(expiry).collect();
+    assert!(extended[0].is_some() && extended[2].is_some(), "{beats:?}");
+    assert_eq!(extended[1], None, "Bob's reservation expired: {beats:?}");
+    assert_eq!(extended[3], None, "Cy holds the other task: {beats:?}");
     // Both tasks look full; the first holds Bob's expired reservation,
     // which is dropped to make room for Eve. Then the tasks are full.
     let outcomes = store

@@ -118,19 +118,25 @@ impl Store {
 
 /// Appends updates inside a batch transaction, in order, with one statement.
 /// Lists a document inside a write transaction (nothing if it exists).
-pub(super) async fn create_in(
+/// Lists documents (idempotent), a run of them in one statement.
+pub(super) async fn create_docs(
     conn: &mut sqlx::AnyConnection,
-    room: &RoomId,
-    doc: &DocName,
+    docs: &[(&RoomId, &DocName)],
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO docs (room_id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (room_id, name) DO NOTHING",
-    )
-    .bind(room.as_str())
-    .bind(doc.as_str())
-    .bind(now_ms())
-    .execute(conn)
-    .await?;
+    if docs.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO docs (room_id, name, created_at) VALUES {} ON CONFLICT (room_id, name) DO NOTHING",
+        super::sql::rows(docs.len(), "(?, ?, ?)", ", ")
+    );
+    let sql = super::sql::placeholders(conn, sql);
+    let at = now_ms();
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (room, doc) in docs {
+        query = query.bind(room.as_str()).bind(doc.as_str()).bind(at);
+    }
+    query.execute(conn).await?;
     Ok(())
 }
 

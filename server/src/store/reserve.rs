@@ -316,29 +316,50 @@ async fn take_slot(
     Ok(taken.rows_affected() == 1)
 }
 
-/// Extends a live reservation by `ttl_ms`, up to its cap; returns the new expiry.
-pub(super) async fn heartbeat(
+/// Extends live reservations, a run of heartbeats in one statement: each
+/// (task, worker, ttl) by its ttl from now, up to the reservation's cap.
+/// Returns each one's new expiry, or `NotFound` for a reservation that is
+/// not live.
+pub(super) async fn heartbeats(
     conn: &mut AnyConnection,
-    task: i64,
-    worker: &UserId,
-    ttl_ms: i64,
-) -> Result<i64> {
-    let now = now_ms();
-    let wanted = now.saturating_add(ttl_ms);
-    let row = sqlx::query(
-        "UPDATE reservations SET expires_at = CASE WHEN cap_at < $1 THEN cap_at ELSE $1 END \
-         WHERE task_id = $2 AND worker_id = $3 AND expires_at > $4 RETURNING expires_at",
-    )
-    .bind(wanted)
-    .bind(task)
-    .bind(worker.as_str())
-    .bind(now)
-    .fetch_optional(&mut *conn)
-    .await?;
-    match row {
-        Some(row) => Ok(row.try_get("expires_at")?),
-        None => Err(Error::NotFound("live reservation")),
+    beats: &[(i64, &UserId, i64)],
+) -> Result<Vec<Result<i64>>> {
+    if beats.is_empty() {
+        return Ok(Vec::new());
     }
+    let now = now_ms();
+    // VALUES columns are column1, column2, ... on both databases.
+    let sql = format!(
+        "UPDATE reservations SET expires_at = CASE WHEN cap_at < d.column3 THEN cap_at ELSE d.column3 END \
+         FROM (VALUES {}) AS d WHERE reservations.task_id = d.column1 \
+         AND reservations.worker_id = d.column2 AND reservations.expires_at > ? \
+         RETURNING task_id, worker_id, expires_at",
+        super::sql::rows(beats.len(), "(?, ?, ?)", ", ")
+    );
+    let sql = super::sql::placeholders(conn, sql);
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (task, worker, ttl_ms) in beats {
+        query = query
+            .bind(*task)
+            .bind(worker.as_str())
+            .bind(now.saturating_add(*ttl_ms));
+    }
+    let mut extended: HashMap<(i64, String), i64> = HashMap::with_capacity(beats.len());
+    for row in query.bind(now).fetch_all(&mut *conn).await? {
+        extended.insert(
+            (row.try_get("task_id")?, row.try_get("worker_id")?),
+            row.try_get("expires_at")?,
+        );
+    }
+    Ok(beats
+        .iter()
+        .map(|(task, worker, _)| {
+            extended
+                .get(&(*task, worker.as_str().to_owned()))
+                .copied()
+                .ok_or(Error::NotFound("live reservation"))
+        })
+        .collect())
 }
 
 /// Gives a reservation back; the task is not offered to the worker again.

@@ -132,64 +132,19 @@ impl Store {
         let mut outcomes = Vec::with_capacity(ops.len());
         let mut index = 0;
         while let Some(&op) = ops.get(index) {
-            // A run of document updates (the common case under load) goes
-            // in one multi-row INSERT: one statement, not one per update.
-            let run = run_of(&ops[index..], APPEND_RUN, |op| {
-                matches!(op, WriteOp::AppendUpdate { .. })
-            });
-            if run > 1 {
-                let updates: Vec<(&RoomId, &DocName, &[u8])> = ops[index..index + run]
-                    .iter()
-                    .filter_map(|&op| match op {
-                        WriteOp::AppendUpdate { room, doc, data } => {
-                            Some((room, doc, data.as_ref()))
-                        }
-                        _ => None,
-                    })
-                    .collect();
-                docs::append_updates(&mut tx, &updates).await?;
-                outcomes.extend((0..run).map(|_| Ok(WriteOutcome::Appended)));
-                index += run;
-                continue;
-            }
-            let run = run_of(&ops[index..], SUBMIT_RUN, |op| {
-                matches!(op, WriteOp::Submit { .. })
-            });
-            if run > 0 {
-                outcomes.extend(submit_run(&mut tx, &ops[index..index + run]).await?);
-                index += run;
-                continue;
-            }
-            let run = run_of(&ops[index..], GRANT_RUN, |op| {
-                matches!(op, WriteOp::GrantFirst { .. })
-            });
-            if run > 0 {
-                let asks: Vec<(&WorkAsk, &[WorkerTask])> = ops[index..index + run]
-                    .iter()
-                    .filter_map(|&op| match op {
-                        WriteOp::GrantFirst { ask, ranked } => Some((ask, ranked.as_slice())),
-                        _ => None,
-                    })
-                    .collect();
-                let granted = grant::grant_run(&mut tx, &asks).await?;
-                outcomes.extend(
-                    granted
-                        .into_iter()
-                        .map(|found| Ok(WriteOutcome::Matched(found))),
-                );
-                index += run;
+            if let Some(done) = run_at(&mut tx, &ops[index..]).await? {
+                index += done.len();
+                outcomes.extend(done);
                 continue;
             }
             index += 1;
             let outcome = match op {
-                WriteOp::AppendUpdate { room, doc, data } => {
-                    docs::append_updates(&mut tx, &[(room, doc, data.as_ref())])
-                        .await
-                        .map(|()| WriteOutcome::Appended)
+                WriteOp::AppendUpdate { .. } => {
+                    Err(Error::Internal("an update outside its run".into()))
                 }
-                WriteOp::CreateDoc { room, doc } => docs::create_in(&mut tx, room, doc)
-                    .await
-                    .map(|()| WriteOutcome::DocCreated),
+                WriteOp::CreateDoc { .. } => {
+                    Err(Error::Internal("a creation outside its run".into()))
+                }
                 WriteOp::Checkpoint {
                     room,
                     doc,
@@ -235,13 +190,9 @@ impl Store {
                 WriteOp::GrantFirst { .. } => {
                     Err(Error::Internal("a grant outside its run".into()))
                 }
-                WriteOp::Heartbeat {
-                    task,
-                    worker,
-                    ttl_ms,
-                } => work::heartbeat(&mut tx, *task, worker, *ttl_ms)
-                    .await
-                    .map(WriteOutcome::Extended),
+                WriteOp::Heartbeat { .. } => {
+                    Err(Error::Internal("a heartbeat outside its run".into()))
+                }
                 WriteOp::Skip { task, worker } => work::skip(&mut tx, *task, worker)
                     .await
                     .map(|()| WriteOutcome::Skipped),
@@ -275,10 +226,94 @@ impl Store {
     }
 }
 
-/// The order a batch runs in: the answers first, then the document
-/// updates, then the grants, then the rest as queued, so that each kind
-/// goes in as few long runs as possible (a run costs a few statements
-/// whatever its length).
+/// Most heartbeats or document creations in one statement.
+const SMALL_RUN: usize = 512;
+
+/// Runs the run of one kind of write that `ops` starts with, if its kind
+/// goes in runs (a few statements whatever the run's length): document
+/// updates and creations, answers, grants, heartbeats. None for a write
+/// that goes alone.
+async fn run_at(
+    conn: &mut sqlx::AnyConnection,
+    ops: &[&WriteOp],
+) -> Result<Option<Vec<Result<WriteOutcome>>>> {
+    let Some(&first) = ops.first() else {
+        return Ok(None);
+    };
+    let same = |most: usize| {
+        let kind = std::mem::discriminant(first);
+        &ops[..ops
+            .iter()
+            .take(most)
+            .take_while(|op| std::mem::discriminant(**op) == kind)
+            .count()]
+    };
+    Ok(Some(match first {
+        WriteOp::AppendUpdate { .. } => {
+            let run = same(APPEND_RUN);
+            let updates: Vec<(&RoomId, &DocName, &[u8])> = run
+                .iter()
+                .filter_map(|&op| match op {
+                    WriteOp::AppendUpdate { room, doc, data } => Some((room, doc, data.as_ref())),
+                    _ => None,
+                })
+                .collect();
+            docs::append_updates(conn, &updates).await?;
+            run.iter().map(|_| Ok(WriteOutcome::Appended)).collect()
+        }
+        WriteOp::CreateDoc { .. } => {
+            let run = same(SMALL_RUN);
+            let created: Vec<(&RoomId, &DocName)> = run
+                .iter()
+                .filter_map(|&op| match op {
+                    WriteOp::CreateDoc { room, doc } => Some((room, doc)),
+                    _ => None,
+                })
+                .collect();
+            docs::create_docs(conn, &created).await?;
+            run.iter().map(|_| Ok(WriteOutcome::DocCreated)).collect()
+        }
+        WriteOp::Submit { .. } => submit_run(conn, same(SUBMIT_RUN)).await?,
+        WriteOp::GrantFirst { .. } => {
+            let asks: Vec<(&WorkAsk, &[WorkerTask])> = same(GRANT_RUN)
+                .iter()
+                .filter_map(|&op| match op {
+                    WriteOp::GrantFirst { ask, ranked } => Some((ask, ranked.as_slice())),
+                    _ => None,
+                })
+                .collect();
+            grant::grant_run(conn, &asks)
+                .await?
+                .into_iter()
+                .map(|found| Ok(WriteOutcome::Matched(found)))
+                .collect()
+        }
+        WriteOp::Heartbeat { .. } => {
+            let beats: Vec<(i64, &UserId, i64)> = same(SMALL_RUN)
+                .iter()
+                .filter_map(|&op| match op {
+                    WriteOp::Heartbeat {
+                        task,
+                        worker,
+                        ttl_ms,
+                    } => Some((*task, worker, *ttl_ms)),
+                    _ => None,
+                })
+                .collect();
+            work::heartbeats(conn, &beats)
+                .await?
+                .into_iter()
+                .map(|extended| extended.map(WriteOutcome::Extended))
+                .collect()
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// The order a batch runs in: the answers first, then the documents'
+/// creations, their updates, the grants, the heartbeats, then the rest as
+/// queued, so that each kind goes in as few long runs as possible (a run
+/// costs a few statements whatever its length).
 ///
 /// Writes of a batch were queued concurrently, so any order is one the
 /// clients could have seen, except between writes that touch the same
@@ -288,7 +323,7 @@ impl Store {
 /// group such an earlier write went in if that one is later. Writes of one
 /// group keep their order among themselves.
 fn run_order(ops: &[WriteOp]) -> Vec<usize> {
-    const GROUPS: usize = 4;
+    const GROUPS: usize = 6;
     let mut groups: [Vec<usize>; GROUPS] = Default::default();
     // The latest group a worker's or a document's writes went in so far.
     let mut workers: HashMap<&str, usize> = HashMap::new();
@@ -296,14 +331,16 @@ fn run_order(ops: &[WriteOp]) -> Vec<usize> {
     for (at, op) in ops.iter().enumerate() {
         let (kind, worker, doc) = match op {
             WriteOp::Submit { worker, .. } => (0, Some(worker.as_str()), None),
+            WriteOp::CreateDoc { room, doc } => (1, None, Some((room.as_str(), doc.as_str()))),
             WriteOp::AppendUpdate { room, doc, .. } => {
-                (1, None, Some((room.as_str(), doc.as_str())))
+                (2, None, Some((room.as_str(), doc.as_str())))
             }
-            WriteOp::GrantFirst { ask, .. } => (2, Some(ask.worker.as_str()), None),
-            WriteOp::Grant { worker, .. }
-            | WriteOp::Heartbeat { worker, .. }
-            | WriteOp::Skip { worker, .. } => (GROUPS - 1, Some(worker.as_str()), None),
-            WriteOp::CreateDoc { room, doc } | WriteOp::Checkpoint { room, doc, .. } => {
+            WriteOp::GrantFirst { ask, .. } => (3, Some(ask.worker.as_str()), None),
+            WriteOp::Heartbeat { worker, .. } => (4, Some(worker.as_str()), None),
+            WriteOp::Grant { worker, .. } | WriteOp::Skip { worker, .. } => {
+                (GROUPS - 1, Some(worker.as_str()), None)
+            }
+            WriteOp::Checkpoint { room, doc, .. } => {
                 (GROUPS - 1, None, Some((room.as_str(), doc.as_str())))
             }
             _ => (GROUPS - 1, None, None),
@@ -324,11 +361,6 @@ fn run_order(ops: &[WriteOp]) -> Vec<usize> {
         }
     }
     groups.into_iter().flatten().collect()
-}
-
-/// How many of the first `most` of `ops` are of the kind `is` accepts, in a row.
-fn run_of(ops: &[&WriteOp], most: usize, is: impl Fn(&WriteOp) -> bool) -> usize {
-    ops.iter().take(most).take_while(|op| is(op)).count()
 }
 
 /// A run of answers (`store/answer.rs`). A refused answer (its reservation
