@@ -96,11 +96,11 @@ pub(super) async fn run(
         }
         accepted.push(reserved_at.is_some());
     }
-    let mut tasks = count_on_tasks(conn, &per_task).await?;
+    let tasks = count_on_tasks(conn, &per_task).await?;
     let mut counted = Vec::with_capacity(live.len());
     for (item, reserved_at) in &live {
         let task = tasks
-            .get_mut(&item.task)
+            .get(&item.task)
             .ok_or_else(|| Error::Internal("a counted task was not returned".into()))?;
         // The run's answers to one task are counted in order: this one saw
         // the count less the run's later answers to it.
@@ -129,7 +129,6 @@ pub(super) async fn run(
         })
         .collect();
     let checks = record_answers(conn, &facts).await?;
-    drop(facts);
     let checked: Vec<Checked<'_>> = live
         .iter()
         .zip(counted)
@@ -285,7 +284,6 @@ async fn finish(conn: &mut AnyConnection, checked: Vec<Checked<'_>>) -> Result<V
         })
         .collect();
     let mut outcomes = settle_all(conn, &due).await?.into_iter();
-    drop(due);
     let mut submitted = Vec::with_capacity(checked.len());
     for (item, answer_id) in checked.into_iter().zip(ids) {
         let mut task_state = item.task_state;

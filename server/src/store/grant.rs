@@ -64,7 +64,7 @@ pub(super) async fn grant_run(
     let mut granted = Vec::with_capacity(asks.len());
     // Per task: how many the run grants, and the expired holds it drops.
     let mut grants: BTreeMap<i64, i64> = BTreeMap::new();
-    let mut drops: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    let mut drops: BTreeMap<i64, usize> = BTreeMap::new();
     let mut rows = Vec::new();
     for (ask, ranked) in asks {
         let worker = ask.worker.as_str();
@@ -85,7 +85,7 @@ pub(super) async fn grant_run(
                 for gone in &expired {
                     held.remove(&(task.id, gone.clone()));
                 }
-                drops.entry(task.id).or_default().extend(expired);
+                *drops.entry(task.id).or_default() += expired.len();
             }
             if slot.taken >= slot.target {
                 continue;
@@ -185,12 +185,12 @@ async fn write_run(
     conn: &mut AnyConnection,
     now: i64,
     grants: &BTreeMap<i64, i64>,
-    drops: &BTreeMap<i64, Vec<String>>,
+    drops: &BTreeMap<i64, usize>,
     rows: &[(&WorkAsk, Reservation)],
 ) -> Result<()> {
     let mut deltas: BTreeMap<i64, i64> = grants.clone();
     if !drops.is_empty() {
-        let expected: usize = drops.values().map(Vec::len).sum();
+        let expected: usize = drops.values().sum();
         let sql = format!(
             "DELETE FROM reservations WHERE expires_at <= ? AND task_id IN ({}) RETURNING task_id",
             sql::rows(drops.len(), "?", ", ")
