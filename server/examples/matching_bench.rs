@@ -15,7 +15,7 @@ use std::time::Instant;
 use crowdroom::committer::CommitHandle;
 use crowdroom::ids::UserId;
 use crowdroom::metrics::Metrics;
-use crowdroom::store::WorkAsk;
+use crowdroom::store::{Standing, WorkAsk};
 use crowdroom::work::{NewTask, ProjectConfig};
 use tokio_util::task::TaskTracker;
 
@@ -86,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
                     gold: false,
                     ttl_ms: ttl,
                     cap_ms: cap,
-                    standing: None,
+                    standing: Standing::default(),
                 };
                 let granted = committer.grant_best(&store, ask).await?.is_some();
                 anyhow::ensure!(granted, "no task granted");

@@ -6,7 +6,7 @@
 
 use crowdroom::auth::Role;
 use crowdroom::ids::{RoomId, UserId};
-use crowdroom::store::{Submitted, WorkAsk, WorkerTask, WriteOp, WriteOutcome};
+use crowdroom::store::{Standing, Submitted, WorkAsk, WorkerTask, WriteOp, WriteOutcome};
 use crowdroom::work::{NewTask, ProjectConfig};
 use crowdroom::{Error, Result, Store};
 use crowdroom_tests::{Backend, TestDb, both_stores};
@@ -254,7 +254,7 @@ fn ask(room: &RoomId, worker: &str, ttl_ms: i64) -> WorkAsk {
         gold: false,
         ttl_ms,
         cap_ms: 600_000,
-        standing: None,
+        standing: Standing::default(),
     }
 }
 

@@ -55,7 +55,7 @@ async fn moderators_get_every_change_and_workers_once_a_second() {
         let granted = ann.request("task.request", json!({})).await;
         let task = granted["result"]["task"]["id"]
             .as_i64()
-            .expect(&granted.to_string());
+            .unwrap_or_else(|| panic!("{granted}"));
         let done = ann
             .request("task.submit", json!({"task_id": task, "answer": "pos"}))
             .await;

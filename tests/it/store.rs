@@ -3,7 +3,7 @@
 
 use crowdroom::auth::Role;
 use crowdroom::ids::{DocName, RoomId, UserId};
-use crowdroom::store::{WorkAsk, WriteOp, WriteOutcome};
+use crowdroom::store::{Standing, WorkAsk, WriteOp, WriteOutcome};
 use crowdroom::work::{NewTask, ProjectConfig};
 use crowdroom::{Error, Store};
 use crowdroom_tests::{Backend, TestDb, both_stores};
@@ -275,7 +275,7 @@ async fn worker_view(backend: Backend) {
         gold: false,
         ttl_ms: 60_000,
         cap_ms: 600_000,
-        standing: None,
+        standing: Standing::default(),
     };
     let ranked = store.rank_work(&ask).await.unwrap();
     assert_eq!(ranked.len(), 1);

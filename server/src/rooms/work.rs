@@ -205,7 +205,7 @@ impl WorkRequest {
             gold,
             ttl_ms: project.ttl_ms(),
             cap_ms: project.cap_ms(),
-            standing: Some(view.standing.clone()),
+            standing: view.standing.clone(),
         };
         let granted = self.committer.grant_best(&self.store, ask).await?;
         if granted.is_some() {

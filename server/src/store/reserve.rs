@@ -103,46 +103,6 @@ impl Standing {
     }
 }
 
-/// The worker's estimated accuracy per skill ('' is overall).
-async fn accuracy_by_skill(
-    conn: &mut AnyConnection,
-    room: &RoomId,
-    worker: &UserId,
-) -> Result<HashMap<String, f64>> {
-    let rows = sqlx::query("SELECT skill, gold_correct, gold_total, agree, disagree FROM worker_stats WHERE room_id = $1 AND worker_id = $2")
-        .bind(room.as_str())
-        .bind(worker.as_str())
-        .fetch_all(&mut *conn)
-        .await?;
-    let mut accuracy = HashMap::with_capacity(rows.len());
-    for row in &rows {
-        let estimate = vote_accuracy(
-            row.try_get("gold_correct")?,
-            row.try_get("gold_total")?,
-            row.try_get("agree")?,
-            row.try_get("disagree")?,
-        );
-        accuracy.insert(row.try_get::<String, _>("skill")?, estimate);
-    }
-    Ok(accuracy)
-}
-
-async fn interests_of(
-    conn: &mut AnyConnection,
-    room: &RoomId,
-    worker: &UserId,
-) -> Result<Vec<String>> {
-    let rows =
-        sqlx::query("SELECT interest FROM member_interests WHERE room_id = $1 AND user_id = $2")
-            .bind(room.as_str())
-            .bind(worker.as_str())
-            .fetch_all(&mut *conn)
-            .await?;
-    rows.iter()
-        .map(|row| Ok(row.try_get("interest")?))
-        .collect()
-}
-
 /// How much a task matching one of the worker's interests gains: a
 /// secondary term, enough to order tasks of similar need, never enough to
 /// pass over a task much nearer completion.
@@ -193,9 +153,9 @@ pub struct WorkAsk {
     pub gold: bool,
     pub ttl_ms: i64,
     pub cap_ms: i64,
-    /// The worker's record per skill and interests, when the caller has
-    /// them (a worker's view carries them): read with the ranking otherwise.
-    pub standing: Option<Standing>,
+    /// The worker's record per skill and interests (their view carries
+    /// them; a newcomer's is the default).
+    pub standing: Standing,
 }
 
 /// Candidates ranked per look.
@@ -205,18 +165,7 @@ const CANDIDATES: i64 = 16;
 /// outside the write transaction, so the single writer does not spend its
 /// time on the candidate search).
 pub(super) async fn rank(conn: &mut AnyConnection, ask: &WorkAsk) -> Result<Vec<WorkerTask>> {
-    let read;
-    let standing = match &ask.standing {
-        Some(standing) => standing,
-        None => {
-            read = Standing {
-                accuracy: accuracy_by_skill(conn, &ask.room, &ask.worker).await?,
-                interests: interests_of(conn, &ask.room, &ask.worker).await?,
-            };
-            &read
-        }
-    };
-    let (accuracy, interests) = (&standing.accuracy, &standing.interests);
+    let (accuracy, interests) = (&ask.standing.accuracy, &ask.standing.interests);
     let mut found = candidates(
         conn,
         &ask.room,

@@ -139,12 +139,14 @@ impl Store {
             }
             index += 1;
             let outcome = match op {
-                WriteOp::AppendUpdate { .. } => {
-                    Err(Error::Internal("an update outside its run".into()))
-                }
-                WriteOp::CreateDoc { .. } => {
-                    Err(Error::Internal("a creation outside its run".into()))
-                }
+                // `run_at` takes these, alone or not.
+                WriteOp::AppendUpdate { .. }
+                | WriteOp::CreateDoc { .. }
+                | WriteOp::GrantFirst { .. }
+                | WriteOp::Heartbeat { .. }
+                | WriteOp::Submit { .. } => Err(Error::Internal(
+                    "a write that goes in runs went alone".into(),
+                )),
                 WriteOp::Checkpoint {
                     room,
                     doc,
@@ -187,16 +189,9 @@ impl Store {
                 } => work::grant(&mut tx, room, *task, worker, *ttl_ms, *cap_ms)
                     .await
                     .map(WriteOutcome::Granted),
-                WriteOp::GrantFirst { .. } => {
-                    Err(Error::Internal("a grant outside its run".into()))
-                }
-                WriteOp::Heartbeat { .. } => {
-                    Err(Error::Internal("a heartbeat outside its run".into()))
-                }
                 WriteOp::Skip { task, worker } => work::skip(&mut tx, *task, worker)
                     .await
                     .map(|()| WriteOutcome::Skipped),
-                WriteOp::Submit { .. } => Err(Error::Internal("an answer outside its run".into())),
                 WriteOp::Sweep { room } => {
                     work::sweep(&mut tx, room).await.map(WriteOutcome::Swept)
                 }
