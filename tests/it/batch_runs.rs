@@ -17,6 +17,7 @@ both_stores! {
     a_run_settles_a_task_at_its_last_answer => settles_at_last;
     an_answer_never_overtakes_its_workers_earlier_write => keeps_worker_order;
     a_run_of_grants_fills_slots_in_order_and_drops_expired_holds => grants_in_order;
+    a_run_of_grants_skips_what_each_worker_answered => grants_skip_answered;
 }
 
 /// A room with `tasks` tasks (ids t0, t1, ...) of overlap `overlap`, and
@@ -201,9 +202,11 @@ async fn keeps_worker_order(backend: Backend) {
         return;
     };
     let (ann, bob) = (UserId::parse("ann").unwrap(), UserId::parse("bob").unwrap());
+    let elsewhere = RoomId::parse("elsewhere").unwrap();
     let ops = [
         // Bob gives t0 back, then answers it: the answer must see the skip.
         WriteOp::Skip {
+            room: room.clone(),
             task: ids[0],
             worker: bob.clone(),
         },
@@ -211,13 +214,13 @@ async fn keeps_worker_order(backend: Backend) {
         // Ann's answer may run first; it concerns nobody else's writes.
         submit(&room, ids[0], "ann", "yes", &project),
         // An answer from a room the reservation is not in is refused.
-        submit(
-            &RoomId::parse("elsewhere").unwrap(),
-            ids[1],
-            "bob",
-            "no",
-            &project,
-        ),
+        submit(&elsewhere, ids[1], "bob", "no", &project),
+        // So is giving it back from there: Bob still holds it.
+        WriteOp::Skip {
+            room: elsewhere.clone(),
+            task: ids[1],
+            worker: bob.clone(),
+        },
         submit(&room, ids[1], "bob", "no", &project),
     ];
     let outcomes = store.write_batch(&ops).await.unwrap();
@@ -234,7 +237,11 @@ async fn keeps_worker_order(backend: Backend) {
         matches!(outcomes[3], Err(Error::ReservationLost)),
         "{outcomes:?}"
     );
-    assert_eq!(submitted(&outcomes[4]).task_id, ids[1]);
+    assert!(
+        matches!(outcomes[4], Err(Error::NotFound(_))),
+        "{outcomes:?}"
+    );
+    assert_eq!(submitted(&outcomes[5]).task_id, ids[1]);
     let view = store.worker_view(&room, &ann).await.unwrap();
     assert_eq!(view.quality.answers, 1);
     let view = store.worker_view(&room, &bob).await.unwrap();
@@ -314,18 +321,22 @@ async fn grants_in_order(backend: Backend) {
     );
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     // Heartbeats go in one statement: a live reservation is extended (the
-    // same one twice in a run, too), an expired one is not found.
-    let beat = |worker: &str, task: i64| WriteOp::Heartbeat {
+    // same one twice in a run, too), an expired one is not found, nor a
+    // live one from another room.
+    let beat_in = |room: &RoomId, worker: &str, task: i64| WriteOp::Heartbeat {
+        room: room.clone(),
         task,
         worker: UserId::parse(worker).unwrap(),
         ttl_ms: 120_000,
     };
+    let beat = |worker: &str, task: i64| beat_in(&room, worker, task);
     let beats = store
         .write_batch(&[
             beat("ann", ranked[0].id),
             beat("bob", ranked[0].id),
             beat("ann", ranked[0].id),
             beat("cy", ranked[0].id),
+            beat_in(&RoomId::parse("elsewhere").unwrap(), "ann", ranked[0].id),
         ])
         .await
         .unwrap();
@@ -338,6 +349,7 @@ async fn grants_in_order(backend: Backend) {
     assert!(extended[0].is_some() && extended[2].is_some(), "{beats:?}");
     assert_eq!(extended[1], None, "Bob's reservation expired: {beats:?}");
     assert_eq!(extended[3], None, "Cy holds the other task: {beats:?}");
+    assert_eq!(extended[4], None, "not this room's: {beats:?}");
     // Both tasks look full; the first holds Bob's expired reservation,
     // which is dropped to make room for Eve. Then the tasks are full.
     let outcomes = store
@@ -360,4 +372,42 @@ async fn grants_in_order(backend: Backend) {
     // The tasks' counts agree: nothing is left to rank for a newcomer.
     let left = store.rank_work(&ask(&room, "fay", 60_000)).await.unwrap();
     assert!(left.is_empty(), "{left:?}");
+}
+
+async fn grants_skip_answered(backend: Backend) {
+    let project = ProjectConfig {
+        min_lead_time_ms: 0,
+        ..ProjectConfig::default()
+    };
+    // Three slots per task; Ann holds both tasks and answers both.
+    let Some((_db, store, room, ids)) =
+        room_with_reservations(backend, &project, 2, 3, &["ann"]).await
+    else {
+        return;
+    };
+    add_worker(&store, &room, "bob").await;
+    add_worker(&store, &room, "cy").await;
+    let ranked = store.rank_work(&ask(&room, "bob", 60_000)).await.unwrap();
+    assert_eq!(ranked.len(), 2);
+    let answered = store
+        .write_batch(&[
+            submit(&room, ids[0], "ann", "yes", &project),
+            submit(&room, ids[1], "ann", "yes", &project),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(submitted(&answered[1]).task_id, ids[1]);
+    // A stale ranking offers Ann both tasks again: she answered them, so
+    // she gets neither, while Bob and Cy, in the same run, take the slots
+    // her answers left free.
+    let outcomes = store
+        .write_batch(&[
+            grant_first(&room, "ann", &ranked, 60_000),
+            grant_first(&room, "bob", &ranked, 60_000),
+            grant_first(&room, "cy", &ranked, 60_000),
+        ])
+        .await
+        .unwrap();
+    let first = ranked[0].external_id.clone();
+    assert_eq!(granted(&outcomes), [None, Some(first.clone()), Some(first)]);
 }

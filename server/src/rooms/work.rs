@@ -85,25 +85,33 @@ impl WorkRequest {
     pub(super) async fn run(self, op: Op) {
         let changes = !matches!(op, Op::QueueGet {});
         let asked = matches!(op, Op::TaskRequest {});
+        // The worker's `mine` when the op read it anyway (a submit reads
+        // the view after its commit for the reply's progress).
+        let mut known_mine = None;
         let result = match op {
             Op::QueueGet {} => self.queue().await,
             Op::TaskRequest {} => self.request().await,
             Op::TaskHeartbeat { task_id } => self.heartbeat(task_id).await,
-            Op::TaskSubmit { task_id, answer } => self.submit(task_id, answer).await,
+            Op::TaskSubmit { task_id, answer } => {
+                self.submit(task_id, answer, &mut known_mine).await
+            }
             Op::TaskSkip { task_id } => self.skip(task_id).await,
             other => Err(Error::Internal(format!("not a work request: {other:?}"))),
         };
-        // A submit's reply already carries fresh progress, and a request's
-        // reply is the worker's reservation (a worker holds one at a time):
-        // push those rather than reading them again.
+        // A submit's reply already carries fresh progress (and it read the
+        // worker's reservation with it), and a request's reply is the
+        // worker's reservation (a worker holds one at a time): push those
+        // rather than reading them again.
         let pushed = match &result {
             Ok(value) if changes => Some((
                 value.get("progress").filter(|p| !p.is_null()).cloned(),
-                asked.then(|| match value.get("reservation") {
-                    Some(Value::Null) | None => Value::Null,
-                    Some(_) => {
-                        json!({ "reservation": value["reservation"], "task": value["task"] })
-                    }
+                known_mine.or_else(|| {
+                    asked.then(|| match value.get("reservation") {
+                        Some(Value::Null) | None => Value::Null,
+                        Some(_) => {
+                            json!({ "reservation": value["reservation"], "task": value["task"] })
+                        }
+                    })
                 }),
             )),
             _ => None,
@@ -218,6 +226,7 @@ impl WorkRequest {
         self.require_worker()?;
         let project = self.store.project(&self.room).await?;
         let op = WriteOp::Heartbeat {
+            room: self.room.clone(),
             task,
             worker: self.user().clone(),
             ttl_ms: project.ttl_ms(),
@@ -230,7 +239,9 @@ impl WorkRequest {
         }
     }
 
-    async fn submit(&self, task: i64, answer: Value) -> Result<Value> {
+    /// Records an answer; `mine` gets the worker's reservation as read
+    /// with the reply's progress.
+    async fn submit(&self, task: i64, answer: Value, mine: &mut Option<Value>) -> Result<Value> {
         self.require_worker()?;
         let project = self.store.project(&self.room).await?;
         project.answer_schema.validate_answer(&answer)?;
@@ -284,7 +295,10 @@ impl WorkRequest {
             // The answer is committed: a failed read of the progress must
             // not turn its acknowledgement into an error.
             "progress": match self.store.worker_view(&self.room, self.user()).await {
-                Ok(view) => view.progress(),
+                Ok(view) => {
+                    *mine = Some(view.mine());
+                    view.progress()
+                }
                 Err(error) => {
                     tracing::warn!(room_id = %self.room, %error, "answer committed, progress unreadable");
                     Value::Null
@@ -298,6 +312,7 @@ impl WorkRequest {
         match self
             .committer
             .write(WriteOp::Skip {
+                room: self.room.clone(),
                 task,
                 worker: self.user().clone(),
             })

@@ -4,7 +4,7 @@
 //! concurrency (that transaction holds the task row's lock). The committer
 //! settles all the tasks a run of answers completed together.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde_json::Value;
 use sqlx::{AnyConnection, Row};
@@ -44,8 +44,8 @@ const SETTLE_CHUNK: usize = 512;
 ///
 /// Set-based, for the committer's runs of answers: one read of all their
 /// answers (with each worker's record, for the weights), one update for
-/// the raised targets, one for the decided tasks, and one per room and
-/// kind of agreement change. Every task is decided on the records as they
+/// the raised targets, one for the decided tasks, and one for the
+/// workers' agreement changes. Every task is decided on the records as they
 /// were before this call: a worker's agreement with another task settled
 /// in the same call counts from the next one on.
 pub(super) async fn settle_all(conn: &mut AnyConnection, due: &[Due<'_>]) -> Result<Vec<Settled>> {
@@ -57,6 +57,9 @@ pub(super) async fn settle_all(conn: &mut AnyConnection, due: &[Due<'_>]) -> Res
 }
 
 /// One answer as consensus weighs it.
+/// Most workers' agreement changes in one statement (4 parameters each).
+const AGREEMENT_CHUNK: usize = 1024;
+
 struct Weighed {
     worker: String,
     answer: Value,
@@ -98,8 +101,7 @@ async fn settle_chunk(conn: &mut AnyConnection, due: &[Due<'_>]) -> Result<Vec<S
     let mut raised = Vec::new();
     let mut decided: Vec<(i64, &Settled)> = Vec::new();
     let mut outcomes = Vec::with_capacity(due.len());
-    // (room, agreed, disagreed) -> workers whose record changes by that much.
-    let mut agreement: BTreeMap<(&str, i64, i64), Vec<&str>> = BTreeMap::new();
+    // (room, worker) -> how many more agreed and disagreed.
     let mut changes: HashMap<(&str, &str), (i64, i64)> = HashMap::new();
     let empty = Vec::new();
     for item in due {
@@ -151,12 +153,6 @@ async fn settle_chunk(conn: &mut AnyConnection, due: &[Due<'_>]) -> Result<Vec<S
             decided.push((item.task, outcome));
         }
     }
-    for ((room, worker), (agreed, disagreed)) in changes {
-        agreement
-            .entry((room, agreed, disagreed))
-            .or_default()
-            .push(worker);
-    }
     if !raised.is_empty() {
         let sql = format!(
             "UPDATE tasks SET overlap_target = overlap_target + 1 WHERE id IN ({})",
@@ -189,20 +185,27 @@ async fn settle_chunk(conn: &mut AnyConnection, due: &[Due<'_>]) -> Result<Vec<S
         }
         query.execute(&mut *conn).await?;
     }
-    for ((room, agreed, disagreed), mut workers) in agreement {
-        workers.sort_unstable();
+    // Every worker's change in one statement (one per room and kind of
+    // change was a hundred statements in a crowd's batch), in a fixed
+    // order.
+    let mut changes: Vec<_> = changes.into_iter().collect();
+    changes.sort_unstable_by(|left, right| left.0.cmp(&right.0));
+    for chunk in changes.chunks(AGREEMENT_CHUNK) {
+        // VALUES columns are column1, column2, ... on both databases.
         let sql = format!(
-            "UPDATE worker_stats SET agree = agree + ?, disagree = disagree + ? \
-             WHERE room_id = ? AND skill = '' AND worker_id IN ({})",
-            sql::rows(workers.len(), "?", ", ")
+            "UPDATE worker_stats SET agree = agree + d.column3, disagree = disagree + d.column4 \
+             FROM (VALUES {}) AS d WHERE worker_stats.room_id = d.column1 \
+             AND worker_stats.worker_id = d.column2 AND worker_stats.skill = ''",
+            sql::rows(chunk.len(), "(?, ?, ?, ?)", ", ")
         );
         let sql = sql::placeholders(conn, sql);
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(agreed)
-            .bind(disagreed)
-            .bind(room);
-        for worker in workers {
-            query = query.bind(worker);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for ((room, worker), (agreed, disagreed)) in chunk {
+            query = query
+                .bind(*room)
+                .bind(*worker)
+                .bind(*agreed)
+                .bind(*disagreed);
         }
         query.execute(&mut *conn).await?;
     }

@@ -53,13 +53,19 @@ pub(super) async fn grant_run(
         .collect();
     ids.sort_unstable();
     ids.dedup();
-    let mut workers: Vec<&str> = asks.iter().map(|(ask, _)| ask.worker.as_str()).collect();
-    workers.sort_unstable();
-    workers.dedup();
+    // The (task, worker) pairs the run asks about: each ask's ranked tasks
+    // and its worker (not every task with every worker of the run: that
+    // cross product was most of a run's time).
+    let mut pairs: Vec<(i64, &str)> = asks
+        .iter()
+        .flat_map(|(ask, ranked)| ranked.iter().map(|task| (task.id, ask.worker.as_str())))
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
     if ids.is_empty() {
         return Ok(asks.iter().map(|_| None).collect());
     }
-    let (mut slots, mut held) = read_slots(conn, &ids, &workers, now).await?;
+    let (mut slots, mut held) = read_slots(conn, &ids, &pairs, now).await?;
 
     let mut granted = Vec::with_capacity(asks.len());
     // Per task: how many the run grants, and the expired holds it drops.
@@ -116,7 +122,7 @@ type Held = HashSet<(i64, String)>;
 async fn read_slots(
     conn: &mut AnyConnection,
     ids: &[i64],
-    workers: &[&str],
+    pairs: &[(i64, &str)],
     now: i64,
 ) -> Result<(HashMap<i64, Slot>, Held)> {
     let lock = if conn.backend_name() == "SQLite" {
@@ -148,22 +154,23 @@ async fn read_slots(
             },
         );
     }
-    // Every reservation of those tasks (a few each), and the run's
-    // workers' answers to them.
+    // Every reservation of those tasks (a few each), and which of the
+    // asked pairs are answered. VALUES columns are column1, column2, ...
+    // on both databases.
     let sql = format!(
-        "SELECT task_id, worker_id, expires_at FROM reservations WHERE task_id IN ({ids}) \
-         UNION ALL SELECT task_id, worker_id, NULL FROM answers WHERE task_id IN ({ids}) \
-         AND worker_id IN ({})",
-        sql::rows(workers.len(), "?", ", "),
-        ids = sql::rows(ids.len(), "?", ", "),
+        "SELECT task_id, worker_id, expires_at FROM reservations WHERE task_id IN ({}) \
+         UNION ALL SELECT a.task_id, a.worker_id, NULL FROM answers a \
+         JOIN (VALUES {}) AS d ON a.task_id = d.column1 AND a.worker_id = d.column2",
+        sql::rows(ids.len(), "?", ", "),
+        sql::rows(pairs.len(), "(?, ?)", ", "),
     );
     let sql = sql::placeholders(conn, sql);
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for id in ids.iter().chain(ids) {
+    for id in ids {
         query = query.bind(*id);
     }
-    for worker in workers {
-        query = query.bind(*worker);
+    for (task, worker) in pairs {
+        query = query.bind(*task).bind(*worker);
     }
     let mut held = HashSet::new();
     for row in query.fetch_all(&mut *conn).await? {

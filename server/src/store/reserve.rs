@@ -266,12 +266,12 @@ async fn take_slot(
 }
 
 /// Extends live reservations, a run of heartbeats in one statement: each
-/// (task, worker, ttl) by its ttl from now, up to the reservation's cap.
-/// Returns each one's new expiry, or `NotFound` for a reservation that is
-/// not live.
+/// (room, task, worker, ttl) by its ttl from now, up to the reservation's
+/// cap. Returns each one's new expiry, or `NotFound` for a reservation that
+/// is not live (or not in that room).
 pub(super) async fn heartbeats(
     conn: &mut AnyConnection,
-    beats: &[(i64, &UserId, i64)],
+    beats: &[(&RoomId, i64, &UserId, i64)],
 ) -> Result<Vec<Result<i64>>> {
     if beats.is_empty() {
         return Ok(Vec::new());
@@ -281,43 +281,57 @@ pub(super) async fn heartbeats(
     let sql = format!(
         "UPDATE reservations SET expires_at = CASE WHEN cap_at < d.column3 THEN cap_at ELSE d.column3 END \
          FROM (VALUES {}) AS d WHERE reservations.task_id = d.column1 \
-         AND reservations.worker_id = d.column2 AND reservations.expires_at > ? \
-         RETURNING task_id, worker_id, expires_at",
-        super::sql::rows(beats.len(), "(?, ?, ?)", ", ")
+         AND reservations.worker_id = d.column2 AND reservations.room_id = d.column4 \
+         AND reservations.expires_at > ? \
+         RETURNING task_id, worker_id, room_id, expires_at",
+        super::sql::rows(beats.len(), "(?, ?, ?, ?)", ", ")
     );
     let sql = super::sql::placeholders(conn, sql);
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for (task, worker, ttl_ms) in beats {
+    for (room, task, worker, ttl_ms) in beats {
         query = query
             .bind(*task)
             .bind(worker.as_str())
-            .bind(now.saturating_add(*ttl_ms));
+            .bind(now.saturating_add(*ttl_ms))
+            .bind(room.as_str());
     }
-    let mut extended: HashMap<(i64, String), i64> = HashMap::with_capacity(beats.len());
+    let mut extended: HashMap<(i64, String, String), i64> = HashMap::with_capacity(beats.len());
     for row in query.bind(now).fetch_all(&mut *conn).await? {
         extended.insert(
-            (row.try_get("task_id")?, row.try_get("worker_id")?),
+            (
+                row.try_get("task_id")?,
+                row.try_get("worker_id")?,
+                row.try_get("room_id")?,
+            ),
             row.try_get("expires_at")?,
         );
     }
     Ok(beats
         .iter()
-        .map(|(task, worker, _)| {
+        .map(|(room, task, worker, _)| {
             extended
-                .get(&(*task, worker.as_str().to_owned()))
+                .get(&(*task, worker.as_str().to_owned(), room.as_str().to_owned()))
                 .copied()
                 .ok_or(Error::NotFound("live reservation"))
         })
         .collect())
 }
 
-/// Gives a reservation back; the task is not offered to the worker again.
-pub(super) async fn skip(conn: &mut AnyConnection, task: i64, worker: &UserId) -> Result<()> {
+/// Gives a reservation of the room back; the task is not offered to the
+/// worker again.
+pub(super) async fn skip(
+    conn: &mut AnyConnection,
+    room: &RoomId,
+    task: i64,
+    worker: &UserId,
+) -> Result<()> {
     let released = sqlx::query(
-        "DELETE FROM reservations WHERE task_id = $1 AND worker_id = $2 RETURNING task_id",
+        "DELETE FROM reservations WHERE task_id = $1 AND worker_id = $2 AND room_id = $3 \
+         RETURNING task_id",
     )
     .bind(task)
     .bind(worker.as_str())
+    .bind(room.as_str())
     .fetch_optional(&mut *conn)
     .await?;
     if released.is_none() {

@@ -73,12 +73,17 @@ pub enum WriteOp {
     },
     /// Extends a live reservation.
     Heartbeat {
+        room: RoomId,
         task: i64,
         worker: UserId,
         ttl_ms: i64,
     },
     /// Gives a reservation back.
-    Skip { task: i64, worker: UserId },
+    Skip {
+        room: RoomId,
+        task: i64,
+        worker: UserId,
+    },
     /// Records an answer under a live reservation.
     Submit {
         room: RoomId,
@@ -117,8 +122,8 @@ const APPEND_RUN: usize = 256;
 /// Most answers whose rows go in one set of multi-row INSERTs (7
 /// parameters each).
 const SUBMIT_RUN: usize = 256;
-/// Most grants decided together (up to 16 ranked tasks each, listed
-/// twice in one statement).
+/// Most grants decided together (up to 16 ranked tasks each: the tasks
+/// once, each with its ask's worker once more, in one statement).
 const GRANT_RUN: usize = 128;
 
 impl Store {
@@ -189,7 +194,7 @@ impl Store {
                 } => work::grant(&mut tx, room, *task, worker, *ttl_ms, *cap_ms)
                     .await
                     .map(WriteOutcome::Granted),
-                WriteOp::Skip { task, worker } => work::skip(&mut tx, *task, worker)
+                WriteOp::Skip { room, task, worker } => work::skip(&mut tx, room, *task, worker)
                     .await
                     .map(|()| WriteOutcome::Skipped),
                 WriteOp::Sweep { room } => {
@@ -284,14 +289,15 @@ async fn run_at(
                 .collect()
         }
         WriteOp::Heartbeat { .. } => {
-            let beats: Vec<(i64, &UserId, i64)> = same(SMALL_RUN)
+            let beats: Vec<(&RoomId, i64, &UserId, i64)> = same(SMALL_RUN)
                 .iter()
                 .filter_map(|&op| match op {
                     WriteOp::Heartbeat {
+                        room,
                         task,
                         worker,
                         ttl_ms,
-                    } => Some((*task, worker, *ttl_ms)),
+                    } => Some((room, *task, worker, *ttl_ms)),
                     _ => None,
                 })
                 .collect();
@@ -312,50 +318,59 @@ async fn run_at(
 ///
 /// Writes of a batch were queued concurrently, so any order is one the
 /// clients could have seen, except between writes that touch the same
-/// thing: a write never runs before an earlier write of the same worker
-/// (answers, grants, heartbeats, skips) or of the same document (updates,
-/// creation, checkpoints). It goes in its kind's group, or in the latest
-/// group such an earlier write went in if that one is later. Writes of one
-/// group keep their order among themselves.
+/// thing: a write never runs before an earlier write of the same worker in
+/// the same room (answers, grants, heartbeats, skips: everything a store
+/// keeps of a worker is the room's) or of the same document (updates,
+/// creation, checkpoints). So the batch runs in rounds, each in the kinds'
+/// order; a write goes in the first round where it comes after every
+/// earlier write it must follow, and a round's writes of one kind keep
+/// their order. Most writes land in the first round; a worker's heartbeat
+/// and then answer put the answer in the second, beside the other answers
+/// that had to wait, not in a run of its own among the heartbeats.
 fn run_order(ops: &[WriteOp]) -> Vec<usize> {
-    const GROUPS: usize = 6;
-    let mut groups: [Vec<usize>; GROUPS] = Default::default();
-    // The latest group a worker's or a document's writes went in so far.
-    let mut workers: HashMap<&str, usize> = HashMap::new();
-    let mut docs: HashMap<(&str, &str), usize> = HashMap::new();
+    const REST: u8 = 5;
+    // Where the latest write of a worker or a document so far runs:
+    // (round, kind).
+    let mut workers: HashMap<(&str, &str), (usize, u8)> = HashMap::new();
+    let mut docs: HashMap<(&str, &str), (usize, u8)> = HashMap::new();
+    let mut placed: Vec<(usize, u8, usize)> = Vec::with_capacity(ops.len());
     for (at, op) in ops.iter().enumerate() {
         let (kind, worker, doc) = match op {
-            WriteOp::Submit { worker, .. } => (0, Some(worker.as_str()), None),
-            WriteOp::CreateDoc { room, doc } => (1, None, Some((room.as_str(), doc.as_str()))),
-            WriteOp::AppendUpdate { room, doc, .. } => {
-                (2, None, Some((room.as_str(), doc.as_str())))
+            WriteOp::Submit { room, worker, .. } => (0, Some((room, worker)), None),
+            WriteOp::CreateDoc { room, doc } => (1, None, Some((room, doc))),
+            WriteOp::AppendUpdate { room, doc, .. } => (2, None, Some((room, doc))),
+            WriteOp::GrantFirst { ask, .. } => (3, Some((&ask.room, &ask.worker)), None),
+            WriteOp::Heartbeat { room, worker, .. } => (4, Some((room, worker)), None),
+            WriteOp::Grant { room, worker, .. } | WriteOp::Skip { room, worker, .. } => {
+                (REST, Some((room, worker)), None)
             }
-            WriteOp::GrantFirst { ask, .. } => (3, Some(ask.worker.as_str()), None),
-            WriteOp::Heartbeat { worker, .. } => (4, Some(worker.as_str()), None),
-            WriteOp::Grant { worker, .. } | WriteOp::Skip { worker, .. } => {
-                (GROUPS - 1, Some(worker.as_str()), None)
-            }
-            WriteOp::Checkpoint { room, doc, .. } => {
-                (GROUPS - 1, None, Some((room.as_str(), doc.as_str())))
-            }
-            _ => (GROUPS - 1, None, None),
+            WriteOp::Checkpoint { room, doc, .. } => (REST, None, Some((room, doc))),
+            _ => (REST, None, None),
         };
-        let mut group = kind;
-        if let Some(worker) = worker {
-            let latest = workers.entry(worker).or_insert(group);
-            group = group.max(*latest);
-            *latest = group;
+        let worker = worker.map(|(room, worker)| (room.as_str(), worker.as_str()));
+        let doc = doc.map(|(room, doc)| (room.as_str(), doc.as_str()));
+        // After the latest write it must follow: in that write's round if
+        // its kind runs earlier in a round (or is this one's), else in the next.
+        let earlier = [
+            worker.and_then(|key| workers.get(&key)),
+            doc.and_then(|key| docs.get(&key)),
+        ];
+        let round = earlier
+            .into_iter()
+            .flatten()
+            .map(|&(round, before)| if before <= kind { round } else { round + 1 })
+            .max()
+            .unwrap_or(0);
+        if let Some(key) = worker {
+            workers.insert(key, (round, kind));
         }
-        if let Some(doc) = doc {
-            let latest = docs.entry(doc).or_insert(group);
-            group = group.max(*latest);
-            *latest = group;
+        if let Some(key) = doc {
+            docs.insert(key, (round, kind));
         }
-        if let Some(members) = groups.get_mut(group) {
-            members.push(at);
-        }
+        placed.push((round, kind, at));
     }
-    groups.into_iter().flatten().collect()
+    placed.sort_unstable();
+    placed.into_iter().map(|(_, _, at)| at).collect()
 }
 
 /// A run of answers (`store/answer.rs`). A refused answer (its reservation
@@ -394,4 +409,107 @@ async fn submit_run(
         .into_iter()
         .map(|outcome| outcome.map(WriteOutcome::Submitted))
         .collect())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::work::ProjectConfig;
+
+    fn room(name: &str) -> RoomId {
+        RoomId::parse(name).unwrap()
+    }
+
+    fn answer(room_name: &str, worker: &str, task: i64) -> WriteOp {
+        WriteOp::Submit {
+            room: room(room_name),
+            task,
+            worker: UserId::parse(worker).unwrap(),
+            answer: Value::Null,
+            rules: ProjectConfig::default().submit_rules(),
+        }
+    }
+
+    fn beat(room_name: &str, worker: &str, task: i64) -> WriteOp {
+        WriteOp::Heartbeat {
+            room: room(room_name),
+            task,
+            worker: UserId::parse(worker).unwrap(),
+            ttl_ms: 1,
+        }
+    }
+
+    fn update(doc: &str) -> WriteOp {
+        WriteOp::AppendUpdate {
+            room: room("r"),
+            doc: DocName::parse(doc).unwrap(),
+            data: Bytes::from_static(b"u"),
+        }
+    }
+
+    /// How many runs of one kind the ordered batch has.
+    fn runs(ops: &[WriteOp], order: &[usize]) -> usize {
+        order
+            .chunk_by(|&a, &b| std::mem::discriminant(&ops[a]) == std::mem::discriminant(&ops[b]))
+            .count()
+    }
+
+    #[test]
+    fn answers_that_must_wait_run_together_after_the_first_round() {
+        // Workers a..d each heartbeat then answer; e and f only answer.
+        let mut ops = Vec::new();
+        for worker in ["a", "b", "c", "d"] {
+            ops.push(beat("r", worker, 1));
+        }
+        for worker in ["a", "e", "b", "f", "c", "d"] {
+            ops.push(answer("r", worker, 1));
+        }
+        let order = run_order(&ops);
+        // e and f's answers, then the heartbeats, then the four answers
+        // that follow a heartbeat, in their queued order.
+        assert_eq!(order, vec![5, 7, 0, 1, 2, 3, 4, 6, 8, 9]);
+        assert_eq!(runs(&ops, &order), 3);
+    }
+
+    #[test]
+    fn the_same_worker_in_another_room_is_not_held_back() {
+        // One user works in two rooms: their heartbeat in r2 says nothing
+        // about their answer in r1.
+        let ops = [beat("r2", "a", 2), answer("r1", "a", 1)];
+        assert_eq!(run_order(&ops), vec![1, 0]);
+        let ops = [beat("r1", "a", 2), answer("r1", "a", 1)];
+        assert_eq!(run_order(&ops), vec![0, 1]);
+    }
+
+    #[test]
+    fn every_chain_keeps_its_order() {
+        // A document's updates around its creation, a worker's answer,
+        // heartbeat, answer: each chain stays in its queued order.
+        let ops = [
+            update("d1"),
+            WriteOp::CreateDoc {
+                room: room("r"),
+                doc: DocName::parse("d1").unwrap(),
+            },
+            update("d1"),
+            answer("r", "a", 1),
+            beat("r", "a", 2),
+            answer("r", "a", 2),
+            update("d2"),
+            WriteOp::Sweep { room: room("r") },
+        ];
+        let order = run_order(&ops);
+        let position = |at: usize| order.iter().position(|&x| x == at).unwrap();
+        for chain in [&[0, 1, 2][..], &[3, 4, 5]] {
+            for pair in chain.windows(2) {
+                assert!(position(pair[0]) < position(pair[1]), "{order:?}");
+            }
+        }
+        // Unrelated writes go in the first round: d2 with d1's first update.
+        assert!(position(6) < position(1), "{order:?}");
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..ops.len()).collect::<Vec<_>>());
+    }
 }
