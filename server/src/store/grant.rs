@@ -130,26 +130,36 @@ async fn read_slots(
     } else {
         " FOR UPDATE"
     };
-    let sql = format!(
+    // Each read comes back as one row (`sql::json_rows_sql`): a run reads
+    // a few thousand.
+    let inner = format!(
         "SELECT id, room_id, state, reserved, answered, overlap_target FROM tasks \
          WHERE id IN ({}) ORDER BY id{lock}",
         sql::rows(ids.len(), "?", ", ")
     );
-    let sql = sql::placeholders(conn, sql);
+    let columns = [
+        "id",
+        "room_id",
+        "state",
+        "reserved",
+        "answered",
+        "overlap_target",
+    ];
+    let sql = sql::placeholders(conn, sql::json_rows_sql(conn, &inner, &columns));
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for id in ids {
         query = query.bind(*id);
     }
     let mut slots = HashMap::with_capacity(ids.len());
-    for row in query.fetch_all(&mut *conn).await? {
-        let (reserved, answered): (i64, i64) = (row.try_get("reserved")?, row.try_get("answered")?);
+    for task in sql::json_rows(&query.fetch_one(&mut *conn).await?)? {
+        let cell = |at: usize| task.get(at);
         slots.insert(
-            row.try_get::<i64, _>("id")?,
+            sql::int(cell(0))?,
             Slot {
-                room: row.try_get("room_id")?,
-                open: row.try_get::<String, _>("state")? == "open",
-                taken: reserved + answered,
-                target: row.try_get("overlap_target")?,
+                room: sql::text(cell(1))?.to_owned(),
+                open: sql::text(cell(2))? == "open",
+                taken: sql::int(cell(3))? + sql::int(cell(4))?,
+                target: sql::int(cell(5))?,
                 expired: Vec::new(),
             },
         );
@@ -157,14 +167,15 @@ async fn read_slots(
     // Every reservation of those tasks (a few each), and which of the
     // asked pairs are answered. VALUES columns are column1, column2, ...
     // on both databases.
-    let sql = format!(
+    let inner = format!(
         "SELECT task_id, worker_id, expires_at FROM reservations WHERE task_id IN ({}) \
          UNION ALL SELECT a.task_id, a.worker_id, NULL FROM answers a \
          JOIN (VALUES {}) AS d ON a.task_id = d.column1 AND a.worker_id = d.column2",
         sql::rows(ids.len(), "?", ", "),
         sql::rows(pairs.len(), "(?, ?)", ", "),
     );
-    let sql = sql::placeholders(conn, sql);
+    let columns = ["task_id", "worker_id", "expires_at"];
+    let sql = sql::placeholders(conn, sql::json_rows_sql(conn, &inner, &columns));
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for id in ids {
         query = query.bind(*id);
@@ -173,10 +184,11 @@ async fn read_slots(
         query = query.bind(*task).bind(*worker);
     }
     let mut held = HashSet::new();
-    for row in query.fetch_all(&mut *conn).await? {
-        let (task, worker): (i64, String) = (row.try_get("task_id")?, row.try_get("worker_id")?);
-        let expires_at: Option<i64> = row.try_get("expires_at")?;
-        if let (Some(expires_at), Some(slot)) = (expires_at, slots.get_mut(&task))
+    for holder in sql::json_rows(&query.fetch_one(&mut *conn).await?)? {
+        let task = sql::int(holder.first())?;
+        let worker = sql::text(holder.get(1))?.to_owned();
+        if let (Some(expires_at), Some(slot)) =
+            (sql::optional_int(holder.get(2))?, slots.get_mut(&task))
             && expires_at <= now
         {
             slot.expired.push(worker.clone());

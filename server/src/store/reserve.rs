@@ -7,7 +7,10 @@ use std::collections::HashMap;
 
 use sqlx::{AnyConnection, Row};
 
-use super::work::{Reservation, WorkerTask, json_column};
+use serde_json::Value;
+
+use super::sql;
+use super::work::{Reservation, WorkerTask};
 use crate::error::{Error, Result};
 use crate::ids::{RoomId, UserId, now_ms};
 use crate::work::vote_accuracy;
@@ -35,37 +38,61 @@ pub(super) async fn candidates(
     // statement whose LIMIT is a parameter to be prepared again whenever
     // that parameter is bound, which was every grant (6% of the server's
     // CPU under a crowd went to preparing this statement again).
-    let sql = format!(
+    let inner = format!(
         "SELECT t.id, t.external_id, t.data, t.skills, t.tags, t.answered, t.overlap_target FROM tasks t \
-         WHERE t.room_id = $1 AND t.state = 'open' AND t.reserved + t.answered < t.overlap_target \
-         AND NOT EXISTS (SELECT 1 FROM answers a WHERE a.task_id = t.id AND a.worker_id = $2) \
-         AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.task_id = t.id AND r.worker_id = $2) \
-         AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.task_id = t.id AND s.worker_id = $2) \
-         AND (CASE WHEN t.gold IS NULL THEN 0 ELSE 1 END) = $3 \
+         WHERE t.room_id = ? AND t.state = 'open' AND t.reserved + t.answered < t.overlap_target \
+         AND NOT EXISTS (SELECT 1 FROM answers a WHERE a.task_id = t.id AND a.worker_id = ?) \
+         AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.task_id = t.id AND r.worker_id = ?) \
+         AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.task_id = t.id AND s.worker_id = ?) \
+         AND (CASE WHEN t.gold IS NULL THEN 0 ELSE 1 END) = ? \
          ORDER BY t.answered DESC, t.id LIMIT {}",
         limit.max(0)
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+    // One row back, not one per candidate (`sql::json_rows_sql`).
+    let columns = [
+        "id",
+        "external_id",
+        "data",
+        "skills",
+        "tags",
+        "answered",
+        "overlap_target",
+    ];
+    let sql = sql::placeholders(conn, sql::json_rows_sql(conn, &inner, &columns));
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(room.as_str())
         .bind(worker.as_str())
+        .bind(worker.as_str())
+        .bind(worker.as_str())
         .bind(i64::from(gold))
-        .fetch_all(&mut *conn)
+        .fetch_one(&mut *conn)
         .await?;
+    let mut rows = sql::json_rows(&row)?;
+    // Nearest to completion, then oldest, as the statement ordered them.
+    rows.sort_by_key(|task| {
+        (
+            std::cmp::Reverse(task.get(5).and_then(Value::as_i64)),
+            task.first().and_then(Value::as_i64),
+        )
+    });
     let mut found = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let needed: Vec<String> =
-            serde_json::from_value(json_column(row, "skills")?).unwrap_or_default();
+    for task in &rows {
+        let cell = |at: usize| task.get(at);
+        let json = |at: usize| -> Result<Value> {
+            serde_json::from_str(sql::text(cell(at))?)
+                .map_err(|error| Error::Internal(format!("a stored task is not JSON: {error}")))
+        };
+        let needed: Vec<String> = serde_json::from_value(json(3)?).unwrap_or_default();
         if needed.iter().all(|skill| skills.contains(skill)) {
-            let (answered, target): (i64, i64) =
-                (row.try_get("answered")?, row.try_get("overlap_target")?);
+            let (answered, target) = (sql::int(cell(5))?, sql::int(cell(6))?);
             found.push(Candidate {
                 task: WorkerTask {
-                    id: row.try_get("id")?,
-                    external_id: row.try_get("external_id")?,
-                    data: json_column(row, "data")?,
+                    id: sql::int(cell(0))?,
+                    external_id: sql::text(cell(1))?.to_owned(),
+                    data: json(2)?,
                 },
                 skills: needed,
-                tags: serde_json::from_value(json_column(row, "tags")?).unwrap_or_default(),
+                tags: serde_json::from_value(json(4)?).unwrap_or_default(),
                 need: (answered + 1) as f64 / target.max(1) as f64,
             });
         }
