@@ -43,6 +43,17 @@ pub struct IdleStep {
     /// (RSS now − RSS before this process's first connection) / this
     /// process's open connections.
     pub bytes_per_connection: Option<f64>,
+    /// The anonymous part of the server's RSS: its heap and stacks, without
+    /// the file pages it maps (its binary; SQLite maps the database file
+    /// once per store connection, so the rooms' first reads grow RSS by
+    /// pages of the kernel's shared page cache, not by memory of its own).
+    pub server_anon_kib: Option<u64>,
+    /// (anonymous RSS now − before) / open connections.
+    pub anon_bytes_per_connection: Option<f64>,
+    /// (anonymous RSS now − at the previous step) / connections opened
+    /// since: the cost of one more connection once the rooms are loaded
+    /// (every step spreads its clients over all rooms).
+    pub marginal_anon_bytes_per_connection: Option<f64>,
     pub generator_rss_kib: Option<u64>,
 }
 
@@ -50,6 +61,7 @@ pub struct IdleStep {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct IdleOutcome {
     pub server_rss_kib_before: Option<u64>,
+    pub server_anon_kib_before: Option<u64>,
     pub server_sockets_before: Option<u64>,
     pub steps: Vec<IdleStep>,
     /// Connections still open after holding them for `--duration`.
@@ -63,9 +75,11 @@ pub struct IdleOutcome {
 pub async fn run(ctx: Arc<Ctx>) -> IdleOutcome {
     let server = ctx.cli.server_pid.map(Process::Pid);
     let rss_before = server.and_then(|process| process.rss_kib().ok());
+    let anon_before = server.and_then(|process| process.anon_kib().ok());
     let server_sockets_before = server.and_then(|process| process.socket_count().ok());
     let mut outcome = IdleOutcome {
         server_rss_kib_before: rss_before,
+        server_anon_kib_before: anon_before,
         server_sockets_before,
         ..IdleOutcome::default()
     };
@@ -103,19 +117,25 @@ pub async fn run(ctx: Arc<Ctx>) -> IdleOutcome {
         tokio::time::sleep(ctx.cli.settle).await;
         let connections = ctx.metrics.counters.open.load(Ordering::Relaxed);
         let server_rss_kib = server.and_then(|process| process.rss_kib().ok());
-        let bytes_per_connection = match (rss_before, server_rss_kib) {
-            (Some(before), Some(now)) if connections > 0 => {
-                Some((now as f64 - before as f64) * 1024.0 / connections as f64)
-            }
-            _ => None,
-        };
+        let server_anon_kib = server.and_then(|process| process.anon_kib().ok());
+        let (previous_connections, previous_anon) =
+            outcome.steps.last().map_or((0, anon_before), |step| {
+                (step.connections, step.server_anon_kib)
+            });
         let step = IdleStep {
             connections,
             failed: ctx.metrics.counters.connect_failed.load(Ordering::Relaxed) - failed_before,
             step_seconds,
             server_rss_kib,
             server_sockets: server.and_then(|process| process.socket_count().ok()),
-            bytes_per_connection,
+            bytes_per_connection: per_connection(rss_before, server_rss_kib, connections),
+            server_anon_kib,
+            anon_bytes_per_connection: per_connection(anon_before, server_anon_kib, connections),
+            marginal_anon_bytes_per_connection: per_connection(
+                previous_anon,
+                server_anon_kib,
+                connections - previous_connections,
+            ),
             generator_rss_kib: Process::OurSelf.rss_kib().ok(),
         };
         crate::report::print_idle_step(&step);
@@ -142,6 +162,16 @@ pub async fn run(ctx: Arc<Ctx>) -> IdleOutcome {
         let _ = handle.await;
     }
     outcome
+}
+
+/// Bytes of memory per connection between two readings in KiB.
+fn per_connection(before: Option<u64>, now: Option<u64>, connections: i64) -> Option<f64> {
+    match (before, now) {
+        (Some(before), Some(now)) if connections > 0 => {
+            Some((now as f64 - before as f64) * 1024.0 / connections as f64)
+        }
+        _ => None,
+    }
 }
 
 /// Opens, syncs, reports itself settled, then idles until the stop signal.

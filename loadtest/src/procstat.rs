@@ -57,9 +57,21 @@ impl Process {
 
     /// Resident set size in KiB.
     pub fn rss_kib(self) -> anyhow::Result<u64> {
+        self.status_kib("VmRSS")
+    }
+
+    /// The anonymous part of the resident set in KiB: what the process
+    /// allocated (heap, stacks), without file pages it maps (its binary, a
+    /// SQLite database mapped by each connection), which are the kernel's
+    /// page cache, shared and reclaimable.
+    pub fn anon_kib(self) -> anyhow::Result<u64> {
+        self.status_kib("RssAnon")
+    }
+
+    fn status_kib(self, field: &str) -> anyhow::Result<u64> {
         let path = self.path("status");
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-        parse_rss_kib(&text).with_context(|| format!("parsing {path}"))
+        parse_status_kib(&text, field).with_context(|| format!("parsing {path}"))
     }
 }
 
@@ -122,19 +134,26 @@ fn parse_cpu_ticks(stat: &str) -> anyhow::Result<u64> {
     Ok(utime + stime)
 }
 
-/// The `VmRSS:` line of `/proc/PID/status`, in KiB.
-fn parse_rss_kib(status: &str) -> anyhow::Result<u64> {
+/// A `Field:   N kB` line of `/proc/PID/status`, in KiB.
+fn parse_status_kib(status: &str, field: &str) -> anyhow::Result<u64> {
     for line in status.lines() {
-        if let Some(rest) = line.strip_prefix("VmRSS:") {
-            let mut parts = rest.split_whitespace();
-            let value: u64 = parts.next().context("empty VmRSS")?.parse()?;
-            if parts.next() != Some("kB") {
-                bail!("VmRSS is not in kB");
-            }
-            return Ok(value);
+        let Some(rest) = line
+            .strip_prefix(field)
+            .and_then(|rest| rest.strip_prefix(':'))
+        else {
+            continue;
+        };
+        let mut parts = rest.split_whitespace();
+        let value: u64 = parts
+            .next()
+            .with_context(|| format!("empty {field}"))?
+            .parse()?;
+        if parts.next() != Some("kB") {
+            bail!("{field} is not in kB");
         }
+        return Ok(value);
     }
-    bail!("no VmRSS line (a zombie or kernel thread?)")
+    bail!("no {field} line (a zombie or kernel thread?)")
 }
 
 #[cfg(test)]
@@ -150,9 +169,12 @@ mod tests {
 
     #[test]
     fn rss_line() {
-        let status = "Name:\tcrowdroom\nVmPeak:\t  100 kB\nVmRSS:\t   51234 kB\nThreads:\t3\n";
-        assert_eq!(parse_rss_kib(status).unwrap(), 51234);
-        assert!(parse_rss_kib("Name:\tx\n").is_err());
+        let status = "Name:\tcrowdroom\nVmPeak:\t  100 kB\nVmRSS:\t   51234 kB\nRssAnon:\t   40000 kB\nRssFile:\t   11234 kB\nThreads:\t3\n";
+        assert_eq!(parse_status_kib(status, "VmRSS").unwrap(), 51234);
+        assert_eq!(parse_status_kib(status, "RssAnon").unwrap(), 40000);
+        assert!(parse_status_kib("Name:\tx\n", "VmRSS").is_err());
+        // A field whose name starts another's is not confused with it.
+        assert!(parse_status_kib("VmRSSx:\t5 kB\n", "VmRSS").is_err());
     }
 
     #[test]
@@ -168,7 +190,9 @@ mod tests {
 
     #[test]
     fn reads_our_own_process() {
-        assert!(Process::OurSelf.rss_kib().unwrap() > 0);
+        let rss = Process::OurSelf.rss_kib().unwrap();
+        let anon = Process::OurSelf.anon_kib().unwrap();
+        assert!(anon > 0 && anon <= rss, "anon {anon} KiB, RSS {rss} KiB");
         Process::OurSelf.cpu_time().unwrap();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         assert!(Process::OurSelf.socket_count().unwrap() >= 1);

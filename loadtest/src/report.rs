@@ -354,9 +354,15 @@ pub fn print_idle_step(step: &IdleStep) {
     let sockets = step
         .server_sockets
         .map_or("-".to_owned(), |sockets| sockets.to_string());
+    let kib =
+        |bytes: Option<f64>| bytes.map_or("-".to_owned(), |bytes| format!("{:.2}", bytes / 1024.0));
     crate::progress::println(&format!(
-        "step: {:>6} connections ({} failed) in {:.1} s; server: {sockets} sockets, RSS {rss}, {per} per connection; generator RSS {generator}",
-        step.connections, step.failed, step.step_seconds
+        "step: {:>6} connections ({} failed) in {:.1} s; server: {sockets} sockets, RSS {rss}, {per} per connection; anonymous {} KiB per connection, {} KiB each since the last step; generator RSS {generator}",
+        step.connections,
+        step.failed,
+        step.step_seconds,
+        kib(step.anon_bytes_per_connection),
+        kib(step.marginal_anon_bytes_per_connection),
     ));
 }
 
