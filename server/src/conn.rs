@@ -8,6 +8,13 @@
 //! when it is created, and most connections sit idle with nothing queued.
 //! This queue holds no allocation while it is empty, and the writer takes a
 //! whole burst at once under one short lock (never held across an await).
+//!
+//! The close signal lives in the same allocation and wakes the same
+//! `Notify`: an idle connection waits on one future for "something to send
+//! or time to close", not on two (a cancellation token per connection cost
+//! a child node in the shutdown token's tree and a second waiter, about
+//! 250 bytes per idle connection). The server's shutdown reaches every
+//! connection through the session registry (`Sessions::close_all`).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,7 +24,6 @@ use std::time::Duration;
 use axum::extract::ws::Message;
 use tokio::sync::Notify;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use crate::error::CloseCode;
 use crate::ids::ConnId;
@@ -26,63 +32,17 @@ use crate::metrics::{KindLabel, Metrics};
 /// A client that sends nothing (not even a pong) for this long is gone.
 pub const READ_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
 
-/// Tells a connection's tasks to stop, and with which close code. The first
-/// code set wins; the server's shutdown cancels every signal (code 1001).
-pub struct CloseSignal {
-    token: CancellationToken,
-    code: OnceLock<CloseCode>,
-    /// Set with the token: every frame queued for a peer asks whether its
-    /// connection is closing, and the token's own check takes a mutex
-    /// (5% of the server's CPU at 120,000 deliveries a second).
-    closed: AtomicBool,
-}
-
-impl CloseSignal {
-    /// A signal that also fires when `shutdown` is cancelled.
-    pub fn new(shutdown: &CancellationToken) -> Arc<CloseSignal> {
-        Arc::new(CloseSignal {
-            token: shutdown.child_token(),
-            code: OnceLock::new(),
-            closed: AtomicBool::new(false),
-        })
-    }
-
-    pub fn close(&self, code: CloseCode) {
-        // Cancelled with no code set means the server's shutdown got here
-        // first: that is what the client hears. Otherwise the first code wins.
-        let code = if self.token.is_cancelled() {
-            CloseCode::GoingAway
-        } else {
-            code
-        };
-        let _ = self.code.set(code);
-        self.closed.store(true, Ordering::Release);
-        self.token.cancel();
-    }
-
-    pub async fn closed(&self) {
-        self.token.cancelled().await;
-    }
-
-    /// Whether the connection is closing. Lock-free; a shutdown (the
-    /// parent token) shows here once the connection's task has seen it.
-    pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
-    }
-
-    /// The code to send: the one set, or 1001 if the server is shutting down.
-    pub fn code(&self) -> CloseCode {
-        self.code.get().copied().unwrap_or(CloseCode::GoingAway)
-    }
-}
-
-/// A connection's outbound frames, shared by its senders and its writer.
-struct Outbound {
+/// One connection's shared state: its outbound frames and its close signal.
+struct Shared {
     frames: Mutex<VecDeque<Message>>,
-    /// Woken on each push; it keeps a permit, so a push between the
-    /// writer's look at the queue and its wait is never missed.
+    /// Woken on each push and on close; it keeps a permit, so a push or a
+    /// close between the writer's look and its wait is never missed.
     ready: Notify,
     capacity: usize,
+    code: OnceLock<CloseCode>,
+    /// Set with the code: every frame queued for a peer asks whether its
+    /// connection is closing, so this is one lock-free load.
+    closed: AtomicBool,
 }
 
 /// Why a frame was not queued.
@@ -91,7 +51,7 @@ enum Refused {
     Poisoned,
 }
 
-impl Outbound {
+impl Shared {
     fn push(&self, message: Message) -> Result<(), Refused> {
         {
             let mut frames = self.frames.lock().map_err(|_| Refused::Poisoned)?;
@@ -112,18 +72,64 @@ impl Outbound {
             Err(_) => VecDeque::new(),
         }
     }
+
+    /// The first code set wins.
+    fn close(&self, code: CloseCode) {
+        let _ = self.code.set(code);
+        self.closed.store(true, Ordering::Release);
+        self.ready.notify_one();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+/// Tells a connection to stop, and with which close code: what the session
+/// registry keeps of each socket. Cloning it is cheap.
+#[derive(Clone)]
+pub struct CloseSignal(Arc<Shared>);
+
+impl CloseSignal {
+    /// Closes the connection with `code`, unless it was closed already (the
+    /// first code set is the one the client hears).
+    pub fn close(&self, code: CloseCode) {
+        self.0.close(code);
+    }
+
+    /// Whether the connection is closing. Lock-free.
+    pub fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+
+    /// The code to send: the one set, or 1000 if none was.
+    pub fn code(&self) -> CloseCode {
+        self.0.code.get().copied().unwrap_or(CloseCode::Normal)
+    }
+}
+
+/// What woke a connection's writer.
+pub enum Outgoing {
+    /// Frames to send, oldest first.
+    Burst(VecDeque<Message>),
+    /// The connection is to close (see [`CloseSignal::code`]).
+    Closed,
 }
 
 /// The writer's end of a connection's queue.
-pub struct OutboundRx(Arc<Outbound>);
+pub struct OutboundRx(Arc<Shared>);
 
 impl OutboundRx {
-    /// Waits until something is queued, then takes all of it.
-    pub async fn next_burst(&self) -> VecDeque<Message> {
+    /// Waits until something is queued, then takes all of it; or until the
+    /// connection is to close, which goes first.
+    pub async fn next(&self) -> Outgoing {
         loop {
+            if self.0.is_closed() {
+                return Outgoing::Closed;
+            }
             let burst = self.0.take();
             if !burst.is_empty() {
-                return burst;
+                return Outgoing::Burst(burst);
             }
             self.0.ready.notified().await;
         }
@@ -133,6 +139,11 @@ impl OutboundRx {
     pub fn take(&self) -> VecDeque<Message> {
         self.0.take()
     }
+
+    /// The connection's close signal.
+    pub fn signal(&self) -> CloseSignal {
+        CloseSignal(self.0.clone())
+    }
 }
 
 /// The sending side of one connection, as held by room actors and the
@@ -140,8 +151,7 @@ impl OutboundRx {
 #[derive(Clone)]
 pub struct ConnTx {
     pub id: ConnId,
-    queue: Arc<Outbound>,
-    signal: Arc<CloseSignal>,
+    shared: Arc<Shared>,
     kind: KindLabel,
     metrics: Arc<Metrics>,
 }
@@ -151,38 +161,38 @@ impl ConnTx {
     /// with 4008 (the client reconnects and resyncs): nothing is skipped
     /// silently. Returns whether the frame was queued.
     pub fn send(&self, message: Message) -> bool {
-        if self.signal.is_closed() {
+        if self.shared.is_closed() {
             return false;
         }
-        match self.queue.push(message) {
+        match self.shared.push(message) {
             Ok(()) => {
                 self.metrics.messages_out.get_or_create(&self.kind).inc();
                 true
             }
             Err(Refused::Full) => {
-                if !self.signal.is_closed() {
+                if !self.shared.is_closed() {
                     self.metrics.slow_clients_dropped.inc();
                     tracing::debug!(
                         connection_id = self.id.0,
                         "outbound queue full, closing slow client"
                     );
                 }
-                self.signal.close(CloseCode::SlowConsumer);
+                self.shared.close(CloseCode::SlowConsumer);
                 false
             }
             Err(Refused::Poisoned) => {
-                self.signal.close(CloseCode::Internal);
+                self.shared.close(CloseCode::Internal);
                 false
             }
         }
     }
 
     pub fn close(&self, code: CloseCode) {
-        self.signal.close(code);
+        self.shared.close(code);
     }
 
     pub fn is_closed(&self) -> bool {
-        self.signal.is_closed()
+        self.shared.is_closed()
     }
 }
 
@@ -193,22 +203,22 @@ pub fn channel(
     capacity: usize,
     kind: KindLabel,
     metrics: Arc<Metrics>,
-    signal: Arc<CloseSignal>,
 ) -> (ConnTx, OutboundRx) {
-    let queue = Arc::new(Outbound {
+    let shared = Arc::new(Shared {
         frames: Mutex::new(VecDeque::new()),
         ready: Notify::new(),
         capacity: capacity.max(1),
+        code: OnceLock::new(),
+        closed: AtomicBool::new(false),
     });
     (
         ConnTx {
             id,
-            queue: queue.clone(),
-            signal,
+            shared: shared.clone(),
             kind,
             metrics,
         },
-        OutboundRx(queue),
+        OutboundRx(shared),
     )
 }
 
@@ -280,22 +290,17 @@ mod tests {
 
     #[tokio::test]
     async fn the_queue_is_bounded_and_holds_nothing_when_idle() {
-        let signal = CloseSignal::new(&CancellationToken::new());
-        let (tx, rx) = channel(
-            ConnId::next(),
-            3,
-            crate::metrics::YJS,
-            Metrics::new(),
-            signal.clone(),
-        );
+        let (tx, rx) = channel(ConnId::next(), 3, crate::metrics::YJS, Metrics::new());
         for text in ["a", "b", "c"] {
             assert!(tx.send(Message::Text(text.into())));
         }
         // The fourth frame finds the queue full: the slow client is closed.
         assert!(!tx.send(Message::Text("d".into())));
-        assert_eq!(signal.code(), CloseCode::SlowConsumer);
-        let burst = rx.next_burst().await;
-        let texts: Vec<String> = burst
+        assert_eq!(rx.signal().code(), CloseCode::SlowConsumer);
+        // Closing goes before what is queued; the close sequence drains it.
+        assert!(matches!(rx.next().await, Outgoing::Closed));
+        let texts: Vec<String> = rx
+            .take()
             .into_iter()
             .map(|message| match message {
                 Message::Text(text) => text.to_string(),
@@ -311,15 +316,13 @@ mod tests {
 
     #[tokio::test]
     async fn the_writer_wakes_for_a_frame_queued_while_it_waits() {
-        let signal = CloseSignal::new(&CancellationToken::new());
-        let (tx, rx) = channel(
-            ConnId::next(),
-            8,
-            crate::metrics::YJS,
-            Metrics::new(),
-            signal,
-        );
-        let waiter = tokio::spawn(async move { rx.next_burst().await.len() });
+        let (tx, rx) = channel(ConnId::next(), 8, crate::metrics::YJS, Metrics::new());
+        let waiter = tokio::spawn(async move {
+            match rx.next().await {
+                Outgoing::Burst(burst) => burst.len(),
+                Outgoing::Closed => 0,
+            }
+        });
         tokio::task::yield_now().await;
         assert!(tx.send(Message::Text("late".into())));
         let taken = tokio::time::timeout(Duration::from_secs(5), waiter).await;
@@ -327,24 +330,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn first_close_code_wins() {
-        let shutdown = CancellationToken::new();
-        let signal = CloseSignal::new(&shutdown);
+    async fn a_close_wakes_the_waiting_writer_and_the_first_code_wins() {
+        let (tx, rx) = channel(ConnId::next(), 8, crate::metrics::YJS, Metrics::new());
+        let signal = rx.signal();
         assert!(!signal.is_closed());
+        let waiter = tokio::spawn(async move { matches!(rx.next().await, Outgoing::Closed) });
+        tokio::task::yield_now().await;
         signal.close(CloseCode::SlowConsumer);
-        signal.close(CloseCode::Normal);
-        assert!(signal.is_closed());
+        tx.close(CloseCode::Normal);
+        let woken = tokio::time::timeout(Duration::from_secs(5), waiter).await;
+        assert!(matches!(woken, Ok(Ok(true))), "{woken:?}");
+        assert!(signal.is_closed() && tx.is_closed());
         assert_eq!(signal.code(), CloseCode::SlowConsumer);
-        let other = CloseSignal::new(&shutdown);
-        shutdown.cancel();
-        // A shutdown wakes the connection's waiters, whose close says 1001
-        // whatever code they ask for.
-        tokio::time::timeout(Duration::from_secs(5), other.closed())
-            .await
-            .expect("a shutdown closes every signal");
-        assert_eq!(other.code(), CloseCode::GoingAway);
-        other.close(CloseCode::Normal);
-        assert!(other.is_closed());
-        assert_eq!(other.code(), CloseCode::GoingAway);
     }
 }

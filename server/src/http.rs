@@ -130,6 +130,10 @@ pub async fn run(
         shutdown: shutdown.clone(),
     });
     let sessions = Arc::new(Sessions::default());
+    tracker.spawn(sessions::close_on_shutdown(
+        sessions.clone(),
+        shutdown.clone(),
+    ));
     tracker.spawn(sessions::poll_revocations(
         store.clone(),
         sessions.clone(),

@@ -1,6 +1,9 @@
 //! Which open sockets belong to which token, so that revoking a token
 //! closes its sockets at once (close code 4403).
 //!
+//! It is also how the server's shutdown reaches every socket (1001): the
+//! sockets have no cancellation token of their own (see `conn`).
+//!
 //! Revocations made through this server's API act immediately. The
 //! [`poll_revocations`] task also reads recent revocations from the store,
 //! which catches those made by `crowdroom token revoke` or by another
@@ -8,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -26,7 +30,10 @@ const POLL_OVERLAP_MS: i64 = 5_000;
 /// Open sockets by token.
 #[derive(Default)]
 pub struct Sessions {
-    by_token: DashMap<TokenId, HashMap<ConnId, Arc<CloseSignal>>>,
+    by_token: DashMap<TokenId, HashMap<ConnId, CloseSignal>>,
+    /// Set by [`Sessions::close_all`]: a socket registered after it is
+    /// closed at once.
+    closing: AtomicBool,
 }
 
 /// Unregisters a socket when dropped.
@@ -42,16 +49,32 @@ impl Sessions {
         self: &Arc<Self>,
         token: &TokenId,
         conn: ConnId,
-        signal: Arc<CloseSignal>,
+        signal: CloseSignal,
     ) -> SessionGuard {
         self.by_token
             .entry(token.clone())
             .or_default()
-            .insert(conn, signal);
+            .insert(conn, signal.clone());
+        // Checked after the insert: either `close_all` sees this socket or
+        // this sees its flag (both are sequentially consistent).
+        if self.closing.load(Ordering::SeqCst) {
+            signal.close(CloseCode::GoingAway);
+        }
         SessionGuard {
             sessions: self.clone(),
             token: token.clone(),
             conn,
+        }
+    }
+
+    /// Closes every open socket, and any opened from now on, with `code`
+    /// (the server's shutdown: 1001).
+    pub fn close_all(&self, code: CloseCode) {
+        self.closing.store(true, Ordering::SeqCst);
+        for conns in &self.by_token {
+            for signal in conns.values() {
+                signal.close(code);
+            }
         }
     }
 
@@ -80,6 +103,12 @@ impl Drop for SessionGuard {
     }
 }
 
+/// On `shutdown`, closes every socket with 1001.
+pub async fn close_on_shutdown(sessions: Arc<Sessions>, shutdown: CancellationToken) {
+    shutdown.cancelled().await;
+    sessions.close_all(CloseCode::GoingAway);
+}
+
 /// Closes sockets of tokens revoked in the store, until `shutdown`.
 pub async fn poll_revocations(store: Store, sessions: Arc<Sessions>, shutdown: CancellationToken) {
     let mut since = now_ms() - POLL_OVERLAP_MS;
@@ -103,5 +132,54 @@ pub async fn poll_revocations(store: Store, sessions: Arc<Sessions>, shutdown: C
             }
             Err(error) => tracing::warn!(%error, "cannot poll token revocations"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conn::{Outgoing, channel};
+    use crate::metrics::{Metrics, YJS};
+
+    fn socket(sessions: &Arc<Sessions>, token: &str) -> (SessionGuard, crate::conn::OutboundRx) {
+        let (tx, rx) = channel(ConnId::next(), 4, YJS, Metrics::new());
+        let guard = sessions.register(&TokenId(token.into()), tx.id, rx.signal());
+        (guard, rx)
+    }
+
+    #[tokio::test]
+    async fn close_all_reaches_open_sockets_and_later_ones() {
+        let sessions = Arc::new(Sessions::default());
+        let (_a, a) = socket(&sessions, "t1");
+        let (_b, b) = socket(&sessions, "t2");
+        assert!(!a.signal().is_closed());
+        sessions.close_all(CloseCode::GoingAway);
+        for rx in [&a, &b] {
+            assert!(matches!(rx.next().await, Outgoing::Closed));
+            assert_eq!(rx.signal().code(), CloseCode::GoingAway);
+        }
+        // A socket that registers during the shutdown is closed at once.
+        let (_c, c) = socket(&sessions, "t3");
+        assert_eq!(c.signal().code(), CloseCode::GoingAway);
+        assert!(c.signal().is_closed());
+    }
+
+    #[tokio::test]
+    async fn close_token_closes_only_that_tokens_sockets_and_guards_unregister() {
+        let sessions = Arc::new(Sessions::default());
+        let (_a, a) = socket(&sessions, "t1");
+        let (b_guard, b) = socket(&sessions, "t2");
+        assert_eq!(
+            sessions.close_token(&TokenId("t1".into()), CloseCode::TokenRevoked),
+            1
+        );
+        assert_eq!(a.signal().code(), CloseCode::TokenRevoked);
+        assert!(!b.signal().is_closed());
+        drop(b_guard);
+        assert_eq!(
+            sessions.close_token(&TokenId("t2".into()), CloseCode::TokenRevoked),
+            0
+        );
+        assert!(!b.signal().is_closed());
     }
 }

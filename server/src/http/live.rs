@@ -24,6 +24,9 @@ pub async fn upgrade(
     let principal = authenticate(&state, &headers, query.token.as_deref(), &room).await?;
     let limits = state.sockets.clone();
     let tracker = state.tracker.clone();
+    // As on /yjs: the callback captures only the opening's box, freed once
+    // the room is joined.
+    let opening = Box::new((state, principal));
     Ok(upgrade
         .read_buffer_size(limits.read_buffer)
         .write_buffer_size(limits.write_buffer)
@@ -31,10 +34,10 @@ pub async fn upgrade(
         .max_message_size(limits.live_max_message)
         .max_frame_size(limits.live_max_message)
         .on_upgrade(move |socket| {
-            // As on /yjs: the opening's state is boxed and freed once joined.
-            let opening = Box::new((state, principal, socket));
+            // Boxed too: what the async block captures stays in its future.
+            let socket = Box::new(socket);
             tracker.track_future(async move {
-                if let Some((socket, handle)) = Box::pin(open(opening)).await {
+                if let Some((socket, handle)) = Box::pin(open(opening, socket)).await {
                     serve(socket, handle).await;
                 }
             })
@@ -43,10 +46,13 @@ pub async fn upgrade(
 
 /// Opens the socket and joins the room; on failure closes the socket with
 /// the error's code.
-async fn open(opening: Box<(AppState, Principal, WebSocket)>) -> Option<(Box<Socket>, RoomHandle)> {
-    let (state, principal, socket) = *opening;
+async fn open(
+    opening: Box<(AppState, Principal)>,
+    socket: Box<WebSocket>,
+) -> Option<(Box<Socket>, RoomHandle)> {
+    let (state, principal) = *opening;
     let room = principal.room.clone();
-    let mut socket = Socket::open(&state, principal, socket, LIVE, state.sockets.live_rate);
+    let mut socket = Socket::open(&state, principal, *socket, LIVE, state.sockets.live_rate);
     let (tx, principal) = (socket.tx.clone(), socket.principal.clone());
     let joined = state
         .rooms
@@ -93,5 +99,6 @@ async fn serve(mut socket: Box<Socket>, handle: RoomHandle) {
     // The close frame first: leaving may wait for room in a busy room's inbox.
     Box::pin(socket.finish()).await;
     // The room may have exited (shutdown); then there is nothing to leave.
-    let _ = handle.send(RoomCommand::LiveLeave { conn: tx.id }).await;
+    // Boxed, as on /yjs: the send's future is bigger than the idle wait.
+    let _ = Box::pin(handle.send(RoomCommand::LiveLeave { conn: tx.id })).await;
 }

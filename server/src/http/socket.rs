@@ -23,7 +23,9 @@ use tokio::time::{Instant, Sleep};
 
 use super::AppState;
 use crate::auth::Principal;
-use crate::conn::{self, CloseSignal, ConnTx, OutboundRx, READ_IDLE_TIMEOUT, RateLimiter};
+use crate::conn::{
+    self, CloseSignal, ConnTx, OutboundRx, Outgoing, READ_IDLE_TIMEOUT, RateLimiter,
+};
 use crate::error::{CloseCode, Result};
 use crate::ids::{ConnId, now_ms};
 use crate::metrics::{KindLabel, Metrics};
@@ -38,7 +40,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// One open socket: its queue, its close signal, and the socket itself.
 pub struct Socket {
     pub tx: ConnTx,
-    pub signal: Arc<CloseSignal>,
+    pub signal: CloseSignal,
     pub principal: Arc<Principal>,
     ws: WebSocket,
     queue: OutboundRx,
@@ -72,14 +74,13 @@ impl Socket {
         rate: (u32, u32),
     ) -> Box<Socket> {
         let id = ConnId::next();
-        let signal = CloseSignal::new(&state.shutdown);
         let (tx, queue) = conn::channel(
             id,
             state.sockets.outbound_queue,
             kind.clone(),
             state.metrics.clone(),
-            signal.clone(),
         );
+        let signal = queue.signal();
         let session = state
             .sessions
             .register(&principal.token_id, id, signal.clone());
@@ -119,8 +120,10 @@ impl Socket {
             }
             let wake = tokio::select! {
                 biased;
-                () = self.signal.closed() => Wake::Closed,
-                burst = self.queue.next_burst() => Wake::Burst(burst),
+                outgoing = self.queue.next() => match outgoing {
+                    Outgoing::Burst(burst) => Wake::Burst(burst),
+                    Outgoing::Closed => Wake::Closed,
+                },
                 () = self.timer.as_mut() => Wake::Timer,
                 read = self.ws.next() => Wake::Read(read),
             };
@@ -158,8 +161,10 @@ impl Socket {
             let burst = tokio::select! {
                 biased;
                 sent = &mut send => return self.sent(sent),
-                () = self.signal.closed() => return false,
-                burst = self.queue.next_burst() => burst,
+                outgoing = self.queue.next() => match outgoing {
+                    Outgoing::Burst(burst) => burst,
+                    Outgoing::Closed => return false,
+                },
             };
             if !Box::pin(self.write(burst)).await {
                 return false;

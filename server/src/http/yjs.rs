@@ -45,24 +45,26 @@ pub async fn upgrade(
     }
     let limits = state.sockets.clone();
     let tracker = state.tracker.clone();
+    // What only the opening needs goes in one box, freed once the room is
+    // joined. The callback captures only the box: what it captures stays
+    // in the connection's task for the task's whole life (idle connections
+    // are most of the memory; AppState alone is 288 bytes).
+    let max_write = limits
+        .yjs_max_message
+        .max(state.max_doc_bytes)
+        .saturating_mul(2);
+    let opening = Box::new((state, principal, doc));
     Ok(upgrade
         .read_buffer_size(limits.read_buffer)
         .write_buffer_size(limits.write_buffer)
-        .max_write_buffer_size(
-            limits
-                .yjs_max_message
-                .max(state.max_doc_bytes)
-                .saturating_mul(2),
-        )
+        .max_write_buffer_size(max_write)
         .max_message_size(limits.yjs_max_message)
         .max_frame_size(limits.yjs_max_message)
         .on_upgrade(move |socket| {
-            // What only the opening needs goes in one box, freed once the
-            // room is joined: the connection's long-lived future keeps no
-            // room for it (idle connections are most of the memory).
-            let opening = Box::new((state, principal, doc, socket));
+            // Boxed too: what the async block captures stays in its future.
+            let socket = Box::new(socket);
             tracker.track_future(async move {
-                if let Some((socket, handle, doc)) = Box::pin(open(opening)).await {
+                if let Some((socket, handle, doc)) = Box::pin(open(opening, socket)).await {
                     serve(socket, handle, doc).await;
                 }
             })
@@ -86,11 +88,12 @@ fn decode(frame: &Bytes) -> Option<Option<DocMessage>> {
 /// Opens the socket and joins the document's room; on failure closes the
 /// socket with the error's code.
 async fn open(
-    opening: Box<(AppState, Principal, DocName, WebSocket)>,
+    opening: Box<(AppState, Principal, DocName)>,
+    socket: Box<WebSocket>,
 ) -> Option<(Box<Socket>, RoomHandle, DocName)> {
-    let (state, principal, doc, socket) = *opening;
+    let (state, principal, doc) = *opening;
     let room: RoomId = principal.room.clone();
-    let mut socket = Socket::open(&state, principal, socket, YJS, state.sockets.yjs_rate);
+    let mut socket = Socket::open(&state, principal, *socket, YJS, state.sockets.yjs_rate);
     let (tx, principal) = (socket.tx.clone(), socket.principal.clone());
     let joined = state
         .rooms
@@ -114,7 +117,7 @@ async fn open(
 
 /// Forwards the socket's frames to the room until it closes.
 async fn serve(mut socket: Box<Socket>, handle: RoomHandle, doc: DocName) {
-    let tx = socket.tx.clone();
+    let conn = socket.tx.id;
     while let Some(frame) = socket.next().await {
         let WsMessage::Binary(frame) = frame else {
             socket.bad_input(CloseCode::UnsupportedData);
@@ -123,7 +126,7 @@ async fn serve(mut socket: Box<Socket>, handle: RoomHandle, doc: DocName) {
         match decode(&frame) {
             Some(Some(message)) => {
                 let command = RoomCommand::DocMessage {
-                    conn: tx.id,
+                    conn,
                     doc: doc.clone(),
                     message,
                 };
@@ -141,7 +144,7 @@ async fn serve(mut socket: Box<Socket>, handle: RoomHandle, doc: DocName) {
     // The close frame first: leaving may wait for room in a busy room's inbox.
     Box::pin(socket.finish()).await;
     // The room may have exited (shutdown); then there is nothing to leave.
-    let _ = handle
-        .send(RoomCommand::DocLeave { conn: tx.id, doc })
-        .await;
+    // Boxed: inline, this send's future (672 bytes) would make every idle
+    // connection's future that much bigger.
+    let _ = Box::pin(handle.send(RoomCommand::DocLeave { conn, doc })).await;
 }
