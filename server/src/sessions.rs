@@ -9,7 +9,7 @@
 //! which catches those made by `crowdroom token revoke` or by another
 //! server process sharing the database.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -17,6 +17,7 @@ use std::time::Duration;
 use dashmap::DashMap;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Principal;
 use crate::conn::CloseSignal;
 use crate::error::CloseCode;
 use crate::ids::{ConnId, TokenId, now_ms};
@@ -27,10 +28,14 @@ const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Overlap between polls, so a revocation committed during a poll is not missed.
 const POLL_OVERLAP_MS: i64 = 5_000;
 
-/// Open sockets by token.
+/// Open sockets, by connection, each with its principal (whose token it
+/// was opened with). Keyed by connection, not by token: registering a
+/// socket allocates nothing of its own (a map by token held a map per token
+/// and two copies of the token's id, about 200 bytes per idle connection),
+/// and the rare revocation scans the sockets once for all its tokens.
 #[derive(Default)]
 pub struct Sessions {
-    by_token: DashMap<TokenId, HashMap<ConnId, CloseSignal>>,
+    by_conn: DashMap<ConnId, (Arc<Principal>, CloseSignal)>,
     /// Set by [`Sessions::close_all`]: a socket registered after it is
     /// closed at once.
     closing: AtomicBool,
@@ -39,22 +44,19 @@ pub struct Sessions {
 /// Unregisters a socket when dropped.
 pub struct SessionGuard {
     sessions: Arc<Sessions>,
-    token: TokenId,
     conn: ConnId,
 }
 
 impl Sessions {
-    /// Registers an open socket of `token`.
+    /// Registers an open socket of `principal`'s token.
     pub fn register(
         self: &Arc<Self>,
-        token: &TokenId,
+        principal: &Arc<Principal>,
         conn: ConnId,
         signal: CloseSignal,
     ) -> SessionGuard {
-        self.by_token
-            .entry(token.clone())
-            .or_default()
-            .insert(conn, signal.clone());
+        self.by_conn
+            .insert(conn, (principal.clone(), signal.clone()));
         // Checked after the insert: either `close_all` sees this socket or
         // this sees its flag (both are sequentially consistent).
         if self.closing.load(Ordering::SeqCst) {
@@ -62,7 +64,6 @@ impl Sessions {
         }
         SessionGuard {
             sessions: self.clone(),
-            token: token.clone(),
             conn,
         }
     }
@@ -71,35 +72,34 @@ impl Sessions {
     /// (the server's shutdown: 1001).
     pub fn close_all(&self, code: CloseCode) {
         self.closing.store(true, Ordering::SeqCst);
-        for conns in &self.by_token {
-            for signal in conns.values() {
-                signal.close(code);
-            }
+        for entry in &self.by_conn {
+            entry.value().1.close(code);
         }
     }
 
     /// Closes every open socket of `token` with `code`; returns how many.
     pub fn close_token(&self, token: &TokenId, code: CloseCode) -> usize {
-        match self.by_token.get(token) {
-            Some(conns) => {
-                for signal in conns.values() {
-                    signal.close(code);
-                }
-                conns.len()
+        self.close_tokens(&HashSet::from([token]), code)
+    }
+
+    /// Closes every open socket of any of `tokens` with `code`, in one pass
+    /// over the sockets; returns how many.
+    pub fn close_tokens(&self, tokens: &HashSet<&TokenId>, code: CloseCode) -> usize {
+        let mut closed = 0;
+        for entry in &self.by_conn {
+            let (principal, signal) = entry.value();
+            if tokens.contains(&principal.token_id) {
+                signal.close(code);
+                closed += 1;
             }
-            None => 0,
         }
+        closed
     }
 }
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
-        if let Some(mut conns) = self.sessions.by_token.get_mut(&self.token) {
-            conns.remove(&self.conn);
-        }
-        self.sessions
-            .by_token
-            .remove_if(&self.token, |_, conns| conns.is_empty());
+        self.sessions.by_conn.remove(&self.conn);
     }
 }
 
@@ -118,15 +118,15 @@ pub async fn poll_revocations(store: Store, sessions: Arc<Sessions>, shutdown: C
             () = shutdown.cancelled() => return,
             _ = interval.tick() => {}
         }
-        if sessions.by_token.is_empty() {
+        if sessions.by_conn.is_empty() {
             since = now_ms() - POLL_OVERLAP_MS;
             continue;
         }
         let started = now_ms();
         match store.revoked_since(since).await {
             Ok(tokens) => {
-                for token in tokens {
-                    sessions.close_token(&token, CloseCode::TokenRevoked);
+                if !tokens.is_empty() {
+                    sessions.close_tokens(&tokens.iter().collect(), CloseCode::TokenRevoked);
                 }
                 since = started - POLL_OVERLAP_MS;
             }
@@ -143,7 +143,15 @@ mod tests {
 
     fn socket(sessions: &Arc<Sessions>, token: &str) -> (SessionGuard, crate::conn::OutboundRx) {
         let (tx, rx) = channel(ConnId::next(), 4, YJS, Metrics::new());
-        let guard = sessions.register(&TokenId(token.into()), tx.id, rx.signal());
+        let principal = Arc::new(Principal {
+            user: crate::ids::UserId::parse("u1").expect("a valid user id"),
+            display_name: "U".into(),
+            room: crate::ids::RoomId::parse("r1").expect("a valid room id"),
+            role: crate::auth::Role::Worker,
+            token_id: TokenId(token.into()),
+            expires_at: None,
+        });
+        let guard = sessions.register(&principal, tx.id, rx.signal());
         (guard, rx)
     }
 

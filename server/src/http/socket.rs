@@ -81,9 +81,8 @@ impl Socket {
             state.metrics.clone(),
         );
         let signal = queue.signal();
-        let session = state
-            .sessions
-            .register(&principal.token_id, id, signal.clone());
+        let principal = Arc::new(principal);
+        let session = state.sessions.register(&principal, id, signal.clone());
         state.metrics.connections.get_or_create(&kind).inc();
         let now = Instant::now();
         let expires = principal.expires_at.map(|at| {
@@ -94,7 +93,7 @@ impl Socket {
         Box::new(Socket {
             tx,
             signal,
-            principal: Arc::new(principal),
+            principal,
             ws,
             queue,
             limiter: RateLimiter::new(rate.0, rate.1),
