@@ -65,7 +65,7 @@ async fn open(
     match joined {
         Ok(handle) => Some((socket, handle)),
         Err(error) => {
-            socket.signal.close(CloseCode::from(&error));
+            socket.tx.close(CloseCode::from(&error));
             Box::pin(socket.finish()).await;
             None
         }

@@ -23,9 +23,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::AppState;
 use crate::auth::Principal;
-use crate::conn::{
-    self, CloseSignal, ConnTx, OutboundRx, Outgoing, READ_IDLE_TIMEOUT, RateLimiter,
-};
+use crate::conn::{self, ConnTx, OutboundRx, Outgoing, READ_IDLE_TIMEOUT, RateLimiter};
 use crate::error::{CloseCode, Result};
 use crate::ids::{ConnId, now_ms};
 use crate::metrics::{KindLabel, Metrics};
@@ -37,10 +35,10 @@ const PING_INTERVAL: Duration = Duration::from_secs(20);
 /// How long the close sequence may take to send what is left and the close frame.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// One open socket: its queue, its close signal, and the socket itself.
+/// One open socket: its queue (which carries its close signal), and the
+/// socket itself.
 pub struct Socket {
     pub tx: ConnTx,
-    pub signal: CloseSignal,
     pub principal: Arc<Principal>,
     ws: WebSocket,
     queue: OutboundRx,
@@ -80,9 +78,8 @@ impl Socket {
             kind.clone(),
             state.metrics.clone(),
         );
-        let signal = queue.signal();
         let principal = Arc::new(principal);
-        let session = state.sessions.register(&principal, id, signal.clone());
+        let session = state.sessions.register(&principal, id, queue.signal());
         state.metrics.connections.get_or_create(&kind).inc();
         let now = Instant::now();
         let expires = principal.expires_at.map(|at| {
@@ -92,7 +89,6 @@ impl Socket {
         let next_ping = now + PING_INTERVAL;
         Box::new(Socket {
             tx,
-            signal,
             principal,
             ws,
             queue,
@@ -174,15 +170,15 @@ impl Socket {
     /// Closes the socket for bad input with `code`.
     pub fn bad_input(&self, code: CloseCode) {
         self.metrics.bad_input_closed.inc();
-        self.signal.close(code);
+        self.tx.close(code);
     }
 
     /// Sends what was queued before the close (a `you.kicked` saying why),
     /// unless the queue is the problem, then the close frame with the code
     /// the signal carries.
     pub async fn finish(&mut self) {
-        self.signal.close(CloseCode::Normal);
-        let code = self.signal.code();
+        self.tx.close(CloseCode::Normal);
+        let code = self.queue.signal().code();
         if code != CloseCode::SlowConsumer {
             let burst = self.queue.take();
             // A broken socket is dropped either way.
@@ -199,7 +195,7 @@ impl Socket {
 
     fn sent(&self, sent: Result<()>) -> bool {
         if sent.is_err() {
-            self.signal.close(CloseCode::TryLater);
+            self.tx.close(CloseCode::TryLater);
         }
         sent.is_ok()
     }
@@ -214,7 +210,7 @@ impl Socket {
     async fn write(&mut self, burst: std::collections::VecDeque<Message>) -> bool {
         let written = self.send_burst(burst).await.is_ok();
         if !written {
-            self.signal.close(CloseCode::Normal);
+            self.tx.close(CloseCode::Normal);
         }
         written
     }
@@ -233,11 +229,11 @@ impl Socket {
     async fn on_timer(&mut self) -> bool {
         let now = Instant::now();
         if self.expires.is_some_and(|expires| now >= expires) {
-            self.signal.close(CloseCode::TokenExpired);
+            self.tx.close(CloseCode::TokenExpired);
             return false;
         }
         if now >= self.last_read + READ_IDLE_TIMEOUT {
-            self.signal.close(CloseCode::Normal);
+            self.tx.close(CloseCode::Normal);
             return false;
         }
         if now >= self.next_ping {
@@ -248,7 +244,7 @@ impl Socket {
                 .await
                 .is_err()
             {
-                self.signal.close(CloseCode::Normal);
+                self.tx.close(CloseCode::Normal);
                 return false;
             }
         }
@@ -263,7 +259,7 @@ impl Socket {
     ) -> Option<Option<Message>> {
         let message = match read {
             None => {
-                self.signal.close(CloseCode::Normal);
+                self.tx.close(CloseCode::Normal);
                 return Some(None);
             }
             Some(Err(error)) => {
@@ -271,14 +267,14 @@ impl Socket {
                 if code != CloseCode::Normal {
                     self.metrics.bad_input_closed.inc();
                 }
-                self.signal.close(code);
+                self.tx.close(code);
                 return Some(None);
             }
             Some(Ok(message)) => message,
         };
         match message {
             Message::Close(_) => {
-                self.signal.close(CloseCode::Normal);
+                self.tx.close(CloseCode::Normal);
                 Some(None)
             }
             Message::Ping(_) | Message::Pong(_) => None,
@@ -298,7 +294,7 @@ impl Drop for Socket {
     /// However the connection ends, its signal says closed, so rooms and
     /// sessions stop queueing to it.
     fn drop(&mut self) {
-        self.signal.close(CloseCode::Normal);
+        self.tx.close(CloseCode::Normal);
         self.metrics.connections.get_or_create(&self.kind).dec();
     }
 }

@@ -108,7 +108,7 @@ async fn open(
         Ok(handle) => Some((socket, handle, doc)),
         Err(error) => {
             tracing::debug!(room_id = %room, %error, "document join failed");
-            socket.signal.close(CloseCode::from(&error));
+            socket.tx.close(CloseCode::from(&error));
             Box::pin(socket.finish()).await;
             None
         }
