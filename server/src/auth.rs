@@ -8,6 +8,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use compact_str::CompactString;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -114,7 +115,7 @@ impl FromStr for Role {
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub user: UserId,
-    pub display_name: String,
+    pub display_name: CompactString,
     pub room: RoomId,
     pub role: Role,
     pub token_id: TokenId,
@@ -142,7 +143,7 @@ impl NewToken {
         let secret = format!("{TOKEN_PREFIX}{}", hex(&secret));
         let hash = hash_token(&secret);
         NewToken {
-            id: TokenId(format!("tok_{}", hex(&id))),
+            id: TokenId(format!("tok_{}", hex(&id)).into()),
             secret,
             hash,
         }
@@ -225,7 +226,7 @@ mod tests {
     fn principal(user: &str, role: Role) -> Principal {
         Principal {
             user: UserId::parse(user).unwrap_or_else(|_| panic!("valid user {user}")),
-            display_name: user.to_owned(),
+            display_name: user.into(),
             room: RoomId::parse("r").unwrap_or_else(|_| panic!("valid room")),
             role,
             token_id: TokenId("tok_0".into()),

@@ -171,7 +171,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
         }
         Command::Token(TokenCommand::Revoke { id, token }) => {
             let id = match (id, token) {
-                (Some(id), _) => TokenId(id),
+                (Some(id), _) => TokenId(id.into()),
                 (None, Some(secret)) => store.token_id_of_secret(&secret).await?,
                 (None, None) => return Err(Error::BadRequest("give --id or --token".into())),
             };

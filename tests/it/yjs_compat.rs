@@ -109,7 +109,7 @@ async fn stock_client_stops_after_revocation() {
         "r1".to_owned(),
         "notes".to_owned(),
         token,
-        id.0,
+        id.0.into(),
         owner,
     ];
     let result = run_node("revoked.mjs", &args).await;

@@ -259,7 +259,7 @@ async fn revoke_token(
     Path((room, token)): Path<(String, String)>,
 ) -> Result<StatusCode> {
     let me = authenticate(&state, &headers, None, &room).await?;
-    let token = TokenId(token);
+    let token = TokenId(token.into());
     let target = state
         .store
         .tokens(&me.room)

@@ -5,6 +5,7 @@
 //! Moderators get some events in a fuller form than everyone else (a deleted
 //! message's body and who deleted it): the audience is chosen here.
 
+use compact_str::CompactString;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -41,7 +42,7 @@ struct LiveConn {
 #[derive(Debug, Clone, Serialize)]
 pub struct Presence {
     pub user: UserId,
-    pub display_name: String,
+    pub display_name: CompactString,
     pub role: Role,
     pub status: String,
     /// Open live connections (tabs) of this person.

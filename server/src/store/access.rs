@@ -201,7 +201,7 @@ impl Store {
             "INSERT INTO tokens (id, hash, room_id, user_id, role, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
-        .bind(&token.id.0)
+        .bind(token.id.0.as_str())
         .bind(&token.hash)
         .bind(room.as_str())
         .bind(user.as_str())
@@ -229,7 +229,7 @@ impl Store {
              AND ($3 IS NULL OR room_id = $3) RETURNING room_id",
         )
         .bind(now_ms())
-        .bind(&id.0)
+        .bind(id.0.as_str())
         .bind(room.map(RoomId::as_str))
         .fetch_optional(&mut *self.conn().await?)
         .await?;
@@ -246,7 +246,7 @@ impl Store {
             .fetch_optional(&mut *self.conn().await?)
             .await?;
         match row {
-            Some(row) => Ok(TokenId(row.try_get("id")?)),
+            Some(row) => Ok(TokenId(row.try_get::<String, _>("id")?.into())),
             None => Err(Error::NotFound("token")),
         }
     }
@@ -262,7 +262,7 @@ impl Store {
         rows.iter()
             .map(|row| {
                 Ok(TokenRow {
-                    id: TokenId(row.try_get("id")?),
+                    id: TokenId(row.try_get::<String, _>("id")?.into()),
                     user: UserId::parse(&row.try_get::<String, _>("user_id")?)?,
                     role: parse_role(&row.try_get::<String, _>("role")?)?,
                     created_at: row.try_get("created_at")?,
@@ -298,10 +298,10 @@ impl Store {
         }
         Ok(Principal {
             user: UserId::parse(&row.try_get::<String, _>("user_id")?)?,
-            display_name: row.try_get("display_name")?,
+            display_name: row.try_get::<String, _>("display_name")?.into(),
             room: RoomId::parse(&row.try_get::<String, _>("room_id")?)?,
             role: parse_role(&row.try_get::<String, _>("role")?)?,
-            token_id: TokenId(row.try_get("id")?),
+            token_id: TokenId(row.try_get::<String, _>("id")?.into()),
             expires_at,
         })
     }
@@ -314,7 +314,7 @@ impl Store {
             .fetch_all(&mut *self.conn().await?)
             .await?;
         rows.iter()
-            .map(|row| Ok(TokenId(row.try_get("id")?)))
+            .map(|row| Ok(TokenId(row.try_get::<String, _>("id")?.into())))
             .collect()
     }
 }
@@ -343,6 +343,6 @@ pub(super) async fn remove_member_in(
     .fetch_all(&mut *conn)
     .await?;
     rows.iter()
-        .map(|row| Ok(TokenId(row.try_get("id")?)))
+        .map(|row| Ok(TokenId(row.try_get::<String, _>("id")?.into())))
         .collect()
 }
