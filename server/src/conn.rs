@@ -15,11 +15,13 @@
 //! a child node in the shutdown token's tree and a second waiter, about
 //! 250 bytes per idle connection). The server's shutdown reaches every
 //! connection through the session registry (`Sessions::close_all`).
+//! The registry's keepalive sweep uses it too: it queues the pings and
+//! closes a socket whose peer went quiet (the socket resets a counter here
+//! on each read), so a connection keeps no timer of its own.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 use axum::extract::ws::Message;
 use tokio::sync::Notify;
@@ -28,9 +30,6 @@ use tokio::time::Instant;
 use crate::error::CloseCode;
 use crate::ids::ConnId;
 use crate::metrics::{KindLabel, Metrics};
-
-/// A client that sends nothing (not even a pong) for this long is gone.
-pub const READ_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
 
 /// One connection's shared state: its outbound frames and its close signal.
 struct Shared {
@@ -43,6 +42,9 @@ struct Shared {
     /// Set with the code: every frame queued for a peer asks whether its
     /// connection is closing, so this is one lock-free load.
     closed: AtomicBool,
+    /// Keepalive sweeps since the socket last read a frame: reset by the
+    /// socket's reads, counted up by `Sessions::sweep`.
+    idle_sweeps: AtomicU32,
 }
 
 /// Why a frame was not queued.
@@ -106,6 +108,21 @@ impl CloseSignal {
     pub fn code(&self) -> CloseCode {
         self.0.code.get().copied().unwrap_or(CloseCode::Normal)
     }
+
+    /// Counts one more keepalive sweep without a read; returns how many
+    /// there have been since the last read.
+    pub fn idle_sweep(&self) -> u32 {
+        self.0.idle_sweeps.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Queues a WebSocket ping, unless the connection is closing or its
+    /// queue is full (a client that far behind is receiving frames anyway,
+    /// and the queue's own policy deals with it).
+    pub fn ping(&self) {
+        if !self.is_closed() {
+            let _ = self.0.push(Message::Ping(Default::default()));
+        }
+    }
 }
 
 /// What woke a connection's writer.
@@ -143,6 +160,11 @@ impl OutboundRx {
     /// The connection's close signal.
     pub fn signal(&self) -> CloseSignal {
         CloseSignal(self.0.clone())
+    }
+
+    /// The socket read a frame (any frame, a pong too): the peer is alive.
+    pub fn mark_read(&self) {
+        self.0.idle_sweeps.store(0, Ordering::Relaxed);
     }
 }
 
@@ -210,6 +232,7 @@ pub fn channel(
         capacity: capacity.max(1),
         code: OnceLock::new(),
         closed: AtomicBool::new(false),
+        idle_sweeps: AtomicU32::new(0),
     });
     (
         ConnTx {
@@ -273,6 +296,8 @@ pub fn read_error_code(error: axum::Error) -> CloseCode {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[tokio::test(start_paused = true)]

@@ -134,6 +134,7 @@ pub async fn run(
         sessions.clone(),
         shutdown.clone(),
     ));
+    tracker.spawn(sessions::keepalive(sessions.clone(), shutdown.clone()));
     tracker.spawn(sessions::poll_revocations(
         store.clone(),
         sessions.clone(),

@@ -4,6 +4,15 @@
 //! It is also how the server's shutdown reaches every socket (1001): the
 //! sockets have no cancellation token of their own (see `conn`).
 //!
+//! And it keeps them alive: once a second, [`keepalive`] walks every socket
+//! ([`Sessions::sweep`]), closes those whose token has expired (4401) or
+//! whose peer has sent nothing, not even a pong, for [`IDLE_SWEEPS`] sweeps,
+//! and queues a ping to one in [`PING_EVERY`] of them (by connection id, so
+//! each is pinged every 20 s and the pings spread over the interval). One
+//! walk instead of a timer per socket: an idle connection holds no timer
+//! (112 bytes and a timer-wheel entry each), and a socket's read resets an
+//! atomic counter instead of re-arming a timer.
+//!
 //! Revocations made through this server's API act immediately. The
 //! [`poll_revocations`] task also reads recent revocations from the store,
 //! which catches those made by `crowdroom token revoke` or by another
@@ -27,6 +36,22 @@ use crate::store::Store;
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Overlap between polls, so a revocation committed during a poll is not missed.
 const POLL_OVERLAP_MS: i64 = 5_000;
+/// How often [`keepalive`] sweeps the sockets.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// A socket is pinged every this many sweeps (20 s): the y-websocket client
+/// gives up on a server silent for 30 s, and NATs forget quiet flows.
+pub const PING_EVERY: u64 = 20;
+/// A peer that sends nothing (not even a pong) for this many sweeps (75 s,
+/// more than three pings) is gone.
+pub const IDLE_SWEEPS: u32 = 75;
+
+/// What one sweep did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub pinged: usize,
+    pub expired: usize,
+    pub idle: usize,
+}
 
 /// Open sockets, by connection, each with its principal (whose token it
 /// was opened with). Keyed by connection, not by token: registering a
@@ -97,6 +122,31 @@ impl Sessions {
     }
 }
 
+impl Sessions {
+    /// The keepalive walk, the `tick`th (see the module's docs). `now_ms` is
+    /// the wall clock that token expiry is stated in.
+    pub fn sweep(&self, tick: u64, now_ms: i64) -> Swept {
+        let mut swept = Swept::default();
+        for entry in &self.by_conn {
+            let (principal, signal) = entry.value();
+            if signal.is_closed() {
+                continue;
+            }
+            if principal.expires_at.is_some_and(|at| at <= now_ms) {
+                signal.close(CloseCode::TokenExpired);
+                swept.expired += 1;
+            } else if signal.idle_sweep() > IDLE_SWEEPS {
+                signal.close(CloseCode::Normal);
+                swept.idle += 1;
+            } else if entry.key().0 % PING_EVERY == tick % PING_EVERY {
+                signal.ping();
+                swept.pinged += 1;
+            }
+        }
+        swept
+    }
+}
+
 impl Drop for SessionGuard {
     fn drop(&mut self) {
         self.sessions.by_conn.remove(&self.conn);
@@ -107,6 +157,24 @@ impl Drop for SessionGuard {
 pub async fn close_on_shutdown(sessions: Arc<Sessions>, shutdown: CancellationToken) {
     shutdown.cancelled().await;
     sessions.close_all(CloseCode::GoingAway);
+}
+
+/// Sweeps the sockets once a second ([`Sessions::sweep`]), until `shutdown`.
+pub async fn keepalive(sessions: Arc<Sessions>, shutdown: CancellationToken) {
+    let mut interval = tokio::time::interval(SWEEP_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = 0u64;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        let swept = sessions.sweep(tick, now_ms());
+        if swept.expired + swept.idle > 0 {
+            tracing::debug!(?swept, "keepalive sweep closed sockets");
+        }
+        tick += 1;
+    }
 }
 
 /// Closes sockets of tokens revoked in the store, until `shutdown`.
@@ -142,6 +210,14 @@ mod tests {
     use crate::metrics::{Metrics, YJS};
 
     fn socket(sessions: &Arc<Sessions>, token: &str) -> (SessionGuard, crate::conn::OutboundRx) {
+        socket_expiring(sessions, token, None)
+    }
+
+    fn socket_expiring(
+        sessions: &Arc<Sessions>,
+        token: &str,
+        expires_at: Option<i64>,
+    ) -> (SessionGuard, crate::conn::OutboundRx) {
         let (tx, rx) = channel(ConnId::next(), 4, YJS, Metrics::new());
         let principal = Arc::new(Principal {
             user: crate::ids::UserId::parse("u1").expect("a valid user id"),
@@ -149,7 +225,7 @@ mod tests {
             room: crate::ids::RoomId::parse("r1").expect("a valid room id"),
             role: crate::auth::Role::Worker,
             token_id: TokenId(token.into()),
-            expires_at: None,
+            expires_at,
         });
         let guard = sessions.register(&principal, tx.id, rx.signal());
         (guard, rx)
@@ -189,5 +265,73 @@ mod tests {
             0
         );
         assert!(!b.signal().is_closed());
+    }
+
+    /// The ids of the pings queued for `rx`.
+    fn pings(rx: &crate::conn::OutboundRx) -> usize {
+        rx.take()
+            .iter()
+            .filter(|message| matches!(message, axum::extract::ws::Message::Ping(_)))
+            .count()
+    }
+
+    #[test]
+    fn a_sweep_closes_expired_tokens_and_leaves_the_rest() {
+        let sessions = Arc::new(Sessions::default());
+        let (_a, a) = socket_expiring(&sessions, "t1", Some(1_000));
+        let (_b, b) = socket_expiring(&sessions, "t2", Some(5_000));
+        let (_c, c) = socket(&sessions, "t3");
+        let swept = sessions.sweep(1, 1_000);
+        assert_eq!(swept.expired, 1);
+        assert_eq!(a.signal().code(), CloseCode::TokenExpired);
+        assert!(!b.signal().is_closed() && !c.signal().is_closed());
+        assert_eq!(sessions.sweep(2, 5_000).expired, 1);
+        assert_eq!(b.signal().code(), CloseCode::TokenExpired);
+        assert!(!c.signal().is_closed());
+    }
+
+    #[test]
+    fn each_socket_is_pinged_once_every_ping_interval() {
+        let sessions = Arc::new(Sessions::default());
+        let sockets: Vec<_> = (0..PING_EVERY + 3)
+            .map(|i| socket(&sessions, &format!("t{i}")))
+            .collect();
+        let mut pinged = 0;
+        for tick in 0..PING_EVERY {
+            // Every socket reads a pong before each sweep: none goes idle.
+            for (_, rx) in &sockets {
+                rx.mark_read();
+            }
+            pinged += sessions.sweep(tick, 0).pinged;
+        }
+        assert_eq!(pinged, sockets.len());
+        for (_, rx) in &sockets {
+            assert_eq!(pings(rx), 1, "one ping per socket per interval");
+            assert!(!rx.signal().is_closed());
+        }
+    }
+
+    #[test]
+    fn a_silent_peer_is_closed_after_the_idle_sweeps_and_a_read_resets_the_count() {
+        let sessions = Arc::new(Sessions::default());
+        let (_quiet, quiet) = socket(&sessions, "t1");
+        let (_chatty, chatty) = socket(&sessions, "t2");
+        let mut idle = 0;
+        for tick in 0..u64::from(IDLE_SWEEPS) {
+            chatty.mark_read();
+            idle += sessions.sweep(tick, 0).idle;
+            // The writer sends the pings; dropping them keeps the queue free.
+            quiet.take();
+            chatty.take();
+        }
+        assert_eq!(
+            idle, 0,
+            "idle for exactly IDLE_SWEEPS sweeps is not too long"
+        );
+        chatty.mark_read();
+        assert_eq!(sessions.sweep(u64::from(IDLE_SWEEPS), 0).idle, 1);
+        assert_eq!(quiet.signal().code(), CloseCode::Normal);
+        assert!(quiet.signal().is_closed());
+        assert!(!chatty.signal().is_closed());
     }
 }

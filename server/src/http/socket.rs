@@ -1,7 +1,9 @@
 //! What both WebSocket endpoints share: one task per connection that reads
-//! frames (with the idle timeout, the rate limit and the bad-input policy),
-//! writes what the room queued, pings, enforces token expiry, and closes
-//! with the code it was given.
+//! frames (with the rate limit and the bad-input policy), writes what the
+//! room queued (the keepalive's pings too), and closes with the code it was
+//! given. It has no timer: pings, the idle timeout and token expiry come
+//! from the session registry's once-a-second sweep (`sessions`), through
+//! the queue and its close signal.
 //!
 //! One task, not a reader and a writer: most connections sit idle, and a
 //! second task with its own future, timers and a lock to share the socket
@@ -13,25 +15,21 @@
 //! keeps draining its own queue ([`Socket::forward`]), so a busy room cannot
 //! make its own clients look slow.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
-use tokio::time::{Instant, Sleep};
 
 use super::AppState;
 use crate::auth::Principal;
-use crate::conn::{self, ConnTx, OutboundRx, Outgoing, READ_IDLE_TIMEOUT, RateLimiter};
+use crate::conn::{self, ConnTx, OutboundRx, Outgoing, RateLimiter};
 use crate::error::{CloseCode, Result};
-use crate::ids::{ConnId, now_ms};
+use crate::ids::ConnId;
 use crate::metrics::{KindLabel, Metrics};
 use crate::rooms::{RoomCommand, RoomHandle};
 use crate::sessions::SessionGuard;
 
-/// Interval of WebSocket pings, which detect dead peers behind NATs.
-const PING_INTERVAL: Duration = Duration::from_secs(20);
 /// How long the close sequence may take to send what is left and the close frame.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -43,12 +41,6 @@ pub struct Socket {
     ws: WebSocket,
     queue: OutboundRx,
     limiter: RateLimiter,
-    /// One timer for the next ping, the read idle timeout and the token's
-    /// expiry, whichever comes first.
-    timer: Pin<Box<Sleep>>,
-    last_read: Instant,
-    next_ping: Instant,
-    expires: Option<Instant>,
     metrics: Arc<Metrics>,
     kind: KindLabel,
     _session: SessionGuard,
@@ -58,7 +50,6 @@ pub struct Socket {
 enum Wake {
     Closed,
     Burst(std::collections::VecDeque<Message>),
-    Timer,
     Read(Option<std::result::Result<Message, axum::Error>>),
 }
 
@@ -81,22 +72,12 @@ impl Socket {
         let principal = Arc::new(principal);
         let session = state.sessions.register(&principal, id, queue.signal());
         state.metrics.connections.get_or_create(&kind).inc();
-        let now = Instant::now();
-        let expires = principal.expires_at.map(|at| {
-            let left = u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0);
-            now + Duration::from_millis(left)
-        });
-        let next_ping = now + PING_INTERVAL;
         Box::new(Socket {
             tx,
             principal,
             ws,
             queue,
             limiter: RateLimiter::new(rate.0, rate.1),
-            timer: Box::pin(tokio::time::sleep_until(next_ping)),
-            last_read: now,
-            next_ping,
-            expires,
             metrics: state.metrics.clone(),
             kind,
             _session: session,
@@ -104,22 +85,17 @@ impl Socket {
     }
 
     /// The next data frame (binary or text), or None once the socket is
-    /// done: closed by the peer, idle too long, broken, over its rate,
-    /// expired, or told to close. Meanwhile it writes what is queued,
-    /// pings, and answers control frames.
+    /// done: closed by the peer, broken, over its rate, or told to close
+    /// (idle too long and expired included). Meanwhile it writes what is
+    /// queued and answers control frames.
     pub async fn next(&mut self) -> Option<Message> {
         loop {
-            let deadline = self.deadline();
-            if self.timer.deadline() != deadline {
-                self.timer.as_mut().reset(deadline);
-            }
             let wake = tokio::select! {
                 biased;
                 outgoing = self.queue.next() => match outgoing {
                     Outgoing::Burst(burst) => Wake::Burst(burst),
                     Outgoing::Closed => Wake::Closed,
                 },
-                () = self.timer.as_mut() => Wake::Timer,
                 read = self.ws.next() => Wake::Read(read),
             };
             match wake {
@@ -131,13 +107,8 @@ impl Socket {
                         return None;
                     }
                 }
-                Wake::Timer => {
-                    if !Box::pin(self.on_timer()).await {
-                        return None;
-                    }
-                }
                 Wake::Read(read) => {
-                    self.last_read = Instant::now();
+                    self.queue.mark_read();
                     if let Some(message) = self.on_read(read) {
                         return message;
                     }
@@ -200,12 +171,6 @@ impl Socket {
         sent.is_ok()
     }
 
-    fn deadline(&self) -> Instant {
-        let idle = self.last_read + READ_IDLE_TIMEOUT;
-        let next = self.next_ping.min(idle);
-        self.expires.map_or(next, |expires| next.min(expires))
-    }
-
     /// Everything queued goes out in one flush. False if the socket broke.
     async fn write(&mut self, burst: std::collections::VecDeque<Message>) -> bool {
         let written = self.send_burst(burst).await.is_ok();
@@ -223,32 +188,6 @@ impl Socket {
             self.ws.feed(message).await?;
         }
         self.ws.flush().await
-    }
-
-    /// Expiry, idleness or a ping, whichever is due. False to stop.
-    async fn on_timer(&mut self) -> bool {
-        let now = Instant::now();
-        if self.expires.is_some_and(|expires| now >= expires) {
-            self.tx.close(CloseCode::TokenExpired);
-            return false;
-        }
-        if now >= self.last_read + READ_IDLE_TIMEOUT {
-            self.tx.close(CloseCode::Normal);
-            return false;
-        }
-        if now >= self.next_ping {
-            self.next_ping = now + PING_INTERVAL;
-            if self
-                .ws
-                .send(Message::Ping(Default::default()))
-                .await
-                .is_err()
-            {
-                self.tx.close(CloseCode::Normal);
-                return false;
-            }
-        }
-        true
     }
 
     /// Some(frame) to hand to the caller (None there means stop), or None
