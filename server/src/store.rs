@@ -178,7 +178,10 @@ impl Store {
                         // whenever another has committed, so under steady writes
                         // every read started cold and re-read its pages with
                         // pread (a copy per page); mapped, the file's pages are
-                        // read in place.
+                        // read in place. The mapping is not free either (such a
+                        // read unmaps the whole file and faults it back in), but
+                        // at 10,000 crowd workers it cost 15% less CPU than pread
+                        // (docs/BENCHMARKS.md, "the mapped database, tried off").
                         let pragmas = format!(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
                          PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; \
