@@ -120,9 +120,7 @@ impl Sessions {
         }
         closed
     }
-}
 
-impl Sessions {
     /// The keepalive walk, the `tick`th (see the module's docs). `now_ms` is
     /// the wall clock that token expiry is stated in.
     pub fn sweep(&self, tick: u64, now_ms: i64) -> Swept {
