@@ -46,7 +46,7 @@ pub const PING_EVERY: u64 = 20;
 pub const IDLE_SWEEPS: u32 = 75;
 
 /// What one sweep did.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct Swept {
     pub pinged: usize,
     pub expired: usize,
@@ -265,7 +265,7 @@ mod tests {
         assert!(!b.signal().is_closed());
     }
 
-    /// The ids of the pings queued for `rx`.
+    /// How many pings are queued for `rx` (taking everything queued).
     fn pings(rx: &crate::conn::OutboundRx) -> usize {
         rx.take()
             .iter()
