@@ -5,11 +5,11 @@
 //! Moderators get some events in a fuller form than everyone else (a deleted
 //! message's body and who deleted it): the audience is chosen here.
 
-use compact_str::CompactString;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::ws::Message as WsMessage;
+use compact_str::CompactString;
 use serde::Serialize;
 use serde_json::json;
 

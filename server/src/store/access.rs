@@ -46,6 +46,11 @@ fn parse_role(raw: &str) -> Result<Role> {
         .map_err(|_| Error::Internal(format!("stored role {raw:?} is unknown")))
 }
 
+/// A token's id, from `row`'s `id` column.
+fn token_id(row: &AnyRow) -> Result<TokenId> {
+    Ok(TokenId(row.try_get::<&str, _>("id")?.into()))
+}
+
 fn room_row(row: &AnyRow) -> Result<RoomRow> {
     Ok(RoomRow {
         id: RoomId::parse(&row.try_get::<String, _>("id")?)?,
@@ -246,7 +251,7 @@ impl Store {
             .fetch_optional(&mut *self.conn().await?)
             .await?;
         match row {
-            Some(row) => Ok(TokenId(row.try_get::<String, _>("id")?.into())),
+            Some(row) => token_id(&row),
             None => Err(Error::NotFound("token")),
         }
     }
@@ -262,7 +267,7 @@ impl Store {
         rows.iter()
             .map(|row| {
                 Ok(TokenRow {
-                    id: TokenId(row.try_get::<String, _>("id")?.into()),
+                    id: token_id(row)?,
                     user: UserId::parse(&row.try_get::<String, _>("user_id")?)?,
                     role: parse_role(&row.try_get::<String, _>("role")?)?,
                     created_at: row.try_get("created_at")?,
@@ -298,10 +303,10 @@ impl Store {
         }
         Ok(Principal {
             user: UserId::parse(&row.try_get::<String, _>("user_id")?)?,
-            display_name: row.try_get::<String, _>("display_name")?.into(),
+            display_name: row.try_get::<&str, _>("display_name")?.into(),
             room: RoomId::parse(&row.try_get::<String, _>("room_id")?)?,
             role: parse_role(&row.try_get::<String, _>("role")?)?,
-            token_id: TokenId(row.try_get::<String, _>("id")?.into()),
+            token_id: token_id(&row)?,
             expires_at,
         })
     }
@@ -313,9 +318,7 @@ impl Store {
             .bind(since_ms)
             .fetch_all(&mut *self.conn().await?)
             .await?;
-        rows.iter()
-            .map(|row| Ok(TokenId(row.try_get::<String, _>("id")?.into())))
-            .collect()
+        rows.iter().map(token_id).collect()
     }
 }
 
@@ -342,7 +345,5 @@ pub(super) async fn remove_member_in(
     .bind(user.as_str())
     .fetch_all(&mut *conn)
     .await?;
-    rows.iter()
-        .map(|row| Ok(TokenId(row.try_get::<String, _>("id")?.into())))
-        .collect()
+    rows.iter().map(token_id).collect()
 }
