@@ -11,13 +11,16 @@
 mod access;
 mod answer;
 mod assign;
+mod batch;
 mod chat;
 mod consensus;
 mod console;
+mod counts;
 mod docs;
 mod export;
 mod gate;
 mod grant;
+mod hot;
 mod ledger;
 mod moderation;
 mod quality;
@@ -119,6 +122,15 @@ pub struct Store {
     projects: std::sync::Arc<
         dashmap::DashMap<crate::ids::RoomId, (std::time::Instant, crate::work::ProjectConfig)>,
     >,
+    /// The connection that writes, kept by the committer from batch to
+    /// batch; on SQLite the hot reads share it (see [`hot`]).
+    writer: std::sync::Arc<tokio::sync::Mutex<Option<Conn>>>,
+    hot_readers: std::sync::Arc<hot::HotReaders>,
+    /// Workers' views, read a batch at a time (see [`batch`]).
+    views: std::sync::Arc<batch::Batcher<(crate::ids::RoomId, crate::ids::UserId), WorkerView>>,
+    /// Rooms' queue counts, and whether they have expired reservations.
+    counts: std::sync::Arc<batch::Batcher<crate::ids::RoomId, QueueCounts>>,
+    expired: std::sync::Arc<batch::Batcher<crate::ids::RoomId, bool>>,
 }
 
 /// How long a project read from the store is reused. A change made through
@@ -205,6 +217,11 @@ impl Store {
             thread: thread::StoreThread::start()?,
             backend,
             projects: Default::default(),
+            writer: Default::default(),
+            hot_readers: Default::default(),
+            views: batch::Batcher::new(worker::read_views),
+            counts: batch::Batcher::new(counts::read_counts),
+            expired: batch::Batcher::new(counts::read_expired),
         })
     }
 
@@ -245,6 +262,14 @@ impl Store {
             inner: inner?,
             _permit: permit,
         })
+    }
+
+    /// A connection for the writer to keep, under a permit of the write
+    /// gate (see [`hot`]).
+    #[track_caller]
+    fn writer_conn(&self) -> impl Future<Output = Result<Conn>> + Send + '_ {
+        let at = std::panic::Location::caller();
+        self.through(&self.writes, at, self.pool.acquire())
     }
 
     /// Runs the embedded migrations for this backend (idempotent).
@@ -293,6 +318,10 @@ impl Store {
 
     /// Closes the pool, waiting for connections to return (end of shutdown).
     pub async fn close(&self) {
+        // The writer's kept connection goes back first: closing waits for
+        // every connection to return.
+        *self.writer.lock().await = None;
+        self.hot_readers.release().await;
         self.pool.close().await;
     }
 }

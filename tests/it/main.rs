@@ -6,6 +6,7 @@
 mod auth;
 mod awareness;
 mod batch_runs;
+mod batched_reads;
 mod browser;
 mod chat;
 mod cli;

@@ -179,7 +179,7 @@ impl Store {
                 Ok(
                     sqlx::query("SELECT config FROM projects WHERE room_id = $1")
                         .bind(owned.as_str())
-                        .fetch_optional(&mut *store.conn().await?)
+                        .fetch_optional(&mut *store.hot().await?)
                         .await?,
                 )
             })
@@ -275,74 +275,13 @@ impl Store {
         rows.iter().map(task_row).collect()
     }
 
-    /// The room's tasks by state and its live reservations, counted on
-    /// the store's thread.
-    pub async fn queue_counts(&self, room: &RoomId) -> Result<QueueCounts> {
-        let room = room.clone();
-        self.offload(move |store| async move { store.read_queue_counts(&room).await })
-            .await
-    }
-
-    async fn read_queue_counts(&self, room: &RoomId) -> Result<QueueCounts> {
-        let mut counts = QueueCounts::default();
-        // Both counts on one connection: one acquisition (and one return) per tick.
-        let mut conn = self.conn().await?;
-        let rows = sqlx::query(
-            "SELECT state, COUNT(*) AS n, CAST(SUM(answered) AS BIGINT) AS answers, \
-             CAST(SUM(reserved) AS BIGINT) AS held FROM tasks WHERE room_id = $1 GROUP BY state",
-        )
-        .bind(room.as_str())
-        .fetch_all(&mut *conn)
-        .await?;
-        for row in &rows {
-            let state: String = row.try_get("state")?;
-            let n: i64 = row.try_get("n")?;
-            // SUM is NUMERIC on PostgreSQL (which the Any driver cannot read): the query casts it.
-            let answers: i64 = row.try_get("answers")?;
-            counts.total += n;
-            counts.answers += answers;
-            counts.held += row.try_get::<i64, _>("held")?;
-            match state.as_str() {
-                "open" => counts.open += n,
-                "complete" => counts.complete += n,
-                _ => counts.review += n,
-            }
-        }
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS n FROM reservations WHERE room_id = $1 AND expires_at > $2",
-        )
-        .bind(room.as_str())
-        .bind(now_ms())
-        .fetch_one(&mut *conn)
-        .await?;
-        counts.reserved = row.try_get("n")?;
-        Ok(counts)
-    }
-
-    /// Whether any of the room's reservations has expired (read on the
-    /// store's thread, so a sweep with nothing to do costs the writer nothing).
-    pub async fn has_expired_reservations(&self, room: &RoomId) -> Result<bool> {
-        let room = room.clone();
-        self.offload(move |store| async move {
-            let row = sqlx::query(
-                "SELECT 1 AS one FROM reservations WHERE room_id = $1 AND expires_at <= $2 LIMIT 1",
-            )
-            .bind(room.as_str())
-            .bind(now_ms())
-            .fetch_optional(&mut *store.conn().await?)
-            .await?;
-            Ok(row.is_some())
-        })
-        .await
-    }
-
     /// The tasks the worker could take now, best first (their skills,
     /// accuracy and interests against each task's need), read on the
     /// store's thread: the first half of a grant, outside the writer.
     pub async fn rank_work(&self, ask: &WorkAsk) -> Result<Vec<WorkerTask>> {
         let ask = ask.clone();
         self.offload(move |store| async move {
-            super::reserve::rank(&mut *store.conn().await?, &ask).await
+            super::reserve::rank(&mut *store.hot().await?, &ask).await
         })
         .await
     }

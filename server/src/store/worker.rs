@@ -11,13 +11,16 @@
 //! reading their view is one more statement, not three.
 
 use serde_json::{Value, json};
+use std::collections::HashMap;
+
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use super::ledger::Earnings;
 use super::quality::{WorkerQuality, quality_row};
 use super::reserve::Standing;
 use super::work::{Reservation, WorkerTask, json_column};
-use super::{Backend, Store};
+use super::{Backend, Store, batch};
 use crate::error::{Error, Result};
 use crate::ids::{RoomId, UserId, now_ms};
 
@@ -54,21 +57,23 @@ impl WorkerView {
     }
 }
 
-/// The view's statement; `{skills}`, `{stats}` and `{interests}` are the
-/// backend's JSON array aggregates, `{earnings}` its JSON array of values.
-/// The lists and the earnings are scalar subqueries, not joined derived
-/// tables: SQLite materialized each of those in a temporary table of its
-/// own, five per view (`sqlite3BtreeOpen` was 4% of the server's time under
-/// a crowd, which reads a view for every grant and answer).
-const VIEW: &str = "SELECT CAST($2 AS TEXT) AS worker_id, COALESCE(s.gold_correct, 0) AS gold_correct, \
+/// The views' statement, one row per (room, worker) of `$1` (a JSON array
+/// of pairs, unpacked by the backend's `{keys}`); `{skills}`, `{stats}`
+/// and `{interests}` are the backend's JSON array aggregates, `{earnings}`
+/// its JSON array of values. The lists and the earnings are scalar
+/// subqueries, not joined derived tables: SQLite materialized each of those
+/// in a temporary table of its own, five per view (`sqlite3BtreeOpen` was
+/// 4% of the server's time under a crowd, which reads a view for every
+/// grant and answer).
+const VIEWS: &str = "SELECT k.room_id, k.worker_id, COALESCE(s.gold_correct, 0) AS gold_correct, \
      COALESCE(s.gold_total, 0) AS gold_total, COALESCE(s.agree, 0) AS agree, \
      COALESCE(s.disagree, 0) AS disagree, COALESCE(s.answers, 0) AS answers, \
      COALESCE(s.lead_time_total, 0) AS lead_time_total, COALESCE(s.fast_answers, 0) AS fast_answers, \
      p.reason, r.task_id, r.created_at, r.expires_at, r.cap_at, t.external_id, t.data, \
      (SELECT {skills} FROM (SELECT skill FROM member_skills \
-        WHERE room_id = $1 AND user_id = $2 ORDER BY skill) m) AS skills, \
-     (SELECT {stats} FROM worker_stats w WHERE w.room_id = $1 AND w.worker_id = $2) AS stats, \
-     (SELECT {interests} FROM member_interests i WHERE i.room_id = $1 AND i.user_id = $2) AS interests, \
+        WHERE room_id = k.room_id AND user_id = k.worker_id ORDER BY skill) m) AS skills, \
+     (SELECT {stats} FROM worker_stats w WHERE w.room_id = k.room_id AND w.worker_id = k.worker_id) AS stats, \
+     (SELECT {interests} FROM member_interests i WHERE i.room_id = k.room_id AND i.user_id = k.worker_id) AS interests, \
      (SELECT {earnings}( \
         CAST(COALESCE(SUM(CASE WHEN e.state = 'pending' THEN e.amount ELSE 0 END), 0) AS BIGINT), \
         CAST(COALESCE(SUM(CASE WHEN e.state = 'approved' THEN e.amount ELSE 0 END), 0) AS BIGINT), \
@@ -80,25 +85,33 @@ const VIEW: &str = "SELECT CAST($2 AS TEXT) AS worker_id, COALESCE(s.gold_correc
         CAST(COALESCE(SUM(CASE WHEN e.state <> 'rejected' THEN COALESCE(a.lead_time_ms, 0) ELSE 0 END), 0) \
           AS BIGINT)){earnings_end} \
         FROM ledger_entries e LEFT JOIN answers a ON a.id = e.answer_id \
-        WHERE e.room_id = $1 AND e.worker_id = $2) AS earnings \
-     FROM (SELECT 1 AS one) o \
-     LEFT JOIN worker_stats s ON s.room_id = $1 AND s.worker_id = $2 AND s.skill = '' \
-     LEFT JOIN paused_workers p ON p.room_id = $1 AND p.worker_id = $2 \
-     LEFT JOIN reservations r ON r.room_id = $1 AND r.worker_id = $2 AND r.task_id = \
-        (SELECT task_id FROM reservations WHERE room_id = $1 AND worker_id = $2 AND expires_at > $3 \
-         ORDER BY created_at LIMIT 1) \
+        WHERE e.room_id = k.room_id AND e.worker_id = k.worker_id) AS earnings \
+     FROM {keys} \
+     LEFT JOIN worker_stats s ON s.room_id = k.room_id AND s.worker_id = k.worker_id AND s.skill = '' \
+     LEFT JOIN paused_workers p ON p.room_id = k.room_id AND p.worker_id = k.worker_id \
+     LEFT JOIN reservations r ON r.room_id = k.room_id AND r.worker_id = k.worker_id AND r.task_id = \
+        (SELECT task_id FROM reservations WHERE room_id = k.room_id AND worker_id = k.worker_id \
+         AND expires_at > $2 ORDER BY created_at LIMIT 1) \
      LEFT JOIN tasks t ON t.id = r.task_id";
 
+/// A (room, worker) pair, the key of a view.
+type ViewKey = (RoomId, UserId);
+
+/// The batch read of views (see [`super::batch`]).
+pub(super) fn read_views(store: Store, keys: Vec<ViewKey>) -> batch::Found<ViewKey, WorkerView> {
+    Box::pin(async move { store.read_worker_views(&keys).await })
+}
+
 impl Store {
-    /// The worker's reservation, record, skills and earnings, in one
-    /// statement on the store's thread.
+    /// The worker's reservation, record, skills and earnings, read on the
+    /// store's thread in one statement with the other views asked for
+    /// meanwhile (see [`super::batch`]).
     pub async fn worker_view(&self, room: &RoomId, worker: &UserId) -> Result<WorkerView> {
-        let (room, worker) = (room.clone(), worker.clone());
-        self.offload(move |store| async move { store.read_worker_view(&room, &worker).await })
-            .await
+        self.views.get(self, (room.clone(), worker.clone())).await
     }
 
-    async fn read_worker_view(&self, room: &RoomId, worker: &UserId) -> Result<WorkerView> {
+    /// The views of `keys`, in one statement.
+    async fn read_worker_views(&self, keys: &[ViewKey]) -> Result<HashMap<ViewKey, WorkerView>> {
         let (skills, stats, interests, earnings, earnings_end) = match self.backend {
             Backend::Sqlite => (
                 "json_group_array(m.skill)",
@@ -115,59 +128,71 @@ impl Store {
                 " AS TEXT)",
             ),
         };
-        let sql = VIEW
+        let sql = VIEWS
+            .replace("{keys}", batch::pairs_from(self.backend))
             .replace("{skills}", skills)
             .replace("{stats}", stats)
             .replace("{interests}", interests)
             .replace("{earnings}", earnings)
             .replace("{earnings_end}", earnings_end);
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(room.as_str())
-            .bind(worker.as_str())
+        let pairs: Vec<[&str; 2]> = keys
+            .iter()
+            .map(|(room, worker)| [room.as_str(), worker.as_str()])
+            .collect();
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(batch::keys_json(&pairs)?)
             .bind(now_ms())
-            .fetch_one(&mut *self.conn().await?)
+            .fetch_all(&mut *self.hot().await?)
             .await?;
-        let reservation = match row.try_get::<Option<i64>, _>("task_id")? {
-            Some(task_id) => Some((
-                Reservation {
-                    task_id,
-                    created_at: row.try_get("created_at")?,
-                    expires_at: row.try_get("expires_at")?,
-                    cap_at: row.try_get("cap_at")?,
-                },
-                WorkerTask {
-                    id: task_id,
-                    external_id: row.try_get("external_id")?,
-                    data: json_column(&row, "data")?,
-                },
-            )),
-            None => None,
-        };
-        let skills: Vec<String> = serde_json::from_value(json_column(&row, "skills")?)
-            .map_err(|error| Error::Internal(format!("member skills do not parse: {error}")))?;
-        let stats: Vec<(String, i64, i64, i64, i64)> =
-            serde_json::from_value(json_column(&row, "stats")?)
-                .map_err(|error| Error::Internal(format!("worker stats do not parse: {error}")))?;
-        let interests: Vec<String> = serde_json::from_value(json_column(&row, "interests")?)
-            .map_err(|error| Error::Internal(format!("member interests do not parse: {error}")))?;
-        let [pending, approved, paid, disputed, rejected, earned, lead]: [i64; 7] =
-            serde_json::from_value(json_column(&row, "earnings")?)
-                .map_err(|error| Error::Internal(format!("earnings do not parse: {error}")))?;
-        let earnings = Earnings {
-            worker: worker.to_string(),
-            pending,
-            approved,
-            paid,
-            rejected,
-            disputed,
-            hourly_rate: super::ledger::hourly_rate(earned, lead),
-        };
-        Ok(WorkerView {
-            reservation,
-            quality: quality_row(&row)?,
-            skills,
-            earnings,
-            standing: Standing::new(&stats, interests),
-        })
+        rows.iter().map(view_row).collect()
     }
+}
+
+/// One row of [`VIEWS`], with its key.
+fn view_row(row: &AnyRow) -> Result<(ViewKey, WorkerView)> {
+    let room: String = row.try_get("room_id")?;
+    let worker: String = row.try_get("worker_id")?;
+    let reservation = match row.try_get::<Option<i64>, _>("task_id")? {
+        Some(task_id) => Some((
+            Reservation {
+                task_id,
+                created_at: row.try_get("created_at")?,
+                expires_at: row.try_get("expires_at")?,
+                cap_at: row.try_get("cap_at")?,
+            },
+            WorkerTask {
+                id: task_id,
+                external_id: row.try_get("external_id")?,
+                data: json_column(row, "data")?,
+            },
+        )),
+        None => None,
+    };
+    let skills: Vec<String> = serde_json::from_value(json_column(row, "skills")?)
+        .map_err(|error| Error::Internal(format!("member skills do not parse: {error}")))?;
+    let stats: Vec<(String, i64, i64, i64, i64)> =
+        serde_json::from_value(json_column(row, "stats")?)
+            .map_err(|error| Error::Internal(format!("worker stats do not parse: {error}")))?;
+    let interests: Vec<String> = serde_json::from_value(json_column(row, "interests")?)
+        .map_err(|error| Error::Internal(format!("member interests do not parse: {error}")))?;
+    let [pending, approved, paid, disputed, rejected, earned, lead]: [i64; 7] =
+        serde_json::from_value(json_column(row, "earnings")?)
+            .map_err(|error| Error::Internal(format!("earnings do not parse: {error}")))?;
+    let earnings = Earnings {
+        worker: worker.clone(),
+        pending,
+        approved,
+        paid,
+        rejected,
+        disputed,
+        hourly_rate: super::ledger::hourly_rate(earned, lead),
+    };
+    let view = WorkerView {
+        reservation,
+        quality: quality_row(row)?,
+        skills,
+        earnings,
+        standing: Standing::new(&stats, interests),
+    };
+    Ok(((RoomId::parse(&room)?, UserId::parse(&worker)?), view))
 }

@@ -8,10 +8,11 @@ use axum::body::Bytes;
 use serde_json::Value;
 
 use super::answer::{self, Submitted};
+use super::gate::Conn;
 use super::grant;
 use super::reserve::{self as work, WorkAsk};
 use super::work::{Reservation, WorkerTask};
-use super::{ChatMessage, Store, chat, docs};
+use super::{Backend, ChatMessage, Store, chat, docs};
 use crate::error::{Error, Result};
 use crate::ids::{DocName, RoomId, UserId};
 use crate::work::SubmitRules;
@@ -131,9 +132,32 @@ impl Store {
     /// transaction failed and nothing was written; an inner error is a
     /// refusal of that one op (not found, not yours) that wrote nothing.
     pub async fn write_batch(&self, ops: &[WriteOp]) -> Result<Vec<Result<WriteOutcome>>> {
+        // The writer's connection, kept from batch to batch (see
+        // `store/hot.rs`); a failed batch drops it, so a connection left in
+        // a bad state is not reused.
+        let mut writer = self.writer.lock().await;
+        let conn = match &mut *writer {
+            Some(conn) => conn,
+            empty => empty.insert(self.writer_conn().await?),
+        };
+        let result = self.write_batch_on(conn, ops).await;
+        if result.is_err() {
+            *writer = None;
+        }
+        result
+    }
+
+    async fn write_batch_on(
+        &self,
+        conn: &mut Conn,
+        ops: &[WriteOp],
+    ) -> Result<Vec<Result<WriteOutcome>>> {
         let order = run_order(ops);
         let ops: Vec<&WriteOp> = order.iter().filter_map(|&at| ops.get(at)).collect();
-        let mut tx = self.begin_write().await?;
+        let mut tx = match self.backend {
+            Backend::Sqlite => sqlx::Connection::begin_with(&mut **conn, "BEGIN IMMEDIATE").await?,
+            Backend::Postgres => sqlx::Connection::begin(&mut **conn).await?,
+        };
         let mut outcomes = Vec::with_capacity(ops.len());
         let mut index = 0;
         while let Some(&op) = ops.get(index) {

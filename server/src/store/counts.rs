@@ -1,0 +1,100 @@
+//! What every busy room asks the store several times a second: its queue's
+//! counts (pushed to moderators every 250 ms, to everyone each second) and
+//! whether it has expired reservations to sweep (each second). Both go a
+//! batch of rooms at a time ([`super::batch`]): 200 busy rooms were 1,000
+//! such reads a second, each a read transaction of its own that started
+//! with a cold page cache.
+
+use std::collections::HashMap;
+
+use sqlx::Row;
+
+use super::work::QueueCounts;
+use super::{Store, batch};
+use crate::error::Result;
+use crate::ids::{RoomId, now_ms};
+
+/// The rooms' tasks by state, then each room's live reservations (the row
+/// with a NULL state).
+const COUNTS: &str = "SELECT k.room_id, t.state, COUNT(*) AS n, \
+     CAST(SUM(t.answered) AS BIGINT) AS answers, CAST(SUM(t.reserved) AS BIGINT) AS held \
+     FROM {rooms} JOIN tasks t ON t.room_id = k.room_id GROUP BY k.room_id, t.state \
+     UNION ALL \
+     SELECT k.room_id, NULL, (SELECT COUNT(*) FROM reservations r \
+        WHERE r.room_id = k.room_id AND r.expires_at > $2), CAST(0 AS BIGINT), CAST(0 AS BIGINT) \
+     FROM {rooms}";
+
+/// Which of the rooms hold a reservation that has expired.
+const EXPIRED: &str = "SELECT k.room_id FROM {rooms} WHERE EXISTS \
+     (SELECT 1 FROM reservations r WHERE r.room_id = k.room_id AND r.expires_at <= $2)";
+
+/// The batch read of queue counts.
+pub(super) fn read_counts(store: Store, rooms: Vec<RoomId>) -> batch::Found<RoomId, QueueCounts> {
+    Box::pin(async move { store.read_queue_counts(&rooms).await })
+}
+
+/// The batch read of "has expired reservations".
+pub(super) fn read_expired(store: Store, rooms: Vec<RoomId>) -> batch::Found<RoomId, bool> {
+    Box::pin(async move { store.read_expired(&rooms).await })
+}
+
+impl Store {
+    /// The room's tasks by state and its live reservations.
+    pub async fn queue_counts(&self, room: &RoomId) -> Result<QueueCounts> {
+        self.counts.get(self, room.clone()).await
+    }
+
+    /// Whether any of the room's reservations has expired (read apart from
+    /// the writer, so a sweep with nothing to do costs the writer nothing).
+    pub async fn has_expired_reservations(&self, room: &RoomId) -> Result<bool> {
+        self.expired.get(self, room.clone()).await
+    }
+
+    async fn read_queue_counts(&self, rooms: &[RoomId]) -> Result<HashMap<RoomId, QueueCounts>> {
+        let sql = COUNTS.replace("{rooms}", batch::rooms_from(self.backend));
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(batch::keys_json(&rooms)?)
+            .bind(now_ms())
+            .fetch_all(&mut *self.hot().await?)
+            .await?;
+        // A room without tasks has no row of the first kind: zeros.
+        let mut found: HashMap<RoomId, QueueCounts> = rooms
+            .iter()
+            .map(|room| (room.clone(), QueueCounts::default()))
+            .collect();
+        for row in &rows {
+            let room = RoomId::parse(&row.try_get::<String, _>("room_id")?)?;
+            let counts = found.entry(room).or_default();
+            let n: i64 = row.try_get("n")?;
+            let Some(state) = row.try_get::<Option<String>, _>("state")? else {
+                counts.reserved = n;
+                continue;
+            };
+            // SUM is NUMERIC on PostgreSQL (which the Any driver cannot read): the query casts it.
+            counts.total += n;
+            counts.answers += row.try_get::<i64, _>("answers")?;
+            counts.held += row.try_get::<i64, _>("held")?;
+            match state.as_str() {
+                "open" => counts.open += n,
+                "complete" => counts.complete += n,
+                _ => counts.review += n,
+            }
+        }
+        Ok(found)
+    }
+
+    async fn read_expired(&self, rooms: &[RoomId]) -> Result<HashMap<RoomId, bool>> {
+        let sql = EXPIRED.replace("{rooms}", batch::rooms_from(self.backend));
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(batch::keys_json(&rooms)?)
+            .bind(now_ms())
+            .fetch_all(&mut *self.hot().await?)
+            .await?;
+        let mut found: HashMap<RoomId, bool> =
+            rooms.iter().map(|room| (room.clone(), false)).collect();
+        for row in &rows {
+            found.insert(RoomId::parse(&row.try_get::<String, _>("room_id")?)?, true);
+        }
+        Ok(found)
+    }
+}
