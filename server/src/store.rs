@@ -122,9 +122,9 @@ pub struct Store {
     projects: std::sync::Arc<
         dashmap::DashMap<crate::ids::RoomId, (std::time::Instant, crate::work::ProjectConfig)>,
     >,
-    /// The connection that writes, kept by the committer from batch to
-    /// batch; on SQLite the hot reads share it (see [`hot`]).
+    /// The connection that writes, kept from batch to batch (see [`hot`]).
     writer: std::sync::Arc<tokio::sync::Mutex<Option<Conn>>>,
+    /// The connections kept for the live paths' reads on SQLite (see [`hot`]).
     hot_readers: std::sync::Arc<hot::HotReaders>,
     /// Workers' views, read a batch at a time (see [`batch`]).
     views: std::sync::Arc<batch::Batcher<(crate::ids::RoomId, crate::ids::UserId), WorkerView>>,
@@ -318,8 +318,8 @@ impl Store {
 
     /// Closes the pool, waiting for connections to return (end of shutdown).
     pub async fn close(&self) {
-        // The writer's kept connection goes back first: closing waits for
-        // every connection to return.
+        // The kept connections go back first: closing waits for every
+        // connection to return.
         *self.writer.lock().await = None;
         self.hot_readers.release().await;
         self.pool.close().await;

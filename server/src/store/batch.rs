@@ -17,6 +17,10 @@
 //! one on the store's thread (so a cancelled caller cannot stop it), and
 //! that batch takes whatever has queued meanwhile, again and again, until
 //! nothing waits. While one batch reads, the next gathers.
+//!
+//! A batch never waits for company, so batches grow only with load: at
+//! 5,000 crowd workers a view statement served about two callers. Most of
+//! the saving came from where the statements run (`hot.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;

@@ -1,27 +1,28 @@
-//! The writer's connection, and on SQLite the hot reads that share it.
+//! Kept connections: the committer's, and on SQLite two for the hot reads.
 //!
 //! In WAL mode a SQLite connection drops its whole page cache at the start
 //! of every transaction that follows another connection's commit, and with
 //! the file mapped it unmaps the file and faults its pages back in. Under a
 //! crowd the committer commits every few milliseconds, so every pooled read
 //! started cold, and so did every batch when the committer took a pooled
-//! connection of its own each time: a profile of 5,000 workers put a
-//! quarter of the SQLite threads' time in `munmap` and page faults
-//! (docs/BENCHMARKS.md). The one connection that writes never sees another
-//! connection's commit, so its cache stays warm; the committer keeps it
-//! from batch to batch, and the small reads that every grant, answer and
-//! queue push make (worker views, rankings, queue counts, sweep checks) run
-//! on it between batches. On two cores, reads on one connection lose no
-//! parallelism worth having; they wait at most for one batch.
+//! connection each time: a profile of 5,000 workers put a quarter of the
+//! SQLite threads' time in `munmap` and page faults (docs/BENCHMARKS.md,
+//! "third session"). So the committer keeps one connection from batch to
+//! batch (`Store::write_batch`), and the small reads that every grant,
+//! answer and queue push make (worker views, rankings, queue counts, sweep
+//! checks, projects) go to one of two kept reader connections: each starts
+//! cold once per commit, not once per read. Reads on the writer's own
+//! connection cost less CPU still, but queued behind every commit's
+//! `fsync`: at 10,000 workers the grant p99 was 0.3-0.9 s, against about
+//! 0.1-0.25 s with two readers beside it.
 //!
 //! PostgreSQL keeps no per-connection page cache to lose, and serves reads
 //! on many connections at once: there the hot reads use the pool.
 
 use std::ops::{Deref, DerefMut};
-
-use sqlx::AnyConnection;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use sqlx::AnyConnection;
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
 use super::gate::Conn;
@@ -34,7 +35,8 @@ pub(super) struct HotReaders {
     next: AtomicUsize,
 }
 
-/// How many: a reader per core, beside the writer.
+/// How many: two gave a shorter tail than one at 10,000 crowd workers
+/// (docs/BENCHMARKS.md); each more starts cold once more per commit.
 const HOT_READERS: usize = 2;
 
 impl Default for HotReaders {
@@ -65,7 +67,7 @@ impl HotReaders {
     }
 }
 
-/// A connection for a hot read: the writer's (SQLite) or a pooled one.
+/// A connection for a hot read: a kept one (SQLite) or a pooled one.
 pub(crate) enum HotConn<'a> {
     Kept(MappedMutexGuard<'a, Conn>),
     Pooled(Conn),
