@@ -41,6 +41,10 @@ const MAX_BATCH: usize = 2048;
 const LINGER_BELOW: usize = 32;
 const LINGER: std::time::Duration = std::time::Duration::from_millis(1);
 
+/// A batch that takes this long is logged with what it held: under a
+/// crowd the acknowledgement's tail is made of such batches.
+const SLOW_BATCH: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// A write and where to report its outcome.
 struct Request {
     op: WriteOp,
@@ -137,9 +141,11 @@ async fn run(store: Store, metrics: Arc<Metrics>, mut receiver: mpsc::Receiver<R
             .map(|request| (request.op, request.reply))
             .unzip();
         let outcomes = write(&store, &ops).await;
-        metrics
-            .commit_seconds
-            .observe(started.elapsed().as_secs_f64());
+        let took = started.elapsed();
+        metrics.commit_seconds.observe(took.as_secs_f64());
+        if took >= SLOW_BATCH {
+            tracing::info!(?took, writes = ops.len(), kinds = ?kinds(&ops), "slow batch");
+        }
         metrics.commit_batch_size.observe(ops.len() as f64);
         for (reply, outcome) in replies.into_iter().zip(outcomes) {
             if matches!(outcome, Err(Error::Store(_) | Error::Internal(_))) {
@@ -150,6 +156,28 @@ async fn run(store: Store, metrics: Arc<Metrics>, mut receiver: mpsc::Receiver<R
         }
     }
     tracing::debug!("committer stopped: every handle dropped and the queue is drained");
+}
+
+/// How many writes of each kind a batch holds, for the slow-batch log.
+fn kinds(ops: &[WriteOp]) -> std::collections::BTreeMap<&'static str, usize> {
+    let mut kinds = std::collections::BTreeMap::new();
+    for op in ops {
+        let kind = match op {
+            WriteOp::AppendUpdate { .. } => "update",
+            WriteOp::CreateDoc { .. } => "create_doc",
+            WriteOp::Checkpoint { .. } => "checkpoint",
+            WriteOp::ChatPost { .. } | WriteOp::ChatEdit { .. } | WriteOp::ChatDelete { .. } => {
+                "chat"
+            }
+            WriteOp::Grant { .. } | WriteOp::GrantFirst { .. } => "grant",
+            WriteOp::Heartbeat { .. } => "heartbeat",
+            WriteOp::Skip { .. } => "skip",
+            WriteOp::Submit { .. } => "answer",
+            WriteOp::Sweep { .. } => "sweep",
+        };
+        *kinds.entry(kind).or_insert(0) += 1;
+    }
+    kinds
 }
 
 /// Runs one batch; if it fails, runs each write alone, so one bad write
