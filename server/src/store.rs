@@ -95,6 +95,14 @@ macro_rules! migrations {
                 "moderation",
                 include_str!(concat!("../migrations/", $backend, "/0008_moderation.sql")),
             ),
+            (
+                "one_queue_index",
+                include_str!(concat!(
+                    "../migrations/",
+                    $backend,
+                    "/0009_one_queue_index.sql"
+                )),
+            ),
         ]
     };
 }
