@@ -96,11 +96,11 @@ macro_rules! migrations {
                 include_str!(concat!("../migrations/", $backend, "/0008_moderation.sql")),
             ),
             (
-                "one_queue_index",
+                "unused_indexes",
                 include_str!(concat!(
                     "../migrations/",
                     $backend,
-                    "/0009_one_queue_index.sql"
+                    "/0009_unused_indexes.sql"
                 )),
             ),
         ]
