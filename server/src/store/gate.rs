@@ -29,11 +29,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{Error, Result};
 
-/// Connections reading at once.
+/// Connections reading at once. On SQLite the two kept hot readers
+/// (`hot.rs`) hold two of these for good once opened.
 pub(super) const READS: usize = 8;
 /// Write transactions at once. Writers have a gate of their own so that the
 /// committer, which every acknowledgement waits for, never queues behind
-/// thousands of reads; SQLite runs one writer at a time anyway.
+/// thousands of reads; SQLite runs one writer at a time anyway. The
+/// committer's kept connection holds one for good once opened.
 pub(super) const WRITES: usize = 2;
 /// What the pool may open: both gates' worth, and as many again for the
 /// connections still on their way back (sqlx pings each one first).
