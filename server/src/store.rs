@@ -240,8 +240,17 @@ impl Store {
     /// A pooled connection, through the gate (see [`gate`]).
     #[track_caller]
     pub(crate) fn conn(&self) -> impl Future<Output = Result<Conn>> + Send + '_ {
-        let at = std::panic::Location::caller();
-        self.through(&self.reads, at, self.pool.acquire())
+        self.pooled(&self.reads, std::panic::Location::caller())
+    }
+
+    /// A pooled connection under a permit of `gate`; `at` is the store
+    /// method's caller, for the gate's reports.
+    fn pooled<'a>(
+        &'a self,
+        gate: &'a gate::Gate,
+        at: &'static std::panic::Location<'static>,
+    ) -> impl Future<Output = Result<Conn>> + Send + 'a {
+        self.through(gate, at, self.pool.acquire())
     }
 
     /// Takes a permit of `gate`, then what `open` gives (a pooled connection
@@ -276,8 +285,7 @@ impl Store {
     /// gate (see [`hot`]).
     #[track_caller]
     fn writer_conn(&self) -> impl Future<Output = Result<Conn>> + Send + '_ {
-        let at = std::panic::Location::caller();
-        self.through(&self.writes, at, self.pool.acquire())
+        self.pooled(&self.writes, std::panic::Location::caller())
     }
 
     /// Runs the embedded migrations for this backend (idempotent).

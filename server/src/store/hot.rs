@@ -80,13 +80,11 @@ impl Store {
         let at = std::panic::Location::caller();
         async move {
             match self.backend {
-                Backend::Postgres => Ok(HotConn::Pooled(
-                    self.through(&self.reads, at, self.pool.acquire()).await?,
-                )),
+                Backend::Postgres => Ok(HotConn::Pooled(self.pooled(&self.reads, at).await?)),
                 Backend::Sqlite => {
                     let mut reader = self.hot_readers.any().await;
                     if reader.is_none() {
-                        *reader = Some(self.through(&self.reads, at, self.pool.acquire()).await?);
+                        *reader = Some(self.pooled(&self.reads, at).await?);
                     }
                     MutexGuard::try_map(reader, Option::as_mut)
                         .map(HotConn::Kept)
