@@ -53,11 +53,14 @@ impl Store {
 
     async fn read_queue_counts(&self, rooms: &[RoomId]) -> Result<HashMap<RoomId, QueueCounts>> {
         let sql = COUNTS.replace("{rooms}", batch::rooms_from(self.backend));
+        let mut conn = self.hot().await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(batch::keys_json(&rooms)?)
             .bind(now_ms())
-            .fetch_all(&mut *self.hot().await?)
-            .await?;
+            .fetch_all(&mut *conn)
+            .await;
+        let rows = conn.checked(rows)?;
+        drop(conn);
         // A room without tasks has no row of the first kind: zeros.
         let mut found: HashMap<RoomId, QueueCounts> = rooms
             .iter()
@@ -86,11 +89,14 @@ impl Store {
 
     async fn read_expired(&self, rooms: &[RoomId]) -> Result<HashMap<RoomId, bool>> {
         let sql = EXPIRED.replace("{rooms}", batch::rooms_from(self.backend));
+        let mut conn = self.hot().await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(batch::keys_json(&rooms)?)
             .bind(now_ms())
-            .fetch_all(&mut *self.hot().await?)
-            .await?;
+            .fetch_all(&mut *conn)
+            .await;
+        let rows = conn.checked(rows)?;
+        drop(conn);
         let mut found: HashMap<RoomId, bool> =
             rooms.iter().map(|room| (room.clone(), false)).collect();
         for row in &rows {

@@ -77,6 +77,16 @@ pub(crate) type Conn = Gated<sqlx::pool::PoolConnection<sqlx::Any>>;
 /// A write transaction under the gate.
 pub(crate) type WriteTx = Gated<sqlx::Transaction<'static, sqlx::Any>>;
 
+impl Conn {
+    /// Closes the connection instead of returning it to the pool (it is
+    /// broken), then the permit.
+    pub(super) async fn close(self) {
+        if let Err(error) = self.inner.close().await {
+            tracing::debug!(%error, "closing a broken connection");
+        }
+    }
+}
+
 impl WriteTx {
     pub(crate) async fn commit(self) -> Result<()> {
         self.inner.commit().await?;

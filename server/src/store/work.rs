@@ -176,12 +176,12 @@ impl Store {
         let owned = room.clone();
         let row = self
             .offload(move |store| async move {
-                Ok(
-                    sqlx::query("SELECT config FROM projects WHERE room_id = $1")
-                        .bind(owned.as_str())
-                        .fetch_optional(&mut *store.hot().await?)
-                        .await?,
-                )
+                let mut conn = store.hot().await?;
+                let row = sqlx::query("SELECT config FROM projects WHERE room_id = $1")
+                    .bind(owned.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await;
+                conn.checked(row)
             })
             .await?;
         let project = match row {
@@ -281,7 +281,9 @@ impl Store {
     pub async fn rank_work(&self, ask: &WorkAsk) -> Result<Vec<WorkerTask>> {
         let ask = ask.clone();
         self.offload(move |store| async move {
-            super::reserve::rank(&mut *store.hot().await?, &ask).await
+            let mut conn = store.hot().await?;
+            let ranked = super::reserve::rank(&mut conn, &ask).await;
+            conn.checked(ranked)
         })
         .await
     }

@@ -139,11 +139,14 @@ impl Store {
             .iter()
             .map(|(room, worker)| [room.as_str(), worker.as_str()])
             .collect();
+        let mut conn = self.hot().await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(batch::keys_json(&pairs)?)
             .bind(now_ms())
-            .fetch_all(&mut *self.hot().await?)
-            .await?;
+            .fetch_all(&mut *conn)
+            .await;
+        let rows = conn.checked(rows)?;
+        drop(conn);
         rows.iter().map(view_row).collect()
     }
 }

@@ -134,15 +134,18 @@ impl Store {
     pub async fn write_batch(&self, ops: &[WriteOp]) -> Result<Vec<Result<WriteOutcome>>> {
         // The writer's connection, kept from batch to batch (see
         // `store/hot.rs`); a failed batch drops it, so a connection left in
-        // a bad state is not reused.
+        // a bad state is not reused, and closes it if the failure broke it.
         let mut writer = self.writer.lock().await;
         let conn = match &mut *writer {
             Some(conn) => conn,
             empty => empty.insert(self.writer_conn().await?),
         };
         let result = self.write_batch_on(conn, ops).await;
-        if result.is_err() {
-            *writer = None;
+        if let Err(error) = &result
+            && let Some(conn) = writer.take()
+            && matches!(error, Error::Store(error) if super::hot::breaks_connection(error))
+        {
+            conn.close().await;
         }
         result
     }
