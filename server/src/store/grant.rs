@@ -1,5 +1,6 @@
 //! Grants, a run at a time: a run of the committer's `GrantFirst` writes
-//! reads the state of every task it ranks in two statements, decides every
+//! reads the state of every task it ranks (one statement on SQLite, two on
+//! PostgreSQL: see [`read_slots`]), decides every
 //! grant in memory, in order, and writes them all in at most three.
 //!
 //! One writer commits everything a client waits for, and each statement is
@@ -119,39 +120,87 @@ type Held = HashSet<(i64, String)>;
 
 /// The ranked tasks (locked on PostgreSQL) and which of the run's workers
 /// already answered or reserved each.
+///
+/// On SQLite both reads go in one statement, one round trip to the SQLite
+/// thread (the writer's round trips are what its time goes to under a
+/// crowd: docs/BENCHMARKS.md, "fourth session"); the batch holds the write
+/// lock, so no other write can come between them anyway. On PostgreSQL
+/// they stay two: the first locks the tasks, and the second must read the
+/// reservations in a snapshot taken after those locks were granted, which
+/// one statement's single snapshot would not be.
 async fn read_slots(
     conn: &mut AnyConnection,
     ids: &[i64],
     pairs: &[(i64, &str)],
     now: i64,
 ) -> Result<(HashMap<i64, Slot>, Held)> {
-    let lock = if conn.backend_name() == "SQLite" {
-        ""
-    } else {
-        " FOR UPDATE"
-    };
-    // Each read comes back as one row (`sql::json_rows_sql`): a run reads
-    // a few thousand.
-    let inner = format!(
-        "SELECT id, room_id, state, reserved, answered, overlap_target FROM tasks \
-         WHERE id IN ({}) ORDER BY id{lock}",
-        sql::rows(ids.len(), "?", ", ")
+    let sqlite = conn.backend_name() == "SQLite";
+    let lock = if sqlite { "" } else { " FOR UPDATE" };
+    // Each read comes back as one JSON cell (`sql::json_rows_sql`): a run
+    // reads a few thousand rows.
+    let tasks = sql::json_rows_sql(
+        conn,
+        &format!(
+            "SELECT id, room_id, state, reserved, answered, overlap_target FROM tasks \
+             WHERE id IN ({}) ORDER BY id{lock}",
+            sql::rows(ids.len(), "?", ", ")
+        ),
+        &[
+            "id",
+            "room_id",
+            "state",
+            "reserved",
+            "answered",
+            "overlap_target",
+        ],
     );
-    let columns = [
-        "id",
-        "room_id",
-        "state",
-        "reserved",
-        "answered",
-        "overlap_target",
-    ];
-    let sql = sql::placeholders(conn, sql::json_rows_sql(conn, &inner, &columns));
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for id in ids {
-        query = query.bind(*id);
-    }
+    // Every reservation of those tasks (a few each), and which of the
+    // asked pairs are answered. VALUES columns are column1, column2, ...
+    // on both databases.
+    let holders = sql::json_rows_sql(
+        conn,
+        &format!(
+            "SELECT task_id, worker_id, expires_at FROM reservations WHERE task_id IN ({}) \
+             UNION ALL SELECT a.task_id, a.worker_id, NULL FROM answers a \
+             JOIN (VALUES {}) AS d ON a.task_id = d.column1 AND a.worker_id = d.column2",
+            sql::rows(ids.len(), "?", ", "),
+            sql::rows(pairs.len(), "(?, ?)", ", "),
+        ),
+        &["task_id", "worker_id", "expires_at"],
+    );
+    let bind_holders =
+        |mut query: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>| {
+            for id in ids {
+                query = query.bind(*id);
+            }
+            for (task, worker) in pairs {
+                query = query.bind(*task).bind((*worker).to_owned());
+            }
+            query
+        };
+    let (tasks, holders) = if sqlite {
+        let sql = format!("SELECT ({tasks}) AS tasks, ({holders}) AS holders");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql::placeholders(conn, sql)));
+        for id in ids {
+            query = query.bind(*id);
+        }
+        let row = bind_holders(query).fetch_one(&mut *conn).await?;
+        (
+            sql::json_rows_in(&row, "tasks")?,
+            sql::json_rows_in(&row, "holders")?,
+        )
+    } else {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql::placeholders(conn, tasks)));
+        for id in ids {
+            query = query.bind(*id);
+        }
+        let tasks = sql::json_rows(&query.fetch_one(&mut *conn).await?)?;
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql::placeholders(conn, holders)));
+        let holders = sql::json_rows(&bind_holders(query).fetch_one(&mut *conn).await?)?;
+        (tasks, holders)
+    };
     let mut slots = HashMap::with_capacity(ids.len());
-    for task in sql::json_rows(&query.fetch_one(&mut *conn).await?)? {
+    for task in tasks {
         let cell = |at: usize| task.get(at);
         slots.insert(
             sql::int(cell(0))?,
@@ -164,27 +213,8 @@ async fn read_slots(
             },
         );
     }
-    // Every reservation of those tasks (a few each), and which of the
-    // asked pairs are answered. VALUES columns are column1, column2, ...
-    // on both databases.
-    let inner = format!(
-        "SELECT task_id, worker_id, expires_at FROM reservations WHERE task_id IN ({}) \
-         UNION ALL SELECT a.task_id, a.worker_id, NULL FROM answers a \
-         JOIN (VALUES {}) AS d ON a.task_id = d.column1 AND a.worker_id = d.column2",
-        sql::rows(ids.len(), "?", ", "),
-        sql::rows(pairs.len(), "(?, ?)", ", "),
-    );
-    let columns = ["task_id", "worker_id", "expires_at"];
-    let sql = sql::placeholders(conn, sql::json_rows_sql(conn, &inner, &columns));
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for id in ids {
-        query = query.bind(*id);
-    }
-    for (task, worker) in pairs {
-        query = query.bind(*task).bind(*worker);
-    }
     let mut held = HashSet::new();
-    for holder in sql::json_rows(&query.fetch_one(&mut *conn).await?)? {
+    for holder in holders {
         let task = sql::int(holder.first())?;
         let worker = sql::text(holder.get(1))?.to_owned();
         if let (Some(expires_at), Some(slot)) =

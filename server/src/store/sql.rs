@@ -65,7 +65,13 @@ pub(super) fn json_rows_sql(conn: &AnyConnection, inner: &str, columns: &[&str])
 
 /// The rows of a [`json_rows_sql`] statement's result.
 pub(super) fn json_rows(row: &AnyRow) -> Result<Vec<Vec<Value>>> {
-    let text: String = row.try_get("rows")?;
+    json_rows_in(row, "rows")
+}
+
+/// The rows in `column`, which holds a [`json_rows_sql`] statement's
+/// result (such statements as scalar subqueries of one statement).
+pub(super) fn json_rows_in(row: &AnyRow, column: &str) -> Result<Vec<Vec<Value>>> {
+    let text: String = row.try_get(column)?;
     serde_json::from_str(&text)
         .map_err(|error| Error::Internal(format!("rows do not parse as JSON: {error}")))
 }
