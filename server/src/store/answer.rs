@@ -8,9 +8,9 @@
 //! ([`count_on_tasks`]), records every answer in its worker's stats in one
 //! upsert (`quality::record_answers`, which judges each answer on the
 //! record as it stood after it), and writes the answers, their ledger
-//! entries and those entries' first events in three multi-row statements
-//! ([`finish`]), which then settles the tasks those answers completed, all
-//! together (`consensus::settle_all`).
+//! entries and those entries' first events in three multi-row statements,
+//! sent to SQLite as one ([`write_rows`]), then settles the tasks those
+//! answers completed, all together (`consensus::settle_all`).
 //! Settling after the inserts sees the same answers as settling at each
 //! answer did: within a run, the answer that reaches a task's target is
 //! that task's last (reserved + answered never exceeds the target).
@@ -260,18 +260,7 @@ async fn finish(conn: &mut AnyConnection, checked: Vec<Checked<'_>>) -> Result<V
     if checked.is_empty() {
         return Ok(Vec::new());
     }
-    let ids = insert_answers(conn, &checked).await?;
-    let entries = book_answers(conn, &checked, &ids).await?;
-    let sql = format!(
-        "INSERT INTO ledger_events (entry_id, state, reason, actor, at) VALUES {}",
-        sql::rows(entries.len(), "(?, 'pending', NULL, 'system', ?)", ", ")
-    );
-    let sql = sql::placeholders(conn, sql);
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for (entry, at) in &entries {
-        query = query.bind(*entry).bind(*at);
-    }
-    query.execute(&mut *conn).await?;
+    let ids = write_rows(conn, &checked).await?;
     let due: Vec<Due<'_>> = checked
         .iter()
         .filter_map(|item| {
@@ -307,29 +296,84 @@ async fn finish(conn: &mut AnyConnection, checked: Vec<Checked<'_>>) -> Result<V
     Ok(submitted)
 }
 
-/// One multi-row insert; returns each answer's id, in `checked`'s order.
-async fn insert_answers(conn: &mut AnyConnection, checked: &[Checked<'_>]) -> Result<Vec<i64>> {
-    let sql = format!(
+/// The query type the rows' statements are built in.
+type Query = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// Inserts the answers, one ledger entry each and each entry's first
+/// event; returns each answer's id, in `checked`'s order.
+///
+/// The entries find their answers, and the events their entries, by
+/// (task, worker), which answers keeps unique: no statement needs another's
+/// result, so on SQLite the three go as one string, one round trip to the
+/// SQLite thread (under a crowd the writer's time goes to its round trips:
+/// docs/BENCHMARKS.md, "fourth session"). PostgreSQL's extended protocol
+/// takes one statement at a time.
+async fn write_rows(conn: &mut AnyConnection, checked: &[Checked<'_>]) -> Result<Vec<i64>> {
+    let answers = format!(
         "INSERT INTO answers (task_id, room_id, worker_id, answer, lead_time_ms, created_at, correct) \
          VALUES {} RETURNING id, task_id, worker_id",
         sql::rows(checked.len(), "(?, ?, ?, ?, ?, ?, ?)", ", ")
     );
-    let sql = sql::placeholders(conn, sql);
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for item in checked {
-        query = query
-            .bind(item.task)
-            .bind(item.room.as_str())
-            .bind(item.worker.as_str())
-            .bind(item.answer.to_string())
-            .bind(item.lead_time_ms)
-            .bind(item.at)
-            .bind(item.check.correct.map(i64::from));
-    }
+    // VALUES columns are column1, column2, ... on both databases.
+    let entries = format!(
+        "INSERT INTO ledger_entries (room_id, worker_id, kind, answer_id, amount, state, created_by, created_at) \
+         SELECT a.room_id, a.worker_id, 'answer', a.id, d.column3, 'pending', 'system', a.created_at \
+         FROM (VALUES {}) AS d JOIN answers a ON a.task_id = d.column1 AND a.worker_id = d.column2",
+        sql::rows(checked.len(), "(?, ?, ?)", ", ")
+    );
+    let events = format!(
+        "INSERT INTO ledger_events (entry_id, state, reason, actor, at) \
+         SELECT e.id, 'pending', NULL, 'system', e.created_at FROM (VALUES {}) AS d \
+         JOIN answers a ON a.task_id = d.column1 AND a.worker_id = d.column2 \
+         JOIN ledger_entries e ON e.answer_id = a.id",
+        sql::rows(checked.len(), "(?, ?)", ", ")
+    );
+    let bind_answers = |mut query: Query| {
+        for item in checked {
+            query = query
+                .bind(item.task)
+                .bind(item.room.as_str().to_owned())
+                .bind(item.worker.as_str().to_owned())
+                .bind(item.answer.to_string())
+                .bind(item.lead_time_ms)
+                .bind(item.at)
+                .bind(item.check.correct.map(i64::from));
+        }
+        query
+    };
+    let bind_entries = |mut query: Query| {
+        for item in checked {
+            query = query
+                .bind(item.task)
+                .bind(item.worker.as_str().to_owned())
+                .bind(item.rules.pay_per_answer.max(0));
+        }
+        query
+    };
+    let bind_events = |mut query: Query| {
+        for item in checked {
+            query = query.bind(item.task).bind(item.worker.as_str().to_owned());
+        }
+        query
+    };
+    let rows = if conn.backend_name() == "SQLite" {
+        let query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{answers}; {entries}; {events}"
+        )));
+        let query = bind_events(bind_entries(bind_answers(query)));
+        query.fetch_all(&mut *conn).await?
+    } else {
+        let [answers, entries, events] = [answers, entries, events]
+            .map(|sql| sqlx::query(sqlx::AssertSqlSafe(sql::placeholders(conn, sql))));
+        let rows = bind_answers(answers).fetch_all(&mut *conn).await?;
+        bind_entries(entries).execute(&mut *conn).await?;
+        bind_events(events).execute(&mut *conn).await?;
+        rows
+    };
     // RETURNING's order is not promised: match rows by (task, worker),
     // which answers keeps unique.
     let mut returned: HashMap<(i64, String), i64> = HashMap::with_capacity(checked.len());
-    for row in query.fetch_all(&mut *conn).await? {
+    for row in rows {
         returned.insert(
             (row.try_get("task_id")?, row.try_get("worker_id")?),
             row.try_get("id")?,
@@ -344,36 +388,4 @@ async fn insert_answers(conn: &mut AnyConnection, checked: &[Checked<'_>]) -> Re
                 .ok_or_else(|| Error::Internal("an inserted answer was not returned".into()))
         })
         .collect()
-}
-
-/// Books each answer's pay, pending; returns (entry id, at) per answer.
-async fn book_answers(
-    conn: &mut AnyConnection,
-    checked: &[Checked<'_>],
-    ids: &[i64],
-) -> Result<Vec<(i64, i64)>> {
-    let sql = format!(
-        "INSERT INTO ledger_entries (room_id, worker_id, kind, answer_id, amount, state, created_by, created_at) \
-         VALUES {} RETURNING id, answer_id, created_at",
-        sql::rows(
-            checked.len(),
-            "(?, ?, 'answer', ?, ?, 'pending', 'system', ?)",
-            ", "
-        )
-    );
-    let sql = sql::placeholders(conn, sql);
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for (item, answer_id) in checked.iter().zip(ids) {
-        query = query
-            .bind(item.room.as_str())
-            .bind(item.worker.as_str())
-            .bind(*answer_id)
-            .bind(item.rules.pay_per_answer.max(0))
-            .bind(item.at);
-    }
-    let mut entries = Vec::with_capacity(checked.len());
-    for row in query.fetch_all(&mut *conn).await? {
-        entries.push((row.try_get("id")?, row.try_get("created_at")?));
-    }
-    Ok(entries)
 }
