@@ -1,7 +1,8 @@
 //! Grants, a run at a time: a run of the committer's `GrantFirst` writes
 //! reads the state of every task it ranks (one statement on SQLite, two on
-//! PostgreSQL: see [`read_slots`]), decides every
-//! grant in memory, in order, and writes them all in at most three.
+//! PostgreSQL: see [`read_slots`]), decides every grant in memory, in
+//! order, and writes them all in at most three statements (the last two
+//! in one round trip on SQLite).
 //!
 //! One writer commits everything a client waits for, and each statement is
 //! a round trip to the database thread that waits for a turn on a busy
@@ -117,6 +118,9 @@ pub(super) async fn grant_run(
 }
 
 type Held = HashSet<(i64, String)>;
+
+/// The query type the run's statements are built in.
+type Query = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>;
 
 /// The ranked tasks (locked on PostgreSQL) and which of the run's workers
 /// already answered or reserved each.
@@ -262,37 +266,51 @@ async fn write_run(
         }
     }
     deltas.retain(|_, delta| *delta != 0);
-    if !deltas.is_empty() {
-        // VALUES columns are column1, column2, ... on both databases.
-        let sql = format!(
-            "UPDATE tasks SET reserved = reserved + d.column2 FROM (VALUES {}) AS d \
-             WHERE tasks.id = d.column1",
-            sql::rows(deltas.len(), "(?, ?)", ", ")
-        );
-        let sql = sql::placeholders(conn, sql);
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    // VALUES columns are column1, column2, ... on both databases.
+    let counts = format!(
+        "UPDATE tasks SET reserved = reserved + d.column2 FROM (VALUES {}) AS d \
+         WHERE tasks.id = d.column1",
+        sql::rows(deltas.len(), "(?, ?)", ", ")
+    );
+    let inserts = format!(
+        "INSERT INTO reservations (task_id, worker_id, room_id, created_at, expires_at, cap_at) VALUES {}",
+        sql::rows(rows.len(), "(?, ?, ?, ?, ?, ?)", ", ")
+    );
+    let bind_counts = |mut query: Query| {
         for (task, delta) in &deltas {
             query = query.bind(*task).bind(*delta);
         }
-        query.execute(&mut *conn).await?;
-    }
-    if !rows.is_empty() {
-        let sql = format!(
-            "INSERT INTO reservations (task_id, worker_id, room_id, created_at, expires_at, cap_at) VALUES {}",
-            sql::rows(rows.len(), "(?, ?, ?, ?, ?, ?)", ", ")
-        );
-        let sql = sql::placeholders(conn, sql);
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        query
+    };
+    let bind_inserts = |mut query: Query| {
         for (ask, reservation) in rows {
             query = query
                 .bind(reservation.task_id)
-                .bind(ask.worker.as_str())
-                .bind(ask.room.as_str())
+                .bind(ask.worker.as_str().to_owned())
+                .bind(ask.room.as_str().to_owned())
                 .bind(reservation.created_at)
                 .bind(reservation.expires_at)
                 .bind(reservation.cap_at);
         }
-        query.execute(&mut *conn).await?;
+        query
+    };
+    match (deltas.is_empty(), rows.is_empty()) {
+        (true, true) => {}
+        // Both at once on SQLite: one round trip (see `read_slots`).
+        (false, false) if conn.backend_name() == "SQLite" => {
+            let query = sqlx::query(sqlx::AssertSqlSafe(format!("{counts}; {inserts}")));
+            bind_inserts(bind_counts(query)).execute(&mut *conn).await?;
+        }
+        (no_counts, no_inserts) => {
+            let [counts, inserts] = [counts, inserts]
+                .map(|sql| sqlx::query(sqlx::AssertSqlSafe(sql::placeholders(conn, sql))));
+            if !no_counts {
+                bind_counts(counts).execute(&mut *conn).await?;
+            }
+            if !no_inserts {
+                bind_inserts(inserts).execute(&mut *conn).await?;
+            }
+        }
     }
     Ok(())
 }
