@@ -23,7 +23,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::consensus::{Due, Settled, settle_all};
 use super::quality::{AnswerCheck, AnswerFacts, optional_json, record_answers};
-use super::sql;
+use super::sql::{self, Query};
 use super::work::json_column;
 use crate::error::{Error, Result};
 use crate::ids::{RoomId, UserId, now_ms};
@@ -295,9 +295,6 @@ async fn finish(conn: &mut AnyConnection, checked: Vec<Checked<'_>>) -> Result<V
     }
     Ok(submitted)
 }
-
-/// The query type the rows' statements are built in.
-type Query = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>;
 
 /// Inserts the answers, one ledger entry each and each entry's first
 /// event; returns each answer's id, in `checked`'s order.

@@ -149,9 +149,28 @@ pub(super) fn pairs_from(backend: Backend) -> &'static str {
 }
 
 /// Keys as the JSON array that [`rooms_from`] or [`pairs_from`] unpacks.
-pub(super) fn keys_json(keys: &impl serde::Serialize) -> Result<String> {
+fn keys_json(keys: &impl serde::Serialize) -> Result<String> {
     serde_json::to_string(keys)
         .map_err(|error| Error::Internal(format!("batch keys do not encode: {error}")))
+}
+
+impl Store {
+    /// Runs a batched read on a hot connection (`hot.rs`): `sql` takes the
+    /// keys as one JSON array (`$1`, see [`rooms_from`] and [`pairs_from`])
+    /// and the time now (`$2`).
+    pub(super) async fn read_keys(
+        &self,
+        sql: String,
+        keys: &impl serde::Serialize,
+    ) -> Result<Vec<sqlx::any::AnyRow>> {
+        let mut conn = self.hot().await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(keys_json(keys)?)
+            .bind(crate::ids::now_ms())
+            .fetch_all(&mut *conn)
+            .await;
+        conn.checked(rows)
+    }
 }
 
 /// The keys asked for, each once.

@@ -13,7 +13,7 @@ use sqlx::Row;
 use super::work::QueueCounts;
 use super::{Store, batch};
 use crate::error::Result;
-use crate::ids::{RoomId, now_ms};
+use crate::ids::RoomId;
 
 /// The rooms' tasks by state, then each room's live reservations (the row
 /// with a NULL state).
@@ -53,14 +53,7 @@ impl Store {
 
     async fn read_queue_counts(&self, rooms: &[RoomId]) -> Result<HashMap<RoomId, QueueCounts>> {
         let sql = COUNTS.replace("{rooms}", batch::rooms_from(self.backend));
-        let mut conn = self.hot().await?;
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(batch::keys_json(&rooms)?)
-            .bind(now_ms())
-            .fetch_all(&mut *conn)
-            .await;
-        let rows = conn.checked(rows)?;
-        drop(conn);
+        let rows = self.read_keys(sql, &rooms).await?;
         // A room without tasks has no row of the first kind: zeros.
         let mut found: HashMap<RoomId, QueueCounts> = rooms
             .iter()
@@ -89,14 +82,7 @@ impl Store {
 
     async fn read_expired(&self, rooms: &[RoomId]) -> Result<HashMap<RoomId, bool>> {
         let sql = EXPIRED.replace("{rooms}", batch::rooms_from(self.backend));
-        let mut conn = self.hot().await?;
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(batch::keys_json(&rooms)?)
-            .bind(now_ms())
-            .fetch_all(&mut *conn)
-            .await;
-        let rows = conn.checked(rows)?;
-        drop(conn);
+        let rows = self.read_keys(sql, &rooms).await?;
         let mut found: HashMap<RoomId, bool> =
             rooms.iter().map(|room| (room.clone(), false)).collect();
         for row in &rows {

@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use sqlx::{AnyConnection, Row};
 
 use super::reserve::WorkAsk;
-use super::sql;
+use super::sql::{self, Query};
 use super::work::{Reservation, WorkerTask};
 use crate::error::{Error, Result};
 use crate::ids::now_ms;
@@ -119,9 +119,6 @@ pub(super) async fn grant_run(
 
 type Held = HashSet<(i64, String)>;
 
-/// The query type the run's statements are built in.
-type Query = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>;
-
 /// The ranked tasks (locked on PostgreSQL) and which of the run's workers
 /// already answered or reserved each.
 ///
@@ -172,35 +169,32 @@ async fn read_slots(
         ),
         &["task_id", "worker_id", "expires_at"],
     );
-    let bind_holders =
-        |mut query: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>| {
-            for id in ids {
-                query = query.bind(*id);
-            }
-            for (task, worker) in pairs {
-                query = query.bind(*task).bind((*worker).to_owned());
-            }
-            query
-        };
-    let (tasks, holders) = if sqlite {
-        let sql = format!("SELECT ({tasks}) AS tasks, ({holders}) AS holders");
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql::placeholders(conn, sql)));
+    let bind_tasks = |mut query: Query| {
         for id in ids {
             query = query.bind(*id);
         }
-        let row = bind_holders(query).fetch_one(&mut *conn).await?;
+        query
+    };
+    let bind_holders = |mut query: Query| {
+        query = bind_tasks(query);
+        for (task, worker) in pairs {
+            query = query.bind(*task).bind((*worker).to_owned());
+        }
+        query
+    };
+    let (tasks, holders) = if sqlite {
+        let sql = format!("SELECT ({tasks}) AS tasks, ({holders}) AS holders");
+        let query = bind_holders(bind_tasks(sqlx::query(sqlx::AssertSqlSafe(sql))));
+        let row = query.fetch_one(&mut *conn).await?;
         (
             sql::json_rows_in(&row, "tasks")?,
             sql::json_rows_in(&row, "holders")?,
         )
     } else {
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql::placeholders(conn, tasks)));
-        for id in ids {
-            query = query.bind(*id);
-        }
-        let tasks = sql::json_rows(&query.fetch_one(&mut *conn).await?)?;
-        let query = sqlx::query(sqlx::AssertSqlSafe(sql::placeholders(conn, holders)));
-        let holders = sql::json_rows(&bind_holders(query).fetch_one(&mut *conn).await?)?;
+        let [tasks, holders] = [tasks, holders]
+            .map(|sql| sqlx::query(sqlx::AssertSqlSafe(sql::placeholders(conn, sql))));
+        let tasks = sql::json_rows(&bind_tasks(tasks).fetch_one(&mut *conn).await?)?;
+        let holders = sql::json_rows(&bind_holders(holders).fetch_one(&mut *conn).await?)?;
         (tasks, holders)
     };
     let mut slots = HashMap::with_capacity(ids.len());

@@ -63,6 +63,9 @@ pub(super) fn json_rows_sql(conn: &AnyConnection, inner: &str, columns: &[&str])
     }
 }
 
+/// A statement being bound, its text owned (built for the data's length).
+pub(super) type Query = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>;
+
 /// The rows of a [`json_rows_sql`] statement's result.
 pub(super) fn json_rows(row: &AnyRow) -> Result<Vec<Vec<Value>>> {
     json_rows_in(row, "rows")

@@ -22,7 +22,7 @@ use super::reserve::Standing;
 use super::work::{Reservation, WorkerTask, json_column};
 use super::{Backend, Store, batch};
 use crate::error::{Error, Result};
-use crate::ids::{RoomId, UserId, now_ms};
+use crate::ids::{RoomId, UserId};
 
 /// What the work engine knows about one worker in one room.
 #[derive(Debug, Clone)]
@@ -139,14 +139,7 @@ impl Store {
             .iter()
             .map(|(room, worker)| [room.as_str(), worker.as_str()])
             .collect();
-        let mut conn = self.hot().await?;
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(batch::keys_json(&pairs)?)
-            .bind(now_ms())
-            .fetch_all(&mut *conn)
-            .await;
-        let rows = conn.checked(rows)?;
-        drop(conn);
+        let rows = self.read_keys(sql, &pairs).await?;
         rows.iter().map(view_row).collect()
     }
 }
