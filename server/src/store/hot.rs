@@ -38,11 +38,16 @@ use crate::error::{Error, Result};
 
 /// Connections kept for the hot reads (SQLite), opened on first use.
 pub(super) struct HotReaders {
-    conns: [Mutex<Option<Conn>>; HOT_READERS],
-    /// Set when a read on that slot's connection failed in a way that
-    /// breaks the connection (see [`breaks_connection`]).
-    broken: [AtomicBool; HOT_READERS],
+    slots: [Slot; HOT_READERS],
     next: AtomicUsize,
+}
+
+/// One kept connection, and whether a read on it failed in a way that
+/// breaks it (see [`breaks_connection`]).
+#[derive(Default)]
+struct Slot {
+    conn: Mutex<Option<Conn>>,
+    broken: AtomicBool,
 }
 
 /// How many: two gave a shorter tail than one at 10,000 crowd workers
@@ -52,8 +57,7 @@ const HOT_READERS: usize = 2;
 impl Default for HotReaders {
     fn default() -> HotReaders {
         HotReaders {
-            conns: std::array::from_fn(|_| Mutex::new(None)),
-            broken: std::array::from_fn(|_| AtomicBool::new(false)),
+            slots: std::array::from_fn(|_| Slot::default()),
             next: AtomicUsize::new(0),
         }
     }
@@ -63,28 +67,23 @@ impl HotReaders {
     /// A free slot if any, else the next in turn when it is free; with the
     /// slot's broken flag.
     async fn any(&self) -> (MutexGuard<'_, Option<Conn>>, &AtomicBool) {
-        let [first_broken, ..] = &self.broken;
-        let broken = |slot: usize| self.broken.get(slot).unwrap_or(first_broken);
-        let free = self
-            .conns
-            .iter()
-            .enumerate()
-            .find_map(|(slot, conn)| conn.try_lock().ok().map(|conn| (conn, broken(slot))));
+        let free = self.slots.iter().find_map(|slot| {
+            let conn = slot.conn.try_lock().ok()?;
+            Some((conn, &slot.broken))
+        });
         if let Some(free) = free {
             return free;
         }
         let turn = self.next.fetch_add(1, Ordering::Relaxed) % HOT_READERS;
-        let [first, ..] = &self.conns;
-        (
-            self.conns.get(turn).unwrap_or(first).lock().await,
-            broken(turn),
-        )
+        let [first, ..] = &self.slots;
+        let slot = self.slots.get(turn).unwrap_or(first);
+        (slot.conn.lock().await, &slot.broken)
     }
 
     /// Returns the kept connections to the pool (at shutdown).
     pub(super) async fn release(&self) {
-        for conn in &self.conns {
-            *conn.lock().await = None;
+        for slot in &self.slots {
+            *slot.conn.lock().await = None;
         }
     }
 }
