@@ -67,7 +67,8 @@ pub struct ServeArgs {
     /// Unload a room this long after it became empty.
     #[arg(long, env = "CROWDROOM_ROOM_IDLE", default_value = "60s", value_parser = humantime::parse_duration)]
     pub room_idle: Duration,
-    /// Checkpoint a document into a snapshot after this many updates.
+    /// Checkpoint a document into a snapshot after about this many updates
+    /// (each document draws its next count within a quarter of this either side).
     #[arg(long, env = "CROWDROOM_CHECKPOINT_EVERY", default_value_t = 1000)]
     pub checkpoint_every: usize,
 }

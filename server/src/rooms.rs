@@ -49,7 +49,8 @@ pub struct RoomSettings {
     pub room_idle: Duration,
     /// Awareness entries not renewed for this long are removed (y-protocols uses 30 s).
     pub awareness_timeout: Duration,
-    /// Updates after which a loaded document is checkpointed into a snapshot.
+    /// Updates after which a loaded document is checkpointed into a snapshot
+    /// (about: each draws its next count within a quarter of this either side).
     pub checkpoint_every: usize,
     /// Most stored bytes (snapshot plus updates) of one document.
     pub max_doc_bytes: usize,

@@ -122,31 +122,31 @@ async fn documents(backend: Backend) {
     );
     assert_eq!(store.pending_updates(&room, &name).await.unwrap(), 10);
     // A checkpoint with a partial snapshot still keeps every stored update:
-    // the store merges what it holds into the snapshot.
-    let partial = yrs::Doc::new();
-    let snapshot = text_update(&partial, 0, "snap");
-    let checkpoint = WriteOp::Checkpoint {
+    // its preparation merges what is stored into the snapshot.
+    let append = |update: Vec<u8>| WriteOp::AppendUpdate {
         room: room.clone(),
         doc: name.clone(),
-        snapshot,
+        data: update.into(),
     };
-    store
-        .write_batch(&[checkpoint])
-        .await
-        .unwrap()
-        .pop()
-        .unwrap()
-        .unwrap();
-    assert_eq!(store.pending_updates(&room, &name).await.unwrap(), 0);
-    let after = text_update(&source, 10, "y");
-    store
-        .write_batch(&[WriteOp::AppendUpdate {
-            room: room.clone(),
-            doc: name.clone(),
-            data: after.into(),
-        }])
+    let commit = async |op: WriteOp| store.write_batch(&[op]).await.unwrap().pop().unwrap();
+    // A rival prepared first, from the ten updates only.
+    let rival = text_update(&yrs::Doc::new(), 0, "rival");
+    let rival = store.prepare_checkpoint(&room, &name, rival).await.unwrap();
+    commit(append(text_update(&source, 10, "y"))).await.unwrap();
+    let snapshot = text_update(&yrs::Doc::new(), 0, "snap");
+    let checkpoint = store
+        .prepare_checkpoint(&room, &name, snapshot)
         .await
         .unwrap();
+    // Committed after the preparation read the log: not covered, so kept.
+    commit(append(text_update(&source, 11, "z"))).await.unwrap();
+    commit(checkpoint).await.unwrap();
+    assert_eq!(store.pending_updates(&room, &name).await.unwrap(), 1);
+    // The rival read the log before that checkpoint committed: storing it
+    // would drop the update only that checkpoint covers ("y"), so it is
+    // refused and deletes nothing.
+    assert!(matches!(commit(rival).await, Err(Error::InvalidState(_))));
+    assert_eq!(store.pending_updates(&room, &name).await.unwrap(), 1);
     let stored = store.load_doc(&room, &name).await.unwrap();
     assert_eq!(stored.updates.len(), 1);
     let loaded = crowdroom_crdt::SharedDoc::load(
@@ -158,9 +158,24 @@ async fn documents(backend: Backend) {
     let content = text.get_string(&loaded.doc().transact());
     assert_eq!(content.matches('x').count(), 10, "{content}");
     assert!(
-        content.contains('y') && content.contains("snap"),
+        content.contains('y') && content.contains('z') && content.contains("snap"),
         "{content}"
     );
+    assert!(!content.contains("rival"), "{content}");
+    // A checkpoint of a document with nothing stored is the snapshot alone.
+    let empty = DocName::parse("e").unwrap();
+    let alone = text_update(&yrs::Doc::new(), 0, "alone");
+    commit(
+        store
+            .prepare_checkpoint(&room, &empty, alone.clone())
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let stored = store.load_doc(&room, &empty).await.unwrap();
+    assert_eq!(stored.snapshot, Some(alone));
+    assert!(stored.updates.is_empty());
 }
 
 async fn batches(backend: Backend) {

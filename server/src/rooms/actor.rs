@@ -255,6 +255,15 @@ impl RoomActor {
         }
     }
 
+    /// Runs `work` off the room's loop; its completion comes back through
+    /// the loop like a write's.
+    pub(super) fn background(
+        &mut self,
+        work: impl std::future::Future<Output = Completion> + Send + 'static,
+    ) {
+        self.pending.push(Box::pin(work));
+    }
+
     fn track(&mut self, receiver: Pending, purpose: Purpose) {
         self.pending.push(Box::pin(async move {
             Completion::Write {
@@ -470,7 +479,7 @@ impl RoomActor {
     /// On shutdown: checkpoint every document and wait (bounded) for this
     /// room's writes, so a restart loads snapshots rather than long logs.
     async fn flush_for_shutdown(&mut self) {
-        self.checkpoint_all().await;
+        self.checkpoint_all();
         let deadline = Instant::now() + SHUTDOWN_FLUSH_TIMEOUT;
         while let Ok(Some(completion)) =
             tokio::time::timeout_at(deadline, self.pending.next()).await

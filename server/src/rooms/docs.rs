@@ -5,6 +5,8 @@
 //! y-websocket client takes as confirmation. A viewer's update is refused
 //! with the protocol's permission-denied message.
 
+mod checkpoint;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -35,6 +37,8 @@ pub(super) struct DocSlot {
     pending: usize,
     /// Updates appended since the last checkpoint.
     since_checkpoint: usize,
+    /// After how many the next checkpoint is due (`checkpoint::due_after`).
+    checkpoint_after: usize,
     /// Bytes in the store (snapshot plus updates), for the size limit.
     stored_bytes: usize,
     /// When the last connection left.
@@ -91,6 +95,7 @@ impl RoomActor {
                 pending: 0,
                 // A log loaded without a snapshot is compacted at the next checkpoint.
                 since_checkpoint: stored.updates.len(),
+                checkpoint_after: checkpoint::due_after(self.context.settings.checkpoint_every),
                 stored_bytes,
                 // Loaded without a connection (a server write): idle from now.
                 idle_since: Some(Instant::now()),
@@ -233,7 +238,7 @@ impl RoomActor {
         slot.pending += 1;
         slot.since_checkpoint += 1;
         slot.stored_bytes += update.len();
-        let checkpoint_due = slot.since_checkpoint >= self.context.settings.checkpoint_every;
+        let checkpoint_due = slot.since_checkpoint >= slot.checkpoint_after;
         let op = WriteOp::AppendUpdate {
             room: self.room.clone(),
             doc: doc.clone(),
@@ -254,7 +259,7 @@ impl RoomActor {
             tx.close(CloseCode::TryLater);
         }
         if checkpoint_due {
-            self.checkpoint(doc).await;
+            self.checkpoint(doc);
         }
     }
 
@@ -363,47 +368,6 @@ impl RoomActor {
         }
     }
 
-    /// Snapshots `doc` and queues the checkpoint write.
-    pub(super) async fn checkpoint(&mut self, doc: &DocName) {
-        let Some(slot) = self.docs.get_mut(doc) else {
-            return;
-        };
-        let snapshot = match slot.shared.try_snapshot() {
-            Ok(snapshot) => snapshot,
-            Err(error) => {
-                // The log stays as it is; the document reloads from it.
-                tracing::error!(room_id = %self.room, doc = %doc, %error, "cannot snapshot; reloading document");
-                self.drop_doc(doc, CloseCode::TryLater);
-                return;
-            }
-        };
-        slot.stored_bytes = snapshot.len();
-        slot.since_checkpoint = 0;
-        slot.pending += 1;
-        let op = WriteOp::Checkpoint {
-            room: self.room.clone(),
-            doc: doc.clone(),
-            snapshot,
-        };
-        if !self
-            .submit(op, Purpose::Checkpoint { doc: doc.clone() })
-            .await
-        {
-            self.undo_pending(doc);
-        }
-    }
-
-    pub(super) fn checkpoint_committed(&mut self, doc: &DocName, outcome: Result<WriteOutcome>) {
-        if let Some(slot) = self.docs.get_mut(doc) {
-            slot.pending = slot.pending.saturating_sub(1);
-            if let Err(error) = outcome {
-                // The updates stay in the log; the next checkpoint retries.
-                tracing::warn!(room_id = %self.room, doc = %doc, %error, "checkpoint failed");
-                slot.since_checkpoint = slot.since_checkpoint.max(1);
-            }
-        }
-    }
-
     fn undo_pending(&mut self, doc: &DocName) {
         if let Some(slot) = self.docs.get_mut(doc) {
             slot.pending = slot.pending.saturating_sub(1);
@@ -450,25 +414,12 @@ impl RoomActor {
             }
         }
         for name in to_checkpoint {
-            self.checkpoint(&name).await;
+            self.checkpoint(&name);
         }
         for name in to_unload {
             self.docs.remove(&name);
             self.context.metrics.docs_loaded.dec();
             tracing::debug!(room_id = %self.room, doc = %name, "document unloaded");
-        }
-    }
-
-    /// Checkpoints every document with updates since its last checkpoint.
-    pub(super) async fn checkpoint_all(&mut self) {
-        let due: Vec<DocName> = self
-            .docs
-            .iter()
-            .filter(|(_, slot)| slot.since_checkpoint > 0)
-            .map(|(name, _)| name.clone())
-            .collect();
-        for name in due {
-            self.checkpoint(&name).await;
         }
     }
 

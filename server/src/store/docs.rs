@@ -8,7 +8,7 @@
 use sqlx::AnyConnection;
 use sqlx::Row;
 
-use super::Store;
+use super::{Store, WriteOp};
 use crate::error::{Error, Result};
 use crate::ids::{DocName, RoomId, now_ms};
 
@@ -16,8 +16,12 @@ use crate::ids::{DocName, RoomId, now_ms};
 #[derive(Debug, Default)]
 pub struct StoredDoc {
     pub snapshot: Option<Vec<u8>>,
+    /// The id of the last update the snapshot covers (0 without one).
+    pub upto: i64,
     /// Updates after the snapshot, in commit order.
     pub updates: Vec<Vec<u8>>,
+    /// The id of the last of `updates` (`upto` when there are none).
+    pub last_id: i64,
 }
 
 impl StoredDoc {
@@ -86,7 +90,7 @@ impl Store {
             None => (0, None),
         };
         let rows = sqlx::query(
-            "SELECT data FROM doc_updates WHERE room_id = $1 AND doc = $2 AND id > $3 ORDER BY id",
+            "SELECT id, data FROM doc_updates WHERE room_id = $1 AND doc = $2 AND id > $3 ORDER BY id",
         )
         .bind(room.as_str())
         .bind(doc.as_str())
@@ -94,11 +98,64 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        let updates = rows
-            .iter()
-            .map(|row| row.try_get::<Vec<u8>, _>("data"))
-            .collect::<Result<_, _>>()?;
-        Ok(StoredDoc { snapshot, updates })
+        let mut last_id = upto;
+        let mut updates = Vec::with_capacity(rows.len());
+        for row in &rows {
+            last_id = last_id.max(row.try_get("id")?);
+            updates.push(row.try_get::<Vec<u8>, _>("data")?);
+        }
+        Ok(StoredDoc {
+            snapshot,
+            upto,
+            updates,
+            last_id,
+        })
+    }
+
+    /// Prepares a checkpoint of `doc` from the room's `snapshot`, off the
+    /// committer: reads what is stored, and merges it into the snapshot
+    /// (merging is idempotent), so the checkpoint can never drop an update
+    /// the snapshot's taker had not seen, whatever the timing of reloads or
+    /// other writers. The merge costs milliseconds of CPU for a log of a
+    /// thousand updates; done inside the batch, as it once was, a burst of
+    /// checkpoints held every acknowledgement behind it for seconds
+    /// (docs/BENCHMARKS.md, "Checkpoints off the committer").
+    ///
+    /// The write it returns replaces the stored snapshot only if no other
+    /// checkpoint committed since this read, and deletes only the updates
+    /// that were read (ids are assigned in commit order by the one writer,
+    /// so updates committed after the read have greater ids and stay).
+    pub async fn prepare_checkpoint(
+        &self,
+        room: &RoomId,
+        doc: &DocName,
+        snapshot: Vec<u8>,
+    ) -> Result<WriteOp> {
+        let stored = self.load_doc(room, doc).await?;
+        let (upto, replaces) = (stored.last_id, stored.upto);
+        let merged = if stored.snapshot.is_none() && stored.updates.is_empty() {
+            snapshot
+        } else {
+            let label = format!("{room}/{doc}");
+            tokio::task::spawn_blocking(move || {
+                let mut parts: Vec<&[u8]> = Vec::with_capacity(stored.updates.len() + 2);
+                parts.extend(stored.snapshot.as_deref());
+                parts.extend(stored.updates.iter().map(Vec::as_slice));
+                parts.push(&snapshot);
+                crowdroom_crdt::doc::merge_updates(&parts).map_err(|error| {
+                    Error::Internal(format!("checkpoint of {label} cannot merge: {error}"))
+                })
+            })
+            .await
+            .map_err(|error| Error::Internal(format!("checkpoint merge failed: {error}")))??
+        };
+        Ok(WriteOp::Checkpoint {
+            room: room.clone(),
+            doc: doc.clone(),
+            snapshot: merged,
+            upto,
+            replaces,
+        })
     }
 
     /// The number of updates stored after the snapshot (for tests and the
@@ -162,54 +219,37 @@ pub(super) async fn append_updates(
     Ok(())
 }
 
-/// Folds the stored updates of a document into `snapshot`, inside a batch
-/// transaction. The stored updates are merged in too (merging is idempotent),
-/// so a checkpoint can never drop an update the snapshot's taker had not
-/// seen, whatever the timing of reloads or other writers.
+/// Stores a checkpoint made by [`Store::prepare_checkpoint`], inside a
+/// batch transaction: the snapshot, covering the updates up to `upto`, in
+/// place of the one that covered `replaces`, and deletes the updates it
+/// covers. Refused, writing nothing, when another checkpoint of the
+/// document committed since the preparation read the stored one.
 pub(super) async fn checkpoint(
     conn: &mut AnyConnection,
     room: &RoomId,
     doc: &DocName,
     snapshot: &[u8],
+    upto: i64,
+    replaces: i64,
 ) -> Result<()> {
-    let rows =
-        sqlx::query("SELECT id, data FROM doc_updates WHERE room_id = $1 AND doc = $2 ORDER BY id")
-            .bind(room.as_str())
-            .bind(doc.as_str())
-            .fetch_all(&mut *conn)
-            .await?;
-    let mut upto = 0i64;
-    let mut stored = Vec::with_capacity(rows.len());
-    for row in &rows {
-        upto = upto.max(row.try_get("id")?);
-        stored.push(row.try_get::<Vec<u8>, _>("data")?);
-    }
-    let previous = sqlx::query("SELECT data FROM doc_snapshots WHERE room_id = $1 AND doc = $2")
-        .bind(room.as_str())
-        .bind(doc.as_str())
-        .fetch_optional(&mut *conn)
-        .await?
-        .map(|row| row.try_get::<Vec<u8>, _>("data"))
-        .transpose()?;
-    let mut parts: Vec<&[u8]> = Vec::with_capacity(stored.len() + 2);
-    parts.extend(previous.as_deref());
-    parts.extend(stored.iter().map(Vec::as_slice));
-    parts.push(snapshot);
-    let merged = crowdroom_crdt::doc::merge_updates(&parts).map_err(|error| {
-        Error::Internal(format!("checkpoint of {room}/{doc} cannot merge: {error}"))
-    })?;
-    sqlx::query(
+    let stored = sqlx::query(
         "INSERT INTO doc_snapshots (room_id, doc, upto_id, data, updated_at) VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (room_id, doc) DO UPDATE SET upto_id = excluded.upto_id, data = excluded.data, \
-         updated_at = excluded.updated_at",
+         updated_at = excluded.updated_at WHERE doc_snapshots.upto_id = $6",
     )
     .bind(room.as_str())
     .bind(doc.as_str())
     .bind(upto)
-    .bind(merged)
+    .bind(snapshot)
     .bind(now_ms())
+    .bind(replaces)
     .execute(&mut *conn)
     .await?;
+    if stored.rows_affected() == 0 {
+        return Err(Error::InvalidState(format!(
+            "a newer checkpoint of {room}/{doc} committed first"
+        )));
+    }
     sqlx::query("DELETE FROM doc_updates WHERE room_id = $1 AND doc = $2 AND id <= $3")
         .bind(room.as_str())
         .bind(doc.as_str())

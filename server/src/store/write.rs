@@ -29,11 +29,14 @@ pub enum WriteOp {
     /// Lists a document (idempotent); the server's own writes create the
     /// documents of tasks this way, in the group commit.
     CreateDoc { room: RoomId, doc: DocName },
-    /// Replaces a document's stored updates by one snapshot.
+    /// Replaces a document's stored updates by one snapshot; made by
+    /// [`Store::prepare_checkpoint`], which says what `upto` and `replaces` are.
     Checkpoint {
         room: RoomId,
         doc: DocName,
         snapshot: Vec<u8>,
+        upto: i64,
+        replaces: i64,
     },
     /// Posts a chat message.
     ChatPost {
@@ -183,7 +186,9 @@ impl Store {
                     room,
                     doc,
                     snapshot,
-                } => docs::checkpoint(&mut tx, room, doc, snapshot)
+                    upto,
+                    replaces,
+                } => docs::checkpoint(&mut tx, room, doc, snapshot, *upto, *replaces)
                     .await
                     .map(|()| WriteOutcome::Checkpointed),
                 WriteOp::ChatPost {
