@@ -162,6 +162,32 @@ async fn documents(backend: Backend) {
         "{content}"
     );
     assert!(!content.contains("rival"), "{content}");
+    // A snapshot that holds everything stored is stored as it is (the
+    // room's own encoding, not a merge).
+    let whole = DocName::parse("w").unwrap();
+    let (editor, room_doc) = (yrs::Doc::new(), crowdroom_crdt::SharedDoc::new());
+    for at in 0..3 {
+        let update = text_update(&editor, at, "w");
+        room_doc.apply(&update).unwrap();
+        let op = WriteOp::AppendUpdate {
+            room: room.clone(),
+            doc: whole.clone(),
+            data: update.into(),
+        };
+        commit(op).await.unwrap();
+    }
+    let snapshot = room_doc.try_snapshot().unwrap();
+    commit(
+        store
+            .prepare_checkpoint(&room, &whole, snapshot.clone())
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let stored = store.load_doc(&room, &whole).await.unwrap();
+    assert_eq!(stored.snapshot, Some(snapshot));
+    assert!(stored.updates.is_empty());
     // A checkpoint of a document with nothing stored is the snapshot alone.
     let empty = DocName::parse("e").unwrap();
     let alone = text_update(&yrs::Doc::new(), 0, "alone");

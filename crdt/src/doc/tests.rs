@@ -251,3 +251,49 @@ fn merge_equals_sequential_application() {
         Err(DocError::Malformed(_))
     ));
 }
+
+#[test]
+fn a_snapshot_covers_what_it_has_applied_and_nothing_else() {
+    let (ann, bob) = (Doc::with_client_id(7), Doc::with_client_id(8));
+    let hello = peer_edit(&ann, "hello");
+    let world = peer_edit(&ann, " world");
+    let root = ann.get_or_insert_text("text");
+    let delete = {
+        let mut txn = ann.transact_mut();
+        root.remove_range(&mut txn, 0, 3);
+        txn.commit();
+        txn.encode_update_v1()
+    };
+    let doc = SharedDoc::new();
+    for update in [&hello, &world, &delete] {
+        doc.apply(update).unwrap();
+    }
+    let snapshot = doc.try_snapshot().unwrap();
+    let none: Vec<usize> = Vec::new();
+    assert_eq!(
+        not_covered(&snapshot, &[&hello, &world, &delete]).unwrap(),
+        none
+    );
+    assert_eq!(not_covered(&snapshot, &[]).unwrap(), none);
+    // A deletion it has not seen, of text it holds.
+    let later = {
+        let mut txn = ann.transact_mut();
+        root.remove_range(&mut txn, 0, 1);
+        txn.commit();
+        txn.encode_update_v1()
+    };
+    assert_eq!(not_covered(&snapshot, &[&hello, &later]).unwrap(), [1]);
+    // An insertion by another client, or a later one by the same client.
+    let (bobs, anns) = (peer_edit(&bob, "!"), peer_edit(&ann, "?"));
+    assert_eq!(
+        not_covered(&snapshot, &[&bobs, &world, &anns]).unwrap(),
+        [0, 2]
+    );
+    // An earlier snapshot is covered by a later one.
+    doc.apply(&later).unwrap();
+    assert_eq!(
+        not_covered(&doc.try_snapshot().unwrap(), &[&snapshot, &later]).unwrap(),
+        none
+    );
+    assert!(not_covered(&snapshot, &[b"\xff\xff"]).is_err());
+}

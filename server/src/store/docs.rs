@@ -113,12 +113,15 @@ impl Store {
     }
 
     /// Prepares a checkpoint of `doc` from the room's `snapshot`, off the
-    /// committer: reads what is stored, and merges it into the snapshot
-    /// (merging is idempotent), so the checkpoint can never drop an update
-    /// the snapshot's taker had not seen, whatever the timing of reloads or
-    /// other writers. The merge costs milliseconds of CPU for a log of a
-    /// thousand updates; done inside the batch, as it once was, a burst of
-    /// checkpoints held every acknowledgement behind it for seconds
+    /// committer: reads what is stored and checks which of it the snapshot
+    /// holds. Usually all, and then the snapshot stands as it is: the room's
+    /// own encoding, with deleted content garbage-collected. What it lacks
+    /// (updates committed after it was taken, or written behind the room's
+    /// back by a reload racing a write or another process) is merged into
+    /// it, so a checkpoint can never drop an update the room had not seen.
+    /// The check and the merge cost milliseconds of CPU for a log of a
+    /// thousand updates, so they run on the blocking pool; done inside the batch, as they once were, a burst
+    /// of checkpoints held every acknowledgement behind it for seconds
     /// (docs/BENCHMARKS.md, "Checkpoints off the committer").
     ///
     /// The write it returns replaces the stored snapshot only if no other
@@ -133,22 +136,27 @@ impl Store {
     ) -> Result<WriteOp> {
         let stored = self.load_doc(room, doc).await?;
         let (upto, replaces) = (stored.last_id, stored.upto);
-        let merged = if stored.snapshot.is_none() && stored.updates.is_empty() {
-            snapshot
-        } else {
-            let label = format!("{room}/{doc}");
-            tokio::task::spawn_blocking(move || {
-                let mut parts: Vec<&[u8]> = Vec::with_capacity(stored.updates.len() + 2);
-                parts.extend(stored.snapshot.as_deref());
-                parts.extend(stored.updates.iter().map(Vec::as_slice));
-                parts.push(&snapshot);
-                crowdroom_crdt::doc::merge_updates(&parts).map_err(|error| {
-                    Error::Internal(format!("checkpoint of {label} cannot merge: {error}"))
-                })
-            })
-            .await
-            .map_err(|error| Error::Internal(format!("checkpoint merge failed: {error}")))??
-        };
+        let label = format!("{room}/{doc}");
+        let merged = tokio::task::spawn_blocking(move || {
+            let mut parts: Vec<&[u8]> = Vec::with_capacity(stored.updates.len() + 2);
+            parts.extend(stored.snapshot.as_deref());
+            parts.extend(stored.updates.iter().map(Vec::as_slice));
+            let unreadable =
+                |error| Error::Internal(format!("checkpoint of {label} cannot read: {error}"));
+            let lacking =
+                crowdroom_crdt::doc::not_covered(&snapshot, &parts).map_err(unreadable)?;
+            if lacking.is_empty() {
+                return Ok(snapshot);
+            }
+            tracing::debug!(doc = %label, lacking = lacking.len(), "merging what the snapshot lacks");
+            // Usually updates committed after the snapshot was taken; only
+            // those are merged in, the rest being in the snapshot already.
+            let mut merged: Vec<&[u8]> = vec![&snapshot];
+            merged.extend(lacking.iter().filter_map(|&at| parts.get(at).copied()));
+            crowdroom_crdt::doc::merge_updates(&merged).map_err(unreadable)
+        })
+        .await
+        .map_err(|error| Error::Internal(format!("checkpoint preparation failed: {error}")))??;
         Ok(WriteOp::Checkpoint {
             room: room.clone(),
             doc: doc.clone(),
