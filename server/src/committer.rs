@@ -16,6 +16,8 @@
 //! connection per batch through the store's write gate, which readers
 //! never queue in.
 
+mod prune;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -125,6 +127,7 @@ pub fn outcome(
 
 async fn run(store: Store, metrics: Arc<Metrics>, mut receiver: mpsc::Receiver<Request>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut pruner = prune::Pruner::new(Instant::now());
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
         if batch.len() < LINGER_BELOW {
             tokio::time::sleep(LINGER).await;
@@ -136,17 +139,24 @@ async fn run(store: Store, metrics: Arc<Metrics>, mut receiver: mpsc::Receiver<R
             }
         }
         let started = Instant::now();
-        let (ops, replies): (Vec<WriteOp>, Vec<_>) = batch
+        let (mut ops, replies): (Vec<WriteOp>, Vec<_>) = batch
             .drain(..)
             .map(|request| (request.op, request.reply))
             .unzip();
-        let outcomes = write(&store, &ops).await;
+        // The log's upkeep rides along, last, with no one waiting for it.
+        let prune = pruner.due(started);
+        let pruning = prune.is_some();
+        ops.extend(prune);
+        let mut outcomes = write(&store, &ops).await;
         let took = started.elapsed();
+        if pruning && let Some(outcome) = outcomes.pop() {
+            pruner.done(Instant::now(), outcome);
+        }
         metrics.commit_seconds.observe(took.as_secs_f64());
         if took >= SLOW_BATCH {
             tracing::info!(?took, writes = ops.len(), kinds = ?kinds(&ops), "slow batch");
         }
-        metrics.commit_batch_size.observe(ops.len() as f64);
+        metrics.commit_batch_size.observe(replies.len() as f64);
         for (reply, outcome) in replies.into_iter().zip(outcomes) {
             if matches!(outcome, Err(Error::Store(_) | Error::Internal(_))) {
                 metrics.commit_failures.inc();
@@ -174,6 +184,7 @@ fn kinds(ops: &[WriteOp]) -> std::collections::BTreeMap<&'static str, usize> {
             WriteOp::Skip { .. } => "skip",
             WriteOp::Submit { .. } => "answer",
             WriteOp::Sweep { .. } => "sweep",
+            WriteOp::PruneLog { .. } => "prune",
         };
         *kinds.entry(kind).or_insert(0) += 1;
     }

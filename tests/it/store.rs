@@ -186,7 +186,7 @@ async fn documents(backend: Backend) {
     .await
     .unwrap();
     let stored = store.load_doc(&room, &whole).await.unwrap();
-    assert_eq!(stored.snapshot, Some(snapshot));
+    assert_eq!(stored.snapshot.as_ref(), Some(&snapshot));
     assert!(stored.updates.is_empty());
     // A checkpoint of a document with nothing stored is the snapshot alone.
     let empty = DocName::parse("e").unwrap();
@@ -202,6 +202,35 @@ async fn documents(backend: Backend) {
     let stored = store.load_doc(&room, &empty).await.unwrap();
     assert_eq!(stored.snapshot, Some(alone));
     assert!(stored.updates.is_empty());
+    // Checkpoints leave the updates they cover; the committer's prunes
+    // delete them, oldest first, up to a bound, at most so many at a time:
+    // the 11 of "d" that its snapshot covers and the 3 of "w", not "z".
+    let prune = |upto: i64, most: i64| async move {
+        match commit(WriteOp::PruneLog { upto, most }).await.unwrap() {
+            WriteOutcome::Pruned { deleted, last_id } => (deleted, last_id),
+            other => panic!("{other:?}"),
+        }
+    };
+    let (deleted, last_id) = prune(0, 100).await;
+    assert_eq!(deleted, 0);
+    assert!(last_id > 0);
+    assert_eq!(prune(last_id, 4).await, (4, last_id));
+    // Then the rest; the greatest id left is "z"'s.
+    let (deleted, left) = prune(last_id, 100).await;
+    assert_eq!(deleted, 10);
+    assert!(left < last_id);
+    assert_eq!(prune(last_id, 100).await, (0, left));
+    assert_eq!(store.pending_updates(&room, &name).await.unwrap(), 1);
+    let stored = store.load_doc(&room, &name).await.unwrap();
+    let loaded = crowdroom_crdt::SharedDoc::load(
+        stored.snapshot.as_deref(),
+        stored.updates.iter().map(Vec::as_slice),
+    )
+    .unwrap();
+    let text = loaded.doc().get_or_insert_text("t");
+    assert_eq!(text.get_string(&loaded.doc().transact()), content);
+    let stored = store.load_doc(&room, &whole).await.unwrap();
+    assert_eq!(stored.snapshot, Some(snapshot));
 }
 
 async fn batches(backend: Backend) {

@@ -125,9 +125,10 @@ impl Store {
     /// (docs/BENCHMARKS.md, "Checkpoints off the committer").
     ///
     /// The write it returns replaces the stored snapshot only if no other
-    /// checkpoint committed since this read, and deletes only the updates
-    /// that were read (ids are assigned in commit order by the one writer,
-    /// so updates committed after the read have greater ids and stay).
+    /// checkpoint committed since this read, and covers only the updates
+    /// that were read (a document's updates are appended by its room's one
+    /// committer, in id order, so those committed after the read have
+    /// greater ids and stay uncovered). [`prune_log`] deletes covered updates.
     pub async fn prepare_checkpoint(
         &self,
         room: &RoomId,
@@ -229,9 +230,9 @@ pub(super) async fn append_updates(
 
 /// Stores a checkpoint made by [`Store::prepare_checkpoint`], inside a
 /// batch transaction: the snapshot, covering the updates up to `upto`, in
-/// place of the one that covered `replaces`, and deletes the updates it
-/// covers. Refused, writing nothing, when another checkpoint of the
-/// document committed since the preparation read the stored one.
+/// place of the one that covered `replaces`. Refused, writing nothing, when
+/// another checkpoint of the document committed since the preparation read
+/// the stored one. The updates it covers are left for [`prune_log`].
 pub(super) async fn checkpoint(
     conn: &mut AnyConnection,
     room: &RoomId,
@@ -258,11 +259,36 @@ pub(super) async fn checkpoint(
             "a newer checkpoint of {room}/{doc} committed first"
         )));
     }
-    sqlx::query("DELETE FROM doc_updates WHERE room_id = $1 AND doc = $2 AND id <= $3")
-        .bind(room.as_str())
-        .bind(doc.as_str())
-        .bind(upto)
-        .execute(&mut *conn)
-        .await?;
     Ok(())
+}
+
+/// Deletes, oldest first, at most `most` of the updates with ids up to
+/// `upto` that their document's snapshot covers, inside a batch
+/// transaction; returns how many it deleted and the greatest update id
+/// stored (the committer's next bound, some time later).
+///
+/// Why later and many documents at once: the log's rows are in id order, so
+/// the rows of 200 busy documents are interleaved page by page, and one
+/// checkpoint deleting its own thousand rows wrote a thousand pages. With
+/// `upto` a minute old, nearly every row below it is covered by then, and
+/// deleting them in id order frees whole pages (docs/BENCHMARKS.md,
+/// "Checkpoints off the committer").
+pub(super) async fn prune_log(
+    conn: &mut AnyConnection,
+    upto: i64,
+    most: i64,
+) -> Result<(u64, i64)> {
+    let pruned = sqlx::query(
+        "DELETE FROM doc_updates WHERE id IN (SELECT u.id FROM doc_updates u \
+         JOIN doc_snapshots s ON s.room_id = u.room_id AND s.doc = u.doc \
+         WHERE u.id <= $1 AND u.id <= s.upto_id ORDER BY u.id LIMIT $2)",
+    )
+    .bind(upto)
+    .bind(most)
+    .execute(&mut *conn)
+    .await?;
+    let last: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM doc_updates")
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok((pruned.rows_affected(), last.unwrap_or(upto)))
 }

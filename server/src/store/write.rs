@@ -98,6 +98,9 @@ pub enum WriteOp {
     },
     /// Deletes a room's expired reservations.
     Sweep { room: RoomId },
+    /// Deletes at most `most` of the document updates with ids up to `upto`
+    /// that snapshots cover, oldest first (the committer's own upkeep).
+    PruneLog { upto: i64, most: i64 },
 }
 
 /// What a committed write produced.
@@ -118,6 +121,12 @@ pub enum WriteOutcome {
     Submitted(Submitted),
     /// The (task, worker) of each expired reservation removed.
     Swept(Vec<(i64, UserId)>),
+    /// How many covered updates were deleted, and the greatest update id
+    /// stored.
+    Pruned {
+        deleted: u64,
+        last_id: i64,
+    },
 }
 
 /// Most document updates in one multi-row INSERT (3 parameters each, far
@@ -232,6 +241,9 @@ impl Store {
                 WriteOp::Sweep { room } => {
                     work::sweep(&mut tx, room).await.map(WriteOutcome::Swept)
                 }
+                WriteOp::PruneLog { upto, most } => docs::prune_log(&mut tx, *upto, *most)
+                    .await
+                    .map(|(deleted, last_id)| WriteOutcome::Pruned { deleted, last_id }),
             };
             match outcome {
                 // A database error aborts the transaction: fail the batch so
