@@ -344,7 +344,7 @@ impl RoomActor {
     /// Expires awareness, checkpoints and unloads idle documents. Returns
     /// true when the whole room has been idle long enough to exit.
     async fn housekeeping(&mut self) -> bool {
-        self.docs_housekeeping().await;
+        self.docs_housekeeping();
         if !self.moderation.loaded {
             self.load_moderation().await;
         }

@@ -391,7 +391,7 @@ impl RoomActor {
 
     /// Expires stale awareness; checkpoints, then unloads, documents idle
     /// for `doc_idle` with no write in flight.
-    pub(super) async fn docs_housekeeping(&mut self) {
+    pub(super) fn docs_housekeeping(&mut self) {
         let now = u64::try_from(now_ms()).unwrap_or(0);
         let timeout =
             u64::try_from(self.context.settings.awareness_timeout.as_millis()).unwrap_or(u64::MAX);
