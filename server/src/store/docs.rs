@@ -120,9 +120,10 @@ impl Store {
     /// back by a reload racing a write or another process) is merged into
     /// it, so a checkpoint can never drop an update the room had not seen.
     /// The check and the merge cost milliseconds of CPU for a log of a
-    /// thousand updates, so they run on the blocking pool; done inside the batch, as they once were, a burst
-    /// of checkpoints held every acknowledgement behind it for seconds
-    /// (docs/BENCHMARKS.md, "Checkpoints off the committer").
+    /// thousand updates, so they run on the blocking pool; done inside the
+    /// batch, as they once were, a burst of checkpoints held every
+    /// acknowledgement behind it for seconds (docs/BENCHMARKS.md,
+    /// "Checkpoints off the committer").
     ///
     /// The write it returns replaces the stored snapshot only if no other
     /// checkpoint committed since this read, and covers only the updates
@@ -139,7 +140,7 @@ impl Store {
         let (upto, replaces) = (stored.last_id, stored.upto);
         let label = format!("{room}/{doc}");
         let merged = tokio::task::spawn_blocking(move || {
-            let mut parts: Vec<&[u8]> = Vec::with_capacity(stored.updates.len() + 2);
+            let mut parts: Vec<&[u8]> = Vec::with_capacity(stored.updates.len() + 1);
             parts.extend(stored.snapshot.as_deref());
             parts.extend(stored.updates.iter().map(Vec::as_slice));
             let unreadable =
