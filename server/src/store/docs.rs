@@ -274,20 +274,30 @@ pub(super) async fn checkpoint(
 /// `upto` a minute old, nearly every row below it is covered by then, and
 /// deleting them in id order frees whole pages (docs/BENCHMARKS.md,
 /// "Checkpoints off the committer").
+///
+/// On PostgreSQL two processes' committers may prune at once: each skips
+/// the rows the other has locked rather than wait for them, so their
+/// deletes cannot deadlock (and abort the batches they ride in).
 pub(super) async fn prune_log(
     conn: &mut AnyConnection,
     upto: i64,
     most: i64,
 ) -> Result<(u64, i64)> {
-    let pruned = sqlx::query(
+    let lock = if conn.backend_name() == "SQLite" {
+        ""
+    } else {
+        " FOR UPDATE OF u SKIP LOCKED"
+    };
+    let sql = format!(
         "DELETE FROM doc_updates WHERE id IN (SELECT u.id FROM doc_updates u \
          JOIN doc_snapshots s ON s.room_id = u.room_id AND s.doc = u.doc \
-         WHERE u.id <= $1 AND u.id <= s.upto_id ORDER BY u.id LIMIT $2)",
-    )
-    .bind(upto)
-    .bind(most)
-    .execute(&mut *conn)
-    .await?;
+         WHERE u.id <= $1 AND u.id <= s.upto_id ORDER BY u.id LIMIT $2{lock})"
+    );
+    let pruned = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(upto)
+        .bind(most)
+        .execute(&mut *conn)
+        .await?;
     let last: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM doc_updates")
         .fetch_one(&mut *conn)
         .await?;
