@@ -96,14 +96,18 @@ impl Report {
                 }));
             }
         }
+        let latency_ms = metrics.summaries()?;
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let machine_busy = window.and_then(|window| window.machine_busy_percent);
         let generator = json!({
             "cpu_seconds": window.and_then(|window| window.generator_cpu).map(|cpu| cpu.as_secs_f64()),
             "cpu_percent_of_one_core": window.and_then(|window| {
                 window.generator_cpu.map(|cpu| 100.0 * cpu.as_secs_f64() / window.measured.as_secs_f64().max(f64::EPSILON))
             }),
-            "cores": std::thread::available_parallelism().map(usize::from).unwrap_or(1),
-            "machine_busy_percent_of_one_core": window.and_then(|window| window.machine_busy_percent),
+            "cores": cores,
+            "machine_busy_percent_of_one_core": machine_busy,
             "rss_kib": crate::procstat::Process::OurSelf.rss_kib().ok(),
+            "caution": generator_caution(latency_ms.get("send_lag"), machine_busy, cores),
         });
         let errors = metrics.errors();
         Ok(Report {
@@ -114,7 +118,7 @@ impl Report {
             clients_per_room: cli.clients_per_room,
             rate_per_client: cli.rate,
             shard: format!("{}/{}", cli.shard.index, cli.shard.count),
-            latency_ms: metrics.summaries()?,
+            latency_ms,
             counts,
             throughput_per_second: throughput,
             error_total: errors.values().sum(),
@@ -320,6 +324,9 @@ impl Report {
                 cores * 100
             )?;
         }
+        if let Some(caution) = self.generator.get("caution").and_then(Value::as_str) {
+            writeln!(out, "caution: {caution}")?;
+        }
         if let Some(crowd) = &self.crowd {
             crowd.write_human(out)?;
         }
@@ -366,6 +373,42 @@ pub fn print_idle_step(step: &IdleStep) {
     ));
 }
 
+/// The generator's own send lag at p99 above which it was late: a healthy
+/// run sends within a couple of milliseconds of schedule (tokio's timer).
+const LATE_SEND_P99_MS: f64 = 10.0;
+/// The share of all cores busy above which the machine was saturated.
+const SATURATED_SHARE: f64 = 0.9;
+
+/// Says when a run's latencies measure the generator as much as the server:
+/// it sent late itself, or it shared a saturated machine with the server.
+/// Load testers should not take such figures as the server's alone.
+fn generator_caution(
+    send_lag: Option<&Summary>,
+    machine_busy_percent: Option<f64>,
+    cores: usize,
+) -> Option<String> {
+    let late = send_lag
+        .filter(|lag| lag.p99_ms > LATE_SEND_P99_MS)
+        .map(|lag| {
+            format!(
+                "the generator sent late itself (send lag p99 {:.1} ms)",
+                lag.p99_ms
+            )
+        });
+    let capacity = 100.0 * cores as f64;
+    let saturated = machine_busy_percent
+        .filter(|&busy| busy >= SATURATED_SHARE * capacity)
+        .map(|busy| format!("the machine was {busy:.0}% busy of {capacity:.0}"));
+    let why: Vec<String> = late.into_iter().chain(saturated).collect();
+    (!why.is_empty()).then(|| {
+        format!(
+            "{}: the latencies include the generator's own delays; to measure the server alone, \
+             give the generator its own machine or fewer clients",
+            why.join(" and ")
+        )
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -409,5 +452,46 @@ mod tests {
         let met: Vec<bool> = verdicts.iter().map(crate::slo::Verdict::met).collect();
         assert_eq!(met, vec![false, true, false]);
         assert!(report.human().contains("grant"));
+    }
+
+    #[test]
+    fn a_late_generator_or_a_saturated_machine_is_called_out() {
+        let lag = |p99_ms: f64| Summary {
+            count: 100,
+            mean_ms: 1.0,
+            p50_ms: 1.0,
+            p90_ms: 1.0,
+            p99_ms,
+            p999_ms: p99_ms,
+            max_ms: p99_ms,
+        };
+        assert_eq!(generator_caution(Some(&lag(2.5)), Some(120.0), 2), None);
+        assert_eq!(generator_caution(None, None, 2), None);
+        let late = generator_caution(Some(&lag(63.1)), Some(150.0), 2).unwrap();
+        assert!(
+            late.starts_with("the generator sent late itself (send lag p99 63.1 ms): "),
+            "{late}"
+        );
+        let busy = generator_caution(Some(&lag(2.0)), Some(197.0), 2).unwrap();
+        assert!(
+            busy.starts_with("the machine was 197% busy of 200: "),
+            "{busy}"
+        );
+        let both = generator_caution(Some(&lag(63.1)), Some(199.0), 2).unwrap();
+        assert!(both.contains("ms) and the machine was 199% busy"), "{both}");
+        // Busy on one core of four is not saturation.
+        assert_eq!(generator_caution(None, Some(190.0), 4), None);
+        // And the report prints it.
+        let cli = Cli::parse_from(["crowdroom-loadtest", "coedit", "--token", "crt_x"]);
+        let metrics = Metrics::new(1).unwrap();
+        metrics.record(0, Hist::SendLag, Duration::from_millis(40));
+        let report = Report::build(&cli, &metrics, None, None, None).unwrap();
+        assert!(
+            report
+                .human()
+                .contains("caution: the generator sent late itself"),
+            "{}",
+            report.human()
+        );
     }
 }
