@@ -4,12 +4,14 @@
 //! The room takes the snapshot (its document's state, encoded on its loop
 //! in a fraction of a millisecond) and hands the rest to a future off its
 //! loop and off the committer: [`Store::prepare_checkpoint`] reads what is
-//! stored and merges it in, and only then is the write queued: two
-//! statements, no reads, no merging. Merged inside the batch, as it once
-//! was, 200 rooms that reached their thousandth update together held every
-//! acknowledgement behind them for up to two seconds. For the same reason
-//! each document's next checkpoint is due after a number of updates drawn
-//! around `checkpoint_every`, so rooms that started together spread out.
+//! stored and merges in whatever the snapshot lacks, and only then is the
+//! write queued: one statement, no reads, no merging (the updates it covers
+//! are deleted later by the committer's prune, `committer/prune.rs`).
+//! Merged inside the batch, as it once was, 200 rooms that reached their
+//! thousandth update together held every acknowledgement behind them for
+//! up to two seconds. For the same reason each document's next checkpoint
+//! is due after a number of updates drawn around `checkpoint_every`, so
+//! rooms that started together spread out.
 //!
 //! [`Store::prepare_checkpoint`]: crate::store::Store::prepare_checkpoint
 
