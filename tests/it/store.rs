@@ -129,18 +129,25 @@ async fn documents(backend: Backend) {
         data: update.into(),
     };
     let commit = async |op: WriteOp| store.write_batch(&[op]).await.unwrap().pop().unwrap();
+    let checkpoint = async |doc: &DocName, snapshot: Vec<u8>| {
+        let prepared = store
+            .prepare_checkpoint(&room, doc, snapshot)
+            .await
+            .unwrap();
+        commit(prepared).await.unwrap();
+    };
     // A rival prepared first, from the ten updates only.
     let rival = text_update(&yrs::Doc::new(), 0, "rival");
     let rival = store.prepare_checkpoint(&room, &name, rival).await.unwrap();
     commit(append(text_update(&source, 10, "y"))).await.unwrap();
     let snapshot = text_update(&yrs::Doc::new(), 0, "snap");
-    let checkpoint = store
+    let prepared = store
         .prepare_checkpoint(&room, &name, snapshot)
         .await
         .unwrap();
     // Committed after the preparation read the log: not covered, so kept.
     commit(append(text_update(&source, 11, "z"))).await.unwrap();
-    commit(checkpoint).await.unwrap();
+    commit(prepared).await.unwrap();
     assert_eq!(store.pending_updates(&room, &name).await.unwrap(), 1);
     // The rival read the log before that checkpoint committed: storing it
     // would drop the update only that checkpoint covers ("y"), so it is
@@ -177,28 +184,14 @@ async fn documents(backend: Backend) {
         commit(op).await.unwrap();
     }
     let snapshot = room_doc.try_snapshot().unwrap();
-    commit(
-        store
-            .prepare_checkpoint(&room, &whole, snapshot.clone())
-            .await
-            .unwrap(),
-    )
-    .await
-    .unwrap();
+    checkpoint(&whole, snapshot.clone()).await;
     let stored = store.load_doc(&room, &whole).await.unwrap();
     assert_eq!(stored.snapshot.as_ref(), Some(&snapshot));
     assert!(stored.updates.is_empty());
     // A checkpoint of a document with nothing stored is the snapshot alone.
     let empty = DocName::parse("e").unwrap();
     let alone = text_update(&yrs::Doc::new(), 0, "alone");
-    commit(
-        store
-            .prepare_checkpoint(&room, &empty, alone.clone())
-            .await
-            .unwrap(),
-    )
-    .await
-    .unwrap();
+    checkpoint(&empty, alone.clone()).await;
     let stored = store.load_doc(&room, &empty).await.unwrap();
     assert_eq!(stored.snapshot, Some(alone));
     assert!(stored.updates.is_empty());

@@ -14,6 +14,15 @@ fn peer_edit(peer: &Doc, text: &str) -> Vec<u8> {
     txn.encode_update_v1()
 }
 
+/// A deletion of `len` characters at `at` on the peer; returns the update.
+fn peer_delete(peer: &Doc, at: u32, len: u32) -> Vec<u8> {
+    let root = peer.get_or_insert_text("text");
+    let mut txn = peer.transact_mut();
+    root.remove_range(&mut txn, at, len);
+    txn.commit();
+    txn.encode_update_v1()
+}
+
 fn text_of(doc: &Doc) -> String {
     let txn = doc.transact();
     txn.get_text("text")
@@ -49,13 +58,7 @@ fn apply_reports_changes_and_duplicates() {
     assert_eq!(text_of(doc.doc()), "hello");
 
     // A deletion extends nothing but still changes the doc.
-    let root = peer.get_or_insert_text("text");
-    let delete = {
-        let mut txn = peer.transact_mut();
-        root.remove_range(&mut txn, 0, 1);
-        txn.commit();
-        txn.encode_update_v1()
-    };
+    let delete = peer_delete(&peer, 0, 1);
     assert_eq!(doc.apply(&delete).unwrap(), Applied { changed: true });
     assert_eq!(doc.apply(&delete).unwrap(), Applied { changed: false });
     assert_eq!(text_of(doc.doc()), "ello");
@@ -257,13 +260,7 @@ fn a_snapshot_covers_what_it_has_applied_and_nothing_else() {
     let (ann, bob) = (Doc::with_client_id(7), Doc::with_client_id(8));
     let hello = peer_edit(&ann, "hello");
     let world = peer_edit(&ann, " world");
-    let root = ann.get_or_insert_text("text");
-    let delete = {
-        let mut txn = ann.transact_mut();
-        root.remove_range(&mut txn, 0, 3);
-        txn.commit();
-        txn.encode_update_v1()
-    };
+    let delete = peer_delete(&ann, 0, 3);
     let doc = SharedDoc::new();
     for update in [&hello, &world, &delete] {
         doc.apply(update).unwrap();
@@ -276,12 +273,7 @@ fn a_snapshot_covers_what_it_has_applied_and_nothing_else() {
     );
     assert_eq!(not_covered(&snapshot, &[]).unwrap(), none);
     // A deletion it has not seen, of text it holds.
-    let later = {
-        let mut txn = ann.transact_mut();
-        root.remove_range(&mut txn, 0, 1);
-        txn.commit();
-        txn.encode_update_v1()
-    };
+    let later = peer_delete(&ann, 0, 1);
     assert_eq!(not_covered(&snapshot, &[&hello, &later]).unwrap(), [1]);
     // An insertion by another client, or a later one by the same client.
     let (bobs, anns) = (peer_edit(&bob, "!"), peer_edit(&ann, "?"));
