@@ -130,8 +130,18 @@ async fn worker_flow(backend: Backend) {
         .request("task.submit", json!({"task_id": task, "answer": "pos"}))
         .await;
     assert_eq!(submitted["ok"], true, "{submitted}");
-    assert_eq!(submitted["result"]["progress"]["answers"], 1);
-    assert_eq!(submitted["result"]["progress"]["pending_earnings"], 20000);
+    // The acknowledgement carries no progress: it follows in `queue.mine`
+    // (after the earlier requests' pushes, which still show the reservation).
+    assert!(submitted["result"].get("progress").is_none(), "{submitted}");
+    let mine = loop {
+        let mine = ann.event("queue.mine").await;
+        if mine["data"]["mine"].is_null() {
+            break mine;
+        }
+        assert_eq!(mine["data"]["progress"]["answers"], 0, "{mine}");
+    };
+    assert_eq!(mine["data"]["progress"]["answers"], 1, "{mine}");
+    assert_eq!(mine["data"]["progress"]["pending_earnings"], 20000);
     let twice = ann
         .request("task.submit", json!({"task_id": task, "answer": "neg"}))
         .await;

@@ -122,7 +122,7 @@ mod tests {
         assert_eq!(result.reason.as_deref(), Some("no_work"));
         let paused = parse(r#"{"type":"reply","id":4,"ok":true,"result":{"reservation":null,"reason":"paused","why":"accuracy 0.43 below 0.6"}}"#).unwrap();
         assert_eq!(paused.result.unwrap().reason.as_deref(), Some("paused"));
-        let submit = parse(r#"{"type":"reply","id":10,"ok":true,"result":{"submitted":{"answer_id":311,"task_id":7,"lead_time_ms":8200,"task_state":"complete"},"correct":null,"paused":null,"progress":{"answers":15,"pending_earnings":750000,"earnings":{"worker":"w"}}}}"#).unwrap();
+        let submit = parse(r#"{"type":"reply","id":10,"ok":true,"result":{"submitted":{"answer_id":311,"task_id":7,"lead_time_ms":8200,"task_state":"complete"},"correct":null,"paused":null}}"#).unwrap();
         let result = submit.result.unwrap();
         assert_eq!(result.submitted.unwrap().task_state, "complete");
         assert!(result.paused.is_none());

@@ -85,33 +85,26 @@ impl WorkRequest {
     pub(super) async fn run(self, op: Op) {
         let changes = !matches!(op, Op::QueueGet {});
         let asked = matches!(op, Op::TaskRequest {});
-        // The worker's `mine` when the op read it anyway (a submit reads
-        // the view after its commit for the reply's progress).
-        let mut known_mine = None;
         let result = match op {
             Op::QueueGet {} => self.queue().await,
             Op::TaskRequest {} => self.request().await,
             Op::TaskHeartbeat { task_id } => self.heartbeat(task_id).await,
-            Op::TaskSubmit { task_id, answer } => {
-                self.submit(task_id, answer, &mut known_mine).await
-            }
+            Op::TaskSubmit { task_id, answer } => self.submit(task_id, answer).await,
             Op::TaskSkip { task_id } => self.skip(task_id).await,
             other => Err(Error::Internal(format!("not a work request: {other:?}"))),
         };
-        // A submit's reply already carries fresh progress (and it read the
-        // worker's reservation with it), and a request's reply is the
-        // worker's reservation (a worker holds one at a time): push those
-        // rather than reading them again.
+        // A request's reply carries the worker's progress and reservation
+        // (a worker holds one at a time): push those rather than reading
+        // them again. After any other change (a submit's above all) the
+        // push reads them, once the reply is on its way.
         let pushed = match &result {
             Ok(value) if changes => Some((
                 value.get("progress").filter(|p| !p.is_null()).cloned(),
-                known_mine.or_else(|| {
-                    asked.then(|| match value.get("reservation") {
-                        Some(Value::Null) | None => Value::Null,
-                        Some(_) => {
-                            json!({ "reservation": value["reservation"], "task": value["task"] })
-                        }
-                    })
+                asked.then(|| match value.get("reservation") {
+                    Some(Value::Null) | None => Value::Null,
+                    Some(_) => {
+                        json!({ "reservation": value["reservation"], "task": value["task"] })
+                    }
                 }),
             )),
             _ => None,
@@ -239,9 +232,12 @@ impl WorkRequest {
         }
     }
 
-    /// Records an answer; `mine` gets the worker's reservation as read
-    /// with the reply's progress.
-    async fn submit(&self, task: i64, answer: Value, mine: &mut Option<Value>) -> Result<Value> {
+    /// Records an answer. The reply is the acknowledgement: it says what
+    /// was committed and carries no progress, which would take one more
+    /// read inside every acknowledgement (a quarter of its p99 under a
+    /// crowd, docs/BENCHMARKS.md). The `queue.mine` push right after the
+    /// reply carries the worker's fresh progress and reservation.
+    async fn submit(&self, task: i64, answer: Value) -> Result<Value> {
         self.require_worker()?;
         let project = self.store.project(&self.room).await?;
         project.answer_schema.validate_answer(&answer)?;
@@ -292,18 +288,6 @@ impl WorkRequest {
             },
             "correct": feedback,
             "paused": submitted.check.paused,
-            // The answer is committed: a failed read of the progress must
-            // not turn its acknowledgement into an error.
-            "progress": match self.store.worker_view(&self.room, self.user()).await {
-                Ok(view) => {
-                    *mine = Some(view.mine());
-                    view.progress()
-                }
-                Err(error) => {
-                    tracing::warn!(room_id = %self.room, %error, "answer committed, progress unreadable");
-                    Value::Null
-                }
-            },
         }))
     }
 
