@@ -11,6 +11,7 @@
 
 mod actor;
 mod docs;
+mod inflight;
 mod live;
 mod moderation;
 mod work;

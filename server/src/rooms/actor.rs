@@ -5,23 +5,24 @@
 //! completion arm acknowledges it (echoes the update to its sender, replies
 //! to the chat request). That is how "acknowledged means durable" costs
 //! nothing in throughput: many writes of many rooms share one commit.
+//! Reads that complete later (counts, the pay check, a checkpoint's
+//! preparation) run in tasks of their own and come back the same way
+//! (`inflight.rs` says why they must not run inside `pending`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use futures_util::future::BoxFuture;
-use futures_util::stream::FuturesUnordered;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::docs::DocSlot;
+use super::inflight::InFlight;
 use super::live::LiveState;
 use super::moderation::ModState;
 use super::{RoomCommand, RoomContext, RoomHandle, RoomRegistry, RoomStats};
 use crate::committer::{self, Pending};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ids::{ConnId, DocName, RoomId};
 use crate::protocol::RequestId;
 use crate::store::{LedgerSummary, QueueCounts, WriteOp, WriteOutcome};
@@ -95,7 +96,7 @@ pub(crate) struct RoomActor {
     pub(super) live: LiveState,
     /// The room's lock, announcement and mutes.
     pub(super) moderation: ModState,
-    pending: FuturesUnordered<BoxFuture<'static, Completion>>,
+    pending: InFlight<Completion>,
     /// When the room last had nothing to do (no connections, documents or writes).
     idle_since: Option<Instant>,
     /// Work requests signal here when they changed the queue.
@@ -127,6 +128,7 @@ impl RoomActor {
         handle: RoomHandle,
     ) -> Self {
         context.metrics.rooms_loaded.inc();
+        let tracker = context.tracker.clone();
         RoomActor {
             room,
             context,
@@ -135,7 +137,7 @@ impl RoomActor {
             docs: HashMap::new(),
             live: LiveState::default(),
             moderation: ModState::default(),
-            pending: FuturesUnordered::new(),
+            pending: InFlight::new(tracker),
             idle_since: None,
             queue_changed: Arc::new(Notify::new()),
             // Counted once first, so the sweep knows whether anything is reserved.
@@ -255,22 +257,24 @@ impl RoomActor {
         }
     }
 
-    /// Runs `work` off the room's loop; its completion comes back through
-    /// the loop like a write's.
+    /// Runs `work` in a task of its own (it may hold a store connection:
+    /// see `inflight.rs`); its completion comes back through the loop like
+    /// a write's, and `failed` stands in for it should the task panic.
     pub(super) fn background(
         &mut self,
         work: impl std::future::Future<Output = Completion> + Send + 'static,
+        failed: impl FnOnce(Error) -> Completion + Send + 'static,
     ) {
-        self.pending.push(Box::pin(work));
+        self.pending.spawn(work, failed);
     }
 
     fn track(&mut self, receiver: Pending, purpose: Purpose) {
-        self.pending.push(Box::pin(async move {
+        self.pending.track(async move {
             Completion::Write {
                 purpose,
                 outcome: committer::outcome(receiver.await),
             }
-        }));
+        });
     }
 
     fn complete(&mut self, completion: Completion) {
@@ -327,9 +331,10 @@ impl RoomActor {
         self.queue_dirty = false;
         let store = self.context.store.clone();
         let room = self.room.clone();
-        self.pending.push(Box::pin(async move {
-            Completion::Counts(store.queue_counts(&room).await)
-        }));
+        self.background(
+            async move { Completion::Counts(store.queue_counts(&room).await) },
+            |error| Completion::Counts(Err(error)),
+        );
     }
 
     fn stats(&self) -> RoomStats {
@@ -367,17 +372,23 @@ impl RoomActor {
         if self.live.connection_count() > 0 && may_hold_reservations {
             let (store, committer) = (self.context.store.clone(), self.context.committer.clone());
             let room = self.room.clone();
-            self.pending.push(Box::pin(async move {
-                let outcome = match store.has_expired_reservations(&room).await {
-                    Ok(false) => Ok(WriteOutcome::Swept(Vec::new())),
-                    Ok(true) => committer.write(WriteOp::Sweep { room }).await,
-                    Err(error) => Err(error),
-                };
-                Completion::Write {
+            self.background(
+                async move {
+                    let outcome = match store.has_expired_reservations(&room).await {
+                        Ok(false) => Ok(WriteOutcome::Swept(Vec::new())),
+                        Ok(true) => committer.write(WriteOp::Sweep { room }).await,
+                        Err(error) => Err(error),
+                    };
+                    Completion::Write {
+                        purpose: Purpose::Sweep,
+                        outcome,
+                    }
+                },
+                |error| Completion::Write {
                     purpose: Purpose::Sweep,
-                    outcome,
-                }
-            }));
+                    outcome: Err(error),
+                },
+            );
         }
         self.check_pay();
         let idle =
@@ -447,15 +458,18 @@ impl RoomActor {
         self.pay_check_in = PAY_CHECK_TICKS;
         let store = self.context.store.clone();
         let room = self.room.clone();
-        self.pending.push(Box::pin(async move {
-            let summary = async {
-                let project = store.project(&room).await?;
-                store
-                    .ledger_summary(&room, project.target_hourly_rate)
-                    .await
-            };
-            Completion::Pay(summary.await)
-        }));
+        self.background(
+            async move {
+                let summary = async {
+                    let project = store.project(&room).await?;
+                    store
+                        .ledger_summary(&room, project.target_hourly_rate)
+                        .await
+                };
+                Completion::Pay(summary.await)
+            },
+            |error| Completion::Pay(Err(error)),
+        );
     }
 
     fn pay_checked(&mut self, summary: Result<LedgerSummary>) {

@@ -53,16 +53,23 @@ impl RoomActor {
         slot.pending += 1;
         let (store, committer) = (self.context.store.clone(), self.context.committer.clone());
         let (room, doc) = (self.room.clone(), doc.clone());
-        self.background(async move {
-            let outcome = match store.prepare_checkpoint(&room, &doc, snapshot).await {
-                Ok(write) => committer.write(write).await,
-                Err(error) => Err(error),
-            };
-            Completion::Write {
-                purpose: Purpose::Checkpoint { doc },
-                outcome,
-            }
-        });
+        let failed_doc = doc.clone();
+        self.background(
+            async move {
+                let outcome = match store.prepare_checkpoint(&room, &doc, snapshot).await {
+                    Ok(write) => committer.write(write).await,
+                    Err(error) => Err(error),
+                };
+                Completion::Write {
+                    purpose: Purpose::Checkpoint { doc },
+                    outcome,
+                }
+            },
+            |error| Completion::Write {
+                purpose: Purpose::Checkpoint { doc: failed_doc },
+                outcome: Err(error),
+            },
+        );
     }
 
     pub(in crate::rooms) fn checkpoint_committed(
