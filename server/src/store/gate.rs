@@ -12,12 +12,14 @@
 //! A caller waits at most [`WAIT`], then fails with a clear error rather
 //! than hanging, and the gate logs who holds the permits (each holder's
 //! call site, age and task): a store method that held a connection while
-//! asking for another would show up there as an old holder. (A check that
-//! a task never holds two permits is not possible here: a room actor polls
-//! several store reads at once in one task, legitimately.) In the
-//! 10,000-worker crowd that first looked like such a deadlock, the report
-//! showed no holder at all at every timeout: the permits were in transit to
-//! waiters whose tasks sat in an overloaded run queue (docs/BENCHMARKS.md).
+//! asking for another would show up there as an old holder. (A check that a
+//! task never holds two permits is not possible here: one task may poll
+//! several store reads at once, legitimately.) In the 10,000-worker crowd
+//! that first looked like such a deadlock, the report showed no holder at
+//! all at every timeout: the permits had been handed to waiters that did
+//! not run. Most likely they were futures a room actor kept while it waited
+//! elsewhere, a cycle now broken (`rooms/inflight.rs`, docs/BENCHMARKS.md,
+//! "sixth session"); the report counts such permits (`unclaimed`).
 
 use std::collections::HashMap;
 use std::panic::Location;
@@ -48,6 +50,8 @@ const WAIT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub(super) struct Gate {
     name: &'static str,
+    /// How many permits there are in all.
+    size: usize,
     permits: Arc<Semaphore>,
     holders: Arc<Mutex<Holders>>,
 }
@@ -119,6 +123,7 @@ impl Gate {
     pub(super) fn new(name: &'static str, permits: usize) -> Gate {
         Gate {
             name,
+            size: permits,
             permits: Arc::new(Semaphore::new(permits)),
             holders: Default::default(),
         }
@@ -156,9 +161,14 @@ impl Gate {
     }
 
     /// Logs who holds the permits, oldest first: a holder much older than
-    /// [`WAIT`] is stuck, not busy.
+    /// [`WAIT`] is stuck, not busy. `unclaimed` counts the permits the
+    /// semaphore has handed to waiters that have not run since: many of
+    /// them, for long, means those waiters' tasks are not being polled (a
+    /// future kept by a loop that is waiting elsewhere, see
+    /// `rooms/inflight.rs`), not that the database is slow.
     fn report_holders(&self, waiter: &'static Location<'static>) {
         let holders = self.holders();
+        let unclaimed = self.unclaimed(&holders);
         let mut held: Vec<&Holder> = holders.held.values().collect();
         held.sort_by_key(|holder| holder.since);
         let held: Vec<String> = held
@@ -177,8 +187,16 @@ impl Gate {
             %waiter,
             ?held,
             available = self.permits.available_permits(),
+            unclaimed,
             "no store connection free for {WAIT:?}"
         );
+    }
+
+    /// Permits neither available nor recorded as held.
+    fn unclaimed(&self, holders: &Holders) -> usize {
+        self.size
+            .saturating_sub(self.permits.available_permits())
+            .saturating_sub(holders.held.len())
     }
 
     fn holders(&self) -> MutexGuard<'_, Holders> {
@@ -220,6 +238,18 @@ mod tests {
         assert_eq!(started.elapsed(), WAIT);
         drop(held);
         assert!(gate.permit(Location::caller()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_report_counts_permits_handed_to_waiters_that_have_not_run() {
+        let gate = Gate::new("test", 3);
+        let held = gate.permit(Location::caller()).await.expect("a permit");
+        assert_eq!(gate.unclaimed(&gate.holders()), 0);
+        // A waiter's permit, taken from the semaphore but not yet recorded.
+        let in_transit = gate.permits.clone().acquire_owned().await.expect("open");
+        assert_eq!(gate.unclaimed(&gate.holders()), 1);
+        drop((held, in_transit));
+        assert_eq!(gate.unclaimed(&gate.holders()), 0);
     }
 
     #[tokio::test]
