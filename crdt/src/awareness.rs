@@ -20,6 +20,14 @@
 //! which would hide a client that never changed its initial state), and
 //! entries a y-protocols peer could not handle are ignored (see
 //! [`AwarenessRegistry::apply`]).
+//!
+//! And one rule y-protocols peers do not need, since each trusts the
+//! others: a live client id belongs to the owner that announced it until
+//! that owner removes it or leaves (or it expires). An entry from another
+//! owner, a new state or a `null`, is ignored, so one connection cannot
+//! rewrite or hide another's cursor; the server may let an owner it
+//! trusts take an id over ([`AwarenessRegistry::apply_accepted_with`]: the
+//! same user reconnecting). A removed id is free again.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
@@ -149,7 +157,9 @@ impl AwarenessRegistry {
 
     /// Applies an update sent by `owner` at `now_ms`, with y-protocols' rules
     /// (an entry wins if its clock is greater, or equal with a null state
-    /// removing a live one). Returns whether anything changed.
+    /// removing a live one), for the client ids `owner` may change (new
+    /// ones, removed ones, its own: not another owner's live ones). Returns
+    /// whether anything changed.
     ///
     /// Entries that lose are ignored. A `"null"` state removes the client but
     /// keeps its clock, so later stale entries still lose. A winning entry
@@ -175,10 +185,25 @@ impl AwarenessRegistry {
         update: &AwarenessUpdate,
         now_ms: u64,
     ) -> Option<Vec<u8>> {
+        self.apply_accepted_with(owner, update, now_ms, |_| false)
+    }
+
+    /// Like [`apply_accepted`](Self::apply_accepted), but `owner` may also
+    /// change a live client id of another owner `previous` when
+    /// `may_take_over(previous)` says so (the server: both connections are
+    /// the same user's, a tab reconnecting before its old socket is seen
+    /// closed). The id then moves to `owner`.
+    pub fn apply_accepted_with(
+        &mut self,
+        owner: u64,
+        update: &AwarenessUpdate,
+        now_ms: u64,
+        may_take_over: impl Fn(u64) -> bool,
+    ) -> Option<Vec<u8>> {
         self.latest_ms = self.latest_ms.max(now_ms);
         let mut accepted = Vec::new();
         for entry in &update.entries {
-            if self.apply_entry(owner, entry, now_ms) {
+            if self.apply_entry(owner, entry, now_ms, &may_take_over) {
                 accepted.push(entry.clone());
             }
         }
@@ -258,7 +283,13 @@ impl AwarenessRegistry {
     }
 
     /// Applies one entry; returns whether it changed something.
-    fn apply_entry(&mut self, owner: u64, entry: &AwarenessEntry, now_ms: u64) -> bool {
+    fn apply_entry(
+        &mut self,
+        owner: u64,
+        entry: &AwarenessEntry,
+        now_ms: u64,
+        may_take_over: &impl Fn(u64) -> bool,
+    ) -> bool {
         if entry.client_id > MAX_SAFE_INTEGER
             || entry.clock > MAX_SAFE_INTEGER
             || entry.state.len() > MAX_STATE_BYTES
@@ -268,6 +299,13 @@ impl AwarenessRegistry {
         }
         let is_null = entry.state.trim() == NULL_STATE;
         let known = self.clients.get(&entry.client_id);
+        // Only live ids have an owner; a tombstone is anyone's to revive.
+        let held_by_another = known
+            .and_then(|record| record.owner)
+            .is_some_and(|previous| previous != owner && !may_take_over(previous));
+        if held_by_another {
+            return false;
+        }
         let is_live = known.is_some_and(|record| record.state.is_some());
         let wins = match known {
             None => !is_null,

@@ -88,8 +88,8 @@ fn unknown_client_wins_at_clock_zero() {
 fn null_removes_and_keeps_clock() {
     let mut registry = AwarenessRegistry::new();
     registry.apply(10, &update(&[(1, 3, "{}")]), 0);
-    // Equal clock with null removes a live client (a peer timed it out).
-    assert!(registry.apply(20, &update(&[(1, 3, "null")]), 1));
+    // Equal clock with null removes a live client (its owner's tab hid it).
+    assert!(registry.apply(10, &update(&[(1, 3, "null")]), 1));
     assert_eq!(registry.live_count(), 0);
     assert_eq!(registry.encode_all(), None);
     // Null again at the same clock changes nothing.
@@ -137,15 +137,49 @@ fn remove_owner_announces_null_with_next_clock() {
 }
 
 #[test]
-fn newer_state_from_another_owner_moves_ownership() {
+fn another_owners_live_client_is_neither_changed_nor_removed() {
+    let mut registry = AwarenessRegistry::new();
+    registry.apply(10, &update(&[(1, 1, r#"{"me":10}"#)]), 0);
+    // A newer state, a removal at the same clock, a removal far ahead, and
+    // one entry of its own among them: only its own goes through.
+    let hostile = update(&[
+        (1, 2, r#"{"me":20}"#),
+        (1, 1, "null"),
+        (1, 99, "null"),
+        (2, 1, "{}"),
+    ]);
+    assert_eq!(
+        decoded(registry.apply_accepted(20, &hostile, 1)),
+        [entry(2, 1, "{}")]
+    );
+    assert_eq!(registry.owned_by(10), [1]);
+    assert_eq!(
+        decoded(registry.encode_all()),
+        [entry(1, 1, r#"{"me":10}"#), entry(2, 1, "{}")]
+    );
+    // Its owner still changes it, and once it left the id is free again.
+    assert!(registry.apply(10, &update(&[(1, 2, r#"{"me":"ten"}"#)]), 2));
+    assert_eq!(decoded(registry.remove_owner(10)), [entry(1, 3, "null")]);
+    assert!(registry.apply(20, &update(&[(1, 4, "{}")]), 3));
+    assert_eq!(registry.owned_by(20), [1, 2]);
+}
+
+#[test]
+fn a_trusted_owner_takes_a_client_over() {
     let mut registry = AwarenessRegistry::new();
     registry.apply(10, &update(&[(1, 1, "{}")]), 0);
     // The same tab reconnected before the old socket was noticed as closed.
-    registry.apply(20, &update(&[(1, 2, "{}")]), 1);
+    let trusted = |previous: u64| previous == 10;
+    let moved = registry.apply_accepted_with(20, &update(&[(1, 2, "{}")]), 1, trusted);
+    assert_eq!(decoded(moved), [entry(1, 2, "{}")]);
     assert_eq!(registry.owned_by(10), Vec::<u64>::new());
     assert_eq!(registry.owned_by(20), [1]);
     assert_eq!(registry.remove_owner(10), None);
     assert_eq!(registry.live_count(), 1);
+    // Trust is per previous owner: 30 may not take it from 20.
+    let refused = registry.apply_accepted_with(30, &update(&[(1, 3, "null")]), 2, trusted);
+    assert_eq!(refused, None);
+    assert_eq!(registry.owned_by(20), [1]);
 }
 
 #[test]
