@@ -18,10 +18,13 @@
 
 mod prune;
 
-use std::sync::Arc;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::error::{Error, Result};
@@ -43,6 +46,12 @@ const MAX_BATCH: usize = 2048;
 const LINGER_BELOW: usize = 32;
 const LINGER: std::time::Duration = std::time::Duration::from_millis(1);
 
+/// A committer all of whose batches have failed whole for this long (the
+/// database gone, its disk full or read-only) is failed for good: the
+/// server reports it and restarts rather than refuse every write forever.
+/// Long enough to ride out a database's restart.
+const DEAD_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A batch that takes this long is logged with what it held: under a
 /// crowd the acknowledgement's tail is made of such batches.
 const SLOW_BATCH: std::time::Duration = std::time::Duration::from_millis(100);
@@ -58,6 +67,18 @@ struct Request {
 #[derive(Clone)]
 pub struct CommitHandle {
     inbox: mpsc::Sender<Request>,
+    failure: Arc<Failure>,
+}
+
+/// Why the committer stopped while it was still wanted, once it has. A
+/// server whose writer is gone can acknowledge nothing: it reports the
+/// reason on `/healthz` and shuts down to be restarted (crash-only), not
+/// answer "unavailable" forever.
+#[derive(Default)]
+struct Failure {
+    reason: OnceLock<String>,
+    /// Cancelled when `reason` is set.
+    signal: CancellationToken,
 }
 
 /// Resolves when the write is committed (or has failed).
@@ -69,8 +90,32 @@ impl CommitHandle {
     pub fn spawn(store: Store, metrics: Arc<Metrics>, tracker: &TaskTracker) -> CommitHandle {
         let (inbox, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let runtime = store.runtime().clone();
-        tracker.spawn_on(run(store, metrics, receiver), &runtime);
-        CommitHandle { inbox }
+        let failure = Arc::new(Failure::default());
+        let watched = failure.clone();
+        tracker.spawn_on(
+            async move {
+                // Batches contain their own panics (see `write`); this is
+                // for one in the loop itself.
+                let ran = AssertUnwindSafe(run(store, metrics, receiver, watched.clone()))
+                    .catch_unwind()
+                    .await;
+                if let Err(panic) = ran {
+                    watched.fail(format!("the committer panicked: {}", panic_message(&*panic)));
+                }
+            },
+            &runtime,
+        );
+        CommitHandle { inbox, failure }
+    }
+
+    /// Why the committer stopped, if it stopped while still wanted.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.reason.get().map(String::as_str)
+    }
+
+    /// Resolves when the committer stops while still wanted.
+    pub async fn failed(&self) {
+        self.failure.signal.cancelled().await
     }
 
     /// Queues a write (waiting for room if the queue is full) and returns
@@ -118,6 +163,23 @@ impl CommitHandle {
     }
 }
 
+impl Failure {
+    fn fail(&self, reason: String) {
+        tracing::error!(%reason, "the committer stopped: nothing more can be acknowledged");
+        let _ = self.reason.set(reason);
+        self.signal.cancel();
+    }
+}
+
+/// What a panic said, for the log and `/healthz`.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|message| (*message).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
 /// Flattens a pending write's result.
 pub fn outcome(
     received: Result<Result<WriteOutcome>, oneshot::error::RecvError>,
@@ -125,8 +187,15 @@ pub fn outcome(
     received.map_err(|_| Error::Unavailable("store writer stopped"))?
 }
 
-async fn run(store: Store, metrics: Arc<Metrics>, mut receiver: mpsc::Receiver<Request>) {
+async fn run(
+    store: impl Batches,
+    metrics: Arc<Metrics>,
+    mut receiver: mpsc::Receiver<Request>,
+    failure: Arc<Failure>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    // Since when every batch has failed whole, if they have.
+    let mut failing_since: Option<tokio::time::Instant> = None;
     let mut pruner = prune::Pruner::new(Instant::now());
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
         if batch.len() < LINGER_BELOW {
@@ -157,6 +226,20 @@ async fn run(store: Store, metrics: Arc<Metrics>, mut receiver: mpsc::Receiver<R
             tracing::info!(?took, writes = ops.len(), kinds = ?kinds(&ops), "slow batch");
         }
         metrics.commit_batch_size.observe(replies.len() as f64);
+        let broken = |outcome: &Result<WriteOutcome>| {
+            matches!(outcome, Err(Error::Store(_) | Error::Internal(_)))
+        };
+        if !outcomes.is_empty() && outcomes.iter().all(broken) {
+            let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
+            if since.elapsed() >= DEAD_AFTER {
+                failure.fail(format!(
+                    "every write has failed for {} s",
+                    since.elapsed().as_secs()
+                ));
+            }
+        } else {
+            failing_since = None;
+        }
         for (reply, outcome) in replies.into_iter().zip(outcomes) {
             if matches!(outcome, Err(Error::Store(_) | Error::Internal(_))) {
                 metrics.commit_failures.inc();
@@ -191,9 +274,10 @@ fn kinds(ops: &[WriteOp]) -> std::collections::BTreeMap<&'static str, usize> {
     kinds
 }
 
-/// Runs one batch; if it fails, runs each write alone, so one bad write
-/// cannot fail its neighbours.
-async fn write(store: &Store, ops: &[WriteOp]) -> Vec<Result<WriteOutcome>> {
+/// Runs one batch; if it fails (or panics), runs each write alone, so one
+/// bad write cannot fail its neighbours: a write that panics alone is
+/// refused with an internal error, and everyone else's commit.
+async fn write(store: &impl Batches, ops: &[WriteOp]) -> Vec<Result<WriteOutcome>> {
     match write_retrying(store, ops).await {
         Ok(outcomes) => outcomes,
         Err(error) if ops.len() == 1 => vec![Err(error)],
@@ -219,15 +303,184 @@ async fn write(store: &Store, ops: &[WriteOp]) -> Vec<Result<WriteOutcome>> {
 /// on a deadlock or serialization failure: with two processes sharing
 /// PostgreSQL, two committers can lock the same workers' records in
 /// opposite orders, and the database aborts one of them, which wrote nothing.
-async fn write_retrying(store: &Store, ops: &[WriteOp]) -> Result<Vec<Result<WriteOutcome>>> {
+async fn write_retrying(
+    store: &impl Batches,
+    ops: &[WriteOp],
+) -> Result<Vec<Result<WriteOutcome>>> {
     let mut attempt = 0;
     loop {
-        match store.write_batch(ops).await {
+        match contained(store, ops).await {
             Err(error) if error.is_transient() && attempt < TRANSIENT_RETRIES => {
                 attempt += 1;
                 tracing::warn!(%error, attempt, writes = ops.len(), "batch aborted by the database, running it again");
             }
             result => return result,
         }
+    }
+}
+
+/// Runs a batch, turning a panic inside it into an error: the batch wrote
+/// nothing (its transaction is dropped, so rolled back, and the writer's
+/// connection with it), and the committer goes on.
+async fn contained(store: &impl Batches, ops: &[WriteOp]) -> Result<Vec<Result<WriteOutcome>>> {
+    match AssertUnwindSafe(store.write_batch(ops)).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => {
+            let message = panic_message(&*panic);
+            tracing::error!(%message, writes = ops.len(), kinds = ?kinds(ops), "a batch panicked");
+            store.drop_writer().await;
+            Err(Error::Internal(format!("the write panicked: {message}")))
+        }
+    }
+}
+
+/// What the committer needs of the store: the store itself, and a fake in
+/// the tests of the containment above.
+trait Batches {
+    fn write_batch(
+        &self,
+        ops: &[WriteOp],
+    ) -> impl Future<Output = Result<Vec<Result<WriteOutcome>>>> + Send;
+    fn drop_writer(&self) -> impl Future<Output = ()> + Send;
+}
+
+impl Batches for Store {
+    fn write_batch(
+        &self,
+        ops: &[WriteOp],
+    ) -> impl Future<Output = Result<Vec<Result<WriteOutcome>>>> + Send {
+        Store::write_batch(self, ops)
+    }
+
+    fn drop_writer(&self) -> impl Future<Output = ()> + Send {
+        Store::drop_writer(self)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::ids::{RoomId, UserId};
+
+    /// Commits every chat message, except that one saying "boom" panics
+    /// the whole batch it is in.
+    #[derive(Default)]
+    struct Fake {
+        batches: std::sync::Mutex<Vec<usize>>,
+        dropped: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Batches for Fake {
+        async fn write_batch(&self, ops: &[WriteOp]) -> Result<Vec<Result<WriteOutcome>>> {
+            self.batches.lock().unwrap().push(ops.len());
+            if ops
+                .iter()
+                .any(|op| matches!(op, WriteOp::ChatPost { body, .. } if body == "boom"))
+            {
+                panic!("boom");
+            }
+            Ok(ops.iter().map(|_| Ok(WriteOutcome::Checkpointed)).collect())
+        }
+
+        async fn drop_writer(&self) {
+            self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn chat(text: &str) -> WriteOp {
+        WriteOp::ChatPost {
+            room: RoomId::parse("r").unwrap(),
+            user: UserId::parse("u").unwrap(),
+            body: text.into(),
+            at: 0,
+        }
+    }
+
+    /// Fails every batch, as a database that is gone does.
+    struct Broken;
+
+    impl Batches for Broken {
+        async fn write_batch(&self, _: &[WriteOp]) -> Result<Vec<Result<WriteOutcome>>> {
+            Err(Error::Internal("the disk is full".into()))
+        }
+
+        async fn drop_writer(&self) {}
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_committer_that_fails_every_write_for_long_reports_it() {
+        let (inbox, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let failure = Arc::new(Failure::default());
+        let committer = tokio::spawn(run(Broken, Metrics::new(), receiver, failure.clone()));
+        let handle = CommitHandle {
+            inbox,
+            failure: failure.clone(),
+        };
+        for _ in 0..5 {
+            assert!(handle.write(chat("a")).await.is_err());
+            assert!(handle.failure().is_none(), "too early");
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        }
+        tokio::time::sleep(DEAD_AFTER).await;
+        assert!(handle.write(chat("a")).await.is_err());
+        assert!(
+            handle.failure().is_some_and(|reason| reason.contains("failed for")),
+            "{:?}",
+            handle.failure()
+        );
+        tokio::time::timeout(std::time::Duration::from_secs(1), handle.failed())
+            .await
+            .unwrap();
+        drop(handle);
+        committer.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_success_resets_the_failure_clock() {
+        // Fails unless the message is "ok".
+        struct Flaky;
+        impl Batches for Flaky {
+            async fn write_batch(&self, ops: &[WriteOp]) -> Result<Vec<Result<WriteOutcome>>> {
+                if ops
+                    .iter()
+                    .all(|op| matches!(op, WriteOp::ChatPost { body, .. } if body == "ok"))
+                {
+                    Ok(ops.iter().map(|_| Ok(WriteOutcome::Checkpointed)).collect())
+                } else {
+                    Err(Error::Internal("flaky".into()))
+                }
+            }
+            async fn drop_writer(&self) {}
+        }
+        let (inbox, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let failure = Arc::new(Failure::default());
+        let committer = tokio::spawn(run(Flaky, Metrics::new(), receiver, failure.clone()));
+        let handle = CommitHandle { inbox, failure };
+        for _ in 0..4 {
+            assert!(handle.write(chat("a")).await.is_err());
+            tokio::time::sleep(DEAD_AFTER / 2).await;
+            assert!(handle.write(chat("ok")).await.is_ok());
+        }
+        assert!(handle.failure().is_none());
+        drop(handle);
+        committer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_panicking_write_is_refused_and_its_neighbours_commit() {
+        let fake = Fake::default();
+        let ops = [chat("a"), chat("boom"), chat("c")];
+        let outcomes = write(&fake, &ops).await;
+        assert!(matches!(outcomes[0], Ok(WriteOutcome::Checkpointed)));
+        assert!(
+            matches!(&outcomes[1], Err(Error::Internal(message)) if message.contains("boom")),
+            "{:?}",
+            outcomes[1]
+        );
+        assert!(matches!(outcomes[2], Ok(WriteOutcome::Checkpointed)));
+        // The batch, then each write alone; the writer was dropped twice.
+        assert_eq!(*fake.batches.lock().unwrap(), vec![3, 1, 1, 1]);
+        assert_eq!(fake.dropped.load(std::sync::atomic::Ordering::Relaxed), 2);
     }
 }

@@ -17,6 +17,17 @@ use crate::error::{Error, Result};
 
 /// Longest free-text answer accepted by default, in characters.
 const DEFAULT_MAX_TEXT_CHARS: u32 = 10_000;
+/// Most characters a project may allow in a free-text answer: settling
+/// compares every pair of answers, in time that grows with the product of
+/// their lengths.
+pub const MAX_TEXT_CHARS: u32 = 20_000;
+/// Most spans in one answer: a text's entities are tens; this bounds the
+/// vote's work per answer.
+pub const MAX_SPANS: usize = 1_000;
+/// Longest text spans may cover, in UTF-16 code units (JavaScript's string
+/// length, the offsets the client sends): a task text longer than a
+/// megabyte is no annotation task.
+pub const MAX_SPAN_TEXT_UNITS: usize = 1_000_000;
 /// Most labels or options one schema may declare.
 const MAX_OPTIONS: usize = 1_000;
 
@@ -53,7 +64,14 @@ impl AnswerSchema {
                 options
             }
             AnswerSchema::Spans { labels } => labels,
-            AnswerSchema::FreeText { .. } => return Ok(()),
+            AnswerSchema::FreeText { max_chars } => {
+                return match max_chars {
+                    Some(max) if *max == 0 || *max > MAX_TEXT_CHARS => Err(bad(&format!(
+                        "free text: max_chars must be 1 to {MAX_TEXT_CHARS}"
+                    ))),
+                    _ => Ok(()),
+                };
+            }
             AnswerSchema::Numeric { min, max } => {
                 return match (min, max) {
                     (Some(min), Some(max)) if min > max => {
@@ -76,8 +94,20 @@ impl AnswerSchema {
         Ok(())
     }
 
-    /// Checks an answer (or a gold answer) against the schema.
+    /// Checks an answer (or a gold answer) against the schema. Spans are
+    /// only checked against [`MAX_SPAN_TEXT_UNITS`]: a worker's answer is
+    /// checked against its task's text with [`Self::validate_answer_for`].
     pub fn validate_answer(&self, answer: &Value) -> Result<()> {
+        self.validate_answer_within(answer, MAX_SPAN_TEXT_UNITS)
+    }
+
+    /// Checks an answer to the task whose data is `data`: spans must lie
+    /// within the text the worker was shown ([`span_text_units`]).
+    pub fn validate_answer_for(&self, answer: &Value, data: &Value) -> Result<()> {
+        self.validate_answer_within(answer, span_text_units(data))
+    }
+
+    fn validate_answer_within(&self, answer: &Value, text_units: usize) -> Result<()> {
         match self {
             AnswerSchema::SingleChoice { options } => match answer.as_str() {
                 Some(label) if options.iter().any(|option| option == label) => Ok(()),
@@ -105,13 +135,24 @@ impl AnswerSchema {
                 let spans = answer
                     .as_array()
                     .ok_or_else(|| bad("the answer must be an array of spans"))?;
+                if spans.len() > MAX_SPANS {
+                    return Err(bad(&format!("an answer has at most {MAX_SPANS} spans")));
+                }
+                let limit = text_units.min(MAX_SPAN_TEXT_UNITS);
                 for span in spans {
                     let start = span.get("start").and_then(Value::as_u64);
                     let end = span.get("end").and_then(Value::as_u64);
                     let label = span.get("label").and_then(Value::as_str);
                     match (start, end, label) {
                         (Some(start), Some(end), Some(label))
-                            if start < end && labels.iter().any(|known| known == label) => {}
+                            if start < end && labels.iter().any(|known| known == label) =>
+                        {
+                            if usize::try_from(end).map_or(true, |end| end > limit) {
+                                return Err(bad(&format!(
+                                    "span {start}..{end} ends past the text ({limit} UTF-16 units)"
+                                )));
+                            }
+                        }
                         _ => {
                             return Err(bad(
                                 "every span is {start, end, label} with start < end and a known label",
@@ -125,7 +166,9 @@ impl AnswerSchema {
                 let text = answer
                     .as_str()
                     .ok_or_else(|| bad("the answer must be a string"))?;
-                let max = max_chars.unwrap_or(DEFAULT_MAX_TEXT_CHARS);
+                let max = max_chars
+                    .unwrap_or(DEFAULT_MAX_TEXT_CHARS)
+                    .min(MAX_TEXT_CHARS);
                 if text.trim().is_empty() || text.chars().count() > max as usize {
                     return Err(bad(&format!("the answer must have 1 to {max} characters")));
                 }
@@ -143,6 +186,17 @@ impl AnswerSchema {
             }
         }
     }
+}
+
+/// How long the text a spans task shows is, in UTF-16 code units: its
+/// `text` field, or else the whole data as JSON (what the web client
+/// shows when there is no `text`).
+pub fn span_text_units(data: &Value) -> usize {
+    let units = match data.get("text").and_then(Value::as_str) {
+        Some(text) => text.encode_utf16().count(),
+        None => data.to_string().encode_utf16().count(),
+    };
+    units.min(MAX_SPAN_TEXT_UNITS)
 }
 
 fn bad(message: &str) -> Error {
@@ -228,6 +282,14 @@ impl ProjectConfig {
         }
         if self.pay_per_answer < 0 || self.target_hourly_rate < 0 {
             return Err(bad("pay cannot be negative"));
+        }
+        /// The most one answer pays, in micro-units (1,000 currency units):
+        /// far above any real rate, and billions of entries still sum within an `i64`.
+        const MAX_PAY_PER_ANSWER: i64 = 1_000_000_000;
+        if self.pay_per_answer > MAX_PAY_PER_ANSWER {
+            return Err(bad(&format!(
+                "pay_per_answer is at most {MAX_PAY_PER_ANSWER} micro-units"
+            )));
         }
         Ok(())
     }
@@ -360,7 +422,7 @@ impl NewTask {
         }
         if let Some(gold) = &self.gold {
             schema
-                .validate_answer(gold)
+                .validate_answer_for(gold, &self.data)
                 .map_err(|error| bad(&format!("gold answer: {}", error.public_message())))?;
         }
         Ok(())

@@ -13,6 +13,7 @@ mod cli;
 mod consensus;
 mod docs;
 mod durability;
+mod hostile;
 mod judgement;
 mod ledger;
 mod malformed;

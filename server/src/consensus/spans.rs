@@ -33,8 +33,13 @@ pub struct Annotation<'a> {
 /// The spans whose tokens got a weighted majority, in text order. `length`
 /// is the number of tokens; a span outside `0..length`, an empty span or a
 /// negative or non-finite weight is an error.
+///
+/// The vote sweeps the spans' boundaries, not the tokens: between two
+/// consecutive boundaries every token has the same votes, so time and
+/// memory follow the number of spans, whatever `length` and the label ids
+/// are (a dense table of tokens × labels let one span ending near
+/// `u64::MAX` overflow it, and one ending at a billion allocate gigabytes).
 pub fn vote_spans(length: usize, annotations: &[Annotation<'_>]) -> Result<Vec<Span>> {
-    let mut labels = 0usize;
     let mut total_weight = 0.0;
     for annotation in annotations {
         if !annotation.weight.is_finite() || annotation.weight < 0.0 {
@@ -51,55 +56,48 @@ pub fn vote_spans(length: usize, annotations: &[Annotation<'_>]) -> Result<Vec<S
                     span.start, span.end
                 )));
             }
-            labels = labels.max(span.label as usize + 1);
         }
     }
-    // Per label, a difference array of weights: +w at start, -w at end.
-    let mut coverage = vec![0.0; labels * (length + 1)];
-    let mut merged = Vec::new();
+    // Each worker's spans, overlaps of one label merged (they count once
+    // per token), become +weight at the start and -weight at the end.
+    let mut events: Vec<(usize, u32, f64)> = Vec::new();
     for annotation in annotations {
-        merged.clear();
-        merged.extend_from_slice(annotation.spans);
-        merged.sort_unstable_by_key(|span| (span.label, span.start));
-        // Overlapping spans of one worker and label count once per token.
-        let mut open: Option<Span> = None;
-        for &span in merged.iter() {
-            match open {
-                Some(ref mut current)
-                    if current.label == span.label && span.start <= current.end =>
-                {
-                    current.end = current.end.max(span.end);
-                }
-                _ => {
-                    if let Some(done) = open.replace(span) {
-                        add(&mut coverage, length, done, annotation.weight);
-                    }
-                }
-            }
-        }
-        if let Some(done) = open {
-            add(&mut coverage, length, done, annotation.weight);
+        for span in merged(annotation.spans) {
+            events.push((span.start, span.label, annotation.weight));
+            events.push((span.end, span.label, -annotation.weight));
         }
     }
-    for row in coverage.chunks_exact_mut(length + 1) {
-        for index in 1..row.len() {
-            row[index] += row[index - 1];
-        }
-    }
+    events.sort_unstable_by_key(|&(position, label, _)| (position, label));
     let majority = total_weight / 2.0;
+    let mut active: std::collections::BTreeMap<u32, f64> = std::collections::BTreeMap::new();
     let mut result: Vec<Span> = Vec::new();
-    for token in 0..length {
-        let winner = (0..labels)
-            .map(|label| (label, coverage[label * (length + 1) + token]))
-            .filter(|&(_, weight)| weight > majority + 1e-12)
-            .max_by(|first, second| first.1.total_cmp(&second.1))
-            .map(|(label, _)| label as u32);
+    let mut index = 0;
+    while let Some(&(position, _, _)) = events.get(index) {
+        while let Some(&(at, label, weight)) = events.get(index)
+            && at == position
+        {
+            let entry = active.entry(label).or_insert(0.0);
+            *entry += weight;
+            if *entry <= 1e-12 {
+                active.remove(&label);
+            }
+            index += 1;
+        }
+        let Some(&(next, _, _)) = events.get(index) else {
+            break;
+        };
+        // On equal weight the higher label wins, as it always has.
+        let winner = active
+            .iter()
+            .filter(|&(_, &weight)| weight > majority + 1e-12)
+            .max_by(|first, second| first.1.total_cmp(second.1))
+            .map(|(&label, _)| label);
         let Some(label) = winner else { continue };
         match result.last_mut() {
-            Some(last) if last.label == label && last.end == token => last.end = token + 1,
+            Some(last) if last.label == label && last.end == position => last.end = next,
             _ => result.push(Span {
-                start: token,
-                end: token + 1,
+                start: position,
+                end: next,
                 label,
             }),
         }
@@ -107,10 +105,50 @@ pub fn vote_spans(length: usize, annotations: &[Annotation<'_>]) -> Result<Vec<S
     Ok(result)
 }
 
-fn add(coverage: &mut [f64], length: usize, span: Span, weight: f64) {
-    let row = span.label as usize * (length + 1);
-    coverage[row + span.start] += weight;
-    coverage[row + span.end] -= weight;
+/// How many (token, label) pairs two annotations share, and how many
+/// either has: the parts of their Jaccard agreement, from their merged
+/// intervals rather than token by token.
+pub fn overlap(first: &[Span], second: &[Span]) -> (usize, usize) {
+    let (first, second) = (merged(first), merged(second));
+    let size = |spans: &[Span]| -> usize {
+        spans
+            .iter()
+            .map(|span| span.end.saturating_sub(span.start))
+            .fold(0, usize::saturating_add)
+    };
+    let (mut shared, mut left, mut right) = (0usize, 0, 0);
+    while let (Some(a), Some(b)) = (first.get(left), second.get(right)) {
+        if a.label == b.label {
+            let (start, end) = (a.start.max(b.start), a.end.min(b.end));
+            shared = shared.saturating_add(end.saturating_sub(start));
+        }
+        if (a.label, a.end) <= (b.label, b.end) {
+            left += 1;
+        } else {
+            right += 1;
+        }
+    }
+    let union = size(&first)
+        .saturating_sub(shared)
+        .saturating_add(size(&second));
+    (shared, union)
+}
+
+/// The spans sorted by label and start, each label's overlapping or
+/// touching spans merged into one.
+fn merged(spans: &[Span]) -> Vec<Span> {
+    let mut sorted = spans.to_vec();
+    sorted.sort_unstable_by_key(|span| (span.label, span.start));
+    let mut out: Vec<Span> = Vec::with_capacity(sorted.len());
+    for span in sorted {
+        match out.last_mut() {
+            Some(last) if last.label == span.label && span.start <= last.end => {
+                last.end = last.end.max(span.end);
+            }
+            _ => out.push(span),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -192,6 +230,92 @@ mod tests {
             },
         ];
         assert_eq!(vote_spans(3, &once).unwrap(), vec![]);
+    }
+
+    /// Token by token, as the vote is defined: the reference for the sweep.
+    fn vote_per_token(length: usize, annotations: &[Annotation<'_>]) -> Vec<Span> {
+        let total: f64 = annotations.iter().map(|a| a.weight).sum();
+        let mut result: Vec<Span> = Vec::new();
+        for token in 0..length {
+            let mut weights = std::collections::BTreeMap::<u32, f64>::new();
+            for annotation in annotations {
+                let labels: std::collections::BTreeSet<u32> = annotation
+                    .spans
+                    .iter()
+                    .filter(|span| span.start <= token && token < span.end)
+                    .map(|span| span.label)
+                    .collect();
+                for label in labels {
+                    *weights.entry(label).or_default() += annotation.weight;
+                }
+            }
+            let winner = weights
+                .iter()
+                .filter(|&(_, &weight)| weight > total / 2.0 + 1e-12)
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map(|(&label, _)| label);
+            let Some(label) = winner else { continue };
+            match result.last_mut() {
+                Some(last) if last.label == label && last.end == token => last.end += 1,
+                _ => result.push(span(token, token + 1, label)),
+            }
+        }
+        result
+    }
+
+    #[test]
+    fn the_sweep_matches_the_vote_token_by_token() {
+        use rand::{Rng, SeedableRng};
+        let seed = rand::random::<u64>();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        for _ in 0..300 {
+            let length = rng.random_range(1..40);
+            let workers = rng.random_range(1..6);
+            let spans: Vec<Vec<Span>> = (0..workers)
+                .map(|_| {
+                    (0..rng.random_range(0..5))
+                        .map(|_| {
+                            let start = rng.random_range(0..length);
+                            let end = rng.random_range(start + 1..=length);
+                            span(start, end, rng.random_range(0..3))
+                        })
+                        .collect()
+                })
+                .collect();
+            let annotations: Vec<Annotation<'_>> = spans
+                .iter()
+                .map(|spans| Annotation {
+                    weight: f64::from(rng.random_range(1..4u8)),
+                    spans,
+                })
+                .collect();
+            assert_eq!(
+                vote_spans(length, &annotations).unwrap(),
+                vote_per_token(length, &annotations),
+                "seed {seed}: {spans:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn far_offsets_cost_nothing() {
+        // A span ending near usize::MAX once overflowed a table of tokens.
+        let far = [span(0, usize::MAX, 0)];
+        let annotations = [
+            Annotation {
+                weight: 1.0,
+                spans: &far,
+            },
+            Annotation {
+                weight: 1.0,
+                spans: &far,
+            },
+        ];
+        assert_eq!(
+            vote_spans(usize::MAX, &annotations).unwrap(),
+            vec![span(0, usize::MAX, 0)]
+        );
+        assert_eq!(overlap(&far, &far), (usize::MAX, usize::MAX));
     }
 
     #[test]

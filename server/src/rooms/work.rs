@@ -26,7 +26,7 @@ use crate::protocol::{self, Op, RequestId};
 use crate::store::{
     QueueCounts, Reservation, Store, WorkAsk, WorkerTask, WorkerView, WriteOp, WriteOutcome,
 };
-use crate::work::ProjectConfig;
+use crate::work::{AnswerSchema, ProjectConfig};
 
 /// Pushes `queue.mine` (the reservation with its expiry, progress,
 /// earnings) to every live connection of `user` through the room; what
@@ -240,7 +240,17 @@ impl WorkRequest {
     async fn submit(&self, task: i64, answer: Value) -> Result<Value> {
         self.require_worker()?;
         let project = self.store.project(&self.room).await?;
-        project.answer_schema.validate_answer(&answer)?;
+        if let AnswerSchema::Spans { .. } = project.answer_schema {
+            // Spans must lie within the text the worker was shown.
+            let data = self
+                .store
+                .task_data(&self.room, task)
+                .await?
+                .ok_or(Error::NotFound("task"))?;
+            project.answer_schema.validate_answer_for(&answer, &data)?;
+        } else {
+            project.answer_schema.validate_answer(&answer)?;
+        }
         let rules = project.submit_rules();
         let op = WriteOp::Submit {
             room: self.room.clone(),

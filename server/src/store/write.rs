@@ -162,6 +162,14 @@ impl Store {
         result
     }
 
+    /// Forgets the writer's kept connection (after a batch panicked with
+    /// it mid-transaction): the next batch opens a fresh one.
+    pub(crate) async fn drop_writer(&self) {
+        if let Some(conn) = self.writer.lock().await.take() {
+            conn.close().await;
+        }
+    }
+
     async fn write_batch_on(
         &self,
         conn: &mut Conn,

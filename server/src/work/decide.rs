@@ -11,7 +11,7 @@
 use serde_json::Value;
 
 use crate::consensus::numeric::median;
-use crate::consensus::text::{closest_text_weighted, normalized_edit_distance};
+use crate::consensus::text::medoid;
 use crate::consensus::vote::log_odds_weight;
 use crate::work::{AnswerSchema, answers_match};
 
@@ -108,19 +108,23 @@ fn categorical(votes: &[Vote<'_>], classes: usize) -> Option<Decision> {
 /// the weighted mean agreement (Jaccard over labelled tokens) between each
 /// annotator and the result.
 fn spans(votes: &[Vote<'_>], labels: &[String]) -> Option<Decision> {
-    use crate::consensus::spans::{Annotation, Span, vote_spans};
+    use crate::consensus::spans::{Annotation, Span, overlap, vote_spans};
+    use crate::work::{MAX_SPAN_TEXT_UNITS, MAX_SPANS};
+    // Answers were validated when submitted; what is stored is bounded
+    // here again, so no stored answer can make the vote unbounded.
     let parse = |answer: &Value| -> Vec<Span> {
         answer
             .as_array()
             .map(|spans| {
                 spans
                     .iter()
+                    .take(MAX_SPANS)
                     .filter_map(|span| {
                         let start = usize::try_from(span.get("start")?.as_u64()?).ok()?;
                         let end = usize::try_from(span.get("end")?.as_u64()?).ok()?;
                         let name = span.get("label")?.as_str()?;
                         let label = labels.iter().position(|known| known == name)?;
-                        (start < end).then_some(Span {
+                        (start < end && end <= MAX_SPAN_TEXT_UNITS).then_some(Span {
                             start,
                             end,
                             label: u32::try_from(label).ok()?,
@@ -149,21 +153,13 @@ fn spans(votes: &[Vote<'_>], labels: &[String]) -> Option<Decision> {
         })
         .collect();
     let result = vote_spans(length, &annotations).ok()?;
-    let tokens = |spans: &[Span]| -> std::collections::HashSet<(usize, u32)> {
-        spans
-            .iter()
-            .flat_map(|span| (span.start..span.end).map(move |token| (token, span.label)))
-            .collect()
-    };
-    let chosen = tokens(&result);
     let (mut agreement, mut weight) = (0.0, 0.0);
     for (spans, vote) in parsed.iter().zip(votes) {
-        let theirs = tokens(spans);
-        let union = theirs.union(&chosen).count();
+        let (shared, union) = overlap(spans, &result);
         let jaccard = if union == 0 {
             1.0
         } else {
-            theirs.intersection(&chosen).count() as f64 / union as f64
+            shared as f64 / union as f64
         };
         agreement += vote.accuracy * jaccard;
         weight += vote.accuracy;
@@ -211,25 +207,12 @@ fn numeric(votes: &[Vote<'_>], min: Option<f64>, max: Option<f64>) -> Option<Dec
 }
 
 fn free_text(votes: &[Vote<'_>]) -> Option<Decision> {
-    let texts: Vec<&str> = votes
+    let (texts, weights): (Vec<&str>, Vec<f64>) = votes
         .iter()
-        .filter_map(|vote| vote.answer.as_str())
-        .collect();
-    let weights: Vec<f64> = votes.iter().map(|vote| vote.accuracy).collect();
-    let chosen = closest_text_weighted(&texts, &weights)?;
+        .filter_map(|vote| Some((vote.answer.as_str()?, vote.accuracy)))
+        .unzip();
+    let (chosen, similarity) = medoid(&texts, &weights)?;
     let text = texts.get(chosen)?;
-    let others = texts.len().saturating_sub(1);
-    let similarity = if others == 0 {
-        1.0
-    } else {
-        let total: f64 = texts
-            .iter()
-            .enumerate()
-            .filter(|(index, _)| *index != chosen)
-            .map(|(_, other)| 1.0 - normalized_edit_distance(text, other))
-            .sum();
-        total / others as f64
-    };
     Some(Decision {
         answer: Value::String((*text).to_owned()),
         confidence: similarity,

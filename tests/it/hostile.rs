@@ -1,0 +1,5 @@
+//! Hostile members: each case a careless or hostile worker, viewer or
+//! moderator could try, refused or contained, while everyone else keeps
+//! being served and nothing acknowledged is lost. One module per area.
+
+mod consensus;
