@@ -21,6 +21,8 @@
 pub mod awareness;
 pub mod doc;
 pub mod encoding;
+#[cfg(test)]
+mod fuzz;
 mod nesting;
 pub mod protocol;
 pub mod schema;
