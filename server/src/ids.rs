@@ -1,6 +1,8 @@
 //! Identifier newtypes. Room ids, user ids and document names are chosen by
 //! people (they appear in URLs and CLI arguments), so each is validated once,
-//! here, and the rest of the server can trust a value of the type.
+//! here, and the rest of the server can trust a value of the type. The
+//! labels people choose for display (display names, room names) are
+//! bounded here too, for the same reason.
 //!
 //! They hold a `CompactString`, which keeps up to 24 bytes inline: ids are
 //! short and are cloned into every principal, presence entry and event, so
@@ -64,6 +66,47 @@ string_id!(
     DocName, "document name", 128, ".:"
 );
 
+/// Longest display name, in characters: names are shown next to every
+/// chat message and presence entry, and each member's is sent in every
+/// joiner's `hello`, so one long name must not make everyone's frames big.
+pub const MAX_DISPLAY_NAME_CHARS: usize = 64;
+/// Longest room name, in characters: a title, shown in listings and `hello`.
+pub const MAX_ROOM_NAME_CHARS: usize = 128;
+
+/// Validates a person-chosen label (a display name or a room name): 1 to
+/// `max` characters once trimmed, no control characters (they would break
+/// the lines and tables the name is shown in). Returns it trimmed.
+fn label<'a>(raw: &'a str, what: &str, max: usize) -> Result<&'a str, Error> {
+    let trimmed = raw.trim();
+    let length = trimmed.chars().count();
+    if (1..=max).contains(&length) && !trimmed.chars().any(char::is_control) {
+        Ok(trimmed)
+    } else {
+        Err(Error::BadRequest(format!(
+            "a {what} has 1 to {max} characters and no control characters"
+        )))
+    }
+}
+
+/// Validates a display name (see [`MAX_DISPLAY_NAME_CHARS`]).
+pub fn display_name(raw: &str) -> Result<&str, Error> {
+    label(raw, "display name", MAX_DISPLAY_NAME_CHARS)
+}
+
+/// Validates a room name (see [`MAX_ROOM_NAME_CHARS`]).
+pub fn room_name(raw: &str) -> Result<&str, Error> {
+    label(raw, "room name", MAX_ROOM_NAME_CHARS)
+}
+
+/// `text` cut to at most `max` characters: for names stored before their
+/// limit existed, so an old long name still cannot bloat a frame.
+pub fn clip(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => text.get(..end).unwrap_or(text),
+        None => text,
+    }
+}
+
 /// A token's public id (not the secret): what revocation and listings name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -112,5 +155,18 @@ mod tests {
         assert!(UserId::parse("ann.lee").is_ok());
         assert!(DocName::parse("task:42.v1").is_ok());
         assert!(DocName::parse("task 42").is_err());
+    }
+
+    #[test]
+    fn names_are_bounded() {
+        assert_eq!(display_name("  Ann Lee ").ok(), Some("Ann Lee"));
+        assert!(display_name("").is_err());
+        assert!(display_name("   ").is_err());
+        assert!(display_name("a\nb").is_err());
+        assert!(display_name(&"é".repeat(MAX_DISPLAY_NAME_CHARS)).is_ok());
+        assert!(display_name(&"é".repeat(MAX_DISPLAY_NAME_CHARS + 1)).is_err());
+        assert!(room_name(&"r".repeat(MAX_ROOM_NAME_CHARS + 1)).is_err());
+        assert_eq!(clip("héllo", 2), "hé");
+        assert_eq!(clip("hé", 5), "hé");
     }
 }

@@ -3,3 +3,4 @@
 //! being served and nothing acknowledged is lost. One module per area.
 
 mod consensus;
+mod quotas;

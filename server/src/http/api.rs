@@ -38,6 +38,28 @@ pub fn routes() -> Router<AppState> {
         .route("/rooms/{room}/docs", get(list_docs).post(create_doc))
 }
 
+/// The role of `user`, a member of `me`'s room whom `me` may act on (pause,
+/// set skills or role, remove, revoke the tokens of): only members of a
+/// strictly lower rank ([`Role::can_moderate_member`]), so a moderator
+/// cannot pause an owner and an owner cannot demote another owner (the CLI
+/// can). `404` for a non-member, `403` for an equal or higher rank.
+pub(super) async fn outranked_member(
+    state: &AppState,
+    me: &Principal,
+    user: &UserId,
+) -> Result<Role> {
+    let role = state
+        .store
+        .member_role(&me.room, user)
+        .await?
+        .ok_or(Error::NotFound("member"))?;
+    require(
+        me.role.can_moderate_member(role),
+        "you act only on members of a lower rank than yours",
+    )?;
+    Ok(role)
+}
+
 /// Authenticates a request that names no room: any valid token will do.
 async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal> {
     let secret = bearer(headers, None).ok_or(Error::Unauthorized)?;
@@ -145,6 +167,11 @@ async fn set_member(
     if !state.store.user_exists(&user).await? {
         return Err(Error::NotFound("user"));
     }
+    // A member of this room only if outranked; a user from elsewhere may
+    // be added by an owner (this route is owners' only).
+    if state.store.member_role(&me.room, &user).await?.is_some() {
+        outranked_member(&state, &me, &user).await?;
+    }
     state.store.set_member_role(&me.room, &user, role).await?;
     // Open sockets carry the old role: make them reconnect with the new one.
     state
@@ -162,6 +189,7 @@ async fn remove_member(
     let me = authenticate(&state, &headers, None, &room).await?;
     require(me.role.can_administer(), "only owners remove members")?;
     let user = UserId::parse(&user)?;
+    outranked_member(&state, &me, &user).await?;
     for token in state.store.remove_member(&me.room, &user).await? {
         state.sessions.close_token(&token, CloseCode::TokenRevoked);
     }
@@ -198,6 +226,14 @@ struct IssueToken {
 
 /// Issues a token (an invite): creates the user if new and makes them a
 /// member with the role. Moderators grant only roles below their own.
+///
+/// User ids are global, and a token speaks as its user (their display name
+/// in every room), so who may mint one for whom follows who vouches for the
+/// person: a new user id, anyone who asks (owner or moderator); a member of
+/// this room, themselves or whoever outranks them (re-invites, role
+/// changes); a user who exists but is not a member here (someone from
+/// another room), an owner only. Otherwise a moderator of one room could
+/// mint a token for another room's member and speak as them.
 async fn issue_token(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -224,16 +260,24 @@ async fn issue_token(
         None => None,
     };
     let user = UserId::parse(&body.user)?;
+    let display_name = match &body.display_name {
+        Some(name) => crate::ids::display_name(name)?.to_owned(),
+        None => user.to_string(),
+    };
     // A token sets the member's role: nobody may change the role of a member
-    // they could not have granted it to (a moderator cannot demote an owner).
+    // they do not outrank (a moderator cannot demote an owner, nor an owner
+    // another owner), and nobody mints a token for a peer or a superior.
     let current = state.store.member_role(&me.room, &user).await?;
-    if let Some(current) = current {
-        require(
-            me.role.can_grant(current),
-            "that member's role is above what you can grant",
-        )?;
+    match current {
+        Some(current) => require(
+            user == me.user || me.role.can_moderate_member(current),
+            "that member's rank is not below yours",
+        )?,
+        None => require(
+            me.role.can_administer() || !state.store.user_exists(&user).await?,
+            "that user id belongs to someone outside this room: only an owner may invite them",
+        )?,
     }
-    let display_name = body.display_name.unwrap_or_else(|| user.to_string());
     state.store.ensure_user(&user, &display_name).await?;
     let (token, secret) = state
         .store
@@ -267,10 +311,11 @@ async fn revoke_token(
         .into_iter()
         .find(|row| row.id == token)
         .ok_or(Error::NotFound("token"))?;
-    // Anyone may revoke their own token; moderators revoke those they could grant.
+    // Anyone may revoke their own token; owners and moderators those of
+    // members of a lower rank.
     let own = target.user == me.user;
     require(
-        own || (me.role.can_moderate() && me.role.can_grant(target.role)),
+        own || me.role.can_moderate_member(target.role),
         "not allowed to revoke this token",
     )?;
     state.store.revoke_token(&token, Some(&me.room)).await?;
@@ -304,13 +349,30 @@ async fn chat_history(
     Ok(Json(json!({ "messages": messages })))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DocsQuery {
+    after: Option<String>,
+    limit: Option<i64>,
+}
+
+/// A page of the room's document names, sorted: `next_after` is the name to
+/// pass as `after` for the next page, null on the last one. Without `limit`
+/// a page is as long as it may be, so a caller that does not page still
+/// gets every name of a room with no more than that.
 async fn list_docs(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(room): Path<String>,
+    Query(query): Query<DocsQuery>,
 ) -> Result<Json<Value>> {
     let me = authenticate(&state, &headers, None, &room).await?;
-    Ok(Json(json!({ "docs": state.store.docs(&me.room).await? })))
+    let after = query.after.as_deref().map(DocName::parse).transpose()?;
+    let (docs, next_after) = state
+        .store
+        .docs(&me.room, after.as_ref(), query.limit)
+        .await?;
+    Ok(Json(json!({ "docs": docs, "next_after": next_after })))
 }
 
 #[derive(Deserialize)]

@@ -199,14 +199,9 @@ async fn set_skills(
         me.role.can_moderate(),
         "only owners and moderators set skills",
     )?;
-    put_tags(
-        &state,
-        &me,
-        &UserId::parse(&user)?,
-        MemberTags::Skills,
-        &body.skills,
-    )
-    .await
+    let user = UserId::parse(&user)?;
+    super::api::outranked_member(&state, &me, &user).await?;
+    put_tags(&state, &me, &user, MemberTags::Skills, &body.skills).await
 }
 
 async fn get_skills(
@@ -268,10 +263,9 @@ async fn get_worker(
         me.user == user || me.role.can_moderate(),
         "only owners and moderators see others' records",
     )?;
-    Ok(Json(
-        serde_json::to_value(state.store.worker_quality(&me.room, &user).await?)
-            .map_err(|error| Error::Internal(error.to_string()))?,
-    ))
+    let record = state.store.worker_quality(&me.room, &user).await?;
+    // A worker's own record hides their gold counts (see `seen_by`).
+    Ok(Json(record.seen_by(me.role.can_moderate())))
 }
 
 #[derive(Deserialize)]
@@ -298,9 +292,7 @@ async fn pause_worker(
             "a pause needs a reason of 1 to 500 characters".into(),
         ));
     }
-    if state.store.member_role(&me.room, &user).await?.is_none() {
-        return Err(Error::NotFound("member"));
-    }
+    super::api::outranked_member(&state, &me, &user).await?;
     state.store.pause_worker(&me.room, &user, reason).await?;
     paused_changed(&state, &me, &user, Some(reason)).await;
     Ok(Json(json!({ "user": user, "paused": reason })))
@@ -317,6 +309,7 @@ async fn unpause_worker(
         "only owners and moderators lift pauses",
     )?;
     let user = UserId::parse(&user)?;
+    super::api::outranked_member(&state, &me, &user).await?;
     let lifted = state.store.unpause_worker(&me.room, &user).await?;
     if lifted {
         paused_changed(&state, &me, &user, None).await;

@@ -11,7 +11,7 @@ use sqlx::any::AnyRow;
 use super::Store;
 use crate::auth::{NewToken, Principal, Role, hash_token};
 use crate::error::{Error, Result};
-use crate::ids::{RoomId, TokenId, UserId, now_ms};
+use crate::ids::{self, MAX_DISPLAY_NAME_CHARS, RoomId, TokenId, UserId, now_ms};
 
 /// A room as listed by the API.
 #[derive(Debug, Clone, Serialize)]
@@ -64,8 +64,11 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
 }
 
 impl Store {
-    /// Creates a room. Fails with `Conflict` if the id is taken.
+    /// Creates a room. Fails with `Conflict` if the id is taken, and with
+    /// `BadRequest` for a name over [`ids::MAX_ROOM_NAME_CHARS`] (every way
+    /// to create a room, the API, the CLI and the demo, comes here).
     pub async fn create_room(&self, id: &RoomId, name: &str) -> Result<RoomRow> {
+        let name = ids::room_name(name)?;
         let created_at = now_ms();
         sqlx::query("INSERT INTO rooms (id, name, created_at) VALUES ($1, $2, $3)")
             .bind(id.as_str())
@@ -99,8 +102,11 @@ impl Store {
         Ok(self.room(id).await?.is_some())
     }
 
-    /// Creates a user if missing; returns whether it was created.
+    /// Creates a user if missing; returns whether it was created. The
+    /// display name is validated here, whoever asks (an invite, the CLI's
+    /// `user create`, the demo): at most [`MAX_DISPLAY_NAME_CHARS`].
     pub async fn ensure_user(&self, id: &UserId, display_name: &str) -> Result<bool> {
+        let display_name = ids::display_name(display_name)?;
         let result = sqlx::query(
             "INSERT INTO users (id, display_name, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
         )
@@ -175,7 +181,8 @@ impl Store {
             .map(|row| {
                 Ok(MemberRow {
                     user: UserId::parse(&row.try_get::<String, _>("user_id")?)?,
-                    display_name: row.try_get("display_name")?,
+                    display_name: ids::clip(row.try_get("display_name")?, MAX_DISPLAY_NAME_CHARS)
+                        .to_owned(),
                     role: parse_role(&row.try_get::<String, _>("role")?)?,
                     since: row.try_get("created_at")?,
                 })
@@ -303,7 +310,9 @@ impl Store {
         }
         Ok(Principal {
             user: UserId::parse(&row.try_get::<String, _>("user_id")?)?,
-            display_name: row.try_get::<&str, _>("display_name")?.into(),
+            // Clipped: a name stored before the limit existed must not
+            // reach every joiner's `hello`.
+            display_name: ids::clip(row.try_get("display_name")?, MAX_DISPLAY_NAME_CHARS).into(),
             room: RoomId::parse(&row.try_get::<String, _>("room_id")?)?,
             role: parse_role(&row.try_get::<String, _>("role")?)?,
             token_id: token_id(&row)?,

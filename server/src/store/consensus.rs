@@ -212,6 +212,10 @@ async fn settle_chunk(conn: &mut AnyConnection, due: &[Due<'_>]) -> Result<Vec<S
     Ok(outcomes)
 }
 
+/// The refusal of a second review: the first one is final.
+const REVIEW_IS_FINAL: &str =
+    "this task's review is final: it was already reviewed (see its review trail)";
+
 /// A reviewer's decision on a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReviewDecision {
@@ -246,16 +250,22 @@ impl super::Store {
         reason: Option<&str>,
     ) -> Result<Settled> {
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query("SELECT consensus, gold FROM tasks WHERE id = $1 AND room_id = $2")
-            .bind(task)
-            .bind(room.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(crate::error::Error::NotFound("task"))?;
+        let row =
+            sqlx::query("SELECT consensus, gold, method FROM tasks WHERE id = $1 AND room_id = $2")
+                .bind(task)
+                .bind(room.as_str())
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(crate::error::Error::NotFound("task"))?;
         if super::quality::optional_json(&row, "gold")?.is_some() {
             return Err(crate::error::Error::BadRequest(
                 "gold tasks are not reviewed".into(),
             ));
+        }
+        // Final means final: a second review would silently overwrite the
+        // first reviewer's decision (and what the task's document shows).
+        if row.try_get::<Option<String>, _>("method")?.as_deref() == Some("review") {
+            return Err(crate::error::Error::InvalidState(REVIEW_IS_FINAL.into()));
         }
         let previous = super::quality::optional_json(&row, "consensus")?;
         let (state, consensus) = match decision {
@@ -271,14 +281,22 @@ impl super::Store {
             ReviewDecision::Reject => ("rejected", previous.clone()),
         };
         let at = now_ms();
-        sqlx::query("UPDATE tasks SET state = $1, consensus = $2, confidence = $3, method = 'review', completed_at = $4 WHERE id = $5")
-            .bind(state)
-            .bind(consensus.as_ref().map(Value::to_string))
-            .bind(1.0_f64)
-            .bind(at)
-            .bind(task)
-            .execute(&mut *tx)
-            .await?;
+        // The condition again, for a review racing this one on PostgreSQL
+        // (the row lock makes the second re-read it after the first commits).
+        let updated = sqlx::query(
+            "UPDATE tasks SET state = $1, consensus = $2, confidence = $3, method = 'review', completed_at = $4 \
+             WHERE id = $5 AND (method IS NULL OR method <> 'review')",
+        )
+        .bind(state)
+        .bind(consensus.as_ref().map(Value::to_string))
+        .bind(1.0_f64)
+        .bind(at)
+        .bind(task)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Err(crate::error::Error::InvalidState(REVIEW_IS_FINAL.into()));
+        }
         sqlx::query(
             "INSERT INTO task_reviews (task_id, room_id, reviewer, decision, answer, previous, reason, at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

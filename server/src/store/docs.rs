@@ -24,6 +24,25 @@ pub struct StoredDoc {
     pub last_id: i64,
 }
 
+/// Documents a room may hold besides its tasks' (names not starting with
+/// `task-`): a team's notes and pages, tens in practice. Each may grow to
+/// the document size limit, so the count bounds what one room can store.
+pub const MAX_DOCS_PER_ROOM: i64 = 1_000;
+/// Task documents a room may hold (`task-{id}` and the working copies
+/// `task-{id}:{user}`): one per task plus one per answer in the web client,
+/// so 50,000 tasks at an overlap of three fit.
+pub const MAX_TASK_DOCS_PER_ROOM: i64 = 200_000;
+/// Names one page of the document listing holds at most.
+pub const MAX_DOCS_PAGE: i64 = 1_000;
+
+/// The prefix of task documents' names, counted under their own cap
+/// (five bytes: the SQL below compares `substr(name, 1, 5)`, which is
+/// case-sensitive on both backends, unlike SQLite's `LIKE`).
+const TASK_DOC_PREFIX: &str = "task-";
+/// The refusals past each cap (the numbers are the constants above).
+const DOCS_FULL: &str = "the room holds the most documents it may (1000 besides its tasks')";
+const TASK_DOCS_FULL: &str = "the room holds the most task documents it may (200000)";
+
 impl StoredDoc {
     /// Bytes stored, the measure the document size limit applies to.
     pub fn stored_bytes(&self) -> usize {
@@ -34,7 +53,36 @@ impl StoredDoc {
 
 impl Store {
     /// Registers a document name in a room; returns whether it was new.
+    /// Every way a client creates a document comes here (the API, and
+    /// opening an unknown name over y-websocket), so this is where the
+    /// room's caps hold: [`MAX_DOCS_PER_ROOM`] and [`MAX_TASK_DOCS_PER_ROOM`]
+    /// (`413 too_large` past them). The count and the insert are separate
+    /// statements (a count inside the insert would hold SQLite's write lock
+    /// while it scans), so racing creators may pass a cap by a few.
     pub async fn create_doc(&self, room: &RoomId, doc: &DocName) -> Result<bool> {
+        if self.doc_exists(room, doc).await? {
+            return Ok(false);
+        }
+        let task_doc = doc.as_str().starts_with(TASK_DOC_PREFIX);
+        let (cap, full) = if task_doc {
+            (MAX_TASK_DOCS_PER_ROOM, TASK_DOCS_FULL)
+        } else {
+            (MAX_DOCS_PER_ROOM, DOCS_FULL)
+        };
+        let sql = if task_doc {
+            "SELECT COUNT(*) AS n FROM docs WHERE room_id = $1 AND substr(name, 1, 5) = $2"
+        } else {
+            "SELECT COUNT(*) AS n FROM docs WHERE room_id = $1 AND substr(name, 1, 5) <> $2"
+        };
+        let count: i64 = sqlx::query(sql)
+            .bind(room.as_str())
+            .bind(TASK_DOC_PREFIX)
+            .fetch_one(&mut *self.conn().await?)
+            .await?
+            .try_get("n")?;
+        if count >= cap {
+            return Err(Error::TooLarge(full));
+        }
         let result = sqlx::query(
             "INSERT INTO docs (room_id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (room_id, name) DO NOTHING",
         )
@@ -55,13 +103,31 @@ impl Store {
         Ok(row.is_some())
     }
 
-    /// The names of a room's documents.
-    pub async fn docs(&self, room: &RoomId) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT name FROM docs WHERE room_id = $1 ORDER BY name")
-            .bind(room.as_str())
-            .fetch_all(&mut *self.conn().await?)
-            .await?;
-        rows.iter().map(|row| Ok(row.try_get("name")?)).collect()
+    /// A page of a room's document names, sorted, those after `after`, and
+    /// the name to continue after (none on the last page). `limit` is
+    /// clamped to 1..=[`MAX_DOCS_PAGE`], which is also the default.
+    pub async fn docs(
+        &self,
+        room: &RoomId,
+        after: Option<&DocName>,
+        limit: Option<i64>,
+    ) -> Result<(Vec<String>, Option<String>)> {
+        let limit = limit.unwrap_or(MAX_DOCS_PAGE).clamp(1, MAX_DOCS_PAGE);
+        let rows = sqlx::query(
+            "SELECT name FROM docs WHERE room_id = $1 AND name > $2 ORDER BY name LIMIT $3",
+        )
+        .bind(room.as_str())
+        .bind(after.map_or("", DocName::as_str))
+        .bind(limit)
+        .fetch_all(&mut *self.conn().await?)
+        .await?;
+        let names = rows
+            .iter()
+            .map(|row| Ok(row.try_get("name")?))
+            .collect::<Result<Vec<String>>>()?;
+        let full = i64::try_from(names.len()).is_ok_and(|len| len >= limit);
+        let next_after = names.last().filter(|_| full).cloned();
+        Ok((names, next_after))
     }
 
     /// Loads a document's snapshot and the updates after it.
@@ -302,4 +368,20 @@ pub(super) async fn prune_log(
         .fetch_one(&mut *conn)
         .await?;
     Ok((pruned.rows_affected(), last.unwrap_or(upto)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_refusals_name_the_caps() {
+        assert!(DOCS_FULL.contains(&format!("({MAX_DOCS_PER_ROOM} ")));
+        assert!(TASK_DOCS_FULL.contains(&format!("({MAX_TASK_DOCS_PER_ROOM})")));
+        assert_eq!(
+            TASK_DOC_PREFIX.len(),
+            5,
+            "the SQL compares substr(name, 1, 5)"
+        );
+    }
 }
