@@ -140,6 +140,7 @@ pub async fn run(
         sessions.clone(),
         shutdown.clone(),
     ));
+    tracker.spawn(ledger_api::auto_approve(store.clone(), shutdown.clone()));
     let state = AppState {
         store: store.clone(),
         rooms,

@@ -3,4 +3,5 @@
 //! being served and nothing acknowledged is lost. One module per area.
 
 mod consensus;
+mod ledger;
 mod quotas;

@@ -4,14 +4,14 @@
 
 use crowdroom::auth::Role;
 use crowdroom_tests::client::LiveClient;
-use crowdroom_tests::{Backend, TestServer, both_stores, http};
+use crowdroom_tests::{Backend, TestServer, both_stores, eventually, http};
 use serde_json::{Value, json};
 
 both_stores! {
     ledger_lifecycle => ledger_lifecycle;
 }
 
-async fn room_with_answers(
+pub(crate) async fn room_with_answers(
     server: &TestServer,
     room: &str,
     pay: i64,
@@ -55,7 +55,12 @@ async fn room_with_answers(
     (owner, token, wes)
 }
 
-async fn post(server: &TestServer, path: &str, token: &str, body: Option<Value>) -> http::Response {
+pub(crate) async fn post(
+    server: &TestServer,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> http::Response {
     http::request("POST", &server.http_url(path), Some(token), body).await
 }
 
@@ -281,11 +286,15 @@ async fn auto_approval_and_pay_below_target() {
     let Some(server) = TestServer::start(Backend::Sqlite).await else {
         return;
     };
-    // Auto-approve at once; pay nothing: far below the target hourly rate.
+    // Auto-approve at once (by the background pass); pay nothing: far below
+    // the target hourly rate.
     let (owner, worker, _wes) = room_with_answers(&server, "r1", 0, 0, 1).await;
-    let mine = http::get(&server.http_url("/api/v1/rooms/r1/ledger"), Some(&worker))
-        .await
-        .json();
+    let url = server.http_url("/api/v1/rooms/r1/ledger");
+    eventually("the entry is auto-approved", || async {
+        http::get(&url, Some(&worker)).await.json()["entries"][0]["state"] == "approved"
+    })
+    .await;
+    let mine = http::get(&url, Some(&worker)).await.json();
     assert_eq!(mine["entries"][0]["state"], "approved", "{mine}");
     let id = mine["entries"][0]["id"].as_i64().unwrap();
     let trail = http::get(

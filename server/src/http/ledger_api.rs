@@ -2,6 +2,9 @@
 //! audit trail, bonuses, and the summary with effective hourly rates.
 //! Workers see their own entries and earnings; moderators see everyone's.
 //! Each move is pushed live to the worker it concerns (`ledger.updated`).
+//! Auto-approval is a background pass ([`auto_approve`]), never a read's.
+
+use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -10,12 +13,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
 
 use super::{AppState, JsonBody, authenticate, require};
 use crate::auth::Principal;
 use crate::error::{Error, Result};
 use crate::ids::UserId;
-use crate::store::{Action, LedgerEntry};
+use crate::store::{Action, LedgerEntry, Store};
 
 /// Longest reason or dispute message, in characters.
 const MAX_REASON_CHARS: usize = 1000;
@@ -29,13 +34,30 @@ pub fn routes() -> Router<AppState> {
         .route("/rooms/{room}/ledger/{entry}/{action}", post(act))
 }
 
-/// Approves what has waited out the project's delay, before any read.
-async fn auto_approve(state: &AppState, me: &Principal) -> Result<i64> {
-    let project = state.store.project(&me.room).await?;
-    let delay =
-        i64::try_from(project.auto_approve_seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
-    state.store.ledger_auto_approve(&me.room, delay).await?;
-    Ok(project.target_hourly_rate)
+/// How often pending entries that waited out their project's
+/// `auto_approve_seconds` are approved: delays are whole seconds (three
+/// days by default), so a few seconds late is invisible, and a pass that
+/// finds nothing due is one read.
+const AUTO_APPROVE_EVERY: Duration = Duration::from_secs(5);
+
+/// Approves, every [`AUTO_APPROVE_EVERY`] until `shutdown`, the entries of
+/// every room that have waited out their delay (as the `system` actor).
+/// Reads of the ledger write nothing: a looping reader must not contend
+/// with the committer for the write lock.
+pub async fn auto_approve(store: Store, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(AUTO_APPROVE_EVERY);
+    every.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        match store.ledger_auto_approve_due().await {
+            Ok(0) => {}
+            Ok(approved) => tracing::debug!(approved, "ledger entries auto-approved"),
+            Err(error) => tracing::warn!(%error, "cannot auto-approve ledger entries"),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -53,7 +75,6 @@ async fn list(
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Value>> {
     let me = authenticate(&state, &headers, None, &room).await?;
-    auto_approve(&state, &me).await?;
     let worker = match (me.role.can_moderate(), query.worker) {
         (true, Some(worker)) => Some(UserId::parse(&worker)?),
         (true, None) => None,
@@ -78,7 +99,7 @@ async fn summary(
     Path(room): Path<String>,
 ) -> Result<Json<Value>> {
     let me = authenticate(&state, &headers, None, &room).await?;
-    let target = auto_approve(&state, &me).await?;
+    let target = state.store.project(&me.room).await?.target_hourly_rate;
     let mut summary = state.store.ledger_summary(&me.room, target).await?;
     if !me.role.can_moderate() {
         summary
@@ -139,6 +160,12 @@ async fn act(
             me.role.can_moderate(),
             "only owners and moderators change ledger entries",
         )?;
+        // Disputing is the worker's move; every other is a moderator's
+        // judgement, which nobody passes on their own pay.
+        require(
+            found.worker != me.user.as_str(),
+            "nobody moves a ledger entry of their own: another moderator does",
+        )?;
     }
     // The body is optional: `{"reason": "..."}`, or nothing (or null) for approve and pay.
     let reason = if body.iter().all(u8::is_ascii_whitespace) {
@@ -185,6 +212,10 @@ async fn bonus(
         "only owners and moderators grant bonuses",
     )?;
     let worker = UserId::parse(&body.worker)?;
+    require(
+        worker != me.user,
+        "nobody grants themselves a bonus: another moderator does",
+    )?;
     if state.store.member_role(&me.room, &worker).await?.is_none() {
         return Err(Error::NotFound("member"));
     }

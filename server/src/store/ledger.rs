@@ -6,14 +6,33 @@
 //! needs a reason the worker sees, can be disputed by the worker and is
 //! resolved by a moderator, and can be reversed. Each move is an appended
 //! event (who, when, why); the entry's `state` column mirrors the latest.
+//!
+//! Sums are read as floating point (`DOUBLE PRECISION`) and brought back
+//! to micro-units saturating ([`saturating_round`]): an integer `SUM`
+//! raises an overflow error on SQLite and returns `numeric` on PostgreSQL
+//! (which a cast back to `BIGINT` makes an error too), and one worker's
+//! totals must never make a read fail. They are exact up to 2^53
+//! micro-units (about 9 billion currency units).
 
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::Store;
+use super::{Backend, Store, sql};
 use crate::error::{Error, Result};
 use crate::ids::{RoomId, UserId, now_ms};
+use crate::work::ProjectConfig;
+
+/// The largest bonus, in micro-units (1,000,000 currency units): beyond any
+/// real bonus, and millions of them still sum within an `i64`.
+pub const MAX_BONUS: i64 = 1_000_000_000_000;
+
+/// Entries one auto-approval transaction moves at most: the write lock is
+/// held for a few short statements, and the rest go in the next ones.
+const AUTO_APPROVE_BATCH: usize = 256;
+
+/// The auto-approval event's reason.
+const AUTO_APPROVE_REASON: &str = "auto-approved after the project's delay";
 
 /// An entry with its current state.
 #[derive(Debug, Clone, Serialize)]
@@ -213,6 +232,12 @@ impl Store {
         if moved.rows_affected() == 0 {
             return Err(Error::InvalidState(format!("the entry is not {from}")));
         }
+        if action == Action::Dispute && disputed_before(&mut tx, id).await? {
+            // Dropping the transaction rolls the move back.
+            return Err(Error::InvalidState(
+                "a rejection is disputed once: this entry's dispute was already decided".into(),
+            ));
+        }
         append_event(&mut tx, id, to, reason.map(str::trim), actor.as_str()).await?;
         tx.commit().await?;
         self.ledger_entry(room, id).await
@@ -233,6 +258,11 @@ impl Store {
             return Err(Error::BadRequest(
                 "a bonus needs a positive amount, a reason and an idempotency key".into(),
             ));
+        }
+        if amount > MAX_BONUS {
+            return Err(Error::BadRequest(format!(
+                "a bonus is at most {MAX_BONUS} micro-units"
+            )));
         }
         let mut tx = self.begin_write().await?;
         let inserted = sqlx::query(
@@ -270,29 +300,82 @@ impl Store {
         Ok((self.ledger_entry(room, row.try_get("id")?).await?, created))
     }
 
-    /// Approves pending entries older than `delay_ms`; returns how many.
-    pub async fn ledger_auto_approve(&self, room: &RoomId, delay_ms: i64) -> Result<u64> {
-        let cutoff = now_ms().saturating_sub(delay_ms);
-        let mut tx = self.begin_write().await?;
-        let rows = sqlx::query(
-            "UPDATE ledger_entries SET state = 'approved' WHERE room_id = $1 AND state = 'pending' AND created_at <= $2 RETURNING id",
-        )
-        .bind(room.as_str())
-        .bind(cutoff)
-        .fetch_all(&mut *tx)
-        .await?;
-        for row in &rows {
-            append_event(
-                &mut tx,
-                row.try_get("id")?,
-                "approved",
-                Some("auto-approved after the project's delay"),
-                "system",
-            )
+    /// Approves the pending entries of every room that have waited out
+    /// their project's `auto_approve_seconds`, as the `system` actor;
+    /// returns how many. The rooms due are found in one statement (an
+    /// index probe per project); only they are written.
+    pub async fn ledger_auto_approve_due(&self) -> Result<u64> {
+        let delay = match self.backend {
+            Backend::Sqlite => "json_extract(p.config, '$.auto_approve_seconds')",
+            Backend::Postgres => "CAST(p.config AS JSON) ->> 'auto_approve_seconds'",
+        };
+        // In floating point: a delay of u64::MAX seconds must not overflow.
+        let statement = format!(
+            "SELECT q.room_id, q.delay_ms FROM (SELECT p.room_id, \
+             COALESCE(CAST({delay} AS DOUBLE PRECISION), {default}.0) * 1000.0 AS delay_ms, \
+             (SELECT MIN(e.created_at) FROM ledger_entries e \
+              WHERE e.room_id = p.room_id AND e.state = 'pending') AS oldest \
+             FROM projects p) q WHERE q.oldest IS NOT NULL AND q.oldest <= $1 - q.delay_ms",
+            default = ProjectConfig::default().auto_approve_seconds,
+        );
+        let due = sqlx::query(sqlx::AssertSqlSafe(statement))
+            .bind(now_ms())
+            .fetch_all(&mut *self.conn().await?)
             .await?;
+        let mut approved = 0u64;
+        for row in &due {
+            let room = RoomId::parse(&row.try_get::<String, _>("room_id")?)?;
+            let delay_ms = saturating_round(row.try_get("delay_ms")?);
+            approved = approved.saturating_add(self.ledger_auto_approve(&room, delay_ms).await?);
         }
-        tx.commit().await?;
-        Ok(rows.len() as u64)
+        Ok(approved)
+    }
+
+    /// Approves `room`'s pending entries older than `delay_ms`, a batch per
+    /// transaction; returns how many.
+    async fn ledger_auto_approve(&self, room: &RoomId, delay_ms: i64) -> Result<u64> {
+        let cutoff = now_ms().saturating_sub(delay_ms);
+        let mut approved = 0u64;
+        loop {
+            let mut tx = self.begin_write().await?;
+            // `state = 'pending'` again outside: on PostgreSQL a row a
+            // moderator moved meanwhile is checked again and left alone.
+            let rows = sqlx::query(
+                "UPDATE ledger_entries SET state = 'approved' WHERE state = 'pending' AND id IN \
+                 (SELECT id FROM ledger_entries WHERE room_id = $1 AND state = 'pending' \
+                  AND created_at <= $2 ORDER BY created_at LIMIT $3) RETURNING id",
+            )
+            .bind(room.as_str())
+            .bind(cutoff)
+            .bind(AUTO_APPROVE_BATCH as i64)
+            .fetch_all(&mut *tx)
+            .await?;
+            if rows.is_empty() {
+                return Ok(approved);
+            }
+            let ids = rows
+                .iter()
+                .map(|row| row.try_get::<i64, _>("id"))
+                .collect::<Result<Vec<_>, _>>()?;
+            let values = sql::rows(ids.len(), "(?, 'approved', ?, 'system', ?)", ", ");
+            let statement = sql::placeholders(
+                &tx,
+                format!(
+                    "INSERT INTO ledger_events (entry_id, state, reason, actor, at) VALUES {values}"
+                ),
+            );
+            let mut insert = sqlx::query(sqlx::AssertSqlSafe(statement));
+            let at = now_ms();
+            for id in &ids {
+                insert = insert.bind(*id).bind(AUTO_APPROVE_REASON).bind(at);
+            }
+            insert.execute(&mut *tx).await?;
+            tx.commit().await?;
+            approved = approved.saturating_add(ids.len() as u64);
+            if ids.len() < AUTO_APPROVE_BATCH {
+                return Ok(approved);
+            }
+        }
     }
 
     /// Totals per worker and effective hourly rates (earnings not rejected
@@ -314,8 +397,8 @@ async fn summary_in(
     target_hourly_rate: i64,
 ) -> Result<LedgerSummary> {
     let rows = sqlx::query(
-        "SELECT e.worker_id, e.state, CAST(SUM(e.amount) AS BIGINT) AS total, \
-         CAST(SUM(COALESCE(a.lead_time_ms, 0)) AS BIGINT) AS lead FROM ledger_entries e \
+        "SELECT e.worker_id, e.state, SUM(CAST(e.amount AS DOUBLE PRECISION)) AS total, \
+         SUM(CAST(COALESCE(a.lead_time_ms, 0) AS DOUBLE PRECISION)) AS lead FROM ledger_entries e \
          LEFT JOIN answers a ON a.id = e.answer_id WHERE e.room_id = $1 \
          GROUP BY e.worker_id, e.state ORDER BY e.worker_id",
     )
@@ -327,8 +410,8 @@ async fn summary_in(
         let worker: String = row.try_get("worker_id")?;
         let (state, total, lead): (String, i64, i64) = (
             row.try_get("state")?,
-            row.try_get("total")?,
-            row.try_get("lead")?,
+            saturating_round(row.try_get("total")?),
+            saturating_round(row.try_get("lead")?),
         );
         if workers
             .last()
@@ -346,24 +429,25 @@ async fn summary_in(
         let Some((earnings, earned, hours)) = workers.last_mut() else {
             continue;
         };
-        match state.as_str() {
-            "pending" => earnings.pending += total,
-            "approved" => earnings.approved += total,
-            "paid" => earnings.paid += total,
-            "disputed" => earnings.disputed += total,
-            _ => earnings.rejected += total,
-        }
+        let sum = match state.as_str() {
+            "pending" => &mut earnings.pending,
+            "approved" => &mut earnings.approved,
+            "paid" => &mut earnings.paid,
+            "disputed" => &mut earnings.disputed,
+            _ => &mut earnings.rejected,
+        };
+        *sum = sum.saturating_add(total);
         if state != "rejected" {
-            *earned += total;
-            *hours += lead;
+            *earned = earned.saturating_add(total);
+            *hours = hours.saturating_add(lead);
         }
     }
     let (mut earned_total, mut lead_total) = (0i64, 0i64);
     let workers: Vec<Earnings> = workers
         .into_iter()
         .map(|(mut earnings, earned, lead)| {
-            earned_total += earned;
-            lead_total += lead;
+            earned_total = earned_total.saturating_add(earned);
+            lead_total = lead_total.saturating_add(lead);
             earnings.hourly_rate = hourly_rate(earned, lead);
             earnings
         })
@@ -381,4 +465,22 @@ async fn summary_in(
 /// Earnings per hour of lead time (reservation to submit); None before any.
 pub(super) fn hourly_rate(earned: i64, lead_ms: i64) -> Option<i64> {
     (lead_ms > 0).then(|| ((earned as f64) * 3_600_000.0 / lead_ms as f64) as i64)
+}
+
+/// A sum read as floating point, back in whole (micro-)units: rounded,
+/// and saturating at `i64`'s bounds (`as` saturates; NaN, which a sum of
+/// integers never is, would be 0).
+pub(super) fn saturating_round(value: f64) -> i64 {
+    value.round() as i64
+}
+
+/// Whether the entry was disputed before (its dispute then decided).
+async fn disputed_before(conn: &mut AnyConnection, entry: i64) -> Result<bool> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS disputes FROM ledger_events WHERE entry_id = $1 AND state = 'disputed'",
+    )
+    .bind(entry)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(row.try_get::<i64, _>("disputes")? > 0)
 }

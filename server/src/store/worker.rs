@@ -85,11 +85,12 @@ impl WorkerQuality {
 /// The views' statement, one row per (room, worker) of `$1` (a JSON array
 /// of pairs, unpacked by the backend's `{keys}`); `{skills}`, `{stats}`
 /// and `{interests}` are the backend's JSON array aggregates, `{earnings}`
-/// its JSON array of values. The lists and the earnings are scalar
-/// subqueries, not joined derived tables: SQLite materialized each of those
-/// in a temporary table of its own, five per view (`sqlite3BtreeOpen` was
-/// 4% of the server's time under a crowd, which reads a view for every
-/// grant and answer).
+/// its JSON array of values (the earnings summed in floating point, so no
+/// total can overflow: see store/ledger.rs). The lists and the earnings
+/// are scalar subqueries, not joined derived tables: SQLite materialized
+/// each of those in a temporary table of its own, five per view
+/// (`sqlite3BtreeOpen` was 4% of the server's time under a crowd, which
+/// reads a view for every grant and answer).
 const VIEWS: &str = "SELECT k.room_id, k.worker_id, COALESCE(s.gold_correct, 0) AS gold_correct, \
      COALESCE(s.gold_total, 0) AS gold_total, COALESCE(s.agree, 0) AS agree, \
      COALESCE(s.disagree, 0) AS disagree, COALESCE(s.answers, 0) AS answers, \
@@ -100,15 +101,15 @@ const VIEWS: &str = "SELECT k.room_id, k.worker_id, COALESCE(s.gold_correct, 0) 
      (SELECT {stats} FROM worker_stats w WHERE w.room_id = k.room_id AND w.worker_id = k.worker_id) AS stats, \
      (SELECT {interests} FROM member_interests i WHERE i.room_id = k.room_id AND i.user_id = k.worker_id) AS interests, \
      (SELECT {earnings}( \
-        CAST(COALESCE(SUM(CASE WHEN e.state = 'pending' THEN e.amount ELSE 0 END), 0) AS BIGINT), \
-        CAST(COALESCE(SUM(CASE WHEN e.state = 'approved' THEN e.amount ELSE 0 END), 0) AS BIGINT), \
-        CAST(COALESCE(SUM(CASE WHEN e.state = 'paid' THEN e.amount ELSE 0 END), 0) AS BIGINT), \
-        CAST(COALESCE(SUM(CASE WHEN e.state = 'disputed' THEN e.amount ELSE 0 END), 0) AS BIGINT), \
-        CAST(COALESCE(SUM(CASE WHEN e.state NOT IN ('pending', 'approved', 'paid', 'disputed') \
-          THEN e.amount ELSE 0 END), 0) AS BIGINT), \
-        CAST(COALESCE(SUM(CASE WHEN e.state <> 'rejected' THEN e.amount ELSE 0 END), 0) AS BIGINT), \
-        CAST(COALESCE(SUM(CASE WHEN e.state <> 'rejected' THEN COALESCE(a.lead_time_ms, 0) ELSE 0 END), 0) \
-          AS BIGINT)){earnings_end} \
+        COALESCE(SUM(CASE WHEN e.state = 'pending' THEN CAST(e.amount AS DOUBLE PRECISION) ELSE 0 END), 0), \
+        COALESCE(SUM(CASE WHEN e.state = 'approved' THEN CAST(e.amount AS DOUBLE PRECISION) ELSE 0 END), 0), \
+        COALESCE(SUM(CASE WHEN e.state = 'paid' THEN CAST(e.amount AS DOUBLE PRECISION) ELSE 0 END), 0), \
+        COALESCE(SUM(CASE WHEN e.state = 'disputed' THEN CAST(e.amount AS DOUBLE PRECISION) ELSE 0 END), 0), \
+        COALESCE(SUM(CASE WHEN e.state NOT IN ('pending', 'approved', 'paid', 'disputed') \
+          THEN CAST(e.amount AS DOUBLE PRECISION) ELSE 0 END), 0), \
+        COALESCE(SUM(CASE WHEN e.state <> 'rejected' THEN CAST(e.amount AS DOUBLE PRECISION) ELSE 0 END), 0), \
+        COALESCE(SUM(CASE WHEN e.state <> 'rejected' \
+          THEN CAST(COALESCE(a.lead_time_ms, 0) AS DOUBLE PRECISION) ELSE 0 END), 0)){earnings_end} \
         FROM ledger_entries e LEFT JOIN answers a ON a.id = e.answer_id \
         WHERE e.room_id = k.room_id AND e.worker_id = k.worker_id) AS earnings \
      FROM {keys} \
@@ -196,9 +197,10 @@ fn view_row(row: &AnyRow) -> Result<(ViewKey, WorkerView)> {
             .map_err(|error| Error::Internal(format!("worker stats do not parse: {error}")))?;
     let interests: Vec<String> = serde_json::from_value(json_column(row, "interests")?)
         .map_err(|error| Error::Internal(format!("member interests do not parse: {error}")))?;
-    let [pending, approved, paid, disputed, rejected, earned, lead]: [i64; 7] =
-        serde_json::from_value(json_column(row, "earnings")?)
-            .map_err(|error| Error::Internal(format!("earnings do not parse: {error}")))?;
+    let sums: [f64; 7] = serde_json::from_value(json_column(row, "earnings")?)
+        .map_err(|error| Error::Internal(format!("earnings do not parse: {error}")))?;
+    let [pending, approved, paid, disputed, rejected, earned, lead] =
+        sums.map(super::ledger::saturating_round);
     let earnings = Earnings {
         worker: worker.clone(),
         pending,
