@@ -12,6 +12,8 @@ pub mod conn;
 pub mod consensus;
 pub mod demo;
 pub mod error;
+#[cfg(test)]
+mod fuzz;
 pub mod http;
 pub mod ids;
 pub mod metrics;

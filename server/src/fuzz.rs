@@ -1,0 +1,563 @@
+//! Property-based fuzzing of the server's pure functions that take client
+//! input: the live channel's request decoder, answer validation for every
+//! schema, the live decision for every schema, and the consensus
+//! estimators, within their documented domains and outside them (NaN
+//! weights, empty sets, huge ids and offsets).
+//!
+//! Every property asserts more than "no panic" where it can: a decoded
+//! request echoes its id, a well-formed answer validates, a decision lies
+//! among or between its answers, a unanimous vote returns its answer,
+//! posteriors sum to one.
+//!
+//! Inputs are kept small (texts of a few hundred characters, a few votes),
+//! so the module runs with the unit tests in a few seconds of a debug build.
+//!
+//! Replaying a failure: each test prints `proptest seed N` on stderr, which
+//! the harness shows when the test fails, next to proptest's
+//! `minimal failing input: ...`. Run
+//! `PROPTEST_RNG_SEED=N cargo test -p crowdroom --lib fuzz::NAME` to draw the
+//! same cases again and reach the same minimal input. Nothing is written to
+//! disk (`failure_persistence: None`): turn a minimal input worth keeping
+//! into a plain unit test. `PROPTEST_CASES=N` fuzzes longer.
+
+#![allow(clippy::unwrap_used)]
+
+use proptest::collection::{btree_map, vec};
+use proptest::prelude::*;
+use proptest::test_runner::RngSeed;
+use serde_json::{Value, json};
+
+use crate::protocol::{Request, decode_failure_reply};
+use crate::work::decide::{Vote, decide};
+use crate::work::{AnswerSchema, MAX_SPANS, answers_match};
+
+mod consensus;
+
+/// The proptest configuration of every property here: `cases` cases (or
+/// `PROPTEST_CASES`), a seed that is printed (or `PROPTEST_RNG_SEED`), and
+/// no regression files.
+fn config(cases: u32) -> ProptestConfig {
+    let seed = std::env::var("PROPTEST_RNG_SEED")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(rand::random::<u64>);
+    eprintln!("proptest seed {seed} (replay with PROPTEST_RNG_SEED={seed})");
+    let cases = if std::env::var_os("PROPTEST_CASES").is_some() {
+        ProptestConfig::default().cases
+    } else {
+        cases
+    };
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        rng_seed: RngSeed::Fixed(seed),
+        ..ProptestConfig::default()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// JSON values.
+
+/// Numbers at the edges of what JSON and the decoders handle.
+fn json_number() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        (0u64..400).prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        Just(json!(u64::MAX)),
+        Just(json!(i64::MIN)),
+        Just(json!(-1)),
+        any::<f64>().prop_map(|number| json!(number)),
+        Just(json!(1e300)),
+        Just(json!(0.5)),
+    ]
+}
+
+fn json_leaf() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        json_number(),
+        ".{0,20}".prop_map(Value::String),
+    ]
+}
+
+/// Any JSON value, a few levels deep.
+fn json_value() -> impl Strategy<Value = Value> {
+    json_leaf().prop_recursive(4, 32, 6, |inner| {
+        prop_oneof![
+            vec(inner.clone(), 0..6).prop_map(Value::Array),
+            btree_map("[a-z_]{0,8}", inner, 0..6)
+                .prop_map(|fields| Value::Object(fields.into_iter().collect())),
+        ]
+    })
+}
+
+// ---------------------------------------------------------------------------
+// The live channel's requests.
+
+/// The request types of docs/PROTOCOL.md and the fields they take.
+const TYPES: [&str; 18] = [
+    "chat.send",
+    "chat.history",
+    "chat.edit",
+    "chat.delete",
+    "presence.set",
+    "ping",
+    "queue.get",
+    "task.request",
+    "task.heartbeat",
+    "task.submit",
+    "task.skip",
+    "mod.mute",
+    "mod.unmute",
+    "mod.kick",
+    "mod.ban",
+    "mod.lock",
+    "mod.announce",
+    "mod.release",
+];
+const FIELDS: [&str; 13] = [
+    "body",
+    "before",
+    "limit",
+    "message_id",
+    "status",
+    "task_id",
+    "answer",
+    "user",
+    "minutes",
+    "reason",
+    "locked",
+    "id",
+    "type",
+];
+
+/// A request id: valid (a short string or a number) or not.
+fn request_id() -> impl Strategy<Value = Option<Value>> {
+    prop_oneof![
+        4 => "[a-z0-9]{1,64}".prop_map(|id| Some(Value::String(id))),
+        2 => json_number().prop_map(Some),
+        1 => Just(None),
+        1 => json_value().prop_map(Some),
+        1 => Just(Some(Value::String("x".repeat(65)))),
+    ]
+}
+
+/// Whether the server accepts `id` as a request id.
+fn valid_id(id: &Value) -> bool {
+    match id {
+        Value::String(text) => !text.is_empty() && text.len() <= 64,
+        Value::Number(_) => true,
+        _ => false,
+    }
+}
+
+/// A request type: known, or surely unknown (never a real type).
+fn request_type() -> impl Strategy<Value = Option<Value>> {
+    prop_oneof![
+        6 => proptest::sample::select(TYPES.to_vec()).prop_map(|kind| Some(json!(kind))),
+        1 => "x-[a-z.]{0,12}".prop_map(|kind| Some(json!(kind))),
+        1 => json_value().prop_map(Some),
+        1 => Just(None),
+    ]
+}
+
+/// A JSON object shaped like a request: an id, a type, and fields of the
+/// requests with random values (or made-up fields).
+fn request_object() -> impl Strategy<Value = (Option<Value>, Option<Value>, String)> {
+    let field = prop_oneof![
+        4 => proptest::sample::select(FIELDS.to_vec()).prop_map(str::to_owned),
+        1 => "[a-z_]{1,8}",
+    ];
+    let fields = btree_map(field, json_value(), 0..4);
+    (request_id(), request_type(), fields).prop_map(|(id, kind, fields)| {
+        let mut object: serde_json::Map<String, Value> = fields.into_iter().collect();
+        object.remove("id");
+        object.remove("type");
+        if let Some(id) = &id {
+            object.insert("id".into(), id.clone());
+        }
+        if let Some(kind) = &kind {
+            object.insert("type".into(), kind.clone());
+        }
+        (id, kind, Value::Object(object).to_string())
+    })
+}
+
+/// A value as the server reads it from its JSON text: floats may come back
+/// one unit in the last place off (see `float_request_ids_are_echoed_exactly`).
+fn as_read(value: &Value) -> Value {
+    serde_json::from_str(&value.to_string()).unwrap()
+}
+
+/// Checks the decoder's contract on one frame: a request echoes its id; a
+/// failure has a stable code, the id when one could be read, and a reply
+/// that is valid JSON.
+fn check_decode(text: &str) -> Result<Option<Value>, TestCaseError> {
+    match Request::decode(text) {
+        Ok(request) => {
+            prop_assert!(valid_id(&request.id), "accepted id {:?}", request.id);
+            Ok(Some(request.id))
+        }
+        Err(failure) => {
+            prop_assert!(
+                ["bad_json", "bad_request", "unknown_type"].contains(&failure.code),
+                "code {}",
+                failure.code
+            );
+            prop_assert!(failure.id.is_null() || valid_id(&failure.id));
+            let reply = decode_failure_reply(&failure);
+            let axum::extract::ws::Message::Text(reply) = reply else {
+                return Err(TestCaseError::fail("a reply is a text frame"));
+            };
+            let reply: Value = serde_json::from_str(reply.as_str()).unwrap();
+            prop_assert_eq!(&reply["ok"], &json!(false));
+            prop_assert_eq!(&reply["id"], &as_read(&failure.id));
+            Ok(None)
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(config(2000))]
+
+    /// Any text frame decodes or fails with a stable code.
+    #[test]
+    fn any_text_decodes_or_fails_cleanly(
+        text in prop_oneof![".{0,200}", "[{}\\[\\]\":,0-9a-z.\\- ]{0,200}"],
+    ) {
+        check_decode(&text)?;
+    }
+
+    /// Request-shaped objects: a valid id is echoed whatever else is wrong,
+    /// and a type that is not a request type is reported as unknown.
+    #[test]
+    fn request_shaped_json_decodes_or_fails_cleanly((id, kind, text) in request_object()) {
+        let decoded = check_decode(&text)?;
+        let id = id.as_ref().map(as_read);
+        let failure = Request::decode(&text).err();
+        if let (Some(id), Some(failure)) = (&id, &failure)
+            && valid_id(id)
+        {
+            prop_assert_eq!(&failure.id, id);
+        }
+        if let Some(decoded) = decoded {
+            prop_assert_eq!(Some(decoded), id.clone());
+        }
+        let unknown = kind
+            .as_ref()
+            .and_then(Value::as_str)
+            .is_some_and(|kind| kind.starts_with("x-"));
+        if unknown && id.as_ref().is_some_and(valid_id) {
+            prop_assert_eq!(failure.map(|failure| failure.code), Some("unknown_type"));
+        }
+    }
+
+    /// Deep nesting up to the live channel's 64 KiB frame: refused or
+    /// decoded, never a stack overflow.
+    #[test]
+    fn deeply_nested_requests_are_refused_or_decoded(
+        depth in prop_oneof![0usize..200, 200usize..30_000],
+        kind in proptest::sample::select(TYPES.to_vec()),
+        open in prop_oneof![Just('['), Just('{')],
+    ) {
+        let (open, close) = if open == '[' { ("[", "]") } else { ("{\"a\":", "}") };
+        let nested = format!("{}1{}", open.repeat(depth), close.repeat(depth));
+        let text = format!(r#"{{"id":1,"type":"{kind}","task_id":1,"answer":{nested},"body":{nested}}}"#);
+        check_decode(&text)?;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Answers for every schema.
+
+const LABELS: [&str; 4] = ["PER", "LOC", "ORG", "é x"];
+
+fn labels() -> impl Strategy<Value = Vec<String>> {
+    proptest::sample::subsequence(LABELS.to_vec(), 1..=LABELS.len())
+        .prop_map(|labels| labels.into_iter().map(str::to_owned).collect())
+}
+
+/// Every schema kind, including bounds that validate_schema refuses.
+fn schema() -> impl Strategy<Value = AnswerSchema> {
+    let bound = prop_oneof![
+        3 => Just(None),
+        3 => (-1000.0f64..1000.0).prop_map(Some),
+        1 => any::<f64>().prop_map(Some),
+    ];
+    prop_oneof![
+        labels().prop_map(|options| AnswerSchema::SingleChoice { options }),
+        labels().prop_map(|options| AnswerSchema::MultiLabel { options }),
+        labels().prop_map(|labels| AnswerSchema::Spans { labels }),
+        prop_oneof![Just(None), (0u32..40).prop_map(Some), Just(Some(u32::MAX))]
+            .prop_map(|max_chars| AnswerSchema::FreeText { max_chars }),
+        (bound.clone(), bound).prop_map(|(min, max)| AnswerSchema::Numeric { min, max }),
+    ]
+}
+
+/// The options or labels of a schema, if it has any.
+fn options(schema: &AnswerSchema) -> &[String] {
+    match schema {
+        AnswerSchema::SingleChoice { options } | AnswerSchema::MultiLabel { options } => options,
+        AnswerSchema::Spans { labels } => labels,
+        AnswerSchema::FreeText { .. } | AnswerSchema::Numeric { .. } => &[],
+    }
+}
+
+/// Raw material for a well-formed answer to any schema; [`well_formed`]
+/// shapes it for one.
+#[derive(Debug, Clone)]
+struct AnswerSeed {
+    picks: Vec<proptest::sample::Index>,
+    spans: Vec<(u64, u64, proptest::sample::Index)>,
+    text: String,
+    fraction: f64,
+}
+
+fn answer_seed() -> impl Strategy<Value = AnswerSeed> {
+    (
+        vec(any::<proptest::sample::Index>(), 0..4),
+        vec(
+            (0u64..300, 1u64..40, any::<proptest::sample::Index>()),
+            0..5,
+        ),
+        "[a-z]{1,3}( ?[a-zé]{0,8}){0,3}",
+        0.0f64..=1.0,
+    )
+        .prop_map(|(picks, spans, text, fraction)| AnswerSeed {
+            picks,
+            spans,
+            text,
+            fraction,
+        })
+}
+
+/// A well-formed answer to `schema` from `seed` (one validate_answer
+/// should accept), or None when the schema admits none (a refused schema).
+fn well_formed(schema: &AnswerSchema, seed: &AnswerSeed) -> Option<Value> {
+    let options = options(schema);
+    let pick = |index: &proptest::sample::Index| options[index.index(options.len())].clone();
+    match schema {
+        AnswerSchema::SingleChoice { .. } => Some(json!(pick(seed.picks.first()?))),
+        AnswerSchema::MultiLabel { .. } => {
+            let mut chosen: Vec<String> = seed.picks.iter().map(pick).collect();
+            chosen.sort();
+            chosen.dedup();
+            Some(json!(chosen))
+        }
+        AnswerSchema::Spans { .. } => Some(Value::Array(
+            seed.spans
+                .iter()
+                .map(|(start, len, label)| {
+                    json!({"start": start, "end": start + len, "label": pick(label)})
+                })
+                .collect(),
+        )),
+        AnswerSchema::FreeText { max_chars } => {
+            let max = max_chars.unwrap_or(10_000) as usize;
+            let text: String = seed.text.chars().take(max).collect();
+            (!text.trim().is_empty()).then(|| json!(text))
+        }
+        AnswerSchema::Numeric { min, max } => {
+            let (low, high) = (min.unwrap_or(-1e6), max.unwrap_or(1e6));
+            let value = low + (high - low) * seed.fraction;
+            (low.is_finite() && high.is_finite() && low <= high && value.is_finite())
+                .then(|| json!(value.clamp(low, high)))
+        }
+    }
+}
+
+/// An answer: well-formed for the schema, or any JSON value, or shaped
+/// like spans with numbers from anywhere.
+fn answer_for(schema: &AnswerSchema, seed: &AnswerSeed, raw: &Value, mode: u8) -> Value {
+    match mode {
+        0..=5 => well_formed(schema, seed).unwrap_or_else(|| raw.clone()),
+        6 => json!([{"start": raw, "end": raw, "label": raw}]),
+        _ => raw.clone(),
+    }
+}
+
+proptest! {
+    #![proptest_config(config(2000))]
+
+    /// validate_answer takes any JSON for every schema, and accepts the
+    /// well-formed answers of a valid schema.
+    #[test]
+    fn answers_validate_or_are_refused(
+        schema in schema(),
+        raw in json_value(),
+        seed in answer_seed(),
+        data in prop_oneof![json_value(), ".{0,300}".prop_map(|text| json!({"text": text}))],
+    ) {
+        let _ = schema.validate_answer(&raw);
+        let _ = schema.validate_answer_for(&raw, &data);
+        if schema.validate_schema().is_ok()
+            && let Some(answer) = well_formed(&schema, &seed)
+        {
+            let checked = schema.validate_answer(&answer);
+            prop_assert!(checked.is_ok(), "{:?} refused {}: {:?}", schema, answer, checked);
+        }
+    }
+
+    /// decide never panics, on validated answers and on any others, with
+    /// any accuracies (NaN included); on validated answers with accuracies
+    /// in (0, 1) its decision lies among (or, for numbers, between) the
+    /// answers and its confidence is a probability.
+    #[test]
+    fn decisions_are_total_and_stay_among_the_answers(
+        schema in schema(),
+        votes in vec((answer_seed(), json_value(), 0u8..8, prop_oneof![
+            4 => 0.01f64..0.99,
+            1 => any::<f64>(),
+            1 => Just(f64::NAN),
+            1 => Just(0.0),
+            1 => Just(1.0),
+        ]), 0..7),
+    ) {
+        let answers: Vec<(Value, f64)> = votes
+            .iter()
+            .map(|(seed, raw, mode, accuracy)| (answer_for(&schema, seed, raw, *mode), *accuracy))
+            .collect();
+        let ballot: Vec<Vote<'_>> = answers
+            .iter()
+            .map(|(answer, accuracy)| Vote { answer, accuracy: *accuracy })
+            .collect();
+        let decision = decide(&schema, &ballot);
+        let in_domain = schema.validate_schema().is_ok()
+            && answers.iter().all(|(answer, accuracy)| {
+                schema.validate_answer(answer).is_ok() && (0.01..0.99).contains(accuracy)
+            });
+        if let (true, Some(decision)) = (in_domain, decision) {
+            prop_assert!(
+                (0.0..=1.0 + 1e-9).contains(&decision.confidence),
+                "confidence {}",
+                decision.confidence
+            );
+            check_among(&schema, &answers, &decision.answer)?;
+        }
+    }
+
+    /// A unanimous vote decides its answer, for every schema kind.
+    #[test]
+    fn unanimous_votes_decide_their_answer(
+        schema in schema(),
+        seed in answer_seed(),
+        accuracies in vec(0.5f64..0.99, 1..6),
+    ) {
+        let Some(answer) = well_formed(&schema, &seed) else { return Ok(()) };
+        if schema.validate_schema().is_err() {
+            return Ok(());
+        }
+        let ballot: Vec<Vote<'_>> = accuracies
+            .iter()
+            .map(|accuracy| Vote { answer: &answer, accuracy: *accuracy })
+            .collect();
+        let decision = decide(&schema, &ballot);
+        prop_assert!(decision.is_some(), "no decision on unanimous {}", answer);
+        let decision = decision.unwrap();
+        match &schema {
+            AnswerSchema::Spans { labels } => {
+                // Tokens two labels cover go to one of them: compare the
+                // covered tokens, and the spans themselves when no label
+                // overlaps another.
+                let given = span_tokens(&answer, labels);
+                let decided = span_tokens(&decision.answer, labels);
+                let covered = |tokens: &std::collections::BTreeSet<(u64, usize)>| {
+                    tokens.iter().map(|(token, _)| *token).collect::<std::collections::BTreeSet<_>>()
+                };
+                prop_assert_eq!(covered(&decided), covered(&given));
+                prop_assert!(decided.is_subset(&given));
+            }
+            _ => prop_assert!(
+                answers_match(&decision.answer, &answer),
+                "unanimous {} decided {}",
+                answer,
+                decision.answer
+            ),
+        }
+    }
+}
+
+/// The (token, label index) pairs a spans answer covers.
+fn span_tokens(answer: &Value, labels: &[String]) -> std::collections::BTreeSet<(u64, usize)> {
+    let mut tokens = std::collections::BTreeSet::new();
+    for span in answer.as_array().into_iter().flatten() {
+        let (Some(start), Some(end), Some(label)) = (
+            span["start"].as_u64(),
+            span["end"].as_u64(),
+            span["label"].as_str(),
+        ) else {
+            continue;
+        };
+        let Some(label) = labels.iter().position(|known| known == label) else {
+            continue;
+        };
+        tokens.extend((start..end).map(|token| (token, label)));
+    }
+    tokens
+}
+
+/// A decision on validated answers: a choice, label set or text is one of
+/// the answers; spans validate and cover only tokens some answer labelled
+/// so; a number lies between the smallest and largest answer.
+fn check_among(
+    schema: &AnswerSchema,
+    answers: &[(Value, f64)],
+    decided: &Value,
+) -> Result<(), TestCaseError> {
+    match schema {
+        AnswerSchema::SingleChoice { .. }
+        | AnswerSchema::MultiLabel { .. }
+        | AnswerSchema::FreeText { .. } => prop_assert!(
+            answers
+                .iter()
+                .any(|(answer, _)| answers_match(answer, decided)),
+            "{} is none of the answers",
+            decided
+        ),
+        AnswerSchema::Spans { labels } => {
+            prop_assert!(schema.validate_answer(decided).is_ok(), "{}", decided);
+            prop_assert!(
+                decided
+                    .as_array()
+                    .is_some_and(|spans| spans.len() <= MAX_SPANS)
+            );
+            let given: std::collections::BTreeSet<(u64, usize)> = answers
+                .iter()
+                .flat_map(|(answer, _)| span_tokens(answer, labels))
+                .collect();
+            prop_assert!(span_tokens(decided, labels).is_subset(&given));
+        }
+        AnswerSchema::Numeric { .. } => {
+            let values: Vec<f64> = answers
+                .iter()
+                .filter_map(|(answer, _)| answer.as_f64())
+                .collect();
+            let low = values.iter().copied().fold(f64::INFINITY, f64::min);
+            let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let decided = decided.as_f64();
+            prop_assert!(
+                decided.is_some_and(|value| low <= value && value <= high),
+                "median {:?} outside {}..={}",
+                decided,
+                low,
+                high
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Found by `request_shaped_json_decodes_or_fails_cleanly`: serde_json
+/// without its `float_roundtrip` feature reads some floats one unit in the
+/// last place off, so a request id of `-5.54622436417187e-270` (what
+/// JavaScript writes for that number) is echoed as
+/// `-5.546224364171869e-270` and the client never matches the reply. Fix:
+/// the `float_roundtrip` feature, or ids limited to strings and integers.
+#[test]
+#[ignore = "finding: float request ids are not echoed exactly"]
+fn float_request_ids_are_echoed_exactly() {
+    let request = Request::decode(r#"{"id":-5.54622436417187e-270,"type":"ping"}"#).unwrap();
+    assert_eq!(request.id.to_string(), "-5.54622436417187e-270");
+}
