@@ -59,6 +59,7 @@ loadtest_bin=${loadtest_bin:-$CARGO_TARGET_DIR/release/crowdroom-loadtest}
 echo "== starting crowdroom on 127.0.0.1:$port ($work/crowdroom.db)"
 rm -f "$work"/crowdroom.db*
 "$crowdroom_bin" --database "sqlite://$work/crowdroom.db" serve --demo --addr "127.0.0.1:$port" \
+  --max-connections-per-ip 0 \
   >"$work/crowdroom.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 300); do

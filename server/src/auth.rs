@@ -132,11 +132,26 @@ pub struct NewToken {
 
 /// Prefix that makes Crowdroom tokens recognisable in logs and secret scanners.
 const TOKEN_PREFIX: &str = "crt_";
+/// Bytes of a token's random secret (256 bits), written as twice as many
+/// lowercase hex digits after the prefix.
+const SECRET_BYTES: usize = 32;
+
+/// Whether `secret` has a token's form (`crt_` and 64 lowercase hex
+/// digits), as every token [`NewToken::generate`] makes has. Anything else
+/// is refused before the store is asked, so a junk bearer costs no read.
+pub fn is_token_form(secret: &str) -> bool {
+    secret.strip_prefix(TOKEN_PREFIX).is_some_and(|digits| {
+        digits.len() == 2 * SECRET_BYTES
+            && digits
+                .bytes()
+                .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
+    })
+}
 
 impl NewToken {
     pub fn generate() -> Self {
         let mut rng = rand::rng();
-        let mut secret = [0u8; 32];
+        let mut secret = [0u8; SECRET_BYTES];
         rng.fill_bytes(&mut secret);
         let mut id = [0u8; 8];
         rng.fill_bytes(&mut id);
@@ -221,6 +236,26 @@ mod tests {
         assert_ne!(first.hash, first.secret);
         assert!(first.secret.starts_with(TOKEN_PREFIX));
         assert_eq!(first.hash.len(), 64);
+    }
+
+    #[test]
+    fn only_strings_of_a_tokens_form_are_tokens() {
+        assert!(is_token_form(&NewToken::generate().secret));
+        let digits = "0123456789abcdef".repeat(4);
+        assert!(is_token_form(&format!("crt_{digits}")));
+        for junk in [
+            String::new(),
+            "crt_".to_owned(),
+            "nope".to_owned(),
+            digits.clone(),
+            format!("crt_{}", &digits[1..]),
+            format!("crt_{digits}0"),
+            format!("crt_{}", digits.to_uppercase()),
+            format!("crt_{}é", &digits[2..]),
+            format!("xrt_{digits}"),
+        ] {
+            assert!(!is_token_form(&junk), "{junk:?}");
+        }
     }
 
     fn principal(user: &str, role: Role) -> Principal {

@@ -71,6 +71,17 @@ pub struct ServeArgs {
     /// (each document draws its next count within a quarter of this either side).
     #[arg(long, env = "CROWDROOM_CHECKPOINT_EVERY", default_value_t = 1000)]
     pub checkpoint_every: usize,
+    /// Close a connection that has not sent a request's headers this long
+    /// after it opened or after its previous response (slowloris, idle keep-alive).
+    #[arg(long, env = "CROWDROOM_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+    /// Most TCP connections (WebSockets included) one client address may
+    /// hold open; more are closed at accept. 0: no cap (load tests from one address).
+    #[arg(long, env = "CROWDROOM_MAX_CONNECTIONS_PER_IP", default_value_t = crate::http::DEFAULT_MAX_CONNECTIONS_PER_IP)]
+    pub max_connections_per_ip: usize,
+    /// Most WebSockets one user may hold open at once; more are refused with 429. 0: no cap.
+    #[arg(long, env = "CROWDROOM_MAX_SOCKETS_PER_USER", default_value_t = crate::http::DEFAULT_MAX_SOCKETS_PER_USER)]
+    pub max_sockets_per_user: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -205,6 +216,9 @@ async fn serve(store: Store, args: ServeArgs) -> Result<()> {
     settings.rooms.doc_idle = args.doc_idle;
     settings.rooms.room_idle = args.room_idle;
     settings.rooms.checkpoint_every = args.checkpoint_every.max(1);
+    settings.http.header_read_timeout = args.header_read_timeout;
+    settings.http.max_connections_per_ip = args.max_connections_per_ip;
+    settings.http.max_sockets_per_user = args.max_sockets_per_user;
     let shutdown = CancellationToken::new();
     tokio::spawn(signal_shutdown(shutdown.clone()));
     tracing::info!(%addr, backend = ?store.backend(), "crowdroom listening");

@@ -48,6 +48,14 @@ pub enum Error {
     /// 429: too many requests on this connection.
     #[error("rate limit exceeded")]
     RateLimited,
+    /// 429: too many connections or sockets open at once (the message says
+    /// which); retry once some have closed.
+    #[error("{0}")]
+    TooManyConnections(&'static str),
+    /// 413: one record of an import, or the import itself, exceeds a limit;
+    /// the message says which record.
+    #[error("{0}")]
+    ImportTooLarge(String),
     /// 503: the room or store cannot take this now (shutting down, overloaded).
     #[error("{0}")]
     Unavailable(&'static str),
@@ -90,8 +98,9 @@ impl Error {
             Error::ReservationLost => "reservation_expired",
             Error::InvalidState(_) => "invalid_state",
             Error::BadRequest(_) => "bad_request",
-            Error::TooLarge(_) => "too_large",
+            Error::TooLarge(_) | Error::ImportTooLarge(_) => "too_large",
             Error::RateLimited => "rate_limited",
+            Error::TooManyConnections(_) => "too_many_connections",
             Error::Unavailable(_) | Error::DatabaseDown(_) => "unavailable",
             Error::Store(_) | Error::Migrate(_) | Error::Internal(_) => "internal",
         }
@@ -109,8 +118,8 @@ impl Error {
                 StatusCode::CONFLICT
             }
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Error::TooLarge(_) | Error::ImportTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::RateLimited | Error::TooManyConnections(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Unavailable(_) | Error::DatabaseDown(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Store(_) | Error::Migrate(_) | Error::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -248,8 +257,9 @@ impl From<&Error> for CloseCode {
             | Error::ReservationLost
             | Error::InvalidState(_)
             | Error::BadRequest(_) => CloseCode::ProtocolError,
-            Error::TooLarge(_) => CloseCode::TooBig,
+            Error::TooLarge(_) | Error::ImportTooLarge(_) => CloseCode::TooBig,
             Error::RateLimited => CloseCode::RateLimited,
+            Error::TooManyConnections(_) => CloseCode::TryLater,
             Error::Unavailable(_) | Error::DatabaseDown(_) => CloseCode::TryLater,
             Error::Store(_) | Error::Migrate(_) | Error::Internal(_) => CloseCode::Internal,
         }

@@ -10,6 +10,7 @@ mod api;
 mod assign_api;
 mod console_api;
 mod ledger_api;
+mod listen;
 mod live;
 mod socket;
 mod transfer;
@@ -20,11 +21,14 @@ mod yjs;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{
+    DefaultBodyLimit, FromRequest, FromRequestParts, RawPathParams, Request, State,
+};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
@@ -42,6 +46,49 @@ use crate::store::Store;
 
 /// How long shutdown waits for sockets, rooms and the committer.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest JSON request body (a project's configuration is the biggest,
+/// a few KiB; imports stream and have their own limits, `transfer.rs`).
+pub const MAX_JSON_BODY: usize = 1024 * 1024;
+
+/// [`HttpLimits::max_connections_per_ip`] unless told otherwise.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 512;
+/// [`HttpLimits::max_sockets_per_user`] unless told otherwise.
+pub const DEFAULT_MAX_SOCKETS_PER_USER: u32 = 32;
+
+/// Limits of the HTTP listener itself (docs/API.md, "Limits").
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    /// A client must send a request's headers within this (from the
+    /// connection's start or the previous response): slowloris clients,
+    /// and idle keep-alive connections, are cut off at it.
+    pub header_read_timeout: Duration,
+    /// Most TCP connections (WebSockets included) one client address may
+    /// hold open; more are closed at accept. 0: no cap (load tests, which
+    /// open thousands from 127.0.0.1). A classroom behind one NAT is the
+    /// legitimate worst case: a hundred members with a few sockets each.
+    pub max_connections_per_ip: usize,
+    /// Most WebSockets one user may hold open at once (0: no cap): a tab
+    /// holds a live channel and a few documents, a person a few tabs. The
+    /// upgrade over it is refused with 429 (or the socket closed with 1013).
+    pub max_sockets_per_user: u32,
+    /// Most tasks one import may carry (the first ones may be stored before
+    /// the one over it is read: imports are idempotent by id, so split it).
+    pub max_import_tasks: u64,
+    /// Most bytes one import's body may carry.
+    pub max_import_bytes: u64,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            header_read_timeout: Duration::from_secs(10),
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            max_sockets_per_user: DEFAULT_MAX_SOCKETS_PER_USER,
+            max_import_tasks: 100_000,
+            max_import_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
 
 /// Limits of the two WebSocket kinds.
 #[derive(Debug, Clone)]
@@ -86,6 +133,7 @@ impl Default for SocketLimits {
 pub struct Settings {
     pub rooms: RoomSettings,
     pub sockets: SocketLimits,
+    pub http: HttpLimits,
 }
 
 /// State shared by every handler.
@@ -96,6 +144,7 @@ pub struct AppState {
     pub sessions: Arc<Sessions>,
     pub metrics: Arc<Metrics>,
     pub sockets: Arc<SocketLimits>,
+    pub http: Arc<HttpLimits>,
     /// The largest a document may grow: a joining client's sync step 2 can
     /// be that big, so a y-websocket socket's write buffer must hold it.
     pub max_doc_bytes: usize,
@@ -129,7 +178,7 @@ pub async fn run(
         tracker: tracker.clone(),
         shutdown: shutdown.clone(),
     });
-    let sessions = Arc::new(Sessions::default());
+    let sessions = Arc::new(Sessions::with_user_cap(settings.http.max_sockets_per_user));
     tracker.spawn(sessions::close_on_shutdown(
         sessions.clone(),
         shutdown.clone(),
@@ -147,21 +196,14 @@ pub async fn run(
         sessions,
         metrics,
         sockets: Arc::new(settings.sockets),
+        http: Arc::new(settings.http.clone()),
         max_doc_bytes,
         tracker: tracker.clone(),
         shutdown: shutdown.clone(),
     };
     let app = router(state);
-    // Nagle's algorithm adds up to 40 ms to small frames: turn it off.
-    let listener = listener.tap_io(|stream| {
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-    });
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
-    // Whatever ended serving, make every task wind down.
+    listen::serve(listener, app, &settings.http, &tracker, shutdown.clone()).await;
+    // Make every task wind down.
     shutdown.cancel();
     tracker.close();
     if tokio::time::timeout(SHUTDOWN_TIMEOUT, tracker.wait())
@@ -171,7 +213,7 @@ pub async fn run(
         tracing::warn!("shutdown timed out waiting for connections and rooms");
     }
     store.close().await;
-    served.map_err(|error| Error::Internal(format!("server error: {error}")))
+    Ok(())
 }
 
 /// All routes.
@@ -189,6 +231,7 @@ pub fn router(state: AppState) -> Router {
                 .merge(console_api::routes()),
         )
         .fallback(web::serve)
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .with_state(state)
 }
 
@@ -219,6 +262,8 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 /// The bearer secret: `Authorization: Bearer ...`, else `?token=` (which
 /// browsers need for WebSocket upgrades, since they cannot set headers).
+/// A string not of a token's form is no token: it is refused as missing,
+/// without a store read.
 fn bearer<'a>(headers: &'a HeaderMap, query_token: Option<&'a str>) -> Option<&'a str> {
     headers
         .get(header::AUTHORIZATION)
@@ -226,9 +271,20 @@ fn bearer<'a>(headers: &'a HeaderMap, query_token: Option<&'a str>) -> Option<&'
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::trim)
         .or(query_token)
+        .filter(|secret| crate::auth::is_token_form(secret))
 }
 
-/// Authenticates a request for `room`: the token must be valid and be for that room.
+/// Whether the request asks for a WebSocket.
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.eq_ignore_ascii_case("websocket"))
+}
+
+/// Authenticates a request for `room`: the token must be valid and be for
+/// that room; a WebSocket upgrade must also be within its user's cap of
+/// open sockets ([`HttpLimits::max_sockets_per_user`]).
 pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
@@ -241,7 +297,45 @@ pub async fn authenticate(
     if principal.room != room {
         return Err(Error::Forbidden("this token does not open that room"));
     }
+    if is_websocket_upgrade(headers) && !state.sessions.admits(&principal.user) {
+        return Err(Error::TooManyConnections(
+            "this user has too many sockets open: close some, then retry",
+        ));
+    }
     Ok(principal)
+}
+
+/// The caller of a REST route, authenticated from the request's head before
+/// anything else is read, its body included: a valid bearer token, and on a
+/// route with a `{room}` one of that room. The store is read once per
+/// request, however many extractors ask (the result is kept in the
+/// request's extensions; [`JsonBody`] asks first).
+#[derive(Clone)]
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
+        }
+        let secret = bearer(&parts.headers, None).ok_or(Error::Unauthorized)?;
+        let principal = state.store.authenticate(secret).await?;
+        let params = RawPathParams::from_request_parts(parts, state).await.ok();
+        let room = params
+            .iter()
+            .flat_map(RawPathParams::iter)
+            .find_map(|(name, value)| (name == "room").then_some(value));
+        if let Some(room) = room
+            && principal.room != RoomId::parse(room)?
+        {
+            return Err(Error::Forbidden("this token does not open that room"));
+        }
+        let caller = Caller(principal);
+        parts.extensions.insert(caller.clone());
+        Ok(caller)
+    }
 }
 
 /// Refuses with 403 and `why` unless the role allows it.
@@ -254,16 +348,42 @@ pub(crate) fn require(allowed: bool, why: &'static str) -> Result<()> {
 }
 
 /// A JSON body whose rejections are [`Error`]s (stable JSON errors) rather
-/// than axum's plain-text ones.
+/// than axum's plain-text ones. The caller is authenticated ([`Caller`])
+/// before the body is read: without a valid token a request is 401 (or
+/// 403), whatever its body; a body over [`MAX_JSON_BODY`] is 413.
 pub struct JsonBody<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = Error;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(request, state).await {
-            Ok(Json(value)) => Ok(JsonBody(value)),
-            Err(rejection) => Err(Error::BadRequest(rejection.body_text())),
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = request.into_parts();
+        Caller::from_request_parts(&mut parts, state).await?;
+        // A body declared too long is refused before a byte of it is read
+        // (one sent without a length is cut off at the limit as it arrives).
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > MAX_JSON_BODY as u64) {
+            return Err(too_large_body());
         }
+        match Json::<T>::from_request(Request::from_parts(parts, body), state).await {
+            Ok(Json(value)) => Ok(JsonBody(value)),
+            Err(rejection) => Err(json_rejection(&rejection)),
+        }
+    }
+}
+
+fn too_large_body() -> Error {
+    Error::TooLarge("the request body is over 1 MiB")
+}
+
+fn json_rejection(rejection: &JsonRejection) -> Error {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        too_large_body()
+    } else {
+        Error::BadRequest(rejection.body_text())
     }
 }

@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Principal;
 use crate::conn::CloseSignal;
 use crate::error::CloseCode;
-use crate::ids::{ConnId, TokenId, now_ms};
+use crate::ids::{ConnId, TokenId, UserId, now_ms};
 use crate::store::Store;
 
 /// How often the store is asked for new revocations.
@@ -61,6 +61,13 @@ pub struct Swept {
 #[derive(Default)]
 pub struct Sessions {
     by_conn: DashMap<ConnId, (Arc<Principal>, CloseSignal)>,
+    /// Open sockets per user (every room's), for the cap below: one entry
+    /// per user with a socket open, removed with their last socket.
+    by_user: DashMap<UserId, u32>,
+    /// Most sockets one user may hold open at once (0: no cap): a socket
+    /// over it is closed at once with 1013 (`http::authenticate` refuses
+    /// the upgrade with 429 before that, unless upgrades race).
+    max_per_user: u32,
     /// Set by [`Sessions::close_all`]: a socket registered after it is
     /// closed at once.
     closing: AtomicBool,
@@ -73,13 +80,39 @@ pub struct SessionGuard {
 }
 
 impl Sessions {
-    /// Registers an open socket of `principal`'s token.
+    /// No socket yet; at most `max_per_user` open sockets per user (0: no cap).
+    pub fn with_user_cap(max_per_user: u32) -> Self {
+        Sessions {
+            max_per_user,
+            ..Sessions::default()
+        }
+    }
+
+    /// Whether `user` may open one more socket (the check before an upgrade).
+    pub fn admits(&self, user: &UserId) -> bool {
+        self.max_per_user == 0
+            || self
+                .by_user
+                .get(user)
+                .is_none_or(|open| *open < self.max_per_user)
+    }
+
+    /// Registers an open socket of `principal`'s token; one over its user's
+    /// cap is closed at once with 1013.
     pub fn register(
         self: &Arc<Self>,
         principal: &Arc<Principal>,
         conn: ConnId,
         signal: CloseSignal,
     ) -> SessionGuard {
+        let over_cap = {
+            let mut open = self.by_user.entry(principal.user.clone()).or_insert(0);
+            *open = open.saturating_add(1);
+            self.max_per_user != 0 && *open > self.max_per_user
+        };
+        if over_cap {
+            signal.close(CloseCode::TryLater);
+        }
         self.by_conn
             .insert(conn, (principal.clone(), signal.clone()));
         // Checked after the insert: either `close_all` sees this socket or
@@ -147,7 +180,16 @@ impl Sessions {
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
-        self.sessions.by_conn.remove(&self.conn);
+        if let Some((_, (principal, _))) = self.sessions.by_conn.remove(&self.conn) {
+            // The count goes with the user's last socket, so the map holds
+            // only users with sockets open.
+            self.sessions
+                .by_user
+                .remove_if_mut(&principal.user, |_, open| {
+                    *open = open.saturating_sub(1);
+                    *open == 0
+                });
+        }
     }
 }
 
@@ -227,6 +269,26 @@ mod tests {
         });
         let guard = sessions.register(&principal, tx.id, rx.signal());
         (guard, rx)
+    }
+
+    #[tokio::test]
+    async fn sockets_over_the_users_cap_close_with_1013_and_free_their_place() {
+        let sessions = Arc::new(Sessions::with_user_cap(2));
+        let user = crate::ids::UserId::parse("u1").expect("a valid user id");
+        let (_a, a) = socket(&sessions, "t1");
+        assert!(sessions.admits(&user));
+        let (b_guard, _b) = socket(&sessions, "t2");
+        assert!(!sessions.admits(&user));
+        let (c_guard, c) = socket(&sessions, "t3");
+        assert!(c.signal().is_closed());
+        assert_eq!(c.signal().code(), CloseCode::TryLater);
+        assert!(!a.signal().is_closed());
+        drop(c_guard);
+        drop(b_guard);
+        assert!(sessions.admits(&user));
+        let (_d, d) = socket(&sessions, "t4");
+        assert!(!d.signal().is_closed());
+        assert_eq!(sessions.by_user.get(&user).map(|open| *open), Some(2));
     }
 
     #[tokio::test]

@@ -3,5 +3,6 @@
 //! being served and nothing acknowledged is lost. One module per area.
 
 mod consensus;
+mod http;
 mod ledger;
 mod quotas;

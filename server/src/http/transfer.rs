@@ -5,21 +5,31 @@
 //! body stream), inserting in batches; exports page through tasks and their
 //! answers. Neither holds the whole set in memory, so 100k tasks cost the
 //! same memory as 1k.
+//!
+//! Limits (docs/API.md, "Limits"): one task's record at most
+//! [`MAX_TASK_BYTES`], and one import at most
+//! [`HttpLimits::max_import_tasks`] tasks and
+//! [`HttpLimits::max_import_bytes`] bytes; past any of them the import stops
+//! with 413 naming the record. Exports only read: the batch consensus they
+//! carry is refreshed in the background (every `batch_every` settled tasks)
+//! or by `POST /rooms/{room}/consensus`.
 
 use std::io;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{StreamExt, TryStreamExt, stream};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use std::cell::Cell;
+use std::rc::Rc;
 use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
-use super::{AppState, authenticate, require};
+use super::{AppState, Caller, HttpLimits, require};
 use crate::error::{Error, Result};
 use crate::ids::RoomId;
 use crate::store::{ExportRow, ImportReport, Store};
@@ -27,8 +37,10 @@ use crate::work::{AnswerSchema, NewTask};
 
 /// Tasks inserted per transaction during an import.
 const IMPORT_BATCH: usize = 1000;
-/// Longest JSON value of one task in an import, in bytes.
-const MAX_TASK_BYTES: usize = 1024 * 1024;
+/// Longest record of one task in an import (a JSON value, a JSONL line or
+/// a CSV record), in bytes: a task is a text or an item to label, not a
+/// corpus; the importer holds one record at a time.
+pub const MAX_TASK_BYTES: usize = 1024 * 1024;
 /// Most errors listed in an import report (the count is always complete).
 const MAX_REPORTED_ERRORS: usize = 100;
 /// Tasks read per page of an export.
@@ -46,6 +58,8 @@ struct Splitter {
     escaped: bool,
     /// None until the first non-space byte says which format this is.
     array: Option<bool>,
+    /// Values finished so far (the one being read is the next).
+    finished: u64,
 }
 
 impl Splitter {
@@ -90,7 +104,11 @@ impl Splitter {
                 }
             }
             if self.buffer.len() > MAX_TASK_BYTES {
-                return Err(Error::TooLarge("one task is over 1 MiB"));
+                return Err(Error::ImportTooLarge(format!(
+                    "task {} of the import is over {} bytes",
+                    self.finished.saturating_add(1),
+                    MAX_TASK_BYTES
+                )));
             }
         }
         Ok(())
@@ -98,6 +116,7 @@ impl Splitter {
 
     fn flush(&mut self, values: &mut Vec<Vec<u8>>) {
         if self.buffer.iter().any(|byte| !byte.is_ascii_whitespace()) {
+            self.finished = self.finished.saturating_add(1);
             values.push(std::mem::take(&mut self.buffer));
         } else {
             self.buffer.clear();
@@ -116,12 +135,25 @@ struct Importer<'a> {
     errors: Vec<Value>,
     rejected: u64,
     position: u64,
+    /// Most tasks this import may carry.
+    max_tasks: u64,
 }
 
 impl Importer<'_> {
     /// Takes the next task (or the reason it could not be read).
     async fn take(&mut self, task: Result<NewTask>) -> Result<()> {
-        self.position += 1;
+        // Over a limit, the import stops; other errors reject one task.
+        if let Err(Error::ImportTooLarge(why)) = task {
+            return Err(Error::ImportTooLarge(why));
+        }
+        self.position = self.position.saturating_add(1);
+        if self.position > self.max_tasks {
+            return Err(Error::ImportTooLarge(format!(
+                "task {} is over the limit of {} tasks per import (the tasks before it \
+                 may have been stored: send the rest as another import)",
+                self.position, self.max_tasks
+            )));
+        }
         match task.and_then(|task| task.validate(self.schema).map(|()| task)) {
             Ok(task) => self.batch.push(task),
             Err(error) => {
@@ -155,11 +187,10 @@ impl Importer<'_> {
 /// Imports tasks from a JSON array, JSONL or CSV (`text/csv`) body.
 pub async fn import_tasks(
     State(state): State<AppState>,
+    Caller(me): Caller,
     headers: HeaderMap,
-    Path(room): Path<String>,
     body: Body,
 ) -> Result<Response> {
-    let me = authenticate(&state, &headers, None, &room).await?;
     require(
         me.role.can_list_members(),
         "only the core team imports tasks",
@@ -179,11 +210,12 @@ pub async fn import_tasks(
         errors: Vec::new(),
         rejected: 0,
         position: 0,
+        max_tasks: state.http.max_import_tasks,
     };
     if csv {
-        import_csv(body, &mut importer).await?;
+        import_csv(body, &mut importer, &state.http).await?;
     } else {
-        import_json(body, &mut importer).await?;
+        import_json(body, &mut importer, &state.http).await?;
     }
     importer.flush().await?;
     if importer.report.inserted > 0 {
@@ -198,13 +230,29 @@ pub async fn import_tasks(
     .into_response())
 }
 
-async fn import_json(body: Body, importer: &mut Importer<'_>) -> Result<()> {
+/// The error of an import whose body is over its byte limit.
+fn import_over_bytes(limits: &HttpLimits, record: u64) -> Error {
+    Error::ImportTooLarge(format!(
+        "the import is over {} bytes, in task {record}",
+        limits.max_import_bytes
+    ))
+}
+
+async fn import_json(body: Body, importer: &mut Importer<'_>, limits: &HttpLimits) -> Result<()> {
     let mut splitter = Splitter::default();
     let mut values = Vec::new();
     let mut stream = body.into_data_stream();
+    let mut received = 0u64;
     loop {
         let done = match stream.next().await {
             Some(Ok(chunk)) => {
+                received = received.saturating_add(chunk.len() as u64);
+                if received > limits.max_import_bytes {
+                    return Err(import_over_bytes(
+                        limits,
+                        splitter.finished.saturating_add(1),
+                    ));
+                }
                 splitter.feed(&chunk, &mut values)?;
                 false
             }
@@ -230,13 +278,25 @@ async fn import_json(body: Body, importer: &mut Importer<'_>) -> Result<()> {
 /// CSV: a header row with `id`; optional `gold` (JSON, or else the text) and
 /// `skills` (separated by `;`); a `data` column holding JSON is the task's
 /// data, and otherwise every other column becomes a field of it.
-async fn import_csv(body: Body, importer: &mut Importer<'_>) -> Result<()> {
+///
+/// The csv crate holds a whole record in memory, however long: the parser
+/// reads through [`Bounded`], which fails the read once the record being
+/// parsed (or the whole body) is over its limit.
+async fn import_csv(body: Body, importer: &mut Importer<'_>, limits: &HttpLimits) -> Result<()> {
     let reader = StreamReader::new(body.into_data_stream().map_err(io::Error::other));
     let (sender, mut receiver) = mpsc::channel::<Result<NewTask>>(CSV_CHANNEL);
+    let max_bytes = limits.max_import_bytes;
     let parser = tokio::task::spawn_blocking(move || {
+        let record_start = Rc::new(Cell::new(0u64));
+        let bounded = Bounded {
+            inner: SyncIoBridge::new(reader),
+            read: 0,
+            record_start: record_start.clone(),
+            max_bytes,
+        };
         let mut csv = csv::ReaderBuilder::new()
             .flexible(false)
-            .from_reader(SyncIoBridge::new(reader));
+            .from_reader(bounded);
         let headers = match csv.headers() {
             Ok(headers) => headers.clone(),
             Err(error) => return Err(Error::BadRequest(format!("CSV header: {error}"))),
@@ -246,12 +306,29 @@ async fn import_csv(body: Body, importer: &mut Importer<'_>) -> Result<()> {
                 "the CSV header needs an `id` column".into(),
             ));
         }
-        for record in csv.records() {
-            let task = record
-                .map_err(|error| Error::BadRequest(format!("CSV: {error}")))
-                .map(|record| csv_task(&headers, &record));
-            if sender.blocking_send(task).is_err() {
-                break; // the importer stopped (a store error); it reports why
+        // Records are numbered from 1 after the header, as tasks are.
+        let mut number = 0u64;
+        let mut record = csv::StringRecord::new();
+        loop {
+            record_start.set(csv.position().byte());
+            number = number.saturating_add(1);
+            let task = match csv.read_record(&mut record) {
+                Ok(false) => break,
+                Ok(true) => Ok(csv_task(&headers, &record)),
+                Err(error) => match over_limit(&error) {
+                    Some(Limit::Record) => Err(Error::ImportTooLarge(format!(
+                        "CSV record {number} (line {}) is over {MAX_TASK_BYTES} bytes",
+                        csv.position().line().saturating_add(1)
+                    ))),
+                    Some(Limit::Import) => Err(Error::ImportTooLarge(format!(
+                        "the import is over {max_bytes} bytes, in CSV record {number}"
+                    ))),
+                    None => Err(Error::BadRequest(format!("CSV: {error}"))),
+                },
+            };
+            let stop = matches!(task, Err(Error::ImportTooLarge(_)));
+            if sender.blocking_send(task).is_err() || stop {
+                break; // the importer stopped (a store error or a limit); it reports why
             }
         }
         Ok(())
@@ -262,6 +339,61 @@ async fn import_csv(body: Body, importer: &mut Importer<'_>) -> Result<()> {
     parser
         .await
         .map_err(|error| Error::Internal(format!("CSV parser: {error}")))?
+}
+
+/// Which limit a [`Bounded`] read hit.
+#[derive(Debug, Clone, Copy)]
+enum Limit {
+    Record,
+    Import,
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Limit::Record => "a record is over its limit",
+            Limit::Import => "the import is over its limit",
+        })
+    }
+}
+
+impl std::error::Error for Limit {}
+
+/// The limit a CSV read error reports, if it was one of [`Bounded`]'s.
+fn over_limit(error: &csv::Error) -> Option<Limit> {
+    match error.kind() {
+        csv::ErrorKind::Io(error) => error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<Limit>())
+            .copied(),
+        _ => None,
+    }
+}
+
+/// A reader that fails once the bytes read since `record_start` (where the
+/// parser says the current record began) pass [`MAX_TASK_BYTES`], or all
+/// bytes read pass `max_bytes`. It reads ahead of the parser by at most the
+/// csv crate's buffer, so a record is refused within that of the limit.
+struct Bounded<R> {
+    inner: R,
+    read: u64,
+    record_start: Rc<Cell<u64>>,
+    max_bytes: u64,
+}
+
+impl<R: io::Read> io::Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let record = self.read.saturating_sub(self.record_start.get());
+        if record > MAX_TASK_BYTES as u64 {
+            return Err(io::Error::other(Limit::Record));
+        }
+        if self.read > self.max_bytes {
+            return Err(io::Error::other(Limit::Import));
+        }
+        let read = self.inner.read(buf)?;
+        self.read = self.read.saturating_add(read as u64);
+        Ok(read)
+    }
 }
 
 fn csv_task(headers: &csv::StringRecord, record: &csv::StringRecord) -> NewTask {
@@ -331,11 +463,9 @@ enum Format {
 /// Streams every task with its consensus and answers, page by page.
 pub async fn export(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(room): Path<String>,
+    Caller(me): Caller,
     Query(query): Query<ExportQuery>,
 ) -> Result<Response> {
-    let me = authenticate(&state, &headers, None, &room).await?;
     require(
         me.role.can_list_members(),
         "only the core team exports results",
@@ -350,15 +480,9 @@ pub async fn export(
             )));
         }
     };
-    // Exports carry the best reading of the crowd: refresh the batch
-    // consensus first (single-choice projects; others keep live decisions).
-    let project = state.store.project(&me.room).await?;
-    if matches!(
-        project.answer_schema,
-        crate::work::AnswerSchema::SingleChoice { .. }
-    ) {
-        state.store.batch_consensus(&me.room, &project).await?;
-    }
+    // A read: the batch consensus it carries is as of the room's last
+    // background run or `POST /consensus` (running it here wrote on every
+    // export, and a looping exporter held the store's writer).
     let store = state.store.clone();
     let room = me.room.clone();
     // State: (the last task id sent, pages sent, finished).

@@ -3,13 +3,12 @@
 //! stream, are in [`super::transfer`].
 
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AppState, JsonBody, authenticate, require};
+use super::{AppState, Caller, JsonBody, require};
 use crate::auth::Principal;
 use crate::error::{Error, Result};
 use crate::ids::UserId;
@@ -56,20 +55,16 @@ pub fn routes() -> Router<AppState> {
 
 async fn get_project(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(room): Path<String>,
+    Caller(me): Caller,
 ) -> Result<Json<ProjectConfig>> {
-    let me = authenticate(&state, &headers, None, &room).await?;
     Ok(Json(state.store.project(&me.room).await?))
 }
 
 async fn put_project(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(room): Path<String>,
+    Caller(me): Caller,
     JsonBody(config): JsonBody<ProjectConfig>,
 ) -> Result<Json<ProjectConfig>> {
-    let me = authenticate(&state, &headers, None, &room).await?;
     require(
         me.role.can_moderate(),
         "only owners and moderators configure the project",
@@ -89,11 +84,9 @@ struct TaskQuery {
 
 async fn list_tasks(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(room): Path<String>,
+    Caller(me): Caller,
     Query(query): Query<TaskQuery>,
 ) -> Result<Json<Value>> {
-    let me = authenticate(&state, &headers, None, &room).await?;
     // Task listings carry gold answers: never for workers.
     require(me.role.can_list_members(), "only the core team lists tasks")?;
     let tasks = state
@@ -109,12 +102,7 @@ async fn list_tasks(
     Ok(Json(json!({ "tasks": tasks, "next_after": next })))
 }
 
-async fn queue(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(room): Path<String>,
-) -> Result<Json<Value>> {
-    let me = authenticate(&state, &headers, None, &room).await?;
+async fn queue(State(state): State<AppState>, Caller(me): Caller) -> Result<Json<Value>> {
     Ok(Json(
         json!({ "counts": state.store.queue_counts(&me.room).await? }),
     ))
@@ -172,12 +160,10 @@ async fn put_tags(
 /// A member's skills or interests, for themselves and the core team.
 async fn get_tags(
     state: &AppState,
-    headers: &HeaderMap,
-    room: &str,
+    me: &Principal,
     user: &str,
     kind: MemberTags,
 ) -> Result<Json<Value>> {
-    let me = authenticate(state, headers, None, room).await?;
     let user = UserId::parse(user)?;
     require(
         me.user == user || me.role.can_list_members(),
@@ -190,11 +176,10 @@ async fn get_tags(
 /// Skills decide what a worker may take: owners and moderators set them.
 async fn set_skills(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((room, user)): Path<(String, String)>,
+    Caller(me): Caller,
+    Path((_, user)): Path<(String, String)>,
     JsonBody(body): JsonBody<Skills>,
 ) -> Result<Json<Value>> {
-    let me = authenticate(&state, &headers, None, &room).await?;
     require(
         me.role.can_moderate(),
         "only owners and moderators set skills",
@@ -206,20 +191,19 @@ async fn set_skills(
 
 async fn get_skills(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((room, user)): Path<(String, String)>,
+    Caller(me): Caller,
+    Path((_, user)): Path<(String, String)>,
 ) -> Result<Json<Value>> {
-    get_tags(&state, &headers, &room, &user, MemberTags::Skills).await
+    get_tags(&state, &me, &user, MemberTags::Skills).await
 }
 
 /// Interests only order work: the member sets their own (or a moderator).
 async fn set_interests(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((room, user)): Path<(String, String)>,
+    Caller(me): Caller,
+    Path((_, user)): Path<(String, String)>,
     JsonBody(body): JsonBody<Interests>,
 ) -> Result<Json<Value>> {
-    let me = authenticate(&state, &headers, None, &room).await?;
     let user = UserId::parse(&user)?;
     require(
         me.user == user || me.role.can_moderate(),
@@ -230,19 +214,14 @@ async fn set_interests(
 
 async fn get_interests(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((room, user)): Path<(String, String)>,
+    Caller(me): Caller,
+    Path((_, user)): Path<(String, String)>,
 ) -> Result<Json<Value>> {
-    get_tags(&state, &headers, &room, &user, MemberTags::Interests).await
+    get_tags(&state, &me, &user, MemberTags::Interests).await
 }
 
 /// Every worker's quality record: accuracy, lead time, answers, pause.
-async fn list_workers(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(room): Path<String>,
-) -> Result<Json<Value>> {
-    let me = authenticate(&state, &headers, None, &room).await?;
+async fn list_workers(State(state): State<AppState>, Caller(me): Caller) -> Result<Json<Value>> {
     require(
         me.role.can_moderate(),
         "only owners and moderators see every worker's record",
@@ -254,10 +233,9 @@ async fn list_workers(
 
 async fn get_worker(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((room, user)): Path<(String, String)>,
+    Caller(me): Caller,
+    Path((_, user)): Path<(String, String)>,
 ) -> Result<Json<Value>> {
-    let me = authenticate(&state, &headers, None, &room).await?;
     let user = UserId::parse(&user)?;
     require(
         me.user == user || me.role.can_moderate(),
@@ -276,11 +254,10 @@ struct Pause {
 
 async fn pause_worker(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((room, user)): Path<(String, String)>,
+    Caller(me): Caller,
+    Path((_, user)): Path<(String, String)>,
     JsonBody(body): JsonBody<Pause>,
 ) -> Result<Json<Value>> {
-    let me = authenticate(&state, &headers, None, &room).await?;
     require(
         me.role.can_moderate(),
         "only owners and moderators pause workers",
@@ -300,10 +277,9 @@ async fn pause_worker(
 
 async fn unpause_worker(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((room, user)): Path<(String, String)>,
+    Caller(me): Caller,
+    Path((_, user)): Path<(String, String)>,
 ) -> Result<Json<Value>> {
-    let me = authenticate(&state, &headers, None, &room).await?;
     require(
         me.role.can_moderate(),
         "only owners and moderators lift pauses",
@@ -351,13 +327,12 @@ struct Review {
 /// task's shared document so everyone reviewing it sees it live.
 async fn review_task(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((room, task)): Path<(String, i64)>,
+    Caller(me): Caller,
+    Path((_, task)): Path<(String, i64)>,
     JsonBody(body): JsonBody<Review>,
 ) -> Result<Json<Value>> {
     use crate::store::ReviewDecision;
     use crowdroom_crdt::schema::{Review as DocReview, ReviewState};
-    let me = authenticate(&state, &headers, None, &room).await?;
     require(
         me.role.can_list_members(),
         "only the core team reviews tasks",
@@ -435,10 +410,9 @@ async fn review_task(
 
 async fn task_reviews(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((room, task)): Path<(String, i64)>,
+    Caller(me): Caller,
+    Path((_, task)): Path<(String, i64)>,
 ) -> Result<Json<Value>> {
-    let me = authenticate(&state, &headers, None, &room).await?;
     require(
         me.role.can_list_members(),
         "only the core team sees review trails",
@@ -448,13 +422,9 @@ async fn task_reviews(
     ))
 }
 
-/// Runs the project's batch consensus now (it also runs before each export).
-async fn batch_consensus(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(room): Path<String>,
-) -> Result<Json<Value>> {
-    let me = authenticate(&state, &headers, None, &room).await?;
+/// Runs the project's batch consensus now (it also runs in the background,
+/// every `batch_every` settled tasks; exports carry its last result).
+async fn batch_consensus(State(state): State<AppState>, Caller(me): Caller) -> Result<Json<Value>> {
     require(
         me.role.can_moderate(),
         "only owners and moderators run batch consensus",
