@@ -44,6 +44,9 @@ use crate::rooms::{RoomContext, RoomRegistry, RoomSettings};
 use crate::sessions::{self, Sessions};
 use crate::store::Store;
 
+/// How long a server whose committer failed keeps answering `/healthz`
+/// with 503 and the reason before it shuts down (and exits non-zero).
+const FAILED_GRACE: Duration = Duration::from_secs(5);
 /// How long shutdown waits for sockets, rooms and the committer.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest JSON request body (a project's configuration is the biggest,
@@ -170,6 +173,19 @@ pub async fn run(
     let max_doc_bytes = settings.rooms.max_doc_bytes;
     let tracker = TaskTracker::new();
     let committer = CommitHandle::spawn(store.clone(), metrics.clone(), &tracker);
+    // Crash-only: a server whose writer stopped drains and exits non-zero.
+    let failed = committer.clone();
+    let failed_shutdown = shutdown.clone();
+    tracker.spawn(async move {
+        tokio::select! {
+            () = failed.failed() => {
+                // Long enough for a supervisor's health check to see 503.
+                tokio::time::sleep(FAILED_GRACE).await;
+                failed_shutdown.cancel();
+            }
+            () = failed_shutdown.cancelled() => {}
+        }
+    });
     let rooms = RoomRegistry::new(RoomContext {
         store: store.clone(),
         committer,
@@ -201,10 +217,13 @@ pub async fn run(
         tracker: tracker.clone(),
         shutdown: shutdown.clone(),
     };
+    let committer = state.committer().clone();
     let app = router(state);
     listen::serve(listener, app, &settings.http, &tracker, shutdown.clone()).await;
     // Make every task wind down.
     shutdown.cancel();
+    let failure = committer.failure().map(str::to_owned);
+    drop(committer);
     tracker.close();
     if tokio::time::timeout(SHUTDOWN_TIMEOUT, tracker.wait())
         .await
@@ -213,7 +232,10 @@ pub async fn run(
         tracing::warn!("shutdown timed out waiting for connections and rooms");
     }
     store.close().await;
-    Ok(())
+    match failure {
+        Some(reason) => Err(Error::Internal(reason)),
+        None => Ok(()),
+    }
 }
 
 /// All routes.
@@ -235,7 +257,17 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// 200 while the store answers and the committer runs; 503 with the
+/// reason otherwise (a supervisor restarts the process: a failed committer
+/// also makes it exit non-zero).
 async fn healthz(State(state): State<AppState>) -> Response {
+    if let Some(reason) = state.committer().failure() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "committer stopped", "reason": reason })),
+        )
+            .into_response();
+    }
     match state.store.ping().await {
         Ok(()) => (StatusCode::OK, Json(serde_json::json!({ "status": "ok" }))).into_response(),
         Err(error) => {

@@ -44,6 +44,8 @@ pub struct Metrics {
     pub commit_batch_size: Histogram,
     /// Writes that failed to commit.
     pub commit_failures: Counter,
+    /// Room actors ended by a panic in a handler (their clients reconnect).
+    pub rooms_crashed: Counter,
 }
 
 impl Metrics {
@@ -59,6 +61,7 @@ impl Metrics {
         let commit_seconds = Histogram::new(exponential_buckets(0.000_1, 2.0, 16));
         let commit_batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 12));
         let commit_failures = Counter::default();
+        let rooms_crashed = Counter::default();
         registry.register(
             "connections",
             "Open WebSocket connections",
@@ -105,6 +108,11 @@ impl Metrics {
             "Writes that failed to commit",
             commit_failures.clone(),
         );
+        registry.register(
+            "rooms_crashed",
+            "Room actors ended by a panic in a handler",
+            rooms_crashed.clone(),
+        );
         Arc::new(Metrics {
             registry,
             connections,
@@ -117,6 +125,7 @@ impl Metrics {
             commit_seconds,
             commit_batch_size,
             commit_failures,
+            rooms_crashed,
         })
     }
 

@@ -3,6 +3,7 @@
 //! being served and nothing acknowledged is lost. One module per area.
 
 mod consensus;
+mod crash;
 mod http;
 mod ledger;
 mod quotas;

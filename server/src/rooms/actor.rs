@@ -10,9 +10,11 @@
 //! (`inflight.rs` says why they must not run inside `pending`).
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -22,7 +24,7 @@ use super::live::LiveState;
 use super::moderation::ModState;
 use super::{RoomCommand, RoomContext, RoomHandle, RoomRegistry, RoomStats};
 use crate::committer::{self, Pending};
-use crate::error::{Error, Result};
+use crate::error::{CloseCode, Error, Result};
 use crate::ids::{ConnId, DocName, RoomId};
 use crate::protocol::RequestId;
 use crate::store::{LedgerSummary, QueueCounts, WriteOp, WriteOutcome};
@@ -163,7 +165,13 @@ impl RoomActor {
         loop {
             tokio::select! {
                 command = inbox.recv() => match command {
-                    Some(command) => self.handle(command).await,
+                    Some(command) => {
+                        let handled = AssertUnwindSafe(self.handle(command)).catch_unwind().await;
+                        if let Err(panic) = handled {
+                            self.crashed(&*panic);
+                            break;
+                        }
+                    }
                     None => break,
                 },
                 Some(completion) = self.pending.next() => self.complete(completion),
@@ -492,6 +500,17 @@ impl RoomActor {
 
     /// On shutdown: checkpoint every document and wait (bounded) for this
     /// room's writes, so a restart loads snapshots rather than long logs.
+    /// A handler panicked: the room's memory can no longer be trusted, so
+    /// the room ends (crash-only). Every connection is closed with 1011;
+    /// clients reconnect to a fresh actor, which loads what is committed,
+    /// and resend what was never acknowledged. Other rooms are untouched.
+    fn crashed(&mut self, panic: &(dyn std::any::Any + Send)) {
+        let message = crate::committer::panic_message(panic);
+        tracing::error!(room_id = %self.room, %message, "room panicked; closing its connections");
+        self.context.metrics.rooms_crashed.inc();
+        self.disconnect_everyone(CloseCode::Internal);
+    }
+
     async fn flush_for_shutdown(&mut self) {
         self.checkpoint_all();
         let deadline = Instant::now() + SHUTDOWN_FLUSH_TIMEOUT;

@@ -448,6 +448,13 @@ impl RoomActor {
             .count()
     }
 
+    /// Closes every document connection with `code`.
+    pub(super) fn disconnect_all_docs(&self, code: CloseCode) {
+        for conn in self.docs.values().flat_map(|slot| slot.conns.values()) {
+            conn.tx.close(code);
+        }
+    }
+
     pub(super) fn disconnect_docs(&self, user: &crate::ids::UserId, code: CloseCode) {
         for slot in self.docs.values() {
             for conn in slot

@@ -455,6 +455,14 @@ impl RoomActor {
         }
     }
 
+    /// Closes every connection of the room with `code`.
+    pub(super) fn disconnect_everyone(&self, code: CloseCode) {
+        for conn in self.live.conns.values() {
+            conn.tx.close(code);
+        }
+        self.disconnect_all_docs(code);
+    }
+
     /// Closes every connection of `user` in this room.
     pub(super) fn disconnect(&mut self, user: &UserId, code: CloseCode) {
         for conn in self
