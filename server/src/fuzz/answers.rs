@@ -5,7 +5,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use super::{config, json_value};
+use super::{config, json_number, json_value};
 use crate::work::decide::{Vote, decide};
 use crate::work::{AnswerSchema, MAX_SPANS, answers_match};
 
@@ -105,12 +105,37 @@ fn well_formed(schema: &AnswerSchema, seed: &AnswerSeed) -> Option<Value> {
     }
 }
 
-/// An answer: well-formed for the schema, or any JSON value, or shaped
-/// like spans with numbers from anywhere.
-fn answer_for(schema: &AnswerSchema, seed: &AnswerSeed, raw: &Value, mode: u8) -> Value {
+/// Spans with offsets from anywhere (negative, fractional, near
+/// `u64::MAX`) and known labels: what a hostile worker would submit.
+fn wild_spans() -> impl Strategy<Value = Value> {
+    let offset = prop_oneof![
+        3 => (0u64..400).prop_map(Value::from),
+        1 => Just(json!(u64::MAX)),
+        1 => Just(json!(u64::MAX - 1)),
+        1 => Just(json!(1u64 << 40)),
+        1 => any::<u64>().prop_map(Value::from),
+        1 => json_number(),
+    ];
+    let label = proptest::sample::select(LABELS.to_vec());
+    vec((offset.clone(), offset, label), 1..4).prop_map(|spans| {
+        spans
+            .into_iter()
+            .map(|(start, end, label)| json!({"start": start, "end": end, "label": label}))
+            .collect()
+    })
+}
+
+/// An answer: well-formed for the schema, hostile spans, or any JSON value.
+fn answer_for(
+    schema: &AnswerSchema,
+    seed: &AnswerSeed,
+    raw: &Value,
+    spans: &Value,
+    mode: u8,
+) -> Value {
     match mode {
-        0..=5 => well_formed(schema, seed).unwrap_or_else(|| raw.clone()),
-        6 => json!([{"start": raw, "end": raw, "label": raw}]),
+        0..=4 => well_formed(schema, seed).unwrap_or_else(|| raw.clone()),
+        5 | 6 => spans.clone(),
         _ => raw.clone(),
     }
 }
@@ -144,7 +169,7 @@ proptest! {
     #[test]
     fn decisions_are_total_and_stay_among_the_answers(
         schema in schema(),
-        votes in vec((answer_seed(), json_value(), 0u8..8, prop_oneof![
+        votes in vec((answer_seed(), json_value(), wild_spans(), 0u8..8, prop_oneof![
             4 => 0.01f64..0.99,
             1 => any::<f64>(),
             1 => Just(f64::NAN),
@@ -154,7 +179,9 @@ proptest! {
     ) {
         let answers: Vec<(Value, f64)> = votes
             .iter()
-            .map(|(seed, raw, mode, accuracy)| (answer_for(&schema, seed, raw, *mode), *accuracy))
+            .map(|(seed, raw, spans, mode, accuracy)| {
+                (answer_for(&schema, seed, raw, spans, *mode), *accuracy)
+            })
             .collect();
         let ballot: Vec<Vote<'_>> = answers
             .iter()
