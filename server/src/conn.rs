@@ -9,6 +9,31 @@
 //! This queue holds no allocation while it is empty, and the writer takes a
 //! whole burst at once under one short lock (never held across an await).
 //!
+//! The queue is bounded twice: in frames (`SocketLimits::outbound_queue`)
+//! and in bytes ([`OUTBOUND_BUDGET`]). Bytes are counted from the push
+//! until the socket's write of the burst holding them completes (the
+//! writer reports it with [`OutboundRx::written`]): a burst taken from the
+//! queue and stuck in a write to a peer that does not read still holds its
+//! memory, so it still counts. The largest single frame waiting is left
+//! out of the count, so a joining client can always receive a whole
+//! document (a sync step 2 as big as the document size limit) while the
+//! room goes on; a client that lets more than the budget pile up besides
+//! it is closed with 4008 ([`CloseCode::SlowConsumer`]). The accounting is
+//! a few integers under the queue's lock: nothing is allocated for it.
+//!
+//! A write has a deadline ([`WriteDeadline`]), and no timer: the writer
+//! arms a countdown when it takes a burst, the keepalive sweep (once a
+//! second, `sessions`) counts it down ([`CloseSignal::write_overdue`]),
+//! and a write still running at zero is abandoned and the connection
+//! closed with 4008. The socket races every write against that
+//! ([`OutboundRx::abandoned`]), so a peer that stopped reading cannot hold
+//! its task in a write forever (a close code alone is only seen between
+//! writes).
+//!
+//! The queue also says whether a frame it took is written yet
+//! ([`ConnTx::send_tracked`], [`ConnTx::unwritten`]): rooms use it to
+//! answer a repeated request once while the first answer still waits.
+//!
 //! The close signal lives in the same allocation and wakes the same
 //! `Notify`: an idle connection waits on one future for "something to send
 //! or time to close", not on two (a cancellation token per connection cost
@@ -22,6 +47,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use axum::extract::ws::Message;
 use tokio::sync::Notify;
@@ -31,9 +57,114 @@ use crate::error::CloseCode;
 use crate::ids::ConnId;
 use crate::metrics::{KindLabel, Metrics};
 
+/// Bytes that may wait for one connection, queued or in the burst being
+/// written, besides the largest single frame among them: several seconds
+/// of a busy room's traffic for a client on a slow link. (The 600 sync
+/// step 1 of a viewer that never read once held 360 MiB for one socket.)
+pub const OUTBOUND_BUDGET: u32 = 4 * 1024 * 1024;
+
+/// What `write_sweeps` holds when no write is in progress.
+const NOT_WRITING: u32 = 0;
+/// What `write_sweeps` holds once the write in progress is overdue: the
+/// socket abandons it.
+const ABANDONED: u32 = u32::MAX;
+
+/// How long one burst's write may take before the peer counts as not
+/// reading: `base`, plus a second per `bytes_per_second` bytes of the
+/// burst (a burst holding a whole large document takes a slow link a
+/// while). Counted in keepalive sweeps, so a write is abandoned between
+/// the deadline and a second after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteDeadline {
+    /// Allowed for any burst: 20 s, more than any healthy client needs for
+    /// a burst of small frames, less than the 30 s after which y-websocket
+    /// itself gives up on a silent server.
+    pub base: Duration,
+    /// The slowest link a client is expected to read on: 256 KiB/s
+    /// (2 Mbit/s), so a 16 MiB document gets 64 s more.
+    pub bytes_per_second: u32,
+}
+
+impl Default for WriteDeadline {
+    fn default() -> Self {
+        WriteDeadline {
+            base: Duration::from_secs(20),
+            bytes_per_second: 256 * 1024,
+        }
+    }
+}
+
+/// A [`WriteDeadline`] in keepalive sweeps (one a second), as each
+/// connection keeps it: 8 bytes rather than a `Duration`'s 16.
+#[derive(Debug, Clone, Copy)]
+struct DeadlineSweeps {
+    base: u32,
+    bytes_per_second: u32,
+}
+
+impl From<WriteDeadline> for DeadlineSweeps {
+    fn from(deadline: WriteDeadline) -> Self {
+        DeadlineSweeps {
+            base: u32::try_from(deadline.base.as_secs()).unwrap_or(u32::MAX),
+            bytes_per_second: deadline.bytes_per_second,
+        }
+    }
+}
+
+impl DeadlineSweeps {
+    /// Sweeps allowed for a burst of `bytes`; at least one.
+    fn for_burst(self, bytes: u32) -> u32 {
+        let extra = bytes.checked_div(self.bytes_per_second).unwrap_or(0);
+        self.base.saturating_add(extra).max(1)
+    }
+}
+
+/// The frames waiting for one connection, and what they weigh.
+#[derive(Default)]
+struct Queue {
+    frames: VecDeque<Message>,
+    /// Bytes of `frames`.
+    queued_bytes: u32,
+    /// The largest frame in `frames`.
+    queued_largest: u32,
+    /// Bytes of the burst being written (taken, not yet written).
+    writing_bytes: u32,
+    /// The largest frame of that burst.
+    writing_largest: u32,
+    /// Bursts taken for writing so far: a frame pushed when this is `n`
+    /// goes out in burst `n + 1`.
+    taken: u32,
+    /// Bursts whose write completed (or failed) so far.
+    written: u32,
+}
+
+impl Queue {
+    /// Whether a frame of `len` bytes may join: the bytes waiting (queued
+    /// and being written) with it, less the largest single frame among
+    /// them, stay within [`OUTBOUND_BUDGET`].
+    fn fits(&self, len: u32) -> bool {
+        let waiting = self
+            .queued_bytes
+            .saturating_add(self.writing_bytes)
+            .saturating_add(len);
+        let largest = len.max(self.queued_largest).max(self.writing_largest);
+        waiting.saturating_sub(largest) <= OUTBOUND_BUDGET
+    }
+}
+
+/// What a frame weighs in the budget: its payload.
+fn frame_len(message: &Message) -> u32 {
+    let len = match message {
+        Message::Text(text) => text.len(),
+        Message::Binary(bytes) | Message::Ping(bytes) | Message::Pong(bytes) => bytes.len(),
+        Message::Close(frame) => frame.as_ref().map_or(0, |frame| frame.reason.len()),
+    };
+    u32::try_from(len).unwrap_or(u32::MAX)
+}
+
 /// One connection's shared state: its outbound frames and its close signal.
 struct Shared {
-    frames: Mutex<VecDeque<Message>>,
+    queue: Mutex<Queue>,
     /// Woken on each push and on close; it keeps a permit, so a push or a
     /// close between the writer's look and its wait is never missed.
     ready: Notify,
@@ -45,33 +176,91 @@ struct Shared {
     /// Keepalive sweeps since the socket last read a frame: reset by the
     /// socket's reads, counted up by `Sessions::sweep`.
     idle_sweeps: AtomicU32,
+    /// The write in progress: [`NOT_WRITING`], else one more than the
+    /// sweeps it may still take (armed when the writer takes a burst,
+    /// counted down by the keepalive sweep), or [`ABANDONED`].
+    write_sweeps: AtomicU32,
+    /// This connection's write deadline.
+    deadline: DeadlineSweeps,
 }
 
 /// Why a frame was not queued.
 enum Refused {
     Full,
+    OverBudget,
     Poisoned,
 }
 
+/// Where a frame was queued: ask [`ConnTx::unwritten`] whether the socket
+/// has written it yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Queued(u32);
+
 impl Shared {
-    fn push(&self, message: Message) -> Result<(), Refused> {
-        {
-            let mut frames = self.frames.lock().map_err(|_| Refused::Poisoned)?;
-            if frames.len() >= self.capacity {
+    fn push(&self, message: Message) -> Result<Queued, Refused> {
+        let len = frame_len(&message);
+        let queued = {
+            let mut queue = self.queue.lock().map_err(|_| Refused::Poisoned)?;
+            if queue.frames.len() >= self.capacity {
                 return Err(Refused::Full);
             }
-            frames.push_back(message);
-        }
+            if !queue.fits(len) {
+                return Err(Refused::OverBudget);
+            }
+            queue.frames.push_back(message);
+            queue.queued_bytes = queue.queued_bytes.saturating_add(len);
+            queue.queued_largest = queue.queued_largest.max(len);
+            Queued(queue.taken)
+        };
         self.ready.notify_one();
-        Ok(())
+        Ok(queued)
     }
 
     /// Everything queued, taking the queue's allocation with it (an idle
-    /// connection then holds none).
-    fn take(&self) -> VecDeque<Message> {
-        match self.frames.lock() {
-            Ok(mut frames) => std::mem::take(&mut *frames),
-            Err(_) => VecDeque::new(),
+    /// connection then holds none). For a write (`writing`), the burst's
+    /// bytes count until [`Shared::written`] and its deadline is armed.
+    fn take(&self, writing: bool) -> VecDeque<Message> {
+        let Ok(mut queue) = self.queue.lock() else {
+            return VecDeque::new();
+        };
+        let frames = std::mem::take(&mut queue.frames);
+        let (bytes, largest) = (queue.queued_bytes, queue.queued_largest);
+        queue.queued_bytes = 0;
+        queue.queued_largest = 0;
+        if writing && !frames.is_empty() {
+            queue.writing_bytes = bytes;
+            queue.writing_largest = largest;
+            queue.taken = queue.taken.wrapping_add(1);
+            let sweeps = self.deadline.for_burst(bytes).saturating_add(1);
+            // Never ABANDONED by arming: that is the sweep's to set.
+            self.write_sweeps
+                .store(sweeps.min(ABANDONED - 1), Ordering::Release);
+        }
+        frames
+    }
+
+    /// The burst taken for writing has been written (or its write failed).
+    fn written(&self) {
+        if let Ok(mut queue) = self.queue.lock() {
+            queue.writing_bytes = 0;
+            queue.writing_largest = 0;
+            queue.written = queue.written.wrapping_add(1);
+        }
+        let _ = self
+            .write_sweeps
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |sweeps| {
+                (sweeps != ABANDONED).then_some(NOT_WRITING)
+            });
+    }
+
+    /// Whether the frame queued at `queued` waits still: in the queue, or
+    /// in the burst being written.
+    fn unwritten(&self, queued: Queued) -> bool {
+        match self.queue.lock() {
+            // Bursts are written in the order taken; the frame's burst is
+            // `queued.0 + 1`. Wrapping: fewer than 2^31 bursts apart.
+            Ok(queue) => (queue.written.wrapping_sub(queued.0) as i32) <= 0,
+            Err(_) => false,
         }
     }
 
@@ -84,6 +273,13 @@ impl Shared {
 
     fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// Whether the write in progress (if any) is to be given up: it was
+    /// overdue, or the connection was closed as too slow.
+    fn abandoned(&self) -> bool {
+        self.write_sweeps.load(Ordering::Acquire) == ABANDONED
+            || self.code.get() == Some(&CloseCode::SlowConsumer)
     }
 }
 
@@ -115,6 +311,28 @@ impl CloseSignal {
         self.0.idle_sweeps.fetch_add(1, Ordering::Relaxed) + 1
     }
 
+    /// Counts one keepalive sweep against the write in progress, if any.
+    /// When that write has used up its deadline, it is abandoned and the
+    /// connection closed with 4008 (whatever code it was closing with
+    /// already: a close alone cannot stop a write); returns whether this
+    /// sweep did that. Lock-free.
+    pub fn write_overdue(&self) -> bool {
+        let counted =
+            self.0
+                .write_sweeps
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |sweeps| match sweeps {
+                    NOT_WRITING | ABANDONED => None,
+                    1 => Some(ABANDONED),
+                    left => Some(left - 1),
+                });
+        if counted == Ok(1) {
+            self.0.close(CloseCode::SlowConsumer);
+            true
+        } else {
+            false
+        }
+    }
+
     /// Queues a WebSocket ping, unless the connection is closing or its
     /// queue is full (a client that far behind is receiving frames anyway,
     /// and the queue's own policy deals with it).
@@ -127,7 +345,8 @@ impl CloseSignal {
 
 /// What woke a connection's writer.
 pub enum Outgoing {
-    /// Frames to send, oldest first.
+    /// Frames to send, oldest first. Call [`OutboundRx::written`] once
+    /// their write is over.
     Burst(VecDeque<Message>),
     /// The connection is to close (see [`CloseSignal::code`]).
     Closed,
@@ -137,14 +356,15 @@ pub enum Outgoing {
 pub struct OutboundRx(Arc<Shared>);
 
 impl OutboundRx {
-    /// Waits until something is queued, then takes all of it; or until the
-    /// connection is to close, which goes first.
+    /// Waits until something is queued, then takes all of it for writing
+    /// (its bytes count and its deadline runs until [`OutboundRx::written`]);
+    /// or until the connection is to close, which goes first.
     pub async fn next(&self) -> Outgoing {
         loop {
             if self.0.is_closed() {
                 return Outgoing::Closed;
             }
-            let burst = self.0.take();
+            let burst = self.0.take(true);
             if !burst.is_empty() {
                 return Outgoing::Burst(burst);
             }
@@ -152,9 +372,35 @@ impl OutboundRx {
         }
     }
 
+    /// The burst last taken by [`OutboundRx::next`] is written, or its
+    /// write failed or was abandoned: its bytes no longer count.
+    pub fn written(&self) {
+        self.0.written();
+    }
+
+    /// Resolves once the write in progress is to be abandoned: its
+    /// deadline passed ([`CloseSignal::write_overdue`]) or the connection
+    /// was closed as too slow. Raced against every write.
+    pub async fn abandoned(&self) {
+        loop {
+            if self.0.abandoned() {
+                return;
+            }
+            // Pushes wake this too (the same `Notify`); `next` looks at the
+            // queue before it waits, so a permit taken here loses nothing.
+            self.0.ready.notified().await;
+        }
+    }
+
+    /// Whether a write was abandoned (then nothing more is written but the
+    /// close frame).
+    pub fn is_abandoned(&self) -> bool {
+        self.0.abandoned()
+    }
+
     /// Whatever is queued now, without waiting (the close sequence's drain).
     pub fn take(&self) -> VecDeque<Message> {
-        self.0.take()
+        self.0.take(false)
     }
 
     /// The connection's close signal.
@@ -179,34 +425,54 @@ pub struct ConnTx {
 }
 
 impl ConnTx {
-    /// Queues a frame without waiting. A full queue closes the connection
-    /// with 4008 (the client reconnects and resyncs): nothing is skipped
-    /// silently. Returns whether the frame was queued.
+    /// Queues a frame without waiting. A full queue (in frames, or in bytes:
+    /// [`OUTBOUND_BUDGET`]) closes the connection with 4008 (the client
+    /// reconnects and resyncs): nothing is skipped silently. Returns
+    /// whether the frame was queued.
     pub fn send(&self, message: Message) -> bool {
+        self.send_tracked(message).is_some()
+    }
+
+    /// Like [`ConnTx::send`], and says where the frame was queued, to ask
+    /// later whether it has been written ([`ConnTx::unwritten`]).
+    pub fn send_tracked(&self, message: Message) -> Option<Queued> {
         if self.shared.is_closed() {
-            return false;
+            return None;
         }
         match self.shared.push(message) {
-            Ok(()) => {
+            Ok(queued) => {
                 self.metrics.messages_out.get_or_create(&self.kind).inc();
-                true
+                Some(queued)
             }
-            Err(Refused::Full) => {
+            Err(refused @ (Refused::Full | Refused::OverBudget)) => {
                 if !self.shared.is_closed() {
                     self.metrics.slow_clients_dropped.inc();
+                    let over = if matches!(refused, Refused::Full) {
+                        "frames"
+                    } else {
+                        "bytes"
+                    };
                     tracing::debug!(
                         connection_id = self.id.0,
+                        over,
                         "outbound queue full, closing slow client"
                     );
                 }
                 self.shared.close(CloseCode::SlowConsumer);
-                false
+                None
             }
             Err(Refused::Poisoned) => {
                 self.shared.close(CloseCode::Internal);
-                false
+                None
             }
         }
+    }
+
+    /// Whether the frame [`ConnTx::send_tracked`] queued at `queued` still
+    /// waits for the socket: queued, or in the burst being written. Takes
+    /// the queue's lock.
+    pub fn unwritten(&self, queued: Queued) -> bool {
+        self.shared.unwritten(queued)
     }
 
     pub fn close(&self, code: CloseCode) {
@@ -218,21 +484,34 @@ impl ConnTx {
     }
 }
 
-/// Creates the queue of a new connection: the sending side for others, and
-/// the receiving side for its writer.
+/// Creates the queue of a new connection, with the default write deadline:
+/// the sending side for others, and the receiving side for its writer.
 pub fn channel(
     id: ConnId,
     capacity: usize,
     kind: KindLabel,
     metrics: Arc<Metrics>,
 ) -> (ConnTx, OutboundRx) {
+    channel_with(id, capacity, WriteDeadline::default(), kind, metrics)
+}
+
+/// Creates the queue of a new connection whose writes have `deadline`.
+pub fn channel_with(
+    id: ConnId,
+    capacity: usize,
+    deadline: WriteDeadline,
+    kind: KindLabel,
+    metrics: Arc<Metrics>,
+) -> (ConnTx, OutboundRx) {
     let shared = Arc::new(Shared {
-        frames: Mutex::new(VecDeque::new()),
+        queue: Mutex::new(Queue::default()),
         ready: Notify::new(),
         capacity: capacity.max(1),
         code: OnceLock::new(),
         closed: AtomicBool::new(false),
         idle_sweeps: AtomicU32::new(0),
+        write_sweeps: AtomicU32::new(NOT_WRITING),
+        deadline: DeadlineSweeps::from(deadline),
     });
     (
         ConnTx {
@@ -333,10 +612,127 @@ mod tests {
             })
             .collect();
         assert_eq!(texts, ["a", "b", "c"]);
-        let idle = rx.0.frames.lock().map(|frames| frames.capacity()).ok();
+        let idle = rx.0.queue.lock().map(|queue| queue.frames.capacity()).ok();
         assert_eq!(idle, Some(0), "an emptied queue keeps no allocation");
         // Nothing is queued once the connection is closing.
         assert!(!tx.send(Message::Text("e".into())));
+    }
+
+    fn frame(bytes: u32) -> Message {
+        Message::Binary(vec![0; bytes as usize].into())
+    }
+
+    const MIB: u32 = 1024 * 1024;
+
+    #[tokio::test]
+    async fn one_frame_of_any_size_passes_and_the_rest_is_counted_in_bytes() {
+        let (tx, rx) = channel(ConnId::next(), 512, crate::metrics::YJS, Metrics::new());
+        // A whole large document, more than the budget on its own.
+        assert!(tx.send(frame(OUTBOUND_BUDGET + 10 * MIB)));
+        // Besides it, frames up to the budget.
+        assert!(tx.send(frame(OUTBOUND_BUDGET - MIB)));
+        assert!(tx.send(frame(MIB)));
+        assert!(!rx.signal().is_closed());
+        assert!(!tx.send(frame(1)), "one byte over the budget");
+        assert_eq!(rx.signal().code(), CloseCode::SlowConsumer);
+        assert!(rx.is_abandoned(), "a write in progress is given up");
+    }
+
+    #[tokio::test]
+    async fn a_burst_counts_until_its_write_completes() {
+        let (tx, rx) = channel(ConnId::next(), 512, crate::metrics::YJS, Metrics::new());
+        let first = tx.send_tracked(frame(3 * MIB));
+        assert!(first.is_some_and(|queued| tx.unwritten(queued)));
+        // Taken for writing: out of the queue, still waiting for the peer.
+        let Outgoing::Burst(burst) = rx.next().await else {
+            panic!("a burst was queued");
+        };
+        assert_eq!(burst.len(), 1);
+        assert!(first.is_some_and(|queued| tx.unwritten(queued)));
+        // The 3 MiB in flight are the largest frame: the budget is for the
+        // others, and the 2 MiB now queued count.
+        assert!(tx.send(frame(2 * MIB)));
+        assert!(tx.send(frame(OUTBOUND_BUDGET - 2 * MIB)));
+        rx.written();
+        assert!(first.is_some_and(|queued| !tx.unwritten(queued)));
+        // The write completed: its 3 MiB no longer count, and what is
+        // queued (4 MiB, its largest 2 MiB) leaves 2 MiB of room.
+        assert!(tx.send(frame(MIB)));
+        assert!(!rx.signal().is_closed());
+        // A frame queued after the burst was taken waits for the next one.
+        let second = tx.send_tracked(frame(1));
+        assert!(second.is_some_and(|queued| tx.unwritten(queued)));
+        assert!(matches!(rx.next().await, Outgoing::Burst(burst) if burst.len() == 4));
+        assert!(second.is_some_and(|queued| tx.unwritten(queued)));
+        rx.written();
+        assert!(second.is_some_and(|queued| !tx.unwritten(queued)));
+        // Everything written: the whole budget is free again.
+        assert!(tx.send(frame(OUTBOUND_BUDGET)));
+        assert!(tx.send(frame(OUTBOUND_BUDGET)));
+        assert!(!rx.signal().is_closed());
+        let idle = rx.take();
+        assert_eq!(idle.len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_past_its_deadline_is_abandoned_and_closed_with_4008() {
+        let deadline = WriteDeadline {
+            base: Duration::from_secs(2),
+            bytes_per_second: MIB,
+        };
+        let (tx, rx) = channel_with(
+            ConnId::next(),
+            512,
+            deadline,
+            crate::metrics::YJS,
+            Metrics::new(),
+        );
+        let signal = rx.signal();
+        assert!(!signal.write_overdue(), "no write, no deadline");
+        // 2 s, plus 1 s for 1 MiB: three sweeps pass, the fourth abandons.
+        assert!(tx.send(frame(MIB)));
+        assert!(matches!(rx.next().await, Outgoing::Burst(_)));
+        let rx = Arc::new(rx);
+        let waiter = tokio::spawn({
+            let rx = rx.clone();
+            async move { rx.abandoned().await }
+        });
+        for _ in 0..3 {
+            assert!(!signal.write_overdue());
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        assert!(!waiter.is_finished());
+        assert!(signal.write_overdue());
+        let woken = tokio::time::timeout(Duration::from_secs(1), waiter).await;
+        assert!(matches!(woken, Ok(Ok(()))), "{woken:?}");
+        assert_eq!(signal.code(), CloseCode::SlowConsumer);
+        assert!(!signal.write_overdue(), "abandoned once");
+        rx.written();
+        assert!(rx.is_abandoned(), "a late completion does not undo it");
+    }
+
+    #[tokio::test]
+    async fn a_completed_write_disarms_its_deadline() {
+        let deadline = WriteDeadline {
+            base: Duration::from_secs(1),
+            bytes_per_second: MIB,
+        };
+        let (tx, rx) = channel_with(
+            ConnId::next(),
+            8,
+            deadline,
+            crate::metrics::YJS,
+            Metrics::new(),
+        );
+        let signal = rx.signal();
+        for _ in 0..5 {
+            assert!(tx.send(frame(16)));
+            assert!(matches!(rx.next().await, Outgoing::Burst(_)));
+            assert!(!signal.write_overdue());
+            rx.written();
+            assert!(!signal.write_overdue());
+        }
+        assert!(!rx.is_abandoned() && !signal.is_closed());
     }
 
     #[tokio::test]

@@ -197,7 +197,8 @@ pub enum CloseCode {
     RoleChanged,
     /// 4001: a moderator kicked the member; they may reconnect by hand.
     Kicked,
-    /// 4008: the client did not read fast enough and its queue filled; reconnect and resync.
+    /// 4008: the client did not read fast enough: its queue filled (frames
+    /// or bytes), or a write to it passed its deadline; reconnect and resync.
     SlowConsumer,
     /// 4029: the client sent more messages than the rate limit allows.
     RateLimited,

@@ -113,8 +113,12 @@ pub struct SocketLimits {
     /// Live-channel requests per second, and burst, per connection.
     pub live_rate: (u32, u32),
     /// Frames queued to one client before it counts as too slow and is
-    /// closed with 4008: about a second of a busy room's traffic.
+    /// closed with 4008: about a second of a busy room's traffic. (Bytes
+    /// are bounded too: `conn::OUTBOUND_BUDGET`.)
     pub outbound_queue: usize,
+    /// How long a write to a client may take before it counts as not
+    /// reading and is closed with 4008 (see `conn::WriteDeadline`).
+    pub write_deadline: crate::conn::WriteDeadline,
 }
 
 impl Default for SocketLimits {
@@ -127,6 +131,7 @@ impl Default for SocketLimits {
             yjs_rate: (200, 1000),
             live_rate: (20, 60),
             outbound_queue: 512,
+            write_deadline: crate::conn::WriteDeadline::default(),
         }
     }
 }

@@ -13,6 +13,12 @@
 //! (112 bytes and a timer-wheel entry each), and a socket's read resets an
 //! atomic counter instead of re-arming a timer.
 //!
+//! The same walk is the write deadline: it counts down the write in
+//! progress of each socket (armed by the socket when it takes a burst,
+//! `conn::WriteDeadline`), and abandons one past its deadline, closing the
+//! socket with 4008 ([`CloseSignal::write_overdue`]). That runs for sockets
+//! already closing too: a socket stuck in a write never gets to its close.
+//!
 //! Revocations made through this server's API act immediately. The
 //! [`poll_revocations`] task also reads recent revocations from the store,
 //! which catches those made by `crowdroom token revoke` or by another
@@ -51,6 +57,8 @@ pub struct Swept {
     pub pinged: usize,
     pub expired: usize,
     pub idle: usize,
+    /// Writes abandoned past their deadline.
+    pub stalled: usize,
 }
 
 /// Open sockets, by connection, each with its principal (whose token it
@@ -160,6 +168,10 @@ impl Sessions {
         let mut swept = Swept::default();
         for entry in &self.by_conn {
             let (principal, signal) = entry.value();
+            if signal.write_overdue() {
+                swept.stalled += 1;
+                continue;
+            }
             if signal.is_closed() {
                 continue;
             }
@@ -210,7 +222,7 @@ pub async fn keepalive(sessions: Arc<Sessions>, shutdown: CancellationToken) {
             _ = interval.tick() => {}
         }
         let swept = sessions.sweep(tick, now_ms());
-        if swept.expired + swept.idle > 0 {
+        if swept.expired + swept.idle + swept.stalled > 0 {
             tracing::debug!(?swept, "keepalive sweep closed sockets");
         }
         tick += 1;
@@ -245,6 +257,8 @@ pub async fn poll_revocations(store: Store, sessions: Arc<Sessions>, shutdown: C
 
 #[cfg(test)]
 mod tests {
+    use futures_util::FutureExt;
+
     use super::*;
     use crate::conn::{Outgoing, channel};
     use crate::metrics::{Metrics, YJS};
@@ -369,6 +383,37 @@ mod tests {
             assert_eq!(pings(rx), 1, "one ping per socket per interval");
             assert!(!rx.signal().is_closed());
         }
+    }
+
+    #[tokio::test]
+    async fn a_write_past_its_deadline_is_abandoned_even_on_a_closing_socket() {
+        let sessions = Arc::new(Sessions::default());
+        let (_stuck, stuck) = socket(&sessions, "t1");
+        let (_fine, fine) = socket(&sessions, "t2");
+        let deadline = crate::conn::WriteDeadline::default().base.as_secs();
+        for rx in [&stuck, &fine] {
+            rx.signal().ping();
+            assert!(matches!(rx.next().await, Outgoing::Burst(_)));
+        }
+        // A kick closes the stuck socket, but its write goes on: only the
+        // deadline can end it.
+        stuck.signal().close(CloseCode::Kicked);
+        let mut stalled = 0;
+        for tick in 0..deadline {
+            stalled += sessions.sweep(tick, 0).stalled;
+            fine.written();
+            // A sweep may queue a ping: the healthy socket writes it.
+            if let Some(Outgoing::Burst(_)) = fine.next().now_or_never() {}
+        }
+        assert_eq!(stalled, 0, "the deadline itself is not overdue");
+        assert!(!stuck.is_abandoned());
+        assert_eq!(sessions.sweep(deadline, 0).stalled, 1);
+        assert!(stuck.is_abandoned());
+        assert!(stuck.abandoned().now_or_never().is_some());
+        // The first code stays (the client hears why it was closed); the
+        // write is given up all the same.
+        assert_eq!(stuck.signal().code(), CloseCode::Kicked);
+        assert!(!fine.is_abandoned() && !fine.signal().is_closed());
     }
 
     #[test]

@@ -1,9 +1,17 @@
 //! What both WebSocket endpoints share: one task per connection that reads
 //! frames (with the rate limit and the bad-input policy), writes what the
 //! room queued (the keepalive's pings too), and closes with the code it was
-//! given. It has no timer: pings, the idle timeout and token expiry come
-//! from the session registry's once-a-second sweep (`sessions`), through
-//! the queue and its close signal.
+//! given. It has no timer: pings, the idle timeout, token expiry and the
+//! write deadline come from the session registry's once-a-second sweep
+//! (`sessions`), through the queue and its close signal.
+//!
+//! Every write races [`OutboundRx::abandoned`]: a peer that stops reading
+//! leaves the write pending forever, and while the task writes it neither
+//! reads nor looks at its close signal. The sweep marks a write past its
+//! deadline abandoned (and the queue marks it when it closes the client
+//! for its bytes or frames); the task then gives up the burst, and sends
+//! only the close frame (4008), under [`CLOSE_TIMEOUT`], before it drops
+//! the socket.
 //!
 //! One task, not a reader and a writer: most connections sit idle, and a
 //! second task with its own future, timers and a lock to share the socket
@@ -63,9 +71,10 @@ impl Socket {
         rate: (u32, u32),
     ) -> Box<Socket> {
         let id = ConnId::next();
-        let (tx, queue) = conn::channel(
+        let (tx, queue) = conn::channel_with(
             id,
             state.sockets.outbound_queue,
+            state.sockets.write_deadline,
             kind.clone(),
             state.metrics.clone(),
         );
@@ -145,12 +154,12 @@ impl Socket {
     }
 
     /// Sends what was queued before the close (a `you.kicked` saying why),
-    /// unless the queue is the problem, then the close frame with the code
-    /// the signal carries.
+    /// unless the queue or a stalled write is the problem, then the close
+    /// frame with the code the signal carries.
     pub async fn finish(&mut self) {
         self.tx.close(CloseCode::Normal);
         let code = self.queue.signal().code();
-        if code != CloseCode::SlowConsumer {
+        if code != CloseCode::SlowConsumer && !self.queue.is_abandoned() {
             let burst = self.queue.take();
             // A broken socket is dropped either way.
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.send_burst(burst)).await;
@@ -171,9 +180,17 @@ impl Socket {
         sent.is_ok()
     }
 
-    /// Everything queued goes out in one flush. False if the socket broke.
+    /// Everything queued goes out in one flush. False if the socket broke
+    /// or the write was abandoned (past its deadline, or the client was
+    /// closed as too slow meanwhile).
     async fn write(&mut self, burst: std::collections::VecDeque<Message>) -> bool {
-        let written = self.send_burst(burst).await.is_ok();
+        let written = tokio::select! {
+            biased;
+            sent = send_burst(&mut self.ws, burst) => sent.is_ok(),
+            () = self.queue.abandoned() => false,
+        };
+        // The burst's bytes stop counting against the budget.
+        self.queue.written();
         if !written {
             self.tx.close(CloseCode::Normal);
         }
@@ -184,10 +201,7 @@ impl Socket {
         &mut self,
         burst: std::collections::VecDeque<Message>,
     ) -> std::result::Result<(), axum::Error> {
-        for message in burst {
-            self.ws.feed(message).await?;
-        }
-        self.ws.flush().await
+        send_burst(&mut self.ws, burst).await
     }
 
     /// Some(frame) to hand to the caller (None there means stop), or None
@@ -227,6 +241,17 @@ impl Socket {
             }
         }
     }
+}
+
+/// Feeds every frame of `burst`, then flushes once.
+async fn send_burst(
+    ws: &mut WebSocket,
+    burst: std::collections::VecDeque<Message>,
+) -> std::result::Result<(), axum::Error> {
+    for message in burst {
+        ws.feed(message).await?;
+    }
+    ws.flush().await
 }
 
 impl Drop for Socket {

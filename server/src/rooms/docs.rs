@@ -4,6 +4,27 @@
 //! once; it is echoed to its sender only when committed, which is what the
 //! y-websocket client takes as confirmation. A viewer's update is refused
 //! with the protocol's permission-denied message.
+//!
+//! A repeated request is answered once while its first answer waits in the
+//! connection's queue (queued, or in the burst being written: `conn`'s
+//! [`ConnTx::unwritten`]). A sync step 2 is the document's diff against the
+//! requester's state vector; what the document gains after it is computed
+//! reaches every connection as an update, queued behind it. So an answer
+//! still waiting covers a sync step 1 with the same state vector, and it is
+//! not computed again (600 sync step 1 in one write once held 600 copies of
+//! a 4 MiB document). A different state vector gets its own answer: one
+//! that only grew would be covered too, but a repeating client sends the
+//! same bytes, and a client varying them runs into the byte budget instead.
+//! Likewise a query-awareness while the answer to the last one (or the
+//! states sent on joining) waits: every change since reaches the connection
+//! as an awareness update behind it.
+//!
+//! Awareness client ids belong to the connection that announced them: an
+//! update or removal for a live id another user's connection owns is
+//! ignored (not relayed), so no one can rewrite or hide another's cursor
+//! (`AwarenessRegistry::apply_accepted_with`). The same user's connection
+//! may take its id over: a tab that reconnects keeps its client id, and its
+//! old socket may not be noticed as closed yet.
 
 mod checkpoint;
 
@@ -19,7 +40,7 @@ use tokio::time::Instant;
 use super::actor::{Purpose, RoomActor};
 use super::{Decision, DocMessage};
 use crate::auth::Principal;
-use crate::conn::ConnTx;
+use crate::conn::{ConnTx, Queued};
 use crate::error::{CloseCode, Error, Result};
 use crate::ids::{ConnId, DocName, now_ms};
 use crate::store::{WriteOp, WriteOutcome};
@@ -48,6 +69,12 @@ pub(super) struct DocSlot {
 struct DocConn {
     tx: ConnTx,
     principal: Arc<Principal>,
+    /// The last sync step 2 sent, where it was queued and the state vector
+    /// it answered: a repeat while it waits is not answered again.
+    step2: Option<(Queued, Bytes)>,
+    /// Where the last full awareness state (on joining, or a query's
+    /// answer) was queued: a query while it waits is not answered again.
+    awareness: Option<Queued>,
 }
 
 impl DocSlot {
@@ -122,15 +149,17 @@ impl RoomActor {
                 &slot.shared.state_vector(),
             ))));
         }
-        if let Some(states) = slot.awareness.encode_all() {
-            conn.send(WsMessage::Binary(binary(&Message::Awareness(&states))));
-        }
+        let awareness = slot.awareness.encode_all().and_then(|states| {
+            conn.send_tracked(WsMessage::Binary(binary(&Message::Awareness(&states))))
+        });
         slot.idle_since = None;
         slot.conns.insert(
             conn.id,
             DocConn {
                 tx: conn,
                 principal,
+                step2: None,
+                awareness,
             },
         );
         Ok(())
@@ -140,27 +169,42 @@ impl RoomActor {
         let Some(slot) = self.docs.get_mut(doc) else {
             return;
         };
-        let Some(member) = slot.conns.get(&conn) else {
+        let Some(member) = slot.conns.get_mut(&conn) else {
             return;
         };
         match message {
-            DocMessage::SyncStep1(state_vector) => match slot.shared.diff(&state_vector) {
-                Ok(update) => {
-                    member
-                        .tx
-                        .send(WsMessage::Binary(binary(&Message::SyncStep2(&update))));
+            // A connection closing (as too slow, say) is answered nothing:
+            // a document's diff for a socket about to drop is wasted work.
+            DocMessage::SyncStep1(_) | DocMessage::QueryAwareness if member.tx.is_closed() => {}
+            DocMessage::SyncStep1(state_vector) => {
+                let waiting = member.step2.as_ref().is_some_and(|(queued, answered)| {
+                    *answered == state_vector && member.tx.unwritten(*queued)
+                });
+                if waiting {
+                    // The answer still waiting covers this one (module docs).
+                    return;
                 }
-                Err(_) => {
-                    let tx = member.tx.clone();
-                    self.bad_input(&tx, CloseCode::ProtocolError);
+                match slot.shared.diff(&state_vector) {
+                    Ok(update) => {
+                        let sent = WsMessage::Binary(binary(&Message::SyncStep2(&update)));
+                        member.step2 = member
+                            .tx
+                            .send_tracked(sent)
+                            .map(|queued| (queued, state_vector));
+                    }
+                    Err(_) => {
+                        let tx = member.tx.clone();
+                        self.bad_input(&tx, CloseCode::ProtocolError);
+                    }
                 }
-            },
+            }
             DocMessage::SyncStep2(update) | DocMessage::Update(update) => {
                 self.doc_update(conn, doc, update).await
             }
             DocMessage::Awareness(bytes) => {
                 let decoded = AwarenessUpdate::decode(&bytes);
                 let tx = member.tx.clone();
+                let principal = member.principal.clone();
                 match decoded {
                     Ok(update) => {
                         let now = u64::try_from(now_ms()).unwrap_or(0);
@@ -168,8 +212,19 @@ impl RoomActor {
                         // refused) to everyone, the sender included: the
                         // y-websocket client closes after 30 s without
                         // receiving anything, and its own renewals keep it open.
-                        if let Some(accepted) = slot.awareness.apply_accepted(conn.0, &update, now)
-                        {
+                        let user = &principal.user;
+                        let conns = &slot.conns;
+                        // Another connection's ids are the same user's
+                        // only to take over (module docs).
+                        let same_user = |owner: u64| {
+                            conns
+                                .get(&ConnId(owner))
+                                .is_some_and(|other| &other.principal.user == user)
+                        };
+                        let accepted = slot
+                            .awareness
+                            .apply_accepted_with(conn.0, &update, now, same_user);
+                        if let Some(accepted) = accepted {
                             slot.broadcast(&binary(&Message::Awareness(&accepted)), None);
                         }
                     }
@@ -177,10 +232,18 @@ impl RoomActor {
                 }
             }
             DocMessage::QueryAwareness => {
+                if member
+                    .awareness
+                    .is_some_and(|queued| member.tx.unwritten(queued))
+                {
+                    // The states still waiting, and the changes queued
+                    // behind them, answer this query too.
+                    return;
+                }
                 if let Some(states) = slot.awareness.encode_all() {
-                    member
+                    member.awareness = member
                         .tx
-                        .send(WsMessage::Binary(binary(&Message::Awareness(&states))));
+                        .send_tracked(WsMessage::Binary(binary(&Message::Awareness(&states))));
                 }
             }
         }
