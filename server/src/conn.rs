@@ -19,7 +19,9 @@
 //! document (a sync step 2 as big as the document size limit) while the
 //! room goes on; a client that lets more than the budget pile up besides
 //! it is closed with 4008 ([`CloseCode::SlowConsumer`]). The accounting is
-//! a few integers under the queue's lock: nothing is allocated for it.
+//! a few integers under the queue's lock: nothing is allocated for it, and
+//! with the write deadline's it takes the shared state from 96 to 136 bytes
+//! per connection (`size_of`).
 //!
 //! A write has a deadline ([`WriteDeadline`]), and no timer: the writer
 //! arms a countdown when it takes a burst, the keepalive sweep (once a
