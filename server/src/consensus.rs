@@ -127,7 +127,7 @@ impl Consensus {
     /// The posterior over labels of `item`, or `None` if out of range.
     pub fn posterior(&self, item: usize) -> Option<&[f64]> {
         self.posteriors
-            .get(item * self.classes..(item + 1) * self.classes)
+            .get(item.checked_mul(self.classes)?..item.checked_add(1)?.checked_mul(self.classes)?)
     }
 
     /// The posterior probability of the chosen label (the highest one);

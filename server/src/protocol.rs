@@ -158,14 +158,16 @@ impl Request {
         let id = object.remove("id").unwrap_or(Value::Null);
         let id_ok = match &id {
             Value::String(text) => !text.is_empty() && text.len() <= MAX_ID_BYTES,
-            Value::Number(_) => true,
+            // Integers only: a float would not be echoed digit for digit
+            // (serde_json reads some one unit in the last place off).
+            Value::Number(number) => number.is_i64() || number.is_u64(),
             _ => false,
         };
         if !id_ok {
             return Err(fail(
                 Value::Null,
                 "bad_request",
-                "every request needs an \"id\": a short string or a number".into(),
+                "every request needs an \"id\": a short string or an integer".into(),
             ));
         }
         let kind = object

@@ -73,6 +73,10 @@ impl AnswerSchema {
                 };
             }
             AnswerSchema::Numeric { min, max } => {
+                if min.is_some_and(|min| !min.is_finite()) || max.is_some_and(|max| !max.is_finite())
+                {
+                    return Err(bad("numeric schema: min and max must be finite numbers"));
+                }
                 return match (min, max) {
                     (Some(min), Some(max)) if min > max => {
                         Err(bad("numeric schema: min is above max"))

@@ -154,7 +154,7 @@ impl Answers {
 
     /// The `(workers, labels)` of one item's answers; empty when out of range.
     pub fn of_item(&self, item: usize) -> (&[u32], &[u32]) {
-        let (Some(&start), Some(&end)) = (self.offsets.get(item), self.offsets.get(item + 1))
+        let (Some(&start), Some(&end)) = (self.offsets.get(item), self.offsets.get(item.saturating_add(1)))
         else {
             return (&[], &[]);
         };

@@ -22,7 +22,9 @@ pub fn median(values: &mut [f64]) -> Option<f64> {
         return Some(upper);
     }
     let below = lower.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    Some((below + upper) / 2.0)
+    // Halves first: (MAX + MAX) / 2 would be infinite. Halving a normal
+    // number is exact, so this rounds once, as the sum did.
+    Some(below / 2.0 + upper / 2.0)
 }
 
 /// The numeric value of every label name; an error names the first label
