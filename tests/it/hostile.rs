@@ -6,4 +6,5 @@ mod consensus;
 mod crash;
 mod http;
 mod ledger;
+mod outbound;
 mod quotas;
