@@ -2,6 +2,7 @@
 //! moderator could try, refused or contained, while everyone else keeps
 //! being served and nothing acknowledged is lost. One module per area.
 
+mod authz;
 mod consensus;
 mod crash;
 mod http;
