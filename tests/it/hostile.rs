@@ -9,3 +9,4 @@ mod http;
 mod ledger;
 mod outbound;
 mod quotas;
+mod random;

@@ -10,7 +10,7 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 /// Frames that must close a y-websocket connection, with the expected code.
-fn bad_frames() -> Vec<(&'static str, Vec<u8>, u16)> {
+pub(crate) fn bad_frames() -> Vec<(&'static str, Vec<u8>, u16)> {
     vec![
         ("truncated varint", vec![0xff, 0xff], 1002),
         ("unknown message type", vec![7], 1002),
