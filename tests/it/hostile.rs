@@ -10,3 +10,4 @@ mod ledger;
 mod outbound;
 mod quotas;
 mod random;
+mod rest;

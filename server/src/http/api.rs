@@ -1,17 +1,17 @@
 //! The REST API under `/api/v1` (docs/API.md). JSON in and out; errors are
-//! `{code, message}` with a stable code. Each handler authenticates, checks
-//! the role through [`crate::auth::Role`]'s permission methods, and calls
-//! the store.
+//! `{code, message}` with a stable code. Each handler takes its caller
+//! ([`Caller`], authenticated once, before the body), checks the role
+//! through [`crate::auth::Role`]'s permission methods, and calls the store.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AppState, JsonBody, authenticate, bearer, require};
+use super::{AppState, Caller, JsonBody, require};
 use crate::auth::{Principal, Role};
 use crate::error::{CloseCode, Error, Result};
 use crate::ids::{DocName, RoomId, TokenId, UserId};
@@ -60,14 +60,9 @@ pub(super) async fn outranked_member(
     Ok(role)
 }
 
-/// Authenticates a request that names no room: any valid token will do.
-async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal> {
-    let secret = bearer(headers, None).ok_or(Error::Unauthorized)?;
-    state.store.authenticate(secret).await
-}
-
-async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>> {
-    let me = principal(&state, &headers).await?;
+/// Routes that name no room ([`me`], [`list_rooms`], [`create_room`]) take
+/// any valid token: [`Caller`] checks a room only where the path has one.
+async fn me(Caller(me): Caller) -> Result<Json<Value>> {
     Ok(Json(json!({
         "user": me.user, "display_name": me.display_name, "room": me.room,
         "role": me.role, "token_id": me.token_id, "token_expires_at": me.expires_at,
@@ -85,8 +80,7 @@ async fn room_json(state: &AppState, room: &RoomId) -> Result<Value> {
 }
 
 /// The rooms this token can see: a token opens exactly one room.
-async fn list_rooms(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>> {
-    let me = principal(&state, &headers).await?;
+async fn list_rooms(State(state): State<AppState>, Caller(me): Caller) -> Result<Json<Value>> {
     let room = room_json(&state, &me.room).await?;
     Ok(Json(json!({ "rooms": [room] })))
 }
@@ -102,10 +96,9 @@ struct CreateRoom {
 /// fresh owner token for it (a token opens only its own room).
 async fn create_room(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(me): Caller,
     JsonBody(body): JsonBody<CreateRoom>,
 ) -> Result<Response> {
-    let me = principal(&state, &headers).await?;
     require(
         me.role.can_administer(),
         "only room owners can create rooms",
@@ -124,21 +117,11 @@ async fn create_room(
         .into_response())
 }
 
-async fn get_room(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(room): Path<String>,
-) -> Result<Json<Value>> {
-    let me = authenticate(&state, &headers, None, &room).await?;
+async fn get_room(State(state): State<AppState>, Caller(me): Caller) -> Result<Json<Value>> {
     Ok(Json(room_json(&state, &me.room).await?))
 }
 
-async fn list_members(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(room): Path<String>,
-) -> Result<Json<Value>> {
-    let me = authenticate(&state, &headers, None, &room).await?;
+async fn list_members(State(state): State<AppState>, Caller(me): Caller) -> Result<Json<Value>> {
     require(
         me.role.can_list_members(),
         "only the core team can list members",
@@ -156,11 +139,10 @@ struct SetMember {
 
 async fn set_member(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((room, user)): Path<(String, String)>,
+    Caller(me): Caller,
+    Path((_, user)): Path<(String, String)>,
     JsonBody(body): JsonBody<SetMember>,
 ) -> Result<Json<Value>> {
-    let me = authenticate(&state, &headers, None, &room).await?;
     require(me.role.can_administer(), "only owners change roles")?;
     let user = UserId::parse(&user)?;
     let role: Role = body.role.parse()?;
@@ -183,10 +165,9 @@ async fn set_member(
 
 async fn remove_member(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((room, user)): Path<(String, String)>,
+    Caller(me): Caller,
+    Path((_, user)): Path<(String, String)>,
 ) -> Result<StatusCode> {
-    let me = authenticate(&state, &headers, None, &room).await?;
     require(me.role.can_administer(), "only owners remove members")?;
     let user = UserId::parse(&user)?;
     outranked_member(&state, &me, &user).await?;
@@ -200,12 +181,7 @@ async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_tokens(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(room): Path<String>,
-) -> Result<Json<Value>> {
-    let me = authenticate(&state, &headers, None, &room).await?;
+async fn list_tokens(State(state): State<AppState>, Caller(me): Caller) -> Result<Json<Value>> {
     require(
         me.role.can_moderate(),
         "only owners and moderators list tokens",
@@ -236,11 +212,9 @@ struct IssueToken {
 /// mint a token for another room's member and speak as them.
 async fn issue_token(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(room): Path<String>,
+    Caller(me): Caller,
     JsonBody(body): JsonBody<IssueToken>,
 ) -> Result<Response> {
-    let me = authenticate(&state, &headers, None, &room).await?;
     require(
         me.role.can_moderate(),
         "only owners and moderators issue tokens",
@@ -299,10 +273,9 @@ async fn issue_token(
 
 async fn revoke_token(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((room, token)): Path<(String, String)>,
+    Caller(me): Caller,
+    Path((_, token)): Path<(String, String)>,
 ) -> Result<StatusCode> {
-    let me = authenticate(&state, &headers, None, &room).await?;
     let token = TokenId(token.into());
     let target = state
         .store
@@ -332,11 +305,9 @@ struct HistoryQuery {
 
 async fn chat_history(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(room): Path<String>,
+    Caller(me): Caller,
     Query(query): Query<HistoryQuery>,
 ) -> Result<Json<Value>> {
-    let me = authenticate(&state, &headers, None, &room).await?;
     let messages = state
         .store
         .chat_history(&me.room, query.before, query.limit.unwrap_or(50))
@@ -362,11 +333,9 @@ struct DocsQuery {
 /// gets every name of a room with no more than that.
 async fn list_docs(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(room): Path<String>,
+    Caller(me): Caller,
     Query(query): Query<DocsQuery>,
 ) -> Result<Json<Value>> {
-    let me = authenticate(&state, &headers, None, &room).await?;
     let after = query.after.as_deref().map(DocName::parse).transpose()?;
     let (docs, next_after) = state
         .store
@@ -383,11 +352,9 @@ struct CreateDoc {
 
 async fn create_doc(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(room): Path<String>,
+    Caller(me): Caller,
     JsonBody(body): JsonBody<CreateDoc>,
 ) -> Result<Response> {
-    let me = authenticate(&state, &headers, None, &room).await?;
     require(me.role.can_write(), "viewers cannot create documents")?;
     let name = DocName::parse(&body.name)?;
     require(

@@ -5,12 +5,11 @@
 //! workers take tasks at the same time.
 
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AppState, JsonBody, authenticate, require};
+use super::{AppState, Caller, JsonBody, require};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::store::{WriteOp, WriteOutcome};
@@ -89,11 +88,9 @@ fn spread_fairly(members: &mut [Member], done: &[i64]) {
 
 pub async fn assign_tasks(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(room): Path<String>,
+    Caller(me): Caller,
     JsonBody(body): JsonBody<AssignRequest>,
 ) -> Result<Json<Value>> {
-    let me = authenticate(&state, &headers, None, &room).await?;
     require(
         me.role.can_moderate(),
         "only owners and moderators assign work",

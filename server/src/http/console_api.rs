@@ -2,13 +2,12 @@
 //! at a glance, the moderation log, and one task with every answer.
 
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AppState, authenticate, require};
+use super::{AppState, Caller, require};
 use crate::error::{Error, Result};
 
 pub fn routes() -> Router<AppState> {
@@ -19,12 +18,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Occupancy, throughput, agreement, escalations and pay of one room.
-async fn room_stats(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(room): Path<String>,
-) -> Result<Json<Value>> {
-    let me = authenticate(&state, &headers, None, &room).await?;
+async fn room_stats(State(state): State<AppState>, Caller(me): Caller) -> Result<Json<Value>> {
     require(
         me.role.can_moderate(),
         "only owners and moderators see room figures",
@@ -73,11 +67,9 @@ struct LogQuery {
 /// The newest moderator actions, newest first.
 async fn moderation_log(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(room): Path<String>,
+    Caller(me): Caller,
     Query(query): Query<LogQuery>,
 ) -> Result<Json<Value>> {
-    let me = authenticate(&state, &headers, None, &room).await?;
     require(
         me.role.can_moderate(),
         "only owners and moderators read the moderation log",
@@ -92,10 +84,9 @@ async fn moderation_log(
 /// One task as listed, with every answer and the review trail.
 async fn task_detail(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((room, task)): Path<(String, i64)>,
+    Caller(me): Caller,
+    Path((_, task)): Path<(String, i64)>,
 ) -> Result<Json<Value>> {
-    let me = authenticate(&state, &headers, None, &room).await?;
     require(
         me.role.can_list_members(),
         "only the core team sees answers",

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -16,14 +16,18 @@ use serde_json::{Value, json};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use super::{AppState, JsonBody, authenticate, require};
+use super::{AppState, Caller, JsonBody, require};
 use crate::auth::Principal;
 use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::store::{Action, LedgerEntry, Store};
 
-/// Longest reason or dispute message, in characters.
+/// Longest reason, dispute message or bonus reason, in characters: a
+/// sentence or a paragraph, kept in the entry's audit trail for good.
 const MAX_REASON_CHARS: usize = 1000;
+/// Longest bonus idempotency key, in characters: a UUID or a client's
+/// request id is under 64; each is kept, and indexed, for good.
+const MAX_IDEMPOTENCY_KEY_CHARS: usize = 128;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -70,11 +74,9 @@ struct ListQuery {
 
 async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(room): Path<String>,
+    Caller(me): Caller,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Value>> {
-    let me = authenticate(&state, &headers, None, &room).await?;
     let worker = match (me.role.can_moderate(), query.worker) {
         (true, Some(worker)) => Some(UserId::parse(&worker)?),
         (true, None) => None,
@@ -93,12 +95,7 @@ async fn list(
     Ok(Json(json!({ "entries": entries })))
 }
 
-async fn summary(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(room): Path<String>,
-) -> Result<Json<Value>> {
-    let me = authenticate(&state, &headers, None, &room).await?;
+async fn summary(State(state): State<AppState>, Caller(me): Caller) -> Result<Json<Value>> {
     let target = state.store.project(&me.room).await?.target_hourly_rate;
     let mut summary = state.store.ledger_summary(&me.room, target).await?;
     if !me.role.can_moderate() {
@@ -113,10 +110,9 @@ async fn summary(
 
 async fn get_entry(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((room, entry)): Path<(String, i64)>,
+    Caller(me): Caller,
+    Path((_, entry)): Path<(String, i64)>,
 ) -> Result<Json<Value>> {
-    let me = authenticate(&state, &headers, None, &room).await?;
     let found = state.store.ledger_entry(&me.room, entry).await?;
     require(
         me.role.can_moderate() || found.worker == me.user.as_str(),
@@ -134,11 +130,10 @@ struct Reason {
 
 async fn act(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((room, entry, action)): Path<(String, i64, String)>,
+    Caller(me): Caller,
+    Path((_, entry, action)): Path<(String, i64, String)>,
     body: axum::body::Bytes,
 ) -> Result<Json<LedgerEntry>> {
-    let me = authenticate(&state, &headers, None, &room).await?;
     let action = match action.as_str() {
         "approve" => Action::Approve,
         "reject" => Action::Reject,
@@ -175,13 +170,8 @@ async fn act(
             .map_err(|error| Error::BadRequest(error.to_string()))?;
         parsed.and_then(|body| body.reason)
     };
-    if reason
-        .as_ref()
-        .is_some_and(|reason| reason.chars().count() > MAX_REASON_CHARS)
-    {
-        return Err(Error::BadRequest(format!(
-            "a reason has at most {MAX_REASON_CHARS} characters"
-        )));
+    if let Some(reason) = &reason {
+        check_reason(reason)?;
     }
     let moved = state
         .store
@@ -202,15 +192,19 @@ struct Bonus {
 
 async fn bonus(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(room): Path<String>,
+    Caller(me): Caller,
     JsonBody(body): JsonBody<Bonus>,
 ) -> Result<Response> {
-    let me = authenticate(&state, &headers, None, &room).await?;
     require(
         me.role.can_moderate(),
         "only owners and moderators grant bonuses",
     )?;
+    check_reason(&body.reason)?;
+    if body.idempotency_key.chars().count() > MAX_IDEMPOTENCY_KEY_CHARS {
+        return Err(Error::BadRequest(format!(
+            "an idempotency key has at most {MAX_IDEMPOTENCY_KEY_CHARS} characters"
+        )));
+    }
     let worker = UserId::parse(&body.worker)?;
     require(
         worker != me.user,
@@ -239,6 +233,16 @@ async fn bonus(
         StatusCode::OK
     };
     Ok((status, Json(json!({ "entry": entry, "created": created }))).into_response())
+}
+
+/// Refuses a reason over [`MAX_REASON_CHARS`].
+fn check_reason(reason: &str) -> Result<()> {
+    if reason.chars().count() > MAX_REASON_CHARS {
+        return Err(Error::BadRequest(format!(
+            "a reason has at most {MAX_REASON_CHARS} characters"
+        )));
+    }
+    Ok(())
 }
 
 /// Tells the worker, live, that one of their entries moved.

@@ -197,7 +197,8 @@ async fn get_skills(
     get_tags(&state, &me, &user, MemberTags::Skills).await
 }
 
-/// Interests only order work: the member sets their own (or a moderator).
+/// Interests only order work: the member sets their own, or an owner or
+/// moderator those of a member they outrank (as for pauses and skills).
 async fn set_interests(
     State(state): State<AppState>,
     Caller(me): Caller,
@@ -205,10 +206,13 @@ async fn set_interests(
     JsonBody(body): JsonBody<Interests>,
 ) -> Result<Json<Value>> {
     let user = UserId::parse(&user)?;
-    require(
-        me.user == user || me.role.can_moderate(),
-        "only the member and moderators set interests",
-    )?;
+    if me.user != user {
+        require(
+            me.role.can_moderate(),
+            "only the member and moderators set interests",
+        )?;
+        super::api::outranked_member(&state, &me, &user).await?;
+    }
     put_tags(&state, &me, &user, MemberTags::Interests, &body.interests).await
 }
 
@@ -246,6 +250,9 @@ async fn get_worker(
     Ok(Json(record.seen_by(me.role.can_moderate())))
 }
 
+/// Longest pause reason, in characters: a sentence the worker is shown.
+const MAX_PAUSE_REASON_CHARS: usize = 500;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Pause {
@@ -264,10 +271,10 @@ async fn pause_worker(
     )?;
     let user = UserId::parse(&user)?;
     let reason = body.reason.trim();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(Error::BadRequest(
-            "a pause needs a reason of 1 to 500 characters".into(),
-        ));
+    if reason.is_empty() || reason.chars().count() > MAX_PAUSE_REASON_CHARS {
+        return Err(Error::BadRequest(format!(
+            "a pause needs a reason of 1 to {MAX_PAUSE_REASON_CHARS} characters"
+        )));
     }
     super::api::outranked_member(&state, &me, &user).await?;
     state.store.pause_worker(&me.room, &user, reason).await?;
@@ -314,6 +321,11 @@ async fn paused_changed(state: &AppState, me: &Principal, user: &UserId, reason:
         .await;
 }
 
+/// Longest review reason, in characters: a sentence or a paragraph, kept
+/// in the review trail and written into the task's shared document, which
+/// everyone reviewing the task syncs.
+const MAX_REVIEW_REASON_CHARS: usize = 1000;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Review {
@@ -352,6 +364,18 @@ async fn review_task(
         .as_deref()
         .map(str::trim)
         .filter(|reason| !reason.is_empty());
+    if reason.is_some_and(|reason| reason.chars().count() > MAX_REVIEW_REASON_CHARS) {
+        return Err(Error::BadRequest(format!(
+            "a review reason has at most {MAX_REVIEW_REASON_CHARS} characters"
+        )));
+    }
+    // Only a correction's answer is checked (against the schema): any other
+    // decision's would be kept in the trail unchecked, up to the body limit.
+    if decision != ReviewDecision::Correct && body.answer.is_some() {
+        return Err(Error::BadRequest(
+            "only a correction carries an answer".into(),
+        ));
+    }
     match decision {
         ReviewDecision::Correct => {
             let answer = body
