@@ -192,6 +192,27 @@ impl Request {
     }
 }
 
+/// Checks free text a member writes (a chat message, a reason, a status):
+/// at most `max` characters, and no control character but line breaks and
+/// tabs. PostgreSQL cannot store U+0000 in text (one such chat message
+/// failed its whole batch), and the rest have no place in text people read.
+pub fn check_text(text: &str, max: usize, what: &str) -> Result<(), Error> {
+    if text.chars().count() > max {
+        return Err(Error::BadRequest(format!(
+            "{what} has at most {max} characters"
+        )));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(Error::BadRequest(format!(
+            "{what} may not hold control characters"
+        )));
+    }
+    Ok(())
+}
+
 /// A text frame from a JSON value (serialising a `Value` cannot fail).
 pub fn frame(value: &Value) -> Message {
     Message::Text(Utf8Bytes::from(value.to_string()))

@@ -11,3 +11,4 @@ mod outbound;
 mod quotas;
 mod random;
 mod rest;
+mod text;

@@ -154,11 +154,7 @@ fn validate_body(body: &str) -> Result<String> {
     if body.is_empty() {
         return Err(Error::BadRequest("a chat message cannot be empty".into()));
     }
-    if body.chars().count() > MAX_CHAT_CHARS {
-        return Err(Error::BadRequest(format!(
-            "a chat message has at most {MAX_CHAT_CHARS} characters"
-        )));
-    }
+    protocol::check_text(body, MAX_CHAT_CHARS, "a chat message")?;
     Ok(body.to_owned())
 }
 
@@ -336,11 +332,10 @@ impl RoomActor {
         status: String,
     ) -> Result<()> {
         let status = status.trim().to_owned();
-        if status.is_empty() || status.chars().count() > MAX_STATUS_CHARS {
-            return Err(Error::BadRequest(format!(
-                "a status has 1 to {MAX_STATUS_CHARS} characters"
-            )));
+        if status.is_empty() {
+            return Err(Error::BadRequest("a status cannot be empty".into()));
         }
+        protocol::check_text(&status, MAX_STATUS_CHARS, "a status")?;
         let Some(presence) = self.live.presence.get_mut(&principal.user) else {
             return Err(Error::Internal(
                 "presence missing for a joined connection".into(),

@@ -125,11 +125,12 @@ pub enum Moderated {
 fn note(text: Option<String>) -> Result<Option<String>> {
     let text = text.map(|text| text.trim().to_owned());
     match text {
-        Some(text) if text.chars().count() > MAX_NOTE_CHARS => Err(Error::BadRequest(format!(
-            "at most {MAX_NOTE_CHARS} characters"
-        ))),
         Some(text) if text.is_empty() => Ok(None),
-        other => Ok(other),
+        Some(text) => {
+            crate::protocol::check_text(&text, MAX_NOTE_CHARS, "a reason or announcement")?;
+            Ok(Some(text))
+        }
+        None => Ok(None),
     }
 }
 
@@ -390,6 +391,8 @@ mod tests {
             Some(Some("spam".to_owned()))
         );
         assert!(note(Some("x".repeat(MAX_NOTE_CHARS + 1))).is_err());
+        assert!(note(Some("a\u{0}b".into())).is_err());
+        assert!(note(Some("two\nlines".into())).is_ok());
     }
 
     #[test]
