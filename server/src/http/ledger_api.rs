@@ -200,11 +200,11 @@ async fn bonus(
         "only owners and moderators grant bonuses",
     )?;
     check_reason(&body.reason)?;
-    if body.idempotency_key.chars().count() > MAX_IDEMPOTENCY_KEY_CHARS {
-        return Err(Error::BadRequest(format!(
-            "an idempotency key has at most {MAX_IDEMPOTENCY_KEY_CHARS} characters"
-        )));
-    }
+    crate::protocol::check_text(
+        &body.idempotency_key,
+        MAX_IDEMPOTENCY_KEY_CHARS,
+        "an idempotency key",
+    )?;
     let worker = UserId::parse(&body.worker)?;
     require(
         worker != me.user,
@@ -235,14 +235,9 @@ async fn bonus(
     Ok((status, Json(json!({ "entry": entry, "created": created }))).into_response())
 }
 
-/// Refuses a reason over [`MAX_REASON_CHARS`].
+/// Refuses a reason over [`MAX_REASON_CHARS`] or holding control characters.
 fn check_reason(reason: &str) -> Result<()> {
-    if reason.chars().count() > MAX_REASON_CHARS {
-        return Err(Error::BadRequest(format!(
-            "a reason has at most {MAX_REASON_CHARS} characters"
-        )));
-    }
-    Ok(())
+    crate::protocol::check_text(reason, MAX_REASON_CHARS, "a reason")
 }
 
 /// Tells the worker, live, that one of their entries moved.

@@ -271,11 +271,10 @@ async fn pause_worker(
     )?;
     let user = UserId::parse(&user)?;
     let reason = body.reason.trim();
-    if reason.is_empty() || reason.chars().count() > MAX_PAUSE_REASON_CHARS {
-        return Err(Error::BadRequest(format!(
-            "a pause needs a reason of 1 to {MAX_PAUSE_REASON_CHARS} characters"
-        )));
+    if reason.is_empty() {
+        return Err(Error::BadRequest("a pause needs a reason".into()));
     }
+    crate::protocol::check_text(reason, MAX_PAUSE_REASON_CHARS, "a pause reason")?;
     super::api::outranked_member(&state, &me, &user).await?;
     state.store.pause_worker(&me.room, &user, reason).await?;
     paused_changed(&state, &me, &user, Some(reason)).await;
@@ -364,10 +363,8 @@ async fn review_task(
         .as_deref()
         .map(str::trim)
         .filter(|reason| !reason.is_empty());
-    if reason.is_some_and(|reason| reason.chars().count() > MAX_REVIEW_REASON_CHARS) {
-        return Err(Error::BadRequest(format!(
-            "a review reason has at most {MAX_REVIEW_REASON_CHARS} characters"
-        )));
+    if let Some(reason) = reason {
+        crate::protocol::check_text(reason, MAX_REVIEW_REASON_CHARS, "a review reason")?;
     }
     // Only a correction's answer is checked (against the schema): any other
     // decision's would be kept in the trail unchecked, up to the body limit.
