@@ -1,0 +1,8 @@
+//! Crowdroom's work engine as plain decisions: no tokio, sqlx or axum, no
+//! clock and no IO. The server wires these functions to sockets and the
+//! store; here they are plain data in, decisions out, so they are
+//! property-tested on random operation sequences without a server.
+
+pub mod error;
+
+pub use error::{Error, Result};
