@@ -32,7 +32,7 @@ use yrs::{
 
 pub use crate::nesting::MAX_TYPE_DEPTH;
 use crate::nesting::{ItemBlock, deeper_than, longest_type_chain};
-use crate::validate::{UpdateShape, check_state_vector_v1, check_update_v1};
+use crate::validate::{UpdateShape, check_against_state, check_state_vector_v1, check_update_v1};
 
 /// The result of applying an update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,9 +54,11 @@ pub enum DocError {
     Malformed(String),
     /// The update is well-formed but refused: by yrs (it may then have
     /// integrated the blocks before the refused one, which is valid CRDT
-    /// content), or before yrs saw it because it would nest shared types
-    /// more than [`MAX_TYPE_DEPTH`] levels deeper than the doc (the doc is
-    /// then unchanged).
+    /// content), or before yrs saw it (the doc is then unchanged) because
+    /// it would nest shared types more than [`MAX_TYPE_DEPTH`] levels deeper
+    /// than the doc, or because an item the doc already holds names a
+    /// parent the doc lacks (no honest peer sends one; see
+    /// `validate::check_against_state`).
     #[error("update rejected: {0}")]
     Rejected(String),
     /// yrs panicked, or the update left shared types nested deeper than
@@ -180,6 +182,9 @@ impl SharedDoc {
             let Some(txn) = guard.0.as_mut() else {
                 return Ok(Applied { changed: false });
             };
+            let state = txn.state_vector();
+            check_against_state(&shape, |client| state.get(&yrs::ClientID::new(client)))
+                .map_err(DocError::Rejected)?;
             let had_pending = txn.has_missing_updates();
             let integration = apply_in(txn, update)?;
             // Only integration adds depth: new types, or pending blocks that
@@ -325,16 +330,17 @@ fn apply_in(txn: &mut TransactionMut<'_>, update: Update) -> Result<Integration,
     // Blocks past what the doc has, or deletions, are new information even
     // if they end up pending.
     let brings_new = !update.delete_set().is_empty() || beyond(&before);
+    // yrs slices the blocks that straddle what the doc holds.
+    let straddles = insertions.iter().any(|(client, ranges)| {
+        let known = before.get(client);
+        ranges
+            .iter()
+            .any(|range| range.start < known && range.end > known)
+    });
     txn.apply_update(update)
         .map_err(|error| DocError::Rejected(error.to_string()))?;
-    if txn.has_missing_updates() && txn.state_vector() != before {
-        // yrs retries pending blocks only when the new update touches a
-        // client they wait for, so blocks whose predecessors just arrived
-        // through another client can stay pending. Retry them once.
-        if let Some(pending) = txn.prune_pending() {
-            txn.apply_update(pending)
-                .map_err(|error| DocError::Rejected(error.to_string()))?;
-        }
+    if txn.has_missing_updates() && (straddles || txn.state_vector() != before) {
+        retry_pending(txn)?;
     }
     let after = txn.state_vector();
     let extended = after != before;
@@ -345,6 +351,54 @@ fn apply_in(txn: &mut TransactionMut<'_>, update: Update) -> Result<Integration,
         applied: Applied { changed },
         left_pending: pending && beyond(&after),
     })
+}
+
+/// Most rounds of [`retry_pending`] after one update. A round integrates
+/// what became integrable or leaves the pending blocks as they were; chains
+/// of pending blocks that release each other round after round are only
+/// hostile, and the cap bounds the work one update can cause.
+const MAX_PENDING_ROUNDS: usize = 4;
+
+/// Re-applies the pending blocks in their encoded form, until that form
+/// stops changing.
+///
+/// yrs retries pending blocks only when the new update touches a client
+/// they wait for, so blocks whose predecessors just arrived through another
+/// client can stay pending: this retries them.
+///
+/// And the pending blocks in memory can differ from their encoding, which
+/// is what every snapshot and sync step 2 holds. When the doc comes to hold
+/// part of a waiting block (now or in a later update), yrs (and a merge of
+/// updates) slices the block there, and the slice is written with the clock
+/// before it as its left origin and no parent: an item that waits in memory
+/// for a parent the doc lacks is written as one that waits for nothing, and
+/// every reload integrates it. No honest peer makes such a block (a block
+/// whose first clock the doc holds has its parent too), but a hostile one
+/// can, under another client's id. Re-applying the encoded form makes the
+/// live doc integrate what a reload of its snapshot integrates, so both
+/// agree on every client's clock (and on which of its later blocks are
+/// duplicates). For honest pending blocks the encoded form is the same, so
+/// this is the plain retry.
+fn retry_pending(txn: &mut TransactionMut<'_>) -> Result<(), DocError> {
+    let mut previous: Option<Vec<u8>> = None;
+    for _ in 0..MAX_PENDING_ROUNDS {
+        let Some(pending) = txn.store().pending_update() else {
+            return Ok(());
+        };
+        let encoded = pending.update.encode_v1();
+        if previous.as_ref() == Some(&encoded) {
+            return Ok(());
+        }
+        let Some(pruned) = txn.prune_pending() else {
+            return Ok(());
+        };
+        let canonical = Update::decode_v1(&pruned.encode_v1())
+            .map_err(|error| DocError::Rejected(error.to_string()))?;
+        txn.apply_update(canonical)
+            .map_err(|error| DocError::Rejected(error.to_string()))?;
+        previous = Some(encoded);
+    }
+    Ok(())
 }
 
 /// Commits the transaction when dropped, as yrs does, except while

@@ -13,7 +13,14 @@
 //! The walk runs in time linear in the input. It also records where each
 //! item sits (client, clock, length, parent) so that
 //! [`crate::nesting::longest_type_chain`] can bound the nesting of shared
-//! types the update brings.
+//! types the update brings, and so that [`check_against_state`] can refuse
+//! items that name parents the document lacks for clocks it already holds.
+//!
+//! One rule goes beyond decoding: an item may not name a later clock of its
+//! own client (see `Cursor::own_past`). Yjs throws on such an item; yrs
+//! waits for the named clock and integrates the item once it arrives, but a
+//! snapshot lists a client's blocks in clock order, so a reload keeps it
+//! waiting forever and loses every later block of that client.
 
 use crate::nesting::{ItemBlock, ItemId, ParentRef};
 
@@ -46,6 +53,8 @@ const TYPE_XML_ELEMENT: u8 = 3;
 pub struct UpdateShape {
     /// Every non-empty item: where it sits and what its parent is.
     pub items: Vec<ItemBlock>,
+    /// Every GC block, as (client, first clock, length).
+    pub collected: Vec<(u64, u32, u32)>,
 }
 
 impl UpdateShape {
@@ -55,20 +64,74 @@ impl UpdateShape {
     }
 }
 
+/// Refuses an update that names, as the explicit parent of an item whose
+/// first clock the document already holds, an item that neither the
+/// document (`known`: the document's next clock for a client) nor the
+/// update holds.
+///
+/// yrs trims the part of an incoming item that the document holds by
+/// slicing it, and a slice is written with the clock before it as its left
+/// origin and no parent (the update format derives a slice's parent from
+/// that origin). An item with a parent the document lacks waits for it,
+/// and its encoding in every later snapshot or sync step 2 has lost that
+/// wait: a reload integrates what the live document holds back. No honest
+/// client sends one: the document integrated the item's first clock, and
+/// with it the item's parent, when that clock first arrived.
+pub fn check_against_state(shape: &UpdateShape, known: impl Fn(u64) -> u32) -> Result<(), String> {
+    // Every block of the update as (client, first clock, length), sorted,
+    // built only when a held item names a parent the doc lacks.
+    let mut blocks: Option<Vec<(u64, u32, u32)>> = None;
+    for item in &shape.items {
+        let ParentRef::Item(parent) = item.parent else {
+            continue;
+        };
+        if item.start >= known(item.client) || parent.1 < known(parent.0) {
+            continue;
+        }
+        let blocks = blocks.get_or_insert_with(|| {
+            let mut all: Vec<_> = shape
+                .items
+                .iter()
+                .map(|item| (item.client, item.start, item.len))
+                .chain(shape.collected.iter().copied())
+                .collect();
+            all.sort_unstable();
+            all
+        });
+        if !holds(blocks, parent) {
+            return Err(format!(
+                "item ({}, {}) is already held but names a missing parent ({}, {})",
+                item.client, item.start, parent.0, parent.1
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether one of `blocks` (sorted (client, first clock, length)) holds `id`.
+fn holds(blocks: &[(u64, u32, u32)], (client, clock): ItemId) -> bool {
+    let after = blocks
+        .partition_point(|&(block_client, start, _)| (block_client, start) <= (client, clock));
+    after
+        .checked_sub(1)
+        .and_then(|index| blocks.get(index))
+        .is_some_and(|&(block_client, start, len)| {
+            block_client == client && clock.checked_sub(start).is_some_and(|offset| offset < len)
+        })
+}
+
 /// Checks that `update` is a well-formed update v1 that yrs can decode
 /// without deep recursion. The error says what is wrong, for logs.
 pub fn check_update_v1(update: &[u8]) -> Result<UpdateShape, String> {
     let mut cursor = Cursor {
         buf: update,
         pos: 0,
-        items: Vec::new(),
+        shape: UpdateShape::default(),
     };
     cursor
         .update()
         .map_err(|problem| format!("{problem} at byte {}", cursor.pos))?;
-    Ok(UpdateShape {
-        items: cursor.items,
-    })
+    Ok(cursor.shape)
 }
 
 /// Checks that `state_vector` is a well-formed encoded state vector whose
@@ -77,7 +140,7 @@ pub fn check_state_vector_v1(state_vector: &[u8]) -> Result<(), String> {
     let mut cursor = Cursor {
         buf: state_vector,
         pos: 0,
-        items: Vec::new(),
+        shape: UpdateShape::default(),
     };
     let result = (|| {
         let entries = cursor.count(2)?;
@@ -90,11 +153,11 @@ pub fn check_state_vector_v1(state_vector: &[u8]) -> Result<(), String> {
     result.map_err(|problem: &str| format!("{problem} at byte {}", cursor.pos))
 }
 
-/// A read position in the input, and the items seen so far.
+/// A read position in the input, and the blocks seen so far.
 struct Cursor<'a> {
     buf: &'a [u8],
     pos: usize,
-    items: Vec<ItemBlock>,
+    shape: UpdateShape,
 }
 
 type Walk<T = ()> = Result<T, &'static str>;
@@ -120,19 +183,22 @@ impl Cursor<'_> {
         let info = self.u8()?;
         if info == BLOCK_GC || info == BLOCK_SKIP {
             let len = self.var_u32()?;
-            return if len == 0 {
-                Err("empty block")
-            } else {
-                Ok(len)
-            };
+            if len == 0 {
+                return Err("empty block");
+            }
+            if info == BLOCK_GC {
+                self.shape.collected.push((client, clock, len));
+            }
+            return Ok(len);
         }
+        let own_past = |id: ItemId| Self::own_past(client, clock, id);
         let origin = if info & HAS_ORIGIN != 0 {
-            Some(self.id()?)
+            Some(self.id().and_then(own_past)?)
         } else {
             None
         };
         let right_origin = if info & HAS_RIGHT_ORIGIN != 0 {
-            Some(self.id()?)
+            Some(self.id().and_then(own_past)?)
         } else {
             None
         };
@@ -142,7 +208,7 @@ impl Cursor<'_> {
                 self.string()?; // root type name
                 ParentRef::Root
             } else {
-                ParentRef::Item(self.id()?)
+                ParentRef::Item(self.id().and_then(own_past)?)
             };
             if info & HAS_PARENT_SUB != 0 {
                 self.string()?; // map key
@@ -152,7 +218,7 @@ impl Cursor<'_> {
         let len = self.content(kind)?;
         if len > 0 {
             let is_type = kind == CONTENT_TYPE;
-            self.items.push(ItemBlock {
+            self.shape.items.push(ItemBlock {
                 client,
                 start: clock,
                 len,
@@ -161,6 +227,22 @@ impl Cursor<'_> {
             });
         }
         Ok(len)
+    }
+
+    /// Passes `id`, an origin or parent named by the item that starts at
+    /// `clock` of `client`, unless it is that client's own clock `clock` or
+    /// later. A client numbers its insertions in order, and an item's left
+    /// origin, right origin and parent all existed when it was inserted, so
+    /// those of its own are below its first clock; a slice of an item (in a
+    /// diff, a split, a merge) names the clock just before it. Only the
+    /// first clock counts: the origins of an item written with several
+    /// clocks are those of its first one.
+    fn own_past(client: u64, clock: u32, id: ItemId) -> Walk<ItemId> {
+        if id.0 == client && id.1 >= clock {
+            Err("item names a later clock of its own client")
+        } else {
+            Ok(id)
+        }
     }
 
     /// Walks item content; returns its length as yrs counts it (UTF-16
@@ -379,6 +461,88 @@ mod tests {
                 .unwrap_err()
                 .contains("nested too deeply")
         );
+    }
+
+    /// An update with one string item "ab" of client 1 at clock 4, written
+    /// with `info` and `refs` (its origins, or its parent info).
+    fn item_at_clock_4(info: u8, refs: &[u8]) -> Vec<u8> {
+        let mut update = vec![1, 1, 1, 4, info];
+        update.extend_from_slice(refs);
+        update.extend_from_slice(&[2, b'a', b'b', 0]);
+        update
+    }
+
+    #[test]
+    fn refuses_items_that_name_their_own_clients_future() {
+        let origin = HAS_ORIGIN | CONTENT_STRING;
+        let right = HAS_RIGHT_ORIGIN | CONTENT_STRING;
+        let both = HAS_ORIGIN | HAS_RIGHT_ORIGIN | CONTENT_STRING;
+        // Its own past, and any clock of another client, are fine.
+        for (info, refs) in [
+            (origin, &[1, 3][..]),
+            (right, &[1, 0]),
+            (both, &[1, 3, 1, 1]),
+            (CONTENT_STRING, &[0, 1, 2]),
+            (origin, &[2, 99]),
+            (right, &[2, 4]),
+        ] {
+            let shape = check_update_v1(&item_at_clock_4(info, refs));
+            assert!(shape.is_ok(), "{info} {refs:?}: {shape:?}");
+        }
+        // Its own first clock, a later one inside the item (5), or beyond.
+        for (info, refs) in [
+            (origin, &[1, 4][..]),
+            (origin, &[1, 5]),
+            (right, &[1, 17]),
+            (both, &[1, 3, 1, 4]),
+            (CONTENT_STRING, &[0, 1, 4]),
+            (CONTENT_STRING | HAS_PARENT_SUB, &[0, 1, 9, 1, b'k']),
+        ] {
+            let refused = check_update_v1(&item_at_clock_4(info, refs)).unwrap_err();
+            assert!(
+                refused.contains("later clock of its own client"),
+                "{refused}"
+            );
+        }
+    }
+
+    /// Updates made by yrs, with origins and parents of the same client
+    /// (typing, inserts in the middle, nested types, map overwrites), and
+    /// slices of them (a diff from a state vector inside an item) all pass.
+    #[test]
+    fn accepts_what_yrs_writes() {
+        use yrs::{Doc, Map, MapPrelim, ReadTxn, StateVector, Text, TextPrelim, Transact};
+        let peer = Doc::with_client_id(1);
+        let root = peer.get_or_insert_map("map");
+        let mut updates = Vec::new();
+        let mut edit = |change: &dyn Fn(&mut yrs::TransactionMut<'_>)| {
+            let mut txn = peer.transact_mut();
+            change(&mut txn);
+            txn.commit();
+            updates.push(txn.encode_update_v1());
+        };
+        edit(&|txn| {
+            let text = root.insert(txn, "text", TextPrelim::new("hello"));
+            text.insert(txn, 5, " world");
+            text.insert(txn, 0, ">");
+        });
+        edit(&|txn| {
+            if let Some(yrs::Out::YText(text)) = root.get(txn, "text") {
+                text.insert(txn, 3, "--");
+                text.remove_range(txn, 1, 2);
+            }
+            root.insert(txn, "nested", MapPrelim::default());
+            root.insert(txn, "nested", MapPrelim::default());
+        });
+        let txn = peer.transact();
+        for clock in 0..20 {
+            let mut state = StateVector::default();
+            state.set_max(yrs::ClientID::new(1), clock);
+            updates.push(txn.encode_diff_v1(&state));
+        }
+        for update in &updates {
+            assert!(check_update_v1(update).is_ok(), "{update:?}");
+        }
     }
 
     #[test]
