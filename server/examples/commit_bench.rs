@@ -25,7 +25,8 @@ use crowdroom::committer::CommitHandle;
 use crowdroom::ids::{DocName, RoomId, UserId};
 use crowdroom::metrics::Metrics;
 use crowdroom::store::{WriteOp, WriteOutcome};
-use crowdroom::work::{AnswerSchema, NewTask, ProjectConfig};
+use crowdroom_work::project::{NewTask, ProjectConfig};
+use crowdroom_work::schema::AnswerSchema;
 use tokio_util::task::TaskTracker;
 
 mod common;

@@ -16,7 +16,7 @@ use crowdroom::committer::CommitHandle;
 use crowdroom::ids::UserId;
 use crowdroom::metrics::Metrics;
 use crowdroom::store::{Standing, WorkAsk};
-use crowdroom::work::{NewTask, ProjectConfig};
+use crowdroom_work::project::{NewTask, ProjectConfig};
 use tokio_util::task::TaskTracker;
 
 mod common;

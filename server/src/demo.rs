@@ -2,11 +2,13 @@
 //! kind and a small named-entity project, so a fresh checkout has something
 //! to open and work on at once.
 
+use crowdroom_work::project::{NewTask, ProjectConfig};
+use crowdroom_work::schema::AnswerSchema;
+
 use crate::auth::Role;
 use crate::error::{Error, Result};
 use crate::ids::{RoomId, UserId};
 use crate::store::Store;
-use crate::work::{AnswerSchema, NewTask, ProjectConfig};
 
 /// The demo project's sentences: workers mark people, organisations and places.
 const SENTENCES: [&str; 12] = [

@@ -152,6 +152,18 @@ impl Error {
     }
 }
 
+/// The work engine's refusals keep their message: an invalid input is
+/// a 400, a wrong state a 409, an unknown thing a 404.
+impl From<crowdroom_work::Error> for Error {
+    fn from(error: crowdroom_work::Error) -> Self {
+        match error {
+            crowdroom_work::Error::Invalid(message) => Error::BadRequest(message),
+            crowdroom_work::Error::State(message) => Error::InvalidState(message),
+            crowdroom_work::Error::NotFound(thing) => Error::NotFound(thing),
+        }
+    }
+}
+
 /// `{"code": "...", "message": "..."}`, the error shape of the REST API and the live channel.
 #[derive(Debug, Serialize)]
 pub struct ErrorBody {

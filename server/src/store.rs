@@ -34,6 +34,7 @@ mod write;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crowdroom_work::project::ProjectConfig;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor, SqlSafeStr};
@@ -127,9 +128,8 @@ pub struct Store {
     backend: Backend,
     /// Projects as last read or written here, with when (see
     /// [`PROJECT_CACHE_TTL`]): every grant and answer needs the project.
-    projects: std::sync::Arc<
-        dashmap::DashMap<crate::ids::RoomId, (std::time::Instant, crate::work::ProjectConfig)>,
-    >,
+    projects:
+        std::sync::Arc<dashmap::DashMap<crate::ids::RoomId, (std::time::Instant, ProjectConfig)>>,
     /// The connection that writes, kept from batch to batch (see [`hot`]).
     writer: std::sync::Arc<tokio::sync::Mutex<Option<Conn>>>,
     /// The connections kept for the live paths' reads on SQLite (see [`hot`]).

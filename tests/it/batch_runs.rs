@@ -7,9 +7,9 @@
 use crowdroom::auth::Role;
 use crowdroom::ids::{RoomId, UserId};
 use crowdroom::store::{Standing, Submitted, WorkAsk, WorkerTask, WriteOp, WriteOutcome};
-use crowdroom::work::{NewTask, ProjectConfig};
 use crowdroom::{Error, Result, Store};
 use crowdroom_tests::{Backend, TestDb, both_stores};
+use crowdroom_work::project::{NewTask, ProjectConfig};
 use serde_json::json;
 
 both_stores! {

@@ -7,8 +7,8 @@ use crowdroom::Store;
 use crowdroom::auth::Role;
 use crowdroom::ids::{RoomId, UserId};
 use crowdroom::store::{WriteOp, WriteOutcome};
-use crowdroom::work::NewTask;
 use crowdroom_tests::{Backend, TestDb, both_stores};
+use crowdroom_work::project::NewTask;
 use futures_util::future::join_all;
 use serde_json::json;
 

@@ -4,9 +4,9 @@
 use crowdroom::auth::Role;
 use crowdroom::ids::{DocName, RoomId, UserId};
 use crowdroom::store::{Standing, WorkAsk, WriteOp, WriteOutcome};
-use crowdroom::work::{NewTask, ProjectConfig};
 use crowdroom::{Error, Store};
 use crowdroom_tests::{Backend, TestDb, both_stores};
+use crowdroom_work::project::{NewTask, ProjectConfig};
 use serde_json::json;
 use yrs::{GetString, Text, Transact};
 
@@ -406,7 +406,7 @@ async fn worker_view(backend: Backend) {
     assert_eq!((view.quality.agree, view.quality.gold_total), (1, 0));
     let overall = view.standing.accuracy.get("").copied().unwrap();
     assert!(
-        (overall - crowdroom::work::vote_accuracy(0, 0, 1, 0)).abs() < 1e-9,
+        (overall - crowdroom_work::quality::vote_accuracy(0, 0, 1, 0)).abs() < 1e-9,
         "{overall}"
     );
     assert_eq!(view.standing.accuracy.len(), 1);

@@ -1,13 +1,13 @@
 //! Fuzzing answers for every schema: validation, and the live decision on
 //! validated and arbitrary answers.
 
+use crowdroom_work::schema::{AnswerSchema, MAX_SPANS, answers_match};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use super::{config, json_number, json_value};
 use crate::work::decide::{Vote, decide};
-use crate::work::{AnswerSchema, MAX_SPANS, answers_match};
 
 const LABELS: [&str; 4] = ["PER", "LOC", "ORG", "é x"];
 

@@ -6,6 +6,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use crowdroom_work::quality::vote_accuracy;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -14,7 +15,6 @@ use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::store::{WriteOp, WriteOutcome};
 use crate::work::assign::{Member, assign};
-use crate::work::vote_accuracy;
 
 /// Most tasks considered per unit of requested capacity.
 const TASKS_PER_SLOT: i64 = 4;

@@ -21,6 +21,8 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use crowdroom_work::project::NewTask;
+use crowdroom_work::schema::AnswerSchema;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -33,7 +35,6 @@ use super::{AppState, Caller, HttpLimits, require};
 use crate::error::{Error, Result};
 use crate::ids::RoomId;
 use crate::store::{ExportRow, ImportReport, Store};
-use crate::work::{AnswerSchema, NewTask};
 
 /// Tasks inserted per transaction during an import.
 const IMPORT_BATCH: usize = 1000;
@@ -154,7 +155,11 @@ impl Importer<'_> {
                 self.position, self.max_tasks
             )));
         }
-        match task.and_then(|task| task.validate(self.schema).map(|()| task)) {
+        match task.and_then(|task| {
+            task.validate(self.schema)
+                .map(|()| task)
+                .map_err(Error::from)
+        }) {
             Ok(task) => self.batch.push(task),
             Err(error) => {
                 self.rejected += 1;

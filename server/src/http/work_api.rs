@@ -5,6 +5,7 @@
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, put};
 use axum::{Json, Router};
+use crowdroom_work::project::ProjectConfig;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -13,7 +14,6 @@ use crate::auth::Principal;
 use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::store::MemberTags;
-use crate::work::ProjectConfig;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

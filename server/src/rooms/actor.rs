@@ -432,7 +432,7 @@ impl RoomActor {
                         let project = store.project(&room).await?;
                         if matches!(
                             project.answer_schema,
-                            crate::work::AnswerSchema::SingleChoice { .. }
+                            crowdroom_work::schema::AnswerSchema::SingleChoice { .. }
                         ) {
                             let report = store.batch_consensus(&room, &project).await?;
                             tracing::debug!(room_id = %room, ?report, "batch consensus");

@@ -12,6 +12,8 @@
 use std::sync::Arc;
 use tokio::time::Instant;
 
+use crowdroom_work::project::ProjectConfig;
+use crowdroom_work::schema::AnswerSchema;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
@@ -26,7 +28,6 @@ use crate::protocol::{self, Op, RequestId};
 use crate::store::{
     QueueCounts, Reservation, Store, WorkAsk, WorkerTask, WorkerView, WriteOp, WriteOutcome,
 };
-use crate::work::{AnswerSchema, ProjectConfig};
 
 /// Pushes `queue.mine` (the reservation with its expiry, progress,
 /// earnings) to every live connection of `user` through the room; what

@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crowdroom_work::quality::SubmitRules;
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::{AnyConnection, Row};
@@ -27,7 +28,6 @@ use super::sql::{self, Query};
 use super::work::json_column;
 use crate::error::{Error, Result};
 use crate::ids::{RoomId, UserId, now_ms};
-use crate::work::SubmitRules;
 
 /// What a committed answer did.
 #[derive(Debug, Clone, Serialize)]

@@ -6,6 +6,9 @@
 
 use std::collections::HashMap;
 
+use crowdroom_work::project::ProjectConfig;
+use crowdroom_work::quality::{SubmitRules, vote_accuracy};
+use crowdroom_work::schema::{AnswerSchema, answers_match};
 use serde_json::Value;
 use sqlx::{AnyConnection, Row};
 
@@ -14,7 +17,6 @@ use super::work::json_column;
 use crate::error::Result;
 use crate::ids::{RoomId, now_ms};
 use crate::work::decide::{Vote, decide};
-use crate::work::{SubmitRules, answers_match, vote_accuracy};
 
 /// How a task was settled, for publishing into its shared document.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -352,10 +354,10 @@ impl super::Store {
     pub async fn batch_consensus(
         &self,
         room: &RoomId,
-        project: &crate::work::ProjectConfig,
+        project: &ProjectConfig,
     ) -> Result<crate::work::batch::BatchReport> {
         use std::collections::HashMap;
-        let crate::work::AnswerSchema::SingleChoice { options } = &project.answer_schema else {
+        let AnswerSchema::SingleChoice { options } = &project.answer_schema else {
             return Err(crate::error::Error::BadRequest(
                 "batch consensus runs on single-choice projects".into(),
             ));

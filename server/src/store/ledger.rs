@@ -14,6 +14,7 @@
 //! totals must never make a read fail. They are exact up to 2^53
 //! micro-units (about 9 billion currency units).
 
+use crowdroom_work::project::ProjectConfig;
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
@@ -21,7 +22,6 @@ use sqlx::{AnyConnection, Row};
 use super::{Backend, Store, sql};
 use crate::error::{Error, Result};
 use crate::ids::{RoomId, UserId, now_ms};
-use crate::work::ProjectConfig;
 
 /// The largest bonus, in micro-units (1,000,000 currency units): beyond any
 /// real bonus, and millions of them still sum within an `i64`.

@@ -5,6 +5,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use crowdroom_work::quality::{
+    MIN_GOLD_FOR_VERDICT, QualityRules, accuracy_posterior, accuracy_upper_bound,
+};
+use crowdroom_work::schema::answers_match;
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::any::AnyRow;
@@ -14,9 +18,6 @@ use super::Store;
 use super::sql;
 use crate::error::{Error, Result};
 use crate::ids::{RoomId, UserId, now_ms};
-use crate::work::{
-    MIN_GOLD_FOR_VERDICT, QualityRules, accuracy_posterior, accuracy_upper_bound, answers_match,
-};
 
 /// Fast answers a worker may give before the fast-answer rule can pause them.
 const MIN_FAST_FOR_VERDICT: i64 = 5;

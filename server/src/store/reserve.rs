@@ -7,13 +7,13 @@ use std::collections::HashMap;
 
 use sqlx::{AnyConnection, Row};
 
+use crowdroom_work::quality::vote_accuracy;
 use serde_json::Value;
 
 use super::sql;
 use super::work::{Reservation, WorkerTask};
 use crate::error::{Error, Result};
 use crate::ids::{RoomId, UserId, now_ms};
-use crate::work::vote_accuracy;
 
 /// An eligible task and what its expected gain is made of.
 pub(super) struct Candidate {

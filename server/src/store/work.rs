@@ -11,6 +11,7 @@
 //! grant's first, failed update locks nothing), so concurrent ones cannot
 //! deadlock each other.
 
+use crowdroom_work::project::{GOLD_OVERLAP, NewTask, ProjectConfig};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::Row;
@@ -21,7 +22,6 @@ use super::quality::optional_json;
 use super::reserve::WorkAsk;
 use crate::error::{Error, Result};
 use crate::ids::{RoomId, UserId, now_ms};
-use crate::work::{GOLD_OVERLAP, NewTask, ProjectConfig};
 
 /// A task as listed to the core team.
 #[derive(Debug, Clone, Serialize)]

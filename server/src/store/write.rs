@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 
+use crowdroom_work::quality::SubmitRules;
 use serde_json::Value;
 
 use super::answer::{self, Submitted};
@@ -15,7 +16,6 @@ use super::work::{Reservation, WorkerTask};
 use super::{Backend, ChatMessage, Store, chat, docs};
 use crate::error::{Error, Result};
 use crate::ids::{DocName, RoomId, UserId};
-use crate::work::SubmitRules;
 
 /// One durable write.
 #[derive(Debug, Clone)]
@@ -467,7 +467,7 @@ async fn submit_run(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::work::ProjectConfig;
+    use crowdroom_work::project::ProjectConfig;
 
     fn room(name: &str) -> RoomId {
         RoomId::parse(name).unwrap()

@@ -8,12 +8,12 @@
 //! text the answer closest to the others. A tie is never broken: it asks
 //! for one more answer.
 
+use crowdroom_work::schema::{AnswerSchema, answers_match};
 use serde_json::Value;
 
 use crate::consensus::numeric::median;
 use crate::consensus::text::medoid;
 use crate::consensus::vote::log_odds_weight;
-use crate::work::{AnswerSchema, answers_match};
 
 /// Posteriors closer than this count as a tie.
 const TIE: f64 = 1e-9;
@@ -109,7 +109,7 @@ fn categorical(votes: &[Vote<'_>], classes: usize) -> Option<Decision> {
 /// annotator and the result.
 fn spans(votes: &[Vote<'_>], labels: &[String]) -> Option<Decision> {
     use crate::consensus::spans::{Annotation, Span, overlap, vote_spans};
-    use crate::work::{MAX_SPAN_TEXT_UNITS, MAX_SPANS};
+    use crowdroom_work::schema::{MAX_SPAN_TEXT_UNITS, MAX_SPANS};
     // Answers were validated when submitted; what is stored is bounded
     // here again, so no stored answer can make the vote unbounded.
     let parse = |answer: &Value| -> Vec<Span> {

@@ -4,5 +4,8 @@
 //! property-tested on random operation sequences without a server.
 
 pub mod error;
+pub mod project;
+pub mod quality;
+pub mod schema;
 
 pub use error::{Error, Result};
