@@ -4,6 +4,7 @@
 
 mod authz;
 mod consensus;
+mod crafted;
 mod crash;
 mod http;
 mod ledger;
