@@ -29,7 +29,6 @@ use serde_json::{Value, json};
 
 use crate::protocol::{Request, decode_failure_reply};
 
-mod answers;
 mod consensus;
 
 /// The proptest configuration of every property here: `cases` cases (or

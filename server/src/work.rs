@@ -8,4 +8,3 @@
 
 pub mod assign;
 pub mod batch;
-pub mod decide;

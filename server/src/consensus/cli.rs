@@ -9,13 +9,14 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{ArgGroup, ValueEnum};
+use crowdroom_work::consensus::dataset::Dataset;
+use crowdroom_work::consensus::dawid_skene::DsOptions;
+use crowdroom_work::consensus::synthetic::{self, SyntheticSpec};
+use crowdroom_work::consensus::vote::WmvOptions;
 
 use super::Method;
-use super::datasets::{self, Dataset};
-use super::dawid_skene::DsOptions;
+use super::datasets;
 use super::report::{self, RunOptions};
-use super::synthetic::{self, SyntheticSpec};
-use super::vote::WmvOptions;
 use crate::error::{Error, Result};
 
 /// Arguments of `crowdroom consensus`.
@@ -153,7 +154,7 @@ fn load(args: &ConsensusArgs) -> Result<Dataset> {
     match (&args.dataset, &args.answers, &args.synthetic) {
         (Some(directory), _, _) => datasets::load_dir(directory),
         (None, Some(answers), _) => datasets::load_csv(answers, args.gold.as_deref()),
-        (None, None, Some(spec)) => synthetic::generate(SyntheticSpec::parse(spec)?),
+        (None, None, Some(spec)) => Ok(synthetic::generate(SyntheticSpec::parse(spec)?)?),
         (None, None, None) => Err(Error::BadRequest(
             "give --dataset, --answers or --synthetic".into(),
         )),

@@ -7,12 +7,13 @@
 
 use std::time::Instant;
 
+use crowdroom_work::consensus::dataset::Dataset;
+use crowdroom_work::consensus::dawid_skene::{self, DsOptions};
+use crowdroom_work::consensus::numeric;
+use crowdroom_work::consensus::vote::{self, WmvOptions};
 use serde::Serialize;
 
-use super::datasets::Dataset;
-use super::dawid_skene::{self, DsOptions};
-use super::vote::{self, WmvOptions};
-use super::{Method, numeric};
+use super::Method;
 use crate::error::Result;
 
 /// One line of `crowdroom consensus` output. The first seven fields are

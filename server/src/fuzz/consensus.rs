@@ -3,16 +3,18 @@
 //! medoid, over their documented domains and outside them (NaN and
 //! negative weights and options, empty sets, ids past the tables).
 
+use crowdroom_work::consensus::dawid_skene::{DsOptions, fit};
+use crowdroom_work::consensus::numeric::{mean_absolute_error, median, medians};
+use crowdroom_work::consensus::spans::{Annotation, Span, overlap, vote_spans};
+use crowdroom_work::consensus::text::{closest_text, medoid, normalized_edit_distance};
+use crowdroom_work::consensus::vote::{
+    WmvOptions, majority_vote, weighted_majority_vote, weighted_vote,
+};
+use crowdroom_work::consensus::{Answers, Consensus, Decision};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
 use super::config;
-use crate::consensus::dawid_skene::{DsOptions, fit};
-use crate::consensus::numeric::{mean_absolute_error, median, medians};
-use crate::consensus::spans::{Annotation, Span, overlap, vote_spans};
-use crate::consensus::text::{closest_text, medoid, normalized_edit_distance};
-use crate::consensus::vote::{WmvOptions, majority_vote, weighted_majority_vote, weighted_vote};
-use crate::consensus::{Answers, Consensus, Decision};
 use crate::work::batch;
 
 /// A small answer table: name counts and (item, worker, label) triples
@@ -57,7 +59,7 @@ impl Table {
         })
     }
 
-    fn answers(&self) -> Result<Answers, crate::Error> {
+    fn answers(&self) -> Result<Answers, crowdroom_work::Error> {
         Answers::from_indices(
             names(self.items),
             names(self.workers),

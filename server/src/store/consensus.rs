@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use crowdroom_work::decide::{Vote, decide};
 use crowdroom_work::project::ProjectConfig;
 use crowdroom_work::quality::{SubmitRules, vote_accuracy};
 use crowdroom_work::schema::{AnswerSchema, answers_match};
@@ -16,7 +17,6 @@ use super::sql;
 use super::work::json_column;
 use crate::error::Result;
 use crate::ids::{RoomId, now_ms};
-use crate::work::decide::{Vote, decide};
 
 /// How a task was settled, for publishing into its shared document.
 #[derive(Debug, Clone, serde::Serialize)]

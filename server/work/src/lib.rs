@@ -3,7 +3,11 @@
 //! store; here they are plain data in, decisions out, so they are
 //! property-tested on random operation sequences without a server.
 
+pub mod consensus;
+pub mod decide;
 pub mod error;
+#[cfg(test)]
+mod fuzz;
 pub mod project;
 pub mod quality;
 pub mod schema;
