@@ -6,10 +6,12 @@
 pub mod consensus;
 pub mod decide;
 pub mod error;
+pub mod gain;
 #[cfg(test)]
 mod fuzz;
 pub mod project;
 pub mod quality;
+pub mod queue;
 pub mod schema;
 
 pub use error::{Error, Result};
