@@ -1,15 +1,12 @@
 //! Property-based fuzzing of the server's pure functions that take client
-//! input: the live channel's request decoder, answer validation for every
-//! schema, the live decision for every schema, and the consensus
-//! estimators, within their documented domains and outside them (NaN
-//! weights, empty sets, huge ids and offsets).
+//! input: the live channel's request decoder. (Answers, decisions and the
+//! consensus estimators are fuzzed where they live, in the work crate's
+//! `fuzz` module.)
 //!
 //! Every property asserts more than "no panic" where it can: a decoded
-//! request echoes its id, a well-formed answer validates, a decision lies
-//! among or between its answers, a unanimous vote returns its answer,
-//! posteriors sum to one.
+//! request echoes its id, a failure has a stable code.
 //!
-//! Inputs are kept small (texts of a few hundred characters, a few votes),
+//! Inputs are kept small (frames of a few hundred characters, a few fields),
 //! so the module runs with the unit tests in a few seconds of a debug build.
 //!
 //! Replaying a failure: each test prints `proptest seed N` on stderr, which
@@ -28,8 +25,6 @@ use proptest::test_runner::RngSeed;
 use serde_json::{Value, json};
 
 use crate::protocol::{Request, decode_failure_reply};
-
-mod consensus;
 
 /// The proptest configuration of every property here: `cases` cases (or
 /// `PROPTEST_CASES`), a seed that is printed (or `PROPTEST_RNG_SEED`), and

@@ -21,7 +21,6 @@ pub mod protocol;
 pub mod rooms;
 pub mod sessions;
 pub mod store;
-pub mod work;
 
 pub use error::{CloseCode, Error, Result};
 pub use http::{Settings, SocketLimits, run};

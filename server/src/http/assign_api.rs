@@ -1,11 +1,12 @@
 //! `POST /api/v1/rooms/{room}/assign`: batch assignment for a core team
 //! with known capacity (docs/API.md). The optimal assignment is computed by
-//! [`crate::work::assign`]; every chosen pair is then granted through the
+//! [`crowdroom_work::assign`]; every chosen pair is then granted through the
 //! committer like any reservation, so the overlap invariants hold even if
 //! workers take tasks at the same time.
 
 use axum::Json;
 use axum::extract::State;
+use crowdroom_work::assign::{Member, assign};
 use crowdroom_work::quality::vote_accuracy;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -14,7 +15,6 @@ use super::{AppState, Caller, JsonBody, require};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::store::{WriteOp, WriteOutcome};
-use crate::work::assign::{Member, assign};
 
 /// Most tasks considered per unit of requested capacity.
 const TASKS_PER_SLOT: i64 = 4;

@@ -1,11 +1,12 @@
 //! Settling a task when its answers are in: the live consensus decision
-//! ([`crate::work::decide`]) applied inside the transaction of the answer
+//! ([`crowdroom_work::decide`]) applied inside the transaction of the answer
 //! that completed it, so a task is decided exactly once whatever the
 //! concurrency (that transaction holds the task row's lock). The committer
 //! settles all the tasks a run of answers completed together.
 
 use std::collections::HashMap;
 
+use crowdroom_work::batch::{self, BatchReport};
 use crowdroom_work::decide::{Vote, decide};
 use crowdroom_work::project::ProjectConfig;
 use crowdroom_work::quality::{SubmitRules, vote_accuracy};
@@ -355,7 +356,7 @@ impl super::Store {
         &self,
         room: &RoomId,
         project: &ProjectConfig,
-    ) -> Result<crate::work::batch::BatchReport> {
+    ) -> Result<BatchReport> {
         use std::collections::HashMap;
         let AnswerSchema::SingleChoice { options } = &project.answer_schema else {
             return Err(crate::error::Error::BadRequest(
@@ -405,7 +406,9 @@ impl super::Store {
         let names: Vec<String> = task_ids.iter().map(i64::to_string).collect();
         let labels = options.clone();
         let (mut report, relabels) = tokio::task::spawn_blocking(move || {
-            crate::work::batch::run(names, workers, labels, &triples, &gold)
+            // The triples are the store's own answers: a refusal is a bug here.
+            batch::run(names, workers, labels, &triples, &gold)
+                .map_err(|error| crate::error::Error::Internal(format!("batch consensus: {error}")))
         })
         .await
         .map_err(|error| crate::error::Error::Internal(format!("batch consensus: {error}")))??;

@@ -28,6 +28,7 @@ use proptest::test_runner::RngSeed;
 use serde_json::{Value, json};
 
 mod answers;
+mod consensus;
 
 /// The proptest configuration of every property here: `cases` cases (or
 /// `PROPTEST_CASES`), a seed that is printed (or `PROPTEST_RNG_SEED`), and

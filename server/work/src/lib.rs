@@ -3,6 +3,8 @@
 //! store; here they are plain data in, decisions out, so they are
 //! property-tested on random operation sequences without a server.
 
+pub mod assign;
+pub mod batch;
 pub mod consensus;
 pub mod decide;
 pub mod error;

@@ -3,19 +3,17 @@
 //! medoid, over their documented domains and outside them (NaN and
 //! negative weights and options, empty sets, ids past the tables).
 
-use crowdroom_work::consensus::dawid_skene::{DsOptions, fit};
-use crowdroom_work::consensus::numeric::{mean_absolute_error, median, medians};
-use crowdroom_work::consensus::spans::{Annotation, Span, overlap, vote_spans};
-use crowdroom_work::consensus::text::{closest_text, medoid, normalized_edit_distance};
-use crowdroom_work::consensus::vote::{
-    WmvOptions, majority_vote, weighted_majority_vote, weighted_vote,
-};
-use crowdroom_work::consensus::{Answers, Consensus, Decision};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
 use super::config;
-use crate::work::batch;
+use crate::batch;
+use crate::consensus::dawid_skene::{DsOptions, fit};
+use crate::consensus::numeric::{mean_absolute_error, median, medians};
+use crate::consensus::spans::{Annotation, Span, overlap, vote_spans};
+use crate::consensus::text::{closest_text, medoid, normalized_edit_distance};
+use crate::consensus::vote::{WmvOptions, majority_vote, weighted_majority_vote, weighted_vote};
+use crate::consensus::{Answers, Consensus, Decision};
 
 /// A small answer table: name counts and (item, worker, label) triples
 /// whose indices may lie past them.
@@ -59,7 +57,7 @@ impl Table {
         })
     }
 
-    fn answers(&self) -> Result<Answers, crowdroom_work::Error> {
+    fn answers(&self) -> Result<Answers, crate::Error> {
         Answers::from_indices(
             names(self.items),
             names(self.workers),

@@ -7,11 +7,11 @@
 //! comparison is fair: whichever estimator recovers more gold answers is
 //! the better reading of this crowd.
 
-use crowdroom_work::consensus::dawid_skene::{DsOptions, dawid_skene};
-use crowdroom_work::consensus::vote::{WmvOptions, weighted_majority_vote};
-use crowdroom_work::consensus::{Answers, Consensus, Decision};
 use serde::Serialize;
 
+use crate::consensus::dawid_skene::{DsOptions, dawid_skene};
+use crate::consensus::vote::{WmvOptions, weighted_majority_vote};
+use crate::consensus::{Answers, Consensus, Decision};
 use crate::error::Result;
 
 /// Gold tasks with answers needed before Dawid-Skene may replace weighted voting.
