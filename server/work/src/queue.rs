@@ -27,6 +27,7 @@
 //! cut them first and could leave a skilled worker without work.
 
 mod answer;
+#[cfg(any(test, debug_assertions))]
 mod check;
 mod effect;
 mod grant;
@@ -424,9 +425,16 @@ impl WorkState {
                 per_skill.push((self.skills.intern(skill), *record));
             }
         }
+        // Tasks that are decided are never granted again: the worker's
+        // answers and skips of them are not kept.
         let to_tasks = |ids: &[i64]| -> HashSet<u32> {
             ids.iter()
                 .filter_map(|id| self.tasks.find(*id).ok())
+                .filter(|task| {
+                    self.tasks.slot(*task).is_ok_and(|slot| {
+                        matches!(slot.state, TaskState::Open | TaskState::Deciding)
+                    })
+                })
                 .collect()
         };
         let answered = to_tasks(&row.answered);

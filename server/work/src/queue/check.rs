@@ -12,7 +12,6 @@ impl WorkState {
     /// Recomputes every count and the open index from the tasks and the
     /// workers, and says what differs. A task's `answered` may exceed the
     /// answers in the loaded workers' rows (answers of members who left).
-    #[cfg(any(test, debug_assertions))]
     pub fn check(&self) -> Result<(), String> {
         let tasks = self.tasks.slots.len();
         let mut reserved = vec![0_u32; tasks];

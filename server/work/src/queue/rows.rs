@@ -57,9 +57,11 @@ pub struct WorkerRow {
     pub paused: Option<String>,
     /// Their record per skill (`worker_stats`): the empty skill is overall.
     pub records: Vec<(String, Record)>,
-    /// The tasks they answered.
+    /// The tasks they answered. Only those of open tasks are kept (a
+    /// decided task is never granted again), so the store may read only
+    /// those.
     pub answered: Vec<i64>,
-    /// The tasks they skipped (never offered to them again).
+    /// The tasks they skipped (never offered to them again); as above.
     pub skipped: Vec<i64>,
     pub earnings: Earnings,
 }
