@@ -32,7 +32,9 @@ use yrs::{
 
 pub use crate::nesting::MAX_TYPE_DEPTH;
 use crate::nesting::{ItemBlock, deeper_than, longest_type_chain};
-use crate::validate::{UpdateShape, check_against_state, check_state_vector_v1, check_update_v1};
+use crate::validate::{
+    UpdateShape, check_against_state, check_no_gap, check_state_vector_v1, check_update_v1,
+};
 
 /// The result of applying an update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +69,14 @@ pub enum DocError {
     /// update that caused this must not be stored).
     #[error("yrs panicked applying an update")]
     Panicked,
+}
+
+/// Where an update comes from: a peer now, or the store (accepted when it
+/// arrived, so only the rules that keep yrs safe apply again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arrival {
+    Live,
+    Stored,
 }
 
 /// A yrs document plus validation. `Send` and `Sync` (yrs `sync` feature).
@@ -125,11 +135,13 @@ impl SharedDoc {
         updates: impl IntoIterator<Item = &'b [u8]>,
     ) -> Result<Self, DocError> {
         let shared = SharedDoc::new();
+        // What was stored was accepted when it arrived: a rule added since
+        // must not make a stored document unloadable.
         if let Some(snapshot) = snapshot {
-            shared.apply(snapshot)?;
+            shared.apply_as(snapshot, Arrival::Stored)?;
         }
         for update in updates {
-            shared.apply(update)?;
+            shared.apply_as(update, Arrival::Stored)?;
         }
         Ok(shared)
     }
@@ -153,6 +165,10 @@ impl SharedDoc {
     /// Validates (decodes as update v1) and applies a remote update. Never
     /// panics. See [`DocError`] for what each error leaves behind.
     pub fn apply(&self, update: &[u8]) -> Result<Applied, DocError> {
+        self.apply_as(update, Arrival::Live)
+    }
+
+    fn apply_as(&self, update: &[u8], arrival: Arrival) -> Result<Applied, DocError> {
         if self.is_broken() {
             return Err(DocError::Panicked);
         }
@@ -185,6 +201,14 @@ impl SharedDoc {
             let state = txn.state_vector();
             check_against_state(&shape, |client| state.get(&yrs::ClientID::new(client)))
                 .map_err(DocError::Rejected)?;
+            if arrival == Arrival::Live {
+                check_no_gap(
+                    &shape,
+                    |client| state.get(&yrs::ClientID::new(client)),
+                    &pending_items,
+                )
+                .map_err(DocError::Rejected)?;
+            }
             let had_pending = txn.has_missing_updates();
             let integration = apply_in(txn, update)?;
             // Only integration adds depth: new types, or pending blocks that

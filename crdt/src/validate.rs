@@ -108,6 +108,47 @@ pub fn check_against_state(shape: &UpdateShape, known: impl Fn(u64) -> u32) -> R
     Ok(())
 }
 
+/// Refuses an update that leaves a gap in a client's clocks: a block that
+/// starts past what the document holds of that client (`known`: its next
+/// clock), or past the blocks before it in the update or waiting in the
+/// document (`waiting`). yrs integrated some such blocks (map entries)
+/// while its state vector still stopped at the gap, so a sync step 2 from
+/// that state vector left them out and peers never converged (found by
+/// the randomized hostile client). No honest client sends one: a client's
+/// updates, and a sync step 2 from the server's state vector, continue
+/// every client's clocks where the server's stop.
+pub(crate) fn check_no_gap(
+    shape: &UpdateShape,
+    known: impl Fn(u64) -> u32,
+    waiting: &[crate::nesting::ItemBlock],
+) -> Result<(), String> {
+    let mut blocks: Vec<(u64, u32, u32)> = shape
+        .items
+        .iter()
+        .map(|item| (item.client, item.start, item.len))
+        .chain(shape.collected.iter().copied())
+        .collect();
+    if blocks.is_empty() {
+        return Ok(());
+    }
+    blocks.extend(waiting.iter().map(|item| (item.client, item.start, item.len)));
+    blocks.sort_unstable();
+    let mut current: Option<(u64, u32)> = None;
+    for (client, start, len) in blocks {
+        let reach = match current {
+            Some((held, reach)) if held == client => reach,
+            _ => known(client),
+        };
+        if start > reach {
+            return Err(format!(
+                "client {client}'s clocks jump from {reach} to {start}: the update leaves a gap"
+            ));
+        }
+        current = Some((client, reach.max(start.saturating_add(len))));
+    }
+    Ok(())
+}
+
 /// Whether one of `blocks` (sorted (client, first clock, length)) holds `id`.
 fn holds(blocks: &[(u64, u32, u32)], (client, clock): ItemId) -> bool {
     let after = blocks

@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used)]
 
+use yrs::updates::decoder::Decode;
 use yrs::{Array, ArrayPrelim, Doc, Map, MapPrelim, MapRef, Text, Transact, TransactionMut};
 
 use super::*;
@@ -101,11 +102,37 @@ fn chains_stacked_over_updates_break_the_doc() {
     assert!(doc.is_broken());
 }
 
+/// A second peer that has received `update`, and the deepest map of its
+/// chain under root map "m" (each level under key "k").
+fn continuing_peer(update: &[u8]) -> (Doc, MapRef) {
+    let peer = Doc::with_client_id(4);
+    peer.transact_mut()
+        .apply_update(yrs::Update::decode_v1(update).unwrap())
+        .unwrap();
+    let mut map = peer.get_or_insert_map("m");
+    loop {
+        let next = {
+            let txn = peer.transact();
+            match map.get(&txn, "k") {
+                Some(yrs::Out::YMap(next)) => Some(next),
+                _ => None,
+            }
+        };
+        match next {
+            Some(next) => map = next,
+            None => return (peer, map),
+        }
+    }
+}
+
 #[test]
 fn pending_chains_count_toward_the_bound() {
+    // A second client continues the first's chain: its update waits for
+    // the first's (a gap in one client's own clocks is refused outright).
     let peer = Doc::with_client_id(3);
-    let (first, tail) = chain_update(&peer, None, 40);
-    let (second, _) = chain_update(&peer, Some(tail), 40);
+    let (first, _) = chain_update(&peer, None, 40);
+    let (other, tail) = continuing_peer(&first);
+    let (second, _) = chain_update(&other, Some(tail), 40);
     let doc = SharedDoc::new();
     // The second waits for the first; together they would be 80 deep.
     assert!(doc.apply(&second).unwrap().changed);
@@ -118,17 +145,32 @@ fn pending_chains_count_toward_the_bound() {
 fn unrelated_pending_types_do_not_add_up() {
     // 100 updates each adding a map inside "base", all delivered before the
     // update that creates "base": siblings, so together still one level.
+    // "base" is one client's; the maps inside it another's, whose updates
+    // wait for it.
     let peer = Doc::with_client_id(3);
     let root = peer.get_or_insert_map("m");
-    let (first, base) = {
+    let first = {
         let mut txn = peer.transact_mut();
-        let base = root.insert(&mut txn, "base", MapPrelim::default());
+        root.insert(&mut txn, "base", MapPrelim::default());
         txn.commit();
-        (txn.encode_update_v1(), base)
+        txn.encode_update_v1()
+    };
+    let other = Doc::with_client_id(4);
+    other
+        .transact_mut()
+        .apply_update(yrs::Update::decode_v1(&first).unwrap())
+        .unwrap();
+    let other_root = other.get_or_insert_map("m");
+    let base = {
+        let txn = other.transact();
+        match other_root.get(&txn, "base") {
+            Some(yrs::Out::YMap(base)) => base,
+            found => panic!("no base map: {found:?}"),
+        }
     };
     let rest: Vec<Vec<u8>> = (0..100)
         .map(|index| {
-            let mut txn = peer.transact_mut();
+            let mut txn = other.transact_mut();
             base.insert(&mut txn, format!("k{index}"), MapPrelim::default());
             txn.commit();
             txn.encode_update_v1()
