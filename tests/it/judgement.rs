@@ -330,60 +330,7 @@ async fn batch_dawid_skene_is_published_where_it_beats_voting_on_gold() {
     let mut settings = crowdroom_tests::fast_settings();
     settings.rooms.batch_every = 5;
     let server = TestServer::start_on(db, settings).await;
-    let base = server.ws_url("");
-    let owner = server.token("r1", "olivia", Role::Owner).await;
-    let config = json!({
-        "answer_schema": {"kind": "single_choice", "options": ["a", "b"]},
-        "overlap_min": 5, "overlap_max": 5, "min_confidence": 0.0, "onboarding_gold": 10, "gold_rate": 0.0,
-        "min_lead_time_ms": 0, "min_accuracy": 0.0
-    });
-    http::request(
-        "PUT",
-        &server.http_url("/api/v1/rooms/r1/project"),
-        Some(&owner),
-        Some(config),
-    )
-    .await;
-    let mut lines = String::new();
-    for i in 0..10 {
-        let truth = if i % 2 == 0 { "a" } else { "b" };
-        lines.push_str(&format!(
-            "{{\"id\":\"g{i}\",\"data\":{{\"truth\":\"{truth}\"}},\"gold\":\"{truth}\"}}\n"
-        ));
-    }
-    for i in 0..20 {
-        let truth = if i % 2 == 0 { "a" } else { "b" };
-        lines.push_str(&format!(
-            "{{\"id\":\"r{i}\",\"data\":{{\"truth\":\"{truth}\"}}}}\n"
-        ));
-    }
-    http::post_raw(&server.http_url("/api/v1/rooms/r1/tasks"), &owner, &lines).await;
-    // Two careful workers answer the truth; three spammers always say "a".
-    for (name, careful) in [
-        ("c1", true),
-        ("c2", true),
-        ("s1", false),
-        ("s2", false),
-        ("s3", false),
-    ] {
-        let token = server.token("r1", name, Role::Worker).await;
-        let mut client = LiveClient::connect(&base, "r1", &token).await;
-        loop {
-            let granted = client.request("task.request", json!({})).await;
-            let Some(task) = granted["result"]["task"]["id"].as_i64() else {
-                break;
-            };
-            let answer = if careful {
-                granted["result"]["task"]["data"]["truth"].clone()
-            } else {
-                json!("a")
-            };
-            let submitted = client
-                .request("task.submit", json!({"task_id": task, "answer": answer}))
-                .await;
-            assert_eq!(submitted["ok"], true, "{submitted}");
-        }
-    }
+    let owner = careful_workers_and_spammers(&server).await;
     // As answers arrive, the room re-reads the project in the background.
     crowdroom_tests::eventually(
         "background Dawid-Skene to relabel the regular tasks",
@@ -582,4 +529,66 @@ async fn interests_order_tasks_of_equal_need() {
     .await;
     assert_eq!(refused.status, 403);
     server.stop().await;
+}
+
+/// Room `r1` with a project of ten gold and twenty regular tasks, answered
+/// by two careful workers (the truth) and three spammers (always "a"), so
+/// that Dawid-Skene reads the crowd better than voting; returns the
+/// owner's token.
+pub(crate) async fn careful_workers_and_spammers(server: &TestServer) -> String {
+    let base = server.ws_url("");
+    let owner = server.token("r1", "olivia", Role::Owner).await;
+    let config = json!({
+        "answer_schema": {"kind": "single_choice", "options": ["a", "b"]},
+        "overlap_min": 5, "overlap_max": 5, "min_confidence": 0.0, "onboarding_gold": 10, "gold_rate": 0.0,
+        "min_lead_time_ms": 0, "min_accuracy": 0.0
+    });
+    let put = http::request(
+        "PUT",
+        &server.http_url("/api/v1/rooms/r1/project"),
+        Some(&owner),
+        Some(config),
+    )
+    .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    let mut lines = String::new();
+    for i in 0..10 {
+        let truth = if i % 2 == 0 { "a" } else { "b" };
+        lines.push_str(&format!(
+            "{{\"id\":\"g{i}\",\"data\":{{\"truth\":\"{truth}\"}},\"gold\":\"{truth}\"}}\n"
+        ));
+    }
+    for i in 0..20 {
+        let truth = if i % 2 == 0 { "a" } else { "b" };
+        lines.push_str(&format!(
+            "{{\"id\":\"r{i}\",\"data\":{{\"truth\":\"{truth}\"}}}}\n"
+        ));
+    }
+    http::post_raw(&server.http_url("/api/v1/rooms/r1/tasks"), &owner, &lines).await;
+    for (name, careful) in [
+        ("c1", true),
+        ("c2", true),
+        ("s1", false),
+        ("s2", false),
+        ("s3", false),
+    ] {
+        let token = server.token("r1", name, Role::Worker).await;
+        let mut client = LiveClient::connect(&base, "r1", &token).await;
+        loop {
+            let granted = client.request("task.request", json!({})).await;
+            let Some(task) = granted["result"]["task"]["id"].as_i64() else {
+                break;
+            };
+            let answer = if careful {
+                granted["result"]["task"]["data"]["truth"].clone()
+            } else {
+                json!("a")
+            };
+            let submitted = client
+                .request("task.submit", json!({"task_id": task, "answer": answer}))
+                .await;
+            assert_eq!(submitted["ok"], true, "{submitted}");
+        }
+    }
+    owner
 }

@@ -424,61 +424,7 @@ async fn export_only_reads(backend: Backend) {
     else {
         return;
     };
-    let base = server.ws_url("");
-    let owner = server.token("r1", "olivia", Role::Owner).await;
-    let config = json!({
-        "answer_schema": {"kind": "single_choice", "options": ["a", "b"]},
-        "overlap_min": 5, "overlap_max": 5, "min_confidence": 0.0, "onboarding_gold": 10,
-        "gold_rate": 0.0, "min_lead_time_ms": 0, "min_accuracy": 0.0
-    });
-    let put = http::request(
-        "PUT",
-        &server.http_url("/api/v1/rooms/r1/project"),
-        Some(&owner),
-        Some(config),
-    )
-    .await;
-    assert_eq!(put.status, 200, "{}", put.body);
-    let mut lines = String::new();
-    for i in 0..10 {
-        let truth = if i % 2 == 0 { "a" } else { "b" };
-        lines.push_str(&format!(
-            "{{\"id\":\"g{i}\",\"data\":{{\"truth\":\"{truth}\"}},\"gold\":\"{truth}\"}}\n"
-        ));
-    }
-    for i in 0..20 {
-        let truth = if i % 2 == 0 { "a" } else { "b" };
-        lines.push_str(&format!(
-            "{{\"id\":\"r{i}\",\"data\":{{\"truth\":\"{truth}\"}}}}\n"
-        ));
-    }
-    http::post_raw(&server.http_url("/api/v1/rooms/r1/tasks"), &owner, &lines).await;
-    // Two careful workers and three spammers: Dawid-Skene would relabel.
-    for (name, careful) in [
-        ("c1", true),
-        ("c2", true),
-        ("s1", false),
-        ("s2", false),
-        ("s3", false),
-    ] {
-        let token = server.token("r1", name, Role::Worker).await;
-        let mut client = LiveClient::connect(&base, "r1", &token).await;
-        loop {
-            let granted = client.request("task.request", json!({})).await;
-            let Some(task) = granted["result"]["task"]["id"].as_i64() else {
-                break;
-            };
-            let answer = if careful {
-                granted["result"]["task"]["data"]["truth"].clone()
-            } else {
-                json!("a")
-            };
-            let submitted = client
-                .request("task.submit", json!({"task_id": task, "answer": answer}))
-                .await;
-            assert_eq!(submitted["ok"], true, "{submitted}");
-        }
-    }
+    let owner = crate::judgement::careful_workers_and_spammers(&server).await;
     let before = regular_methods(&server, &owner).await;
     assert_eq!(before.len(), 20);
     assert!(before.iter().all(|method| method != "ds"), "{before:?}");
