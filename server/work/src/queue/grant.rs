@@ -35,6 +35,8 @@ pub const CANDIDATES: usize = 16;
 impl WorkState {
     /// A worker asks for work. `gold_draw` is a uniform draw in [0, 1)
     /// (the caller's random source), compared with the project's gold rate.
+    /// The effects start with the reservations found expired (freed first,
+    /// as a sweep does: tell their holders `task.expired`).
     pub fn request(&mut self, worker: &str, gold_draw: f64, now_ms: i64) -> Result<Outcome<Grant>> {
         let mut effects = Vec::new();
         self.sweep_into(now_ms, &mut effects)?;
