@@ -3,14 +3,20 @@
 //! Every client request is `{"id": ..., "type": "...", ...fields}` and gets
 //! exactly one `reply` with the same id: `ok: true` with a `result`, or
 //! `ok: false` with an `error` `{code, message}`. The server also pushes
-//! `hello` once and `event`s. Frames are built here, once per message, and
-//! the same bytes are queued to every recipient.
+//! `hello` once and `event`s. Every message is a type here: the requests
+//! ([`Op`]), the frames ([`Hello`], replies, [`Event`]) and the results of
+//! the requests this module's callers answer. Frames are built here, once
+//! per message, and the same bytes are queued to every recipient.
 
 use axum::extract::ws::{Message, Utf8Bytes};
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use crate::auth::Role;
 use crate::error::{Error, ErrorBody};
+use crate::ids::{ConnId, RoomId, UserId};
+use crate::store::{Announcement, ChatMessage, LedgerEntry, Reservation};
 
 /// The protocol version in `hello`; bumped on incompatible changes.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -213,44 +219,292 @@ pub fn check_text(text: &str, max: usize, what: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// A text frame from a JSON value (serialising a `Value` cannot fail).
-pub fn frame(value: &Value) -> Message {
-    Message::Text(Utf8Bytes::from(value.to_string()))
-}
-
 /// A frame from any serialisable server message.
 pub fn frame_of<T: Serialize>(message: &T) -> Message {
     match serde_json::to_string(message) {
         Ok(text) => Message::Text(Utf8Bytes::from(text)),
         Err(error) => {
             tracing::error!(%error, "cannot serialise a live-channel message");
-            frame(&json!({"type": "event", "event": "error", "data": {"code": "internal"}}))
+            // Serialising this fixed event cannot fail; the empty frame is
+            // only there to keep the function total.
+            let fallback = EventFrame {
+                event: &Event::Error { code: "internal" },
+            };
+            let text = serde_json::to_string(&fallback).unwrap_or_default();
+            Message::Text(Utf8Bytes::from(text))
         }
     }
 }
 
 /// `{"type":"reply","id":..,"ok":true,"result":..}`
 pub fn ok_reply<T: Serialize>(id: &RequestId, result: &T) -> Message {
-    frame_of(&json!({"type": "reply", "id": id, "ok": true, "result": result}))
+    frame_of(&OkReply {
+        id,
+        ok: true,
+        result,
+    })
 }
 
 /// `{"type":"reply","id":..,"ok":false,"error":{code,message}}`
 pub fn error_reply(id: &RequestId, error: &Error) -> Message {
-    let body: ErrorBody = error.body();
-    frame(&json!({"type": "reply", "id": id, "ok": false, "error": body}))
+    frame_of(&ErrorReply {
+        id,
+        ok: false,
+        error: error.body(),
+    })
 }
 
 /// A reply for a frame that did not decode.
 pub fn decode_failure_reply(failure: &DecodeFailure) -> Message {
-    frame(&json!({
-        "type": "reply", "id": failure.id, "ok": false,
-        "error": {"code": failure.code, "message": failure.message},
-    }))
+    frame_of(&ErrorReply {
+        id: &failure.id,
+        ok: false,
+        error: ErrorBody {
+            code: failure.code,
+            message: failure.message.clone(),
+        },
+    })
 }
 
-/// `{"type":"event","event":name,"data":..}`
+/// `{"type":"event","event":name,"data":..}`, for the events not yet in
+/// [`Event`] (the work queue's, whose engine is being redesigned).
 pub fn event<T: Serialize>(name: &str, data: &T) -> Message {
-    frame_of(&json!({"type": "event", "event": name, "data": data}))
+    frame_of(&NamedEventFrame { event: name, data })
+}
+
+/// A successful reply.
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "reply")]
+struct OkReply<'a, T> {
+    id: &'a RequestId,
+    /// Always true.
+    ok: bool,
+    result: &'a T,
+}
+
+/// A refused request.
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "reply")]
+struct ErrorReply<'a> {
+    id: &'a RequestId,
+    /// Always false.
+    ok: bool,
+    error: ErrorBody,
+}
+
+/// An event of [`Event`] in its frame.
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "event")]
+struct EventFrame<'a> {
+    #[serde(flatten)]
+    event: &'a Event<'a>,
+}
+
+/// An event named at run time (see [`event`]).
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "event")]
+struct NamedEventFrame<'a, T> {
+    event: &'a str,
+    data: &'a T,
+}
+
+/// The first frame on every live connection.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename = "hello")]
+pub struct Hello<'a> {
+    /// [`PROTOCOL_VERSION`].
+    pub protocol: u32,
+    pub room: &'a RoomId,
+    pub connection_id: ConnId,
+    pub you: You<'a>,
+    /// Everyone online, this connection's person included.
+    pub presence: Vec<&'a Presence>,
+    pub state: RoomState<'a>,
+}
+
+impl Hello<'_> {
+    pub fn frame(&self) -> Message {
+        frame_of(self)
+    }
+}
+
+/// Who the connection speaks as, in `hello`.
+#[derive(Debug, Serialize)]
+pub struct You<'a> {
+    pub user: &'a UserId,
+    pub display_name: &'a str,
+    pub role: Role,
+    pub token_expires_at: Option<i64>,
+    pub muted_until: Option<i64>,
+}
+
+/// The room's moderation state, in `hello`.
+#[derive(Debug, Serialize)]
+pub struct RoomState<'a> {
+    pub locked: bool,
+    pub lock_reason: Option<&'a str>,
+    pub announcement: Option<&'a Announcement>,
+}
+
+/// One person's presence, as sent in `hello` and presence events.
+#[derive(Debug, Clone, Serialize)]
+pub struct Presence {
+    pub user: UserId,
+    pub display_name: CompactString,
+    pub role: Role,
+    pub status: String,
+    /// Open live connections (tabs) of this person.
+    pub connections: usize,
+    pub since: i64,
+    /// Until when they are muted (ms), if they are.
+    pub muted_until: Option<i64>,
+}
+
+/// The events the room and the REST handlers push: `event` is the name,
+/// `data` the payload.
+#[derive(Debug, Serialize)]
+#[serde(tag = "event", content = "data")]
+pub enum Event<'a> {
+    /// Someone's first connection opened.
+    #[serde(rename = "presence.joined")]
+    PresenceJoined(&'a Presence),
+    /// Someone's status changed.
+    #[serde(rename = "presence.updated")]
+    PresenceUpdated(&'a Presence),
+    /// Someone's last connection closed.
+    #[serde(rename = "presence.left")]
+    PresenceLeft { user: &'a UserId },
+    /// A committed chat message.
+    #[serde(rename = "chat.message")]
+    ChatMessage(&'a ChatMessage),
+    #[serde(rename = "chat.edited")]
+    ChatEdited(&'a ChatMessage),
+    /// Whole for moderators, redacted for everyone else.
+    #[serde(rename = "chat.deleted")]
+    ChatDeleted(&'a ChatMessage),
+    /// A mute (`until` set) or its end (`until` null).
+    #[serde(rename = "member.muted")]
+    MemberMuted {
+        user: &'a UserId,
+        until: Option<i64>,
+        by: &'a UserId,
+        reason: Option<&'a str>,
+    },
+    /// To the kicked member, before their sockets close.
+    #[serde(rename = "you.kicked")]
+    YouKicked {
+        by: &'a UserId,
+        reason: Option<&'a str>,
+    },
+    /// To the banned member, before their sockets close.
+    #[serde(rename = "you.banned")]
+    YouBanned {
+        by: &'a UserId,
+        reason: Option<&'a str>,
+    },
+    #[serde(rename = "room.locked")]
+    RoomLocked {
+        locked: bool,
+        reason: Option<&'a str>,
+        by: &'a UserId,
+        at: i64,
+    },
+    /// The new announcement, or null when it was cleared.
+    #[serde(rename = "room.announcement")]
+    RoomAnnouncement(Option<&'a Announcement>),
+    /// To the worker whose reservation a moderator freed.
+    #[serde(rename = "task.released")]
+    TaskReleased { task_id: i64, by: &'a UserId },
+    /// To the worker a batch assignment gave a task.
+    #[serde(rename = "task.assigned")]
+    TaskAssigned { reservation: &'a Reservation },
+    /// To the worker whose ledger entry moved.
+    #[serde(rename = "ledger.updated")]
+    LedgerUpdated(&'a LedgerEntry),
+    /// Sent instead of a message that could not be serialised.
+    #[serde(rename = "error")]
+    Error { code: &'static str },
+}
+
+impl Event<'_> {
+    pub fn frame(&self) -> Message {
+        frame_of(&EventFrame { event: self })
+    }
+}
+
+/// The result of `ping`.
+#[derive(Debug, Serialize)]
+pub struct Pong {
+    /// Always true.
+    pub pong: bool,
+}
+
+/// The result of `task.request` refused before the queue is asked.
+#[derive(Debug, Serialize)]
+pub struct NoTask {
+    /// Always null.
+    pub reservation: Option<&'static Reservation>,
+    /// Why (`locked`).
+    pub reason: &'static str,
+}
+
+/// The result of `presence.set`.
+#[derive(Debug, Serialize)]
+pub struct StatusSet<'a> {
+    pub status: &'a str,
+}
+
+/// A page of chat history, oldest first (`chat.history`, and
+/// `GET /rooms/{room}/chat`).
+#[derive(Debug, Serialize)]
+pub struct ChatPage {
+    pub messages: Vec<ChatMessage>,
+}
+
+/// The result of `chat.send`, `chat.edit` and `chat.delete`: the message
+/// as stored.
+#[derive(Debug, Serialize)]
+pub struct ChatWritten<'a> {
+    pub message: &'a ChatMessage,
+}
+
+/// The result of `mod.mute` and `mod.unmute` (`until` null).
+#[derive(Debug, Serialize)]
+pub struct MuteSet<'a> {
+    pub user: &'a UserId,
+    pub until: Option<i64>,
+}
+
+/// The result of `mod.kick`: how many sockets were closed.
+#[derive(Debug, Serialize)]
+pub struct KickDone<'a> {
+    pub user: &'a UserId,
+    pub connections: usize,
+}
+
+/// The result of `mod.ban`.
+#[derive(Debug, Serialize)]
+pub struct BanDone<'a> {
+    pub user: &'a UserId,
+}
+
+/// The result of `mod.lock`.
+#[derive(Debug, Serialize)]
+pub struct LockSet {
+    pub locked: bool,
+}
+
+/// The result of `mod.announce`: the announcement, null when cleared.
+#[derive(Debug, Serialize)]
+pub struct AnnouncementSet<'a> {
+    pub announcement: Option<&'a Announcement>,
+}
+
+/// The result of `mod.release`: the freed task, null if none was held.
+#[derive(Debug, Serialize)]
+pub struct ReleaseDone<'a> {
+    pub user: &'a UserId,
+    pub task_id: Option<i64>,
 }
 
 #[cfg(test)]
@@ -281,6 +535,71 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// The text of a frame.
+    fn text(message: Message) -> String {
+        match message {
+            Message::Text(text) => text.to_string(),
+            other => panic!("not a text frame: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn frames_keep_their_wire_shape() {
+        let id = Value::String("r1".into());
+        assert_eq!(
+            text(ok_reply(&id, &Pong { pong: true })),
+            r#"{"type":"reply","id":"r1","ok":true,"result":{"pong":true}}"#
+        );
+        assert_eq!(
+            text(error_reply(&Value::from(7), &Error::Forbidden("no"))),
+            r#"{"type":"reply","id":7,"ok":false,"error":{"code":"forbidden","message":"no"}}"#
+        );
+        let Ok(user) = UserId::parse("wes") else {
+            panic!("valid user id");
+        };
+        assert_eq!(
+            text(Event::PresenceLeft { user: &user }.frame()),
+            r#"{"type":"event","event":"presence.left","data":{"user":"wes"}}"#
+        );
+        assert_eq!(
+            text(Event::RoomAnnouncement(None).frame()),
+            r#"{"type":"event","event":"room.announcement","data":null}"#
+        );
+        assert_eq!(
+            text(event("queue.counts", &Pong { pong: false })),
+            r#"{"type":"event","event":"queue.counts","data":{"pong":false}}"#
+        );
+        let Ok(room) = RoomId::parse("lab") else {
+            panic!("valid room id");
+        };
+        let hello = Hello {
+            protocol: PROTOCOL_VERSION,
+            room: &room,
+            connection_id: ConnId(3),
+            you: You {
+                user: &user,
+                display_name: "Wes",
+                role: Role::Worker,
+                token_expires_at: None,
+                muted_until: None,
+            },
+            presence: Vec::new(),
+            state: RoomState {
+                locked: false,
+                lock_reason: None,
+                announcement: None,
+            },
+        };
+        assert_eq!(
+            text(hello.frame()),
+            concat!(
+                r#"{"type":"hello","protocol":1,"room":"lab","connection_id":3,"#,
+                r#""you":{"user":"wes","display_name":"Wes","role":"worker","token_expires_at":null,"muted_until":null},"#,
+                r#""presence":[],"state":{"locked":false,"lock_reason":null,"announcement":null}}"#
+            )
+        );
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub use consensus::{ReviewDecision, Settled};
 pub use console::{RoomActivity, TaskAnswer};
 pub use docs::StoredDoc;
 pub use export::{AnswerRow, ExportRow};
-pub use ledger::{Action, Earnings, LedgerEntry, LedgerSummary};
+pub use ledger::{Action, Earnings, LedgerEntry, LedgerEvent, LedgerSummary};
 pub use moderation::{Announcement, ModerationEntry, Mute, RoomModeration};
 pub use quality::{AnswerCheck, WorkerQuality};
 pub use reserve::{Standing, WorkAsk};

@@ -8,13 +8,15 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use super::{AppState, Caller, JsonBody, require};
 use crate::auth::{Principal, Role};
 use crate::error::{CloseCode, Error, Result};
 use crate::ids::{DocName, RoomId, TokenId, UserId};
+use crate::protocol::ChatPage;
+use crate::rooms::RoomStats;
+use crate::store::{MemberRow, RoomRow, TokenRow};
 
 /// Longest token lifetime the API grants (a year), in seconds.
 const MAX_TTL_SECONDS: i64 = 365 * 24 * 3600;
@@ -62,27 +64,70 @@ pub(super) async fn outranked_member(
 
 /// Routes that name no room ([`me`], [`list_rooms`], [`create_room`]) take
 /// any valid token: [`Caller`] checks a room only where the path has one.
-async fn me(Caller(me): Caller) -> Result<Json<Value>> {
-    Ok(Json(json!({
-        "user": me.user, "display_name": me.display_name, "room": me.room,
-        "role": me.role, "token_id": me.token_id, "token_expires_at": me.expires_at,
-    })))
+async fn me(Caller(me): Caller) -> Result<Json<Me>> {
+    Ok(Json(Me {
+        user: me.user,
+        display_name: me.display_name.to_string(),
+        room: me.room,
+        role: me.role,
+        token_id: me.token_id,
+        token_expires_at: me.expires_at,
+    }))
 }
 
-async fn room_json(state: &AppState, room: &RoomId) -> Result<Value> {
+/// `GET /me`: who the token speaks as, where.
+#[derive(Debug, Serialize)]
+struct Me {
+    user: UserId,
+    display_name: String,
+    room: RoomId,
+    role: Role,
+    token_id: TokenId,
+    token_expires_at: Option<i64>,
+}
+
+/// `GET /rooms/{room}`: a room and what is live in it.
+#[derive(Debug, Serialize)]
+struct RoomBody {
+    id: RoomId,
+    name: String,
+    created_at: i64,
+    live: RoomStats,
+}
+
+async fn room_body(state: &AppState, room: &RoomId) -> Result<RoomBody> {
     let row = state
         .store
         .room(room)
         .await?
         .ok_or(Error::NotFound("room"))?;
-    let stats = state.rooms.stats(room).await;
-    Ok(json!({ "id": row.id, "name": row.name, "created_at": row.created_at, "live": stats }))
+    let live = state.rooms.stats(room).await;
+    Ok(RoomBody {
+        id: row.id,
+        name: row.name,
+        created_at: row.created_at,
+        live,
+    })
+}
+
+/// `GET /rooms`.
+#[derive(Debug, Serialize)]
+struct Rooms {
+    rooms: Vec<RoomBody>,
 }
 
 /// The rooms this token can see: a token opens exactly one room.
-async fn list_rooms(State(state): State<AppState>, Caller(me): Caller) -> Result<Json<Value>> {
-    let room = room_json(&state, &me.room).await?;
-    Ok(Json(json!({ "rooms": [room] })))
+async fn list_rooms(State(state): State<AppState>, Caller(me): Caller) -> Result<Json<Rooms>> {
+    let room = room_body(&state, &me.room).await?;
+    Ok(Json(Rooms { rooms: vec![room] }))
+}
+
+/// `POST /rooms`: the new room and an owner token for it (shown once).
+#[derive(Debug, Serialize)]
+struct CreatedRoom {
+    room: RoomRow,
+    token: String,
+    token_id: TokenId,
 }
 
 #[derive(Deserialize)]
@@ -110,25 +155,38 @@ async fn create_room(
         .store
         .issue_token(&id, &me.user, Role::Owner, None)
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "room": room, "token": secret, "token_id": token.id })),
-    )
-        .into_response())
+    let created = CreatedRoom {
+        room,
+        token: secret,
+        token_id: token.id,
+    };
+    Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
-async fn get_room(State(state): State<AppState>, Caller(me): Caller) -> Result<Json<Value>> {
-    Ok(Json(room_json(&state, &me.room).await?))
+async fn get_room(State(state): State<AppState>, Caller(me): Caller) -> Result<Json<RoomBody>> {
+    Ok(Json(room_body(&state, &me.room).await?))
 }
 
-async fn list_members(State(state): State<AppState>, Caller(me): Caller) -> Result<Json<Value>> {
+/// `GET /rooms/{room}/members`.
+#[derive(Debug, Serialize)]
+struct Members {
+    members: Vec<MemberRow>,
+}
+
+async fn list_members(State(state): State<AppState>, Caller(me): Caller) -> Result<Json<Members>> {
     require(
         me.role.can_list_members(),
         "only the core team can list members",
     )?;
-    Ok(Json(
-        json!({ "members": state.store.members(&me.room).await? }),
-    ))
+    let members = state.store.members(&me.room).await?;
+    Ok(Json(Members { members }))
+}
+
+/// `PUT /rooms/{room}/members/{user}`: the member's new role.
+#[derive(Debug, Serialize)]
+struct MemberRole {
+    user: UserId,
+    role: Role,
 }
 
 #[derive(Deserialize)]
@@ -142,7 +200,7 @@ async fn set_member(
     Caller(me): Caller,
     Path((_, user)): Path<(String, String)>,
     JsonBody(body): JsonBody<SetMember>,
-) -> Result<Json<Value>> {
+) -> Result<Json<MemberRole>> {
     require(me.role.can_administer(), "only owners change roles")?;
     let user = UserId::parse(&user)?;
     let role: Role = body.role.parse()?;
@@ -160,7 +218,7 @@ async fn set_member(
         .rooms
         .disconnect(&me.room, &user, CloseCode::RoleChanged)
         .await;
-    Ok(Json(json!({ "user": user, "role": role })))
+    Ok(Json(MemberRole { user, role }))
 }
 
 async fn remove_member(
@@ -181,14 +239,26 @@ async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_tokens(State(state): State<AppState>, Caller(me): Caller) -> Result<Json<Value>> {
+/// `GET /rooms/{room}/tokens`.
+#[derive(Debug, Serialize)]
+struct Tokens {
+    tokens: Vec<TokenRow>,
+}
+
+async fn list_tokens(State(state): State<AppState>, Caller(me): Caller) -> Result<Json<Tokens>> {
     require(
         me.role.can_moderate(),
         "only owners and moderators list tokens",
     )?;
-    Ok(Json(
-        json!({ "tokens": state.store.tokens(&me.room).await? }),
-    ))
+    let tokens = state.store.tokens(&me.room).await?;
+    Ok(Json(Tokens { tokens }))
+}
+
+/// `POST /rooms/{room}/tokens`: the secret (shown once) and what is stored.
+#[derive(Debug, Serialize)]
+struct IssuedToken {
+    token: String,
+    info: TokenRow,
 }
 
 #[derive(Deserialize)]
@@ -264,11 +334,11 @@ async fn issue_token(
             .disconnect(&me.room, &user, CloseCode::RoleChanged)
             .await;
     }
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "token": secret, "info": token })),
-    )
-        .into_response())
+    let issued = IssuedToken {
+        token: secret,
+        info: token,
+    };
+    Ok((StatusCode::CREATED, Json(issued)).into_response())
 }
 
 async fn revoke_token(
@@ -307,7 +377,7 @@ async fn chat_history(
     State(state): State<AppState>,
     Caller(me): Caller,
     Query(query): Query<HistoryQuery>,
-) -> Result<Json<Value>> {
+) -> Result<Json<ChatPage>> {
     let messages = state
         .store
         .chat_history(&me.room, query.before, query.limit.unwrap_or(50))
@@ -317,7 +387,7 @@ async fn chat_history(
         .into_iter()
         .map(|message| message.seen_by(moderator))
         .collect();
-    Ok(Json(json!({ "messages": messages })))
+    Ok(Json(ChatPage { messages }))
 }
 
 #[derive(Deserialize)]
@@ -335,13 +405,27 @@ async fn list_docs(
     State(state): State<AppState>,
     Caller(me): Caller,
     Query(query): Query<DocsQuery>,
-) -> Result<Json<Value>> {
+) -> Result<Json<Docs>> {
     let after = query.after.as_deref().map(DocName::parse).transpose()?;
     let (docs, next_after) = state
         .store
         .docs(&me.room, after.as_ref(), query.limit)
         .await?;
-    Ok(Json(json!({ "docs": docs, "next_after": next_after })))
+    Ok(Json(Docs { docs, next_after }))
+}
+
+/// `GET /rooms/{room}/docs`: a page of names; `next_after` null on the last.
+#[derive(Debug, Serialize)]
+struct Docs {
+    docs: Vec<String>,
+    next_after: Option<String>,
+}
+
+/// `POST /rooms/{room}/docs`: whether the document is new.
+#[derive(Debug, Serialize)]
+struct CreatedDoc {
+    name: DocName,
+    created: bool,
 }
 
 #[derive(Deserialize)]
@@ -367,5 +451,5 @@ async fn create_doc(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(json!({ "name": name, "created": created }))).into_response())
+    Ok((status, Json(CreatedDoc { name, created })).into_response())
 }

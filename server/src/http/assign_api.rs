@@ -8,8 +8,7 @@ use axum::Json;
 use axum::extract::State;
 use crowdroom_work::assign::{Member, assign};
 use crowdroom_work::quality::vote_accuracy;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use super::{AppState, Caller, JsonBody, require};
 use crate::error::{Error, Result};
@@ -57,6 +56,20 @@ pub struct AssignRequest {
     members: Vec<MemberCapacity>,
 }
 
+/// The pairs a run granted.
+#[derive(Debug, Serialize)]
+pub struct Assigned {
+    assigned: Vec<Assignment>,
+}
+
+/// One granted pair: the reservation's task and when it runs out.
+#[derive(Debug, Serialize)]
+struct Assignment {
+    user: UserId,
+    task_id: i64,
+    expires_at: i64,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MemberCapacity {
@@ -90,7 +103,7 @@ pub async fn assign_tasks(
     State(state): State<AppState>,
     Caller(me): Caller,
     JsonBody(body): JsonBody<AssignRequest>,
-) -> Result<Json<Value>> {
+) -> Result<Json<Assigned>> {
     require(
         me.role.can_moderate(),
         "only owners and moderators assign work",
@@ -115,7 +128,11 @@ pub async fn assign_tasks(
         tasks.iter().map(|task| task.id).max(),
     ) {
         (Some(first), Some(last)) => (first, last),
-        _ => return Ok(Json(json!({ "assigned": [] }))),
+        _ => {
+            return Ok(Json(Assigned {
+                assigned: Vec::new(),
+            }));
+        }
     };
     let mut users = Vec::with_capacity(body.members.len());
     let mut members = Vec::with_capacity(body.members.len());
@@ -180,14 +197,18 @@ pub async fn assign_tasks(
         };
         // A slot taken meanwhile by someone else is simply not assigned.
         if let WriteOutcome::Granted(Some(reservation)) = state.committer().write(op).await? {
-            let event =
-                crate::protocol::event("task.assigned", &json!({ "reservation": reservation }));
+            let event = crate::protocol::Event::TaskAssigned {
+                reservation: &reservation,
+            }
+            .frame();
             state.rooms.notify_user(&me.room, user, event).await;
-            assigned.push(
-                json!({ "user": user, "task_id": task.id, "expires_at": reservation.expires_at }),
-            );
+            assigned.push(Assignment {
+                user: user.clone(),
+                task_id: task.id,
+                expires_at: reservation.expires_at,
+            });
         }
     }
     state.rooms.queue_changed(&me.room).await;
-    Ok(Json(json!({ "assigned": assigned })))
+    Ok(Json(Assigned { assigned }))
 }

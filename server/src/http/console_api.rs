@@ -4,11 +4,14 @@
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::{AppState, Caller, require};
 use crate::error::{Error, Result};
+use crate::ids::RoomId;
+use crate::rooms::RoomStats;
+use crate::store::{Announcement, ModerationEntry, Mute, QueueCounts, TaskAnswer, TaskRow};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -17,8 +20,40 @@ pub fn routes() -> Router<AppState> {
         .route("/rooms/{room}/tasks/{task}", get(task_detail))
 }
 
+/// `GET /rooms/{room}/stats`: what the moderator console shows of a room.
+#[derive(Debug, Serialize)]
+struct RoomFigures {
+    room: RoomId,
+    name: String,
+    live: RoomStats,
+    counts: QueueCounts,
+    answers_last_minute: i64,
+    answers_per_minute: f64,
+    agreement: Option<f64>,
+    /// Tasks waiting for a reviewer (`counts.review`).
+    escalations: i64,
+    pay: PayFigures,
+    locked: bool,
+    lock_reason: Option<String>,
+    announcement: Option<Announcement>,
+    /// Mutes still running.
+    muted: Vec<Mute>,
+}
+
+/// The room's effective hourly rate against its target.
+#[derive(Debug, Serialize)]
+struct PayFigures {
+    hourly_rate: Option<i64>,
+    target_hourly_rate: i64,
+    /// The rate is below the target.
+    alert: bool,
+}
+
 /// Occupancy, throughput, agreement, escalations and pay of one room.
-async fn room_stats(State(state): State<AppState>, Caller(me): Caller) -> Result<Json<Value>> {
+async fn room_stats(
+    State(state): State<AppState>,
+    Caller(me): Caller,
+) -> Result<Json<RoomFigures>> {
     require(
         me.role.can_moderate(),
         "only owners and moderators see room figures",
@@ -37,25 +72,31 @@ async fn room_stats(State(state): State<AppState>, Caller(me): Caller) -> Result
         .ledger_summary(&me.room, project.target_hourly_rate)
         .await?;
     let moderation = state.store.room_moderation(&me.room).await?;
-    Ok(Json(json!({
-        "room": row.id,
-        "name": row.name,
-        "live": live,
-        "counts": counts,
-        "answers_last_minute": activity.answers_last_minute,
-        "answers_per_minute": activity.answers_per_minute,
-        "agreement": activity.agreement,
-        "escalations": counts.review,
-        "pay": {
-            "hourly_rate": pay.hourly_rate,
-            "target_hourly_rate": pay.target_hourly_rate,
-            "alert": pay.below_target,
+    Ok(Json(RoomFigures {
+        room: row.id,
+        name: row.name,
+        live,
+        escalations: counts.review,
+        counts,
+        answers_last_minute: activity.answers_last_minute,
+        answers_per_minute: activity.answers_per_minute,
+        agreement: activity.agreement,
+        pay: PayFigures {
+            hourly_rate: pay.hourly_rate,
+            target_hourly_rate: pay.target_hourly_rate,
+            alert: pay.below_target,
         },
-        "locked": moderation.locked,
-        "lock_reason": moderation.lock_reason,
-        "announcement": moderation.announcement,
-        "muted": moderation.mutes,
-    })))
+        locked: moderation.locked,
+        lock_reason: moderation.lock_reason,
+        announcement: moderation.announcement,
+        muted: moderation.mutes,
+    }))
+}
+
+/// `GET /rooms/{room}/moderation`: the newest moderator actions.
+#[derive(Debug, Serialize)]
+struct ModerationLog {
+    entries: Vec<ModerationEntry>,
 }
 
 #[derive(Deserialize)]
@@ -69,7 +110,7 @@ async fn moderation_log(
     State(state): State<AppState>,
     Caller(me): Caller,
     Query(query): Query<LogQuery>,
-) -> Result<Json<Value>> {
+) -> Result<Json<ModerationLog>> {
     require(
         me.role.can_moderate(),
         "only owners and moderators read the moderation log",
@@ -78,7 +119,16 @@ async fn moderation_log(
         .store
         .moderation_log(&me.room, query.limit.unwrap_or(100))
         .await?;
-    Ok(Json(json!({ "entries": entries })))
+    Ok(Json(ModerationLog { entries }))
+}
+
+/// `GET /rooms/{room}/tasks/{task}`.
+#[derive(Debug, Serialize)]
+struct TaskDetail {
+    task: TaskRow,
+    answers: Vec<TaskAnswer>,
+    /// The review trail, as the store's consensus module records it.
+    reviews: Vec<Value>,
 }
 
 /// One task as listed, with every answer and the review trail.
@@ -86,7 +136,7 @@ async fn task_detail(
     State(state): State<AppState>,
     Caller(me): Caller,
     Path((_, task)): Path<(String, i64)>,
-) -> Result<Json<Value>> {
+) -> Result<Json<TaskDetail>> {
     require(
         me.role.can_list_members(),
         "only the core team sees answers",
@@ -100,7 +150,9 @@ async fn task_detail(
         .ok_or(Error::NotFound("task"))?;
     let answers = state.store.task_answers(&me.room, task).await?;
     let reviews = state.store.task_reviews(&me.room, task).await?;
-    Ok(Json(
-        json!({ "task": row, "answers": answers, "reviews": reviews }),
-    ))
+    Ok(Json(TaskDetail {
+        task: row,
+        answers,
+        reviews,
+    }))
 }

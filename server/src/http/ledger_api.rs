@@ -11,8 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
@@ -20,7 +19,7 @@ use super::{AppState, Caller, JsonBody, require};
 use crate::auth::Principal;
 use crate::error::{Error, Result};
 use crate::ids::UserId;
-use crate::store::{Action, LedgerEntry, Store};
+use crate::store::{Action, LedgerEntry, LedgerEvent, LedgerSummary, Store};
 
 /// Longest reason, dispute message or bonus reason, in characters: a
 /// sentence or a paragraph, kept in the entry's audit trail for good.
@@ -76,7 +75,7 @@ async fn list(
     State(state): State<AppState>,
     Caller(me): Caller,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Value>> {
+) -> Result<Json<Entries>> {
     let worker = match (me.role.can_moderate(), query.worker) {
         (true, Some(worker)) => Some(UserId::parse(&worker)?),
         (true, None) => None,
@@ -92,10 +91,16 @@ async fn list(
             query.limit.unwrap_or(100),
         )
         .await?;
-    Ok(Json(json!({ "entries": entries })))
+    Ok(Json(Entries { entries }))
 }
 
-async fn summary(State(state): State<AppState>, Caller(me): Caller) -> Result<Json<Value>> {
+/// `GET /rooms/{room}/ledger`: a page of entries, newest first.
+#[derive(Debug, Serialize)]
+struct Entries {
+    entries: Vec<LedgerEntry>,
+}
+
+async fn summary(State(state): State<AppState>, Caller(me): Caller) -> Result<Json<LedgerSummary>> {
     let target = state.store.project(&me.room).await?.target_hourly_rate;
     let mut summary = state.store.ledger_summary(&me.room, target).await?;
     if !me.role.can_moderate() {
@@ -103,23 +108,31 @@ async fn summary(State(state): State<AppState>, Caller(me): Caller) -> Result<Js
             .workers
             .retain(|earnings| earnings.worker == me.user.as_str());
     }
-    Ok(Json(
-        serde_json::to_value(summary).map_err(|error| Error::Internal(error.to_string()))?,
-    ))
+    Ok(Json(summary))
+}
+
+/// `GET /rooms/{room}/ledger/{entry}`: an entry and its audit trail.
+#[derive(Debug, Serialize)]
+struct EntryDetail {
+    entry: LedgerEntry,
+    events: Vec<LedgerEvent>,
 }
 
 async fn get_entry(
     State(state): State<AppState>,
     Caller(me): Caller,
     Path((_, entry)): Path<(String, i64)>,
-) -> Result<Json<Value>> {
+) -> Result<Json<EntryDetail>> {
     let found = state.store.ledger_entry(&me.room, entry).await?;
     require(
         me.role.can_moderate() || found.worker == me.user.as_str(),
         "only the worker and moderators see this entry",
     )?;
     let events = state.store.ledger_events(entry).await?;
-    Ok(Json(json!({ "entry": found, "events": events })))
+    Ok(Json(EntryDetail {
+        entry: found,
+        events,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -232,7 +245,15 @@ async fn bonus(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(json!({ "entry": entry, "created": created }))).into_response())
+    Ok((status, Json(BonusGranted { entry, created })).into_response())
+}
+
+/// `POST /rooms/{room}/ledger/bonus`: the entry, and whether this call made
+/// it (false when the idempotency key was seen before).
+#[derive(Debug, Serialize)]
+struct BonusGranted {
+    entry: LedgerEntry,
+    created: bool,
 }
 
 /// Refuses a reason over [`MAX_REASON_CHARS`] or holding control characters.
@@ -248,7 +269,7 @@ async fn notify(state: &AppState, me: &Principal, entry: &LedgerEntry) {
             .notify_user(
                 &me.room,
                 &worker,
-                crate::protocol::event("ledger.updated", entry),
+                crate::protocol::Event::LedgerUpdated(entry).frame(),
             )
             .await;
     }

@@ -9,17 +9,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::ws::Message as WsMessage;
-use compact_str::CompactString;
-use serde::Serialize;
-use serde_json::json;
 
 use super::actor::{ChatKind, Purpose, RoomActor};
-use crate::auth::{Principal, Role};
+use crate::auth::Principal;
 use crate::conn::ConnTx;
 use crate::error::{CloseCode, Error, Result};
 use crate::ids::{ConnId, UserId, now_ms};
 use crate::protocol::{
-    self, MAX_CHAT_CHARS, MAX_STATUS_CHARS, Op, PROTOCOL_VERSION, Request, RequestId,
+    self, ChatPage, ChatWritten, Event, Hello, MAX_CHAT_CHARS, MAX_STATUS_CHARS, NoTask, Op,
+    PROTOCOL_VERSION, Pong, Presence, Request, RequestId, StatusSet, You,
 };
 use crate::store::{WriteOp, WriteOutcome};
 
@@ -36,20 +34,6 @@ pub(super) struct LiveState {
 struct LiveConn {
     tx: ConnTx,
     principal: Arc<Principal>,
-}
-
-/// One person's presence, as sent in `hello` and presence events.
-#[derive(Debug, Clone, Serialize)]
-pub struct Presence {
-    pub user: UserId,
-    pub display_name: CompactString,
-    pub role: Role,
-    pub status: String,
-    /// Open live connections (tabs) of this person.
-    pub connections: usize,
-    pub since: i64,
-    /// Until when they are muted (ms), if they are.
-    pub muted_until: Option<i64>,
 }
 
 impl LiveState {
@@ -179,24 +163,23 @@ impl RoomActor {
         presence.connections += 1;
         let joined = presence.clone();
         let everyone: Vec<&Presence> = self.live.presence.values().collect();
-        conn.send(protocol::frame_of(&json!({
-            "type": "hello",
-            "protocol": PROTOCOL_VERSION,
-            "room": self.room,
-            "connection_id": conn.id,
-            "you": {
-                "user": principal.user,
-                "display_name": principal.display_name,
-                "role": principal.role,
-                "token_expires_at": principal.expires_at,
-                "muted_until": self.moderation.muted_until(&principal.user),
+        let hello = Hello {
+            protocol: PROTOCOL_VERSION,
+            room: &self.room,
+            connection_id: conn.id,
+            you: You {
+                user: &principal.user,
+                display_name: &principal.display_name,
+                role: principal.role,
+                token_expires_at: principal.expires_at,
+                muted_until: self.moderation.muted_until(&principal.user),
             },
-            "presence": everyone,
-            "state": self.moderation.json(),
-        })));
+            presence: everyone,
+            state: self.moderation.state(),
+        };
+        conn.send(hello.frame());
         if first {
-            self.live
-                .broadcast(&protocol::event("presence.joined", &joined));
+            self.live.broadcast(&Event::PresenceJoined(&joined).frame());
         }
         self.live.conns.insert(
             conn.id,
@@ -221,8 +204,7 @@ impl RoomActor {
         };
         if gone {
             self.live.presence.remove(user);
-            self.live
-                .broadcast(&protocol::event("presence.left", &json!({ "user": user })));
+            self.live.broadcast(&Event::PresenceLeft { user }.frame());
         }
     }
 
@@ -237,7 +219,7 @@ impl RoomActor {
         };
         let Request { id, op } = request;
         let result = match op {
-            Op::Ping {} => Ok(Some(json!({ "pong": true }))),
+            Op::Ping {} => Ok(Some(protocol::ok_reply(&id, &Pong { pong: true }))),
             op @ (Op::ModMute { .. }
             | Op::ModUnmute { .. }
             | Op::ModKick { .. }
@@ -251,7 +233,11 @@ impl RoomActor {
             Op::TaskRequest {}
                 if principal.role.can_write() && !self.moderation.may_write(principal.role) =>
             {
-                Ok(Some(json!({ "reservation": null, "reason": "locked" })))
+                let refused = NoTask {
+                    reservation: None,
+                    reason: "locked",
+                };
+                Ok(Some(protocol::ok_reply(&id, &refused)))
             }
             op @ (Op::QueueGet {}
             | Op::TaskRequest {}
@@ -316,7 +302,7 @@ impl RoomActor {
             }
         };
         match result {
-            Ok(Some(value)) => self.live.reply(conn, protocol::ok_reply(&id, &value)),
+            Ok(Some(reply)) => self.live.reply(conn, reply),
             // Answered later, when the write commits or the read returns.
             Ok(None) => {}
             Err(error) => self.live.reply(conn, protocol::error_reply(&id, &error)),
@@ -345,10 +331,15 @@ impl RoomActor {
         let updated = presence.clone();
         self.live.reply(
             conn,
-            protocol::ok_reply(id, &json!({ "status": updated.status })),
+            protocol::ok_reply(
+                id,
+                &StatusSet {
+                    status: &updated.status,
+                },
+            ),
         );
         self.live
-            .broadcast(&protocol::event("presence.updated", &updated));
+            .broadcast(&Event::PresenceUpdated(&updated).frame());
         Ok(())
     }
 
@@ -358,7 +349,7 @@ impl RoomActor {
         request: RequestId,
         kind: ChatKind,
         op: WriteOp,
-    ) -> Result<Option<serde_json::Value>> {
+    ) -> Result<Option<WsMessage>> {
         if self
             .submit(
                 op,
@@ -401,7 +392,7 @@ impl RoomActor {
                         .into_iter()
                         .map(|message| message.seen_by(moderator))
                         .collect();
-                    protocol::ok_reply(&id, &json!({ "messages": messages }))
+                    protocol::ok_reply(&id, &ChatPage { messages })
                 }
                 Err(error) => protocol::error_reply(&id, &error),
             };
@@ -433,18 +424,14 @@ impl RoomActor {
         // The reply first, so the sender knows the id before the event.
         self.live.reply(
             conn,
-            protocol::ok_reply(request, &json!({ "message": message })),
+            protocol::ok_reply(request, &ChatWritten { message: &message }),
         );
         match kind {
-            ChatKind::Post => self
-                .live
-                .broadcast(&protocol::event("chat.message", &message)),
-            ChatKind::Edit => self
-                .live
-                .broadcast(&protocol::event("chat.edited", &message)),
+            ChatKind::Post => self.live.broadcast(&Event::ChatMessage(&message).frame()),
+            ChatKind::Edit => self.live.broadcast(&Event::ChatEdited(&message).frame()),
             ChatKind::Delete => {
-                let full = protocol::event("chat.deleted", &message);
-                let redacted = protocol::event("chat.deleted", &message.redacted());
+                let full = Event::ChatDeleted(&message).frame();
+                let redacted = Event::ChatDeleted(&message.redacted()).frame();
                 self.live.broadcast_split(&full, &redacted);
             }
         }

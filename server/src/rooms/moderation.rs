@@ -11,14 +11,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde_json::{Value, json};
-
 use super::RoomCommand;
 use super::actor::RoomActor;
 use crate::auth::{Principal, Role};
 use crate::error::{CloseCode, Error, Result};
 use crate::ids::{ConnId, UserId, now_ms};
-use crate::protocol::{self, Op, RequestId};
+use crate::protocol::{
+    self, AnnouncementSet, BanDone, Event, KickDone, LockSet, MuteSet, Op, ReleaseDone, RequestId,
+    RoomState,
+};
 use crate::store::{Announcement, Mute, RoomModeration, Store};
 
 /// Longest mute, in minutes (a week).
@@ -80,12 +81,12 @@ impl ModState {
     }
 
     /// The room's state as `hello` carries it.
-    pub(super) fn json(&self) -> Value {
-        json!({
-            "locked": self.locked,
-            "lock_reason": self.lock_reason,
-            "announcement": self.announcement,
-        })
+    pub(super) fn state(&self) -> RoomState<'_> {
+        RoomState {
+            locked: self.locked,
+            lock_reason: self.lock_reason.as_deref(),
+            announcement: self.announcement.as_ref(),
+        }
     }
 }
 
@@ -301,11 +302,15 @@ impl RoomActor {
                 self.live.set_muted(&user, until);
                 self.live.reply(
                     conn,
-                    protocol::ok_reply(request, &json!({ "user": user, "until": until })),
+                    protocol::ok_reply(request, &MuteSet { user: &user, until }),
                 );
-                let event = json!({ "user": user, "until": until, "by": by, "reason": reason });
-                self.live
-                    .broadcast_all(&protocol::event("member.muted", &event));
+                let event = Event::MemberMuted {
+                    user: &user,
+                    until,
+                    by: &by,
+                    reason: reason.as_deref(),
+                };
+                self.live.broadcast_all(&event.frame());
             }
             Moderated::Kicked { user, by, reason } => {
                 let connections = self.live.connections_of(&user) + self.doc_connections_of(&user);
@@ -313,20 +318,27 @@ impl RoomActor {
                     conn,
                     protocol::ok_reply(
                         request,
-                        &json!({ "user": user, "connections": connections }),
+                        &KickDone {
+                            user: &user,
+                            connections,
+                        },
                     ),
                 );
-                let event = json!({ "by": by, "reason": reason });
-                self.live
-                    .send_to_user(&user, &protocol::event("you.kicked", &event));
+                let event = Event::YouKicked {
+                    by: &by,
+                    reason: reason.as_deref(),
+                };
+                self.live.send_to_user(&user, &event.frame());
                 self.disconnect(&user, CloseCode::Kicked);
             }
             Moderated::Banned { user, by, reason } => {
                 self.live
-                    .reply(conn, protocol::ok_reply(request, &json!({ "user": user })));
-                let event = json!({ "by": by, "reason": reason });
-                self.live
-                    .send_to_user(&user, &protocol::event("you.banned", &event));
+                    .reply(conn, protocol::ok_reply(request, &BanDone { user: &user }));
+                let event = Event::YouBanned {
+                    by: &by,
+                    reason: reason.as_deref(),
+                };
+                self.live.send_to_user(&user, &event.frame());
                 self.disconnect(&user, CloseCode::TokenRevoked);
             }
             Moderated::Locked {
@@ -337,33 +349,41 @@ impl RoomActor {
             } => {
                 self.moderation.locked = locked;
                 self.moderation.lock_reason = reason.clone();
-                self.live.reply(
-                    conn,
-                    protocol::ok_reply(request, &json!({ "locked": locked })),
-                );
-                let event = json!({ "locked": locked, "reason": reason, "by": by, "at": at });
                 self.live
-                    .broadcast_all(&protocol::event("room.locked", &event));
+                    .reply(conn, protocol::ok_reply(request, &LockSet { locked }));
+                let event = Event::RoomLocked {
+                    locked,
+                    reason: reason.as_deref(),
+                    by: &by,
+                    at,
+                };
+                self.live.broadcast_all(&event.frame());
             }
             Moderated::Announced(announcement) => {
                 self.moderation.announcement = announcement.clone();
+                let announcement = announcement.as_ref();
                 self.live.reply(
                     conn,
-                    protocol::ok_reply(request, &json!({ "announcement": announcement })),
+                    protocol::ok_reply(request, &AnnouncementSet { announcement }),
                 );
                 self.live
-                    .broadcast_all(&protocol::event("room.announcement", &announcement));
+                    .broadcast_all(&Event::RoomAnnouncement(announcement).frame());
             }
             Moderated::Released { user, task, by } => {
                 self.live.reply(
                     conn,
-                    protocol::ok_reply(request, &json!({ "user": user, "task_id": task })),
+                    protocol::ok_reply(
+                        request,
+                        &ReleaseDone {
+                            user: &user,
+                            task_id: task,
+                        },
+                    ),
                 );
                 self.queue_changed.notify_one();
-                if let Some(task) = task {
-                    let event = json!({ "task_id": task, "by": by });
-                    self.live
-                        .send_to_user(&user, &protocol::event("task.released", &event));
+                if let Some(task_id) = task {
+                    let event = Event::TaskReleased { task_id, by: &by };
+                    self.live.send_to_user(&user, &event.frame());
                 }
                 let (store, room, handle) = (
                     self.context.store.clone(),

@@ -49,6 +49,16 @@ pub struct LedgerEntry {
     pub created_at: i64,
 }
 
+/// One step of an entry's audit trail: the state it moved to, why, who
+/// moved it (`system` for automatic moves), and when.
+#[derive(Debug, Clone, Serialize)]
+pub struct LedgerEvent {
+    pub state: String,
+    pub reason: Option<String>,
+    pub actor: String,
+    pub at: i64,
+}
+
 /// A change a person asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -175,7 +185,7 @@ impl Store {
     }
 
     /// An entry's audit trail: every state it went through, oldest first.
-    pub async fn ledger_events(&self, entry: i64) -> Result<Vec<serde_json::Value>> {
+    pub async fn ledger_events(&self, entry: i64) -> Result<Vec<LedgerEvent>> {
         let rows = sqlx::query(
             "SELECT state, reason, actor, at FROM ledger_events WHERE entry_id = $1 ORDER BY id",
         )
@@ -184,12 +194,12 @@ impl Store {
         .await?;
         rows.iter()
             .map(|row| {
-                Ok(serde_json::json!({
-                    "state": row.try_get::<String, _>("state")?,
-                    "reason": row.try_get::<Option<String>, _>("reason")?,
-                    "actor": row.try_get::<String, _>("actor")?,
-                    "at": row.try_get::<i64, _>("at")?,
-                }))
+                Ok(LedgerEvent {
+                    state: row.try_get("state")?,
+                    reason: row.try_get("reason")?,
+                    actor: row.try_get("actor")?,
+                    at: row.try_get("at")?,
+                })
             })
             .collect()
     }
