@@ -131,7 +131,11 @@ pub(crate) fn check_no_gap(
     if blocks.is_empty() {
         return Ok(());
     }
-    blocks.extend(waiting.iter().map(|item| (item.client, item.start, item.len)));
+    blocks.extend(
+        waiting
+            .iter()
+            .map(|item| (item.client, item.start, item.len)),
+    );
     blocks.sort_unstable();
     let mut current: Option<(u64, u32)> = None;
     for (client, start, len) in blocks {

@@ -100,7 +100,10 @@ impl CommitHandle {
                     .catch_unwind()
                     .await;
                 if let Err(panic) = ran {
-                    watched.fail(format!("the committer panicked: {}", panic_message(&*panic)));
+                    watched.fail(format!(
+                        "the committer panicked: {}",
+                        panic_message(&*panic)
+                    ));
                 }
             },
             &runtime,
@@ -323,7 +326,10 @@ async fn write_retrying(
 /// nothing (its transaction is dropped, so rolled back, and the writer's
 /// connection with it), and the committer goes on.
 async fn contained(store: &impl Batches, ops: &[WriteOp]) -> Result<Vec<Result<WriteOutcome>>> {
-    match AssertUnwindSafe(store.write_batch(ops)).catch_unwind().await {
+    match AssertUnwindSafe(store.write_batch(ops))
+        .catch_unwind()
+        .await
+    {
         Ok(result) => result,
         Err(panic) => {
             let message = panic_message(&*panic);
@@ -384,7 +390,8 @@ mod tests {
         }
 
         async fn drop_writer(&self) {
-            self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -425,7 +432,9 @@ mod tests {
         tokio::time::sleep(DEAD_AFTER).await;
         assert!(handle.write(chat("a")).await.is_err());
         assert!(
-            handle.failure().is_some_and(|reason| reason.contains("failed for")),
+            handle
+                .failure()
+                .is_some_and(|reason| reason.contains("failed for")),
             "{:?}",
             handle.failure()
         );

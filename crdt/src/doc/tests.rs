@@ -99,7 +99,9 @@ fn map_entries_past_a_gap_are_refused() {
     doc.apply(&first).unwrap();
     assert!(matches!(doc.apply(&third), Err(DocError::Rejected(_))));
     let fresh = SharedDoc::new();
-    fresh.apply(&doc.diff(&fresh.state_vector()).unwrap()).unwrap();
+    fresh
+        .apply(&doc.diff(&fresh.state_vector()).unwrap())
+        .unwrap();
     let keys = |doc: &Doc| -> Vec<String> {
         let txn = doc.transact();
         let mut keys: Vec<String> = txn

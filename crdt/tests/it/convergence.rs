@@ -139,7 +139,10 @@ fn deliver_rest(rng: &mut StdRng, peer: &mut Peer, log: &[Vec<u8>]) {
             deliver(peer, log, index);
         }
         let left = peer.delivered.iter().filter(|done| !**done).count();
-        assert!(left < missing, "a pass delivered nothing: {left} entries stuck");
+        assert!(
+            left < missing,
+            "a pass delivered nothing: {left} entries stuck"
+        );
     }
 }
 

@@ -8,9 +8,9 @@ pub mod batch;
 pub mod consensus;
 pub mod decide;
 pub mod error;
-pub mod gain;
 #[cfg(test)]
 mod fuzz;
+pub mod gain;
 pub mod project;
 pub mod quality;
 pub mod queue;

@@ -124,7 +124,9 @@ async fn a_long_free_text_settle_holds_no_other_room(backend: Backend) {
         let mut state = seed;
         (0..10_000)
             .map(|_| {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 char::from(b'a' + ((state >> 33) % 26) as u8)
             })
             .collect()
@@ -132,7 +134,10 @@ async fn a_long_free_text_settle_holds_no_other_room(backend: Backend) {
     let (last, first) = workers.split_last_mut().expect("three workers");
     for (seed, client) in (1..).zip(first.iter_mut()) {
         let reply = client
-            .request("task.submit", json!({"task_id": task, "answer": long(seed)}))
+            .request(
+                "task.submit",
+                json!({"task_id": task, "answer": long(seed)}),
+            )
             .await;
         assert_eq!(reply["ok"], true, "{reply}");
     }
@@ -144,7 +149,10 @@ async fn a_long_free_text_settle_holds_no_other_room(backend: Backend) {
     assert_eq!(reply["ok"], true, "{reply}");
     let settled = last.reply_to(json!(99)).await;
     assert_eq!(settled["ok"], true, "{settled}");
-    assert_eq!(settled["result"]["submitted"]["task_state"], "review", "{settled}");
+    assert_eq!(
+        settled["result"]["submitted"]["task_state"], "review",
+        "{settled}"
+    );
     // A generous bound on a shared machine: the old settle held it for
     // 1.3 s in a release build, and far longer in this debug one.
     assert!(

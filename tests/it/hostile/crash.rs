@@ -7,8 +7,8 @@ use std::time::Duration;
 use crowdroom::auth::Role;
 use crowdroom::ids::{RoomId, UserId};
 use crowdroom_tests::client::LiveClient;
-use crowdroom_tests::process::ServerProcess;
 use crowdroom_tests::http;
+use crowdroom_tests::process::ServerProcess;
 use serde_json::json;
 
 /// Longer than the committer's 30 s of failing batches, plus the drain.

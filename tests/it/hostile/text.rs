@@ -24,7 +24,10 @@ async fn control_characters_are_refused(backend: Backend) {
         ("mod.announce", json!({"body": "x\u{0}"})),
     ] {
         let reply = mona.request(kind, fields.clone()).await;
-        assert_eq!(reply["error"]["code"], "bad_request", "{kind} {fields}: {reply}");
+        assert_eq!(
+            reply["error"]["code"], "bad_request",
+            "{kind} {fields}: {reply}"
+        );
     }
     // Line breaks and tabs are text.
     let reply = mona

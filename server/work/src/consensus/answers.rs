@@ -154,8 +154,10 @@ impl Answers {
 
     /// The `(workers, labels)` of one item's answers; empty when out of range.
     pub fn of_item(&self, item: usize) -> (&[u32], &[u32]) {
-        let (Some(&start), Some(&end)) = (self.offsets.get(item), self.offsets.get(item.saturating_add(1)))
-        else {
+        let (Some(&start), Some(&end)) = (
+            self.offsets.get(item),
+            self.offsets.get(item.saturating_add(1)),
+        ) else {
             return (&[], &[]);
         };
         let range = start as usize..end as usize;

@@ -45,7 +45,11 @@ pub fn medoid<S: AsRef<str>>(answers: &[S], weights: &[f64]) -> Option<(usize, f
     truncate_to_budget(&mut normalized);
     let weight = |index: usize| {
         let weight = weights.get(index).copied().unwrap_or(1.0);
-        if weight.is_finite() { weight.max(0.0) } else { 0.0 }
+        if weight.is_finite() {
+            weight.max(0.0)
+        } else {
+            0.0
+        }
     };
     let count = normalized.len();
     let mut distances = vec![0.0; count * count];
@@ -83,7 +87,9 @@ pub fn medoid<S: AsRef<str>>(answers: &[S], weights: &[f64]) -> Option<(usize, f
     let similarity = if count <= 1 {
         1.0
     } else {
-        let row = distances.get(chosen * count..(chosen + 1) * count).unwrap_or(&[]);
+        let row = distances
+            .get(chosen * count..(chosen + 1) * count)
+            .unwrap_or(&[]);
         row.iter()
             .enumerate()
             .filter(|(index, _)| *index != chosen)
@@ -175,7 +181,11 @@ fn levenshtein(pattern: &[char], text: &[char]) -> usize {
             .zip(equal)
             .enumerate()
         {
-            let high = if block + 1 == blocks { last_bit } else { 1 << 63 };
+            let high = if block + 1 == blocks {
+                last_bit
+            } else {
+                1 << 63
+            };
             carry = advance_block(pv, mv, eq, carry, high);
         }
         score = match carry {
@@ -298,7 +308,11 @@ mod tests {
         assert!(similarity > 0.99, "{similarity}");
         let mut texts: Vec<Vec<char>> = answers.iter().map(|a| normalize(a)).collect();
         truncate_to_budget(&mut texts);
-        assert!(texts[0].len() < 10_000 && texts[0].len() >= 500, "{}", texts[0].len());
+        assert!(
+            texts[0].len() < 10_000 && texts[0].len() >= 500,
+            "{}",
+            texts[0].len()
+        );
     }
 
     #[test]
