@@ -21,5 +21,6 @@ mod moderation;
 mod queue_push;
 mod random;
 mod store;
+mod wire_types;
 mod work;
 mod yjs_compat;

@@ -3,7 +3,7 @@
 // keyring lives in sessionStorage so it ends with the browser session and
 // never reaches other tabs' history or disk beyond it.
 
-export type Role = 'owner' | 'moderator' | 'core' | 'worker' | 'viewer'
+import type { Me, Role, RoomInfo } from './wire'
 
 export interface KeyEntry {
   token: string
@@ -14,73 +14,6 @@ export interface KeyEntry {
   role: Role
   token_expires_at: number | null
 }
-
-export type AnswerSchema =
-  | { kind: 'single_choice'; options: string[] }
-  | { kind: 'multi_label'; options: string[] }
-  | { kind: 'spans'; labels: string[] }
-  | { kind: 'free_text'; max_chars?: number | null }
-  | { kind: 'numeric'; min?: number | null; max?: number | null }
-
-export interface Project {
-  instructions: string
-  answer_schema: AnswerSchema
-  reservation_ttl_seconds: number
-  pay_per_answer: number
-  target_hourly_rate: number
-  [key: string]: unknown
-}
-
-export interface Counts { total: number; open: number; complete: number; review: number; reserved: number; answers: number }
-
-export interface TaskRow {
-  id: number
-  external_id: string
-  data: Record<string, unknown>
-  state: string
-  consensus: unknown
-  confidence: number | null
-  method: string | null
-  overlap_target: number
-  answered: number
-  reserved: number
-  gold?: unknown
-  created_at: number
-}
-
-export interface TaskDetail {
-  task: TaskRow
-  answers: { answer_id: number; worker: string; answer: unknown; lead_time_ms: number; created_at: number }[]
-  reviews: { reviewer: string; decision: string; answer: unknown; previous: unknown; reason: string; at: number }[]
-}
-
-export interface RoomStats {
-  room: string
-  name: string
-  live: { online: number; live_connections: number; doc_connections: number; docs_loaded: number }
-  counts: Counts
-  answers_last_minute: number
-  answers_per_minute: number
-  agreement: number | null
-  escalations: number
-  pay: { hourly_rate: number | null; target_hourly_rate: number; alert: boolean }
-  locked: boolean
-  announcement: { body: string; by: string; at: number } | null
-}
-
-export interface WorkerRecord {
-  worker: string
-  accuracy: number | null
-  verdict: boolean
-  answers: number
-  mean_lead_time_ms: number | null
-  fast_answers: number
-  gold_correct: number
-  gold_total: number
-  paused: string | null
-}
-
-export interface Earnings { worker: string; pending: number; approved: number; paid: number; rejected: number; disputed: number; hourly_rate: number | null }
 
 /** An error reply of the API: `{code, message}` and the HTTP status. */
 export class ApiError extends Error {
@@ -153,8 +86,8 @@ export async function addToken(token: string): Promise<KeyEntry> {
   if (!/^crt_[0-9a-f]{64}$/.test(trimmed)) {
     throw new ApiError(400, 'bad_token', 'a token is crt_ followed by 64 hex digits')
   }
-  const me = await api<Omit<KeyEntry, 'token' | 'room_name'>>(trimmed, 'GET', '/me')
-  const room = await api<{ id: string; name: string }>(trimmed, 'GET', `/rooms/${me.room}`)
+  const me = await api<Me>(trimmed, 'GET', '/me')
+  const room = await api<RoomInfo>(trimmed, 'GET', `/rooms/${me.room}`)
   const entry: KeyEntry = {
     token: trimmed,
     room: me.room,

@@ -5,9 +5,8 @@
 
 import { h, mount } from './dom'
 import { dateTime, time } from './format'
-import type { Hello, LiveClient } from './live'
-
-export interface Announcement { body: string; by: string; at: number }
+import type { LiveClient } from './live'
+import type { Announcement, Hello, MemberMuted, RoomLocked, WorkerPaused } from './wire'
 
 export class RoomState {
   locked = false
@@ -28,7 +27,7 @@ export class RoomState {
       this.announcement = hello.state?.announcement ?? null
       this.setMute(hello.you.muted_until ?? null, null)
     })
-    live.on('room.locked', ({ locked, reason, by }) => {
+    live.on('room.locked', ({ locked, reason, by }: RoomLocked) => {
       this.locked = locked
       this.lockReason = reason ?? null
       this.lockedBy = by ?? null
@@ -38,10 +37,10 @@ export class RoomState {
       this.announcement = data && data.body ? data : null
       this.changed()
     })
-    live.on('member.muted', ({ user, until, reason }) => {
+    live.on('member.muted', ({ user, until, reason }: MemberMuted) => {
       if (user === me) this.setMute(until ?? null, reason ?? null)
     })
-    live.on('worker.paused', ({ paused, reason }) => {
+    live.on('worker.paused', ({ paused, reason }: WorkerPaused) => {
       this.paused = paused ? reason || 'paused by a moderator' : null
       this.changed()
     })

@@ -15,8 +15,7 @@ import { time } from './format'
 import type { LiveClient } from './live'
 import { LiveError } from './live'
 import type { PresenceStore } from './presence'
-
-export interface Message { id: number; user: string; body: string; created_at: number; edited_at: number | null; deleted_at: number | null; deleted_by: string | null }
+import type { ChatPage, Message } from './wire'
 
 const PAGE = 50
 
@@ -88,7 +87,7 @@ export class ChatPanel {
 
   private async loadLatest(): Promise<void> {
     try {
-      const { messages } = await this.live.request<{ messages: Message[] }>('chat.history', { limit: PAGE })
+      const { messages } = await this.live.request<ChatPage>('chat.history', { limit: PAGE })
       this.exhausted = messages.length < PAGE
       this.more.hidden = this.exhausted
       this.put(messages)
@@ -101,7 +100,7 @@ export class ChatPanel {
     const oldest = Math.min(...this.messages.keys())
     if (!Number.isFinite(oldest)) return this.loadLatest()
     try {
-      const { messages } = await this.live.request<{ messages: Message[] }>('chat.history', { before: oldest, limit: PAGE })
+      const { messages } = await this.live.request<ChatPage>('chat.history', { before: oldest, limit: PAGE })
       this.exhausted = messages.length < PAGE
       this.more.hidden = this.exhausted
       // Older messages go above: the ones being read stay where they are on screen.

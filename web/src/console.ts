@@ -5,7 +5,7 @@
 // earnings, and the actions that reach them live: mute, kick, ban, pause,
 // release a reservation, lock the room, announce, delete a message.
 
-import { ApiError, type Earnings, type KeyEntry, type Role, type RoomStats, type WorkerRecord, api, isModerator, keyring } from './api'
+import { ApiError, type KeyEntry, api, isModerator, keyring } from './api'
 import { RoomState, stoppedPage } from './banners'
 import { ChatPanel } from './chat'
 import { h, mount, toast } from './dom'
@@ -13,10 +13,9 @@ import { duration, money, percent, perHour } from './format'
 import { type View, liveIndicator, topbar } from './layout'
 import { LiveClient, type Stopped } from './live'
 import { PresenceStore, isMuted } from './presence'
+import type { Earnings, LedgerSummary, Member, MemberList, PayAlert, QueueInfo, Role, RoomInfo, RoomStats, WorkerList, WorkerRecord } from './wire'
 
 const POLL_MS = 3000
-
-interface Member { user: string; display_name: string; role: Role }
 
 export function consoleView(room: string | null): View {
   const rooms = keyring().filter((entry) => isModerator(entry.role))
@@ -35,12 +34,12 @@ class Watched {
   readonly presence: PresenceStore
   readonly state: RoomState
   stats: RoomStats | null = null
-  payAlert: { hourly_rate: number; target_hourly_rate: number } | null = null
+  payAlert: PayAlert | null = null
   constructor(readonly entry: KeyEntry) {
     this.live = new LiveClient(entry.room, entry.token)
     this.presence = new PresenceStore(this.live)
     this.state = new RoomState(this.live, entry.user, true)
-    this.live.on('pay.alert', (alert) => {
+    this.live.on('pay.alert', (alert: PayAlert) => {
       this.payAlert = alert
       toast(`Pay alert in ${entry.room_name}: ${perHour(alert.hourly_rate)} is below the target ${perHour(alert.target_hourly_rate)}.`, 'error')
     })
@@ -136,9 +135,9 @@ class ConsolePage implements View {
     this.renderOverview()
     const { token, room } = this.current.entry
     const [members, workers, summary] = await Promise.all([
-      api<{ members: Member[] }>(token, 'GET', `/rooms/${room}/members`).catch(() => null),
-      api<{ workers: WorkerRecord[] }>(token, 'GET', `/rooms/${room}/workers`).catch(() => null),
-      api<{ workers: Earnings[] }>(token, 'GET', `/rooms/${room}/ledger/summary`).catch(() => null),
+      api<MemberList>(token, 'GET', `/rooms/${room}/members`).catch(() => null),
+      api<WorkerList>(token, 'GET', `/rooms/${room}/workers`).catch(() => null),
+      api<LedgerSummary>(token, 'GET', `/rooms/${room}/ledger/summary`).catch(() => null),
     ])
     if (members) this.members = members.members
     if (workers) this.records = new Map(workers.workers.map((record) => [record.worker, record]))
@@ -250,9 +249,9 @@ class ConsolePage implements View {
 /** Stats from the older endpoints, for a server without GET …/stats. */
 async function fallbackStats(entry: KeyEntry): Promise<RoomStats> {
   const [room, queue, summary] = await Promise.all([
-    api<{ id: string; name: string; live: RoomStats['live'] }>(entry.token, 'GET', `/rooms/${entry.room}`),
-    api<{ counts: RoomStats['counts'] }>(entry.token, 'GET', `/rooms/${entry.room}/queue`),
-    api<{ hourly_rate: number | null; target_hourly_rate: number; below_target: boolean }>(entry.token, 'GET', `/rooms/${entry.room}/ledger/summary`),
+    api<RoomInfo>(entry.token, 'GET', `/rooms/${entry.room}`),
+    api<QueueInfo>(entry.token, 'GET', `/rooms/${entry.room}/queue`),
+    api<LedgerSummary>(entry.token, 'GET', `/rooms/${entry.room}/ledger/summary`),
   ])
   return {
     room: room.id, name: room.name, live: room.live, counts: queue.counts,

@@ -6,7 +6,7 @@
 // take the same path.
 
 import * as Y from 'yjs'
-import type { AnswerSchema } from './api'
+import type { AnswerSchema } from './wire'
 import { h, mount, userColor } from './dom'
 import { time } from './format'
 import * as model from './schema'

@@ -5,34 +5,16 @@
 // expired (4401) need a person to act, so the page shows why instead.
 
 import { wsBase } from './api'
+import type { Hello, Removed } from './wire'
 
 export type LiveState = 'connecting' | 'live' | 'reconnecting' | 'offline' | 'closed'
-
-export interface Presence {
-  user: string
-  display_name: string
-  role: string
-  status: string
-  connections: number
-  since: number
-  muted_until?: number | null
-}
-
-export interface Hello {
-  protocol: number
-  room: string
-  connection_id: number
-  you: { user: string; display_name: string; role: string; token_expires_at: number | null; muted_until?: number | null }
-  presence: Presence[]
-  state?: { locked: boolean; lock_reason: string | null; announcement: { body: string; by: string; at: number } | null }
-}
 
 /** Why the channel stopped for good. */
 export interface Stopped {
   code: number
   reason: string
   /** Data of the `you.kicked` / `you.banned` event that came before the close. */
-  detail: { by?: string; reason?: string | null } | null
+  detail: Removed | null
   kind: 'kicked' | 'banned' | 'revoked' | 'expired'
 }
 

@@ -5,25 +5,26 @@
 
 import { h, mount, userColor } from './dom'
 import { time } from './format'
-import type { LiveClient, Presence } from './live'
+import type { LiveClient } from './live'
+import type { Hello, MemberMuted, Presence, PresenceLeft } from './wire'
 
 export class PresenceStore {
   readonly people = new Map<string, Presence>()
   private listeners = new Set<() => void>()
 
   constructor(live: LiveClient) {
-    live.on('hello', (hello) => {
+    live.on('hello', (hello: Hello) => {
       this.people.clear()
       for (const entry of hello.presence) this.people.set(entry.user, entry)
       this.emit()
     })
-    live.on('presence.joined', (entry) => this.put(entry))
-    live.on('presence.updated', (entry) => this.put(entry))
-    live.on('presence.left', ({ user }) => {
+    live.on('presence.joined', (entry: Presence) => this.put(entry))
+    live.on('presence.updated', (entry: Presence) => this.put(entry))
+    live.on('presence.left', ({ user }: PresenceLeft) => {
       this.people.delete(user)
       this.emit()
     })
-    live.on('member.muted', ({ user, until }) => {
+    live.on('member.muted', ({ user, until }: MemberMuted) => {
       const entry = this.people.get(user)
       if (entry) this.put({ ...entry, muted_until: until })
     })
@@ -31,7 +32,7 @@ export class PresenceStore {
 
   private put(entry: Presence): void {
     const previous = this.people.get(entry.user)
-    this.people.set(entry.user, { ...entry, muted_until: entry.muted_until !== undefined ? entry.muted_until : previous?.muted_until })
+    this.people.set(entry.user, { ...entry, muted_until: entry.muted_until !== undefined ? entry.muted_until : (previous?.muted_until ?? null) })
     this.emit()
   }
 

@@ -3,19 +3,10 @@
 // renewed (task.heartbeat) before it runs out, but only while the person
 // is active on the page, so an abandoned tab lets its task go back.
 
-import type { Counts } from './api'
 import { h, mount, toast } from './dom'
 import { countdown, money, perHour } from './format'
 import type { LiveClient } from './live'
-
-export interface Reservation { task_id: number; created_at: number; expires_at: number; cap_at: number }
-export interface Task { id: number; external_id: string; data: Record<string, unknown> }
-export interface Mine { reservation: Reservation; task: Task }
-export interface Progress {
-  answers: number
-  pending_earnings: number
-  earnings?: { pending: number; approved: number; paid: number; rejected: number; disputed: number; hourly_rate: number | null } | null
-}
+import type { Counts, Heartbeat, Mine, Progress, QueueMine, QueueState, TaskExpired, TaskOffer, TaskReleased } from './wire'
 
 /** Renew when less than this is left (or a third of the TTL, if larger). */
 const RENEW_BEFORE_MS = 60_000
@@ -48,13 +39,13 @@ export class QueuePanel {
       this.counts = counts
       this.render()
     })
-    live.on('queue.mine', ({ mine, progress }) => this.setMine(mine, progress))
-    live.on('task.expired', ({ task_id }) => {
+    live.on('queue.mine', ({ mine, progress }: QueueMine) => this.setMine(mine, progress))
+    live.on('task.expired', ({ task_id }: TaskExpired) => {
       if (this.mine?.reservation.task_id === task_id) this.setMine(null)
       this.say(`Your reservation of task ${task_id} expired.`)
     })
     live.on('task.assigned', () => this.load())
-    live.on('task.released', ({ task_id, by }) => {
+    live.on('task.released', ({ task_id, by }: TaskReleased) => {
       if (this.mine?.reservation.task_id === task_id) this.setMine(null)
       this.say(`${by} released your reservation of task ${task_id}.`)
     })
@@ -78,7 +69,7 @@ export class QueuePanel {
 
   private async load(): Promise<void> {
     try {
-      const state = await this.live.request<{ counts: Counts; mine: Mine | null; progress: Progress }>('queue.get')
+      const state = await this.live.request<QueueState>('queue.get')
       this.counts = state.counts
       this.setMine(state.mine, state.progress)
     } catch {
@@ -97,7 +88,7 @@ export class QueuePanel {
   async request(): Promise<void> {
     this.notice = ''
     try {
-      const result = await this.live.request<{ reservation: Reservation | null; task?: Task; reason?: string; why?: string }>('task.request')
+      const result = await this.live.request<TaskOffer>('task.request')
       if (result.reservation && result.task) {
         this.setMine({ reservation: result.reservation, task: result.task })
         this.options.onTaken?.()
@@ -136,7 +127,7 @@ export class QueuePanel {
     if (left < threshold && left > 0 && canExtend && !this.heartbeatInFlight && Date.now() - this.lastActivity < ACTIVE_WINDOW_MS) {
       this.heartbeatInFlight = true
       this.live
-        .request<{ task_id: number; expires_at: number }>('task.heartbeat', { task_id: reservation.task_id })
+        .request<Heartbeat>('task.heartbeat', { task_id: reservation.task_id })
         .then(({ expires_at }) => {
           if (this.mine?.reservation.task_id === reservation.task_id) this.mine.reservation.expires_at = expires_at
         })

@@ -4,7 +4,7 @@
 // shared document `task-{id}` (the server writes its consensus and the
 // review decision into the same document, shown here as they change).
 
-import { ApiError, type KeyEntry, type Project, type TaskDetail, type TaskRow, api, entryFor, isModerator, isTeam } from './api'
+import { ApiError, type KeyEntry, api, entryFor, isModerator, isTeam } from './api'
 import { RoomState, chatBlock, stoppedPage } from './banners'
 import { ChatPanel } from './chat'
 import { h, mount, toast, userColor } from './dom'
@@ -16,6 +16,7 @@ import { PresenceStore, presenceList } from './presence'
 import { answerFrom, isEmptyAnswer, labels, review, writeAnswer } from './schema'
 import { workingCopy } from './room'
 import { SharedDoc } from './ydoc'
+import type { Project, TaskDetail, TaskList, TaskRow } from './wire'
 
 export function reviewView(room: string, taskId: number | null, watched: string | null = null): View {
   const entry = entryFor(room)
@@ -90,8 +91,8 @@ class ReviewPage implements View {
     const path = (state: string) => `/rooms/${this.entry.room}/tasks?state=${state}&limit=1000`
     try {
       const [inReview, complete] = await Promise.all([
-        api<{ tasks: TaskRow[] }>(this.entry.token, 'GET', path('review')),
-        api<{ tasks: TaskRow[] }>(this.entry.token, 'GET', path('complete')),
+        api<TaskList>(this.entry.token, 'GET', path('review')),
+        api<TaskList>(this.entry.token, 'GET', path('complete')),
       ])
       const item = (task: TaskRow) =>
         h('li', null, h('a', { href: `#/review/${this.entry.room}/${task.id}`, 'aria-current': task.id === this.taskId ? 'page' : null, 'data-task': task.id },
@@ -114,7 +115,7 @@ class ReviewPage implements View {
     } catch (error) {
       if (!(error instanceof ApiError) || error.status !== 404 || error.code !== 'not_found') throw error
       // Before the task detail endpoint existed: find the task in the listings.
-      const all = await api<{ tasks: TaskRow[] }>(this.entry.token, 'GET', `/rooms/${this.entry.room}/tasks?after=${taskId - 1}&limit=1`)
+      const all = await api<TaskList>(this.entry.token, 'GET', `/rooms/${this.entry.room}/tasks?after=${taskId - 1}&limit=1`)
       const task = all.tasks.find((candidate) => candidate.id === taskId)
       if (!task) {
         mount(this.detail, h('h2', { id: 'review-title' }, 'Review'), h('p', { class: 'error' }, `Task ${taskId} not found.`))

@@ -4,7 +4,7 @@
 // independent), people and chat on the right. Kicks, bans and revocations
 // replace the page with one that says what happened.
 
-import { api, type KeyEntry, type Project, entryFor, isModerator, removeRoom, updateEntry } from './api'
+import { api, type KeyEntry, entryFor, isModerator, removeRoom, updateEntry } from './api'
 import { RoomState, chatBlock, stoppedPage } from './banners'
 import { ChatPanel } from './chat'
 import { h, mount, toast } from './dom'
@@ -16,6 +16,7 @@ import { PresenceStore, presenceList } from './presence'
 import { QueuePanel } from './queue'
 import { answerFrom, ensureMeta } from './schema'
 import { SharedDoc } from './ydoc'
+import type { Hello, Project, Submitted, WorkerRecord } from './wire'
 
 /** The document a member answers a task in. */
 export const workingCopy = (taskId: number, user: string) => `task-${taskId}:${user}`
@@ -57,7 +58,7 @@ class RoomPage implements View {
       },
       onTaken: () => this.focusTask(),
     })
-    this.live.on('hello', (hello) => {
+    this.live.on('hello', (hello: Hello) => {
       if (hello.you.role !== this.entry.role) {
         updateEntry(this.entry.room, { role: hello.you.role })
         this.entry = { ...this.entry, role: hello.you.role }
@@ -91,7 +92,7 @@ class RoomPage implements View {
       this.project = await api<Project>(this.entry.token, 'GET', `/rooms/${this.entry.room}/project`)
       this.queue.ttlSeconds = this.project.reservation_ttl_seconds
       if (this.entry.role !== 'viewer') {
-        const record = await api<{ paused: string | null }>(this.entry.token, 'GET', `/rooms/${this.entry.room}/workers/${this.entry.user}`).catch(() => null)
+        const record = await api<WorkerRecord>(this.entry.token, 'GET', `/rooms/${this.entry.room}/workers/${this.entry.user}`).catch(() => null)
         if (record?.paused) {
           this.state.paused = record.paused
           this.state.changed()
@@ -175,7 +176,7 @@ class RoomPage implements View {
     }
     this.submitting = true
     try {
-      const result = await this.live.request<{ correct: boolean | null; paused: string | null }>('task.submit', { task_id: mine.reservation.task_id, answer: derived.answer })
+      const result = await this.live.request<Submitted>('task.submit', { task_id: mine.reservation.task_id, answer: derived.answer })
       const verdict = result.correct === true ? ' Correct!' : result.correct === false ? ' That did not match the expected answer.' : ''
       toast(`Answer submitted.${verdict}`)
       if (result.paused) {

@@ -7,7 +7,7 @@
 // project's answer schema, so every tab and the server agree on it.
 
 import * as Y from 'yjs'
-import type { AnswerSchema } from './api'
+import type { AnswerSchema } from './wire'
 
 export interface Span { id: string; start: number; end: number; label: string; author: string }
 export interface Comment { id: string; author: string; body: string; at: number; span_id?: string }

@@ -7,6 +7,7 @@ import { ApiError, type KeyEntry, addToken, api, isModerator, isTeam, keyring, r
 import { h, mount } from './dom'
 import { dateTime } from './format'
 import { type View, topbar } from './layout'
+import type { RoomInfo } from './wire'
 
 /** Pulls a token out of what was pasted: a bare token or an invite link. */
 export function tokenFrom(text: string): string {
@@ -79,7 +80,7 @@ function renderRooms(list: HTMLElement, rerender: () => void): void {
 
 function roomCard(entry: KeyEntry, rerender: () => void): HTMLElement {
   const live = h('span', { class: 'muted' }, 'checking…')
-  api<{ live: { online: number } }>(entry.token, 'GET', `/rooms/${entry.room}`)
+  api<RoomInfo>(entry.token, 'GET', `/rooms/${entry.room}`)
     .then((room) => (live.textContent = `${room.live.online} online`))
     .catch((error: ApiError) => {
       live.textContent = error.status === 401 ? `token no longer works (${error.code})` : error.message

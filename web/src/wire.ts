@@ -1,0 +1,201 @@
+// What the server sends: every REST body and live-channel reply and event
+// this client reads, with the fields it reads. The server's serde types are
+// the source; tests/it/wire_types.rs checks each declaration here against
+// real replies and events of a running server (every field declared here
+// must be there, with this type), so a rename on either side fails a test.
+// Keep the declarations simple: `interface` and `type` aliases of objects,
+// primitives, string literals, unions, arrays, `Record<string, T>`.
+
+// ---- REST (/api/v1) ----
+
+export type Role = 'owner' | 'moderator' | 'core' | 'worker' | 'viewer'
+
+/** `GET /me`: who the token speaks as, where. */
+export interface Me {
+  user: string
+  display_name: string
+  room: string
+  role: Role
+  token_id: string
+  token_expires_at: number | null
+}
+
+/** What is live in a room right now. */
+export interface LiveFigures { online: number; live_connections: number; doc_connections: number; docs_loaded: number }
+
+/** `GET /rooms/{room}`. */
+export interface RoomInfo { id: string; name: string; created_at: number; live: LiveFigures }
+
+export interface Counts { total: number; open: number; complete: number; review: number; reserved: number; answers: number }
+
+/** `GET /rooms/{room}/queue`. */
+export interface QueueInfo { counts: Counts }
+
+export type AnswerSchema =
+  | { kind: 'single_choice'; options: string[] }
+  | { kind: 'multi_label'; options: string[] }
+  | { kind: 'spans'; labels: string[] }
+  | { kind: 'free_text'; max_chars?: number | null }
+  | { kind: 'numeric'; min?: number | null; max?: number | null }
+
+/** `GET /rooms/{room}/project`. */
+export interface Project {
+  instructions: string
+  answer_schema: AnswerSchema
+  reservation_ttl_seconds: number
+  pay_per_answer: number
+  target_hourly_rate: number
+  [key: string]: unknown
+}
+
+export interface TaskRow {
+  id: number
+  external_id: string
+  data: Record<string, unknown>
+  state: string
+  consensus: unknown
+  confidence: number | null
+  method: string | null
+  overlap_target: number
+  answered: number
+  reserved: number
+  gold?: unknown
+  created_at: number
+}
+
+/** `GET /rooms/{room}/tasks`. */
+export interface TaskList { tasks: TaskRow[] }
+
+export interface TaskAnswer { answer_id: number; worker: string; answer: unknown; lead_time_ms: number; created_at: number }
+
+export interface TaskReview { reviewer: string; decision: string; answer: unknown; previous: unknown; reason: string | null; at: number }
+
+/** `GET /rooms/{room}/tasks/{task}`. */
+export interface TaskDetail {
+  task: TaskRow
+  answers: TaskAnswer[]
+  reviews: TaskReview[]
+}
+
+export interface Announcement { body: string; by: string; at: number }
+
+/** `GET /rooms/{room}/stats`: the moderator console's figures. */
+export interface RoomStats {
+  room: string
+  name: string
+  live: LiveFigures
+  counts: Counts
+  answers_last_minute: number
+  answers_per_minute: number
+  agreement: number | null
+  escalations: number
+  pay: { hourly_rate: number | null; target_hourly_rate: number; alert: boolean }
+  locked: boolean
+  announcement: Announcement | null
+}
+
+/**
+ * A worker's quality record. A worker reading their own sees null for the
+ * gold counts, accuracy and verdict (they would tell which tasks are gold);
+ * moderators see them all.
+ */
+export interface WorkerRecord {
+  worker: string
+  accuracy: number | null
+  verdict: boolean | null
+  answers: number
+  mean_lead_time_ms: number | null
+  fast_answers: number
+  gold_correct: number | null
+  gold_total: number | null
+  paused: string | null
+}
+
+/** `GET /rooms/{room}/workers`. */
+export interface WorkerList { workers: WorkerRecord[] }
+
+export interface Earnings { worker: string; pending: number; approved: number; paid: number; rejected: number; disputed: number; hourly_rate: number | null }
+
+/** `GET /rooms/{room}/ledger/summary`. */
+export interface LedgerSummary { workers: Earnings[]; hourly_rate: number | null; target_hourly_rate: number; below_target: boolean }
+
+export interface Member { user: string; display_name: string; role: Role }
+
+/** `GET /rooms/{room}/members`. */
+export interface MemberList { members: Member[] }
+
+// ---- The live channel (/rooms/{room}/live) ----
+
+export interface Presence {
+  user: string
+  display_name: string
+  role: Role
+  status: string
+  connections: number
+  since: number
+  muted_until: number | null
+}
+
+/** The first frame of every connection. */
+export interface Hello {
+  protocol: number
+  room: string
+  connection_id: number
+  you: { user: string; display_name: string; role: Role; token_expires_at: number | null; muted_until: number | null }
+  presence: Presence[]
+  state: { locked: boolean; lock_reason: string | null; announcement: Announcement | null }
+}
+
+/** A chat message (`chat.message`, `chat.edited`, `chat.deleted`, history). */
+export interface Message { id: number; user: string; body: string; created_at: number; edited_at: number | null; deleted_at: number | null; deleted_by: string | null }
+
+/** The result of `chat.history`. */
+export interface ChatPage { messages: Message[] }
+
+export interface Reservation { task_id: number; created_at: number; expires_at: number; cap_at: number }
+export interface Task { id: number; external_id: string; data: Record<string, unknown> }
+export interface Mine { reservation: Reservation; task: Task }
+export interface Progress {
+  answers: number
+  pending_earnings: number
+  earnings?: { pending: number; approved: number; paid: number; rejected: number; disputed: number; hourly_rate: number | null } | null
+}
+
+/** The result of `queue.get`. */
+export interface QueueState { counts: Counts; mine: Mine | null; progress: Progress }
+
+/** The `queue.mine` event: my reservation changed. */
+export interface QueueMine { mine: Mine | null; progress: Progress }
+
+/** The result of `task.request`: a task, or why none (`reason`, and `why` for a pause). */
+export interface TaskOffer { reservation: Reservation | null; task?: Task; reason?: string; why?: string | null }
+
+/** The result of `task.heartbeat`. */
+export interface Heartbeat { task_id: number; expires_at: number }
+
+/** The result of `task.submit`: a gold verdict, and a pause it caused. */
+export interface Submitted { correct: boolean | null; paused: string | null }
+
+/** `presence.left`. */
+export interface PresenceLeft { user: string }
+
+/** `room.locked`. */
+export interface RoomLocked { locked: boolean; reason: string | null; by: string; at: number }
+
+/** `member.muted`: `until` null when the mute was lifted. */
+export interface MemberMuted { user: string; until: number | null; by: string; reason: string | null }
+
+/** `worker.paused`, to the worker. */
+export interface WorkerPaused { paused: boolean; reason: string | null }
+
+/** `task.expired`, to the worker who held it. */
+export interface TaskExpired { task_id: number }
+
+/** `task.released`, to the worker a moderator freed. */
+export interface TaskReleased { task_id: number; by: string }
+
+/** `pay.alert`, to moderators: the room's hourly rate fell below the target. */
+export interface PayAlert { hourly_rate: number | null; target_hourly_rate: number }
+
+/** `you.kicked` and `you.banned`, just before the server closes the socket. */
+export interface Removed { by: string; reason: string | null }
