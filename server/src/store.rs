@@ -21,6 +21,7 @@ mod export;
 mod gate;
 mod grant;
 mod hot;
+mod lease;
 mod ledger;
 mod moderation;
 mod quality;
@@ -104,6 +105,10 @@ macro_rules! migrations {
                     "/0009_unused_indexes.sql"
                 )),
             ),
+            (
+                "room_leases",
+                include_str!(concat!("../migrations/", $backend, "/0010_room_leases.sql")),
+            ),
         ]
     };
 }
@@ -150,6 +155,12 @@ pub const PROJECT_CACHE_TTL: Duration = Duration::from_secs(2);
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How much of the SQLite file each connection maps (reads in place).
 const SQLITE_MMAP_BYTES: u64 = 1 << 30;
+/// A pooled connection idle this long is closed. Each holds its page
+/// cache, its lookaside and (SQLite) its mapping of the file, which once
+/// the load was gone still made up most of what the process held: sqlx's
+/// default keeps them 10 minutes (docs/BENCHMARKS.md, "memory after the
+/// load"). The kept connections (`hot.rs`) are not the pool's.
+const POOL_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// SQLite waits this long on a locked database before giving up (ms).
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
 
@@ -182,7 +193,9 @@ impl Store {
             }
             _ => url.to_owned(),
         };
-        let options = AnyPoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
+        let options = AnyPoolOptions::new()
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .idle_timeout(POOL_IDLE_TIMEOUT);
         let options = match backend {
             // No ping before every acquire (sqlx's default): a connection to
             // a local file does not go stale, and the ping was one more round
