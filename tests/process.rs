@@ -40,10 +40,21 @@ impl ServerProcess {
 
     /// Starts `crowdroom serve` with extra flags.
     pub async fn start_with(database: &str, flags: &[&str]) -> ServerProcess {
+        ServerProcess::start_with_env(database, flags, &[]).await
+    }
+
+    /// Starts `crowdroom serve` with extra flags and environment variables
+    /// (settings a binary of another version may not know: it ignores them).
+    pub async fn start_with_env(
+        database: &str,
+        flags: &[&str],
+        env: &[(&str, &str)],
+    ) -> ServerProcess {
         let mut child = Command::new(binary())
             .args(["serve", "--addr", "127.0.0.1:0", "--database", database])
             .args(flags)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)

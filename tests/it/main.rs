@@ -11,6 +11,7 @@ mod browser;
 mod chat;
 mod cli;
 mod consensus;
+mod crash_crowd;
 mod docs;
 mod durability;
 mod hostile;
