@@ -21,7 +21,6 @@ mod export;
 mod gate;
 mod grant;
 mod hot;
-mod lease;
 mod ledger;
 mod moderation;
 mod quality;
@@ -104,10 +103,6 @@ macro_rules! migrations {
                     $backend,
                     "/0009_unused_indexes.sql"
                 )),
-            ),
-            (
-                "room_leases",
-                include_str!(concat!("../migrations/", $backend, "/0010_room_leases.sql")),
             ),
         ]
     };
