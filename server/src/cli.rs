@@ -67,6 +67,11 @@ pub struct ServeArgs {
     /// Unload a room this long after it became empty.
     #[arg(long, env = "CROWDROOM_ROOM_IDLE", default_value = "60s", value_parser = humantime::parse_duration)]
     pub room_idle: Duration,
+    /// How long a room's lease lasts unless renewed: after a kill -9, how
+    /// long the process's rooms wait before another process sharing the
+    /// database (or the restarted one) may run them.
+    #[arg(long, env = "CROWDROOM_ROOM_LEASE_TTL", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub room_lease_ttl: Duration,
     /// Checkpoint a document into a snapshot after about this many updates
     /// (each document draws its next count within a quarter of this either side).
     #[arg(long, env = "CROWDROOM_CHECKPOINT_EVERY", default_value_t = 1000)]
@@ -215,6 +220,7 @@ async fn serve(store: Store, args: ServeArgs) -> Result<()> {
     let mut settings = Settings::default();
     settings.rooms.doc_idle = args.doc_idle;
     settings.rooms.room_idle = args.room_idle;
+    settings.rooms.lease_ttl = args.room_lease_ttl.max(crate::rooms::MIN_LEASE_TTL);
     settings.rooms.checkpoint_every = args.checkpoint_every.max(1);
     settings.http.header_read_timeout = args.header_read_timeout;
     settings.http.max_connections_per_ip = args.max_connections_per_ip;

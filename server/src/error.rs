@@ -59,6 +59,10 @@ pub enum Error {
     /// 503: the room or store cannot take this now (shutting down, overloaded).
     #[error("{0}")]
     Unavailable(&'static str),
+    /// 503: the room runs in another server process sharing the database
+    /// (it holds the room's lease); retry later, or through that process.
+    #[error("the room runs in another server process; retry later")]
+    RoomElsewhere,
     /// 503: the database cannot be reached (said at start-up, with details).
     #[error("{0}")]
     DatabaseDown(String),
@@ -102,6 +106,7 @@ impl Error {
             Error::RateLimited => "rate_limited",
             Error::TooManyConnections(_) => "too_many_connections",
             Error::Unavailable(_) | Error::DatabaseDown(_) => "unavailable",
+            Error::RoomElsewhere => "room_elsewhere",
             Error::Store(_) | Error::Migrate(_) | Error::Internal(_) => "internal",
         }
     }
@@ -120,7 +125,9 @@ impl Error {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::TooLarge(_) | Error::ImportTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::RateLimited | Error::TooManyConnections(_) => StatusCode::TOO_MANY_REQUESTS,
-            Error::Unavailable(_) | Error::DatabaseDown(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Unavailable(_) | Error::DatabaseDown(_) | Error::RoomElsewhere => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Error::Store(_) | Error::Migrate(_) | Error::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -214,6 +221,9 @@ pub enum CloseCode {
     SlowConsumer,
     /// 4029: the client sent more messages than the rate limit allows.
     RateLimited,
+    /// 4013: the room runs in another server process (it holds the room's
+    /// lease), or this process lost the room to another; retry later.
+    RoomElsewhere,
 }
 
 impl CloseCode {
@@ -235,6 +245,7 @@ impl CloseCode {
             CloseCode::Kicked => 4001,
             CloseCode::SlowConsumer => 4008,
             CloseCode::RateLimited => 4029,
+            CloseCode::RoomElsewhere => 4013,
         }
     }
 
@@ -256,6 +267,7 @@ impl CloseCode {
             CloseCode::Kicked => "kicked",
             CloseCode::SlowConsumer => "client too slow",
             CloseCode::RateLimited => "rate limit exceeded",
+            CloseCode::RoomElsewhere => "room runs in another server process",
         }
     }
 }
@@ -274,6 +286,7 @@ impl From<&Error> for CloseCode {
             Error::RateLimited => CloseCode::RateLimited,
             Error::TooManyConnections(_) => CloseCode::TryLater,
             Error::Unavailable(_) | Error::DatabaseDown(_) => CloseCode::TryLater,
+            Error::RoomElsewhere => CloseCode::RoomElsewhere,
             Error::Store(_) | Error::Migrate(_) | Error::Internal(_) => CloseCode::Internal,
         }
     }

@@ -12,6 +12,7 @@
 mod actor;
 mod docs;
 mod inflight;
+mod lease;
 mod live;
 mod moderation;
 mod work;
@@ -57,6 +58,9 @@ pub struct RoomSettings {
     pub max_doc_bytes: usize,
     /// Tasks settled in a room between two background batch consensus runs.
     pub batch_every: u32,
+    /// How long a room's lease lasts unless renewed (renewed every third
+    /// of it): after a kill -9, how long the rooms wait for another process.
+    pub lease_ttl: Duration,
 }
 
 impl Default for RoomSettings {
@@ -68,6 +72,7 @@ impl Default for RoomSettings {
             checkpoint_every: 1000,
             max_doc_bytes: 16 * 1024 * 1024,
             batch_every: 100,
+            lease_ttl: lease::DEFAULT_LEASE_TTL,
         }
     }
 }
@@ -163,6 +168,7 @@ pub struct RoomStats {
     pub docs_loaded: usize,
 }
 
+pub use lease::{DEFAULT_LEASE_TTL, MIN_LEASE_TTL, ProcessId, RoomLease};
 pub use moderation::Moderated;
 
 /// Cloneable handle to a room actor.
@@ -190,6 +196,8 @@ impl RoomHandle {
 pub struct RoomRegistry {
     rooms: Arc<DashMap<RoomId, RoomHandle>>,
     context: RoomContext,
+    /// The id this process's rooms take their leases under (`rooms/lease.rs`).
+    owner: ProcessId,
 }
 
 impl RoomRegistry {
@@ -197,6 +205,7 @@ impl RoomRegistry {
         RoomRegistry {
             rooms: Arc::new(DashMap::new()),
             context,
+            owner: ProcessId::random(),
         }
     }
 

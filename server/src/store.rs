@@ -21,6 +21,7 @@ mod export;
 mod gate;
 mod grant;
 mod hot;
+mod lease;
 mod ledger;
 mod moderation;
 mod quality;
@@ -103,6 +104,10 @@ macro_rules! migrations {
                     $backend,
                     "/0009_unused_indexes.sql"
                 )),
+            ),
+            (
+                "room_leases",
+                include_str!(concat!("../migrations/", $backend, "/0010_room_leases.sql")),
             ),
         ]
     };

@@ -20,6 +20,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::docs::DocSlot;
 use super::inflight::InFlight;
+use super::lease::{self, LeaseState};
 use super::live::LiveState;
 use super::moderation::ModState;
 use super::{RoomCommand, RoomContext, RoomHandle, RoomRegistry, RoomStats};
@@ -87,6 +88,11 @@ pub(super) enum Completion {
     Counts(Result<QueueCounts>),
     /// The room's pay figures, for the below-target alert.
     Pay(Result<LedgerSummary>),
+    /// A renewal of the room's lease, sent at `sent`: false if lost.
+    Lease {
+        sent: Instant,
+        renewed: Result<bool>,
+    },
 }
 
 pub(crate) struct RoomActor {
@@ -120,6 +126,9 @@ pub(crate) struct RoomActor {
     batch_running: Arc<std::sync::atomic::AtomicBool>,
     /// Set when a run is wanted; the running task runs until it is clear.
     batch_again: Arc<std::sync::atomic::AtomicBool>,
+    /// The room's lease: this process's id and the take's epoch, which the
+    /// room's writes will carry for a per-batch check (`lease.rs`).
+    pub(super) lease: LeaseState,
 }
 
 impl RoomActor {
@@ -131,6 +140,7 @@ impl RoomActor {
     ) -> Self {
         context.metrics.rooms_loaded.inc();
         let tracker = context.tracker.clone();
+        let lease = LeaseState::new(registry.owner.clone());
         RoomActor {
             room,
             context,
@@ -151,10 +161,42 @@ impl RoomActor {
             settled_since_batch: 0,
             batch_running: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             batch_again: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            lease,
         }
     }
 
+    /// Takes the room's lease, then serves until the room exits; a room
+    /// another process holds does not start, and its joiners are told so.
     pub(super) async fn run(mut self, mut inbox: mpsc::Receiver<RoomCommand>) {
+        let refused = match self.take_lease().await {
+            Ok(()) => {
+                self.serve(&mut inbox).await;
+                None
+            }
+            Err(error) => {
+                tracing::debug!(room_id = %self.room, %error, "room not started");
+                Some(error)
+            }
+        };
+        // Stop taking commands; anything still queued gets its reply sender
+        // dropped, and joiners retry with a fresh actor (or, when the room
+        // could not start, are told why).
+        self.registry.remove(&self.room, &self.handle);
+        inbox.close();
+        match &refused {
+            Some(refusal) => lease::turn_away(&mut inbox, refusal),
+            None => while inbox.try_recv().is_ok() {},
+        }
+        self.release_lease().await;
+        self.context
+            .metrics
+            .docs_loaded
+            .dec_by(self.docs.len() as i64);
+        self.context.metrics.rooms_loaded.dec();
+        tracing::debug!(room_id = %self.room, "room unloaded");
+    }
+
+    async fn serve(&mut self, inbox: &mut mpsc::Receiver<RoomCommand>) {
         self.load_moderation().await;
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
         housekeeping.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -162,7 +204,10 @@ impl RoomActor {
         let queue_changed = self.queue_changed.clone();
         let mut queue_tick = tokio::time::interval(QUEUE_PUSH_INTERVAL);
         queue_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        loop {
+        let renew_every = lease::renew_every(self.context.settings.lease_ttl);
+        let mut lease_tick = tokio::time::interval_at(Instant::now() + renew_every, renew_every);
+        lease_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        while !self.lease.lost {
             tokio::select! {
                 command = inbox.recv() => match command {
                     Some(command) => {
@@ -177,6 +222,7 @@ impl RoomActor {
                 Some(completion) = self.pending.next() => self.complete(completion),
                 () = queue_changed.notified() => self.queue_dirty = true,
                 _ = queue_tick.tick() => self.push_queue_counts(),
+                _ = lease_tick.tick() => self.renew_lease(),
                 _ = housekeeping.tick() => {
                     if self.housekeeping().await {
                         break;
@@ -188,17 +234,6 @@ impl RoomActor {
                 }
             }
         }
-        // Stop taking commands; anything still queued gets its reply sender
-        // dropped, and joiners retry with a fresh actor.
-        self.registry.remove(&self.room, &self.handle);
-        inbox.close();
-        while inbox.try_recv().is_ok() {}
-        self.context
-            .metrics
-            .docs_loaded
-            .dec_by(self.docs.len() as i64);
-        self.context.metrics.rooms_loaded.dec();
-        tracing::debug!(room_id = %self.room, "room unloaded");
     }
 
     async fn handle(&mut self, command: RoomCommand) {
@@ -290,6 +325,7 @@ impl RoomActor {
             Completion::Write { purpose, outcome } => (purpose, outcome),
             Completion::Counts(counts) => return self.queue_counts_ready(counts),
             Completion::Pay(summary) => return self.pay_checked(summary),
+            Completion::Lease { sent, renewed } => return self.lease_renewed(sent, renewed),
         };
         match purpose {
             Purpose::DocUpdate { doc, conn, frame } => {
