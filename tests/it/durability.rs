@@ -44,8 +44,10 @@ async fn kill_9_under_load(backend: Backend) {
         return;
     };
     let (token, _) = seed(&db.url).await;
-    // Frequent checkpoints, so the kill also lands around compactions.
-    let server = ServerProcess::start_with(&db.url, &["--checkpoint-every", "97"]).await;
+    // Frequent checkpoints, so the kill also lands around compactions; a
+    // short lease, so the restart waits a second for the room, not 15.
+    let flags = ["--checkpoint-every", "97", "--room-lease-ttl", "1s"];
+    let server = ServerProcess::start_with(&db.url, &flags).await;
     let base = format!("ws://{}", server.addr);
     let acked_updates = Arc::new(Mutex::new(Vec::<(usize, String)>::new()));
     let acked_chat = Arc::new(Mutex::new(Vec::<i64>::new()));
@@ -124,6 +126,8 @@ async fn kill_9_under_load(backend: Backend) {
 
     let server = ServerProcess::start(&db.url).await;
     let base = format!("ws://{}", server.addr);
+    // The killed process let nothing go: its rooms wait out their leases.
+    crate::lease::wait_for_room(&base, "load", &token).await;
     for doc in 0..DOCS {
         let client = YjsClient::connect(&base, "load", &format!("doc-{doc}"), &token).await;
         let keys: std::collections::HashSet<String> = client.keys().into_iter().collect();

@@ -16,6 +16,7 @@ mod docs;
 mod durability;
 mod hostile;
 mod judgement;
+mod lease;
 mod ledger;
 mod malformed;
 mod moderation;

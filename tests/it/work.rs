@@ -214,16 +214,21 @@ const TASKS: usize = 12;
 const OVERLAP: u32 = 3;
 const WORKERS: usize = 16;
 
-/// Workers loop request → submit until there is no work; returns every
-/// (task, worker) they were acknowledged for.
-async fn crowd(bases: Vec<String>, tokens: Vec<(String, String)>) -> Vec<(i64, String)> {
+/// Workers spread over `bases` loop request → submit until there is no
+/// work, or each has answered `limit` tasks; returns every (task, worker)
+/// they were acknowledged for.
+async fn crowd(
+    bases: Vec<String>,
+    tokens: Vec<(String, String)>,
+    limit: usize,
+) -> Vec<(i64, String)> {
     let mut handles = Vec::new();
     for (index, (user, token)) in tokens.into_iter().enumerate() {
         let base = bases[index % bases.len()].clone();
         handles.push(tokio::spawn(async move {
             let mut client = LiveClient::connect(&base, "r1", &token).await;
             let mut done = Vec::new();
-            loop {
+            while done.len() < limit {
                 let granted = client.request("task.request", json!({})).await;
                 assert_eq!(granted["ok"], true, "{granted}");
                 let Some(task) = granted["result"]["task"]["id"].as_i64() else {
@@ -283,7 +288,7 @@ async fn many_workers_at_once(backend: Backend) {
             server.token("r1", &format!("w{i}"), Role::Worker).await,
         ));
     }
-    let answers = crowd(vec![server.ws_url("")], tokens).await;
+    let answers = crowd(vec![server.ws_url("")], tokens, usize::MAX).await;
     check_invariants(&answers);
     let tasks = http::get(
         &server.http_url("/api/v1/rooms/r1/tasks?limit=100"),
@@ -302,6 +307,11 @@ async fn many_workers_at_once(backend: Backend) {
     server.stop().await;
 }
 
+/// Two processes share PostgreSQL, and one runs the room at a time (its
+/// lease, server/src/rooms/lease.rs): while the first does, the second
+/// refuses it (4013); once the first shuts down, the second takes it over
+/// at once and the crowd finishes there, every task answered exactly its
+/// overlap across both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_sharing_postgres_keep_the_invariants() {
     let Some(db) = TestDb::new(Backend::Postgres).await else {
@@ -318,13 +328,28 @@ async fn two_processes_sharing_postgres_keep_the_invariants() {
     }
     let first = ServerProcess::start(&server.db.url).await;
     let second = ServerProcess::start(&server.db.url).await;
-    let bases = vec![
+    let (first_base, second_base) = (
         format!("ws://{}", first.addr),
         format!("ws://{}", second.addr),
-    ];
-    let answers = crowd(bases, tokens).await;
+    );
+    let probe = &tokens[0].1;
+    let watcher = LiveClient::connect(&first_base, "r1", probe).await;
+    assert_eq!(
+        crate::lease::live_join(&second_base, "r1", probe).await,
+        Err(Some(crate::lease::ROOM_ELSEWHERE)),
+        "the second process ran a room the first runs"
+    );
+    let early = tokens[..WORKERS / 2].to_vec();
+    let mut answers = crowd(vec![first_base], early, 1).await;
+    assert_eq!(answers.len(), WORKERS / 2);
+    assert_eq!(
+        crate::lease::live_join(&second_base, "r1", probe).await,
+        Err(Some(crate::lease::ROOM_ELSEWHERE))
+    );
+    drop(watcher);
+    assert!(first.terminate().await.success());
+    answers.extend(crowd(vec![second_base], tokens, usize::MAX).await);
     check_invariants(&answers);
-    first.terminate().await;
     second.terminate().await;
     server.stop().await;
 }
