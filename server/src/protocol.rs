@@ -114,7 +114,7 @@ pub enum Op {
 }
 
 /// Request types, to tell "unknown type" from "bad fields".
-const KNOWN_TYPES: [&str; 18] = [
+pub(crate) const KNOWN_TYPES: [&str; 18] = [
     "chat.send",
     "chat.history",
     "chat.edit",

@@ -17,3 +17,5 @@ pub mod queue;
 pub mod schema;
 
 pub use error::{Error, Result};
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;

@@ -22,9 +22,15 @@ pub fn median(values: &mut [f64]) -> Option<f64> {
         return Some(upper);
     }
     let below = lower.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    // Halves first: (MAX + MAX) / 2 would be infinite. Halving a normal
-    // number is exact, so this rounds once, as the sum did.
-    Some(below / 2.0 + upper / 2.0)
+    // (MAX + MAX) / 2 would be infinite, and halving each first is not
+    // exact for subnormal numbers: the gap's half, from the lower one, is
+    // exact for equal values and overflows only when the gap does.
+    let middle = below + (upper - below) / 2.0;
+    Some(if middle.is_finite() {
+        middle
+    } else {
+        below / 2.0 + upper / 2.0
+    })
 }
 
 /// The numeric value of every label name; an error names the first label

@@ -271,6 +271,10 @@ fn the_median_of_huge_numbers_is_finite() {
     assert_eq!(median(&mut [f64::MAX, f64::MAX]), Some(f64::MAX));
     assert_eq!(median(&mut [-f64::MAX, f64::MAX]), Some(0.0));
     assert_eq!(median(&mut [1.0, 2.0]), Some(1.5));
+    // Found by `unanimous_votes_decide_their_answer`: equal subnormal
+    // middles must come back unchanged.
+    let tiny = 4.8761255581947e-309;
+    assert_eq!(median(&mut [tiny, tiny, tiny, tiny]), Some(tiny));
 }
 
 /// Spans anywhere: inside a short text, past it, empty, reversed, at the

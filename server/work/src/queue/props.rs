@@ -19,13 +19,13 @@ use std::collections::{HashMap, HashSet};
 
 use proptest::collection::vec;
 use proptest::prelude::*;
-use proptest::test_runner::RngSeed;
 use serde_json::json;
 
 use super::grant::CANDIDATES;
 use super::index::{is_subset, key, key_task, meets};
 use super::*;
 use crate::gain::{expected_gain, need, skill_estimate};
+use crate::testkit::config;
 
 const SKILLS: [&str; 3] = ["a", "b", "c"];
 const TAGS: [&str; 2] = ["news", "law"];
@@ -41,23 +41,6 @@ fn names(mask: u8, pool: &[&str]) -> Vec<String> {
 
 fn worker(at: usize) -> String {
     format!("w{}", at % WORKERS)
-}
-
-fn config(cases: u32) -> ProptestConfig {
-    let seed = std::env::var("PROPTEST_RNG_SEED")
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or_else(rand::random::<u64>);
-    eprintln!("proptest seed {seed} (replay with PROPTEST_RNG_SEED={seed})");
-    ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|value| value.parse().ok())
-            .unwrap_or(cases),
-        failure_persistence: None,
-        rng_seed: RngSeed::Fixed(seed),
-        ..ProptestConfig::default()
-    }
 }
 
 #[derive(Debug, Clone)]
