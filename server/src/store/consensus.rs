@@ -169,11 +169,20 @@ async fn settle_chunk(conn: &mut AnyConnection, due: &[Due<'_>]) -> Result<Vec<S
         query.execute(&mut *conn).await?;
     }
     if !decided.is_empty() {
-        // VALUES columns are column1, column2, ... on both databases.
+        // VALUES columns are column1, column2, ... on both databases. The
+        // confidence is cast: PostgreSQL otherwise typed the prepared
+        // statement's parameter from the first execution's, and when that
+        // was a NULL (a task escalated without a decision), later float8
+        // confidences failed with "incorrect binary data format", and with
+        // them the whole batch.
         let sql = format!(
             "UPDATE tasks SET state = d.column2, consensus = d.column3, confidence = d.column4, \
              method = d.column5, completed_at = d.column6 FROM (VALUES {}) AS d WHERE tasks.id = d.column1",
-            sql::rows(decided.len(), "(?, ?, ?, ?, ?, ?)", ", ")
+            sql::rows(
+                decided.len(),
+                "(?, ?, ?, CAST(? AS DOUBLE PRECISION), ?, ?)",
+                ", "
+            )
         );
         let sql = sql::placeholders(conn, sql);
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
