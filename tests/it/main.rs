@@ -25,4 +25,5 @@ mod random;
 mod store;
 mod wire_types;
 mod work;
+mod work_state;
 mod yjs_compat;
