@@ -169,31 +169,50 @@ async fn settle_chunk(conn: &mut AnyConnection, due: &[Due<'_>]) -> Result<Vec<S
         query.execute(&mut *conn).await?;
     }
     if !decided.is_empty() {
-        // VALUES columns are column1, column2, ... on both databases. The
-        // confidence is cast: PostgreSQL otherwise typed the prepared
-        // statement's parameter from the first execution's, and when that
-        // was a NULL (a task escalated without a decision), later float8
-        // confidences failed with "incorrect binary data format", and with
-        // them the whole batch.
+        // VALUES columns are column1, column2, ... on both databases. A
+        // missing consensus, confidence or method is written as a typed
+        // literal NULL, never bound: sqlx's Any driver binds a None with a
+        // type of its own, PostgreSQL's prepared statement kept that type,
+        // and the next settle's float confidence then failed with
+        // "incorrect binary data format in bind parameter 4", and with it
+        // the whole batch (found by the randomized hostile client).
+        let values: Vec<String> = decided
+            .iter()
+            .map(|(_, outcome)| {
+                let or_null = |present: bool, kind: &str| {
+                    if present {
+                        "?".to_owned()
+                    } else {
+                        format!("CAST(NULL AS {kind})")
+                    }
+                };
+                format!(
+                    "(?, ?, {}, {}, {}, ?)",
+                    or_null(outcome.consensus.is_some(), "TEXT"),
+                    or_null(outcome.confidence.is_some(), "DOUBLE PRECISION"),
+                    or_null(outcome.method.is_some(), "TEXT"),
+                )
+            })
+            .collect();
         let sql = format!(
             "UPDATE tasks SET state = d.column2, consensus = d.column3, confidence = d.column4, \
              method = d.column5, completed_at = d.column6 FROM (VALUES {}) AS d WHERE tasks.id = d.column1",
-            sql::rows(
-                decided.len(),
-                "(?, ?, ?, CAST(? AS DOUBLE PRECISION), ?, ?)",
-                ", "
-            )
+            values.join(", ")
         );
         let sql = sql::placeholders(conn, sql);
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (task, outcome) in &decided {
-            query = query
-                .bind(*task)
-                .bind(outcome.state.as_str())
-                .bind(outcome.consensus.as_ref().map(Value::to_string))
-                .bind(outcome.confidence)
-                .bind(outcome.method.as_deref())
-                .bind(at);
+            query = query.bind(*task).bind(outcome.state.as_str());
+            if let Some(consensus) = &outcome.consensus {
+                query = query.bind(consensus.to_string());
+            }
+            if let Some(confidence) = outcome.confidence {
+                query = query.bind(confidence);
+            }
+            if let Some(method) = &outcome.method {
+                query = query.bind(method.as_str());
+            }
+            query = query.bind(at);
         }
         query.execute(&mut *conn).await?;
     }

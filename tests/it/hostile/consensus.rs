@@ -160,3 +160,45 @@ async fn a_long_free_text_settle_holds_no_other_room(backend: Backend) {
         "another room's chat waited {took:?} behind a settle"
     );
 }
+
+both_stores! {
+    a_settle_without_a_decision_does_not_break_the_next => a_settle_without_a_decision_does_not_break_the_next;
+}
+
+/// A tied vote settles with no decision (its confidence NULL); PostgreSQL
+/// once typed the settle statement's confidence from that first NULL and
+/// refused every later float, failing each answer that settled a task.
+async fn a_settle_without_a_decision_does_not_break_the_next(backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let owner = server.token("r1", "olivia", Role::Owner).await;
+    let config = json!({
+        "answer_schema": {"kind": "single_choice", "options": ["a", "b"]},
+        "overlap_min": 2, "overlap_max": 2, "onboarding_gold": 0, "gold_rate": 0.0,
+        "min_lead_time_ms": 0, "pay_per_answer": 1000
+    });
+    let url = server.http_url("/api/v1/rooms/r1/project");
+    let put = http::request("PUT", &url, Some(&owner), Some(config)).await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    let tasks = "{\"id\":\"t0\",\"data\":{}}\n{\"id\":\"t1\",\"data\":{}}\n";
+    let imported = http::post_raw(&server.http_url("/api/v1/rooms/r1/tasks"), &owner, tasks).await;
+    assert_eq!(imported.json()["inserted"], 2, "{}", imported.body);
+    let mut workers = Vec::new();
+    for name in ["wes", "wyn"] {
+        let token = server.token("r1", name, Role::Worker).await;
+        workers.push(LiveClient::connect(&server.ws_url(""), "r1", &token).await);
+    }
+    // Both workers take both tasks in the same order; the first is tied.
+    for answers in [["a", "b"], ["a", "a"]] {
+        for (client, answer) in workers.iter_mut().zip(answers) {
+            let granted = client.request("task.request", json!({})).await;
+            let task = granted["result"]["task"]["id"].as_i64().expect("a task");
+            let reply = client
+                .request("task.submit", json!({"task_id": task, "answer": answer}))
+                .await;
+            assert_eq!(reply["ok"], true, "{answers:?}: {reply}");
+        }
+    }
+    assert_eq!(server.metric("crowdroom_commit_failures_total").await, 0.0);
+}
