@@ -88,6 +88,14 @@ pub struct Cli {
     /// PID of the server process on this machine: its CPU time and RSS are read from /proc.
     #[arg(long, env = "LOADTEST_SERVER_PID")]
     pub server_pid: Option<u32>,
+    /// PID of the PostgreSQL postmaster the server uses, on this machine: the CPU of its
+    /// backends serving --postgres-database and of its background processes is read
+    /// from /proc too, and reported beside the server's.
+    #[arg(long, env = "LOADTEST_POSTGRES_PID", requires = "postgres_database")]
+    pub postgres_pid: Option<u32>,
+    /// The database the server uses on that PostgreSQL (with --postgres-pid).
+    #[arg(long, env = "LOADTEST_POSTGRES_DATABASE", requires = "postgres_pid")]
+    pub postgres_database: Option<String>,
     /// idle: connections added per step.
     #[arg(long, env = "LOADTEST_STEP", default_value_t = 1000)]
     pub step: usize,

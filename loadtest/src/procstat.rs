@@ -6,6 +6,7 @@
 //! Crowdroom and for a Node peer alike. The generator reads its own figures
 //! the same way, to show when it, not the server, is the bottleneck.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -73,6 +74,140 @@ impl Process {
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
         parse_status_kib(&text, field).with_context(|| format!("parsing {path}"))
     }
+}
+
+/// The CPU time a PostgreSQL cluster on this machine spends for one
+/// database, read from `/proc` like the server's own.
+///
+/// Counted: the postmaster's children whose process title names the
+/// database (the backends serving it; PostgreSQL sets a title like
+/// `postgres: 15/main: USER DATABASE 127.0.0.1(PORT) idle`) and the
+/// cluster's background processes (WAL writer, checkpointer, background
+/// writer, ...), which work for every database of the cluster: on a shared
+/// machine they may also carry a little of someone else's load. Not counted:
+/// backends of other databases, the postmaster itself.
+///
+/// Backends come and go (the server's pool closes a connection idle for 30
+/// s), so each process is followed by PID and start time: `sample` keeps its
+/// ticks at first sight (0 when it was born after the first sample) and at
+/// the latest sample; a process that exits keeps its last reading. Sampled
+/// every second or so, a backend's CPU is missed only for its last interval
+/// before exiting, when it was idle anyway.
+#[derive(Debug, Clone)]
+pub struct PostgresCpu {
+    postmaster: u32,
+    database: String,
+    /// (PID, start time in ticks since boot) to (ticks at first sight, latest ticks).
+    seen: HashMap<(u32, u64), (u64, u64)>,
+    sampled: bool,
+}
+
+/// Titles of a PostgreSQL cluster's background processes (PostgreSQL 10 to 17).
+const POSTGRES_BACKGROUND: [&str; 7] = [
+    "checkpointer",
+    "background writer",
+    "walwriter",
+    "autovacuum launcher",
+    "logical replication launcher",
+    "archiver",
+    "stats collector",
+];
+
+impl PostgresCpu {
+    pub fn new(postmaster: u32, database: &str) -> PostgresCpu {
+        PostgresCpu {
+            postmaster,
+            database: database.to_owned(),
+            seen: HashMap::new(),
+            sampled: false,
+        }
+    }
+
+    /// Reads every child of the postmaster once.
+    pub fn sample(&mut self) -> anyhow::Result<()> {
+        for entry in std::fs::read_dir("/proc").context("reading /proc")? {
+            let Ok(entry) = entry else { continue };
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|name| name.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            // A process that exits while we list is simply not read.
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            let Ok(fields) = parse_child_fields(&stat) else {
+                continue;
+            };
+            if fields.parent != self.postmaster {
+                continue;
+            }
+            let Ok(title) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                continue;
+            };
+            if !counts_for(&String::from_utf8_lossy(&title), &self.database) {
+                continue;
+            }
+            let first = if self.sampled { 0 } else { fields.ticks };
+            let reading = self
+                .seen
+                .entry((pid, fields.started))
+                .or_insert((first, fields.ticks));
+            reading.1 = fields.ticks;
+        }
+        self.sampled = true;
+        Ok(())
+    }
+
+    /// CPU time of the counted processes between the first and the latest sample.
+    pub fn cpu_time(&self) -> Duration {
+        let ticks: u64 = self
+            .seen
+            .values()
+            .map(|(first, latest)| latest.saturating_sub(*first))
+            .sum();
+        Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND)
+    }
+}
+
+/// Whether a child of the postmaster with this title works for `database`.
+fn counts_for(title: &str, database: &str) -> bool {
+    // The title may be padded with NULs (the space argv held).
+    let title = title.trim_end_matches('\0').replace('\0', " ");
+    title.split_whitespace().any(|word| word == database)
+        || POSTGRES_BACKGROUND
+            .iter()
+            .any(|background| title.contains(background))
+}
+
+/// What `PostgresCpu` needs from a `/proc/PID/stat` line.
+struct ChildFields {
+    parent: u32,
+    started: u64,
+    ticks: u64,
+}
+
+/// ppid (field 4), utime + stime (14, 15) and starttime (22), counted after
+/// the command name as in [`parse_cpu_ticks`].
+fn parse_child_fields(stat: &str) -> anyhow::Result<ChildFields> {
+    let after_name = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .context("no `)` after the command name")?;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let field = |index: usize| -> anyhow::Result<u64> {
+        Ok(fields
+            .get(index)
+            .with_context(|| format!("no field {}", index + 3))?
+            .parse()?)
+    };
+    Ok(ChildFields {
+        parent: u32::try_from(field(1)?)?,
+        started: field(19)?,
+        ticks: parse_cpu_ticks(stat)?,
+    })
 }
 
 /// Busy and total CPU ticks of the whole machine (all cores), from the
@@ -186,6 +321,40 @@ mod tests {
             total: 1200,
         };
         assert!((later.busy_percent_since(&ticks, 2) - 100.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn postgres_children_are_counted_by_title() {
+        let database = "crowd_7_42";
+        let backend = "postgres: 15/main: postgres crowd_7_42 127.0.0.1(5544) idle\0\0\0";
+        let other = "postgres: 15/main: postgres test 127.0.0.1(5545) idle\0\0";
+        // A database whose name only starts like ours is another database.
+        let longer = "postgres: 15/main: postgres crowd_7_420 127.0.0.1(5546) idle";
+        assert!(counts_for(backend, database));
+        assert!(counts_for("postgres: 15/main: walwriter \0\0", database));
+        assert!(counts_for("postgres: checkpointer ", database));
+        assert!(!counts_for(other, database));
+        assert!(!counts_for(longer, database));
+        let stat = "2259 (postgres) S 2258 2259 2259 0 -1 4194368 1447 0 0 0 91 609 0 0 20 0 1 0 3610 223252480 19154";
+        let fields = parse_child_fields(stat).unwrap();
+        assert_eq!(
+            (fields.parent, fields.started, fields.ticks),
+            (2258, 3610, 700)
+        );
+    }
+
+    #[test]
+    fn postgres_cpu_follows_processes_that_come_and_go() {
+        let mut cpu = PostgresCpu::new(1, "db");
+        cpu.seen.insert((10, 5), (100, 150));
+        // Born after the first sample: all its ticks count.
+        cpu.seen.insert((11, 900), (0, 30));
+        assert_eq!(cpu.cpu_time(), Duration::from_millis(800));
+        // Our own process is no child of PID 1's PostgreSQL: sampling finds
+        // nothing to add, and keeps what it had.
+        cpu.postmaster = u32::MAX;
+        cpu.sample().unwrap();
+        assert_eq!(cpu.cpu_time(), Duration::from_millis(800));
     }
 
     #[test]

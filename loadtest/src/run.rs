@@ -23,12 +23,17 @@ use tokio::time::Instant;
 use crate::config::{Cli, Scenario};
 use crate::metrics::Metrics;
 use crate::net::Connector;
-use crate::procstat::{MachineTicks, Process};
+use crate::procstat::{MachineTicks, PostgresCpu, Process};
 use crate::provision::RoomPlan;
 use crate::ywire::{Contents, UpdateKey};
 
 /// How often the drain phase checks whether everything arrived.
 const DRAIN_POLL: Duration = Duration::from_millis(20);
+
+/// How often PostgreSQL's processes are read in the window: often enough to
+/// follow backends that exit (they do after 30 s idle), rare enough to cost
+/// the generator nothing measurable.
+const POSTGRES_POLL: Duration = Duration::from_secs(1);
 
 /// An update on its way to the peers of its room.
 pub struct Pending {
@@ -119,6 +124,8 @@ pub struct Window {
     /// Whether every expected receipt arrived before the drain deadline.
     pub drained: bool,
     pub server_cpu: Option<Duration>,
+    /// PostgreSQL's CPU for the server's database (`--postgres-pid`), same span.
+    pub postgres_cpu: Option<Duration>,
     pub server_rss_kib_start: Option<u64>,
     pub server_rss_kib_end: Option<u64>,
     pub generator_cpu: Option<Duration>,
@@ -135,7 +142,19 @@ pub async fn measure_window(ctx: &Ctx) -> Window {
     let server_rss_kib_start = server.and_then(|process| process.rss_kib().ok());
     let generator_cpu_start = Process::OurSelf.cpu_time().ok();
     let machine_start = MachineTicks::read().ok();
-    tokio::time::sleep_until(ctx.window_end).await;
+    let mut postgres = match (ctx.cli.postgres_pid, &ctx.cli.postgres_database) {
+        (Some(pid), Some(database)) => Some(PostgresCpu::new(pid, database)),
+        _ => None,
+    };
+    let mut postgres_ok = sample(postgres.as_mut());
+    while Instant::now() < ctx.window_end {
+        let next = match postgres {
+            Some(_) => (Instant::now() + POSTGRES_POLL).min(ctx.window_end),
+            None => ctx.window_end,
+        };
+        tokio::time::sleep_until(next).await;
+        postgres_ok &= sample(postgres.as_mut());
+    }
     let drain_deadline = ctx.window_end + ctx.cli.drain;
     let mut drained = ctx.outstanding() <= 0;
     while !drained && Instant::now() < drain_deadline {
@@ -154,6 +173,10 @@ pub async fn measure_window(ctx: &Ctx) -> Window {
         (Some(start), Some(end)) => Some(end.saturating_sub(start)),
         _ => None,
     };
+    postgres_ok &= sample(postgres.as_mut());
+    let postgres_cpu = postgres
+        .filter(|_| postgres_ok)
+        .map(|postgres| postgres.cpu_time());
     let server_rss_kib_end = server.and_then(|process| process.rss_kib().ok());
     let cores = std::thread::available_parallelism()
         .map(usize::from)
@@ -168,11 +191,17 @@ pub async fn measure_window(ctx: &Ctx) -> Window {
         measured,
         drained,
         server_cpu,
+        postgres_cpu,
         server_rss_kib_start,
         server_rss_kib_end,
         generator_cpu,
         machine_busy_percent,
     }
+}
+
+/// Reads PostgreSQL's processes once, if asked to; false when `/proc` failed.
+fn sample(postgres: Option<&mut PostgresCpu>) -> bool {
+    postgres.is_none_or(|postgres| postgres.sample().is_ok())
 }
 
 /// What one editor hands back for the convergence check.

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -81,6 +82,10 @@ pub struct CrowdOutcome {
     pub answers_per_second: f64,
     /// Server CPU over the window and drain per grant plus answer of the window.
     pub server_cpu_us_per_operation: Option<f64>,
+    /// With `--postgres-pid`: PostgreSQL's CPU for the server's database over
+    /// the same span, per grant plus answer, and the two added up.
+    pub postgres_cpu_us_per_operation: Option<f64>,
+    pub server_and_postgres_cpu_us_per_operation: Option<f64>,
     pub readback: Option<Readback>,
     pub readback_error: Option<String>,
 }
@@ -97,6 +102,10 @@ impl CrowdOutcome {
         let grants = get(&metrics.counters.grants_in_window);
         let answers = get(&metrics.counters.answers_in_window);
         let operations = grants + answers;
+        let per_operation = |cpu: Option<Duration>| {
+            cpu.filter(|_| operations > 0)
+                .map(|cpu| cpu.as_micros() as f64 / operations as f64)
+        };
         let (readback, readback_error) = match readback {
             Ok(readback) => (Some(readback), None),
             Err(error) => (None, Some(error)),
@@ -113,10 +122,14 @@ impl CrowdOutcome {
             counts: counts(&crowd.counters, metrics),
             grants_per_second: grants as f64 / seconds,
             answers_per_second: answers as f64 / seconds,
-            server_cpu_us_per_operation: window
-                .server_cpu
-                .filter(|_| operations > 0)
-                .map(|cpu| cpu.as_micros() as f64 / operations as f64),
+            server_cpu_us_per_operation: per_operation(window.server_cpu),
+            postgres_cpu_us_per_operation: per_operation(window.postgres_cpu),
+            server_and_postgres_cpu_us_per_operation: per_operation(
+                window
+                    .server_cpu
+                    .zip(window.postgres_cpu)
+                    .map(|(server, postgres)| server + postgres),
+            ),
             readback,
             readback_error,
         }
@@ -173,6 +186,15 @@ impl CrowdOutcome {
             "window throughput: {:.1} grants/s, {:.1} answers/s; server CPU {per_operation} per grant or answer",
             self.grants_per_second, self.answers_per_second
         )?;
+        if let (Some(postgres), Some(together)) = (
+            self.postgres_cpu_us_per_operation,
+            self.server_and_postgres_cpu_us_per_operation,
+        ) {
+            writeln!(
+                out,
+                "      PostgreSQL CPU {postgres:.0} µs per grant or answer (its backends for this database and its background processes); server and PostgreSQL together {together:.0} µs"
+            )?;
+        }
         writeln!(
             out,
             "events: {} at workers (queue, presence), {} at moderators ({} queue.counts); chat {} sent, {} replies, {} events",
@@ -335,6 +357,7 @@ mod tests {
         add(&crowd.counters.paused_spammers, 2);
         let window = Window {
             server_cpu: Some(Duration::from_millis(100)),
+            postgres_cpu: Some(Duration::from_millis(60)),
             ..Window::default()
         };
         let mut readback = Readback::default();
@@ -347,6 +370,11 @@ mod tests {
         assert_eq!(outcome.grants_per_second, 15.0);
         assert_eq!(outcome.answers_per_second, 5.0);
         assert_eq!(outcome.server_cpu_us_per_operation, Some(500.0));
+        assert_eq!(outcome.postgres_cpu_us_per_operation, Some(300.0));
+        assert_eq!(
+            outcome.server_and_postgres_cpu_us_per_operation,
+            Some(800.0)
+        );
         assert_eq!(outcome.counts["grants"], 180, "counts cover the whole run");
         assert_eq!(outcome.chat_every_seconds, Some(120.0));
         let mut text = String::new();
@@ -355,6 +383,11 @@ mod tests {
             text.contains("15.0 grants/s, 5.0 answers/s; server CPU 500 µs"),
             "{text}"
         );
+        assert!(
+            text.contains("PostgreSQL CPU 300 µs per grant or answer"),
+            "{text}"
+        );
+        assert!(text.contains("together 800 µs"), "{text}");
         assert!(
             text.contains("paused workers: 2 spammers, 0 honest"),
             "{text}"
@@ -375,6 +408,7 @@ mod tests {
             Err("HTTP 500".into()),
         );
         assert_eq!(failed.server_cpu_us_per_operation, None);
+        assert_eq!(failed.server_and_postgres_cpu_us_per_operation, None);
         let mut text = String::new();
         failed.write_human(&mut text).unwrap();
         assert!(text.contains("read-back FAILED: HTTP 500"));
