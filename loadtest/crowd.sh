@@ -105,8 +105,10 @@ case "$database" in
 esac
 
 echo "== starting crowdroom on 127.0.0.1:$port (${database_url/#sqlite:\/\//})"
+# No cap per address (every client is on loopback) nor per user (slot k of
+# every room is the same user, lt-u<k>, so 200 rooms give each 200 sockets).
 "$crowdroom_bin" --database "$database_url" serve --demo --addr "127.0.0.1:$port" \
-  --max-connections-per-ip 0 \
+  --max-connections-per-ip 0 --max-sockets-per-user 0 \
   >"$work/crowdroom.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 300); do
