@@ -77,7 +77,7 @@ echo "== installing the npm peers"
 
 echo "== starting crowdroom on 127.0.0.1:$crowdroom_port"
 "$crowdroom_bin" --database "sqlite://$work/crowdroom.db" serve --demo --addr "127.0.0.1:$crowdroom_port" \
-  --max-connections-per-ip 0 \
+  --max-connections-per-ip 0 --max-sockets-per-user 0 \
   >"$work/crowdroom.log" 2>&1 &
 crowdroom_pid=$!
 pids+=("$crowdroom_pid")

@@ -62,7 +62,7 @@ rm -f "$work"/crowdroom.db*
 launcher=()
 [[ -z "${HEAPTRACK:-}" ]] || launcher=(heaptrack -o "$work/heaptrack")
 env ${ALLOCATOR_ENV:-} "${launcher[@]}" "$crowdroom_bin" --database "sqlite://$work/crowdroom.db" \
-  serve --demo --addr "127.0.0.1:$port" --max-connections-per-ip 0 \
+  serve --demo --addr "127.0.0.1:$port" --max-connections-per-ip 0 --max-sockets-per-user 0 \
   --doc-idle 5s --room-idle 5s >"$work/crowdroom.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 300); do
