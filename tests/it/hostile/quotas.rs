@@ -315,20 +315,9 @@ async fn review_final(backend: Backend) {
     let Some(server) = TestServer::start(backend).await else {
         return;
     };
-    let owner = server.token("r1", "olivia", Role::Owner).await;
+    let (owner, task) = one_task_to_review(&server).await;
     let core = server.token("r1", "cora", Role::Core).await;
-    let config = json!({
-        "answer_schema": {"kind": "single_choice", "options": ["pos", "neg"]},
-        "overlap_min": 1, "overlap_max": 1, "onboarding_gold": 0, "min_lead_time_ms": 0
-    });
-    let project = server.http_url("/api/v1/rooms/r1/project");
-    let response = http::request("PUT", &project, Some(&owner), Some(config)).await;
-    assert_eq!(response.status, 200, "{}", response.body);
     let tasks = server.http_url("/api/v1/rooms/r1/tasks");
-    let imported = http::post_raw(&tasks, &owner, r#"[{"id":"only","data":{}}]"#).await;
-    assert_eq!(imported.status, 200, "{}", imported.body);
-    let listed = http::get(&tasks, Some(&owner)).await.json();
-    let task = listed["tasks"][0]["id"].as_i64().unwrap();
     let review = server.http_url(&format!("/api/v1/rooms/r1/tasks/{task}/review"));
     let first = json!({"decision": "correct", "answer": "neg", "reason": "sarcasm"});
     let response = http::request("POST", &review, Some(&core), Some(first)).await;
@@ -406,4 +395,23 @@ async fn gold_oracle(backend: Backend) {
         "{seen}"
     );
     server.stop().await;
+}
+
+/// Room `r1` with a single-choice project and one task; returns the owner's
+/// token and the task's id.
+pub(crate) async fn one_task_to_review(server: &TestServer) -> (String, i64) {
+    let owner = server.token("r1", "olivia", Role::Owner).await;
+    let config = json!({
+        "answer_schema": {"kind": "single_choice", "options": ["pos", "neg"]},
+        "overlap_min": 1, "overlap_max": 1, "onboarding_gold": 0, "min_lead_time_ms": 0
+    });
+    let project = server.http_url("/api/v1/rooms/r1/project");
+    let response = http::request("PUT", &project, Some(&owner), Some(config)).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let tasks = server.http_url("/api/v1/rooms/r1/tasks");
+    let imported = http::post_raw(&tasks, &owner, r#"[{"id":"only","data":{}}]"#).await;
+    assert_eq!(imported.status, 200, "{}", imported.body);
+    let listed = http::get(&tasks, Some(&owner)).await.json();
+    let task = listed["tasks"][0]["id"].as_i64().expect("a task id");
+    (owner, task)
 }

@@ -124,19 +124,7 @@ async fn review_bounded(backend: Backend) {
     let Some(server) = TestServer::start(backend).await else {
         return;
     };
-    let owner = server.token("r1", "olivia", Role::Owner).await;
-    let config = json!({
-        "answer_schema": {"kind": "single_choice", "options": ["pos", "neg"]},
-        "overlap_min": 1, "overlap_max": 1, "onboarding_gold": 0, "min_lead_time_ms": 0
-    });
-    let project = server.http_url("/api/v1/rooms/r1/project");
-    let response = http::request("PUT", &project, Some(&owner), Some(config)).await;
-    assert_eq!(response.status, 200, "{}", response.body);
-    let tasks = server.http_url("/api/v1/rooms/r1/tasks");
-    let imported = http::post_raw(&tasks, &owner, r#"[{"id":"only","data":{}}]"#).await;
-    assert_eq!(imported.status, 200, "{}", imported.body);
-    let listed = http::get(&tasks, Some(&owner)).await.json();
-    let task = listed["tasks"][0]["id"].as_i64().expect("a task id");
+    let (owner, task) = crate::hostile::quotas::one_task_to_review(&server).await;
     let review = server.http_url(&format!("/api/v1/rooms/r1/tasks/{task}/review"));
     let refused: [(Value, &str); 4] = [
         (
