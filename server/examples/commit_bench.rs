@@ -6,11 +6,13 @@
 //! as the room actors queue them for the y-websocket echo (the ack).
 //!
 //! `--kind answers`: a single-choice project with overlap 3, `--count`
-//! answers to `--count / 3` tasks from rotating workers. Every reservation
-//! is granted first (not timed); then each answer is one `Submit` through
-//! the committer, as `task.submit` does: the answer, the worker's quality
-//! record, the ledger entry, and the consensus of every third answer, in the
-//! batch's transaction. Only the submits are timed.
+//! answers to `--count / 3` tasks from rotating workers, decided in memory
+//! (`WorkState`) as a room does. Every reservation is committed first (not
+//! timed); then each answer is one `Work` write through the committer, as
+//! `task.submit` queues it: the answer, its ledger entry, the worker's
+//! record, the reservation it consumes and the task's counts. Consensus is
+//! not in it: the consensus actor decides due tasks after the commit, off
+//! the committer. Only the answers are timed.
 //!
 //! cargo run --release -p crowdroom --example commit_bench -- --kind updates --count 200000
 //! cargo run --release -p crowdroom --example commit_bench -- --kind answers --count 60000
@@ -22,7 +24,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use crowdroom::Store;
 use crowdroom::committer::CommitHandle;
-use crowdroom::ids::{DocName, RoomId, UserId};
+use crowdroom::ids::{DocName, RoomId};
 use crowdroom::metrics::Metrics;
 use crowdroom::store::{WriteOp, WriteOutcome};
 use crowdroom_work::project::{NewTask, ProjectConfig};
@@ -85,7 +87,7 @@ async fn main() -> anyhow::Result<()> {
                 let asked = Instant::now();
                 let outcome = committer.write(op.clone()).await?;
                 anyhow::ensure!(
-                    matches!(outcome, WriteOutcome::Appended | WriteOutcome::Submitted(_)),
+                    matches!(outcome, WriteOutcome::Appended | WriteOutcome::Worked(_)),
                     "write {index} was not acknowledged: {outcome:?}"
                 );
                 mine.push(asked.elapsed());
@@ -151,79 +153,57 @@ async fn answers(
             .insert_tasks(room, &batch, project.overlap_min)
             .await?;
     }
-    let ids: Vec<i64> = {
-        let mut ids = Vec::with_capacity(tasks);
-        let mut after = 0;
-        loop {
-            let page = store.tasks(room, None, after, 1000).await?;
-            let Some(last) = page.last().map(|task| task.id) else {
-                break;
-            };
-            ids.extend(page.iter().map(|task| task.id));
-            after = last;
-        }
-        ids
-    };
-    let workers = (0..WORKERS)
-        .map(|worker| UserId::parse(&format!("w{worker}")))
-        .collect::<Result<Vec<_>, _>>()?;
-    // Answer i is the (i % 3)-th of its task, by a worker no other answer
-    // of that task has.
-    let pairs: Vec<(i64, UserId)> = (0..count)
-        .filter_map(|index| {
-            let task = *ids.get(index / 3)?;
-            let worker = workers[(index / 3 + index % 3) % WORKERS].clone();
-            Some((task, worker))
-        })
-        .collect();
-    let grants = Arc::new(pairs.clone());
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut handles = Vec::new();
-    for _ in 0..256 {
-        let (committer, grants, next, room) = (
-            committer.clone(),
-            grants.clone(),
-            next.clone(),
-            room.clone(),
-        );
-        handles.push(tokio::spawn(async move {
-            loop {
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                let Some((task, worker)) = grants.get(index) else {
-                    break;
-                };
-                let op = WriteOp::Grant {
-                    room: room.clone(),
-                    task: *task,
-                    worker: worker.clone(),
-                    ttl_ms: 3_600_000,
-                    cap_ms: 3_600_000,
-                };
-                anyhow::ensure!(
-                    matches!(committer.write(op).await?, WriteOutcome::Granted(Some(_))),
-                    "reservation {index} refused"
-                );
-            }
-            anyhow::Ok(())
-        }));
+    let mut state = store.load_work(room).await?.into_state()?.state;
+    let workers: Vec<String> = (0..WORKERS).map(|worker| format!("w{worker}")).collect();
+    // Task t's answers come from workers t, t+1, t+2 (mod WORKERS): each
+    // answer is decided in memory as the room does (a grant of that task,
+    // then the answer), the grants committed now, untimed, and each
+    // answer's effects kept as one write, as `task.submit` queues it.
+    let now = crowdroom::ids::now_ms();
+    let mut grants = Vec::with_capacity(count);
+    let mut submits = Vec::with_capacity(count);
+    let ids = state_task_ids(store, room).await?;
+    for index in 0..count {
+        let Some(&task) = ids.get(index / 3) else {
+            break;
+        };
+        let worker = &workers[(index / 3 + index % 3) % WORKERS];
+        let granted = state.assign(worker, task, now)?;
+        anyhow::ensure!(granted.value.is_some(), "answer {index}: no slot");
+        grants.extend(granted.effects);
+        let answer = serde_json::json!(if index % 4 == 0 { "neg" } else { "pos" });
+        let submitted = state.submit(worker, task, &answer, now + 5_000)?;
+        submits.push(WriteOp::Work {
+            room: room.clone(),
+            effects: submitted.effects,
+        });
     }
-    for handle in handles {
-        handle.await??;
+    for chunk in grants.chunks(5_000) {
+        committer
+            .write(WriteOp::Work {
+                room: room.clone(),
+                effects: chunk.to_vec(),
+            })
+            .await?;
     }
     println!(
         "set up {tasks} tasks and {count} reservations in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let rules = project.submit_rules();
-    Ok(pairs
-        .into_iter()
-        .enumerate()
-        .map(|(index, (task, worker))| WriteOp::Submit {
-            room: room.clone(),
-            task,
-            worker,
-            answer: serde_json::json!(if index % 4 == 0 { "neg" } else { "pos" }),
-            rules: rules.clone(),
-        })
-        .collect())
+    Ok(submits)
+}
+
+/// Every task id of the room, in order.
+async fn state_task_ids(store: &Store, room: &RoomId) -> anyhow::Result<Vec<i64>> {
+    let mut ids = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.tasks(room, None, after, 1000).await?;
+        let Some(last) = page.last().map(|task| task.id) else {
+            break;
+        };
+        ids.extend(page.iter().map(|task| task.id));
+        after = last;
+    }
+    Ok(ids)
 }

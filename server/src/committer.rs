@@ -29,12 +29,10 @@ use tokio_util::task::TaskTracker;
 
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::store::{Reservation, Store, WorkAsk, WorkerTask, WriteOp, WriteOutcome};
+use crate::store::{Store, WriteOp, WriteOutcome};
 
 /// Times a batch aborted by a deadlock or serialization failure runs again.
 const TRANSIENT_RETRIES: u32 = 3;
-/// Rankings tried by one grant before it reports no work.
-const LOOKS: usize = 3;
 /// Writes waiting to commit before submitters wait: deep enough to fill a
 /// batch while one commits, shallow enough to push back on a stalled store.
 const QUEUE_CAPACITY: usize = 8192;
@@ -135,34 +133,6 @@ impl CommitHandle {
     /// Queues a write and waits for its commit.
     pub async fn write(&self, op: WriteOp) -> Result<WriteOutcome> {
         outcome(self.submit(op).await?.await)
-    }
-
-    /// Grants the worker the best task they can take, if any. The ranking
-    /// reads run on a reader ([`Store::rank_work`]); the batch only tries
-    /// the conditional grants, best first, so the one writer does not spend
-    /// its time searching. Tasks taken by others since the ranking are
-    /// skipped; if every ranked task went, it ranks again (a few times).
-    pub async fn grant_best(
-        &self,
-        store: &Store,
-        ask: WorkAsk,
-    ) -> Result<Option<(Reservation, WorkerTask)>> {
-        for _ in 0..LOOKS {
-            let ranked = store.rank_work(&ask).await?;
-            if ranked.is_empty() {
-                return Ok(None);
-            }
-            let op = WriteOp::GrantFirst {
-                ask: ask.clone(),
-                ranked,
-            };
-            match self.write(op).await? {
-                WriteOutcome::Matched(Some(granted)) => return Ok(Some(granted)),
-                WriteOutcome::Matched(None) => continue,
-                other => return Err(Error::Internal(format!("matching returned {other:?}"))),
-            }
-        }
-        Ok(None)
     }
 }
 
@@ -265,11 +235,8 @@ fn kinds(ops: &[WriteOp]) -> std::collections::BTreeMap<&'static str, usize> {
             WriteOp::ChatPost { .. } | WriteOp::ChatEdit { .. } | WriteOp::ChatDelete { .. } => {
                 "chat"
             }
-            WriteOp::Grant { .. } | WriteOp::GrantFirst { .. } => "grant",
-            WriteOp::Heartbeat { .. } => "heartbeat",
-            WriteOp::Skip { .. } => "skip",
-            WriteOp::Submit { .. } => "answer",
-            WriteOp::Sweep { .. } => "sweep",
+            WriteOp::Work { .. } => "work",
+            WriteOp::Barrier => "barrier",
             WriteOp::PruneLog { .. } => "prune",
         };
         *kinds.entry(kind).or_insert(0) += 1;

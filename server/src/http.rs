@@ -191,7 +191,9 @@ pub async fn run(
             () = failed_shutdown.cancelled() => {}
         }
     });
+    let decider = crate::rooms::decider::Decider::spawn(store.clone(), &tracker, shutdown.clone());
     let rooms = RoomRegistry::new(RoomContext {
+        decider,
         store: store.clone(),
         committer,
         metrics: metrics.clone(),

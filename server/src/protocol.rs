@@ -10,6 +10,7 @@
 //! the same bytes are queued to every recipient.
 
 mod messages;
+pub mod work;
 
 use axum::extract::ws::{Message, Utf8Bytes};
 use serde::{Deserialize, Serialize};

@@ -10,6 +10,7 @@
 //! rebuilt from it.
 
 mod actor;
+pub mod decider;
 mod docs;
 mod inflight;
 mod lease;
@@ -86,6 +87,8 @@ pub struct RoomContext {
     pub settings: Arc<RoomSettings>,
     pub tracker: TaskTracker,
     pub shutdown: CancellationToken,
+    /// The consensus actor, which decides the rooms' due tasks.
+    pub decider: decider::Decider,
 }
 
 /// One decoded y-websocket message for a document, with its payload.
@@ -134,6 +137,16 @@ pub enum RoomCommand {
     },
     /// Writes a settled task's decision into its shared document.
     PublishDecision { task: i64, decision: Decision },
+    /// Grants batch-assigned (worker, task) pairs; replies with the
+    /// reservations granted, once committed.
+    Assign {
+        pairs: Vec<(UserId, i64)>,
+        reply: oneshot::Sender<Result<Vec<(UserId, crowdroom_work::queue::Reservation)>>>,
+    },
+    /// The consensus actor's decisions on the room's due tasks.
+    Decided {
+        decisions: Vec<(i64, crowdroom_work::queue::Decision)>,
+    },
     /// Closes every connection of `user` in this room (role changed, removed, kicked).
     Disconnect { user: UserId, code: CloseCode },
     /// Counts of what is live in the room.
@@ -157,6 +170,31 @@ pub struct Decision {
     pub method: Option<String>,
     /// Set by a reviewer's decision.
     pub review: Option<crowdroom_crdt::schema::Review>,
+}
+
+impl Decision {
+    /// What a consensus decision publishes: nothing when it asked for one
+    /// more answer (the task is open again).
+    pub fn of(
+        state: crowdroom_work::queue::TaskState,
+        decision: &crowdroom_work::queue::Decision,
+    ) -> Option<Decision> {
+        use crowdroom_work::queue::TaskState;
+        let state = match state {
+            TaskState::Complete => "complete",
+            TaskState::Review => "review",
+            TaskState::Rejected => "rejected",
+            TaskState::Open | TaskState::Deciding => return None,
+        };
+        let consensus = decision.consensus.as_ref();
+        Some(Decision {
+            state: state.to_owned(),
+            consensus: consensus.map(|consensus| consensus.answer.clone()),
+            confidence: consensus.map(|consensus| consensus.confidence),
+            method: consensus.map(|consensus| consensus.method.to_owned()),
+            review: None,
+        })
+    }
 }
 
 /// What is live in a room right now.
@@ -272,6 +310,32 @@ impl RoomRegistry {
             match answer.await {
                 Ok(result) => return result.map(|()| handle),
                 // The actor exited with our command still queued: retry.
+                Err(_) => self.remove(room, &handle),
+            }
+        }
+        Err(Error::Unavailable("room is restarting, retry"))
+    }
+
+    /// Grants batch-assigned tasks in the room, starting it if need be;
+    /// returns the reservations granted.
+    pub async fn assign(
+        &self,
+        room: &RoomId,
+        pairs: Vec<(UserId, i64)>,
+    ) -> Result<Vec<(UserId, crowdroom_work::queue::Reservation)>> {
+        for _ in 0..JOIN_ATTEMPTS {
+            let handle = self.get_or_spawn(room);
+            let (reply, answer) = oneshot::channel();
+            let command = RoomCommand::Assign {
+                pairs: pairs.clone(),
+                reply,
+            };
+            if handle.send(command).await.is_err() {
+                self.remove(room, &handle);
+                continue;
+            }
+            match answer.await {
+                Ok(result) => return result,
                 Err(_) => self.remove(room, &handle),
             }
         }

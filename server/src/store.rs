@@ -9,7 +9,6 @@
 //! [`crate::committer`].
 
 mod access;
-mod answer;
 mod assign;
 mod batch;
 mod chat;
@@ -17,20 +16,18 @@ mod consensus;
 mod console;
 mod counts;
 mod docs;
+mod effects;
 mod export;
 mod gate;
-mod grant;
 mod hot;
 mod lease;
 mod ledger;
 mod load;
 mod moderation;
 mod quality;
-mod reserve;
 mod sql;
 mod thread;
 mod work;
-mod worker;
 mod write;
 
 use std::str::FromStr;
@@ -42,20 +39,18 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor, SqlSafeStr};
 
 pub use access::{MemberRow, RoomRow, TokenRow};
-pub use answer::Submitted;
 pub use assign::OpenTask;
 pub use chat::ChatMessage;
 pub use consensus::{ReviewDecision, Settled};
 pub use console::{RoomActivity, TaskAnswer};
+pub use crowdroom_work::queue::Loaded;
 pub use docs::StoredDoc;
 pub use export::{AnswerRow, ExportRow};
 pub use ledger::{Action, Earnings, LedgerEntry, LedgerEvent, LedgerSummary};
 pub use load::WorkRows;
 pub use moderation::{Announcement, ModerationEntry, Mute, RoomModeration};
-pub use quality::{AnswerCheck, WorkerQuality};
-pub use reserve::{Standing, WorkAsk};
+pub use quality::WorkerQuality;
 pub use work::{ImportReport, MemberTags, QueueCounts, Reservation, TaskRow, WorkerTask};
-pub use worker::WorkerView;
 pub use write::{WriteOp, WriteOutcome};
 
 use gate::{Conn, Gated, WriteTx};
@@ -141,11 +136,8 @@ pub struct Store {
     writer: std::sync::Arc<tokio::sync::Mutex<Option<Conn>>>,
     /// The connections kept for the live paths' reads on SQLite (see [`hot`]).
     hot_readers: std::sync::Arc<hot::HotReaders>,
-    /// Workers' views, read a batch at a time (see [`batch`]).
-    views: std::sync::Arc<batch::Batcher<(crate::ids::RoomId, crate::ids::UserId), WorkerView>>,
-    /// Rooms' queue counts, and whether they have expired reservations.
+    /// Rooms' queue counts, for the REST API and the console.
     counts: std::sync::Arc<batch::Batcher<crate::ids::RoomId, QueueCounts>>,
-    expired: std::sync::Arc<batch::Batcher<crate::ids::RoomId, bool>>,
 }
 
 /// How long a project read from the store is reused. A change made through
@@ -242,9 +234,7 @@ impl Store {
             projects: Default::default(),
             writer: Default::default(),
             hot_readers: Default::default(),
-            views: batch::Batcher::new(worker::read_views),
             counts: batch::Batcher::new(counts::read_counts),
-            expired: batch::Batcher::new(counts::read_expired),
         })
     }
 

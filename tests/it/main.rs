@@ -5,8 +5,6 @@
 
 mod auth;
 mod awareness;
-mod batch_runs;
-mod batched_reads;
 mod browser;
 mod chat;
 mod cli;

@@ -1,12 +1,14 @@
 //! The store's domain methods on SQLite and PostgreSQL: tokens, documents
-//! with checkpoints, chat, group-commit batches, and a worker's view.
+//! with checkpoints, chat, group-commit batches, and the work queue's
+//! effects committed and loaded back.
 
 use crowdroom::auth::Role;
 use crowdroom::ids::{DocName, RoomId, UserId};
-use crowdroom::store::{Standing, WorkAsk, WriteOp, WriteOutcome};
+use crowdroom::store::{WriteOp, WriteOutcome};
 use crowdroom::{Error, Store};
 use crowdroom_tests::{Backend, TestDb, both_stores};
 use crowdroom_work::project::{NewTask, ProjectConfig};
+use crowdroom_work::queue::{Effect, Grant, WorkState};
 use serde_json::json;
 use yrs::{GetString, Text, Transact};
 
@@ -14,7 +16,7 @@ both_stores! {
     tokens_issue_authenticate_revoke => tokens;
     documents_append_checkpoint_load => documents;
     batches_isolate_refusals => batches;
-    worker_view_reads_reservation_record_skills_and_earnings => worker_view;
+    work_effects_commit_what_memory_decided => work_effects;
 }
 
 async fn open(backend: Backend) -> Option<(TestDb, Store)> {
@@ -284,7 +286,30 @@ async fn batches(backend: Backend) {
     );
 }
 
-async fn worker_view(backend: Backend) {
+/// Commits a decision's effects in one batch; returns the answer ids.
+async fn commit(store: &Store, room: &RoomId, effects: Vec<Effect>) -> Vec<i64> {
+    let op = WriteOp::Work {
+        room: room.clone(),
+        effects,
+    };
+    match store.write_batch(&[op]).await.unwrap().remove(0) {
+        Ok(WriteOutcome::Worked(ids)) => ids,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The room's work state as loaded from the store now.
+async fn load(store: &Store, room: &RoomId) -> WorkState {
+    store
+        .load_work(room)
+        .await
+        .unwrap()
+        .into_state()
+        .unwrap()
+        .state
+}
+
+async fn work_effects(backend: Backend) {
     let Some((_db, store)) = open(backend).await else {
         return;
     };
@@ -296,128 +321,81 @@ async fn worker_view(backend: Backend) {
         .set_member_role(&room, &ann, Role::Worker)
         .await
         .unwrap();
-    // Before anything: zeros, nothing reserved, no skills, not paused.
-    let view = store.worker_view(&room, &ann).await.unwrap();
-    assert!(view.reservation.is_none());
-    assert_eq!(
-        (
-            view.quality.answers,
-            view.quality.gold_total,
-            view.earnings.pending
-        ),
-        (0, 0, 0)
-    );
-    assert!(view.skills.is_empty() && view.quality.paused.is_none());
-    assert_eq!(view.progress()["answers"], 0);
-
-    assert!(view.standing.accuracy.is_empty() && view.standing.interests.is_empty());
     let skills = vec!["fr".to_owned(), "de".to_owned()];
     store.set_member_skills(&room, &ann, &skills).await.unwrap();
-    store
-        .set_member_interests(&room, &ann, &["law".to_owned()])
-        .await
-        .unwrap();
     let project = ProjectConfig {
         pay_per_answer: 250,
+        onboarding_gold: 0,
+        gold_rate: 0.0,
         ..ProjectConfig::default()
     };
     store.put_project(&room, &project).await.unwrap();
     let task = NewTask {
         id: "t1".into(),
         data: json!({"text": "x"}),
-        skills: Vec::new(),
+        skills: vec!["de".into()],
         gold: None,
         tags: Vec::new(),
     };
-    store.insert_tasks(&room, &[task], 1).await.unwrap();
-    // A grant in two steps: ranked on a reader, granted in a batch.
-    let ask = WorkAsk {
-        room: room.clone(),
-        worker: ann.clone(),
-        skills: skills.clone(),
-        gold: false,
-        ttl_ms: 60_000,
-        cap_ms: 600_000,
-        standing: Standing::default(),
-    };
-    let ranked = store.rank_work(&ask).await.unwrap();
-    assert_eq!(ranked.len(), 1);
-    let outcomes = store
-        .write_batch(&[WriteOp::GrantFirst {
-            ask: ask.clone(),
-            ranked: ranked.clone(),
-        }])
-        .await
-        .unwrap();
-    let Ok(WriteOutcome::Matched(Some((reservation, task)))) = &outcomes[0] else {
-        panic!("{outcomes:?}")
-    };
-    // The same ranking again finds the slot taken (overlap 1): no grant.
-    let again = store
-        .write_batch(&[WriteOp::GrantFirst {
-            ask: ask.clone(),
-            ranked,
-        }])
-        .await
-        .unwrap();
-    assert!(
-        matches!(again[0], Ok(WriteOutcome::Matched(None))),
-        "{again:?}"
-    );
+    store.insert_tasks(&room, &[task], 2).await.unwrap();
+    let now = crowdroom::ids::now_ms();
 
-    let view = store.worker_view(&room, &ann).await.unwrap();
-    let (held, held_task) = view.reservation.as_ref().expect("the reservation");
+    // A grant decided in memory, committed, and found again by a load.
+    let mut state = load(&store, &room).await;
+    let granted = state.request("ann", 0.5, now).unwrap();
+    let Grant::Granted(reservation) = granted.value else {
+        panic!("{granted:?}")
+    };
+    assert!(commit(&store, &room, granted.effects).await.is_empty());
+    let task = store
+        .worker_task(&room, reservation.task_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
-        (
-            held.task_id,
-            held.expires_at,
-            held_task.external_id.as_str()
-        ),
-        (task.id, reservation.expires_at, "t1")
+        (task.external_id.as_str(), &task.data),
+        ("t1", &json!({"text": "x"}))
     );
-    assert_eq!(held_task.data["text"], "x");
-    assert_eq!(view.skills, ["de", "fr"]);
+    let loaded = load(&store, &room).await;
+    assert_eq!(loaded.view("ann", now).reservation, Some(reservation));
+    assert_eq!(loaded.counts(now), state.counts(now));
 
-    // The answer: counted, paid (pending), the reservation gone.
-    let submit = WriteOp::Submit {
-        room: room.clone(),
-        task: task.id,
-        worker: ann.clone(),
-        answer: json!("yes"),
-        rules: project.submit_rules(),
-    };
-    // Twice in one batch (one run of answers): the second finds the
-    // reservation consumed and is refused alone.
-    let outcomes = store.write_batch(&[submit.clone(), submit]).await.unwrap();
-    assert!(
-        matches!(&outcomes[0], Ok(WriteOutcome::Submitted(done)) if done.task_id == task.id && done.answer_id > 0),
-        "{outcomes:?}"
+    // The answer: counted, recorded, paid (pending), the reservation gone.
+    let submitted = state
+        .submit("ann", reservation.task_id, &json!("yes"), now + 1_000)
+        .unwrap();
+    let effects = submitted.effects.clone();
+    let ids = commit(&store, &room, submitted.effects).await;
+    assert_eq!(ids.len(), 1);
+    assert!(ids[0] > 0);
+    let loaded = load(&store, &room).await;
+    let (view, stored) = (state.view("ann", now), loaded.view("ann", now));
+    assert_eq!(stored.reservation, None);
+    assert_eq!((stored.answers, stored.record), (1, view.record));
+    assert_eq!(stored.record.lead_time_total, 1_000);
+    assert_eq!(
+        (stored.earnings.pending, stored.earnings.approved),
+        (250, 0)
     );
-    assert!(
-        matches!(outcomes[1], Err(Error::ReservationLost)),
-        "{outcomes:?}"
-    );
-    let view = store.worker_view(&room, &ann).await.unwrap();
-    assert!(view.reservation.is_none());
-    assert_eq!(view.quality.answers, 1);
-    // What the ranking weighs comes with the view: the record overall
-    // (the answer settled its task, so it agreed once) and the interests.
-    assert_eq!(view.standing.interests, ["law"]);
-    assert_eq!((view.quality.agree, view.quality.gold_total), (1, 0));
-    let overall = view.standing.accuracy.get("").copied().unwrap();
-    assert!(
-        (overall - crowdroom_work::quality::vote_accuracy(0, 0, 1, 0)).abs() < 1e-9,
-        "{overall}"
-    );
-    assert_eq!(view.standing.accuracy.len(), 1);
-    assert_eq!((view.earnings.pending, view.earnings.approved), (250, 0));
-    assert_eq!(view.progress()["pending_earnings"], 250);
-    // The room's ledger agrees.
+    assert_eq!(loaded.counts(now), state.counts(now));
+    let quality = store.worker_quality(&room, &ann).await.unwrap();
+    assert_eq!((quality.answers, quality.gold_total), (1, 0));
     let summary = store.ledger_summary(&room, 0).await.unwrap();
-    assert_eq!(summary.workers[0].worker, "ann");
-    assert_eq!(summary.workers[0].pending, view.earnings.pending);
+    assert_eq!(summary.workers[0].pending, 250);
 
-    store.pause_worker(&room, &ann, "spot check").await.unwrap();
-    let view = store.worker_view(&room, &ann).await.unwrap();
-    assert_eq!(view.quality.paused.as_deref(), Some("spot check"));
+    // The same answer again breaks the store's constraints (one answer per
+    // task and worker): the write fails whole and writes nothing.
+    let again = WriteOp::Work {
+        room: room.clone(),
+        effects,
+    };
+    let outcome = store.write_batch(&[again]).await;
+    assert!(outcome.is_err(), "{outcome:?}");
+    assert_eq!(load(&store, &room).await.counts(now), state.counts(now));
+
+    // A pause decided in memory is a pause in the store.
+    let paused = state.pause("ann", "spot check", now).unwrap();
+    commit(&store, &room, paused.effects).await;
+    let quality = store.worker_quality(&room, &ann).await.unwrap();
+    assert_eq!(quality.paused.as_deref(), Some("spot check"));
 }

@@ -55,6 +55,51 @@ async fn ids(conn: &mut AnyConnection, sql: &str, worker: &str) -> BTreeSet<i64>
         .collect()
 }
 
+/// What the store keeps of a worker, as its REST reads and tables say.
+struct Stored {
+    /// Their live reservation: (task, expiry).
+    reservation: Option<(i64, i64)>,
+    quality: crowdroom::store::WorkerQuality,
+    earnings: crowdroom::store::Earnings,
+    skills: Vec<String>,
+}
+
+async fn stored_view(
+    store: &crowdroom::Store,
+    conn: &mut AnyConnection,
+    room: &RoomId,
+    user: &UserId,
+    now: i64,
+) -> Stored {
+    let reservation = sqlx::query(
+        "SELECT task_id, expires_at FROM reservations \
+         WHERE room_id = $1 AND worker_id = $2 AND expires_at > $3",
+    )
+    .bind(room.as_str())
+    .bind(user.as_str())
+    .bind(now)
+    .fetch_optional(conn)
+    .await
+    .unwrap()
+    .map(|row| (row.try_get(0).unwrap(), row.try_get(1).unwrap()));
+    let earnings = store
+        .ledger_summary(room, 0)
+        .await
+        .unwrap()
+        .workers
+        .into_iter()
+        .find(|earnings| earnings.worker == user.as_str())
+        .unwrap_or_default();
+    let mut skills = store.member_skills(room, user).await.unwrap();
+    skills.sort();
+    Stored {
+        reservation,
+        quality: store.worker_quality(room, user).await.unwrap(),
+        earnings,
+        skills,
+    }
+}
+
 /// Open tasks `worker` answered / skipped, as the store keeps them.
 const ANSWERED: &str = "SELECT a.task_id FROM answers a JOIN tasks t ON t.id = a.task_id \
      WHERE a.room_id = $1 AND a.worker_id = $2 AND t.state = 'open'";
@@ -206,13 +251,10 @@ async fn loaded_state(backend: Backend) {
     for name in WORKERS {
         let user = UserId::parse(name).unwrap();
         let view = state.view(name, now);
-        let stored = store.worker_view(&room, &user).await.unwrap();
+        let stored = stored_view(&store, &mut conn, &room, &user, now).await;
         assert_eq!(
             view.reservation.map(|held| (held.task_id, held.expires_at)),
-            stored
-                .reservation
-                .as_ref()
-                .map(|(held, _)| (held.task_id, held.expires_at)),
+            stored.reservation,
             "{name}"
         );
         let record = view.record;
@@ -292,11 +334,9 @@ async fn loaded_state(backend: Backend) {
                 }
                 Grant::Held(held) => {
                     // Ann holds a reservation: memory gives it back, as SQL does.
-                    let stored = store
-                        .worker_view(&room, &UserId::parse(name).unwrap())
-                        .await
-                        .unwrap();
-                    assert_eq!(Some(held.task_id), stored.reservation.map(|r| r.0.task_id));
+                    let user = UserId::parse(name).unwrap();
+                    let stored = stored_view(&store, &mut conn, &room, &user, now).await;
+                    assert_eq!(Some(held.task_id), stored.reservation.map(|r| r.0));
                     // Given back, SQL could grant it to them again.
                     state.release(name).unwrap();
                     grantable.insert(held.task_id);

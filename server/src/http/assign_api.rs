@@ -1,8 +1,10 @@
 //! `POST /api/v1/rooms/{room}/assign`: batch assignment for a core team
 //! with known capacity (docs/API.md). The optimal assignment is computed by
-//! [`crowdroom_work::assign`]; every chosen pair is then granted through the
-//! committer like any reservation, so the overlap invariants hold even if
-//! workers take tasks at the same time.
+//! [`crowdroom_work::assign`]; the room then grants each chosen pair from
+//! its memory under the queue's rules (`WorkState::assign`), so the overlap
+//! invariants hold even if workers take tasks at the same time. A worker
+//! holds one reservation at a time, assigned or asked for: a member's
+//! capacity ranks the plan, and what they are granted now is one task.
 
 use axum::Json;
 use axum::extract::State;
@@ -13,7 +15,6 @@ use serde::{Deserialize, Serialize};
 use super::{AppState, Caller, JsonBody, require};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
-use crate::store::{WriteOp, WriteOutcome};
 
 /// Most tasks considered per unit of requested capacity.
 const TASKS_PER_SLOT: i64 = 4;
@@ -183,32 +184,23 @@ pub async fn assign_tasks(
     let pairs = tokio::task::spawn_blocking(move || assign(&members, &slots))
         .await
         .map_err(|error| Error::Internal(format!("assignment: {error}")))?;
-    let mut assigned = Vec::with_capacity(pairs.len());
-    for (member, task) in pairs {
-        let (Some(user), Some(task)) = (users.get(member), tasks.get(task)) else {
-            continue;
-        };
-        let op = WriteOp::Grant {
-            room: me.room.clone(),
-            task: task.id,
-            worker: user.clone(),
-            ttl_ms: project.cap_ms(),
-            cap_ms: project.cap_ms(),
-        };
-        // A slot taken meanwhile by someone else is simply not assigned.
-        if let WriteOutcome::Granted(Some(reservation)) = state.committer().write(op).await? {
-            let event = crate::protocol::Event::TaskAssigned {
-                reservation: &reservation,
-            }
-            .frame();
-            state.rooms.notify_user(&me.room, user, event).await;
-            assigned.push(Assignment {
-                user: user.clone(),
-                task_id: task.id,
-                expires_at: reservation.expires_at,
-            });
-        }
-    }
-    state.rooms.queue_changed(&me.room).await;
+    // The room grants the plan from its memory, under the queue's rules
+    // as they stand now: a slot taken meanwhile, or a member who already
+    // holds a reservation (one at a time), is simply not assigned.
+    let planned: Vec<(UserId, i64)> = pairs
+        .into_iter()
+        .filter_map(|(member, task)| Some((users.get(member)?.clone(), tasks.get(task)?.id)))
+        .collect();
+    let assigned = state
+        .rooms
+        .assign(&me.room, planned)
+        .await?
+        .into_iter()
+        .map(|(user, reservation)| Assignment {
+            user,
+            task_id: reservation.task_id,
+            expires_at: reservation.expires_at,
+        })
+        .collect();
     Ok(Json(Assigned { assigned }))
 }

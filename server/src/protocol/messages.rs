@@ -12,7 +12,9 @@ use serde::Serialize;
 use super::{EventFrame, frame_of};
 use crate::auth::Role;
 use crate::ids::{ConnId, RoomId, UserId};
-use crate::store::{Announcement, ChatMessage, LedgerEntry, Reservation};
+use crowdroom_work::queue::Reservation;
+
+use crate::store::{Announcement, ChatMessage, LedgerEntry};
 
 /// The first frame on every live connection.
 #[derive(Debug, Serialize)]

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::docs::DocSlot;
@@ -61,8 +61,14 @@ pub(super) enum Purpose {
         request: RequestId,
         kind: ChatKind,
     },
-    /// A sweep of expired reservations.
-    Sweep,
+    /// A room's work decisions (`work.rs`): what to do once committed,
+    /// the granted task read beside the commit, and the holders of the
+    /// reservations freed as expired.
+    Work {
+        ack: super::work::WorkAck,
+        task: Option<Result<Option<crate::store::WorkerTask>>>,
+        expired: Vec<(i64, crate::ids::UserId)>,
+    },
     /// The server's own update of `doc` (a published decision).
     ServerUpdate { doc: DocName },
     /// The listing of a document the server writes into.
@@ -84,8 +90,26 @@ pub(super) enum Completion {
         purpose: Purpose,
         outcome: Result<WriteOutcome>,
     },
-    /// Fresh queue counts to push.
-    Counts(Result<QueueCounts>),
+    /// The room's work state loaded (or not), by load `generation`.
+    WorkLoaded {
+        generation: u64,
+        loaded: Result<Box<crate::store::Loaded>>,
+    },
+    /// A spans answer's task text was read: check the answer against it.
+    SpansRead {
+        asker: super::work::Asker,
+        task: i64,
+        answer: serde_json::Value,
+        data: Result<Option<serde_json::Value>>,
+    },
+    /// A held reservation's task was read for a worker's view.
+    MineRead {
+        user: crate::ids::UserId,
+        to: super::work::MineTo,
+        read: Result<Option<crate::store::WorkerTask>>,
+    },
+    /// Background work that panicked.
+    Failed(Error),
     /// The room's pay figures, for the below-target alert.
     Pay(Result<LedgerSummary>),
     /// A renewal of the room's lease, sent at `sent`: false if lost.
@@ -107,10 +131,18 @@ pub(crate) struct RoomActor {
     pending: InFlight<Completion>,
     /// When the room last had nothing to do (no connections, documents or writes).
     idle_since: Option<Instant>,
-    /// Work requests signal here when they changed the queue.
-    pub(super) queue_changed: Arc<Notify>,
+    /// The room's work: its queue in memory, or loading (`work.rs`).
+    pub(super) work: super::work::WorkSlot,
+    /// The latest load of the work state started.
+    pub(super) work_generation: u64,
+    /// The last load failed: housekeeping tries again.
+    pub(super) work_load_failed: bool,
+    /// Workers to push `queue.mine` to once the work state has loaded.
+    pub(super) mine_after_load: Vec<crate::ids::UserId>,
+    /// The task each worker holds, as shown to them.
+    pub(super) shown: super::work::Shown,
     /// The queue changed since the last counts were pushed.
-    queue_dirty: bool,
+    pub(super) queue_dirty: bool,
     /// The latest counts read (pushed to moderators), so unchanged counts
     /// are not pushed again.
     pub(super) last_counts: Option<QueueCounts>,
@@ -121,7 +153,7 @@ pub(crate) struct RoomActor {
     /// Whether moderators were told the pay is below target (told once per dip).
     pay_alerted: bool,
     /// Tasks settled here since the last batch consensus run.
-    settled_since_batch: u32,
+    pub(super) settled_since_batch: u32,
     /// Whether a batch consensus run is under way (one at a time).
     batch_running: Arc<std::sync::atomic::AtomicBool>,
     /// Set when a run is wanted; the running task runs until it is clear.
@@ -151,7 +183,14 @@ impl RoomActor {
             moderation: ModState::default(),
             pending: InFlight::new(tracker),
             idle_since: None,
-            queue_changed: Arc::new(Notify::new()),
+            work: super::work::WorkSlot::Loading {
+                generation: 0,
+                waiting: Vec::new(),
+            },
+            work_generation: 0,
+            work_load_failed: false,
+            shown: super::work::Shown::default(),
+            mine_after_load: Vec::new(),
             // Counted once first, so the sweep knows whether anything is reserved.
             queue_dirty: true,
             last_counts: None,
@@ -198,10 +237,10 @@ impl RoomActor {
 
     async fn serve(&mut self, inbox: &mut mpsc::Receiver<RoomCommand>) {
         self.load_moderation().await;
+        self.load_work();
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
         housekeeping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let shutdown = self.context.shutdown.clone();
-        let queue_changed = self.queue_changed.clone();
         let mut queue_tick = tokio::time::interval(QUEUE_PUSH_INTERVAL);
         queue_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let renew_every = lease::renew_every(self.context.settings.lease_ttl);
@@ -219,8 +258,7 @@ impl RoomActor {
                     }
                     None => break,
                 },
-                Some(completion) = self.pending.next() => self.complete(completion),
-                () = queue_changed.notified() => self.queue_dirty = true,
+                Some(completion) = self.pending.next() => self.complete(completion).await,
                 _ = queue_tick.tick() => self.push_queue_counts(),
                 _ = lease_tick.tick() => self.renew_lease(),
                 _ = housekeeping.tick() => {
@@ -262,7 +300,9 @@ impl RoomActor {
             }
             RoomCommand::LiveRequest { conn, request } => self.live_request(conn, request).await,
             RoomCommand::LiveLeave { conn } => self.live_leave(conn),
-            RoomCommand::QueueChanged => self.queue_dirty = true,
+            RoomCommand::QueueChanged => self.work_changed(),
+            RoomCommand::Decided { decisions } => self.decided(decisions).await,
+            RoomCommand::Assign { pairs, reply } => self.assign(pairs, reply).await,
             RoomCommand::NotifyUser { user, frame } => self.live.send_to_user(&user, &frame),
             RoomCommand::PublishDecision { task, decision } => {
                 let automatic = decision.review.is_none();
@@ -311,7 +351,7 @@ impl RoomActor {
         self.pending.spawn(work, failed);
     }
 
-    fn track(&mut self, receiver: Pending, purpose: Purpose) {
+    pub(super) fn track(&mut self, receiver: Pending, purpose: Purpose) {
         self.pending.track(async move {
             Completion::Write {
                 purpose,
@@ -320,10 +360,23 @@ impl RoomActor {
         });
     }
 
-    fn complete(&mut self, completion: Completion) {
+    async fn complete(&mut self, completion: Completion) {
         let (purpose, outcome) = match completion {
             Completion::Write { purpose, outcome } => (purpose, outcome),
-            Completion::Counts(counts) => return self.queue_counts_ready(counts),
+            Completion::WorkLoaded { generation, loaded } => {
+                return self.work_loaded(generation, loaded).await;
+            }
+            Completion::SpansRead {
+                asker,
+                task,
+                answer,
+                data,
+            } => return self.submit_answer(asker, task, answer, Some(data)).await,
+            Completion::MineRead { user, to, read } => return self.mine_read(user, to, read),
+            Completion::Failed(error) => {
+                tracing::warn!(room_id = %self.room, %error, "a room's background work failed");
+                return;
+            }
             Completion::Pay(summary) => return self.pay_checked(summary),
             Completion::Lease { sent, renewed } => return self.lease_renewed(sent, renewed),
         };
@@ -343,13 +396,9 @@ impl RoomActor {
                 request,
                 kind,
             } => self.chat_committed(conn, &request, kind, outcome),
-            Purpose::Sweep => match outcome {
-                Ok(WriteOutcome::Swept(expired)) => self.reservations_expired(&expired),
-                Ok(other) => {
-                    tracing::warn!(room_id = %self.room, ?other, "sweep returned something else")
-                }
-                Err(error) => tracing::warn!(room_id = %self.room, %error, "sweep failed"),
-            },
+            Purpose::Work { ack, task, expired } => {
+                self.work_committed(ack, task, expired, outcome).await
+            }
         }
     }
 
@@ -372,13 +421,10 @@ impl RoomActor {
         if !workers_due && !self.live.moderators_online() {
             return;
         }
-        self.queue_dirty = false;
-        let store = self.context.store.clone();
-        let room = self.room.clone();
-        self.background(
-            async move { Completion::Counts(store.queue_counts(&room).await) },
-            |error| Completion::Counts(Err(error)),
-        );
+        if let Some(counts) = self.work_counts() {
+            self.queue_dirty = false;
+            self.queue_counts_ready(counts);
+        }
     }
 
     fn stats(&self) -> RoomStats {
@@ -394,45 +440,13 @@ impl RoomActor {
     /// true when the whole room has been idle long enough to exit.
     async fn housekeeping(&mut self) -> bool {
         self.docs_housekeeping();
+        if self.work_load_failed {
+            self.work_load_failed = false;
+            self.load_work();
+        }
+        self.sweep_work().await;
         if !self.moderation.loaded {
             self.load_moderation().await;
-        }
-        // Expired reservations are freed by the next grant anyway; sweeping
-        // tells their holders, and keeps the counts true, while anyone
-        // watches. A room whose last counts showed no reservation, with no
-        // change since, has nothing to sweep: idle rooms cost no writes.
-        // Under a crowd every room holds reservations, so whether any has
-        // expired is asked of a reader first: the one writer only sweeps a
-        // room that has something to sweep (200 busy rooms were 200 sweeps
-        // a second in the writer, nearly all of them finding nothing).
-        // The counts' `held` includes expired reservations not yet swept
-        // (their `reserved` shows only live ones, so counts read after an
-        // expiry would otherwise say there is nothing to sweep).
-        let may_hold_reservations = self.queue_dirty
-            || self
-                .last_counts
-                .as_ref()
-                .is_none_or(|counts| counts.held > 0);
-        if self.live.connection_count() > 0 && may_hold_reservations {
-            let (store, committer) = (self.context.store.clone(), self.context.committer.clone());
-            let room = self.room.clone();
-            self.background(
-                async move {
-                    let outcome = match store.has_expired_reservations(&room).await {
-                        Ok(false) => Ok(WriteOutcome::Swept(Vec::new())),
-                        Ok(true) => committer.write(WriteOp::Sweep { room }).await,
-                        Err(error) => Err(error),
-                    };
-                    Completion::Write {
-                        purpose: Purpose::Sweep,
-                        outcome,
-                    }
-                },
-                |error| Completion::Write {
-                    purpose: Purpose::Sweep,
-                    outcome: Err(error),
-                },
-            );
         }
         self.check_pay();
         let idle =
@@ -448,7 +462,7 @@ impl RoomActor {
     /// Every `batch_every` settled tasks, re-reads the whole project with
     /// Dawid-Skene in the background (single-choice projects), so the
     /// published labels follow the crowd as answers arrive.
-    fn maybe_run_batch(&mut self) {
+    pub(super) fn maybe_run_batch(&mut self) {
         use std::sync::atomic::Ordering;
         if self.settled_since_batch < self.context.settings.batch_every {
             return;
@@ -553,7 +567,7 @@ impl RoomActor {
         while let Ok(Some(completion)) =
             tokio::time::timeout_at(deadline, self.pending.next()).await
         {
-            self.complete(completion);
+            self.complete(completion).await;
         }
     }
 }

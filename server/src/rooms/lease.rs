@@ -208,6 +208,9 @@ pub(super) fn turn_away(inbox: &mut mpsc::Receiver<RoomCommand>, refusal: &Error
             RoomCommand::Stats { reply } => {
                 let _ = reply.send(Default::default());
             }
+            RoomCommand::Assign { reply, .. } => {
+                let _ = reply.send(Err(refused()));
+            }
             RoomCommand::PublishDecision { task, .. } => {
                 tracing::warn!(task, %refusal, "a decision not written into its task's document: the room cannot start here");
             }
@@ -218,7 +221,9 @@ pub(super) fn turn_away(inbox: &mut mpsc::Receiver<RoomCommand>, refusal: &Error
             | RoomCommand::QueueChanged
             | RoomCommand::NotifyUser { .. }
             | RoomCommand::Disconnect { .. }
-            | RoomCommand::Moderated { .. } => {}
+            | RoomCommand::Moderated { .. }
+            // Decided again by the process that holds the room when it loads.
+            | RoomCommand::Decided { .. } => {}
         }
     }
 }

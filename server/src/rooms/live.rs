@@ -245,7 +245,8 @@ impl RoomActor {
             | Op::TaskSubmit { .. }
             | Op::TaskSkip { .. }) => {
                 if let Some(tx) = self.live.conns.get(&conn).map(|conn| conn.tx.clone()) {
-                    self.work_request(principal.clone(), tx, id.clone(), op);
+                    self.work_request(principal.clone(), tx, id.clone(), op)
+                        .await;
                 }
                 Ok(None)
             }

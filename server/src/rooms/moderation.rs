@@ -380,19 +380,14 @@ impl RoomActor {
                         },
                     ),
                 );
-                self.queue_changed.notify_one();
                 if let Some(task_id) = task {
                     let event = Event::TaskReleased { task_id, by: &by };
                     self.live.send_to_user(&user, &event.frame());
                 }
-                let (store, room, handle) = (
-                    self.context.store.clone(),
-                    self.room.clone(),
-                    self.handle.clone(),
-                );
-                self.context.tracker.spawn(async move {
-                    super::work::push_mine(&store, &room, &handle, &user, None, None).await;
-                });
+                // The release was written outside the room's memory: load
+                // it again, then show the worker their queue.
+                self.work_changed();
+                self.mine_after_load.push(user);
             }
         }
     }

@@ -1,403 +1,664 @@
-//! The room actor's share of the work engine: the live queue.
+//! The room's work: its live queue in memory ([`WorkState`]), decided on
+//! the room's loop, made durable by the group committer.
 //!
-//! A worker's `task.*` request runs in a task of its own (it reads the
-//! store and waits for commits, which the room's loop must not do) and
-//! replies straight on the worker's connection. The invariants (overlap,
-//! one reservation and one answer per worker and task) are the store's
-//! conditional writes, so many requests at once, in this process or
-//! another, cannot break them. The actor itself only coalesces "the queue
-//! changed" into at most one `queue.counts` push per tick, sweeps expired
-//! reservations, and tells their holders.
+//! A worker's `task.*` request is decided at once from memory (a grant in
+//! microseconds); its effects go to the committer in decision order, and
+//! the reply goes out once they are committed (acknowledged means
+//! durable). The one read a request may make is the granted task's own
+//! data, by id, beside the commit. An answer that brings a task to its
+//! overlap target makes it due: once committed, the [`Decider`] decides it
+//! off this loop and sends the decision back (`RoomCommand::Decided`).
+//!
+//! The state is loaded when the room starts, after a barrier in the
+//! committer (every write queued before is in), and loaded again, the same
+//! way, when a commit of the room's fails or when something outside the
+//! room changed its work (an import, a review, a pause): crash-only, never
+//! patched. Requests that arrive while it loads wait, in order.
+//!
+//! [`Decider`]: super::decider::Decider
+
+mod mine;
 
 use std::sync::Arc;
-use tokio::time::Instant;
 
-use crowdroom_work::project::ProjectConfig;
+use crowdroom_work::queue::{
+    Decision as QueueDecision, Effect, Freed, Grant, Outcome, RESERVATION_LOST, Reservation,
+    WorkState,
+};
 use crowdroom_work::schema::AnswerSchema;
-use serde_json::{Value, json};
-use tokio::sync::Notify;
+use serde_json::Value;
 
-use super::actor::RoomActor;
-use super::{Decision, RoomCommand, RoomHandle};
+use super::actor::{Completion, Purpose, RoomActor};
 use crate::auth::Principal;
-use crate::committer::CommitHandle;
 use crate::conn::ConnTx;
 use crate::error::{Error, Result};
-use crate::ids::{RoomId, UserId};
-use crate::protocol::{self, Op, RequestId};
-use crate::store::{
-    QueueCounts, Reservation, Store, WorkAsk, WorkerTask, WorkerView, WriteOp, WriteOutcome,
-};
+use crate::ids::{UserId, now_ms};
+use crate::protocol::work::{AnswerAck, Answered, Expired, Extended, Skipped};
+use crate::protocol::{self, Event, Op, RequestId};
+use crate::store::{Loaded, WorkerTask, WriteOp, WriteOutcome};
 
-/// Pushes `queue.mine` (the reservation with its expiry, progress,
-/// earnings) to every live connection of `user` through the room; what
-/// the caller already knows (`progress`, `mine`) is not read again.
-pub(super) async fn push_mine(
-    store: &Store,
-    room: &RoomId,
-    room_handle: &RoomHandle,
-    user: &UserId,
-    progress: Option<Value>,
-    mine: Option<Value>,
-) {
-    let mine = async {
-        let (mine, progress) = match (mine, progress) {
-            (Some(mine), Some(progress)) => (mine, progress),
-            (mine, progress) => {
-                let view = store.worker_view(room, user).await?;
-                (
-                    mine.unwrap_or_else(|| view.mine()),
-                    progress.unwrap_or_else(|| view.progress()),
-                )
-            }
-        };
-        Ok::<Value, Error>(json!({ "mine": mine, "progress": progress }))
-    };
-    match mine.await {
-        Ok(state) => {
-            let command = RoomCommand::NotifyUser {
-                user: user.clone(),
-                frame: protocol::event("queue.mine", &state),
-            };
-            // The room may be exiting; its members then reconnect and ask.
-            let _ = room_handle.send(command).await;
-        }
-        Err(error) => {
-            tracing::debug!(room_id = %room, %error, "cannot push the worker's queue state")
-        }
-    }
+pub(super) use mine::{MineTo, Shown};
+
+/// The room's work state, or the requests waiting for it to load.
+pub(super) enum WorkSlot {
+    /// Loading: `generation` is the load whose result counts.
+    Loading {
+        generation: u64,
+        waiting: Vec<Waiting>,
+    },
+    Ready(Box<WorkState>),
 }
 
-/// What a work request needs, cloned out of the actor.
-pub(super) struct WorkRequest {
-    pub store: Store,
-    pub committer: CommitHandle,
-    pub room: RoomId,
-    pub principal: Arc<Principal>,
+/// What arrived while the state was loading.
+pub(super) enum Waiting {
+    Request {
+        principal: Arc<Principal>,
+        tx: ConnTx,
+        id: RequestId,
+        op: Op,
+    },
+    Assign {
+        pairs: Vec<(UserId, i64)>,
+        reply: AssignReply,
+    },
+}
+
+/// Where a batch assignment's grants go.
+pub(super) type AssignReply = tokio::sync::oneshot::Sender<Result<Vec<(UserId, Reservation)>>>;
+
+/// Who a work request's reply goes to.
+pub(super) struct Asker {
+    pub user: UserId,
     pub tx: ConnTx,
     pub id: RequestId,
-    pub changed: Arc<Notify>,
-    /// The room itself, to publish a settled task into its document.
-    pub room_handle: RoomHandle,
 }
 
-impl WorkRequest {
-    /// Runs one request and replies on the connection.
-    pub(super) async fn run(self, op: Op) {
-        let changes = !matches!(op, Op::QueueGet {});
-        let asked = matches!(op, Op::TaskRequest {});
-        let result = match op {
-            Op::QueueGet {} => self.queue().await,
-            Op::TaskRequest {} => self.request().await,
-            Op::TaskHeartbeat { task_id } => self.heartbeat(task_id).await,
-            Op::TaskSubmit { task_id, answer } => self.submit(task_id, answer).await,
-            Op::TaskSkip { task_id } => self.skip(task_id).await,
-            other => Err(Error::Internal(format!("not a work request: {other:?}"))),
-        };
-        // A request's reply carries the worker's progress and reservation
-        // (a worker holds one at a time): push those rather than reading
-        // them again. After any other change (a submit's above all) the
-        // push reads them, once the reply is on its way.
-        let pushed = match &result {
-            Ok(value) if changes => Some((
-                value.get("progress").filter(|p| !p.is_null()).cloned(),
-                asked.then(|| match value.get("reservation") {
-                    Some(Value::Null) | None => Value::Null,
-                    Some(_) => {
-                        json!({ "reservation": value["reservation"], "task": value["task"] })
-                    }
-                }),
-            )),
-            _ => None,
-        };
-        let frame = match result {
-            Ok(value) => protocol::ok_reply(&self.id, &value),
-            Err(error) => protocol::error_reply(&self.id, &error),
-        };
-        self.tx.send(frame);
-        if let Some((progress, mine)) = pushed {
-            self.push_mine(progress, mine).await;
+/// What to do once a work write commits.
+pub(super) enum WorkAck {
+    /// Nothing but the effects' own consequences (a load's freed duplicates).
+    Quiet,
+    Granted {
+        asker: Asker,
+        reservation: Reservation,
+    },
+    Extended {
+        asker: Asker,
+        task: i64,
+        expires_at: i64,
+    },
+    Skipped {
+        asker: Asker,
+        task: i64,
+    },
+    Answered {
+        asker: Asker,
+        submitted: crowdroom_work::queue::Submitted,
+    },
+    Assigned {
+        granted: Vec<(UserId, Reservation)>,
+        reply: AssignReply,
+    },
+    /// Decisions applied: publish them into the tasks' documents.
+    Decided {
+        decided: Vec<(i64, super::Decision)>,
+    },
+}
+
+impl WorkAck {
+    fn asker(&self) -> Option<&Asker> {
+        match self {
+            WorkAck::Granted { asker, .. }
+            | WorkAck::Extended { asker, .. }
+            | WorkAck::Skipped { asker, .. }
+            | WorkAck::Answered { asker, .. } => Some(asker),
+            WorkAck::Quiet | WorkAck::Decided { .. } | WorkAck::Assigned { .. } => None,
         }
     }
+}
 
-    fn user(&self) -> &UserId {
-        &self.principal.user
-    }
+/// What a request decided, before its acknowledgement is made.
+enum Decided {
+    Grant(Grant),
+    Extended(i64, i64),
+    Skipped(i64),
+}
 
-    fn require_worker(&self) -> Result<()> {
-        if self.principal.role.can_write() {
-            Ok(())
-        } else {
-            Err(Error::Forbidden("viewers cannot take tasks"))
+/// A work error as the client sees it: a reservation that is not live is
+/// `reservation_expired`.
+fn client_error(error: crowdroom_work::Error) -> Error {
+    match error {
+        crowdroom_work::Error::State(message) if message == RESERVATION_LOST => {
+            Error::ReservationLost
         }
-    }
-
-    /// Pushes the worker's own queue state (reservation with its expiry,
-    /// progress, earnings) to all their live connections: every tab shows
-    /// the same, whichever one acted.
-    async fn push_mine(&self, progress: Option<Value>, mine: Option<Value>) {
-        push_mine(
-            &self.store,
-            &self.room,
-            &self.room_handle,
-            self.user(),
-            progress,
-            mine,
-        )
-        .await;
-    }
-
-    async fn queue(&self) -> Result<Value> {
-        let counts = self.store.queue_counts(&self.room).await?;
-        let view = self.store.worker_view(&self.room, self.user()).await?;
-        Ok(json!({ "counts": counts, "mine": view.mine(), "progress": view.progress() }))
-    }
-
-    /// Grants the worker a task. The reply carries their progress too (a
-    /// grant does not change it), so the `queue.mine` push reads nothing.
-    async fn request(&self) -> Result<Value> {
-        self.require_worker()?;
-        let view = self.store.worker_view(&self.room, self.user()).await?;
-        let progress = view.progress();
-        // One task at a time: asking again returns the reservation you hold.
-        if let Some((reservation, task)) = &view.reservation {
-            return Ok(json!({ "reservation": reservation, "task": task, "progress": progress }));
-        }
-        if let Some(why) = &view.quality.paused {
-            return Ok(
-                json!({ "reservation": null, "reason": "paused", "why": why, "progress": progress }),
-            );
-        }
-        let project = self.store.project(&self.room).await?;
-        if !project
-            .required_skills
-            .iter()
-            .all(|skill| view.skills.contains(skill))
-        {
-            return Ok(
-                json!({ "reservation": null, "reason": "missing_skills", "progress": progress }),
-            );
-        }
-        // New workers answer onboarding gold first; after that, gold comes
-        // at the project's rate. Without gold left, regular work.
-        let onboarding = view.quality.gold_total < i64::from(project.onboarding_gold);
-        let gold_first = onboarding || rand::random::<f64>() < project.gold_rate;
-        let order: &[bool] = if gold_first { &[true, false] } else { &[false] };
-        for &gold in order {
-            if let Some((reservation, task)) = self.grant_one(&project, &view, gold).await? {
-                return Ok(
-                    json!({ "reservation": reservation, "task": task, "progress": progress }),
-                );
-            }
-        }
-        Ok(json!({ "reservation": null, "reason": "no_work", "progress": progress }))
-    }
-
-    /// Reserves the best task of the kind asked (gold or not), if any.
-    async fn grant_one(
-        &self,
-        project: &ProjectConfig,
-        view: &WorkerView,
-        gold: bool,
-    ) -> Result<Option<(Reservation, WorkerTask)>> {
-        let ask = WorkAsk {
-            room: self.room.clone(),
-            worker: self.user().clone(),
-            skills: view.skills.clone(),
-            gold,
-            ttl_ms: project.ttl_ms(),
-            cap_ms: project.cap_ms(),
-            standing: view.standing.clone(),
-        };
-        let granted = self.committer.grant_best(&self.store, ask).await?;
-        if granted.is_some() {
-            self.changed.notify_one();
-        }
-        Ok(granted)
-    }
-
-    async fn heartbeat(&self, task: i64) -> Result<Value> {
-        self.require_worker()?;
-        let project = self.store.project(&self.room).await?;
-        let op = WriteOp::Heartbeat {
-            room: self.room.clone(),
-            task,
-            worker: self.user().clone(),
-            ttl_ms: project.ttl_ms(),
-        };
-        match self.committer.write(op).await? {
-            WriteOutcome::Extended(expires_at) => {
-                Ok(json!({ "task_id": task, "expires_at": expires_at }))
-            }
-            other => Err(Error::Internal(format!("heartbeat returned {other:?}"))),
-        }
-    }
-
-    /// Records an answer. The reply is the acknowledgement: it says what
-    /// was committed and carries no progress, which would take one more
-    /// read inside every acknowledgement (a quarter of its p99 under a
-    /// crowd, docs/BENCHMARKS.md). The `queue.mine` push right after the
-    /// reply carries the worker's fresh progress and reservation.
-    async fn submit(&self, task: i64, answer: Value) -> Result<Value> {
-        self.require_worker()?;
-        let project = self.store.project(&self.room).await?;
-        if let AnswerSchema::Spans { .. } = project.answer_schema {
-            // Spans must lie within the text the worker was shown.
-            let data = self
-                .store
-                .task_data(&self.room, task)
-                .await?
-                .ok_or(Error::NotFound("task"))?;
-            project.answer_schema.validate_answer_for(&answer, &data)?;
-        } else {
-            project.answer_schema.validate_answer(&answer)?;
-        }
-        let rules = project.submit_rules();
-        let op = WriteOp::Submit {
-            room: self.room.clone(),
-            task,
-            worker: self.user().clone(),
-            answer,
-            rules,
-        };
-        let submitted = match self.committer.write(op).await? {
-            WriteOutcome::Submitted(submitted) => submitted,
-            other => return Err(Error::Internal(format!("submit returned {other:?}"))),
-        };
-        self.changed.notify_one();
-        if let Some(settled) = &submitted.settled {
-            let decision = Decision {
-                state: settled.state.clone(),
-                consensus: settled.consensus.clone(),
-                confidence: settled.confidence,
-                method: settled.method.clone(),
-                review: None,
-            };
-            // The room may be exiting; the decision is in the store either way.
-            let _ = self
-                .room_handle
-                .send(RoomCommand::PublishDecision {
-                    task: submitted.task_id,
-                    decision,
-                })
-                .await;
-        }
-        // Onboarding gold is training: the worker learns whether they were
-        // right. Later gold stays hidden among regular tasks.
-        let gold_before = submitted.check.gold_total - i64::from(submitted.check.correct.is_some());
-        let feedback = if gold_before < i64::from(project.onboarding_gold) {
-            submitted.check.correct
-        } else {
-            None
-        };
-        Ok(json!({
-            "submitted": {
-                "answer_id": submitted.answer_id,
-                "task_id": submitted.task_id,
-                "lead_time_ms": submitted.lead_time_ms,
-                "task_state": submitted.task_state,
-            },
-            "correct": feedback,
-            "paused": submitted.check.paused,
-        }))
-    }
-
-    async fn skip(&self, task: i64) -> Result<Value> {
-        self.require_worker()?;
-        match self
-            .committer
-            .write(WriteOp::Skip {
-                room: self.room.clone(),
-                task,
-                worker: self.user().clone(),
-            })
-            .await?
-        {
-            WriteOutcome::Skipped => {
-                self.changed.notify_one();
-                Ok(json!({ "task_id": task, "skipped": true }))
-            }
-            other => Err(Error::Internal(format!("skip returned {other:?}"))),
-        }
+        other => other.into(),
     }
 }
 
 impl RoomActor {
-    /// Hands a work request to a task of its own.
-    pub(super) fn work_request(
-        &self,
+    /// Loads the work state (again): after a barrier in the committer, so
+    /// every write of this room queued so far is in what is read.
+    pub(super) fn load_work(&mut self) {
+        self.work_generation = self.work_generation.wrapping_add(1);
+        let generation = self.work_generation;
+        let waiting = match &mut self.work {
+            WorkSlot::Loading { waiting, .. } => std::mem::take(waiting),
+            WorkSlot::Ready(_) => Vec::new(),
+        };
+        self.work = WorkSlot::Loading {
+            generation,
+            waiting,
+        };
+        self.shown.clear();
+        let (store, committer, room) = (
+            self.context.store.clone(),
+            self.context.committer.clone(),
+            self.room.clone(),
+        );
+        self.background(
+            async move {
+                let loaded = async {
+                    committer.write(WriteOp::Barrier).await?;
+                    store.load_work(&room).await?.into_state()
+                };
+                Completion::WorkLoaded {
+                    generation,
+                    loaded: loaded.await.map(Box::new),
+                }
+            },
+            move |error| Completion::WorkLoaded {
+                generation,
+                loaded: Err(error),
+            },
+        );
+    }
+
+    /// A load finished: serve the waiting requests, or tell them it failed
+    /// (the next housekeeping tick loads again).
+    pub(super) async fn work_loaded(&mut self, generation: u64, loaded: Result<Box<Loaded>>) {
+        let WorkSlot::Loading {
+            generation: wanted,
+            waiting,
+        } = &mut self.work
+        else {
+            return;
+        };
+        if *wanted != generation {
+            return;
+        }
+        let waiting = std::mem::take(waiting);
+        match loaded {
+            Ok(loaded) => {
+                let Loaded {
+                    state,
+                    due,
+                    effects,
+                } = *loaded;
+                self.work = WorkSlot::Ready(Box::new(state));
+                self.work_load_failed = false;
+                self.queue_dirty = true;
+                if !effects.is_empty() {
+                    self.commit_work(effects, WorkAck::Quiet).await;
+                }
+                self.decide(due);
+                for user in std::mem::take(&mut self.mine_after_load) {
+                    self.push_mine(&user);
+                }
+                for waiting in waiting {
+                    match waiting {
+                        Waiting::Request {
+                            principal,
+                            tx,
+                            id,
+                            op,
+                        } => self.work_request(principal, tx, id, op).await,
+                        Waiting::Assign { pairs, reply } => self.assign(pairs, reply).await,
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(room_id = %self.room, %error, "cannot load the room's work");
+                self.work_load_failed = true;
+                let refused = || Error::Unavailable("the room's work could not be loaded");
+                for waiting in waiting {
+                    match waiting {
+                        Waiting::Request { tx, id, .. } => {
+                            tx.send(protocol::error_reply(&id, &refused()));
+                        }
+                        Waiting::Assign { reply, .. } => _ = reply.send(Err(refused())),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Something outside the room changed its work: load it again.
+    pub(super) fn work_changed(&mut self) {
+        self.queue_dirty = true;
+        self.load_work();
+    }
+
+    /// Decides one work request from memory and queues its effects; the
+    /// reply goes out when they are committed.
+    pub(super) async fn work_request(
+        &mut self,
         principal: Arc<Principal>,
         tx: ConnTx,
         id: RequestId,
         op: Op,
     ) {
-        let request = WorkRequest {
-            store: self.context.store.clone(),
-            committer: self.context.committer.clone(),
-            room: self.room.clone(),
-            principal,
+        let WorkSlot::Ready(state) = &mut self.work else {
+            if let WorkSlot::Loading { waiting, .. } = &mut self.work {
+                waiting.push(Waiting::Request {
+                    principal,
+                    tx,
+                    id,
+                    op,
+                });
+            }
+            return;
+        };
+        let asker = Asker {
+            user: principal.user.clone(),
             tx,
             id,
-            changed: self.queue_changed.clone(),
-            room_handle: self.handle.clone(),
         };
-        self.context.tracker.spawn(request.run(op));
+        let writes = !matches!(op, Op::QueueGet {});
+        if writes && !principal.role.can_write() {
+            let refused = Error::Forbidden("viewers cannot take tasks");
+            asker.tx.send(protocol::error_reply(&asker.id, &refused));
+            return;
+        }
+        let now = now_ms();
+        let user = asker.user.as_str();
+        let decided = match op {
+            Op::QueueGet {} => return self.queue_get(asker),
+            Op::TaskSubmit { task_id, answer } => {
+                return self.submit_answer(asker, task_id, answer, None).await;
+            }
+            Op::TaskRequest {} => state
+                .request(user, rand::random::<f64>(), now)
+                .map(|outcome| (outcome.effects, Decided::Grant(outcome.value))),
+            Op::TaskHeartbeat { task_id } => state
+                .heartbeat(user, task_id, now)
+                .map(|outcome| (outcome.effects, Decided::Extended(task_id, outcome.value))),
+            Op::TaskSkip { task_id } => state
+                .skip(user, task_id, now)
+                .map(|outcome| (outcome.effects, Decided::Skipped(task_id))),
+            other => {
+                let error = Error::Internal(format!("not a work request: {other:?}"));
+                asker.tx.send(protocol::error_reply(&asker.id, &error));
+                return;
+            }
+        };
+        let (effects, decided) = match decided {
+            Ok(decided) => decided,
+            Err(error) => {
+                let error = client_error(error);
+                asker.tx.send(protocol::error_reply(&asker.id, &error));
+                return;
+            }
+        };
+        let ack = match decided {
+            Decided::Grant(Grant::Granted(reservation)) => WorkAck::Granted { asker, reservation },
+            Decided::Grant(other) => {
+                // Nothing new for this worker: the reply goes now. The
+                // effects are the expired reservations the request freed.
+                self.reply_grant(asker, &other);
+                WorkAck::Quiet
+            }
+            Decided::Extended(task, expires_at) => WorkAck::Extended {
+                asker,
+                task,
+                expires_at,
+            },
+            Decided::Skipped(task) => {
+                self.shown.forget(&asker.user);
+                WorkAck::Skipped { asker, task }
+            }
+        };
+        if !effects.is_empty() || !matches!(ack, WorkAck::Quiet) {
+            self.commit_work(effects, ack).await;
+        }
     }
 
-    /// Pushes fresh counts to the moderators, and to everyone else when
-    /// their push is due.
-    pub(super) fn queue_counts_ready(&mut self, counts: Result<QueueCounts>) {
-        match counts {
-            Ok(counts) => {
-                if self.last_counts.as_ref() != Some(&counts) {
-                    self.live
-                        .send_to_moderators(&protocol::event("queue.counts", &counts));
+    /// Records an answer, validated against the project's schema; spans
+    /// are checked against the text the worker was shown, read by id first.
+    pub(super) async fn submit_answer(
+        &mut self,
+        asker: Asker,
+        task: i64,
+        answer: Value,
+        data: Option<Result<Option<Value>>>,
+    ) {
+        let WorkSlot::Ready(state) = &mut self.work else {
+            let refused = Error::Unavailable("the room's work is loading: try again");
+            asker.tx.send(protocol::error_reply(&asker.id, &refused));
+            return;
+        };
+        let schema = &state.project().answer_schema;
+        let checked = match (schema, data) {
+            (AnswerSchema::Spans { .. }, None) => {
+                let (store, room) = (self.context.store.clone(), self.room.clone());
+                self.background(
+                    async move {
+                        let data = store.task_data(&room, task).await;
+                        Completion::SpansRead {
+                            asker,
+                            task,
+                            answer,
+                            data,
+                        }
+                    },
+                    |error| Completion::Failed(error),
+                );
+                return;
+            }
+            (AnswerSchema::Spans { .. }, Some(data)) => match data {
+                Ok(Some(data)) => schema
+                    .validate_answer_for(&answer, &data)
+                    .map_err(Error::from),
+                Ok(None) => Err(Error::NotFound("task")),
+                Err(error) => Err(error),
+            },
+            (_, _) => schema.validate_answer(&answer).map_err(Error::from),
+        };
+        let decided = checked.and_then(|()| {
+            state
+                .submit(asker.user.as_str(), task, &answer, now_ms())
+                .map_err(client_error)
+        });
+        match decided {
+            Ok(Outcome { value, effects }) => {
+                self.shown.forget(&asker.user);
+                let ack = WorkAck::Answered {
+                    asker,
+                    submitted: value,
+                };
+                self.commit_work(effects, ack).await;
+            }
+            Err(error) => {
+                asker.tx.send(protocol::error_reply(&asker.id, &error));
+            }
+        }
+    }
+
+    /// Queues a decision's effects; `ack` runs once they are committed.
+    pub(super) async fn commit_work(&mut self, effects: Vec<Effect>, ack: WorkAck) {
+        self.queue_dirty = true;
+        let read = match &ack {
+            WorkAck::Granted { reservation, .. } => Some(reservation.task_id),
+            _ => None,
+        };
+        let expired = expired_in(&effects);
+        let op = WriteOp::Work {
+            room: self.room.clone(),
+            effects,
+        };
+        let pending = match self.context.committer.submit(op).await {
+            Ok(pending) => pending,
+            Err(error) => {
+                if let Some(asker) = ack.asker() {
+                    asker.tx.send(protocol::error_reply(&asker.id, &error));
                 }
-                // Kept even when nothing visible changed: `held` may have.
-                self.last_counts = Some(counts);
-                if self.workers_push_due() {
-                    self.push_counts_to_workers();
+                return;
+            }
+        };
+        match read {
+            // A grant's reply carries the task: read it by id beside the commit.
+            Some(task) => {
+                let (store, room) = (self.context.store.clone(), self.room.clone());
+                self.background(
+                    async move {
+                        let (outcome, shown) =
+                            tokio::join!(pending, store.worker_task(&room, task));
+                        Completion::Write {
+                            purpose: Purpose::Work {
+                                ack,
+                                task: Some(shown),
+                                expired,
+                            },
+                            outcome: crate::committer::outcome(outcome),
+                        }
+                    },
+                    Completion::Failed,
+                );
+            }
+            None => self.track(
+                pending,
+                Purpose::Work {
+                    ack,
+                    task: None,
+                    expired,
+                },
+            ),
+        }
+    }
+
+    /// A work write committed (or failed): reply, tell, decide.
+    pub(super) async fn work_committed(
+        &mut self,
+        ack: WorkAck,
+        task: Option<Result<Option<WorkerTask>>>,
+        expired: Vec<(i64, UserId)>,
+        outcome: Result<WriteOutcome>,
+    ) {
+        let answer_ids = match outcome {
+            Ok(WriteOutcome::Worked(ids)) => ids,
+            Ok(other) => {
+                tracing::warn!(room_id = %self.room, ?other, "a work write returned something else");
+                Vec::new()
+            }
+            Err(error) => {
+                // Memory ran ahead of the store: load what is committed.
+                tracing::warn!(room_id = %self.room, %error, "a work write failed; reloading the room's work");
+                match ack {
+                    WorkAck::Assigned { reply, .. } => _ = reply.send(Err(error)),
+                    ack => {
+                        if let Some(asker) = ack.asker() {
+                            asker.tx.send(protocol::error_reply(&asker.id, &error));
+                        }
+                    }
+                }
+                self.load_work();
+                return;
+            }
+        };
+        self.tell_expired(expired);
+        match ack {
+            WorkAck::Quiet => {}
+            WorkAck::Granted { asker, reservation } => match task {
+                Some(Ok(Some(task))) => {
+                    let task = Arc::new(task);
+                    self.shown.remember(&asker.user, task.clone());
+                    self.reply_granted(&asker, &reservation, &task);
+                    self.push_mine(&asker.user);
+                }
+                Some(Ok(None)) | None => {
+                    let error = Error::NotFound("task");
+                    asker.tx.send(protocol::error_reply(&asker.id, &error));
+                }
+                Some(Err(error)) => {
+                    asker.tx.send(protocol::error_reply(&asker.id, &error));
+                }
+            },
+            WorkAck::Extended {
+                asker,
+                task,
+                expires_at,
+            } => {
+                let reply = Extended {
+                    task_id: task,
+                    expires_at,
+                };
+                asker.tx.send(protocol::ok_reply(&asker.id, &reply));
+                self.push_mine(&asker.user);
+            }
+            WorkAck::Skipped { asker, task } => {
+                let reply = Skipped {
+                    task_id: task,
+                    skipped: true,
+                };
+                asker.tx.send(protocol::ok_reply(&asker.id, &reply));
+                self.push_mine(&asker.user);
+            }
+            WorkAck::Answered { asker, submitted } => {
+                let Some(&answer_id) = answer_ids.first() else {
+                    let error = Error::Internal("an answer's id was not returned".into());
+                    asker.tx.send(protocol::error_reply(&asker.id, &error));
+                    return;
+                };
+                let reply = Answered {
+                    submitted: AnswerAck {
+                        answer_id,
+                        task_id: submitted.task,
+                        lead_time_ms: submitted.lead_time_ms,
+                        task_state: submitted.state,
+                    },
+                    correct: submitted.feedback,
+                    paused: submitted.paused.as_deref(),
+                };
+                asker.tx.send(protocol::ok_reply(&asker.id, &reply));
+                self.push_mine(&asker.user);
+                if let Some(due) = submitted.due {
+                    self.decide(vec![due]);
                 }
             }
-            Err(error) => tracing::warn!(room_id = %self.room, %error, "cannot count the queue"),
+            WorkAck::Assigned { granted, reply } => {
+                for (user, reservation) in &granted {
+                    let event = Event::TaskAssigned { reservation }.frame();
+                    self.live.send_to_user(user, &event);
+                    self.push_mine(user);
+                }
+                let _ = reply.send(Ok(granted));
+            }
+            WorkAck::Decided { decided } => {
+                for (task, decision) in decided {
+                    self.publish_decision(task, &decision).await;
+                    self.settled_since_batch = self.settled_since_batch.saturating_add(1);
+                }
+                self.maybe_run_batch();
+            }
         }
     }
 
-    /// Whether the others' (not moderators') counts may be pushed now.
-    pub(super) fn workers_push_due(&self) -> bool {
-        self.workers_counts
-            .as_ref()
-            .is_none_or(|(_, at)| at.elapsed() >= super::actor::WORKER_PUSH_INTERVAL)
-    }
-
-    /// Pushes the latest counts to everyone but the moderators, if they
-    /// have not seen them.
-    pub(super) fn push_counts_to_workers(&mut self) {
-        let Some(counts) = &self.last_counts else {
+    /// The consensus actor's decisions: applied once each (a task not
+    /// waiting for one, after a reload, refuses it), committed, published.
+    pub(super) async fn decided(&mut self, decisions: Vec<(i64, QueueDecision)>) {
+        let WorkSlot::Ready(state) = &mut self.work else {
+            // Loading: the load finds these tasks due and decides them again.
             return;
         };
-        if self
-            .workers_counts
-            .as_ref()
-            .is_some_and(|(pushed, _)| pushed == counts)
-        {
-            return;
+        let now = now_ms();
+        let mut effects = Vec::new();
+        let mut decided = Vec::new();
+        for (task, decision) in decisions {
+            match state.apply_decision(task, &decision, now) {
+                Ok(outcome) => {
+                    effects.extend(outcome.effects);
+                    if let Some(published) = super::Decision::of(outcome.value, &decision) {
+                        decided.push((task, published));
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(room_id = %self.room, task, %error, "decision not applied")
+                }
+            }
         }
-        self.live
-            .send_to_non_moderators(&protocol::event("queue.counts", counts));
-        self.workers_counts = Some((counts.clone(), Instant::now()));
+        if !effects.is_empty() {
+            self.commit_work(effects, WorkAck::Decided { decided })
+                .await;
+        }
     }
 
-    /// Tells the holders of swept reservations that they expired.
-    pub(super) fn reservations_expired(&mut self, expired: &[(i64, UserId)]) {
-        for (task, worker) in expired {
-            self.live.send_to_user(
-                worker,
-                &protocol::event("task.expired", &json!({ "task_id": task })),
-            );
+    /// Hands due tasks to the consensus actor.
+    pub(super) fn decide(&self, due: Vec<crowdroom_work::queue::Due>) {
+        let WorkSlot::Ready(state) = &self.work else {
+            return;
+        };
+        if due.is_empty() {
+            return;
         }
-        if !expired.is_empty() {
-            self.queue_changed.notify_one();
+        self.context.decider.decide(super::decider::DueTasks {
+            room: self.room.clone(),
+            handle: self.handle.clone(),
+            project: state.project().clone(),
+            due,
+        });
+    }
+
+    /// Grants batch-assigned tasks (`http/assign_api.rs` plans them):
+    /// each pair the queue's rules still allow, one reservation per worker.
+    pub(super) async fn assign(&mut self, pairs: Vec<(UserId, i64)>, reply: AssignReply) {
+        let WorkSlot::Ready(state) = &mut self.work else {
+            if let WorkSlot::Loading { waiting, .. } = &mut self.work {
+                waiting.push(Waiting::Assign { pairs, reply });
+            }
+            return;
+        };
+        let now = now_ms();
+        let mut effects = Vec::new();
+        let mut granted = Vec::new();
+        for (user, task) in pairs {
+            match state.assign(user.as_str(), task, now) {
+                Ok(outcome) => {
+                    effects.extend(outcome.effects);
+                    if let Some(reservation) = outcome.value {
+                        granted.push((user, reservation));
+                    }
+                }
+                // A task gone meanwhile is simply not assigned.
+                Err(error) => tracing::debug!(room_id = %self.room, task, %error, "not assigned"),
+            }
+        }
+        if effects.is_empty() {
+            let _ = reply.send(Ok(granted));
+            return;
+        }
+        self.commit_work(effects, WorkAck::Assigned { granted, reply })
+            .await;
+    }
+
+    /// Frees the reservations expired by now; their holders are told once
+    /// that is committed.
+    pub(super) async fn sweep_work(&mut self) {
+        let WorkSlot::Ready(state) = &mut self.work else {
+            return;
+        };
+        let now = now_ms();
+        if !state.has_expired(now) {
+            return;
+        }
+        match state.sweep(now) {
+            Ok(outcome) => self.commit_work(outcome.effects, WorkAck::Quiet).await,
+            Err(error) => {
+                tracing::warn!(room_id = %self.room, %error, "sweep failed; reloading the room's work");
+                self.load_work();
+            }
         }
     }
+
+    /// Tells the holders of reservations freed as expired, once committed.
+    fn tell_expired(&mut self, expired: Vec<(i64, UserId)>) {
+        for (task, user) in expired {
+            self.shown.forget(&user);
+            let frame = protocol::event("task.expired", &Expired { task_id: task });
+            self.live.send_to_user(&user, &frame);
+            self.push_mine(&user);
+        }
+    }
+}
+
+/// The (task, holder) of each reservation the effects free as expired.
+fn expired_in(effects: &[Effect]) -> Vec<(i64, UserId)> {
+    effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::ReservationDeleted {
+                task,
+                worker,
+                why: Freed::Expired,
+            } => UserId::parse(worker).ok().map(|user| (*task, user)),
+            _ => None,
+        })
+        .collect()
 }

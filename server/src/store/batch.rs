@@ -135,19 +135,6 @@ pub(super) fn rooms_from(backend: Backend) -> &'static str {
     }
 }
 
-/// The table `k (room_id, worker_id)` of the JSON array of pairs bound as `$1`.
-pub(super) fn pairs_from(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sqlite => {
-            "(SELECT j.value ->> 0 AS room_id, j.value ->> 1 AS worker_id FROM json_each($1) j) k"
-        }
-        Backend::Postgres => {
-            "(SELECT j.value ->> 0 AS room_id, j.value ->> 1 AS worker_id \
-             FROM json_array_elements(CAST($1 AS JSON)) j) k"
-        }
-    }
-}
-
 /// Keys as the JSON array that [`rooms_from`] or [`pairs_from`] unpacks.
 fn keys_json(keys: &impl serde::Serialize) -> Result<String> {
     serde_json::to_string(keys)

@@ -1,21 +1,20 @@
-//! Settling a task when its answers are in: the live consensus decision
-//! ([`crowdroom_work::decide`]) applied inside the transaction of the answer
-//! that completed it, so a task is decided exactly once whatever the
-//! concurrency (that transaction holds the task row's lock). The committer
-//! settles all the tasks a run of answers completed together.
+//! Consensus as the store serves it: the answers of due tasks for the
+//! consensus actor (`rooms/decider.rs`, which decides them with
+//! [`crowdroom_work::queue::settle`]), reviews, and the batch re-estimation
+//! of a whole project with Dawid-Skene.
 
 use std::collections::HashMap;
 
 use crowdroom_work::batch::{self, BatchReport};
-use crowdroom_work::decide::{Vote, decide};
 use crowdroom_work::project::ProjectConfig;
-use crowdroom_work::quality::{SubmitRules, vote_accuracy};
-use crowdroom_work::schema::{AnswerSchema, answers_match};
+use crowdroom_work::quality::vote_accuracy;
+use crowdroom_work::queue::DueAnswer;
+use crowdroom_work::schema::AnswerSchema;
 use serde_json::Value;
-use sqlx::{AnyConnection, Row};
+use sqlx::Row;
 
-use super::sql;
 use super::work::json_column;
+use super::{Store, sql};
 use crate::error::Result;
 use crate::ids::{RoomId, now_ms};
 
@@ -28,219 +27,56 @@ pub struct Settled {
     pub method: Option<String>,
 }
 
-/// A task whose answers are in, to be settled.
-pub(super) struct Due<'a> {
-    pub room: &'a RoomId,
-    pub task: i64,
-    /// Its overlap target, which its answers reached.
-    pub target: i64,
-    pub rules: &'a SubmitRules,
-}
+/// Most tasks whose answers one statement reads.
+const DUE_CHUNK: usize = 512;
 
-/// Most tasks settled per statement (six parameters each).
-const SETTLE_CHUNK: usize = 512;
-
-/// Decides each due task and returns its new state, in `due`'s order:
-/// `complete` (confident consensus), `open` with a raised overlap target
-/// (not confident, or a tie, below the maximum), or `review` (still
-/// undecided at the maximum).
-///
-/// Set-based, for the committer's runs of answers: one read of all their
-/// answers (with each worker's record, for the weights), one update for
-/// the raised targets, one for the decided tasks, and one for the
-/// workers' agreement changes. Every task is decided on the records as they
-/// were before this call: a worker's agreement with another task settled
-/// in the same call counts from the next one on.
-pub(super) async fn settle_all(conn: &mut AnyConnection, due: &[Due<'_>]) -> Result<Vec<Settled>> {
-    let mut settled = Vec::with_capacity(due.len());
-    for chunk in due.chunks(SETTLE_CHUNK) {
-        settled.extend(settle_chunk(conn, chunk).await?);
-    }
-    Ok(settled)
-}
-
-/// One answer as consensus weighs it.
-/// Most workers' agreement changes in one statement (4 parameters each).
-const AGREEMENT_CHUNK: usize = 1024;
-
-struct Weighed {
-    worker: String,
-    answer: Value,
-    accuracy: f64,
-}
-
-async fn settle_chunk(conn: &mut AnyConnection, due: &[Due<'_>]) -> Result<Vec<Settled>> {
-    let sql = format!(
-        "SELECT a.task_id, a.worker_id, a.answer, COALESCE(s.gold_correct, 0) AS gold_correct, \
-         COALESCE(s.gold_total, 0) AS gold_total, COALESCE(s.agree, 0) AS agree, \
-         COALESCE(s.disagree, 0) AS disagree FROM answers a \
-         LEFT JOIN worker_stats s ON s.room_id = a.room_id AND s.worker_id = a.worker_id AND s.skill = '' \
-         WHERE a.task_id IN ({}) ORDER BY a.task_id, a.id",
-        sql::rows(due.len(), "?", ", ")
-    );
-    let sql = sql::placeholders(conn, sql);
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for item in due {
-        query = query.bind(item.task);
-    }
-    let mut answers: HashMap<i64, Vec<Weighed>> = HashMap::with_capacity(due.len());
-    for row in query.fetch_all(&mut *conn).await? {
-        let accuracy = vote_accuracy(
-            row.try_get("gold_correct")?,
-            row.try_get("gold_total")?,
-            row.try_get("agree")?,
-            row.try_get("disagree")?,
-        );
-        answers
-            .entry(row.try_get("task_id")?)
-            .or_default()
-            .push(Weighed {
-                worker: row.try_get("worker_id")?,
-                answer: json_column(&row, "answer")?,
-                accuracy,
-            });
-    }
-    let at = now_ms();
-    let mut raised = Vec::new();
-    let mut decided: Vec<(i64, &Settled)> = Vec::new();
-    let mut outcomes = Vec::with_capacity(due.len());
-    // (room, worker) -> how many more agreed and disagreed.
-    let mut changes: HashMap<(&str, &str), (i64, i64)> = HashMap::new();
-    let empty = Vec::new();
-    for item in due {
-        let weighed = answers.get(&item.task).unwrap_or(&empty);
-        let votes: Vec<Vote<'_>> = weighed
-            .iter()
-            .map(|vote| Vote {
-                answer: &vote.answer,
-                accuracy: vote.accuracy,
-            })
-            .collect();
-        let decision = decide(&item.rules.schema, &votes);
-        let confident = decision
-            .as_ref()
-            .is_some_and(|decision| decision.confidence >= item.rules.min_confidence);
-        if !confident && item.target < i64::from(item.rules.overlap_max) {
-            // Dynamic overlap: ask for one more independent answer.
-            raised.push(item.task);
-            outcomes.push(Settled {
-                state: "open".to_owned(),
-                consensus: None,
-                confidence: None,
-                method: None,
-            });
-            continue;
-        }
-        // Agreement with a confident consensus is weaker evidence of quality.
-        if let (true, Some(decision)) = (confident, &decision) {
-            for vote in weighed {
-                let change = changes
-                    .entry((item.room.as_str(), vote.worker.as_str()))
-                    .or_default();
-                if answers_match(&vote.answer, &decision.answer) {
-                    change.0 += 1;
-                } else {
-                    change.1 += 1;
-                }
-            }
-        }
-        outcomes.push(Settled {
-            state: (if confident { "complete" } else { "review" }).to_owned(),
-            consensus: decision.as_ref().map(|decision| decision.answer.clone()),
-            confidence: decision.as_ref().map(|decision| decision.confidence),
-            method: decision.as_ref().map(|decision| decision.method.to_owned()),
-        });
-    }
-    for (item, outcome) in due.iter().zip(&outcomes) {
-        if outcome.state != "open" {
-            decided.push((item.task, outcome));
-        }
-    }
-    if !raised.is_empty() {
-        let sql = format!(
-            "UPDATE tasks SET overlap_target = overlap_target + 1 WHERE id IN ({})",
-            sql::rows(raised.len(), "?", ", ")
-        );
-        let sql = sql::placeholders(conn, sql);
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for task in &raised {
-            query = query.bind(*task);
-        }
-        query.execute(&mut *conn).await?;
-    }
-    if !decided.is_empty() {
-        // VALUES columns are column1, column2, ... on both databases. A
-        // missing consensus, confidence or method is written as a typed
-        // literal NULL, never bound: sqlx's Any driver binds a None with a
-        // type of its own, PostgreSQL's prepared statement kept that type,
-        // and the next settle's float confidence then failed with
-        // "incorrect binary data format in bind parameter 4", and with it
-        // the whole batch (found by the randomized hostile client).
-        let values: Vec<String> = decided
-            .iter()
-            .map(|(_, outcome)| {
-                let or_null = |present: bool, kind: &str| {
-                    if present {
-                        "?".to_owned()
-                    } else {
-                        format!("CAST(NULL AS {kind})")
+impl Store {
+    /// The answers of due tasks, each with its worker's accuracy as the
+    /// store has it (overall record), in answer order: what the consensus
+    /// actor decides them by (`rooms/decider.rs`).
+    pub async fn due_answers(&self, tasks: &[i64]) -> Result<HashMap<i64, Vec<DueAnswer>>> {
+        let mut answers: HashMap<i64, Vec<DueAnswer>> = HashMap::with_capacity(tasks.len());
+        for chunk in tasks.chunks(DUE_CHUNK) {
+            let sql = format!(
+                "SELECT a.task_id, a.worker_id, a.answer, COALESCE(s.gold_correct, 0) AS gold_correct, \
+                 COALESCE(s.gold_total, 0) AS gold_total, COALESCE(s.agree, 0) AS agree, \
+                 COALESCE(s.disagree, 0) AS disagree FROM answers a \
+                 LEFT JOIN worker_stats s ON s.room_id = a.room_id AND s.worker_id = a.worker_id AND s.skill = '' \
+                 WHERE a.task_id IN ({}) ORDER BY a.task_id, a.id",
+                sql::rows(chunk.len(), "?", ", ")
+            );
+            let chunk = chunk.to_vec();
+            let rows = self
+                .offload(move |store| async move {
+                    let mut conn = store.hot().await?;
+                    let sql = sql::placeholders(&conn, sql);
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for task in &chunk {
+                        query = query.bind(*task);
                     }
-                };
-                format!(
-                    "(?, ?, {}, {}, {}, ?)",
-                    or_null(outcome.consensus.is_some(), "TEXT"),
-                    or_null(outcome.confidence.is_some(), "DOUBLE PRECISION"),
-                    or_null(outcome.method.is_some(), "TEXT"),
-                )
-            })
-            .collect();
-        let sql = format!(
-            "UPDATE tasks SET state = d.column2, consensus = d.column3, confidence = d.column4, \
-             method = d.column5, completed_at = d.column6 FROM (VALUES {}) AS d WHERE tasks.id = d.column1",
-            values.join(", ")
-        );
-        let sql = sql::placeholders(conn, sql);
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (task, outcome) in &decided {
-            query = query.bind(*task).bind(outcome.state.as_str());
-            if let Some(consensus) = &outcome.consensus {
-                query = query.bind(consensus.to_string());
+                    let rows = query.fetch_all(&mut *conn).await;
+                    conn.checked(rows)
+                })
+                .await?;
+            for row in rows {
+                let accuracy = vote_accuracy(
+                    row.try_get("gold_correct")?,
+                    row.try_get("gold_total")?,
+                    row.try_get("agree")?,
+                    row.try_get("disagree")?,
+                );
+                answers
+                    .entry(row.try_get("task_id")?)
+                    .or_default()
+                    .push(DueAnswer {
+                        worker: row.try_get("worker_id")?,
+                        answer: json_column(&row, "answer")?,
+                        accuracy,
+                    });
             }
-            if let Some(confidence) = outcome.confidence {
-                query = query.bind(confidence);
-            }
-            if let Some(method) = &outcome.method {
-                query = query.bind(method.as_str());
-            }
-            query = query.bind(at);
         }
-        query.execute(&mut *conn).await?;
+        Ok(answers)
     }
-    // Every worker's change in one statement (one per room and kind of
-    // change was a hundred statements in a crowd's batch), in a fixed
-    // order.
-    let mut changes: Vec<_> = changes.into_iter().collect();
-    changes.sort_unstable_by(|left, right| left.0.cmp(&right.0));
-    for chunk in changes.chunks(AGREEMENT_CHUNK) {
-        // VALUES columns are column1, column2, ... on both databases.
-        let sql = format!(
-            "UPDATE worker_stats SET agree = agree + d.column3, disagree = disagree + d.column4 \
-             FROM (VALUES {}) AS d WHERE worker_stats.room_id = d.column1 \
-             AND worker_stats.worker_id = d.column2 AND worker_stats.skill = ''",
-            sql::rows(chunk.len(), "(?, ?, ?, ?)", ", ")
-        );
-        let sql = sql::placeholders(conn, sql);
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for ((room, worker), (agreed, disagreed)) in chunk {
-            query = query
-                .bind(*room)
-                .bind(*worker)
-                .bind(*agreed)
-                .bind(*disagreed);
-        }
-        query.execute(&mut *conn).await?;
-    }
-    Ok(outcomes)
 }
 
 /// The refusal of a second review: the first one is final.

@@ -1,10 +1,6 @@
-//! What every busy room asks the store several times a second: its queue's
-//! counts (pushed to moderators every 250 ms, to everyone each second) and
-//! whether it has expired reservations to sweep (each second): 200 busy
-//! rooms were 1,000 such reads a second, each a read transaction of its
-//! own that started with a cold page cache. The counts are now one
-//! statement (they were two), rooms asking together share one
-//! ([`super::batch`]), and they run on a kept connection (`hot.rs`).
+//! A room's queue counts as the store has them, for the REST API and the
+//! console (a live room pushes its own, from memory): one statement, and
+//! rooms asking together share one ([`super::batch`]).
 
 use std::collections::HashMap;
 
@@ -25,30 +21,15 @@ const COUNTS: &str = "SELECT k.room_id, t.state, COUNT(*) AS n, \
         WHERE r.room_id = k.room_id AND r.expires_at > $2), CAST(0 AS BIGINT), CAST(0 AS BIGINT) \
      FROM {rooms}";
 
-/// Which of the rooms hold a reservation that has expired.
-const EXPIRED: &str = "SELECT k.room_id FROM {rooms} WHERE EXISTS \
-     (SELECT 1 FROM reservations r WHERE r.room_id = k.room_id AND r.expires_at <= $2)";
-
 /// The batch read of queue counts.
 pub(super) fn read_counts(store: Store, rooms: Vec<RoomId>) -> batch::Found<RoomId, QueueCounts> {
     Box::pin(async move { store.read_queue_counts(&rooms).await })
-}
-
-/// The batch read of "has expired reservations".
-pub(super) fn read_expired(store: Store, rooms: Vec<RoomId>) -> batch::Found<RoomId, bool> {
-    Box::pin(async move { store.read_expired(&rooms).await })
 }
 
 impl Store {
     /// The room's tasks by state and its live reservations.
     pub async fn queue_counts(&self, room: &RoomId) -> Result<QueueCounts> {
         self.counts.get(self, room.clone()).await
-    }
-
-    /// Whether any of the room's reservations has expired (read apart from
-    /// the writer, so a sweep with nothing to do costs the writer nothing).
-    pub async fn has_expired_reservations(&self, room: &RoomId) -> Result<bool> {
-        self.expired.get(self, room.clone()).await
     }
 
     async fn read_queue_counts(&self, rooms: &[RoomId]) -> Result<HashMap<RoomId, QueueCounts>> {
@@ -76,17 +57,6 @@ impl Store {
                 "complete" => counts.complete += n,
                 _ => counts.review += n,
             }
-        }
-        Ok(found)
-    }
-
-    async fn read_expired(&self, rooms: &[RoomId]) -> Result<HashMap<RoomId, bool>> {
-        let sql = EXPIRED.replace("{rooms}", batch::rooms_from(self.backend));
-        let rows = self.read_keys(sql, &rooms).await?;
-        let mut found: HashMap<RoomId, bool> =
-            rooms.iter().map(|room| (room.clone(), false)).collect();
-        for row in &rows {
-            found.insert(RoomId::parse(&row.try_get::<String, _>("room_id")?)?, true);
         }
         Ok(found)
     }

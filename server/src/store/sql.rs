@@ -18,11 +18,7 @@
 //! RETURNING` took 8-36 ms where the same insert returning nothing took
 //! 2-3 ms.
 
-use serde_json::Value;
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
-
-use crate::error::{Error, Result};
+use sqlx::AnyConnection;
 
 /// `count` copies of `row` joined by `separator`.
 pub(super) fn rows(count: usize, row: &str, separator: &str) -> String {
@@ -44,59 +40,6 @@ pub(super) fn placeholders(conn: &AnyConnection, sql: String) -> String {
         return sql;
     }
     numbered(&sql)
-}
-
-/// A statement returning `inner`'s `columns` (a SELECT, which may lock
-/// its rows) as one row: a column `rows` holding a JSON array of arrays,
-/// read with [`json_rows`]. The array's order is not promised: a caller
-/// that needs an order sorts.
-pub(super) fn json_rows_sql(conn: &AnyConnection, inner: &str, columns: &[&str]) -> String {
-    let columns: Vec<String> = columns.iter().map(|column| format!("q.{column}")).collect();
-    let columns = columns.join(", ");
-    if conn.backend_name() == "SQLite" {
-        format!("SELECT json_group_array(json_array({columns})) AS rows FROM ({inner}) AS q")
-    } else {
-        format!(
-            "SELECT COALESCE(CAST(json_agg(json_build_array({columns})) AS TEXT), '[]') AS rows \
-             FROM ({inner}) AS q"
-        )
-    }
-}
-
-/// A statement being bound, its text owned (built for the data's length).
-pub(super) type Query = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>;
-
-/// The rows of a [`json_rows_sql`] statement's result.
-pub(super) fn json_rows(row: &AnyRow) -> Result<Vec<Vec<Value>>> {
-    json_rows_in(row, "rows")
-}
-
-/// The rows in `column`, which holds a [`json_rows_sql`] statement's
-/// result (such statements as scalar subqueries of one statement).
-pub(super) fn json_rows_in(row: &AnyRow, column: &str) -> Result<Vec<Vec<Value>>> {
-    let text: String = row.try_get(column)?;
-    serde_json::from_str(&text)
-        .map_err(|error| Error::Internal(format!("rows do not parse as JSON: {error}")))
-}
-
-/// An integer cell of [`json_rows`].
-pub(super) fn int(cell: Option<&Value>) -> Result<i64> {
-    cell.and_then(Value::as_i64)
-        .ok_or_else(|| Error::Internal(format!("not an integer: {cell:?}")))
-}
-
-/// An integer or null cell of [`json_rows`].
-pub(super) fn optional_int(cell: Option<&Value>) -> Result<Option<i64>> {
-    match cell {
-        Some(Value::Null) => Ok(None),
-        other => int(other).map(Some),
-    }
-}
-
-/// A text cell of [`json_rows`].
-pub(super) fn text(cell: Option<&Value>) -> Result<&str> {
-    cell.and_then(Value::as_str)
-        .ok_or_else(|| Error::Internal(format!("not a text: {cell:?}")))
 }
 
 fn numbered(sql: &str) -> String {

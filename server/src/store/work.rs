@@ -19,7 +19,6 @@ use sqlx::any::AnyRow;
 
 use super::Store;
 use super::quality::optional_json;
-use super::reserve::WorkAsk;
 use crate::error::{Error, Result};
 use crate::ids::{RoomId, UserId, now_ms};
 
@@ -271,6 +270,32 @@ impl Store {
         row.map(|row| json_column(&row, "data")).transpose()
     }
 
+    /// A task as the worker it is granted to sees it, by id.
+    pub async fn worker_task(&self, room: &RoomId, task: i64) -> Result<Option<WorkerTask>> {
+        let owned = room.clone();
+        let row = self
+            .offload(move |store| async move {
+                let mut conn = store.hot().await?;
+                let row = sqlx::query(
+                    "SELECT id, external_id, data FROM tasks WHERE room_id = $1 AND id = $2",
+                )
+                .bind(owned.as_str())
+                .bind(task)
+                .fetch_optional(&mut *conn)
+                .await;
+                conn.checked(row)
+            })
+            .await?;
+        row.map(|row| {
+            Ok(WorkerTask {
+                id: row.try_get("id")?,
+                external_id: row.try_get("external_id")?,
+                data: json_column(&row, "data")?,
+            })
+        })
+        .transpose()
+    }
+
     /// Tasks of a room, by id, optionally in one state.
     pub async fn tasks(
         &self,
@@ -291,36 +316,6 @@ impl Store {
             .fetch_all(&mut *self.conn().await?)
             .await?;
         rows.iter().map(task_row).collect()
-    }
-
-    /// The tasks the worker could take now, best first (their skills,
-    /// accuracy and interests against each task's need), read on the
-    /// store's thread: the first half of a grant, outside the writer.
-    pub async fn rank_work(&self, ask: &WorkAsk) -> Result<Vec<WorkerTask>> {
-        let ask = ask.clone();
-        self.offload(move |store| async move {
-            let mut conn = store.hot().await?;
-            let ranked = super::reserve::rank(&mut conn, &ask).await;
-            conn.checked(ranked)
-        })
-        .await
-    }
-
-    /// Open tasks the worker could take, nearest to completion first: not
-    /// answered, reserved or skipped by them, with a free slot, and needing
-    /// no skill outside `skills` (checked here, after the query).
-    pub async fn candidate_tasks(
-        &self,
-        room: &RoomId,
-        worker: &UserId,
-        skills: &[String],
-        gold: bool,
-        limit: i64,
-    ) -> Result<Vec<WorkerTask>> {
-        let mut conn = self.conn().await?;
-        let found =
-            super::reserve::candidates(&mut conn, room, worker, skills, gold, limit).await?;
-        Ok(found.into_iter().map(|candidate| candidate.task).collect())
     }
 
     /// A member's skills (what tasks they may take).

@@ -5,15 +5,10 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 
-use crowdroom_work::quality::SubmitRules;
-use serde_json::Value;
+use crowdroom_work::queue::Effect;
 
-use super::answer::{self, Submitted};
 use super::gate::Conn;
-use super::grant;
-use super::reserve::{self as work, WorkAsk};
-use super::work::{Reservation, WorkerTask};
-use super::{Backend, ChatMessage, Store, chat, docs};
+use super::{Backend, ChatMessage, Store, chat, docs, effects};
 use crate::error::{Error, Result};
 use crate::ids::{DocName, RoomId, UserId};
 
@@ -61,43 +56,12 @@ pub enum WriteOp {
         any_author: bool,
         at: i64,
     },
-    /// Reserves a task for a worker if a slot is free.
-    Grant {
-        room: RoomId,
-        task: i64,
-        worker: UserId,
-        ttl_ms: i64,
-        cap_ms: i64,
-    },
-    /// Reserves the first of `ranked` (best first, from
-    /// [`Store::rank_work`]) that still has a free slot for the worker.
-    GrantFirst {
-        ask: WorkAsk,
-        ranked: Vec<WorkerTask>,
-    },
-    /// Extends a live reservation.
-    Heartbeat {
-        room: RoomId,
-        task: i64,
-        worker: UserId,
-        ttl_ms: i64,
-    },
-    /// Gives a reservation back.
-    Skip {
-        room: RoomId,
-        task: i64,
-        worker: UserId,
-    },
-    /// Records an answer under a live reservation.
-    Submit {
-        room: RoomId,
-        task: i64,
-        worker: UserId,
-        answer: Value,
-        rules: SubmitRules,
-    },
-    /// Deletes a room's expired reservations.
-    Sweep { room: RoomId },
+    /// A room's work decisions, made in its memory: their rows
+    /// (`store/effects.rs`).
+    Work { room: RoomId, effects: Vec<Effect> },
+    /// Writes nothing: completes once every write queued before it has
+    /// (a room reloading its work state waits for its own writes so).
+    Barrier,
     /// Deletes at most `most` of the document updates with ids up to `upto`
     /// that snapshots cover, oldest first (the committer's own upkeep).
     PruneLog { upto: i64, most: i64 },
@@ -111,16 +75,10 @@ pub enum WriteOutcome {
     DocCreated,
     Checkpointed,
     Chat(ChatMessage),
-    /// A grant: the reservation, or None when the slot was taken meanwhile.
-    Granted(Option<Reservation>),
-    /// The reservation and task picked by `GrantFirst`, if any.
-    Matched(Option<(Reservation, WorkerTask)>),
-    /// A heartbeat: the new expiry.
-    Extended(i64),
-    Skipped,
-    Submitted(Submitted),
-    /// The (task, worker) of each expired reservation removed.
-    Swept(Vec<(i64, UserId)>),
+    /// A room's work decisions were written: the ids of its answers, in
+    /// the order of its `AnswerRecorded` effects.
+    Worked(Vec<i64>),
+    Barrier,
     /// How many covered updates were deleted, and the greatest update id
     /// stored.
     Pruned {
@@ -132,12 +90,8 @@ pub enum WriteOutcome {
 /// Most document updates in one multi-row INSERT (3 parameters each, far
 /// below SQLite's and PostgreSQL's parameter limits).
 const APPEND_RUN: usize = 256;
-/// Most answers whose rows go in one set of multi-row INSERTs (7
-/// parameters each).
-const SUBMIT_RUN: usize = 256;
-/// Most grants decided together (up to 16 ranked tasks each: the tasks
-/// once, each with its ask's worker once more, in one statement).
-const GRANT_RUN: usize = 128;
+/// Most rooms' work writes in one run (`store/effects.rs` chunks the rows).
+const WORK_RUN: usize = 2048;
 
 impl Store {
     /// Runs `ops` in order in one transaction. The outer error means the
@@ -192,13 +146,11 @@ impl Store {
             index += 1;
             let outcome = match op {
                 // `run_at` takes these, alone or not.
-                WriteOp::AppendUpdate { .. }
-                | WriteOp::CreateDoc { .. }
-                | WriteOp::GrantFirst { .. }
-                | WriteOp::Heartbeat { .. }
-                | WriteOp::Submit { .. } => Err(Error::Internal(
-                    "a write that goes in runs went alone".into(),
-                )),
+                WriteOp::AppendUpdate { .. } | WriteOp::CreateDoc { .. } | WriteOp::Work { .. } => {
+                    Err(Error::Internal(
+                        "a write that goes in runs went alone".into(),
+                    ))
+                }
                 WriteOp::Checkpoint {
                     room,
                     doc,
@@ -234,21 +186,7 @@ impl Store {
                 } => chat::delete(&mut tx, room, *id, by, *any_author, *at)
                     .await
                     .map(WriteOutcome::Chat),
-                WriteOp::Grant {
-                    room,
-                    task,
-                    worker,
-                    ttl_ms,
-                    cap_ms,
-                } => work::grant(&mut tx, room, *task, worker, *ttl_ms, *cap_ms)
-                    .await
-                    .map(WriteOutcome::Granted),
-                WriteOp::Skip { room, task, worker } => work::skip(&mut tx, room, *task, worker)
-                    .await
-                    .map(|()| WriteOutcome::Skipped),
-                WriteOp::Sweep { room } => {
-                    work::sweep(&mut tx, room).await.map(WriteOutcome::Swept)
-                }
+                WriteOp::Barrier => Ok(WriteOutcome::Barrier),
                 WriteOp::PruneLog { upto, most } => docs::prune_log(&mut tx, *upto, *most)
                     .await
                     .map(|(deleted, last_id)| WriteOutcome::Pruned { deleted, last_id }),
@@ -278,13 +216,12 @@ impl Store {
     }
 }
 
-/// Most heartbeats or document creations in one statement.
+/// Most document creations in one statement.
 const SMALL_RUN: usize = 512;
 
 /// Runs the run of one kind of write that `ops` starts with, if its kind
 /// goes in runs (a few statements whatever the run's length): document
-/// updates and creations, answers, grants, heartbeats. None for a write
-/// that goes alone.
+/// updates and creations, and rooms' work. None for a write that goes alone.
 async fn run_at(
     conn: &mut sqlx::AnyConnection,
     ops: &[&WriteOp],
@@ -325,97 +262,56 @@ async fn run_at(
             docs::create_docs(conn, &created).await?;
             run.iter().map(|_| Ok(WriteOutcome::DocCreated)).collect()
         }
-        WriteOp::Submit { .. } => submit_run(conn, same(SUBMIT_RUN)).await?,
-        WriteOp::GrantFirst { .. } => {
-            let asks: Vec<(&WorkAsk, &[WorkerTask])> = same(GRANT_RUN)
+        WriteOp::Work { .. } => {
+            let run: Vec<(&RoomId, &[Effect])> = same(WORK_RUN)
                 .iter()
                 .filter_map(|&op| match op {
-                    WriteOp::GrantFirst { ask, ranked } => Some((ask, ranked.as_slice())),
+                    WriteOp::Work { room, effects } => Some((room, effects.as_slice())),
                     _ => None,
                 })
                 .collect();
-            grant::grant_run(conn, &asks)
+            effects::write(conn, &run)
                 .await?
                 .into_iter()
-                .map(|found| Ok(WriteOutcome::Matched(found)))
-                .collect()
-        }
-        WriteOp::Heartbeat { .. } => {
-            let beats: Vec<(&RoomId, i64, &UserId, i64)> = same(SMALL_RUN)
-                .iter()
-                .filter_map(|&op| match op {
-                    WriteOp::Heartbeat {
-                        room,
-                        task,
-                        worker,
-                        ttl_ms,
-                    } => Some((room, *task, worker, *ttl_ms)),
-                    _ => None,
-                })
-                .collect();
-            work::heartbeats(conn, &beats)
-                .await?
-                .into_iter()
-                .map(|extended| extended.map(WriteOutcome::Extended))
+                .map(|ids| Ok(WriteOutcome::Worked(ids)))
                 .collect()
         }
         _ => return Ok(None),
     }))
 }
 
-/// The order a batch runs in: the answers first, then the documents'
-/// creations, their updates, the grants, the heartbeats, then the rest as
-/// queued, so that each kind goes in as few long runs as possible (a run
-/// costs a few statements whatever its length).
+/// The order a batch runs in: the rooms' work first, then the documents'
+/// creations, their updates, then the rest as queued, so that each kind
+/// goes in as few long runs as possible (a run costs a few statements
+/// whatever its length).
 ///
 /// Writes of a batch were queued concurrently, so any order is one the
 /// clients could have seen, except between writes that touch the same
-/// thing: a write never runs before an earlier write of the same worker in
-/// the same room (answers, grants, heartbeats, skips: everything a store
-/// keeps of a worker is the room's) or of the same document (updates,
-/// creation, checkpoints). So the batch runs in rounds, each in the kinds'
-/// order; a write goes in the first round where it comes after every
-/// earlier write it must follow, and a round's writes of one kind keep
-/// their order. Most writes land in the first round; a worker's heartbeat
-/// and then answer put the answer in the second, beside the other answers
-/// that had to wait, not in a run of its own among the heartbeats.
+/// thing: the work writes keep their order (a room's decisions follow each
+/// other), and a document's writes (updates, creation, checkpoints) keep
+/// theirs. So the batch runs in rounds, each in the kinds' order; a write
+/// goes in the first round where it comes after every earlier write of its
+/// document, and a round's writes of one kind keep their order.
 fn run_order(ops: &[WriteOp]) -> Vec<usize> {
-    const REST: u8 = 5;
-    // Where the latest write of a worker or a document so far runs:
-    // (round, kind).
-    let mut workers: HashMap<(&str, &str), (usize, u8)> = HashMap::new();
+    const REST: u8 = 3;
+    // Where the latest write of a document so far runs: (round, kind).
     let mut docs: HashMap<(&str, &str), (usize, u8)> = HashMap::new();
     let mut placed: Vec<(usize, u8, usize)> = Vec::with_capacity(ops.len());
     for (at, op) in ops.iter().enumerate() {
-        let (kind, worker, doc) = match op {
-            WriteOp::Submit { room, worker, .. } => (0, Some((room, worker)), None),
-            WriteOp::CreateDoc { room, doc } => (1, None, Some((room, doc))),
-            WriteOp::AppendUpdate { room, doc, .. } => (2, None, Some((room, doc))),
-            WriteOp::GrantFirst { ask, .. } => (3, Some((&ask.room, &ask.worker)), None),
-            WriteOp::Heartbeat { room, worker, .. } => (4, Some((room, worker)), None),
-            WriteOp::Grant { room, worker, .. } | WriteOp::Skip { room, worker, .. } => {
-                (REST, Some((room, worker)), None)
-            }
-            WriteOp::Checkpoint { room, doc, .. } => (REST, None, Some((room, doc))),
-            _ => (REST, None, None),
+        let (kind, doc) = match op {
+            WriteOp::Work { .. } => (0, None),
+            WriteOp::CreateDoc { room, doc } => (1, Some((room, doc))),
+            WriteOp::AppendUpdate { room, doc, .. } => (2, Some((room, doc))),
+            WriteOp::Checkpoint { room, doc, .. } => (REST, Some((room, doc))),
+            _ => (REST, None),
         };
-        let worker = worker.map(|(room, worker)| (room.as_str(), worker.as_str()));
         let doc = doc.map(|(room, doc)| (room.as_str(), doc.as_str()));
         // After the latest write it must follow: in that write's round if
         // its kind runs earlier in a round (or is this one's), else in the next.
-        let earlier = [
-            worker.and_then(|key| workers.get(&key)),
-            doc.and_then(|key| docs.get(&key)),
-        ];
-        let round = earlier
-            .into_iter()
-            .flatten()
+        let round = doc
+            .and_then(|key| docs.get(&key))
             .map(|&(round, before)| if before <= kind { round } else { round + 1 })
-            .max()
             .unwrap_or(0);
-        if let Some(key) = worker {
-            workers.insert(key, (round, kind));
-        }
         if let Some(key) = doc {
             docs.insert(key, (round, kind));
         }
@@ -425,70 +321,19 @@ fn run_order(ops: &[WriteOp]) -> Vec<usize> {
     placed.into_iter().map(|(_, _, at)| at).collect()
 }
 
-/// A run of answers (`store/answer.rs`). A refused answer (its reservation
-/// gone) wrote nothing and does not stop the others; a database error
-/// fails the batch.
-async fn submit_run(
-    conn: &mut sqlx::AnyConnection,
-    ops: &[&WriteOp],
-) -> Result<Vec<Result<WriteOutcome>>> {
-    let answers: Vec<answer::Answer<'_>> = ops
-        .iter()
-        .filter_map(|op| match op {
-            WriteOp::Submit {
-                room,
-                task,
-                worker,
-                answer,
-                rules,
-            } => Some(answer::Answer {
-                room,
-                task: *task,
-                worker,
-                answer,
-                rules,
-            }),
-            _ => None,
-        })
-        .collect();
-    if answers.len() != ops.len() {
-        return Err(Error::Internal(
-            "a run of answers holds another write".into(),
-        ));
-    }
-    Ok(answer::run(conn, &answers)
-        .await?
-        .into_iter()
-        .map(|outcome| outcome.map(WriteOutcome::Submitted))
-        .collect())
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crowdroom_work::project::ProjectConfig;
 
     fn room(name: &str) -> RoomId {
         RoomId::parse(name).unwrap()
     }
 
-    fn answer(room_name: &str, worker: &str, task: i64) -> WriteOp {
-        WriteOp::Submit {
+    fn work(room_name: &str) -> WriteOp {
+        WriteOp::Work {
             room: room(room_name),
-            task,
-            worker: UserId::parse(worker).unwrap(),
-            answer: Value::Null,
-            rules: ProjectConfig::default().submit_rules(),
-        }
-    }
-
-    fn beat(room_name: &str, worker: &str, task: i64) -> WriteOp {
-        WriteOp::Heartbeat {
-            room: room(room_name),
-            task,
-            worker: UserId::parse(worker).unwrap(),
-            ttl_ms: 1,
+            effects: Vec::new(),
         }
     }
 
@@ -500,44 +345,21 @@ mod tests {
         }
     }
 
-    /// How many runs of one kind the ordered batch has.
-    fn runs(ops: &[WriteOp], order: &[usize]) -> usize {
-        order
-            .chunk_by(|&a, &b| std::mem::discriminant(&ops[a]) == std::mem::discriminant(&ops[b]))
-            .count()
+    #[test]
+    fn work_runs_first_and_keeps_its_order() {
+        let ops = [
+            update("d1"),
+            work("r1"),
+            update("d2"),
+            work("r2"),
+            work("r1"),
+        ];
+        assert_eq!(run_order(&ops), vec![1, 3, 4, 0, 2]);
     }
 
     #[test]
-    fn answers_that_must_wait_run_together_after_the_first_round() {
-        // Workers a..d each heartbeat then answer; e and f only answer.
-        let mut ops = Vec::new();
-        for worker in ["a", "b", "c", "d"] {
-            ops.push(beat("r", worker, 1));
-        }
-        for worker in ["a", "e", "b", "f", "c", "d"] {
-            ops.push(answer("r", worker, 1));
-        }
-        let order = run_order(&ops);
-        // e and f's answers, then the heartbeats, then the four answers
-        // that follow a heartbeat, in their queued order.
-        assert_eq!(order, vec![5, 7, 0, 1, 2, 3, 4, 6, 8, 9]);
-        assert_eq!(runs(&ops, &order), 3);
-    }
-
-    #[test]
-    fn the_same_worker_in_another_room_is_not_held_back() {
-        // One user works in two rooms: their heartbeat in r2 says nothing
-        // about their answer in r1.
-        let ops = [beat("r2", "a", 2), answer("r1", "a", 1)];
-        assert_eq!(run_order(&ops), vec![1, 0]);
-        let ops = [beat("r1", "a", 2), answer("r1", "a", 1)];
-        assert_eq!(run_order(&ops), vec![0, 1]);
-    }
-
-    #[test]
-    fn every_chain_keeps_its_order() {
-        // A document's updates around its creation, a worker's answer,
-        // heartbeat, answer: each chain stays in its queued order.
+    fn every_document_chain_keeps_its_order() {
+        // A document's updates around its creation stay in queued order.
         let ops = [
             update("d1"),
             WriteOp::CreateDoc {
@@ -545,21 +367,15 @@ mod tests {
                 doc: DocName::parse("d1").unwrap(),
             },
             update("d1"),
-            answer("r", "a", 1),
-            beat("r", "a", 2),
-            answer("r", "a", 2),
             update("d2"),
-            WriteOp::Sweep { room: room("r") },
+            WriteOp::Barrier,
         ];
         let order = run_order(&ops);
         let position = |at: usize| order.iter().position(|&x| x == at).unwrap();
-        for chain in [&[0, 1, 2][..], &[3, 4, 5]] {
-            for pair in chain.windows(2) {
-                assert!(position(pair[0]) < position(pair[1]), "{order:?}");
-            }
-        }
+        assert!(position(0) < position(1), "{order:?}");
+        assert!(position(1) < position(2), "{order:?}");
         // Unrelated writes go in the first round: d2 with d1's first update.
-        assert!(position(6) < position(1), "{order:?}");
+        assert!(position(3) < position(1), "{order:?}");
         let mut sorted = order.clone();
         sorted.sort_unstable();
         assert_eq!(sorted, (0..ops.len()).collect::<Vec<_>>());

@@ -33,6 +33,7 @@ mod effect;
 mod grant;
 mod index;
 mod rows;
+mod settle;
 mod standing;
 
 #[cfg(test)]
@@ -45,8 +46,10 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+pub use answer::{MIN_FAST_FOR_VERDICT, RESERVATION_LOST, pause_reason};
 pub use effect::{Decision, Due, Effect, Freed, Grant, Outcome, Refusal, Submitted, Verdict};
 pub use rows::{ReservationRow, StoredState, TaskRow, WorkerRow};
+pub use settle::{DueAnswer, settle};
 pub use standing::WorkerView;
 
 use crate::error::{Error, Result};

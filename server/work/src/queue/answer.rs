@@ -225,6 +225,7 @@ impl WorkState {
             effects.push(Effect::TaskStateChanged {
                 task,
                 state,
+                consensus: decision.consensus.clone(),
                 at: now_ms,
             });
         }
@@ -280,6 +281,7 @@ impl WorkState {
             effects: vec![Effect::TaskStateChanged {
                 task,
                 state,
+                consensus: None,
                 at: now_ms,
             }],
         })

@@ -102,6 +102,8 @@ pub enum Effect {
     TaskStateChanged {
         task: i64,
         state: TaskState,
+        /// The consensus that decided it, if any (a review's is its own).
+        consensus: Option<crate::decide::Decision>,
         at: i64,
     },
     /// Dynamic overlap: the task's new target (it is open again).
@@ -180,6 +182,8 @@ pub struct Decision {
     /// The workers whose answers agreed (true) or not (false) with a
     /// confident consensus: their overall records move.
     pub agreement: Vec<(String, bool)>,
+    /// The consensus found, confident or not (None on a tie).
+    pub consensus: Option<crate::decide::Decision>,
 }
 
 /// What becomes of a due task.

@@ -86,6 +86,53 @@ impl WorkState {
         Ok(Outcome { value, effects })
     }
 
+    /// Grants a worker one named task (batch assignment, planned by
+    /// [`crate::assign`]) until the project's reservation cap: the rules of
+    /// a request's grant, for this task only. None when they hold a
+    /// reservation already (one at a time), are paused or unskilled, or the
+    /// task has no slot for them.
+    pub fn assign(
+        &mut self,
+        worker: &str,
+        task: i64,
+        now_ms: i64,
+    ) -> Result<Outcome<Option<Reservation>>> {
+        let mut effects = Vec::new();
+        self.sweep_into(now_ms, &mut effects)?;
+        let number = self.worker_number(worker);
+        let index = self.tasks.find(task)?;
+        let slot = *self.tasks.slot(index)?;
+        let standing = self.worker(number)?;
+        let skills = self
+            .tasks
+            .groups
+            .get(slot.group as usize)
+            .map_or(&[][..], |group| self.skill_sets.get(group.skills));
+        let may = standing.held.is_none()
+            && standing.paused.is_none()
+            && is_subset(&self.rules.required, &standing.skills)
+            && is_subset(skills, &standing.skills)
+            && slot.grantable()
+            && !standing.answered.contains(&index)
+            && !standing.skipped.contains(&index);
+        if !may {
+            return Ok(Outcome {
+                value: None,
+                effects,
+            });
+        }
+        let cap = self.rules.project.cap_ms();
+        let reservation = self.grant_for(number, index, now_ms, cap)?;
+        effects.push(Effect::ReservationInserted {
+            worker: self.worker(number)?.id.clone(),
+            reservation,
+        });
+        Ok(Outcome {
+            value: Some(reservation),
+            effects,
+        })
+    }
+
     /// Extends a live reservation by the project's time to live from now,
     /// up to its cap; the value is its new expiry.
     pub fn heartbeat(&mut self, worker: &str, task: i64, now_ms: i64) -> Result<Outcome<i64>> {
@@ -222,7 +269,12 @@ impl WorkState {
     }
 
     fn grant(&mut self, number: u32, task: u32, now_ms: i64) -> Result<Reservation> {
-        let (ttl, cap) = (self.rules.project.ttl_ms(), self.rules.project.cap_ms());
+        let ttl = self.rules.project.ttl_ms();
+        self.grant_for(number, task, now_ms, ttl)
+    }
+
+    fn grant_for(&mut self, number: u32, task: u32, now_ms: i64, ttl: i64) -> Result<Reservation> {
+        let cap = self.rules.project.cap_ms();
         let reservation = Reservation {
             task_id: self.tasks.id(task),
             created_at: now_ms,

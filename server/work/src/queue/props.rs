@@ -325,6 +325,7 @@ fn run(room: &Room, ops: &[Op]) -> Result<(), TestCaseError> {
                 let decision = Decision {
                     verdict,
                     agreement: vec![(worker(*at), true)],
+                    consensus: None,
                 };
                 match state.apply_decision(task, &decision, now) {
                     Ok(_) => prop_assert!(model.due.remove(&task), "a decision accepted twice"),

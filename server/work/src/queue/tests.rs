@@ -232,6 +232,7 @@ fn the_answer_reaching_the_target_makes_the_task_due_once() {
     let raise = Decision {
         verdict: Verdict::RaiseOverlap,
         agreement: vec![],
+        consensus: None,
     };
     assert_eq!(
         state.apply_decision(1, &raise, NOW).unwrap().value,
@@ -252,6 +253,7 @@ fn the_answer_reaching_the_target_makes_the_task_due_once() {
     let complete = Decision {
         verdict: Verdict::Complete,
         agreement: vec![("ann".into(), true)],
+        consensus: None,
     };
     assert_eq!(
         state.apply_decision(1, &complete, NOW).unwrap().value,
@@ -323,5 +325,42 @@ fn loading_finds_due_tasks_and_frees_second_reservations() {
     state.add_tasks(vec![task(0, &[], 3, 0)]).unwrap();
     assert_eq!(state.task_state(0), Ok(TaskState::Open));
     assert_eq!(state.task_state(3), Ok(TaskState::Open));
+    assert_eq!(state.check(), Ok(()));
+}
+
+#[test]
+fn assignment_grants_the_named_task_until_the_cap_and_one_at_a_time() {
+    let tasks = vec![
+        task(1, &[], 2, 0),
+        task(2, &["de"], 2, 0),
+        task(3, &[], 1, 1),
+    ];
+    let workers = vec![worker("ann", &[]), worker("bob", &["de"])];
+    let mut state = WorkState::load(project(), tasks, workers, vec![])
+        .unwrap()
+        .state;
+    // Unskilled for task 2; task 3 is full.
+    assert_eq!(state.assign("ann", 2, NOW).unwrap().value, None);
+    assert_eq!(state.assign("ann", 3, NOW).unwrap().value, None);
+    let assigned = state.assign("ann", 1, NOW).unwrap();
+    let reservation = assigned.value.unwrap();
+    assert_eq!(reservation.task_id, 1);
+    assert_eq!(reservation.expires_at, reservation.cap_at);
+    assert_eq!(assigned.effects.len(), 1);
+    // One reservation at a time, whether asked for or assigned.
+    assert_eq!(state.assign("ann", 1, NOW).unwrap().value, None);
+    assert!(matches!(
+        state.request("ann", 0.5, NOW).unwrap().value,
+        Grant::Held(_)
+    ));
+    assert_eq!(
+        state
+            .assign("bob", 2, NOW)
+            .unwrap()
+            .value
+            .map(|r| r.task_id),
+        Some(2)
+    );
+    assert!(state.assign("bob", 99, NOW).is_err(), "an unknown task");
     assert_eq!(state.check(), Ok(()));
 }
