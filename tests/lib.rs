@@ -269,3 +269,34 @@ macro_rules! both_stores {
         )+
     };
 }
+
+/// Waits until no task of `room` waits for its consensus decision: the
+/// consensus actor decides a task after the answer that brought it to its
+/// overlap target is acknowledged, so a test that looks at the decision
+/// (or asks for the raised overlap's next answer) waits for it. `token`
+/// lists tasks (the core team's). Returns the room's tasks.
+pub async fn decided(server: &TestServer, room: &str, token: &str) -> Vec<serde_json::Value> {
+    let url = server.http_url(&format!("/api/v1/rooms/{room}/tasks?limit=1000"));
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let listed = http::get(&url, Some(token)).await;
+        assert_eq!(listed.status, 200, "{}", listed.body);
+        let tasks = listed.json()["tasks"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let waiting = tasks.iter().any(|task| {
+            task["state"] == "open"
+                && task["gold"].is_null()
+                && task["answered"].as_i64() >= task["overlap_target"].as_i64()
+        });
+        if !waiting {
+            return tasks;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {room}'s decisions"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

@@ -212,7 +212,11 @@ pub async fn run(
         sessions.clone(),
         shutdown.clone(),
     ));
-    tracker.spawn(ledger_api::auto_approve(store.clone(), shutdown.clone()));
+    tracker.spawn(ledger_api::auto_approve(
+        store.clone(),
+        rooms.clone(),
+        shutdown.clone(),
+    ));
     let state = AppState {
         store: store.clone(),
         rooms,

@@ -4,7 +4,7 @@
 
 use crowdroom::auth::Role;
 use crowdroom_tests::client::LiveClient;
-use crowdroom_tests::{Backend, TestDb, TestServer, http};
+use crowdroom_tests::{Backend, TestDb, TestServer, decided, http};
 use serde_json::{Value, json};
 
 use super::work::{answer_next, quality_room, setup};
@@ -76,7 +76,8 @@ async fn onboarding_gold_comes_first_and_bad_workers_are_paused() {
     )
     .await;
     assert_eq!(lifted.json()["unpaused"], true);
-    assert!(bad.request("task.request", json!({})).await["result"]["task"].is_object());
+    let granted = bad.request("task.request", json!({})).await;
+    assert!(granted["result"]["task"].is_object(), "{granted}");
     // Workers cannot see the table.
     let token = server.token("r1", "good", Role::Worker).await;
     assert_eq!(
@@ -138,19 +139,28 @@ async fn consensus_completes_raises_overlap_or_escalates() {
     http::post_raw(&tasks_url, &owner, r#"[{"id":"agree","data":{}}]"#).await;
     answer_next(&mut workers[0], "pos").await;
     let (_, result) = answer_next(&mut workers[1], "pos").await;
-    assert_eq!(result["submitted"]["task_state"], "complete", "{result}");
+    // The acknowledgement never waits for the decision.
+    assert_eq!(result["submitted"]["task_state"], "deciding", "{result}");
+    let tasks = decided(&server, "r1", &owner).await;
+    assert_eq!(tasks[0]["state"], "complete", "{tasks:?}");
     // A tie is not broken: the overlap rises to 3; the third answer gives
     // 2:1, posterior 2/3 < 0.7 at the maximum overlap: review.
     http::post_raw(&tasks_url, &owner, r#"[{"id":"split","data":{}}]"#).await;
     answer_next(&mut workers[0], "pos").await;
-    let (_, result) = answer_next(&mut workers[1], "neg").await;
+    answer_next(&mut workers[1], "neg").await;
+    let tasks = decided(&server, "r1", &owner).await;
     assert_eq!(
-        result["submitted"]["task_state"], "open",
-        "a tie asks for one more answer: {result}"
+        (
+            tasks[1]["state"].as_str(),
+            tasks[1]["overlap_target"].as_i64()
+        ),
+        (Some("open"), Some(3)),
+        "a tie asks for one more answer: {tasks:?}"
     );
-    let (external, result) = answer_next(&mut workers[2], "pos").await;
+    let (external, _) = answer_next(&mut workers[2], "pos").await;
     assert_eq!(external, "split");
-    assert_eq!(result["submitted"]["task_state"], "review", "{result}");
+    let tasks = decided(&server, "r1", &owner).await;
+    assert_eq!(tasks[1]["state"], "review", "{tasks:?}");
     let export = http::get(
         &server.http_url("/api/v1/rooms/r1/export?format=json"),
         Some(&owner),
@@ -219,7 +229,8 @@ async fn decisions_are_written_into_the_task_document_and_reviews_are_final() {
     let mut wes = LiveClient::connect(&base, "r1", &token).await;
     // One newcomer's vote is 2/3 confident, below 0.7, at the maximum overlap: review.
     let (_, result) = answer_next(&mut wes, "pos").await;
-    assert_eq!(result["submitted"]["task_state"], "review", "{result}");
+    assert_eq!(result["submitted"]["task_state"], "deciding", "{result}");
+    assert_eq!(decided(&server, "r1", &owner).await[0]["state"], "review");
     let task = result["submitted"]["task_id"].as_i64().unwrap();
     // The core team opens the task's shared document: the server wrote the decision in.
     let mut doc = YjsClient::connect(&base, "r1", &format!("task-{task}"), &core).await;
@@ -590,5 +601,7 @@ pub(crate) async fn careful_workers_and_spammers(server: &TestServer) -> String 
             assert_eq!(submitted["ok"], true, "{submitted}");
         }
     }
+    // Every decision is in before the caller looks.
+    decided(server, "r1", &owner).await;
     owner
 }

@@ -34,7 +34,7 @@ async fn moderators_get_every_change_and_workers_once_a_second() {
         return;
     };
     let base = server.ws_url("");
-    setup(&server, "r1", 1, 300, 20).await;
+    let owner = setup(&server, "r1", 1, 300, 20).await;
     let wes = server.token("r1", "wes", Role::Worker).await;
     let mo = server.token("r1", "mo", Role::Moderator).await;
     let started = Instant::now();
@@ -61,6 +61,8 @@ async fn moderators_get_every_change_and_workers_once_a_second() {
             .await;
         assert_eq!(done["ok"], true, "{done}");
     }
+    // The queue stops moving once the last decisions are in.
+    crowdroom_tests::decided(&server, "r1", &owner).await;
     let expected = watcher.request("queue.get", json!({})).await["result"]["counts"].clone();
     assert_eq!(expected["answers"], 12, "{expected}");
     let patience = Duration::from_secs(10);

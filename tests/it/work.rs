@@ -9,7 +9,7 @@ use std::time::Duration;
 use crowdroom::auth::Role;
 use crowdroom_tests::client::LiveClient;
 use crowdroom_tests::process::ServerProcess;
-use crowdroom_tests::{Backend, TestDb, TestServer, both_stores, http};
+use crowdroom_tests::{Backend, TestDb, TestServer, both_stores, decided, http};
 use serde_json::{Value, json};
 
 both_stores! {
@@ -290,13 +290,7 @@ async fn many_workers_at_once(backend: Backend) {
     }
     let answers = crowd(vec![server.ws_url("")], tokens, usize::MAX).await;
     check_invariants(&answers);
-    let tasks = http::get(
-        &server.http_url("/api/v1/rooms/r1/tasks?limit=100"),
-        Some(&owner),
-    )
-    .await
-    .json();
-    for task in tasks["tasks"].as_array().unwrap() {
+    for task in &decided(&server, "r1", &owner).await {
         assert_eq!(
             (task["answered"].as_i64(), task["reserved"].as_i64()),
             (Some(OVERLAP as i64), Some(0)),

@@ -19,6 +19,7 @@ use super::{AppState, Caller, JsonBody, require};
 use crate::auth::Principal;
 use crate::error::{Error, Result};
 use crate::ids::UserId;
+use crate::rooms::RoomRegistry;
 use crate::store::{Action, LedgerEntry, LedgerEvent, LedgerSummary, Store};
 
 /// Longest reason, dispute message or bonus reason, in characters: a
@@ -47,7 +48,7 @@ const AUTO_APPROVE_EVERY: Duration = Duration::from_secs(5);
 /// every room that have waited out their delay (as the `system` actor).
 /// Reads of the ledger write nothing: a looping reader must not contend
 /// with the committer for the write lock.
-pub async fn auto_approve(store: Store, shutdown: CancellationToken) {
+pub async fn auto_approve(store: Store, rooms: RoomRegistry, shutdown: CancellationToken) {
     let mut every = tokio::time::interval(AUTO_APPROVE_EVERY);
     every.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -56,8 +57,13 @@ pub async fn auto_approve(store: Store, shutdown: CancellationToken) {
             _ = every.tick() => {}
         }
         match store.ledger_auto_approve_due().await {
-            Ok(0) => {}
-            Ok(approved) => tracing::debug!(approved, "ledger entries auto-approved"),
+            Ok(approved) => {
+                for (room, count) in approved {
+                    tracing::debug!(room_id = %room, count, "ledger entries auto-approved");
+                    // A loaded room holds its workers' earnings: it loads them again.
+                    rooms.queue_changed(&room).await;
+                }
+            }
             Err(error) => tracing::warn!(%error, "cannot auto-approve ledger entries"),
         }
     }
@@ -190,6 +196,8 @@ async fn act(
         .store
         .ledger_act(&me.room, entry, action, &me.user, reason.as_deref())
         .await?;
+    // The room's memory holds each worker's earnings: it loads them again.
+    state.rooms.queue_changed(&me.room).await;
     notify(&state, &me, &moved).await;
     Ok(Json(moved))
 }
@@ -238,6 +246,7 @@ async fn bonus(
         )
         .await?;
     if created {
+        state.rooms.queue_changed(&me.room).await;
         notify(&state, &me, &entry).await;
     }
     let status = if created {

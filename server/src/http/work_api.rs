@@ -71,6 +71,7 @@ async fn put_project(
     )?;
     config.validate()?;
     state.store.put_project(&me.room, &config).await?;
+    state.rooms.queue_changed(&me.room).await;
     Ok(Json(config))
 }
 
@@ -154,6 +155,7 @@ async fn put_tags(
         .store
         .set_member_tags(kind, &me.room, user, tags)
         .await?;
+    state.rooms.queue_changed(&me.room).await;
     Ok(Json(json!({ "user": user, kind.name(): tags })))
 }
 
@@ -301,6 +303,9 @@ async fn unpause_worker(
 
 /// Logs a pause or its end and tells the worker live (`worker.paused`).
 async fn paused_changed(state: &AppState, me: &Principal, user: &UserId, reason: Option<&str>) {
+    // Before the worker is told: the room reloads its work state first,
+    // and a request sent on hearing of the pause waits for that load.
+    state.rooms.queue_changed(&me.room).await;
     let action = if reason.is_some() { "pause" } else { "unpause" };
     if let Err(error) = state
         .store

@@ -320,7 +320,7 @@ impl RoomActor {
                 conn,
                 request,
                 outcome,
-            } => self.moderated(conn, &request, *outcome),
+            } => self.moderated(conn, &request, *outcome).await,
         }
         self.idle_since = None;
     }

@@ -17,8 +17,7 @@ use crate::auth::{Principal, Role};
 use crate::error::{CloseCode, Error, Result};
 use crate::ids::{ConnId, UserId, now_ms};
 use crate::protocol::{
-    self, AnnouncementSet, BanDone, Event, KickDone, LockSet, MuteSet, Op, ReleaseDone, RequestId,
-    RoomState,
+    self, AnnouncementSet, BanDone, Event, KickDone, LockSet, MuteSet, Op, RequestId, RoomState,
 };
 use crate::store::{Announcement, Mute, RoomModeration, Store};
 
@@ -115,9 +114,10 @@ pub enum Moderated {
         at: i64,
     },
     Announced(Option<Announcement>),
-    Released {
+    /// A release the actor may make: the room frees the reservation in
+    /// its memory and commits that (`work.rs`).
+    Release {
         user: UserId,
-        task: Option<i64>,
         by: UserId,
     },
 }
@@ -227,8 +227,7 @@ async fn perform(store: &Store, actor: &Principal, op: Op) -> Result<Moderated> 
         }
         Op::ModRelease { user } => {
             let user = target(store, actor, &user).await?;
-            let task = store.release_reservation(room, &by, &user).await?;
-            Ok(Moderated::Released { user, task, by })
+            Ok(Moderated::Release { user, by })
         }
         other => Err(Error::Internal(format!(
             "not a moderation request: {other:?}"
@@ -277,7 +276,7 @@ impl RoomActor {
     }
 
     /// Applies a committed action: reply first, then the events.
-    pub(super) fn moderated(
+    pub(super) async fn moderated(
         &mut self,
         conn: ConnId,
         request: &RequestId,
@@ -369,25 +368,8 @@ impl RoomActor {
                 self.live
                     .broadcast_all(&Event::RoomAnnouncement(announcement).frame());
             }
-            Moderated::Released { user, task, by } => {
-                self.live.reply(
-                    conn,
-                    protocol::ok_reply(
-                        request,
-                        &ReleaseDone {
-                            user: &user,
-                            task_id: task,
-                        },
-                    ),
-                );
-                if let Some(task_id) = task {
-                    let event = Event::TaskReleased { task_id, by: &by };
-                    self.live.send_to_user(&user, &event.frame());
-                }
-                // The release was written outside the room's memory: load
-                // it again, then show the worker their queue.
-                self.work_changed();
-                self.mine_after_load.push(user);
+            Moderated::Release { user, by } => {
+                self.release(conn, request.clone(), user, by).await;
             }
         }
     }

@@ -32,9 +32,10 @@ use super::actor::{Completion, Purpose, RoomActor};
 use crate::auth::Principal;
 use crate::conn::ConnTx;
 use crate::error::{Error, Result};
+use crate::ids::ConnId;
 use crate::ids::{UserId, now_ms};
 use crate::protocol::work::{AnswerAck, Answered, Expired, Extended, Skipped};
-use crate::protocol::{self, Event, Op, RequestId};
+use crate::protocol::{self, Event, Op, ReleaseDone, RequestId};
 use crate::store::{Loaded, WorkerTask, WriteOp, WriteOutcome};
 
 pub(super) use mine::{MineTo, Shown};
@@ -61,6 +62,15 @@ pub(super) enum Waiting {
         pairs: Vec<(UserId, i64)>,
         reply: AssignReply,
     },
+    Release(Release),
+}
+
+/// A moderator's release of a worker's reservation (`mod.release`).
+pub(super) struct Release {
+    conn: ConnId,
+    request: RequestId,
+    user: UserId,
+    by: UserId,
 }
 
 /// Where a batch assignment's grants go.
@@ -98,6 +108,10 @@ pub(super) enum WorkAck {
         granted: Vec<(UserId, Reservation)>,
         reply: AssignReply,
     },
+    Released {
+        release: Release,
+        task: Option<i64>,
+    },
     /// Decisions applied: publish them into the tasks' documents.
     Decided {
         decided: Vec<(i64, super::Decision)>,
@@ -111,7 +125,10 @@ impl WorkAck {
             | WorkAck::Extended { asker, .. }
             | WorkAck::Skipped { asker, .. }
             | WorkAck::Answered { asker, .. } => Some(asker),
-            WorkAck::Quiet | WorkAck::Decided { .. } | WorkAck::Assigned { .. } => None,
+            WorkAck::Quiet
+            | WorkAck::Decided { .. }
+            | WorkAck::Assigned { .. }
+            | WorkAck::Released { .. } => None,
         }
     }
 }
@@ -212,6 +229,7 @@ impl RoomActor {
                             op,
                         } => self.work_request(principal, tx, id, op).await,
                         Waiting::Assign { pairs, reply } => self.assign(pairs, reply).await,
+                        Waiting::Release(release) => self.release_now(release).await,
                     }
                 }
             }
@@ -225,6 +243,10 @@ impl RoomActor {
                             tx.send(protocol::error_reply(&id, &refused()));
                         }
                         Waiting::Assign { reply, .. } => _ = reply.send(Err(refused())),
+                        Waiting::Release(release) => self.live.reply(
+                            release.conn,
+                            protocol::error_reply(&release.request, &refused()),
+                        ),
                     }
                 }
             }
@@ -453,6 +475,10 @@ impl RoomActor {
                 tracing::warn!(room_id = %self.room, %error, "a work write failed; reloading the room's work");
                 match ack {
                     WorkAck::Assigned { reply, .. } => _ = reply.send(Err(error)),
+                    WorkAck::Released { release, .. } => self.live.reply(
+                        release.conn,
+                        protocol::error_reply(&release.request, &error),
+                    ),
                     ack => {
                         if let Some(asker) = ack.asker() {
                             asker.tx.send(protocol::error_reply(&asker.id, &error));
@@ -523,6 +549,7 @@ impl RoomActor {
                     self.decide(vec![due]);
                 }
             }
+            WorkAck::Released { release, task } => self.released(release, task),
             WorkAck::Assigned { granted, reply } => {
                 for (user, reservation) in &granted {
                     let event = Event::TaskAssigned { reservation }.frame();
@@ -616,6 +643,87 @@ impl RoomActor {
         }
         self.commit_work(effects, WorkAck::Assigned { granted, reply })
             .await;
+    }
+
+    /// A moderator frees a worker's reservation (`mod.release`, the rank
+    /// rules checked): in memory, committed, then everyone concerned told.
+    pub(super) async fn release(
+        &mut self,
+        conn: ConnId,
+        request: RequestId,
+        user: UserId,
+        by: UserId,
+    ) {
+        let release = Release {
+            conn,
+            request,
+            user,
+            by,
+        };
+        self.release_now(release).await;
+    }
+
+    async fn release_now(&mut self, release: Release) {
+        let WorkSlot::Ready(state) = &mut self.work else {
+            if let WorkSlot::Loading { waiting, .. } = &mut self.work {
+                waiting.push(Waiting::Release(release));
+            }
+            return;
+        };
+        match state.release(release.user.as_str()) {
+            Ok(Outcome { value, effects }) if effects.is_empty() => self.released(release, value),
+            Ok(Outcome { value, effects }) => {
+                self.shown.forget(&release.user);
+                let ack = WorkAck::Released {
+                    release,
+                    task: value,
+                };
+                self.commit_work(effects, ack).await;
+            }
+            Err(error) => {
+                let error = Error::from(error);
+                self.live.reply(
+                    release.conn,
+                    protocol::error_reply(&release.request, &error),
+                );
+            }
+        }
+    }
+
+    /// A release is committed: reply, tell the worker, log it.
+    fn released(&mut self, release: Release, task: Option<i64>) {
+        let Release {
+            conn,
+            request,
+            user,
+            by,
+        } = release;
+        let done = ReleaseDone {
+            user: &user,
+            task_id: task,
+        };
+        self.live.reply(conn, protocol::ok_reply(&request, &done));
+        if let Some(task_id) = task {
+            let event = Event::TaskReleased { task_id, by: &by };
+            self.live.send_to_user(&user, &event.frame());
+        }
+        self.push_mine(&user);
+        let (store, room) = (self.context.store.clone(), self.room.clone());
+        self.context.tracker.spawn(async move {
+            let detail = task.map(|task| format!("task {task}"));
+            let logged = store
+                .log_moderation(
+                    &room,
+                    &by,
+                    "release",
+                    Some(user.as_str()),
+                    detail.as_deref(),
+                )
+                .await;
+            if let Err(error) = logged {
+                tracing::warn!(room_id = %room, %error, "cannot log a release");
+            }
+        });
     }
 
     /// Frees the reservations expired by now; their holders are told once

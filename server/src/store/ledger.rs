@@ -314,7 +314,7 @@ impl Store {
     /// their project's `auto_approve_seconds`, as the `system` actor;
     /// returns how many. The rooms due are found in one statement (an
     /// index probe per project); only they are written.
-    pub async fn ledger_auto_approve_due(&self) -> Result<u64> {
+    pub async fn ledger_auto_approve_due(&self) -> Result<Vec<(RoomId, u64)>> {
         let delay = match self.backend {
             Backend::Sqlite => "json_extract(p.config, '$.auto_approve_seconds')",
             Backend::Postgres => "CAST(p.config AS JSON) ->> 'auto_approve_seconds'",
@@ -332,11 +332,14 @@ impl Store {
             .bind(now_ms())
             .fetch_all(&mut *self.conn().await?)
             .await?;
-        let mut approved = 0u64;
+        let mut approved = Vec::new();
         for row in &due {
             let room = RoomId::parse(&row.try_get::<String, _>("room_id")?)?;
             let delay_ms = saturating_round(row.try_get("delay_ms")?);
-            approved = approved.saturating_add(self.ledger_auto_approve(&room, delay_ms).await?);
+            let count = self.ledger_auto_approve(&room, delay_ms).await?;
+            if count > 0 {
+                approved.push((room, count));
+            }
         }
         Ok(approved)
     }

@@ -242,50 +242,6 @@ impl Store {
         Ok(revoked)
     }
 
-    /// Frees every reservation `user` holds in the room (expired ones not
-    /// yet swept too); returns the task of the live one, if any. The task
-    /// is offered again, to them as well.
-    pub async fn release_reservation(
-        &self,
-        room: &RoomId,
-        actor: &UserId,
-        user: &UserId,
-    ) -> Result<Option<i64>> {
-        let at = now_ms();
-        let mut tx = self.begin_write().await?;
-        let rows = sqlx::query(
-            "DELETE FROM reservations WHERE room_id = $1 AND worker_id = $2 RETURNING task_id, expires_at",
-        )
-        .bind(room.as_str())
-        .bind(user.as_str())
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut live = None;
-        for row in &rows {
-            let task: i64 = row.try_get("task_id")?;
-            if row.try_get::<i64, _>("expires_at")? > at {
-                live = Some(task);
-            }
-            sqlx::query("UPDATE tasks SET reserved = reserved - 1 WHERE id = $1")
-                .bind(task)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let detail = live.map(|task| format!("task {task}"));
-        log(
-            &mut tx,
-            room,
-            actor,
-            "release",
-            Some(user.as_str()),
-            detail.as_deref(),
-            at,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(live)
-    }
-
     /// Logs an action whose effect is not in the store (a kick, a pause
     /// made elsewhere).
     pub async fn log_moderation(

@@ -221,7 +221,7 @@ async fn amounts_capped_and_sums_saturate(backend: Backend) {
     let Some(server) = TestServer::start(backend).await else {
         return;
     };
-    let (owner, _worker, mut wes) = room_with_answers(&server, "r1", 20_000, 86_400, 1).await;
+    let (owner, worker, wes) = room_with_answers(&server, "r1", 20_000, 86_400, 1).await;
     let url = "/api/v1/rooms/r1/ledger/bonus";
     for (amount, key) in [(9_000_000_000_000_000_000, "huge"), (MAX_BONUS + 1, "over")] {
         let refused = post(&server, url, &owner, Some(bonus("wes", amount, key))).await;
@@ -292,6 +292,14 @@ async fn amounts_capped_and_sums_saturate(backend: Backend) {
         (Some(i64::MAX), Some(20_000)),
         "{line}"
     );
+    // The room holds its workers' earnings in memory, loaded when it
+    // starts: as after a restart, it loads these rows once it has unloaded.
+    drop(wes);
+    eventually("the room unloads", || async {
+        server.metric("crowdroom_rooms_loaded").await == 0.0
+    })
+    .await;
+    let mut wes = LiveClient::connect(&server.ws_url(""), "r1", &worker).await;
     let queue = wes.request("queue.get", json!({})).await;
     assert_eq!(queue["ok"], true, "{queue}");
     let earnings = &queue["result"]["progress"]["earnings"];
