@@ -143,13 +143,12 @@ async fn main() -> anyhow::Result<()> {
             "run {run}: load_work {:.2} s ({task_rows} tasks, {worker_rows} workers, \
              {reservation_rows} reservations), WorkState::load {:.2} s, total {:.2} s; \
              state ~{:.1} MB (heap_bytes); resident {before:.0} MB before, {with_rows:.0} MB \
-             with the rows, {after:.0} MB with the state; {} due, {} effects; counts {counts:?}",
+             with the rows, {after:.0} MB with the state; {} due; counts {counts:?}",
             read.as_secs_f64(),
             state.as_secs_f64(),
             started.elapsed().as_secs_f64(),
             loaded.state.heap_bytes() as f64 / 1e6,
             loaded.due.len(),
-            loaded.effects.len(),
         );
     }
     store.close().await;

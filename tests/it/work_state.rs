@@ -188,7 +188,6 @@ async fn loaded_state(backend: Backend) {
     let rows = store.load_work(&room).await.unwrap();
     let now = now_ms();
     let loaded = rows.clone().into_state().unwrap();
-    assert!(loaded.effects.is_empty(), "{:?}", loaded.effects);
     let mut state = loaded.state;
     assert_eq!(state.project().overlap_min, 2);
 
@@ -251,7 +250,7 @@ async fn loaded_state(backend: Backend) {
     for name in WORKERS {
         let user = UserId::parse(name).unwrap();
         let view = state.view(name, now);
-        let stored = stored_view(&store, &mut conn, &room, &user, now).await;
+        let stored = stored_view(store, &mut conn, &room, &user, now).await;
         assert_eq!(
             view.reservation.map(|held| (held.task_id, held.expires_at)),
             stored.reservation,
@@ -335,7 +334,7 @@ async fn loaded_state(backend: Backend) {
                 Grant::Held(held) => {
                     // Ann holds a reservation: memory gives it back, as SQL does.
                     let user = UserId::parse(name).unwrap();
-                    let stored = stored_view(&store, &mut conn, &room, &user, now).await;
+                    let stored = stored_view(store, &mut conn, &room, &user, now).await;
                     assert_eq!(Some(held.task_id), stored.reservation.map(|r| r.0));
                     // Given back, SQL could grant it to them again.
                     state.release(name).unwrap();

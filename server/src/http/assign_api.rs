@@ -2,9 +2,9 @@
 //! with known capacity (docs/API.md). The optimal assignment is computed by
 //! [`crowdroom_work::assign`]; the room then grants each chosen pair from
 //! its memory under the queue's rules (`WorkState::assign`), so the overlap
-//! invariants hold even if workers take tasks at the same time. A worker
-//! holds one reservation at a time, assigned or asked for: a member's
-//! capacity ranks the plan, and what they are granted now is one task.
+//! invariants hold even if workers take tasks at the same time. A member
+//! may hold several assigned tasks (their capacity); asking for work
+//! returns the oldest they hold.
 
 use axum::Json;
 use axum::extract::State;
@@ -185,8 +185,7 @@ pub async fn assign_tasks(
         .await
         .map_err(|error| Error::Internal(format!("assignment: {error}")))?;
     // The room grants the plan from its memory, under the queue's rules
-    // as they stand now: a slot taken meanwhile, or a member who already
-    // holds a reservation (one at a time), is simply not assigned.
+    // as they stand now: a slot taken meanwhile is simply not assigned.
     let planned: Vec<(UserId, i64)> = pairs
         .into_iter()
         .filter_map(|(member, task)| Some((users.get(member)?.clone(), tasks.get(task)?.id)))

@@ -205,17 +205,10 @@ impl RoomActor {
         let waiting = std::mem::take(waiting);
         match loaded {
             Ok(loaded) => {
-                let Loaded {
-                    state,
-                    due,
-                    effects,
-                } = *loaded;
+                let Loaded { state, due } = *loaded;
                 self.work = WorkSlot::Ready(Box::new(state));
                 self.work_load_failed = false;
                 self.queue_dirty = true;
-                if !effects.is_empty() {
-                    self.commit_work(effects, WorkAck::Quiet).await;
-                }
                 self.decide(due);
                 for user in std::mem::take(&mut self.mine_after_load) {
                     self.push_mine(&user);
@@ -371,7 +364,7 @@ impl RoomActor {
                             data,
                         }
                     },
-                    |error| Completion::Failed(error),
+                    Completion::Failed,
                 );
                 return;
             }
@@ -614,7 +607,7 @@ impl RoomActor {
     }
 
     /// Grants batch-assigned tasks (`http/assign_api.rs` plans them):
-    /// each pair the queue's rules still allow, one reservation per worker.
+    /// each pair the queue's rules still allow.
     pub(super) async fn assign(&mut self, pairs: Vec<(UserId, i64)>, reply: AssignReply) {
         let WorkSlot::Ready(state) = &mut self.work else {
             if let WorkSlot::Loading { waiting, .. } = &mut self.work {

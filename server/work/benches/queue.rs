@@ -143,6 +143,7 @@ fn answer_one(
         let decision = Decision {
             verdict: Verdict::Complete,
             agreement: Vec::new(),
+            consensus: None,
         };
         assert!(state.apply_decision(due.task, &decision, now + 1).is_ok());
         let task = TaskRow {

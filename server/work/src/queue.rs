@@ -12,9 +12,10 @@
 //! drop this state and load it again (crash-only), never patch it.
 //!
 //! Invariants, kept by every operation and checked after each step of
-//! random operation sequences (`queue/props.rs`): a worker holds at most
-//! one reservation; a (task, worker) pair is never reserved or answered
-//! twice; `reserved + answered <= target` for every task; a task reaching
+//! random operation sequences (`queue/props.rs`): a worker asks for one
+//! task at a time (a request while holding one returns it; only a batch
+//! assignment grants more); a (task, worker) pair is never reserved or
+//! answered twice; `reserved + answered <= target` for every task; a task reaching
 //! its target is due exactly once and accepts one decision, and is never
 //! granted meanwhile; a paused worker, or one missing a task's skills, is
 //! never granted it; a skipped task is never granted again to its skipper;
@@ -169,14 +170,12 @@ struct Rules {
     required: Vec<u32>,
 }
 
-/// A loaded room: its state, the tasks found at their target without a
-/// decision (due: hand them to the consensus actor), and the effects that
-/// loading decided (duplicate reservations freed).
+/// A loaded room: its state, and the tasks found at their target without
+/// a decision (due: hand them to the consensus actor).
 #[derive(Debug)]
 pub struct Loaded {
     pub state: WorkState,
     pub due: Vec<Due>,
-    pub effects: Vec<Effect>,
 }
 
 /// One room's work state. See the module docs.
@@ -190,8 +189,8 @@ pub struct WorkState {
     tasks: Tasks,
     workers: Vec<Worker>,
     worker_numbers: HashMap<WorkerId, u32>,
-    /// Every reservation by (expiry, worker): a sweep pops the front.
-    expiries: BTreeSet<(i64, u32)>,
+    /// Every reservation by (expiry, worker, task): a sweep pops the front.
+    expiries: BTreeSet<(i64, u32, u32)>,
     /// Tasks per state, in [`TaskState`]'s order.
     states: [i64; 5],
     answers: i64,
@@ -228,8 +227,7 @@ impl WorkState {
     }
 
     /// Builds a room's state from its rows. Reservations of unknown tasks
-    /// are ignored (the store's foreign keys have none); a worker's second
-    /// reservation is freed (an effect to commit).
+    /// are ignored (the store's foreign keys have none).
     pub fn load(
         project: ProjectConfig,
         mut tasks: Vec<TaskRow>,
@@ -243,7 +241,6 @@ impl WorkState {
             state.load_worker(row);
         }
         reservations.sort_by_key(|row| (row.reservation.created_at, row.reservation.task_id));
-        let mut effects = Vec::new();
         for row in reservations {
             let Ok(task) = state.tasks.find(row.reservation.task_id) else {
                 continue;
@@ -252,25 +249,19 @@ impl WorkState {
             let Some(standing) = state.workers.get_mut(worker as usize) else {
                 continue;
             };
-            if standing.held.is_some() {
-                effects.push(Effect::ReservationDeleted {
-                    task: row.reservation.task_id,
-                    worker: standing.id.clone(),
-                    why: Freed::Duplicate,
-                });
+            // (task, worker) is the store's key: never twice.
+            if standing.held.iter().any(|(held, _)| *held == task) {
                 continue;
             }
-            standing.held = Some((task, row.reservation));
-            state.expiries.insert((row.reservation.expires_at, worker));
+            standing.held.push((task, row.reservation));
+            state
+                .expiries
+                .insert((row.reservation.expires_at, worker, task));
             state
                 .tasks
                 .update(task, |slot| slot.reserved = slot.reserved.saturating_add(1))?;
         }
-        Ok(Loaded {
-            state,
-            due,
-            effects,
-        })
+        Ok(Loaded { state, due })
     }
 
     /// Adds tasks (imported while the room runs, or loaded); returns those
@@ -335,7 +326,7 @@ impl WorkState {
     pub fn counts(&self, now_ms: i64) -> Counts {
         let [open, deciding, complete, review, rejected] = self.states;
         let held = i64::try_from(self.expiries.len()).unwrap_or(i64::MAX);
-        let expired = self.expiries.range(..=(now_ms, u32::MAX)).count();
+        let expired = self.expiries.range(..=(now_ms, u32::MAX, u32::MAX)).count();
         Counts {
             total: open + deciding + complete + review + rejected,
             open: open + deciding,

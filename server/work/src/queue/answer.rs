@@ -57,18 +57,20 @@ impl WorkState {
         let number = self.known_worker(worker).map_err(|_| lost())?;
         let index = self.tasks.find(task)?;
         let standing = self.worker(number)?;
-        let reservation = match standing.held {
-            Some((held, reservation)) if held == index && reservation.expires_at > now_ms => {
-                reservation
-            }
-            _ => return Err(lost()),
+        let Some(at) = standing
+            .held
+            .iter()
+            .position(|(held, reservation)| *held == index && reservation.expires_at > now_ms)
+        else {
+            return Err(lost());
         };
         if standing.answered.contains(&index) {
             return Err(Error::State("this task is already answered".into()));
         }
         let worker_id = standing.id.clone();
-        self.worker_mut(number)?.held = None;
-        self.expiries.remove(&(reservation.expires_at, number));
+        let (_, reservation) = self.worker_mut(number)?.held.remove(at);
+        self.expiries
+            .remove(&(reservation.expires_at, number, index));
         let slot = self.tasks.update(index, |slot| {
             slot.reserved = slot.reserved.saturating_sub(1);
             slot.answered = slot.answered.saturating_add(1);

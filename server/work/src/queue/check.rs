@@ -25,7 +25,7 @@ impl WorkState {
                     .ok_or("answer of no task")?;
                 *count += 1;
             }
-            if let Some((task, reservation)) = worker.held {
+            for &(task, reservation) in &worker.held {
                 if worker.answered.contains(&task) {
                     return Err(format!("{} holds task {task} they answered", worker.id));
                 }
@@ -36,7 +36,7 @@ impl WorkState {
                     .get_mut(task as usize)
                     .ok_or("reservation of no task")?;
                 *count += 1;
-                expiries.insert((reservation.expires_at, number));
+                expiries.insert((reservation.expires_at, number, task));
             }
         }
         if expiries != self.expiries {

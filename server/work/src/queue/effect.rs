@@ -29,9 +29,6 @@ pub enum Freed {
     Skipped,
     /// A moderator freed it.
     Released,
-    /// Loaded as a worker's second reservation (an older server's batch
-    /// assignment could grant several): a worker holds one.
-    Duplicate,
 }
 
 /// One durable change, for the committer.

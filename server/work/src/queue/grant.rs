@@ -43,8 +43,8 @@ impl WorkState {
         let number = self.worker_number(worker);
         let standing = self.worker(number)?;
         let refused = |refusal| Grant::Refused(refusal);
-        let value = if let Some((_, reservation)) = standing.held {
-            Grant::Held(reservation)
+        let value = if let Some((_, reservation)) = standing.held.first() {
+            Grant::Held(*reservation)
         } else if let Some(reason) = &standing.paused {
             refused(Refusal::Paused(reason.to_string()))
         } else if !is_subset(&self.rules.required, &standing.skills) {
@@ -87,10 +87,11 @@ impl WorkState {
     }
 
     /// Grants a worker one named task (batch assignment, planned by
-    /// [`crate::assign`]) until the project's reservation cap: the rules of
-    /// a request's grant, for this task only. None when they hold a
-    /// reservation already (one at a time), are paused or unskilled, or the
-    /// task has no slot for them.
+    /// [`crate::assign`] within each member's capacity) until the
+    /// project's reservation cap: the rules of a request's grant, for this
+    /// task only. None when they are paused or unskilled, hold it already,
+    /// or the task has no slot for them. A worker may hold several
+    /// assigned tasks; a request returns the oldest they hold.
     pub fn assign(
         &mut self,
         worker: &str,
@@ -108,7 +109,7 @@ impl WorkState {
             .groups
             .get(slot.group as usize)
             .map_or(&[][..], |group| self.skill_sets.get(group.skills));
-        let may = standing.held.is_none()
+        let may = !standing.held.iter().any(|(held, _)| *held == index)
             && standing.paused.is_none()
             && is_subset(&self.rules.required, &standing.skills)
             && is_subset(skills, &standing.skills)
@@ -140,18 +141,19 @@ impl WorkState {
         let index = self.tasks.find(task)?;
         let ttl = self.rules.project.ttl_ms();
         let standing = self.worker_mut(number)?;
-        let Some((held, reservation)) = standing.held.as_mut() else {
+        let Some((_, reservation)) = standing
+            .held
+            .iter_mut()
+            .find(|(held, reservation)| *held == index && reservation.expires_at > now_ms)
+        else {
             return Err(Error::NotFound("live reservation"));
         };
-        if *held != index || reservation.expires_at <= now_ms {
-            return Err(Error::NotFound("live reservation"));
-        }
         let before = reservation.expires_at;
         reservation.expires_at = now_ms.saturating_add(ttl).min(reservation.cap_at);
         let expires_at = reservation.expires_at;
         let id = standing.id.clone();
-        self.expiries.remove(&(before, number));
-        self.expiries.insert((expires_at, number));
+        self.expiries.remove(&(before, number, index));
+        self.expiries.insert((expires_at, number, index));
         Ok(Outcome {
             value: expires_at,
             effects: vec![Effect::ReservationExtended {
@@ -167,10 +169,9 @@ impl WorkState {
     pub fn skip(&mut self, worker: &str, task: i64, now_ms: i64) -> Result<Outcome<()>> {
         let number = self.known_worker(worker)?;
         let index = self.tasks.find(task)?;
-        if self.worker(number)?.held.map(|(held, _)| held) != Some(index) {
+        if self.free(number, index)?.is_none() {
             return Err(Error::NotFound("reservation"));
         }
-        self.free(number)?;
         let standing = self.worker_mut(number)?;
         standing.skipped.insert(index);
         let worker = standing.id.clone();
@@ -191,9 +192,9 @@ impl WorkState {
         })
     }
 
-    /// Frees a worker's reservation (a moderator's decision); the value is
-    /// its task, None if they held none. The task may be granted to them
-    /// again.
+    /// Frees a worker's reservations (a moderator's decision); the value is
+    /// the task of the oldest, None if they held none. The tasks may be
+    /// granted to them again.
     pub fn release(&mut self, worker: &str) -> Result<Outcome<Option<i64>>> {
         let Ok(number) = self.known_worker(worker) else {
             return Ok(Outcome {
@@ -201,20 +202,27 @@ impl WorkState {
                 effects: Vec::new(),
             });
         };
-        let Some((_, reservation)) = self.free(number)? else {
-            return Ok(Outcome {
-                value: None,
-                effects: Vec::new(),
-            });
-        };
-        Ok(Outcome {
-            value: Some(reservation.task_id),
-            effects: vec![Effect::ReservationDeleted {
-                task: reservation.task_id,
-                worker: self.worker(number)?.id.clone(),
-                why: Freed::Released,
-            }],
-        })
+        let held: Vec<u32> = self
+            .worker(number)?
+            .held
+            .iter()
+            .map(|(task, _)| *task)
+            .collect();
+        let mut effects = Vec::with_capacity(held.len());
+        for task in held {
+            if let Some(reservation) = self.free(number, task)? {
+                effects.push(Effect::ReservationDeleted {
+                    task: reservation.task_id,
+                    worker: self.worker(number)?.id.clone(),
+                    why: Freed::Released,
+                });
+            }
+        }
+        let value = effects.first().and_then(|effect| match effect {
+            Effect::ReservationDeleted { task, .. } => Some(*task),
+            _ => None,
+        });
+        Ok(Outcome { value, effects })
     }
 
     /// Frees every reservation expired at `now_ms`; the value is each one's
@@ -234,15 +242,17 @@ impl WorkState {
 
     /// Whether any reservation has expired at `now_ms` (a sweep is due).
     pub fn has_expired(&self, now_ms: i64) -> bool {
-        self.expiries.first().is_some_and(|(at, _)| *at <= now_ms)
+        self.expiries
+            .first()
+            .is_some_and(|(at, _, _)| *at <= now_ms)
     }
 
     fn sweep_into(&mut self, now_ms: i64, effects: &mut Vec<Effect>) -> Result<()> {
-        while let Some(&(at, number)) = self.expiries.first()
+        while let Some(&(at, number, task)) = self.expiries.first()
             && at <= now_ms
         {
-            let freed = self.free(number)?;
-            if let Some((_, reservation)) = freed {
+            let freed = self.free(number, task)?;
+            if let Some(reservation) = freed {
                 effects.push(Effect::ReservationDeleted {
                     task: reservation.task_id,
                     worker: self.worker(number)?.id.clone(),
@@ -251,21 +261,25 @@ impl WorkState {
             } else {
                 // Not held (cannot happen: every entry is a reservation);
                 // dropped so the sweep ends.
-                self.expiries.remove(&(at, number));
+                self.expiries.remove(&(at, number, task));
             }
         }
         Ok(())
     }
 
-    /// Takes away a worker's reservation, expired or not, and frees its slot.
-    pub(super) fn free(&mut self, number: u32) -> Result<Option<(u32, Reservation)>> {
-        let held = self.worker_mut(number)?.held.take();
-        if let Some((task, reservation)) = held {
-            self.expiries.remove(&(reservation.expires_at, number));
-            self.tasks
-                .update(task, |slot| slot.reserved = slot.reserved.saturating_sub(1))?;
-        }
-        Ok(held)
+    /// Takes away a worker's reservation of `task`, expired or not, and
+    /// frees its slot.
+    pub(super) fn free(&mut self, number: u32, task: u32) -> Result<Option<Reservation>> {
+        let standing = self.worker_mut(number)?;
+        let Some(at) = standing.held.iter().position(|(held, _)| *held == task) else {
+            return Ok(None);
+        };
+        let (_, reservation) = standing.held.remove(at);
+        self.expiries
+            .remove(&(reservation.expires_at, number, task));
+        self.tasks
+            .update(task, |slot| slot.reserved = slot.reserved.saturating_sub(1))?;
+        Ok(Some(reservation))
     }
 
     fn grant(&mut self, number: u32, task: u32, now_ms: i64) -> Result<Reservation> {
@@ -283,8 +297,12 @@ impl WorkState {
         };
         self.tasks
             .update(task, |slot| slot.reserved = slot.reserved.saturating_add(1))?;
-        self.worker_mut(number)?.held = Some((task, reservation));
-        self.expiries.insert((reservation.expires_at, number));
+        // Oldest first, as a load orders them: by creation, then task id.
+        let held = &mut self.worker_mut(number)?.held;
+        let order = |r: &Reservation| (r.created_at, r.task_id);
+        let at = held.partition_point(|(_, other)| order(other) <= order(&reservation));
+        held.insert(at, (task, reservation));
+        self.expiries.insert((reservation.expires_at, number, task));
         Ok(reservation)
     }
 }

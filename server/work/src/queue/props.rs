@@ -64,6 +64,7 @@ enum Op {
     Sweep,
     Decide(usize, u8),
     Release(usize),
+    Assign(usize, usize),
     Pause(usize),
     Unpause(usize),
     SetSkills(usize, u8),
@@ -104,6 +105,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Sweep),
         3 => (0_usize..9, 0_u8..3).prop_map(|(t, verdict)| Op::Decide(t, verdict)),
         1 => who.clone().prop_map(Op::Release),
+        2 => (who.clone(), 0_usize..9).prop_map(|(w, t)| Op::Assign(w, t)),
         1 => who.clone().prop_map(Op::Pause),
         1 => who.clone().prop_map(Op::Unpause),
         1 => (who, 0_u8..8).prop_map(|(w, mask)| Op::SetSkills(w, mask)),
@@ -280,7 +282,9 @@ fn run(room: &Room, ops: &[Op]) -> Result<(), TestCaseError> {
                 let held = state
                     .worker(state.known_worker(&who).unwrap())
                     .unwrap()
-                    .held;
+                    .held
+                    .first()
+                    .copied();
                 let task = task
                     .map(task_at)
                     .or(held.map(|(_, r)| r.task_id))
@@ -334,6 +338,21 @@ fn run(room: &Room, ops: &[Op]) -> Result<(), TestCaseError> {
                 }
             }
             Op::Release(at) => _ = state.release(&worker(*at)).unwrap(),
+            Op::Assign(at, task) => {
+                let (who, task) = (worker(*at), task_at(*task));
+                if let Some(reservation) = state.assign(&who, task, now).unwrap().value {
+                    prop_assert_eq!(reservation.task_id, task);
+                    prop_assert!(!model.paused.contains(&who), "a paused worker was assigned");
+                    prop_assert!(
+                        !model.skipped.contains(&(task, who.clone())),
+                        "skipped task assigned"
+                    );
+                    prop_assert!(
+                        !model.answered.contains(&(task, who.clone())),
+                        "answered task assigned"
+                    );
+                }
+            }
             Op::Pause(at) => {
                 state.pause(&worker(*at), "moderator", now).unwrap();
                 model.paused.insert(worker(*at));
@@ -443,7 +462,7 @@ impl WorkState {
                     number as u32,
                     worker.answered.iter().map(|t| self.tasks.id(*t)).collect(),
                 );
-                if let Some((_, reservation)) = worker.held {
+                for &(_, reservation) in &worker.held {
                     reservations.push(ReservationRow {
                         worker: worker.id.to_string(),
                         reservation,

@@ -24,8 +24,10 @@ pub(crate) struct Worker {
     pub paused: Option<Box<str>>,
     pub answered: HashSet<u32>,
     pub skipped: HashSet<u32>,
-    /// Their reservation (task index), expired but not swept included.
-    pub held: Option<(u32, Reservation)>,
+    /// Their reservations (task index), oldest first, expired but not
+    /// swept included: the one they asked for, or what a batch assignment
+    /// gave them (a worker asks for one task at a time).
+    pub held: Vec<(u32, Reservation)>,
     pub earnings: Earnings,
     /// The groups whose skill set they have, among the first
     /// `groups_seen` groups (groups are only ever added).
@@ -44,7 +46,7 @@ impl Worker {
             paused: None,
             answered: HashSet::new(),
             skipped: HashSet::new(),
-            held: None,
+            held: Vec::new(),
             earnings: Earnings::default(),
             eligible: Vec::new(),
             groups_seen: 0,
@@ -246,8 +248,9 @@ impl WorkState {
         WorkerView {
             reservation: standing
                 .held
-                .map(|(_, reservation)| reservation)
-                .filter(|reservation| reservation.expires_at > now_ms),
+                .iter()
+                .map(|(_, reservation)| *reservation)
+                .find(|reservation| reservation.expires_at > now_ms),
             answers: standing.overall.answers,
             record: standing.overall,
             paused: standing.paused.as_deref().map(str::to_owned),

@@ -292,7 +292,7 @@ fn fast_answers_pause_their_worker_and_pay_is_booked_pending() {
 }
 
 #[test]
-fn loading_finds_due_tasks_and_frees_second_reservations() {
+fn loading_finds_due_tasks_and_keeps_every_reservation() {
     let reservation = |task_id, created_at| ReservationRow {
         worker: "ann".into(),
         reservation: Reservation {
@@ -311,8 +311,8 @@ fn loading_finds_due_tasks_and_frees_second_reservations() {
     )
     .unwrap();
     assert_eq!(loaded.due, vec![Due { task: 1, target: 2 }]);
-    assert_eq!(loaded.effects.len(), 1, "the second reservation is freed");
     let mut state = loaded.state;
+    assert_eq!(state.counts(NOW).reserved, 2, "both are kept");
     assert_eq!(
         state.view("ann", NOW).reservation.map(|r| r.task_id),
         Some(2)
@@ -329,7 +329,7 @@ fn loading_finds_due_tasks_and_frees_second_reservations() {
 }
 
 #[test]
-fn assignment_grants_the_named_task_until_the_cap_and_one_at_a_time() {
+fn assignment_grants_named_tasks_until_the_cap_several_at_a_time() {
     let tasks = vec![
         task(1, &[], 2, 0),
         task(2, &["de"], 2, 0),
@@ -339,28 +339,35 @@ fn assignment_grants_the_named_task_until_the_cap_and_one_at_a_time() {
     let mut state = WorkState::load(project(), tasks, workers, vec![])
         .unwrap()
         .state;
-    // Unskilled for task 2; task 3 is full.
+    // Unskilled for task 2; task 3 is full; task 99 does not exist.
     assert_eq!(state.assign("ann", 2, NOW).unwrap().value, None);
     assert_eq!(state.assign("ann", 3, NOW).unwrap().value, None);
+    assert!(state.assign("ann", 99, NOW).is_err());
     let assigned = state.assign("ann", 1, NOW).unwrap();
     let reservation = assigned.value.unwrap();
     assert_eq!(reservation.task_id, 1);
     assert_eq!(reservation.expires_at, reservation.cap_at);
     assert_eq!(assigned.effects.len(), 1);
-    // One reservation at a time, whether asked for or assigned.
+    // Never the same task twice; a request returns what they hold.
     assert_eq!(state.assign("ann", 1, NOW).unwrap().value, None);
-    assert!(matches!(
-        state.request("ann", 0.5, NOW).unwrap().value,
-        Grant::Held(_)
-    ));
     assert_eq!(
-        state
-            .assign("bob", 2, NOW)
+        state.request("ann", 0.5, NOW).unwrap().value,
+        Grant::Held(reservation)
+    );
+    // Several assigned tasks at once, each answered or skipped on its own.
+    let task_of = |outcome: Result<Outcome<Option<Reservation>>>| {
+        outcome
             .unwrap()
             .value
-            .map(|r| r.task_id),
-        Some(2)
-    );
-    assert!(state.assign("bob", 99, NOW).is_err(), "an unknown task");
+            .map(|reservation| reservation.task_id)
+    };
+    assert_eq!(task_of(state.assign("bob", 2, NOW)), Some(2));
+    assert_eq!(task_of(state.assign("bob", 1, NOW)), Some(1));
+    assert_eq!(state.counts(NOW).reserved, 3);
+    assert_eq!(state.check(), Ok(()));
+    state.submit("bob", 1, &json!("x"), NOW + 1).unwrap();
+    state.skip("bob", 2, NOW + 1).unwrap();
+    assert_eq!(state.view("bob", NOW + 1).reservation, None);
+    assert_eq!(state.counts(NOW + 1).reserved, 1);
     assert_eq!(state.check(), Ok(()));
 }
