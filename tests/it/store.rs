@@ -17,6 +17,7 @@ both_stores! {
     documents_append_checkpoint_load => documents;
     batches_isolate_refusals => batches;
     work_effects_commit_what_memory_decided => work_effects;
+    a_raised_target_and_its_new_slot_commit_together => raised_target;
 }
 
 async fn open(backend: Backend) -> Option<(TestDb, Store)> {
@@ -398,4 +399,63 @@ async fn work_effects(backend: Backend) {
     commit(&store, &room, paused.effects).await;
     let quality = store.worker_quality(&room, &ann).await.unwrap();
     assert_eq!(quality.paused.as_deref(), Some("spot check"));
+}
+
+async fn raised_target(backend: Backend) {
+    let Some((_db, store)) = open(backend).await else {
+        return;
+    };
+    let room = RoomId::parse("r").unwrap();
+    store.create_room(&room, "Room").await.unwrap();
+    let project = ProjectConfig {
+        overlap_min: 1,
+        overlap_max: 3,
+        onboarding_gold: 0,
+        gold_rate: 0.0,
+        min_lead_time_ms: 0,
+        ..ProjectConfig::default()
+    };
+    store.put_project(&room, &project).await.unwrap();
+    let task = NewTask {
+        id: "t1".into(),
+        data: json!({}),
+        skills: Vec::new(),
+        gold: None,
+        tags: Vec::new(),
+    };
+    store.insert_tasks(&room, &[task], 1).await.unwrap();
+    let now = crowdroom::ids::now_ms();
+    let mut state = load(&store, &room).await;
+    let granted = state.request("ann", 0.5, now).unwrap();
+    let Grant::Granted(reservation) = granted.value else {
+        panic!("{granted:?}")
+    };
+    let task = reservation.task_id;
+    let mut effects = granted.effects;
+    let submitted = state.submit("ann", task, &json!("x"), now + 1).unwrap();
+    let due = submitted.value.due.expect("at its target");
+    effects.extend(submitted.effects);
+    commit(&store, &room, effects).await;
+    // The decision raises the target and Bob takes the new slot: both in
+    // one batch, the raise queued first (as the room queues them).
+    let raise = crowdroom_work::queue::Decision {
+        verdict: crowdroom_work::queue::Verdict::RaiseOverlap,
+        agreement: Vec::new(),
+        consensus: None,
+    };
+    let raised = state.apply_decision(due.task, &raise, now + 2).unwrap();
+    let bob = state.request("bob", 0.5, now + 3).unwrap();
+    assert!(matches!(bob.value, Grant::Granted(_)), "{bob:?}");
+    let ops = [raised.effects, bob.effects].map(|effects| WriteOp::Work {
+        room: room.clone(),
+        effects,
+    });
+    let outcomes = store.write_batch(&ops).await.unwrap();
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    let loaded = load(&store, &room).await;
+    assert_eq!(loaded.counts(now + 3), state.counts(now + 3));
+    assert_eq!(
+        loaded.view("bob", now + 3).reservation.map(|r| r.task_id),
+        Some(task)
+    );
 }

@@ -285,6 +285,20 @@ async fn write_counters(
     counters: &BTreeMap<i64, (i64, i64)>,
     targets: &BTreeMap<i64, i64>,
 ) -> Result<()> {
+    // Raised targets first: a slot a raise opened may be taken in the same
+    // run, and the tasks' CHECK holds after every statement.
+    let targets: Vec<(&i64, &i64)> = targets.iter().collect();
+    for chunk in targets.chunks(CHUNK) {
+        let sql = format!(
+            "UPDATE tasks SET overlap_target = d.column2 FROM (VALUES {}) AS d WHERE tasks.id = d.column1",
+            sql::rows(chunk.len(), "(?, ?)", ", ")
+        );
+        let mut statement = query(conn, sql);
+        for (task, target) in chunk {
+            statement = statement.bind(**task).bind(**target);
+        }
+        statement.execute(&mut *conn).await?;
+    }
     let moved: Vec<(&i64, &(i64, i64))> = counters
         .iter()
         .filter(|(_, (reserved, answered))| *reserved != 0 || *answered != 0)
@@ -298,18 +312,6 @@ async fn write_counters(
         let mut statement = query(conn, sql);
         for (task, (reserved, answered)) in chunk {
             statement = statement.bind(**task).bind(*reserved).bind(*answered);
-        }
-        statement.execute(&mut *conn).await?;
-    }
-    let targets: Vec<(&i64, &i64)> = targets.iter().collect();
-    for chunk in targets.chunks(CHUNK) {
-        let sql = format!(
-            "UPDATE tasks SET overlap_target = d.column2 FROM (VALUES {}) AS d WHERE tasks.id = d.column1",
-            sql::rows(chunk.len(), "(?, ?)", ", ")
-        );
-        let mut statement = query(conn, sql);
-        for (task, target) in chunk {
-            statement = statement.bind(**task).bind(**target);
         }
         statement.execute(&mut *conn).await?;
     }
