@@ -223,11 +223,17 @@ async fn write_reservations(
         .map(|(key, _)| key)
         .collect();
     for chunk in replaced.chunks(CHUNK) {
+        // The task ids first: SQLite scans the whole table for a row value
+        // IN (VALUES ...) alone, and searches the key with them.
         let sql = format!(
-            "DELETE FROM reservations WHERE (task_id, worker_id) IN (VALUES {})",
+            "DELETE FROM reservations WHERE task_id IN ({}) AND (task_id, worker_id) IN (VALUES {})",
+            sql::rows(chunk.len(), "?", ", "),
             sql::rows(chunk.len(), "(?, ?)", ", ")
         );
         let mut statement = query(conn, sql);
+        for (task, _) in chunk {
+            statement = statement.bind(*task);
+        }
         for (task, worker) in chunk {
             statement = statement.bind(*task).bind(worker.to_string());
         }
