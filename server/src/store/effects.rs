@@ -12,14 +12,18 @@
 //! batch, the committer retries each write alone, and the room whose write
 //! failed reloads its state from the store.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use crowdroom_work::queue::{Effect, Record, Reservation, TaskState};
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use super::sql;
+
+mod answers;
+
 use crate::error::{Error, Result};
 use crate::ids::RoomId;
+use answers::{NewAnswer, write_answers};
 
 /// Most rows in one statement (8 parameters at most each: far below
 /// SQLite's and PostgreSQL's limits).
@@ -32,18 +36,6 @@ enum Net {
     Insert(Reservation),
     Delete,
     Extend(i64),
-}
-
-/// An answer to insert, with its pending ledger entry.
-struct NewAnswer<'a> {
-    room: &'a str,
-    task: i64,
-    worker: &'a str,
-    answer: String,
-    at: i64,
-    lead_time_ms: i64,
-    correct: Option<i64>,
-    pay: i64,
 }
 
 /// A decided task's row.
@@ -337,106 +329,6 @@ async fn write_skips(conn: &mut AnyConnection, skips: &[(i64, &str, i64)]) -> Re
         statement.execute(&mut *conn).await?;
     }
     Ok(())
-}
-
-/// Inserts the answers, one pending ledger entry each and each entry's
-/// first event; returns the answers' ids in `answers`' order. The entries
-/// find their answers, and the events their entries, by (task, worker),
-/// which answers keeps unique, so on SQLite the three go as one string:
-/// one round trip to its thread.
-async fn write_answers(conn: &mut AnyConnection, answers: &[NewAnswer<'_>]) -> Result<Vec<i64>> {
-    let mut ids = Vec::with_capacity(answers.len());
-    for chunk in answers.chunks(CHUNK) {
-        ids.extend(write_answer_chunk(conn, chunk).await?);
-    }
-    Ok(ids)
-}
-
-async fn write_answer_chunk(
-    conn: &mut AnyConnection,
-    answers: &[NewAnswer<'_>],
-) -> Result<Vec<i64>> {
-    let insert = format!(
-        "INSERT INTO answers (task_id, room_id, worker_id, answer, lead_time_ms, created_at, correct) \
-         VALUES {} RETURNING id, task_id, worker_id",
-        sql::rows(answers.len(), "(?, ?, ?, ?, ?, ?, ?)", ", ")
-    );
-    // VALUES columns are column1, column2, ... on both databases.
-    let entries = format!(
-        "INSERT INTO ledger_entries (room_id, worker_id, kind, answer_id, amount, state, created_by, created_at) \
-         SELECT a.room_id, a.worker_id, 'answer', a.id, d.column3, 'pending', 'system', a.created_at \
-         FROM (VALUES {}) AS d JOIN answers a ON a.task_id = d.column1 AND a.worker_id = d.column2",
-        sql::rows(answers.len(), "(?, ?, ?)", ", ")
-    );
-    let events = format!(
-        "INSERT INTO ledger_events (entry_id, state, reason, actor, at) \
-         SELECT e.id, 'pending', NULL, 'system', e.created_at FROM (VALUES {}) AS d \
-         JOIN answers a ON a.task_id = d.column1 AND a.worker_id = d.column2 \
-         JOIN ledger_entries e ON e.answer_id = a.id",
-        sql::rows(answers.len(), "(?, ?)", ", ")
-    );
-    let bind_answers = |mut statement: Query<'static>| {
-        for item in answers {
-            statement = statement
-                .bind(item.task)
-                .bind(item.room.to_owned())
-                .bind(item.worker.to_owned())
-                .bind(item.answer.clone())
-                .bind(item.lead_time_ms)
-                .bind(item.at)
-                .bind(item.correct);
-        }
-        statement
-    };
-    let bind_entries = |mut statement: Query<'static>| {
-        for item in answers {
-            statement = statement
-                .bind(item.task)
-                .bind(item.worker.to_owned())
-                .bind(item.pay);
-        }
-        statement
-    };
-    let bind_events = |mut statement: Query<'static>| {
-        for item in answers {
-            statement = statement.bind(item.task).bind(item.worker.to_owned());
-        }
-        statement
-    };
-    let rows = if conn.backend_name() == "SQLite" {
-        let statement = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{insert}; {entries}; {events}"
-        )));
-        bind_events(bind_entries(bind_answers(statement)))
-            .fetch_all(&mut *conn)
-            .await?
-    } else {
-        let rows = bind_answers(query(conn, insert))
-            .fetch_all(&mut *conn)
-            .await?;
-        bind_entries(query(conn, entries))
-            .execute(&mut *conn)
-            .await?;
-        bind_events(query(conn, events)).execute(&mut *conn).await?;
-        rows
-    };
-    // RETURNING's order is not promised: match rows by (task, worker).
-    let mut returned: HashMap<(i64, String), i64> = HashMap::with_capacity(answers.len());
-    for row in rows {
-        returned.insert(
-            (row.try_get("task_id")?, row.try_get("worker_id")?),
-            row.try_get("id")?,
-        );
-    }
-    answers
-        .iter()
-        .map(|item| {
-            returned
-                .get(&(item.task, item.worker.to_owned()))
-                .copied()
-                .ok_or_else(|| Error::Internal("an inserted answer was not returned".into()))
-        })
-        .collect()
 }
 
 async fn write_records(
