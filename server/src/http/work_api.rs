@@ -7,7 +7,13 @@ use axum::routing::{get, put};
 use axum::{Json, Router};
 use crowdroom_work::project::ProjectConfig;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
+
+mod replies;
+
+use replies::{
+    Paused, Queue, ReviewTrail, Reviewed, Tags, TaskPage, Unpaused, WorkerRecord, Workers,
+};
 
 use super::{AppState, Caller, JsonBody, require};
 use crate::auth::Principal;
@@ -87,7 +93,7 @@ async fn list_tasks(
     State(state): State<AppState>,
     Caller(me): Caller,
     Query(query): Query<TaskQuery>,
-) -> Result<Json<Value>> {
+) -> Result<Json<TaskPage>> {
     // Task listings carry gold answers: never for workers.
     require(me.role.can_list_members(), "only the core team lists tasks")?;
     let tasks = state
@@ -100,13 +106,16 @@ async fn list_tasks(
         )
         .await?;
     let next = tasks.last().map(|task| task.id);
-    Ok(Json(json!({ "tasks": tasks, "next_after": next })))
+    Ok(Json(TaskPage {
+        tasks,
+        next_after: next,
+    }))
 }
 
-async fn queue(State(state): State<AppState>, Caller(me): Caller) -> Result<Json<Value>> {
-    Ok(Json(
-        json!({ "counts": state.store.queue_counts(&me.room).await? }),
-    ))
+async fn queue(State(state): State<AppState>, Caller(me): Caller) -> Result<Json<Queue>> {
+    Ok(Json(Queue {
+        counts: state.store.queue_counts(&me.room).await?,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -146,7 +155,7 @@ async fn put_tags(
     user: &UserId,
     kind: MemberTags,
     tags: &[String],
-) -> Result<Json<Value>> {
+) -> Result<Json<Tags>> {
     validate_tags(tags)?;
     if state.store.member_role(&me.room, user).await?.is_none() {
         return Err(Error::NotFound("member"));
@@ -156,7 +165,19 @@ async fn put_tags(
         .set_member_tags(kind, &me.room, user, tags)
         .await?;
     state.rooms.queue_changed(&me.room).await;
-    Ok(Json(json!({ "user": user, kind.name(): tags })))
+    Ok(tags_reply(kind, user, tags))
+}
+
+/// The reply naming a member's skills or interests.
+fn tags_reply(kind: MemberTags, user: &UserId, tags: &[String]) -> Json<Tags> {
+    let (user, tags) = (user.clone(), tags.to_vec());
+    Json(match kind {
+        MemberTags::Skills => Tags::Skills { user, skills: tags },
+        MemberTags::Interests => Tags::Interests {
+            user,
+            interests: tags,
+        },
+    })
 }
 
 /// A member's skills or interests, for themselves and the core team.
@@ -165,14 +186,14 @@ async fn get_tags(
     me: &Principal,
     user: &str,
     kind: MemberTags,
-) -> Result<Json<Value>> {
+) -> Result<Json<Tags>> {
     let user = UserId::parse(user)?;
     require(
         me.user == user || me.role.can_list_members(),
         "only the core team sees others' skills and interests",
     )?;
     let tags = state.store.member_tags(kind, &me.room, &user).await?;
-    Ok(Json(json!({ "user": user, kind.name(): tags })))
+    Ok(tags_reply(kind, &user, &tags))
 }
 
 /// Skills decide what a worker may take: owners and moderators set them.
@@ -181,7 +202,7 @@ async fn set_skills(
     Caller(me): Caller,
     Path((_, user)): Path<(String, String)>,
     JsonBody(body): JsonBody<Skills>,
-) -> Result<Json<Value>> {
+) -> Result<Json<Tags>> {
     require(
         me.role.can_moderate(),
         "only owners and moderators set skills",
@@ -195,7 +216,7 @@ async fn get_skills(
     State(state): State<AppState>,
     Caller(me): Caller,
     Path((_, user)): Path<(String, String)>,
-) -> Result<Json<Value>> {
+) -> Result<Json<Tags>> {
     get_tags(&state, &me, &user, MemberTags::Skills).await
 }
 
@@ -206,7 +227,7 @@ async fn set_interests(
     Caller(me): Caller,
     Path((_, user)): Path<(String, String)>,
     JsonBody(body): JsonBody<Interests>,
-) -> Result<Json<Value>> {
+) -> Result<Json<Tags>> {
     let user = UserId::parse(&user)?;
     if me.user != user {
         require(
@@ -222,34 +243,34 @@ async fn get_interests(
     State(state): State<AppState>,
     Caller(me): Caller,
     Path((_, user)): Path<(String, String)>,
-) -> Result<Json<Value>> {
+) -> Result<Json<Tags>> {
     get_tags(&state, &me, &user, MemberTags::Interests).await
 }
 
 /// Every worker's quality record: accuracy, lead time, answers, pause.
-async fn list_workers(State(state): State<AppState>, Caller(me): Caller) -> Result<Json<Value>> {
+async fn list_workers(State(state): State<AppState>, Caller(me): Caller) -> Result<Json<Workers>> {
     require(
         me.role.can_moderate(),
         "only owners and moderators see every worker's record",
     )?;
-    Ok(Json(
-        json!({ "workers": state.store.workers_quality(&me.room).await? }),
-    ))
+    Ok(Json(Workers {
+        workers: state.store.workers_quality(&me.room).await?,
+    }))
 }
 
 async fn get_worker(
     State(state): State<AppState>,
     Caller(me): Caller,
     Path((_, user)): Path<(String, String)>,
-) -> Result<Json<Value>> {
+) -> Result<Json<WorkerRecord>> {
     let user = UserId::parse(&user)?;
     require(
         me.user == user || me.role.can_moderate(),
         "only owners and moderators see others' records",
     )?;
     let record = state.store.worker_quality(&me.room, &user).await?;
-    // A worker's own record hides their gold counts (see `seen_by`).
-    Ok(Json(record.seen_by(me.role.can_moderate())))
+    // A worker's own record hides their gold counts (see `WorkerRecord`).
+    Ok(Json(WorkerRecord::of(record, me.role.can_moderate())))
 }
 
 /// Longest pause reason, in characters: a sentence the worker is shown.
@@ -266,7 +287,7 @@ async fn pause_worker(
     Caller(me): Caller,
     Path((_, user)): Path<(String, String)>,
     JsonBody(body): JsonBody<Pause>,
-) -> Result<Json<Value>> {
+) -> Result<Json<Paused>> {
     require(
         me.role.can_moderate(),
         "only owners and moderators pause workers",
@@ -280,14 +301,17 @@ async fn pause_worker(
     super::api::outranked_member(&state, &me, &user).await?;
     state.store.pause_worker(&me.room, &user, reason).await?;
     paused_changed(&state, &me, &user, Some(reason)).await;
-    Ok(Json(json!({ "user": user, "paused": reason })))
+    Ok(Json(Paused {
+        user,
+        paused: reason.to_owned(),
+    }))
 }
 
 async fn unpause_worker(
     State(state): State<AppState>,
     Caller(me): Caller,
     Path((_, user)): Path<(String, String)>,
-) -> Result<Json<Value>> {
+) -> Result<Json<Unpaused>> {
     require(
         me.role.can_moderate(),
         "only owners and moderators lift pauses",
@@ -298,7 +322,10 @@ async fn unpause_worker(
     if lifted {
         paused_changed(&state, &me, &user, None).await;
     }
-    Ok(Json(json!({ "user": user, "unpaused": lifted })))
+    Ok(Json(Unpaused {
+        user,
+        unpaused: lifted,
+    }))
 }
 
 /// Logs a pause or its end and tells the worker live (`worker.paused`).
@@ -314,15 +341,12 @@ async fn paused_changed(state: &AppState, me: &Principal, user: &UserId, reason:
     {
         tracing::warn!(room_id = %me.room, %error, "cannot log a pause");
     }
-    let event = json!({ "paused": reason.is_some(), "reason": reason, "by": me.user });
-    state
-        .rooms
-        .notify_user(
-            &me.room,
-            user,
-            crate::protocol::event("worker.paused", &event),
-        )
-        .await;
+    let event = crate::protocol::Event::WorkerPaused {
+        paused: reason.is_some(),
+        reason,
+        by: &me.user,
+    };
+    state.rooms.notify_user(&me.room, user, event.frame()).await;
 }
 
 /// Longest review reason, in characters: a sentence or a paragraph, kept
@@ -346,7 +370,7 @@ async fn review_task(
     Caller(me): Caller,
     Path((_, task)): Path<(String, i64)>,
     JsonBody(body): JsonBody<Review>,
-) -> Result<Json<Value>> {
+) -> Result<Json<Reviewed>> {
     use crate::store::ReviewDecision;
     use crowdroom_crdt::schema::{Review as DocReview, ReviewState};
     require(
@@ -429,23 +453,27 @@ async fn review_task(
         .publish_decision(&me.room, task, published)
         .await;
     state.rooms.queue_changed(&me.room).await;
-    Ok(Json(
-        json!({ "task_id": task, "state": settled.state, "consensus": settled.consensus, "method": settled.method }),
-    ))
+    Ok(Json(Reviewed {
+        task_id: task,
+        state: settled.state,
+        consensus: settled.consensus,
+        method: settled.method,
+    }))
 }
 
 async fn task_reviews(
     State(state): State<AppState>,
     Caller(me): Caller,
     Path((_, task)): Path<(String, i64)>,
-) -> Result<Json<Value>> {
+) -> Result<Json<ReviewTrail>> {
     require(
         me.role.can_list_members(),
         "only the core team sees review trails",
     )?;
-    Ok(Json(
-        json!({ "task_id": task, "reviews": state.store.task_reviews(&me.room, task).await? }),
-    ))
+    Ok(Json(ReviewTrail {
+        task_id: task,
+        reviews: state.store.task_reviews(&me.room, task).await?,
+    }))
 }
 
 /// Runs the project's batch consensus now (it also runs in the background,

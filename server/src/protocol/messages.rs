@@ -126,6 +126,13 @@ pub enum Event<'a> {
     /// To the worker a batch assignment gave a task.
     #[serde(rename = "task.assigned")]
     TaskAssigned { reservation: &'a Reservation },
+    /// To a worker paused or unpaused by a moderator.
+    #[serde(rename = "worker.paused")]
+    WorkerPaused {
+        paused: bool,
+        reason: Option<&'a str>,
+        by: &'a UserId,
+    },
     /// To the worker whose ledger entry moved.
     #[serde(rename = "ledger.updated")]
     LedgerUpdated(&'a LedgerEntry),

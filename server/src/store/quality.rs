@@ -5,7 +5,7 @@
 
 use crowdroom_work::quality::{MIN_GOLD_FOR_VERDICT, accuracy_posterior};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -29,31 +29,6 @@ pub struct WorkerQuality {
     pub mean_lead_time_ms: Option<i64>,
     pub fast_answers: i64,
     pub paused: Option<String>,
-}
-
-impl WorkerQuality {
-    /// The record as `GET /workers/{user}` shows it. Moderators see it all;
-    /// a worker looking at their own record does not see their gold counts,
-    /// accuracy or verdict: read before and after a submit, they would say
-    /// whether the task was gold and whether the answer was right, and a
-    /// worker who knows which tasks are gold can answer those with care and
-    /// the rest at random. What the worker learns of gold is the onboarding
-    /// feedback (training, by design) and a pause, which ends their work.
-    pub fn seen_by(self, moderator: bool) -> Value {
-        json!({
-            "worker": self.worker,
-            "gold_correct": moderator.then_some(self.gold_correct),
-            "gold_total": moderator.then_some(self.gold_total),
-            "accuracy": moderator.then_some(self.accuracy),
-            "verdict": moderator.then_some(self.verdict),
-            "agree": self.agree,
-            "disagree": self.disagree,
-            "answers": self.answers,
-            "mean_lead_time_ms": self.mean_lead_time_ms,
-            "fast_answers": self.fast_answers,
-            "paused": self.paused,
-        })
-    }
 }
 
 pub(super) fn quality_row(row: &AnyRow) -> Result<WorkerQuality> {
