@@ -50,7 +50,7 @@ pub use ledger::{Action, Earnings, LedgerEntry, LedgerEvent, LedgerSummary};
 pub use load::WorkRows;
 pub use moderation::{Announcement, ModerationEntry, Mute, RoomModeration};
 pub use quality::WorkerQuality;
-pub use work::{ImportReport, MemberTags, QueueCounts, Reservation, TaskRow, WorkerTask};
+pub use work::{ImportReport, MemberTags, TaskRow, WorkerTask};
 pub use write::{WriteOp, WriteOutcome};
 
 use gate::{Conn, Gated, WriteTx};
@@ -137,7 +137,7 @@ pub struct Store {
     /// The connections kept for the live paths' reads on SQLite (see [`hot`]).
     hot_readers: std::sync::Arc<hot::HotReaders>,
     /// Rooms' queue counts, for the REST API and the console.
-    counts: std::sync::Arc<batch::Batcher<crate::ids::RoomId, QueueCounts>>,
+    counts: std::sync::Arc<batch::Batcher<crate::ids::RoomId, crowdroom_work::queue::Counts>>,
 }
 
 /// How long a project read from the store is reused. A change made through

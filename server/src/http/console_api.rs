@@ -11,7 +11,9 @@ use super::{AppState, Caller, require};
 use crate::error::{Error, Result};
 use crate::ids::RoomId;
 use crate::rooms::RoomStats;
-use crate::store::{Announcement, ModerationEntry, Mute, QueueCounts, TaskAnswer, TaskRow};
+use crowdroom_work::queue::Counts;
+
+use crate::store::{Announcement, ModerationEntry, Mute, TaskAnswer, TaskRow};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -26,7 +28,7 @@ struct RoomFigures {
     room: RoomId,
     name: String,
     live: RoomStats,
-    counts: QueueCounts,
+    counts: Counts,
     answers_last_minute: i64,
     answers_per_minute: f64,
     agreement: Option<f64>,

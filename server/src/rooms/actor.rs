@@ -28,7 +28,9 @@ use crate::committer::{self, Pending};
 use crate::error::{CloseCode, Error, Result};
 use crate::ids::{ConnId, DocName, RoomId};
 use crate::protocol::RequestId;
-use crate::store::{LedgerSummary, QueueCounts, WriteOp, WriteOutcome};
+use crowdroom_work::queue::Counts;
+
+use crate::store::{LedgerSummary, WriteOp, WriteOutcome};
 
 /// How often the actor expires awareness and unloads idle documents.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
@@ -145,9 +147,9 @@ pub(crate) struct RoomActor {
     pub(super) queue_dirty: bool,
     /// The latest counts read (pushed to moderators), so unchanged counts
     /// are not pushed again.
-    pub(super) last_counts: Option<QueueCounts>,
+    pub(super) last_counts: Option<Counts>,
     /// The counts last pushed to everyone else, and when.
-    pub(super) workers_counts: Option<(QueueCounts, Instant)>,
+    pub(super) workers_counts: Option<(Counts, Instant)>,
     /// Housekeeping ticks until the next pay check.
     pay_check_in: u32,
     /// Whether moderators were told the pay is below target (told once per dip).

@@ -73,55 +73,6 @@ pub struct WorkerTask {
     pub data: Value,
 }
 
-/// Counts shown in every member's live queue.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct QueueCounts {
-    pub total: i64,
-    pub open: i64,
-    pub complete: i64,
-    pub review: i64,
-    /// Live reservations right now.
-    pub reserved: i64,
-    pub answers: i64,
-    /// Reservations not yet swept, expired ones included (the tasks'
-    /// counters): whether the room has anything to sweep. Not shown, and
-    /// not compared: it changes nothing anyone sees.
-    #[serde(skip)]
-    pub held: i64,
-}
-
-impl PartialEq for QueueCounts {
-    fn eq(&self, other: &QueueCounts) -> bool {
-        (
-            self.total,
-            self.open,
-            self.complete,
-            self.review,
-            self.reserved,
-            self.answers,
-        ) == (
-            other.total,
-            other.open,
-            other.complete,
-            other.review,
-            other.reserved,
-            other.answers,
-        )
-    }
-}
-
-impl Eq for QueueCounts {}
-
-/// A live reservation.
-#[derive(Debug, Clone, Serialize)]
-pub struct Reservation {
-    pub task_id: i64,
-    pub created_at: i64,
-    pub expires_at: i64,
-    /// Heartbeats cannot extend it past this.
-    pub cap_at: i64,
-}
-
 /// What importing a batch of tasks did.
 #[derive(Debug, Default, Serialize)]
 pub struct ImportReport {

@@ -157,9 +157,6 @@ pub struct Counts {
     /// Live reservations right now.
     pub reserved: i64,
     pub answers: i64,
-    /// Reservations not swept yet, expired ones included.
-    #[serde(skip)]
-    pub held: i64,
 }
 
 /// The project's rules as the queue applies them.
@@ -334,7 +331,6 @@ impl WorkState {
             review: review + rejected,
             reserved: held - i64::try_from(expired).unwrap_or(0),
             answers: self.answers,
-            held,
         }
     }
 

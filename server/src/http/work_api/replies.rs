@@ -5,7 +5,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::ids::UserId;
-use crate::store::{QueueCounts, TaskRow, WorkerQuality};
+use crowdroom_work::queue::Counts;
+
+use crate::store::{TaskRow, WorkerQuality};
 
 /// `GET .../tasks`: a page of tasks and where the next one starts.
 #[derive(Debug, Serialize)]
@@ -18,7 +20,7 @@ pub struct TaskPage {
 /// `GET .../queue`.
 #[derive(Debug, Serialize)]
 pub struct Queue {
-    pub counts: QueueCounts,
+    pub counts: Counts,
 }
 
 /// A member's skills or interests (`GET`/`PUT .../skills`, `.../interests`).

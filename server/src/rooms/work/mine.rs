@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crowdroom_work::queue::{Grant, Refusal, Reservation};
+use crowdroom_work::queue::{Counts, Grant, Refusal, Reservation};
 use tokio::time::Instant;
 
 use super::{Asker, WorkSlot};
@@ -19,7 +19,7 @@ use crate::ids::{UserId, now_ms};
 use crate::protocol;
 use crate::protocol::work::{Granted, Mine, MineState, Progress, QueueState};
 use crate::rooms::actor::{Completion, RoomActor, WORKER_PUSH_INTERVAL};
-use crate::store::{QueueCounts, WorkerTask};
+use crate::store::WorkerTask;
 
 /// The task each worker holds, as they were shown it.
 #[derive(Default)]
@@ -219,20 +219,11 @@ impl RoomActor {
     }
 
     /// The queue's counts, from memory.
-    pub(in crate::rooms) fn work_counts(&self) -> Option<QueueCounts> {
+    pub(in crate::rooms) fn work_counts(&self) -> Option<Counts> {
         let WorkSlot::Ready(state) = &self.work else {
             return None;
         };
-        let counts = state.counts(now_ms());
-        Some(QueueCounts {
-            total: counts.total,
-            open: counts.open,
-            complete: counts.complete,
-            review: counts.review,
-            reserved: counts.reserved,
-            answers: counts.answers,
-            held: counts.held,
-        })
+        Some(state.counts(now_ms()))
     }
 
     /// Whether the others' (not moderators') counts may be pushed now.
@@ -244,7 +235,7 @@ impl RoomActor {
 
     /// Pushes fresh counts to the moderators, and to everyone else when
     /// their push is due.
-    pub(in crate::rooms) fn queue_counts_ready(&mut self, counts: QueueCounts) {
+    pub(in crate::rooms) fn queue_counts_ready(&mut self, counts: Counts) {
         if self.last_counts.as_ref() != Some(&counts) {
             self.live
                 .send_to_moderators(&protocol::event("queue.counts", &counts));
