@@ -16,6 +16,7 @@ both_stores! {
     import_and_export_every_format => import_and_export;
     worker_flow => worker_flow;
     many_workers_at_once_keep_the_invariants => many_workers_at_once;
+    requests_are_answered_across_reloads => requests_across_reloads;
 }
 
 fn project(overlap: u32, ttl_seconds: u64) -> Value {
@@ -560,5 +561,56 @@ async fn every_tab_sees_the_workers_reservation_progress_and_earnings() {
     assert!(mine["data"]["mine"].is_null(), "{mine}");
     assert_eq!(mine["data"]["progress"]["answers"], 1);
     assert_eq!(mine["data"]["progress"]["earnings"]["pending"], 20_000);
+    server.stop().await;
+}
+
+/// A room loads its work state again after every change made outside it
+/// (here a member's skills, set over REST again and again). Writes its
+/// workers queued before a load commit while it runs: every request still
+/// gets its one reply, and every answer acknowledged is stored.
+async fn requests_across_reloads(backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let owner = setup(&server, "r1", 2, 300, 40).await;
+    let base = server.ws_url("");
+    let skills = server.http_url("/api/v1/rooms/r1/members/ivy/skills");
+    server.token("r1", "ivy", Role::Worker).await;
+    let mut workers = Vec::new();
+    for i in 0..6 {
+        let token = server.token("r1", &format!("w{i}"), Role::Worker).await;
+        workers.push(LiveClient::connect(&base, "r1", &token).await);
+    }
+    let reloads = async {
+        for round in 0..30 {
+            let body = json!({ "skills": [format!("s{round}")] });
+            let put = http::request("PUT", &skills, Some(&owner), Some(body)).await;
+            assert_eq!(put.status, 200, "{}", put.body);
+        }
+    };
+    let work = futures_util::future::join_all(workers.iter_mut().map(|client| async move {
+        let mut acked = 0;
+        for _ in 0..5 {
+            let granted = client.request("task.request", json!({})).await;
+            assert_eq!(granted["ok"], true, "{granted}");
+            let Some(task) = granted["result"]["task"]["id"].as_i64() else {
+                break;
+            };
+            let reply = client
+                .request("task.submit", json!({"task_id": task, "answer": "pos"}))
+                .await;
+            assert_eq!(reply["ok"], true, "{reply}");
+            acked += 1;
+        }
+        acked
+    }));
+    let ((), acked) = tokio::join!(reloads, work);
+    let acked: i64 = acked.iter().sum();
+    let stored: i64 = decided(&server, "r1", &owner)
+        .await
+        .iter()
+        .filter_map(|task| task["answered"].as_i64())
+        .sum();
+    assert_eq!(stored, acked);
     server.stop().await;
 }

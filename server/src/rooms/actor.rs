@@ -139,6 +139,8 @@ pub(crate) struct RoomActor {
     pub(super) work_generation: u64,
     /// The last load failed: housekeeping tries again.
     pub(super) work_load_failed: bool,
+    /// Work writes committed while the state loads, finished once it has.
+    pub(super) acks_after_load: Vec<Box<super::work::Committed>>,
     /// Workers to push `queue.mine` to once the work state has loaded.
     pub(super) mine_after_load: Vec<crate::ids::UserId>,
     /// The task each worker holds, as shown to them.
@@ -193,6 +195,7 @@ impl RoomActor {
             work_load_failed: false,
             shown: super::work::Shown::default(),
             mine_after_load: Vec::new(),
+            acks_after_load: Vec::new(),
             // Counted once first, so the sweep knows whether anything is reserved.
             queue_dirty: true,
             last_counts: None,

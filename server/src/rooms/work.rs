@@ -83,9 +83,20 @@ pub(super) struct Asker {
     pub id: RequestId,
 }
 
+/// A committed work write waiting for the state to load: its ack, the
+/// granted task read beside it, the holders of the reservations it freed
+/// as expired, and the committer's outcome.
+pub(super) type Committed = (
+    WorkAck,
+    Option<Result<Option<crate::store::WorkerTask>>>,
+    Vec<(i64, UserId)>,
+    Result<crate::store::WriteOutcome>,
+);
+
 /// What to do once a work write commits.
 pub(super) enum WorkAck {
-    /// Nothing but the effects' own consequences (a load's freed duplicates).
+    /// Nothing but the effects' own consequences (a sweep's, or the expired
+    /// reservations a refused request freed: their holders are told).
     Quiet,
     Granted {
         asker: Asker,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crowdroom_work::queue::{Effect, Freed};
 
-use super::WorkAck;
+use super::{WorkAck, WorkSlot};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::protocol::work::{AnswerAck, Answered, Expired, Extended, Skipped};
@@ -77,6 +77,13 @@ impl RoomActor {
         expired: Vec<(i64, UserId)>,
         outcome: Result<WriteOutcome>,
     ) {
+        if outcome.is_ok() && matches!(self.work, WorkSlot::Loading { .. }) {
+            // Committed before the load's barrier, so the loaded state holds
+            // it: finish it (its reply needs the state) once loaded.
+            self.acks_after_load
+                .push(Box::new((ack, task, expired, outcome)));
+            return;
+        }
         let answer_ids = match outcome {
             Ok(WriteOutcome::Worked(ids)) => ids,
             Ok(other) => {
@@ -86,18 +93,7 @@ impl RoomActor {
             Err(error) => {
                 // Memory ran ahead of the store: load what is committed.
                 tracing::warn!(room_id = %self.room, %error, "a work write failed; reloading the room's work");
-                match ack {
-                    WorkAck::Assigned { reply, .. } => _ = reply.send(Err(error)),
-                    WorkAck::Released { release, .. } => self.live.reply(
-                        release.conn,
-                        protocol::error_reply(&release.request, &error),
-                    ),
-                    ack => {
-                        if let Some(asker) = ack.asker() {
-                            asker.tx.send(protocol::error_reply(&asker.id, &error));
-                        }
-                    }
-                }
+                self.refuse(ack, error);
                 self.load_work();
                 return;
             }
@@ -177,6 +173,22 @@ impl RoomActor {
                     self.settled_since_batch = self.settled_since_batch.saturating_add(1);
                 }
                 self.maybe_run_batch();
+            }
+        }
+    }
+
+    /// Answers whoever waits for `ack` with `error`.
+    pub(in crate::rooms) fn refuse(&mut self, ack: WorkAck, error: Error) {
+        match ack {
+            WorkAck::Assigned { reply, .. } => _ = reply.send(Err(error)),
+            WorkAck::Released { release, .. } => self.live.reply(
+                release.conn,
+                protocol::error_reply(&release.request, &error),
+            ),
+            ack => {
+                if let Some(asker) = ack.asker() {
+                    asker.tx.send(protocol::error_reply(&asker.id, &error));
+                }
             }
         }
     }

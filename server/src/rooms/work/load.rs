@@ -73,6 +73,10 @@ impl RoomActor {
                 self.work_load_failed = false;
                 self.queue_dirty = true;
                 self.decide(due);
+                for committed in std::mem::take(&mut self.acks_after_load) {
+                    let (ack, task, expired, outcome) = *committed;
+                    self.work_committed(ack, task, expired, outcome).await;
+                }
                 for user in std::mem::take(&mut self.mine_after_load) {
                     self.push_mine(&user);
                 }
@@ -93,6 +97,10 @@ impl RoomActor {
                 tracing::warn!(room_id = %self.room, %error, "cannot load the room's work");
                 self.work_load_failed = true;
                 let refused = || Error::Unavailable("the room's work could not be loaded");
+                for committed in std::mem::take(&mut self.acks_after_load) {
+                    let (ack, ..) = *committed;
+                    self.refuse(ack, refused());
+                }
                 for waiting in waiting {
                     match waiting {
                         Waiting::Request { tx, id, .. } => {
