@@ -614,3 +614,52 @@ async fn requests_across_reloads(backend: Backend) {
     assert_eq!(stored, acked);
     server.stop().await;
 }
+
+/// Asking again before the first grant is durable: the second request is
+/// answered with the same reservation, and only after the first (a reply
+/// is an acknowledgement, so it waits for the grant's commit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asking_twice_is_answered_once_the_grant_is_durable() {
+    let Some(server) = TestServer::start(Backend::Sqlite).await else {
+        return;
+    };
+    let owner = setup(&server, "r1", 1, 300, 40).await;
+    // Forty quick answers must not pause the worker.
+    let mut config = project(1, 300);
+    config["min_lead_time_ms"] = json!(0);
+    let url = server.http_url("/api/v1/rooms/r1/project");
+    let put = http::request("PUT", &url, Some(&owner), Some(config)).await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    let token = server.token("r1", "wes", Role::Worker).await;
+    let mut wes = LiveClient::connect(&server.ws_url(""), "r1", &token).await;
+    for round in 0..15 {
+        // Under the connection's request rate.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let (first, second) = (format!("first-{round}"), format!("second-{round}"));
+        for id in [&first, &second] {
+            let request = json!({"type": "task.request", "id": id});
+            wes.send_text(&request.to_string()).await;
+        }
+        let granted = wes.reply_to(json!(first)).await;
+        assert!(
+            !wes.pending_frames()
+                .iter()
+                .any(|frame| frame["type"] == "reply" && frame["id"] == json!(second)),
+            "the second reply came before the grant was acknowledged"
+        );
+        let again = wes.reply_to(json!(second)).await;
+        let task = granted["result"]["task"]["id"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("round {round}: {granted}"));
+        assert_eq!(again["result"]["task"]["id"], json!(task), "{again}");
+        assert_eq!(
+            again["result"]["reservation"], granted["result"]["reservation"],
+            "{again}"
+        );
+        let done = wes
+            .request("task.submit", json!({"task_id": task, "answer": "pos"}))
+            .await;
+        assert_eq!(done["ok"], true, "{done}");
+    }
+    server.stop().await;
+}

@@ -139,6 +139,9 @@ pub(crate) struct RoomActor {
     pub(super) work_generation: u64,
     /// The last load failed: housekeeping tries again.
     pub(super) work_load_failed: bool,
+    /// Workers whose grant is on its way to the store, with the requests
+    /// that asked again meanwhile: answered with the grant once durable.
+    pub(super) awaiting_grant: HashMap<crate::ids::UserId, Vec<super::work::Asker>>,
     /// Work writes committed while the state loads, finished once it has.
     pub(super) acks_after_load: Vec<Box<super::work::Committed>>,
     /// Workers to push `queue.mine` to once the work state has loaded.
@@ -196,6 +199,7 @@ impl RoomActor {
             shown: super::work::Shown::default(),
             mine_after_load: Vec::new(),
             acks_after_load: Vec::new(),
+            awaiting_grant: HashMap::new(),
             // Counted once first, so the sweep knows whether anything is reserved.
             queue_dirty: true,
             last_counts: None,

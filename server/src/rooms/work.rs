@@ -225,7 +225,18 @@ impl RoomActor {
             }
         };
         let ack = match decided {
-            Decided::Grant(Grant::Granted(reservation)) => WorkAck::Granted { asker, reservation },
+            Decided::Grant(Grant::Granted(reservation)) => {
+                self.awaiting_grant.entry(asker.user.clone()).or_default();
+                WorkAck::Granted { asker, reservation }
+            }
+            Decided::Grant(Grant::Held(_)) if self.awaiting_grant.contains_key(&asker.user) => {
+                // The reservation held is this worker's grant still on its
+                // way to the store: it is acknowledged with it, once durable.
+                if let Some(waiting) = self.awaiting_grant.get_mut(&asker.user) {
+                    waiting.push(asker);
+                }
+                WorkAck::Quiet
+            }
             Decided::Grant(other) => {
                 // Nothing new for this worker: the reply goes now. The
                 // effects are the expired reservations the request freed.

@@ -31,12 +31,7 @@ impl RoomActor {
         };
         let pending = match self.context.committer.submit(op).await {
             Ok(pending) => pending,
-            Err(error) => {
-                if let Some(asker) = ack.asker() {
-                    asker.tx.send(protocol::error_reply(&asker.id, &error));
-                }
-                return;
-            }
+            Err(error) => return self.refuse(ack, error),
         };
         match read {
             // A grant's reply carries the task: read it by id beside the commit.
@@ -101,21 +96,30 @@ impl RoomActor {
         self.tell_expired(expired);
         match ack {
             WorkAck::Quiet => {}
-            WorkAck::Granted { asker, reservation } => match task {
-                Some(Ok(Some(task))) => {
-                    let task = Arc::new(task);
-                    self.shown.remember(&asker.user, task.clone());
-                    self.reply_granted(&asker, &reservation, &task);
-                    self.push_mine(&asker.user);
+            WorkAck::Granted { asker, reservation } => {
+                let also = self.awaiting_grant.remove(&asker.user).unwrap_or_default();
+                match task {
+                    Some(Ok(Some(task))) => {
+                        let task = Arc::new(task);
+                        self.shown.remember(&asker.user, task.clone());
+                        for asker in std::iter::once(&asker).chain(&also) {
+                            self.reply_granted(asker, &reservation, &task);
+                        }
+                        self.push_mine(&asker.user);
+                    }
+                    Some(Ok(None)) | None => {
+                        let error = Error::NotFound("task");
+                        for asker in std::iter::once(&asker).chain(&also) {
+                            asker.tx.send(protocol::error_reply(&asker.id, &error));
+                        }
+                    }
+                    Some(Err(error)) => {
+                        for asker in std::iter::once(&asker).chain(&also) {
+                            asker.tx.send(protocol::error_reply(&asker.id, &error));
+                        }
+                    }
                 }
-                Some(Ok(None)) | None => {
-                    let error = Error::NotFound("task");
-                    asker.tx.send(protocol::error_reply(&asker.id, &error));
-                }
-                Some(Err(error)) => {
-                    asker.tx.send(protocol::error_reply(&asker.id, &error));
-                }
-            },
+            }
             WorkAck::Extended {
                 asker,
                 task,
@@ -188,6 +192,12 @@ impl RoomActor {
             ack => {
                 if let Some(asker) = ack.asker() {
                     asker.tx.send(protocol::error_reply(&asker.id, &error));
+                    if matches!(ack, WorkAck::Granted { .. }) {
+                        let also = self.awaiting_grant.remove(&asker.user).unwrap_or_default();
+                        for asker in also {
+                            asker.tx.send(protocol::error_reply(&asker.id, &error));
+                        }
+                    }
                 }
             }
         }
