@@ -23,5 +23,6 @@ mod random;
 mod store;
 mod wire_types;
 mod work;
+mod work_reloads;
 mod work_state;
 mod yjs_compat;
