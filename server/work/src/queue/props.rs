@@ -301,9 +301,23 @@ fn run(room: &Room, ops: &[Op]) -> Result<(), TestCaseError> {
                     .or(view.reservation.map(|r| r.task_id))
                     .unwrap_or(ids[0]);
                 let answer = json!(format!("x{answer}"));
+                // Its live reservations (a batch assignment may give several).
+                let held: Vec<i64> = state
+                    .known_worker(&who)
+                    .ok()
+                    .and_then(|number| state.worker(number).ok())
+                    .map(|worker| {
+                        worker
+                            .held
+                            .iter()
+                            .filter(|(_, r)| r.expires_at > now)
+                            .map(|(_, r)| r.task_id)
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 match state.submit(&who, task, &answer, now) {
                     Ok(outcome) => {
-                        prop_assert!(view.reservation.is_some_and(|r| r.task_id == task));
+                        prop_assert!(held.contains(&task), "answered without a live reservation");
                         prop_assert!(model.answered.insert((task, who.clone())), "answered twice");
                         if outcome.value.paused.is_some() {
                             model.paused.insert(who);
@@ -312,7 +326,7 @@ fn run(room: &Room, ops: &[Op]) -> Result<(), TestCaseError> {
                             prop_assert!(model.due.insert(due.task), "due twice");
                         }
                     }
-                    Err(_) => prop_assert!(view.reservation.is_none_or(|r| r.task_id != task)),
+                    Err(_) => prop_assert!(!held.contains(&task), "a live reservation refused"),
                 }
             }
             Op::Advance(ms) => model.now += ms,
