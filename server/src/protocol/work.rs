@@ -7,38 +7,25 @@
 use crowdroom_work::queue::{Counts, Reservation, TaskState, WorkerView};
 use serde::Serialize;
 
-use crate::store::WorkerTask;
+use crate::store::{Earnings, WorkerTask};
 
 /// A worker's progress in the room.
 #[derive(Debug, Clone, Serialize)]
-pub struct Progress<'a> {
+pub struct Progress {
     pub answers: i64,
     /// The same as `earnings.pending`.
     pub pending_earnings: i64,
-    pub earnings: EarningsView<'a>,
+    pub earnings: Earnings,
 }
 
-/// A worker's ledger sums in micro-units, and their effective hourly rate.
-#[derive(Debug, Clone, Serialize)]
-pub struct EarningsView<'a> {
-    pub worker: &'a str,
-    pub pending: i64,
-    pub approved: i64,
-    pub paid: i64,
-    pub rejected: i64,
-    pub disputed: i64,
-    /// Earnings not rejected per hour of lead time; None before any answer.
-    pub hourly_rate: Option<i64>,
-}
-
-impl<'a> Progress<'a> {
-    pub fn of(worker: &'a str, view: &WorkerView) -> Progress<'a> {
+impl Progress {
+    pub fn of(worker: &str, view: &WorkerView) -> Progress {
         let earnings = &view.earnings;
         Progress {
             answers: view.answers,
             pending_earnings: earnings.pending,
-            earnings: EarningsView {
-                worker,
+            earnings: Earnings {
+                worker: worker.to_owned(),
                 pending: earnings.pending,
                 approved: earnings.approved,
                 paid: earnings.paid,
@@ -61,7 +48,7 @@ pub struct Mine<'a> {
 #[derive(Debug, Serialize)]
 pub struct MineState<'a> {
     pub mine: Option<Mine<'a>>,
-    pub progress: Progress<'a>,
+    pub progress: Progress,
 }
 
 /// The result of `queue.get`.
@@ -69,7 +56,7 @@ pub struct MineState<'a> {
 pub struct QueueState<'a> {
     pub counts: &'a Counts,
     pub mine: Option<Mine<'a>>,
-    pub progress: Progress<'a>,
+    pub progress: Progress,
 }
 
 /// The result of `task.request`: a reservation and its task, or null and
@@ -83,7 +70,7 @@ pub struct Granted<'a> {
     pub reason: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub why: Option<&'a str>,
-    pub progress: Progress<'a>,
+    pub progress: Progress,
 }
 
 /// The result of `task.heartbeat`.

@@ -278,7 +278,10 @@ impl RoomActor {
                 let (store, room) = (self.context.store.clone(), self.room.clone());
                 self.background(
                     async move {
-                        let data = store.task_data(&room, task).await;
+                        let data = store
+                            .worker_task(&room, task)
+                            .await
+                            .map(|task| task.map(|task| task.data));
                         Completion::SpansRead {
                             asker,
                             task,

@@ -203,25 +203,8 @@ impl Store {
         Ok(report)
     }
 
-    /// What one task shows its workers (`data`), by its id in the room.
-    /// Read to check a spans answer against the text it marks.
-    pub async fn task_data(&self, room: &RoomId, task: i64) -> Result<Option<Value>> {
-        let owned = room.clone();
-        let row = self
-            .offload(move |store| async move {
-                let mut conn = store.hot().await?;
-                let row = sqlx::query("SELECT data FROM tasks WHERE room_id = $1 AND id = $2")
-                    .bind(owned.as_str())
-                    .bind(task)
-                    .fetch_optional(&mut *conn)
-                    .await;
-                conn.checked(row)
-            })
-            .await?;
-        row.map(|row| json_column(&row, "data")).transpose()
-    }
-
-    /// A task as the worker it is granted to sees it, by id.
+    /// A task as the worker it is granted to sees it, by id (its `data` is
+    /// also what a spans answer is checked against).
     pub async fn worker_task(&self, room: &RoomId, task: i64) -> Result<Option<WorkerTask>> {
         let owned = room.clone();
         let row = self
