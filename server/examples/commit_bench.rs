@@ -26,7 +26,7 @@ use crowdroom::Store;
 use crowdroom::committer::CommitHandle;
 use crowdroom::ids::{DocName, RoomId};
 use crowdroom::metrics::Metrics;
-use crowdroom::store::{WriteOp, WriteOutcome};
+use crowdroom::store::{ProcessId, RoomLease, WriteOp, WriteOutcome};
 use crowdroom_work::project::{NewTask, ProjectConfig};
 use crowdroom_work::schema::AnswerSchema;
 use tokio_util::task::TaskTracker;
@@ -154,6 +154,14 @@ async fn answers(
             .await?;
     }
     let mut state = store.load_work(room).await?.into_state()?.state;
+    // The room's lease: its work writes are fenced by it, as a room's are.
+    let owner = ProcessId::random();
+    let now = crowdroom::ids::now_ms();
+    let epoch = store
+        .take_lease(room, owner.as_str(), now, now.saturating_add(86_400_000))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the room's lease is held"))?;
+    let lease = RoomLease { owner, epoch };
     let workers: Vec<String> = (0..WORKERS).map(|worker| format!("w{worker}")).collect();
     // Task t's answers come from workers t, t+1, t+2 (mod WORKERS): each
     // answer is decided in memory as the room does (a grant of that task,
@@ -175,6 +183,7 @@ async fn answers(
         let submitted = state.submit(worker, task, &answer, now + 5_000)?;
         submits.push(WriteOp::Work {
             room: room.clone(),
+            lease: lease.clone(),
             effects: submitted.effects,
         });
     }
@@ -182,6 +191,7 @@ async fn answers(
         committer
             .write(WriteOp::Work {
                 room: room.clone(),
+                lease: lease.clone(),
                 effects: chunk.to_vec(),
             })
             .await?;

@@ -46,6 +46,7 @@ pub use console::{RoomActivity, TaskAnswer};
 pub use crowdroom_work::queue::Loaded;
 pub use docs::StoredDoc;
 pub use export::{AnswerRow, ExportRow};
+pub use lease::{ProcessId, RoomLease};
 pub use ledger::{Action, Earnings, LedgerEntry, LedgerEvent, LedgerSummary};
 pub use load::WorkRows;
 pub use moderation::{Announcement, ModerationEntry, Mute, RoomModeration};

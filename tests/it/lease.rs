@@ -2,14 +2,18 @@
 //! the database refuses a room another server runs (close 4013), takes it
 //! over at once when the first lets go (SIGTERM, idle) and after the lease's
 //! life when the first was killed with -9; a server whose lease was taken
-//! closes its connections with 4013.
+//! closes its connections with 4013, and the committer refuses the work
+//! writes of a lease taken since (the per-batch fence).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use crowdroom::auth::Role;
 use crowdroom::ids::{RoomId, UserId, now_ms};
-use crowdroom::{Settings, Store};
+use crowdroom::store::{ProcessId, RoomLease, WriteOp, WriteOutcome};
+use crowdroom::{Error, Settings, Store};
+use crowdroom_work::project::{NewTask, ProjectConfig};
+use crowdroom_work::queue::{Grant, WorkState};
 use crowdroom_tests::client::{Incoming, LiveClient, YjsClient};
 use crowdroom_tests::process::ServerProcess;
 use crowdroom_tests::{Backend, TIMEOUT, TestDb, TestServer, both_stores, eventually};
@@ -24,6 +28,7 @@ both_stores! {
     a_second_server_is_refused_until_the_first_lets_go => refused_until_released;
     a_room_whose_lease_was_taken_closes_its_connections => lease_taken;
     a_killed_server_holds_its_rooms_for_the_lease_life => kill_9_then_lease_expiry;
+    work_writes_under_a_lease_taken_since_are_refused => fenced_writes;
 }
 
 /// The close code of a room that runs in another process (docs/PROTOCOL.md).
@@ -295,5 +300,86 @@ async fn lease_rules(backend: Backend) {
         Some(4)
     );
     assert!(!store.renew_lease(&room, "b", 3, later).await.unwrap());
+    store.close().await;
+}
+
+/// The per-batch fence: a process that stalled past its lease (here: wrote
+/// nothing while another took the room) has its work writes refused, in
+/// the same batch as the new owner's, which commit; nothing of the refused
+/// ones is written.
+async fn fenced_writes(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    seed(&db.url).await;
+    let store = Store::open(&db.url).await.unwrap();
+    let room = RoomId::parse("r1").unwrap();
+    store
+        .put_project(&room, &ProjectConfig::default())
+        .await
+        .unwrap();
+    let tasks: Vec<NewTask> = (0..2)
+        .map(|i| NewTask {
+            id: format!("t{i}"),
+            data: serde_json::json!({"text": i}),
+            skills: Vec::new(),
+            gold: None,
+            tags: Vec::new(),
+        })
+        .collect();
+    store.insert_tasks(&room, &tasks, 2).await.unwrap();
+    let now = now_ms();
+    let take = |owner: &'static str, at: i64| {
+        let store = store.clone();
+        let room = room.clone();
+        async move {
+            let owner = ProcessId::new(owner);
+            let epoch = store
+                .take_lease(&room, owner.as_str(), at, at + 1_000)
+                .await
+                .unwrap()
+                .expect("the lease is free");
+            RoomLease { owner, epoch }
+        }
+    };
+    let loaded = || async {
+        let rows = store.load_work(&room).await.unwrap();
+        rows.into_state().unwrap().state
+    };
+    let first = take("first", now).await;
+    // Both processes decided from the same state: the first one stalled
+    // with its decision unwritten while its lease lapsed and the second
+    // took the room.
+    let mut stalled = loaded().await;
+    let mut fresh = loaded().await;
+    let second = take("second", now + 2_000).await;
+    assert!(second.epoch > first.epoch);
+    let grant = |state: &mut WorkState| {
+        let outcome = state.request("ann", 0.5, now + 2_000).unwrap();
+        assert!(matches!(outcome.value, Grant::Granted(_)), "{outcome:?}");
+        outcome.effects
+    };
+    let ops = [
+        WriteOp::Work {
+            room: room.clone(),
+            lease: first,
+            effects: grant(&mut stalled),
+        },
+        WriteOp::Work {
+            room: room.clone(),
+            lease: second,
+            effects: grant(&mut fresh),
+        },
+    ];
+    let outcomes = store.write_batch(&ops).await.unwrap();
+    assert!(
+        matches!(outcomes[0], Err(Error::RoomElsewhere)),
+        "{outcomes:?}"
+    );
+    assert!(matches!(outcomes[1], Ok(WriteOutcome::Worked(_))), "{outcomes:?}");
+    // Only the new owner's grant is in the store: one reservation, not two.
+    let stored = loaded().await;
+    assert_eq!(stored.counts(now + 2_000), fresh.counts(now + 2_000));
+    assert_eq!(stored.counts(now + 2_000).reserved, 1);
     store.close().await;
 }

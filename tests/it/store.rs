@@ -4,7 +4,7 @@
 
 use crowdroom::auth::Role;
 use crowdroom::ids::{DocName, RoomId, UserId};
-use crowdroom::store::{WriteOp, WriteOutcome};
+use crowdroom::store::{ProcessId, RoomLease, WriteOp, WriteOutcome};
 use crowdroom::{Error, Store};
 use crowdroom_tests::{Backend, TestDb, both_stores};
 use crowdroom_work::project::{NewTask, ProjectConfig};
@@ -287,10 +287,25 @@ async fn batches(backend: Backend) {
     );
 }
 
-/// Commits a decision's effects in one batch; returns the answer ids.
+/// The lease this test's writes go under: taken again for each write by
+/// the same owner, so each write's epoch is the current one.
+async fn held(store: &Store, room: &RoomId) -> RoomLease {
+    let owner = ProcessId::new("store-tests");
+    let now = crowdroom::ids::now_ms();
+    let epoch = store
+        .take_lease(room, owner.as_str(), now, now + 3_600_000)
+        .await
+        .unwrap()
+        .expect("the room's lease is this test's");
+    RoomLease { owner, epoch }
+}
+
+/// Commits a decision's effects in one batch under the room's lease (taken
+/// if nobody holds it); returns the answer ids.
 async fn commit(store: &Store, room: &RoomId, effects: Vec<Effect>) -> Vec<i64> {
     let op = WriteOp::Work {
         room: room.clone(),
+        lease: held(store, room).await,
         effects,
     };
     match store.write_batch(&[op]).await.unwrap().remove(0) {
@@ -388,6 +403,7 @@ async fn work_effects(backend: Backend) {
     // task and worker): the write fails whole and writes nothing.
     let again = WriteOp::Work {
         room: room.clone(),
+        lease: held(&store, &room).await,
         effects,
     };
     let outcome = store.write_batch(&[again]).await;
@@ -446,8 +462,10 @@ async fn raised_target(backend: Backend) {
     let raised = state.apply_decision(due.task, &raise, now + 2).unwrap();
     let bob = state.request("bob", 0.5, now + 3).unwrap();
     assert!(matches!(bob.value, Grant::Granted(_)), "{bob:?}");
+    let lease = held(&store, &room).await;
     let ops = [raised.effects, bob.effects].map(|effects| WriteOp::Work {
         room: room.clone(),
+        lease: lease.clone(),
         effects,
     });
     let outcomes = store.write_batch(&ops).await.unwrap();

@@ -9,20 +9,24 @@
 //! when it exits (SIGTERM, idle), so another process may take the room at
 //! once; a process killed with -9 holds its rooms until their leases expire.
 //! A renewal that finds the lease taken (this process stalled, or could not
-//! reach the database, for longer than the lease's life), or that has not
-//! succeeded for a whole life, means the room may run elsewhere: the actor
-//! closes its connections with 4013 and exits (crash-only). Their clients
-//! reconnect and are refused until the other owner lets go.
+//! reach the database, for longer than the lease's life), or a life with no
+//! renewal succeeding and none on its way, means the room may run
+//! elsewhere: the actor closes its connections with 4013 and exits
+//! (crash-only). Their clients reconnect and are refused until the other
+//! owner lets go.
 //!
 //! Each take draws an epoch greater than every earlier one for the room
-//! (the row is never deleted). The actor keeps `(owner, epoch)` beside the
-//! writes it builds ([`RoomLease`]), so the next step, a per-batch check
-//! that the epoch still holds before a batch commits, needs no other change
-//! to the room. SQLite runs the same code: one process, and every take
-//! succeeds, unless a process was killed with -9 and restarted within a
-//! lease's life.
+//! (the row is never deleted), and fences the room's work writes: each
+//! carries the `(owner, epoch)` it was decided under ([`RoomLease`]), and
+//! the committer writes a batch's work only for rooms whose lease is still
+//! that one, checked inside the batch's transaction (`store/lease.rs`). A
+//! room whose write is refused so knows another process runs it, and
+//! exits. So two processes never both write a room's queue, even when one
+//! stalls past its lease. Documents and chat are not fenced: their writes
+//! merge (CRDT updates, appended messages). SQLite runs the same code: one
+//! process, and every take succeeds, unless a process was killed with -9
+//! and restarted within a lease's life.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -32,6 +36,7 @@ use super::RoomCommand;
 use super::actor::{Completion, RoomActor};
 use crate::error::{CloseCode, Error, Result};
 use crate::ids::now_ms;
+pub use crate::store::{ProcessId, RoomLease};
 
 /// How long a lease lasts unless renewed (`RoomSettings::lease_ttl`). After
 /// a kill -9, the process's rooms wait this long before another process
@@ -44,30 +49,6 @@ pub const MIN_LEASE_TTL: Duration = Duration::from_millis(300);
 /// Renewals per lease life: every third of it, so two renewals in a row
 /// may fail or be slow before the lease is in danger.
 const RENEWALS_PER_TTL: u32 = 3;
-
-/// The random id this server process takes leases under.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProcessId(Arc<str>);
-
-impl ProcessId {
-    /// 128 random bits, in hex: unique among the processes of a database.
-    pub fn random() -> Self {
-        let bits: u128 = rand::random();
-        ProcessId(format!("{bits:032x}").into())
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// A room's tenure in this process: who holds the lease, and which take
-/// of it. `epoch` is 0 until the lease is taken.
-#[derive(Debug, Clone)]
-pub struct RoomLease {
-    pub owner: ProcessId,
-    pub epoch: i64,
-}
 
 /// The actor's view of its lease.
 pub(super) struct LeaseState {
@@ -121,16 +102,22 @@ impl RoomActor {
         Ok(())
     }
 
-    /// On the lease's tick: gives the room up if no renewal succeeded for
-    /// a whole life, else renews in the background (one at a time).
+    /// On the lease's tick: renews in the background (one at a time), or
+    /// gives the room up if no renewal succeeded for a whole life.
+    ///
+    /// A renewal still on its way when the life is up is waited for: it is
+    /// conditional on the epoch, so its success proves nobody took the room
+    /// meanwhile (a slow database, or a writer ahead of it on SQLite, is not
+    /// a lost lease), and the per-batch fence refuses this room's work
+    /// writes if somebody did.
     pub(super) fn renew_lease(&mut self) {
         let ttl = self.context.settings.lease_ttl;
+        if self.lease.renewing {
+            return;
+        }
         if self.lease.held_since.elapsed() >= ttl {
             tracing::warn!(room_id = %self.room, "room lease not renewed for its whole life");
             return self.lease_lost();
-        }
-        if self.lease.renewing {
-            return;
         }
         self.lease.renewing = true;
         let (store, room) = (self.context.store.clone(), self.room.clone());
@@ -166,9 +153,9 @@ impl RoomActor {
     }
 
     /// The room may run elsewhere now: close every connection with 4013
-    /// and exit (the loop checks `lost`). Writes already queued still
-    /// commit; the per-batch epoch check is the next step (module docs).
-    fn lease_lost(&mut self) {
+    /// and exit (the loop checks `lost`). Work writes already queued are
+    /// refused by the per-batch fence if another process took the room.
+    pub(super) fn lease_lost(&mut self) {
         self.lease.lost = true;
         self.disconnect_everyone(CloseCode::RoomElsewhere);
     }

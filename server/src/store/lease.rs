@@ -4,11 +4,44 @@
 //! cannot both win: the row's primary key and the condition on its expiry
 //! decide, under the row's lock (PostgreSQL) or the one writer (SQLite).
 
-use sqlx::Row;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sqlx::{AnyConnection, Row};
 
 use super::Store;
 use crate::error::Result;
 use crate::ids::RoomId;
+
+/// The random id this server process takes leases under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessId(Arc<str>);
+
+impl ProcessId {
+    /// 128 random bits, in hex: unique among the processes of a database.
+    pub fn random() -> Self {
+        let bits: u128 = rand::random();
+        ProcessId(format!("{bits:032x}").into())
+    }
+
+    /// A process id chosen elsewhere (a test's, a tool's).
+    pub fn new(id: &str) -> Self {
+        ProcessId(id.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A room's tenure in this process: who holds the lease, and which take
+/// of it. `epoch` is 0 until the lease is taken.
+#[derive(Debug, Clone)]
+pub struct RoomLease {
+    pub owner: ProcessId,
+    pub epoch: i64,
+}
+
 
 impl Store {
     /// Takes `room`'s lease for `owner` until `expires_at` (ms) if nobody
@@ -82,4 +115,41 @@ impl Store {
         .await?;
         Ok(())
     }
+}
+
+/// The current lease of each of `rooms`, read inside the committer's
+/// transaction before a run of work writes (the per-batch fence): a write
+/// made under a lease that is no longer current is refused. On PostgreSQL
+/// the rows stay share-locked until the batch commits, so a take waits for
+/// the batch, and no batch commits under an epoch that is no longer
+/// current; on SQLite the transaction already holds the one write lock.
+pub(super) async fn current(
+    conn: &mut AnyConnection,
+    rooms: &[&str],
+) -> Result<HashMap<String, (String, i64)>> {
+    let mut rooms = rooms.to_vec();
+    rooms.sort_unstable();
+    rooms.dedup();
+    let lock = if conn.backend_name() == "SQLite" {
+        ""
+    } else {
+        " FOR SHARE"
+    };
+    let mut current = HashMap::with_capacity(rooms.len());
+    for chunk in rooms.chunks(512) {
+        let sql = format!(
+            "SELECT room_id, owner, epoch FROM room_leases WHERE room_id IN ({}){lock}",
+            super::sql::rows(chunk.len(), "?", ", ")
+        );
+        let sql = super::sql::placeholders(conn, sql);
+        let mut statement = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for room in chunk {
+            statement = statement.bind(*room);
+        }
+        for row in statement.fetch_all(&mut *conn).await? {
+            let room: String = row.try_get("room_id")?;
+            current.insert(room, (row.try_get("owner")?, row.try_get("epoch")?));
+        }
+    }
+    Ok(current)
 }

@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use crowdroom_work::queue::Effect;
 
 use super::gate::Conn;
-use super::{Backend, ChatMessage, Store, chat, docs, effects};
+use super::{Backend, ChatMessage, RoomLease, Store, chat, docs, effects, lease};
 use crate::error::{Error, Result};
 use crate::ids::{DocName, RoomId, UserId};
 
@@ -57,8 +57,14 @@ pub enum WriteOp {
         at: i64,
     },
     /// A room's work decisions, made in its memory: their rows
-    /// (`store/effects.rs`).
-    Work { room: RoomId, effects: Vec<Effect> },
+    /// (`store/effects.rs`), written only if `lease` is still the room's
+    /// current lease when the batch commits (refused with
+    /// [`Error::RoomElsewhere`] otherwise).
+    Work {
+        room: RoomId,
+        lease: RoomLease,
+        effects: Vec<Effect>,
+    },
     /// Writes nothing: completes once every write queued before it has
     /// (a room reloading its work state waits for its own writes so).
     Barrier,
@@ -263,17 +269,40 @@ async fn run_at(
             run.iter().map(|_| Ok(WriteOutcome::DocCreated)).collect()
         }
         WriteOp::Work { .. } => {
-            let run: Vec<(&RoomId, &[Effect])> = same(WORK_RUN)
+            let run = same(WORK_RUN);
+            let rooms: Vec<&str> = run
                 .iter()
                 .filter_map(|&op| match op {
-                    WriteOp::Work { room, effects } => Some((room, effects.as_slice())),
+                    WriteOp::Work { room, .. } => Some(room.as_str()),
                     _ => None,
                 })
                 .collect();
-            effects::write(conn, &run)
-                .await?
-                .into_iter()
-                .map(|ids| Ok(WriteOutcome::Worked(ids)))
+            let current = lease::current(conn, &rooms).await?;
+            let held = |room: &RoomId, lease: &RoomLease| {
+                current.get(room.as_str()).is_some_and(|(owner, epoch)| {
+                    owner == lease.owner.as_str() && *epoch == lease.epoch
+                })
+            };
+            let fenced: Vec<(&RoomId, &[Effect])> = run
+                .iter()
+                .filter_map(|&op| match op {
+                    WriteOp::Work {
+                        room,
+                        lease,
+                        effects,
+                    } if held(room, lease) => Some((room, effects.as_slice())),
+                    _ => None,
+                })
+                .collect();
+            let mut written = effects::write(conn, &fenced).await?.into_iter();
+            run.iter()
+                .map(|&op| match op {
+                    WriteOp::Work { room, lease, .. } if held(room, lease) => written
+                        .next()
+                        .map(WriteOutcome::Worked)
+                        .ok_or_else(|| Error::Internal("a work write's outcome is missing".into())),
+                    _ => Err(Error::RoomElsewhere),
+                })
                 .collect()
         }
         _ => return Ok(None),
@@ -333,6 +362,10 @@ mod tests {
     fn work(room_name: &str) -> WriteOp {
         WriteOp::Work {
             room: room(room_name),
+            lease: RoomLease {
+                owner: crate::store::ProcessId::random(),
+                epoch: 1,
+            },
             effects: Vec::new(),
         }
     }

@@ -27,6 +27,7 @@ impl RoomActor {
         let expired = expired_in(&effects);
         let op = WriteOp::Work {
             room: self.room.clone(),
+            lease: self.lease.lease.clone(),
             effects,
         };
         let pending = match self.context.committer.submit(op).await {
@@ -84,6 +85,13 @@ impl RoomActor {
             Ok(other) => {
                 tracing::warn!(room_id = %self.room, ?other, "a work write returned something else");
                 Vec::new()
+            }
+            Err(Error::RoomElsewhere) => {
+                // Another process took the room over: this one is done.
+                tracing::warn!(room_id = %self.room, epoch = self.lease.lease.epoch, "a work write refused: the room's lease is taken");
+                self.refuse(ack, Error::RoomElsewhere);
+                self.lease_lost();
+                return;
             }
             Err(error) => {
                 // Memory ran ahead of the store: load what is committed.
