@@ -143,7 +143,7 @@ pub(crate) struct RoomActor {
     /// that asked again meanwhile: answered with the grant once durable.
     pub(super) awaiting_grant: HashMap<crate::ids::UserId, Vec<super::work::Asker>>,
     /// Work writes committed while the state loads, finished once it has.
-    pub(super) acks_after_load: Vec<Box<super::work::Committed>>,
+    pub(super) acks_after_load: Vec<super::work::Committed>,
     /// Workers to push `queue.mine` to once the work state has loaded.
     pub(super) mine_after_load: Vec<crate::ids::UserId>,
     /// The task each worker holds, as shown to them.

@@ -76,8 +76,7 @@ impl RoomActor {
         if outcome.is_ok() && matches!(self.work, WorkSlot::Loading { .. }) {
             // Committed before the load's barrier, so the loaded state holds
             // it: finish it (its reply needs the state) once loaded.
-            self.acks_after_load
-                .push(Box::new((ack, task, expired, outcome)));
+            self.acks_after_load.push((ack, task, expired, outcome));
             return;
         }
         let answer_ids = match outcome {

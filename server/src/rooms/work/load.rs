@@ -74,7 +74,7 @@ impl RoomActor {
                 self.queue_dirty = true;
                 self.decide(due);
                 for committed in std::mem::take(&mut self.acks_after_load) {
-                    let (ack, task, expired, outcome) = *committed;
+                    let (ack, task, expired, outcome) = committed;
                     self.work_committed(ack, task, expired, outcome).await;
                 }
                 for user in std::mem::take(&mut self.mine_after_load) {
@@ -98,7 +98,7 @@ impl RoomActor {
                 self.work_load_failed = true;
                 let refused = || Error::Unavailable("the room's work could not be loaded");
                 for committed in std::mem::take(&mut self.acks_after_load) {
-                    let (ack, ..) = *committed;
+                    let (ack, ..) = committed;
                     self.refuse(ack, refused());
                 }
                 for waiting in waiting {

@@ -261,6 +261,6 @@ impl RoomActor {
         }
         self.live
             .send_to_non_moderators(&protocol::event("queue.counts", counts));
-        self.workers_counts = Some((counts.clone(), Instant::now()));
+        self.workers_counts = Some((*counts, Instant::now()));
     }
 }
