@@ -153,7 +153,7 @@ async fn answers(
             .insert_tasks(room, &batch, project.overlap_min)
             .await?;
     }
-    let mut state = store.load_work(room).await?.into_state()?.state;
+    let mut state = store.load_state(room).await?.state;
     // The room's lease: its work writes are fenced by it, as a room's are.
     let owner = ProcessId::random();
     let now = crowdroom::ids::now_ms();

@@ -7,10 +7,12 @@
 //! and a quarter with two of 8, one of 10 tags; `--workers` workers with
 //! three skills and a record each, half of them holding a reservation,
 //! each having skipped one task, ten paused. Then, `--runs` times,
-//! [`crowdroom::Store::load_work`] (the one statement and its parsing) and
-//! [`crowdroom::store::WorkRows::into_state`] (`WorkState::load`), timed
-//! apart, with the state's estimated heap size and the process's resident
-//! set before and after.
+//! [`crowdroom::Store::load_state`] (what a room runs: the statements,
+//! with the tasks built into the state while the standings are read), and
+//! apart, [`crowdroom::Store::load_work`] (the statements and their
+//! parsing) and [`crowdroom::store::WorkRows::into_state`]
+//! (`WorkState::load`), with the state's estimated heap size and the
+//! process's resident set before and after.
 //!
 //! CARGO_TARGET_DIR=$HOME/.cache/crowdroom/release cargo run --release -p crowdroom --example load_bench
 
@@ -124,6 +126,16 @@ async fn main() -> anyhow::Result<()> {
     );
 
     for run in 1..=runs {
+        let started = Instant::now();
+        let loaded = store.load_state(&room).await?;
+        println!(
+            "run {run}: load_state {:.2} s; state ~{:.1} MB (heap_bytes); {} due; counts {:?}",
+            started.elapsed().as_secs_f64(),
+            loaded.state.heap_bytes() as f64 / 1e6,
+            loaded.due.len(),
+            loaded.state.counts(now_ms()),
+        );
+        drop(loaded);
         let before = resident_mb();
         let started = Instant::now();
         let rows = store.load_work(&room).await?;

@@ -107,6 +107,10 @@ macro_rules! migrations {
                 "room_leases",
                 include_str!(concat!("../migrations/", $backend, "/0010_room_leases.sql")),
             ),
+            (
+                "load_indexes",
+                include_str!(concat!("../migrations/", $backend, "/0011_load_indexes.sql")),
+            ),
         ]
     };
 }

@@ -227,23 +227,41 @@ impl WorkState {
     /// are ignored (the store's foreign keys have none).
     pub fn load(
         project: ProjectConfig,
-        mut tasks: Vec<TaskRow>,
+        tasks: Vec<TaskRow>,
         workers: Vec<WorkerRow>,
-        mut reservations: Vec<ReservationRow>,
+        reservations: Vec<ReservationRow>,
     ) -> Result<Loaded> {
+        let Loaded { mut state, due } = WorkState::with_tasks(project, tasks)?;
+        state.load_standings(workers, reservations)?;
+        Ok(Loaded { state, due })
+    }
+
+    /// The first half of [`WorkState::load`]: the project and the tasks,
+    /// with those found due. A loader may read the standings meanwhile.
+    pub fn with_tasks(project: ProjectConfig, mut tasks: Vec<TaskRow>) -> Result<Loaded> {
         let mut state = WorkState::new(project);
         tasks.sort_unstable_by_key(|task| task.id);
         let due = state.add_tasks(tasks)?;
+        Ok(Loaded { state, due })
+    }
+
+    /// The second half of [`WorkState::load`]: the workers' standings and
+    /// the reservations, on a state made by [`WorkState::with_tasks`].
+    pub fn load_standings(
+        &mut self,
+        workers: Vec<WorkerRow>,
+        mut reservations: Vec<ReservationRow>,
+    ) -> Result<()> {
         for row in workers {
-            state.load_worker(row);
+            self.load_worker(row);
         }
         reservations.sort_by_key(|row| (row.reservation.created_at, row.reservation.task_id));
         for row in reservations {
-            let Ok(task) = state.tasks.find(row.reservation.task_id) else {
+            let Ok(task) = self.tasks.find(row.reservation.task_id) else {
                 continue;
             };
-            let worker = state.worker_number(&row.worker);
-            let Some(standing) = state.workers.get_mut(worker as usize) else {
+            let worker = self.worker_number(&row.worker);
+            let Some(standing) = self.workers.get_mut(worker as usize) else {
                 continue;
             };
             // (task, worker) is the store's key: never twice.
@@ -251,14 +269,12 @@ impl WorkState {
                 continue;
             }
             standing.held.push((task, row.reservation));
-            state
-                .expiries
+            self.expiries
                 .insert((row.reservation.expires_at, worker, task));
-            state
-                .tasks
+            self.tasks
                 .update(task, |slot| slot.reserved = slot.reserved.saturating_add(1))?;
         }
-        Ok(Loaded { state, due })
+        Ok(())
     }
 
     /// Adds tasks (imported while the room runs, or loaded); returns those

@@ -34,7 +34,7 @@ impl RoomActor {
             async move {
                 let loaded = async {
                     committer.write(WriteOp::Barrier).await?;
-                    store.load_work(&room).await?.into_state()
+                    store.load_state(&room).await
                 };
                 Completion::WorkLoaded {
                     generation,
