@@ -111,6 +111,14 @@ macro_rules! migrations {
                 "load_indexes",
                 include_str!(concat!("../migrations/", $backend, "/0011_load_indexes.sql")),
             ),
+            (
+                "implied_first_events",
+                include_str!(concat!(
+                    "../migrations/",
+                    $backend,
+                    "/0012_implied_first_events.sql"
+                )),
+            ),
         ]
     };
 }

@@ -185,9 +185,15 @@ impl Store {
     }
 
     /// An entry's audit trail: every state it went through, oldest first.
+    /// An answer's entry starts pending, by its creator, when it was
+    /// created: that first event is implied by the entry, not stored (one
+    /// row less per answer); the moves after it are stored.
     pub async fn ledger_events(&self, entry: i64) -> Result<Vec<LedgerEvent>> {
         let rows = sqlx::query(
-            "SELECT state, reason, actor, at FROM ledger_events WHERE entry_id = $1 ORDER BY id",
+            "SELECT 'pending' AS state, NULL AS reason, e.created_by AS actor, e.created_at AS at, \
+               0 AS seq FROM ledger_entries e WHERE e.id = $1 AND e.kind = 'answer' \
+             UNION ALL SELECT state, reason, actor, at, id AS seq FROM ledger_events \
+               WHERE entry_id = $1 ORDER BY seq",
         )
         .bind(entry)
         .fetch_all(&mut *self.conn().await?)

@@ -90,6 +90,8 @@ async fn a_span_past_the_text_is_refused(backend: Backend) {
     let (reply, _) = chat_elsewhere(&mut chatter, "still writing").await;
     assert_eq!(reply["ok"], true, "{reply}");
     let owner = server.token("r1", "olivia", Role::Owner).await;
+    // The consensus actor decides the task after the last answer's ack.
+    crowdroom_tests::decided(&server, "r1", &owner).await;
     let detail = http::get(
         &server.http_url(&format!("/api/v1/rooms/r1/tasks/{task}")),
         Some(&owner),

@@ -1,6 +1,8 @@
-//! The answers of a run of work writes: each answer, its pending ledger
-//! entry and that entry's first event, in three multi-row statements sent
-//! to SQLite as one string (one round trip to its thread).
+//! The answers of a run of work writes: each answer and its pending ledger
+//! entry, in two multi-row statements sent to SQLite as one string (one
+//! round trip to its thread). An answer's entry has no stored first event:
+//! its creation is implied by the entry (`Store::ledger_events`), which
+//! saves every answer a row and an index entry.
 
 use std::collections::HashMap;
 
@@ -22,11 +24,10 @@ pub(super) struct NewAnswer<'a> {
     pub pay: i64,
 }
 
-/// Inserts the answers, one pending ledger entry each and each entry's
-/// first event; returns the answers' ids in `answers`' order. The entries
-/// find their answers, and the events their entries, by (task, worker),
-/// which answers keeps unique, so on SQLite the three go as one string:
-/// one round trip to its thread.
+/// Inserts the answers and one pending ledger entry each; returns the
+/// answers' ids in `answers`' order. The entries find their answers by
+/// (task, worker), which answers keeps unique, so on SQLite the two go as
+/// one string: one round trip to its thread.
 pub(super) async fn write_answers(
     conn: &mut AnyConnection,
     answers: &[NewAnswer<'_>],
@@ -54,13 +55,6 @@ async fn write_answer_chunk(
          FROM (VALUES {}) AS d JOIN answers a ON a.task_id = d.column1 AND a.worker_id = d.column2",
         sql::rows(answers.len(), "(?, ?, ?)", ", ")
     );
-    let events = format!(
-        "INSERT INTO ledger_events (entry_id, state, reason, actor, at) \
-         SELECT e.id, 'pending', NULL, 'system', e.created_at FROM (VALUES {}) AS d \
-         JOIN answers a ON a.task_id = d.column1 AND a.worker_id = d.column2 \
-         JOIN ledger_entries e ON e.answer_id = a.id",
-        sql::rows(answers.len(), "(?, ?)", ", ")
-    );
     let bind_answers = |mut statement: Query<'static>| {
         for item in answers {
             statement = statement
@@ -83,17 +77,11 @@ async fn write_answer_chunk(
         }
         statement
     };
-    let bind_events = |mut statement: Query<'static>| {
-        for item in answers {
-            statement = statement.bind(item.task).bind(item.worker.to_owned());
-        }
-        statement
-    };
     let rows = if conn.backend_name() == "SQLite" {
         let statement = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{insert}; {entries}; {events}"
+            "{insert}; {entries}"
         )));
-        bind_events(bind_entries(bind_answers(statement)))
+        bind_entries(bind_answers(statement))
             .fetch_all(&mut *conn)
             .await?
     } else {
@@ -103,7 +91,6 @@ async fn write_answer_chunk(
         bind_entries(query(conn, entries))
             .execute(&mut *conn)
             .await?;
-        bind_events(query(conn, events)).execute(&mut *conn).await?;
         rows
     };
     // RETURNING's order is not promised: match rows by (task, worker).
