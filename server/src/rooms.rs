@@ -137,6 +137,13 @@ pub enum RoomCommand {
     },
     /// Writes a settled task's decision into its shared document.
     PublishDecision { task: i64, decision: Decision },
+    /// Batch assignment's problem for `members` (worker, capacity), from
+    /// the room's memory (`WorkState::plan`); solved by the caller.
+    Plan {
+        members: Vec<(UserId, u32)>,
+        most_tasks: usize,
+        reply: oneshot::Sender<Result<crowdroom_work::queue::Plan>>,
+    },
     /// Grants batch-assigned (worker, task) pairs; replies with the
     /// reservations granted, once committed.
     Assign {
@@ -318,6 +325,34 @@ impl RoomRegistry {
 
     /// Grants batch-assigned tasks in the room, starting it if need be;
     /// returns the reservations granted.
+    /// Batch assignment's problem for `members` in `room` (see
+    /// [`RoomCommand::Plan`]).
+    pub async fn plan(
+        &self,
+        room: &RoomId,
+        members: Vec<(UserId, u32)>,
+        most_tasks: usize,
+    ) -> Result<crowdroom_work::queue::Plan> {
+        for _ in 0..JOIN_ATTEMPTS {
+            let handle = self.get_or_spawn(room);
+            let (reply, answer) = oneshot::channel();
+            let command = RoomCommand::Plan {
+                members: members.clone(),
+                most_tasks,
+                reply,
+            };
+            if handle.send(command).await.is_err() {
+                self.remove(room, &handle);
+                continue;
+            }
+            match answer.await {
+                Ok(result) => return result,
+                Err(_) => self.remove(room, &handle),
+            }
+        }
+        Err(Error::Unavailable("room is restarting, retry"))
+    }
+
     pub async fn assign(
         &self,
         room: &RoomId,

@@ -9,7 +9,6 @@
 //! [`crate::committer`].
 
 mod access;
-mod assign;
 mod batch;
 mod chat;
 mod consensus;
@@ -39,7 +38,6 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor, SqlSafeStr};
 
 pub use access::{MemberRow, RoomRow, TokenRow};
-pub use assign::OpenTask;
 pub use chat::ChatMessage;
 pub use consensus::{ReviewDecision, Settled};
 pub use console::{RoomActivity, TaskAnswer};
@@ -108,8 +106,8 @@ macro_rules! migrations {
                 include_str!(concat!("../migrations/", $backend, "/0010_room_leases.sql")),
             ),
             (
-                "load_indexes",
-                include_str!(concat!("../migrations/", $backend, "/0011_load_indexes.sql")),
+                "memory_indexes",
+                include_str!(concat!("../migrations/", $backend, "/0011_memory_indexes.sql")),
             ),
             (
                 "implied_first_events",

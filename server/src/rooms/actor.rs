@@ -312,6 +312,11 @@ impl RoomActor {
             RoomCommand::QueueChanged => self.work_changed(),
             RoomCommand::Decided { decisions } => self.decided(decisions).await,
             RoomCommand::Assign { pairs, reply } => self.assign(pairs, reply).await,
+            RoomCommand::Plan {
+                members,
+                most_tasks,
+                reply,
+            } => self.plan(members, most_tasks, reply),
             RoomCommand::NotifyUser { user, frame } => self.live.send_to_user(&user, &frame),
             RoomCommand::PublishDecision { task, decision } => {
                 let automatic = decision.review.is_none();

@@ -198,6 +198,9 @@ pub(super) fn turn_away(inbox: &mut mpsc::Receiver<RoomCommand>, refusal: &Error
             RoomCommand::Assign { reply, .. } => {
                 let _ = reply.send(Err(refused()));
             }
+            RoomCommand::Plan { reply, .. } => {
+                let _ = reply.send(Err(refused()));
+            }
             RoomCommand::PublishDecision { task, .. } => {
                 tracing::warn!(task, %refusal, "a decision not written into its task's document: the room cannot start here");
             }

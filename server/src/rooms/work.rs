@@ -62,6 +62,11 @@ pub(super) enum Waiting {
         pairs: Vec<(UserId, i64)>,
         reply: AssignReply,
     },
+    Plan {
+        members: Vec<(UserId, u32)>,
+        most_tasks: usize,
+        reply: PlanReply,
+    },
     Release(Release),
 }
 
@@ -74,6 +79,7 @@ pub(super) struct Release {
 }
 
 /// Where a batch assignment's grants go.
+pub(super) type PlanReply = tokio::sync::oneshot::Sender<Result<crowdroom_work::queue::Plan>>;
 pub(super) type AssignReply = tokio::sync::oneshot::Sender<Result<Vec<(UserId, Reservation)>>>;
 
 /// Who a work request's reply goes to.

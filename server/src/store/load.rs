@@ -178,7 +178,7 @@ impl Store {
         let statements = Statements::new(self.backend);
         let mut conn = self.conn().await?;
         let mut tx = sqlx::Connection::begin_with(&mut *conn, statements.begin).await?;
-        let first = fetch(&mut *tx, &statements.tasks, room).await?;
+        let first = fetch(&mut tx, &statements.tasks, room).await?;
         let (project, tasks) = (project(&first)?, text(&first, "tasks")?);
         drop(first);
         let building = tokio::task::spawn_blocking(move || {
@@ -186,7 +186,7 @@ impl Store {
             drop(tasks);
             Ok::<_, Error>(WorkState::with_tasks(project, rows)?)
         });
-        let second = fetch(&mut *tx, &statements.standings, room).await;
+        let second = fetch(&mut tx, &statements.standings, room).await;
         tx.rollback().await?;
         drop(conn);
         let (workers, reservations) = parse_standings(&second?)?;
@@ -205,8 +205,8 @@ impl Store {
         let statements = Statements::new(self.backend);
         let mut conn = self.conn().await?;
         let mut tx = sqlx::Connection::begin_with(&mut *conn, statements.begin).await?;
-        let first = fetch(&mut *tx, &statements.tasks, room).await?;
-        let second = fetch(&mut *tx, &statements.standings, room).await?;
+        let first = fetch(&mut tx, &statements.tasks, room).await?;
+        let second = fetch(&mut tx, &statements.standings, room).await?;
         tx.rollback().await?;
         let (workers, reservations) = parse_standings(&second)?;
         Ok(WorkRows {

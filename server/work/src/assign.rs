@@ -12,6 +12,7 @@
 const SCALE: f64 = 1_000_000.0;
 
 /// One member's eligible tasks with the gain of giving each to them.
+#[derive(Debug, Clone)]
 pub struct Member {
     pub capacity: u32,
     /// (task index, expected gain >= 0).

@@ -35,6 +35,7 @@ mod grant;
 mod index;
 mod rows;
 mod settle;
+mod plan;
 mod standing;
 
 #[cfg(test)]
@@ -50,6 +51,7 @@ use serde::Serialize;
 pub use answer::{MIN_FAST_FOR_VERDICT, RESERVATION_LOST, pause_reason};
 pub use effect::{Decision, Due, Effect, Freed, Grant, Outcome, Refusal, Submitted, Verdict};
 pub use rows::{ReservationRow, StoredState, TaskRow, WorkerRow};
+pub use plan::{Plan, SPREAD, spread_fairly};
 pub use settle::{DueAnswer, settle};
 pub use standing::WorkerView;
 

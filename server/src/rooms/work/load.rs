@@ -89,6 +89,11 @@ impl RoomActor {
                             op,
                         } => self.work_request(principal, tx, id, op).await,
                         Waiting::Assign { pairs, reply } => self.assign(pairs, reply).await,
+                        Waiting::Plan {
+                            members,
+                            most_tasks,
+                            reply,
+                        } => self.plan(members, most_tasks, reply),
                         Waiting::Release(release) => self.release_now(release).await,
                     }
                 }
@@ -107,6 +112,7 @@ impl RoomActor {
                             tx.send(protocol::error_reply(&id, &refused()));
                         }
                         Waiting::Assign { reply, .. } => _ = reply.send(Err(refused())),
+                        Waiting::Plan { reply, .. } => _ = reply.send(Err(refused())),
                         Waiting::Release(release) => self.live.reply(
                             release.conn,
                             protocol::error_reply(&release.request, &refused()),

@@ -3,7 +3,7 @@
 //! `http/assign_api.rs`) and a moderator's `mod.release`, both decided in
 //! the room's memory and committed like a worker's request.
 
-use super::{AssignReply, Release, Waiting, WorkAck, WorkSlot};
+use super::{AssignReply, PlanReply, Release, Waiting, WorkAck, WorkSlot};
 use crate::error::Error;
 use crate::ids::{ConnId, UserId, now_ms};
 use crate::protocol::{self, Event, ReleaseDone, RequestId};
@@ -13,6 +13,32 @@ use crowdroom_work::queue::Outcome;
 impl RoomActor {
     /// Grants batch-assigned tasks (`http/assign_api.rs` plans them):
     /// each pair the queue's rules still allow.
+    /// Batch assignment's problem, from memory (the caller solves it off
+    /// the room's loop, then asks for the pairs with [`Self::assign`]).
+    pub(in crate::rooms) fn plan(
+        &mut self,
+        members: Vec<(UserId, u32)>,
+        most_tasks: usize,
+        reply: PlanReply,
+    ) {
+        let WorkSlot::Ready(state) = &mut self.work else {
+            if let WorkSlot::Loading { waiting, .. } = &mut self.work {
+                waiting.push(Waiting::Plan {
+                    members,
+                    most_tasks,
+                    reply,
+                });
+            }
+            return;
+        };
+        let members: Vec<(&str, u32)> = members
+            .iter()
+            .map(|(user, capacity)| (user.as_str(), *capacity))
+            .collect();
+        // The asker may have gone; then there is no one to tell.
+        let _ = reply.send(Ok(state.plan(&members, most_tasks)));
+    }
+
     pub(in crate::rooms) async fn assign(&mut self, pairs: Vec<(UserId, i64)>, reply: AssignReply) {
         let WorkSlot::Ready(state) = &mut self.work else {
             if let WorkSlot::Loading { waiting, .. } = &mut self.work {
