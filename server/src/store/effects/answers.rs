@@ -1,8 +1,17 @@
 //! The answers of a run of work writes: each answer and its pending ledger
-//! entry, in two multi-row statements sent to SQLite as one string (one
-//! round trip to its thread). An answer's entry has no stored first event:
-//! its creation is implied by the entry (`Store::ledger_events`), which
-//! saves every answer a row and an index entry.
+//! entry. An answer's entry has no stored first event: its creation is
+//! implied by the entry (`Store::ledger_events`), which saves every answer
+//! a row and an index entry.
+//!
+//! On SQLite the batch holds the one write lock from its `BEGIN IMMEDIATE`,
+//! so the answers' ids are numbered here, after the greatest ever given
+//! (`sqlite_sequence`, kept by AUTOINCREMENT): the two inserts then need no
+//! `RETURNING` (sqlx-sqlite hands each returned row from its thread on its
+//! own) and the entries no search for their answers, and both go as one
+//! string, one round trip to the SQLite thread. On PostgreSQL several
+//! processes insert answers at once (each for the rooms it holds), so the
+//! database numbers them: one statement inserts the answers and, in a
+//! data-modifying CTE, their entries, and returns the ids.
 
 use std::collections::HashMap;
 
@@ -25,74 +34,101 @@ pub(super) struct NewAnswer<'a> {
 }
 
 /// Inserts the answers and one pending ledger entry each; returns the
-/// answers' ids in `answers`' order. The entries find their answers by
-/// (task, worker), which answers keeps unique, so on SQLite the two go as
-/// one string: one round trip to its thread.
+/// answers' ids in `answers`' order.
 pub(super) async fn write_answers(
     conn: &mut AnyConnection,
     answers: &[NewAnswer<'_>],
 ) -> Result<Vec<i64>> {
     let mut ids = Vec::with_capacity(answers.len());
+    let sqlite = conn.backend_name() == "SQLite";
     for chunk in answers.chunks(CHUNK) {
-        ids.extend(write_answer_chunk(conn, chunk).await?);
+        ids.extend(if sqlite {
+            numbered_here(conn, chunk).await?
+        } else {
+            numbered_there(conn, chunk).await?
+        });
     }
     Ok(ids)
 }
 
-async fn write_answer_chunk(
-    conn: &mut AnyConnection,
-    answers: &[NewAnswer<'_>],
-) -> Result<Vec<i64>> {
-    let insert = format!(
-        "INSERT INTO answers (task_id, room_id, worker_id, answer, lead_time_ms, created_at, correct) \
-         VALUES {} RETURNING id, task_id, worker_id",
-        sql::rows(answers.len(), "(?, ?, ?, ?, ?, ?, ?)", ", ")
+/// SQLite: the ids are the next after the greatest ever given.
+async fn numbered_here(conn: &mut AnyConnection, answers: &[NewAnswer<'_>]) -> Result<Vec<i64>> {
+    let last: i64 = sqlx::query(
+        "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'answers'), \
+           (SELECT MAX(id) FROM answers), 0) AS last",
+    )
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get("last")?;
+    let ids: Vec<i64> = (1..)
+        .take(answers.len())
+        .map(|step| last.checked_add(step))
+        .collect::<Option<_>>()
+        .ok_or_else(|| Error::Internal("answer ids ran out".into()))?;
+    let statements = format!(
+        "INSERT INTO answers (id, task_id, room_id, worker_id, answer, lead_time_ms, created_at, correct) \
+         VALUES {}; \
+         INSERT INTO ledger_entries (room_id, worker_id, kind, answer_id, amount, state, created_by, created_at) \
+         VALUES {}",
+        sql::rows(answers.len(), "(?, ?, ?, ?, ?, ?, ?, ?)", ", "),
+        sql::rows(answers.len(), "(?, ?, 'answer', ?, ?, 'pending', 'system', ?)", ", ")
     );
+    let mut statement = sqlx::query(sqlx::AssertSqlSafe(statements));
+    for (item, id) in answers.iter().zip(&ids) {
+        statement = statement
+            .bind(*id)
+            .bind(item.task)
+            .bind(item.room.to_owned())
+            .bind(item.worker.to_owned())
+            .bind(item.answer.clone())
+            .bind(item.lead_time_ms)
+            .bind(item.at)
+            .bind(item.correct);
+    }
+    for (item, id) in answers.iter().zip(&ids) {
+        statement = statement
+            .bind(item.room.to_owned())
+            .bind(item.worker.to_owned())
+            .bind(*id)
+            .bind(item.pay)
+            .bind(item.at);
+    }
+    statement.execute(&mut *conn).await?;
+    Ok(ids)
+}
+
+/// PostgreSQL: one statement inserts the answers, their entries (the CTE
+/// hands the new ids over) and returns the ids.
+async fn numbered_there(conn: &mut AnyConnection, answers: &[NewAnswer<'_>]) -> Result<Vec<i64>> {
     // VALUES columns are column1, column2, ... on both databases.
-    let entries = format!(
-        "INSERT INTO ledger_entries (room_id, worker_id, kind, answer_id, amount, state, created_by, created_at) \
-         SELECT a.room_id, a.worker_id, 'answer', a.id, d.column3, 'pending', 'system', a.created_at \
-         FROM (VALUES {}) AS d JOIN answers a ON a.task_id = d.column1 AND a.worker_id = d.column2",
-        sql::rows(answers.len(), "(?, ?, ?)", ", ")
+    let statement = format!(
+        "WITH d AS (SELECT * FROM (VALUES {}) AS v), \
+         a AS (INSERT INTO answers (task_id, room_id, worker_id, answer, lead_time_ms, created_at, correct) \
+           SELECT column1, column2, column3, column4, column5, column6, column7 FROM d \
+           RETURNING id, task_id, room_id, worker_id, created_at), \
+         e AS (INSERT INTO ledger_entries (room_id, worker_id, kind, answer_id, amount, state, created_by, created_at) \
+           SELECT a.room_id, a.worker_id, 'answer', a.id, d.column8, 'pending', 'system', a.created_at \
+           FROM a JOIN d ON d.column1 = a.task_id AND d.column3 = a.worker_id) \
+         SELECT id, task_id, worker_id FROM a",
+        sql::rows(
+            answers.len(),
+            "(CAST(? AS BIGINT), ?, ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))",
+            ", "
+        )
     );
-    let bind_answers = |mut statement: Query<'static>| {
-        for item in answers {
-            statement = statement
-                .bind(item.task)
-                .bind(item.room.to_owned())
-                .bind(item.worker.to_owned())
-                .bind(item.answer.clone())
-                .bind(item.lead_time_ms)
-                .bind(item.at)
-                .bind(item.correct);
-        }
-        statement
-    };
-    let bind_entries = |mut statement: Query<'static>| {
-        for item in answers {
-            statement = statement
-                .bind(item.task)
-                .bind(item.worker.to_owned())
-                .bind(item.pay);
-        }
-        statement
-    };
-    let rows = if conn.backend_name() == "SQLite" {
-        let statement = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{insert}; {entries}"
-        )));
-        bind_entries(bind_answers(statement))
-            .fetch_all(&mut *conn)
-            .await?
-    } else {
-        let rows = bind_answers(query(conn, insert))
-            .fetch_all(&mut *conn)
-            .await?;
-        bind_entries(query(conn, entries))
-            .execute(&mut *conn)
-            .await?;
-        rows
-    };
+    let mut bound: Query<'static> = query(conn, statement);
+    for item in answers {
+        bound = bound
+            .bind(item.task)
+            .bind(item.room.to_owned())
+            .bind(item.worker.to_owned())
+            .bind(item.answer.clone())
+            .bind(item.lead_time_ms)
+            .bind(item.at)
+            .bind(item.correct)
+            .bind(item.pay);
+    }
+    let rows = bound.fetch_all(&mut *conn).await?;
     // RETURNING's order is not promised: match rows by (task, worker).
     let mut returned: HashMap<(i64, String), i64> = HashMap::with_capacity(answers.len());
     for row in rows {
