@@ -166,6 +166,63 @@ pub fn spread_fairly(members: &mut [Member], done: &[i64]) {
     }
 }
 
+/// The property the queue's random operation sequences check at each
+/// batch assignment (`queue/props.rs`): a member is offered exactly the
+/// regular tasks a grant would give them now (each tried on its own copy
+/// of the state, reloaded from its rows), every gain is positive, and each
+/// candidate's free slots are its target less its reservations and
+/// answers.
+#[cfg(test)]
+pub(super) fn check_plan(
+    state: &WorkState,
+    workers: &[String],
+    now: i64,
+) -> Result<(), proptest::test_runner::TestCaseError> {
+    use std::collections::HashSet;
+
+    use proptest::prop_assert_eq;
+
+    let members: Vec<(&str, u32)> = workers.iter().map(|id| (id.as_str(), 2)).collect();
+    let plan = state.plan(&members, usize::MAX);
+    for (at, &task) in plan.tasks.iter().enumerate() {
+        let index = state.tasks.find(task).map_err(|error| proptest::test_runner::TestCaseError::fail(error.to_string()))?;
+        prop_assert_eq!(plan.slots.get(at).copied(), Some(state.free_slots(index)));
+    }
+    let copy = || {
+        let (tasks, workers, reservations) = state.rows();
+        WorkState::load(state.project().clone(), tasks, workers, reservations).map(|loaded| loaded.state)
+    };
+    for (member, (worker, _)) in plan.members.iter().zip(&members) {
+        proptest::prop_assert!(member.options.iter().all(|(_, gain)| *gain > 0.0));
+        let offered: HashSet<i64> = member
+            .options
+            .iter()
+            .filter_map(|(at, _)| plan.tasks.get(*at).copied())
+            .collect();
+        for (index, &task) in state.tasks.ids.iter().enumerate() {
+            if state.tasks.gold.contains_key(&(index as u32)) {
+                continue;
+            }
+            let mut fresh = copy().map_err(|error| proptest::test_runner::TestCaseError::fail(error.to_string()))?;
+            let granted = fresh
+                .assign(worker, task, now)
+                .map_err(|error| proptest::test_runner::TestCaseError::fail(error.to_string()))?
+                .value
+                .is_some();
+            prop_assert_eq!(
+                granted,
+                offered.contains(&task),
+                "{} offered task {} in the plan: {}, granted by assign: {}",
+                worker,
+                task,
+                offered.contains(&task),
+                granted
+            );
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

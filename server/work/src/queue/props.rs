@@ -353,6 +353,9 @@ fn run(room: &Room, ops: &[Op]) -> Result<(), TestCaseError> {
             }
             Op::Release(at) => _ = state.release(&worker(*at)).unwrap(),
             Op::Assign(at, task) => {
+                state.sweep(now).unwrap();
+                let everyone: Vec<String> = (0..WORKERS).map(worker).collect();
+                super::plan::check_plan(&state, &everyone, now)?;
                 let (who, task) = (worker(*at), task_at(*task));
                 if let Some(reservation) = state.assign(&who, task, now).unwrap().value {
                     prop_assert_eq!(reservation.task_id, task);
@@ -436,7 +439,7 @@ proptest! {
 
 /// Rows of the state as the store would hold them (for the reload check).
 impl WorkState {
-    fn rows(&self) -> (Vec<TaskRow>, Vec<WorkerRow>, Vec<ReservationRow>) {
+    pub(super) fn rows(&self) -> (Vec<TaskRow>, Vec<WorkerRow>, Vec<ReservationRow>) {
         let mut answered: HashMap<u32, Vec<i64>> = HashMap::new();
         let tasks = self
             .tasks
