@@ -107,7 +107,11 @@ macro_rules! migrations {
             ),
             (
                 "memory_indexes",
-                include_str!(concat!("../migrations/", $backend, "/0011_memory_indexes.sql")),
+                include_str!(concat!(
+                    "../migrations/",
+                    $backend,
+                    "/0011_memory_indexes.sql"
+                )),
             ),
             (
                 "implied_first_events",

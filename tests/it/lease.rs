@@ -12,11 +12,11 @@ use crowdroom::auth::Role;
 use crowdroom::ids::{RoomId, UserId, now_ms};
 use crowdroom::store::{ProcessId, RoomLease, WriteOp, WriteOutcome};
 use crowdroom::{Error, Settings, Store};
-use crowdroom_work::project::{NewTask, ProjectConfig};
-use crowdroom_work::queue::{Grant, WorkState};
 use crowdroom_tests::client::{Incoming, LiveClient, YjsClient};
 use crowdroom_tests::process::ServerProcess;
 use crowdroom_tests::{Backend, TIMEOUT, TestDb, TestServer, both_stores, eventually};
+use crowdroom_work::project::{NewTask, ProjectConfig};
+use crowdroom_work::queue::{Grant, WorkState};
 use futures_util::StreamExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -376,7 +376,10 @@ async fn fenced_writes(backend: Backend) {
         matches!(outcomes[0], Err(Error::RoomElsewhere)),
         "{outcomes:?}"
     );
-    assert!(matches!(outcomes[1], Ok(WriteOutcome::Worked(_))), "{outcomes:?}");
+    assert!(
+        matches!(outcomes[1], Ok(WriteOutcome::Worked(_))),
+        "{outcomes:?}"
+    );
     // Only the new owner's grant is in the store: one reservation, not two.
     let stored = loaded().await;
     assert_eq!(stored.counts(now + 2_000), fresh.counts(now + 2_000));

@@ -42,7 +42,6 @@ pub struct RoomLease {
     pub epoch: i64,
 }
 
-
 impl Store {
     /// Takes `room`'s lease for `owner` until `expires_at` (ms) if nobody
     /// holds it, it expired by `now`, or `owner` holds it already (this

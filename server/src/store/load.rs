@@ -222,11 +222,7 @@ fn join_error(error: tokio::task::JoinError) -> Error {
     Error::Internal(format!("loading a room's work state failed: {error}"))
 }
 
-async fn fetch(
-    conn: &mut sqlx::AnyConnection,
-    sql: &str,
-    room: &RoomId,
-) -> Result<AnyRow> {
+async fn fetch(conn: &mut sqlx::AnyConnection, sql: &str, room: &RoomId) -> Result<AnyRow> {
     Ok(sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
         .bind(room.as_str())
         .fetch_one(&mut *conn)
@@ -273,11 +269,15 @@ fn parse_standings(row: &AnyRow) -> Result<(Vec<WorkerRow>, Vec<ReservationRow>)
     let mut workers: HashMap<String, WorkerRow> = HashMap::new();
     // Lead times in ms, as sums that cannot overflow.
     let mut leads: HashMap<String, f64> = HashMap::new();
-    for (id, tasks, lead) in parse::<Vec<(String, String, f64)>>(&text(row, "answered")?, "answers")? {
+    for (id, tasks, lead) in
+        parse::<Vec<(String, String, f64)>>(&text(row, "answered")?, "answers")?
+    {
         let standing = standing(&mut workers, id.clone());
         for task in tasks.split(',').filter(|task| !task.is_empty()) {
             let task = task.parse().map_err(|_| {
-                Error::Internal(format!("a stored answer's task id does not parse: {task:?}"))
+                Error::Internal(format!(
+                    "a stored answer's task id does not parse: {task:?}"
+                ))
             })?;
             standing.answered.push(task);
         }

@@ -33,9 +33,9 @@ mod check;
 mod effect;
 mod grant;
 mod index;
+mod plan;
 mod rows;
 mod settle;
-mod plan;
 mod standing;
 
 #[cfg(test)]
@@ -50,8 +50,8 @@ use serde::Serialize;
 
 pub use answer::{MIN_FAST_FOR_VERDICT, RESERVATION_LOST, pause_reason};
 pub use effect::{Decision, Due, Effect, Freed, Grant, Outcome, Refusal, Submitted, Verdict};
-pub use rows::{ReservationRow, StoredState, TaskRow, WorkerRow};
 pub use plan::{Plan, SPREAD, spread_fairly};
+pub use rows::{ReservationRow, StoredState, TaskRow, WorkerRow};
 pub use settle::{DueAnswer, settle};
 pub use standing::WorkerView;
 

@@ -71,7 +71,11 @@ async fn numbered_here(conn: &mut AnyConnection, answers: &[NewAnswer<'_>]) -> R
          INSERT INTO ledger_entries (room_id, worker_id, kind, answer_id, amount, state, created_by, created_at) \
          VALUES {}",
         sql::rows(answers.len(), "(?, ?, ?, ?, ?, ?, ?, ?)", ", "),
-        sql::rows(answers.len(), "(?, ?, 'answer', ?, ?, 'pending', 'system', ?)", ", ")
+        sql::rows(
+            answers.len(),
+            "(?, ?, 'answer', ?, ?, 'pending', 'system', ?)",
+            ", "
+        )
     );
     let mut statement = sqlx::query(sqlx::AssertSqlSafe(statements));
     for (item, id) in answers.iter().zip(&ids) {

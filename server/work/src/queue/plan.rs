@@ -185,12 +185,16 @@ pub(super) fn check_plan(
     let members: Vec<(&str, u32)> = workers.iter().map(|id| (id.as_str(), 2)).collect();
     let plan = state.plan(&members, usize::MAX);
     for (at, &task) in plan.tasks.iter().enumerate() {
-        let index = state.tasks.find(task).map_err(|error| proptest::test_runner::TestCaseError::fail(error.to_string()))?;
+        let index = state
+            .tasks
+            .find(task)
+            .map_err(|error| proptest::test_runner::TestCaseError::fail(error.to_string()))?;
         prop_assert_eq!(plan.slots.get(at).copied(), Some(state.free_slots(index)));
     }
     let copy = || {
         let (tasks, workers, reservations) = state.rows();
-        WorkState::load(state.project().clone(), tasks, workers, reservations).map(|loaded| loaded.state)
+        WorkState::load(state.project().clone(), tasks, workers, reservations)
+            .map(|loaded| loaded.state)
     };
     for (member, (worker, _)) in plan.members.iter().zip(&members) {
         proptest::prop_assert!(member.options.iter().all(|(_, gain)| *gain > 0.0));
@@ -203,7 +207,8 @@ pub(super) fn check_plan(
             if state.tasks.gold.contains_key(&(index as u32)) {
                 continue;
             }
-            let mut fresh = copy().map_err(|error| proptest::test_runner::TestCaseError::fail(error.to_string()))?;
+            let mut fresh = copy()
+                .map_err(|error| proptest::test_runner::TestCaseError::fail(error.to_string()))?;
             let granted = fresh
                 .assign(worker, task, now)
                 .map_err(|error| proptest::test_runner::TestCaseError::fail(error.to_string()))?
