@@ -379,6 +379,24 @@ async fn the_web_clients_types_match_the_wire(backend: Backend) {
     samples
         .get("LedgerSummary", "/rooms/wire/ledger/summary", &owner)
         .await;
+    samples
+        .get("LedgerList", "/rooms/wire/ledger?worker=wes", &worker)
+        .await;
+    let listed = http::get(
+        &samples.server.http_url("/api/v1/rooms/wire/ledger?worker=wes"),
+        Some(&worker),
+    )
+    .await;
+    let entry = listed.json()["entries"][0]["id"]
+        .as_i64()
+        .expect("wes has a ledger entry");
+    samples
+        .get(
+            "LedgerEntryDetail",
+            &format!("/rooms/wire/ledger/{entry}"),
+            &worker,
+        )
+        .await;
     samples.get("QueueInfo", "/rooms/wire/queue", &owner).await;
     let kicked = olivia
         .request("mod.kick", json!({"user": "wes", "reason": "go home"}))

@@ -510,6 +510,62 @@ async function answerForms(env) {
   delete env.people.wren
 }
 
+/**
+ * A worker's earnings page: an answer's pending entry, rejected by the
+ * owner with a reason the worker reads there; the worker disputes it with
+ * a message from the page (and an empty message is refused on the page);
+ * the owner upholds it and the worker's entry shows approved, with the
+ * whole history. Screenshots at 1280 and 768 px.
+ */
+async function earnings(env) {
+  const room = await provisionRoom(env, 'pay', 'E2E pay', {
+    instructions: 'Is the sentence about the weather?',
+    answer_schema: { kind: 'single_choice', options: ['yes', 'no'] },
+    pay_per_answer: 250000,
+  }, [{ id: 'p1', data: { text: 'Rain is expected all afternoon.' } }])
+  const w = (env.people.payee = await person(env, room.worker))
+  const { page } = w
+  const { taskId, answered } = await takeTask(page)
+  await page.getByRole('radio', { name: 'yes' }).check()
+  assert.equal(await submitAndReadBack(env, page, room, taskId, answered), 'yes')
+  const { entries } = await api(env, room.owner, 'GET', `/rooms/${room.id}/ledger?worker=wren`)
+  assert.equal(entries.length, 1, 'one entry for the one answer')
+  const id = entries[0].id
+  const why = 'Off topic: the forecast is not the weather itself.'
+  await api(env, room.owner, 'POST', `/rooms/${room.id}/ledger/${id}/reject`, { reason: why })
+
+  await go(page, `#/earnings/${room.id}`)
+  await page.getByRole('heading', { name: 'Earnings' }).waitFor({ timeout: TIMEOUT })
+  const row = page.locator(`tr[data-entry="${id}"]`)
+  await until('the rejection and its reason on the page', async () =>
+    (await row.getAttribute('data-state')) === 'rejected' && (await row.innerText()).includes(why))
+  assert.match(await page.locator('[data-total="rejected"]').innerText(), /0\.25/)
+  await shot(env, page, '9a-earnings-rejected')
+  await row.getByRole('button', { name: 'Dispute' }).click()
+  const message = page.getByLabel(`Why should entry ${id} not be rejected?`, { exact: false })
+  await page.getByRole('button', { name: 'Send dispute' }).click()
+  await page.getByText('Say why', { exact: false }).waitFor({ timeout: TIMEOUT })
+  await message.fill('The sentence is about rain this afternoon: that is weather.')
+  await page.getByRole('button', { name: 'Send dispute' }).click()
+  await until('the entry disputed', async () => (await row.getAttribute('data-state')) === 'disputed')
+  const trail = await api(env, room.owner, 'GET', `/rooms/${room.id}/ledger/${id}`)
+  assert.equal(trail.events.at(-1).reason, 'The sentence is about rain this afternoon: that is weather.')
+
+  await api(env, room.owner, 'POST', `/rooms/${room.id}/ledger/${id}/uphold`, { reason: 'Fair: rain is weather.' })
+  await page.reload()
+  await until('the entry approved after the uphold', async () => (await row.getAttribute('data-state')) === 'approved')
+  await row.getByRole('button', { name: 'History' }).click()
+  const history = page.getByRole('list', { name: `History of entry ${id}` })
+  await history.waitFor({ timeout: TIMEOUT })
+  const states = await history.locator('li').evaluateAll((items) => items.map((item) => item.dataset.state))
+  assert.deepEqual(states, ['pending', 'rejected', 'disputed', 'approved'])
+  await shot(env, page, '9b-earnings-history')
+  await page.setViewportSize({ width: 768, height: 1000 })
+  await shot(env, page, '9c-earnings-768')
+  await w.context.close()
+  delete env.people.payee
+}
+
 export const SCENARIOS = [
   { name: 'sign-in', run: signIn },
   { name: 'co-edit', run: coEdit },
@@ -522,4 +578,5 @@ export const SCENARIOS = [
   { name: 'kick', run: kick },
   { name: 'second-room', run: secondRoom },
   { name: 'answer-forms', run: answerForms },
+  { name: 'earnings', run: earnings },
 ]

@@ -61,6 +61,7 @@ export function topbar(entry: KeyEntry | null, current: string, indicators: Node
     h('nav', { 'aria-label': 'Main' },
       link('#/', 'Rooms', 'rooms'),
       entry ? link(`#/room/${entry.room}`, 'Work', 'room') : null,
+      entry ? link(`#/earnings/${entry.room}`, 'Earnings', 'earnings') : null,
       entry && isTeam(entry.role) ? link(`#/review/${entry.room}`, 'Review', 'review') : null,
       entry && isModerator(entry.role) ? link(`#/console/${entry.room}`, 'Console', 'console') : null),
     h('span', { class: 'conns' }, indicators),

@@ -119,6 +119,30 @@ export interface Earnings { worker: string; pending: number; approved: number; p
 /** `GET /rooms/{room}/ledger/summary`. */
 export interface LedgerSummary { workers: Earnings[]; hourly_rate: number | null; target_hourly_rate: number; below_target: boolean }
 
+export type LedgerState = 'pending' | 'approved' | 'rejected' | 'disputed' | 'paid'
+
+/** One pay entry: an answer's pay or a bonus; `state_reason` is the reason given with its latest move. */
+export interface LedgerEntry {
+  id: number
+  worker: string
+  kind: 'answer' | 'bonus'
+  answer_id: number | null
+  amount: number
+  reason: string | null
+  state: LedgerState
+  state_reason: string | null
+  created_at: number
+}
+
+/** `GET /rooms/{room}/ledger?worker=`: newest first. */
+export interface LedgerList { entries: LedgerEntry[] }
+
+/** One move in an entry's audit trail. */
+export interface LedgerEvent { state: LedgerState; reason: string | null; actor: string; at: number }
+
+/** `GET /rooms/{room}/ledger/{id}`: the entry and its audit trail, oldest first. */
+export interface LedgerEntryDetail { entry: LedgerEntry; events: LedgerEvent[] }
+
 export interface Member { user: string; display_name: string; role: Role }
 
 /** `GET /rooms/{room}/members`. */
