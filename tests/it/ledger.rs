@@ -215,6 +215,38 @@ async fn ledger_lifecycle(backend: Backend) {
     );
     assert_eq!(trail["events"][2]["actor"], "wes");
     assert_eq!(trail["events"][4]["reason"], "new guideline");
+    // One state's entries: the list filtered by the server.
+    let approved = http::get(
+        &server.http_url("/api/v1/rooms/r1/ledger?state=approved"),
+        Some(&owner),
+    )
+    .await
+    .json();
+    let approved = approved["entries"].as_array().unwrap();
+    assert!(
+        approved.iter().any(|entry| entry["id"] == second),
+        "{approved:?}"
+    );
+    assert!(approved.iter().all(|entry| entry["state"] == "approved"));
+    let pending = http::get(
+        &server.http_url("/api/v1/rooms/r1/ledger?state=pending"),
+        Some(&owner),
+    )
+    .await
+    .json();
+    assert!(
+        pending["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|entry| entry["state"] == "pending" && entry["id"] != second)
+    );
+    let unknown = http::get(
+        &server.http_url("/api/v1/rooms/r1/ledger?state=lost"),
+        Some(&owner),
+    )
+    .await;
+    assert_eq!(unknown.status, 400, "{}", unknown.body);
 
     // Bonuses: a reason and an idempotency key; the same key pays once.
     let bonus = json!({"worker": "wes", "amount": 5_000, "reason": "great spans", "idempotency_key": "b-1"});

@@ -383,7 +383,9 @@ async fn the_web_clients_types_match_the_wire(backend: Backend) {
         .get("LedgerList", "/rooms/wire/ledger?worker=wes", &worker)
         .await;
     let listed = http::get(
-        &samples.server.http_url("/api/v1/rooms/wire/ledger?worker=wes"),
+        &samples
+            .server
+            .http_url("/api/v1/rooms/wire/ledger?worker=wes"),
         Some(&worker),
     )
     .await;

@@ -3,6 +3,7 @@
 // on what the page shows.
 
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
 import { api, focusVisible, go, person, select, shot, spans, state, synced, tabTo, until, TIMEOUT } from './lib.mjs'
 
 /** Sign-in by pasting a token, the room list, and the invite-link flow. */
@@ -566,6 +567,66 @@ async function earnings(env) {
   delete env.people.payee
 }
 
+/**
+ * The owner's Pay page: two answers' pending entries; a rejection without
+ * a reason is refused on the page, with one it is booked (the reason is
+ * the worker's to read); the other is approved; a bonus is booked; “Mark
+ * all paid” pays the approved entries and offers a payout CSV, which is
+ * read back and checked against the server's paid entries.
+ */
+async function pay(env) {
+  const room = await provisionRoom(env, 'payout', 'E2E payout', {
+    instructions: 'Is the sentence about the weather?',
+    answer_schema: { kind: 'single_choice', options: ['yes', 'no'] },
+    pay_per_answer: 400000,
+  }, [{ id: 'q1', data: { text: 'Snow closed the pass.' } }, { id: 'q2', data: { text: 'The bank opens at nine.' } }])
+  const w = (env.people.payee = await person(env, room.worker))
+  for (const choice of ['yes', 'no']) {
+    const { taskId, answered } = await takeTask(w.page)
+    await w.page.getByRole('radio', { name: choice }).check()
+    assert.equal(await submitAndReadBack(env, w.page, room, taskId, answered), choice)
+  }
+  await w.context.close()
+  delete env.people.payee
+  const o = (env.people.payer = await person(env, room.owner, { hash: `#/pay/${room.id}` }))
+  const { page } = o
+  await page.getByRole('heading', { name: 'Pending (2)' }).waitFor({ timeout: TIMEOUT })
+  const { entries } = await api(env, room.owner, 'GET', `/rooms/${room.id}/ledger?state=pending`)
+  const [newer, older] = entries
+  await page.getByRole('checkbox', { name: `Entry ${older.id} of wren` }).check()
+  await page.getByRole('button', { name: 'Reject selected' }).click()
+  await page.getByText('A rejection needs a reason', { exact: false }).waitFor({ timeout: TIMEOUT })
+  await page.getByLabel('Reason for a rejection (shown to the worker)').fill('Snow on a pass is weather: wrong answer.')
+  await page.getByRole('button', { name: 'Reject selected' }).click()
+  await page.getByRole('heading', { name: 'Pending (1)' }).waitFor({ timeout: TIMEOUT })
+  const rejected = await api(env, room.owner, 'GET', `/rooms/${room.id}/ledger/${older.id}`)
+  assert.equal(rejected.entry.state, 'rejected')
+  assert.equal(rejected.entry.state_reason, 'Snow on a pass is weather: wrong answer.')
+  await page.getByRole('checkbox', { name: `Entry ${newer.id} of wren` }).check()
+  await page.getByRole('button', { name: 'Approve selected' }).click()
+  await page.getByRole('heading', { name: 'Pending (0)' }).waitFor({ timeout: TIMEOUT })
+  await page.getByLabel('Worker (user id)').fill('wren')
+  await page.getByLabel('Amount').fill('1.50')
+  await page.getByLabel('Reason (shown to the worker)').fill('Careful work this week.')
+  await page.getByRole('button', { name: 'Book bonus' }).click()
+  await page.getByRole('heading', { name: 'Approved, to pay (2)' }).waitFor({ timeout: TIMEOUT })
+  await shot(env, page, '10a-pay')
+  await page.getByRole('button', { name: 'Mark all paid' }).click()
+  const link = page.getByRole('link', { name: /Download the payout CSV/ })
+  await link.waitFor({ timeout: TIMEOUT })
+  const [download] = await Promise.all([page.waitForEvent('download'), link.click()])
+  const csv = readFileSync(await download.path(), 'utf8')
+  const paid = (await api(env, room.owner, 'GET', `/rooms/${room.id}/ledger?state=paid`)).entries
+  assert.equal(paid.length, 2, 'the approved answer and the bonus are paid')
+  const total = paid.reduce((sum, entry) => sum + entry.amount, 0)
+  assert.equal(total, 400000 + 1500000)
+  assert.deepEqual(csv.trim().split('\n'), ['worker,entries,amount_micros,amount', `wren,2,${total},1.90`])
+  await page.setViewportSize({ width: 768, height: 1000 })
+  await shot(env, page, '10b-pay-768')
+  await o.context.close()
+  delete env.people.payer
+}
+
 export const SCENARIOS = [
   { name: 'sign-in', run: signIn },
   { name: 'co-edit', run: coEdit },
@@ -579,4 +640,5 @@ export const SCENARIOS = [
   { name: 'second-room', run: secondRoom },
   { name: 'answer-forms', run: answerForms },
   { name: 'earnings', run: earnings },
+  { name: 'pay', run: pay },
 ]

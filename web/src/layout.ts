@@ -63,7 +63,8 @@ export function topbar(entry: KeyEntry | null, current: string, indicators: Node
       entry ? link(`#/room/${entry.room}`, 'Work', 'room') : null,
       entry ? link(`#/earnings/${entry.room}`, 'Earnings', 'earnings') : null,
       entry && isTeam(entry.role) ? link(`#/review/${entry.room}`, 'Review', 'review') : null,
-      entry && isModerator(entry.role) ? link(`#/console/${entry.room}`, 'Console', 'console') : null),
+      entry && isModerator(entry.role) ? link(`#/console/${entry.room}`, 'Console', 'console') : null,
+      entry && isModerator(entry.role) ? link(`#/pay/${entry.room}`, 'Pay', 'pay') : null),
     h('span', { class: 'conns' }, indicators),
     entry ? h('span', { class: 'me' }, entry.display_name, ' ', h('span', { class: `role role-${entry.role}` }, entry.role)) : null)
 }

@@ -6,6 +6,7 @@ import './style.css'
 import { addToken } from './api'
 import { consoleView } from './console'
 import { earningsView } from './earnings'
+import { payView } from './pay'
 import { type View } from './layout'
 import { reviewView } from './review'
 import { roomView } from './room'
@@ -39,6 +40,7 @@ async function route(): Promise<void> {
   if (page === 'room' && room) return show(roomView(room))
   if (page === 'review' && room) return show(reviewView(room, detail ? Number(detail) : null, watched ?? null))
   if (page === 'earnings' && room) return show(earningsView(room))
+  if (page === 'pay' && room) return show(payView(room))
   if (page === 'console') return show(consoleView(room ?? null))
   show(signinView())
 }

@@ -73,6 +73,7 @@ pub async fn auto_approve(store: Store, rooms: RoomRegistry, shutdown: Cancellat
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     worker: Option<String>,
+    state: Option<String>,
     before: Option<i64>,
     limit: Option<i64>,
 }
@@ -88,11 +89,21 @@ async fn list(
         // Everyone else sees their own entries only.
         (false, _) => Some(me.user.clone()),
     };
+    const STATES: [&str; 5] = ["pending", "approved", "rejected", "disputed", "paid"];
+    if let Some(state) = &query.state
+        && !STATES.contains(&state.as_str())
+    {
+        return Err(Error::BadRequest(format!(
+            "state must be one of {}",
+            STATES.join(", ")
+        )));
+    }
     let entries = state
         .store
         .ledger(
             &me.room,
             worker.as_ref(),
+            query.state.as_deref(),
             query.before,
             query.limit.unwrap_or(100),
         )

@@ -156,29 +156,37 @@ async fn append_event(
 }
 
 impl Store {
-    /// A room's entries, newest first (one worker's with `worker`).
+    /// A room's entries, newest first (one worker's with `worker`, those
+    /// in one state with `state`).
     pub async fn ledger(
         &self,
         room: &RoomId,
         worker: Option<&UserId>,
+        state: Option<&str>,
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<LedgerEntry>> {
-        // One worker's filter is written out so the search uses the (room,
-        // worker, id) index; "$2 IS NULL OR ..." read the whole room's ledger.
-        let filter = match worker {
+        // Each filter is written out so the search uses the (room, worker,
+        // id) or (room, state) index; "$2 IS NULL OR ..." read the whole
+        // room's ledger.
+        let by_worker = match worker {
             Some(_) => "e.worker_id = $2",
             None => "CAST($2 AS TEXT) IS NULL",
         };
+        let by_state = match state {
+            Some(_) => "e.state = $5",
+            None => "CAST($5 AS TEXT) IS NULL",
+        };
         let sql = format!(
-            "SELECT {ENTRY_COLUMNS} FROM ledger_entries e WHERE e.room_id = $1 AND {filter} \
-             AND e.id < $3 ORDER BY e.id DESC LIMIT $4"
+            "SELECT {ENTRY_COLUMNS} FROM ledger_entries e WHERE e.room_id = $1 AND {by_worker} \
+             AND {by_state} AND e.id < $3 ORDER BY e.id DESC LIMIT $4"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(room.as_str())
             .bind(worker.map(UserId::as_str))
             .bind(before.unwrap_or(i64::MAX))
             .bind(limit.clamp(1, 1000))
+            .bind(state)
             .fetch_all(&mut *self.conn().await?)
             .await?;
         rows.iter().map(entry).collect()
