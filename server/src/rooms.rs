@@ -301,11 +301,12 @@ impl RoomRegistry {
             .remove_if(room, |_, current| current.same_actor(handle));
     }
 
-    /// Sends a join command built by `make`, retrying with a fresh actor if
-    /// the room's actor was exiting, and waits for the actor's answer.
-    pub async fn join<F>(&self, room: &RoomId, mut make: F) -> Result<RoomHandle>
+    /// Sends a command built by `make`, retrying with a fresh actor if the
+    /// room's actor was exiting, and waits for the actor's answer; returns
+    /// it with the handle of the actor that gave it.
+    async fn ask<T, F>(&self, room: &RoomId, mut make: F) -> Result<(T, RoomHandle)>
     where
-        F: FnMut(oneshot::Sender<Result<()>>) -> RoomCommand,
+        F: FnMut(oneshot::Sender<Result<T>>) -> RoomCommand,
     {
         for _ in 0..JOIN_ATTEMPTS {
             let handle = self.get_or_spawn(room);
@@ -315,7 +316,7 @@ impl RoomRegistry {
                 continue;
             }
             match answer.await {
-                Ok(result) => return result.map(|()| handle),
+                Ok(result) => return result.map(|value| (value, handle)),
                 // The actor exited with our command still queued: retry.
                 Err(_) => self.remove(room, &handle),
             }
@@ -323,58 +324,42 @@ impl RoomRegistry {
         Err(Error::Unavailable("room is restarting, retry"))
     }
 
-    /// Grants batch-assigned tasks in the room, starting it if need be;
-    /// returns the reservations granted.
+    /// Sends a join command built by `make` (see [`Self::ask`]).
+    pub async fn join<F>(&self, room: &RoomId, make: F) -> Result<RoomHandle>
+    where
+        F: FnMut(oneshot::Sender<Result<()>>) -> RoomCommand,
+    {
+        self.ask(room, make).await.map(|((), handle)| handle)
+    }
+
     /// Batch assignment's problem for `members` in `room` (see
-    /// [`RoomCommand::Plan`]).
+    /// [`RoomCommand::Plan`]), starting the room if need be.
     pub async fn plan(
         &self,
         room: &RoomId,
         members: Vec<(UserId, u32)>,
         most_tasks: usize,
     ) -> Result<crowdroom_work::queue::Plan> {
-        for _ in 0..JOIN_ATTEMPTS {
-            let handle = self.get_or_spawn(room);
-            let (reply, answer) = oneshot::channel();
-            let command = RoomCommand::Plan {
-                members: members.clone(),
-                most_tasks,
-                reply,
-            };
-            if handle.send(command).await.is_err() {
-                self.remove(room, &handle);
-                continue;
-            }
-            match answer.await {
-                Ok(result) => return result,
-                Err(_) => self.remove(room, &handle),
-            }
-        }
-        Err(Error::Unavailable("room is restarting, retry"))
+        let make = |reply| RoomCommand::Plan {
+            members: members.clone(),
+            most_tasks,
+            reply,
+        };
+        self.ask(room, make).await.map(|(plan, _)| plan)
     }
 
+    /// Grants batch-assigned tasks in the room, starting it if need be;
+    /// returns the reservations granted.
     pub async fn assign(
         &self,
         room: &RoomId,
         pairs: Vec<(UserId, i64)>,
     ) -> Result<Vec<(UserId, crowdroom_work::queue::Reservation)>> {
-        for _ in 0..JOIN_ATTEMPTS {
-            let handle = self.get_or_spawn(room);
-            let (reply, answer) = oneshot::channel();
-            let command = RoomCommand::Assign {
-                pairs: pairs.clone(),
-                reply,
-            };
-            if handle.send(command).await.is_err() {
-                self.remove(room, &handle);
-                continue;
-            }
-            match answer.await {
-                Ok(result) => return result,
-                Err(_) => self.remove(room, &handle),
-            }
-        }
-        Err(Error::Unavailable("room is restarting, retry"))
+        let make = |reply| RoomCommand::Assign {
+            pairs: pairs.clone(),
+            reply,
+        };
+        self.ask(room, make).await.map(|(granted, _)| granted)
     }
 
     /// Closes every connection of `user` in `room`, if the room is loaded.

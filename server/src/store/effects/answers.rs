@@ -33,6 +33,21 @@ pub(super) struct NewAnswer<'a> {
     pub pay: i64,
 }
 
+impl NewAnswer<'_> {
+    /// Binds the answer's columns in `answers`' order after the id: task,
+    /// room, worker, answer, lead time, time, correctness.
+    fn bind<'q>(&self, statement: Query<'q>) -> Query<'q> {
+        statement
+            .bind(self.task)
+            .bind(self.room.to_owned())
+            .bind(self.worker.to_owned())
+            .bind(self.answer.clone())
+            .bind(self.lead_time_ms)
+            .bind(self.at)
+            .bind(self.correct)
+    }
+}
+
 /// Inserts the answers and one pending ledger entry each; returns the
 /// answers' ids in `answers`' order.
 pub(super) async fn write_answers(
@@ -79,15 +94,7 @@ async fn numbered_here(conn: &mut AnyConnection, answers: &[NewAnswer<'_>]) -> R
     );
     let mut statement = sqlx::query(sqlx::AssertSqlSafe(statements));
     for (item, id) in answers.iter().zip(&ids) {
-        statement = statement
-            .bind(*id)
-            .bind(item.task)
-            .bind(item.room.to_owned())
-            .bind(item.worker.to_owned())
-            .bind(item.answer.clone())
-            .bind(item.lead_time_ms)
-            .bind(item.at)
-            .bind(item.correct);
+        statement = item.bind(statement.bind(*id));
     }
     for (item, id) in answers.iter().zip(&ids) {
         statement = statement
@@ -122,15 +129,7 @@ async fn numbered_there(conn: &mut AnyConnection, answers: &[NewAnswer<'_>]) -> 
     );
     let mut bound: Query<'static> = query(conn, statement);
     for item in answers {
-        bound = bound
-            .bind(item.task)
-            .bind(item.room.to_owned())
-            .bind(item.worker.to_owned())
-            .bind(item.answer.clone())
-            .bind(item.lead_time_ms)
-            .bind(item.at)
-            .bind(item.correct)
-            .bind(item.pay);
+        bound = item.bind(bound).bind(item.pay);
     }
     let rows = bound.fetch_all(&mut *conn).await?;
     // RETURNING's order is not promised: match rows by (task, worker).
