@@ -420,8 +420,12 @@ async fn the_web_clients_types_match_the_wire(backend: Backend) {
     let put = http::request("PUT", &url, Some(&lapse_owner), Some(lapse)).await;
     assert_eq!(put.status, 200, "{}", put.body);
     let url = samples.server.http_url("/api/v1/rooms/lapse/tasks");
-    let imported = http::post_raw(&url, &lapse_owner, "{\"id\":\"t0\",\"data\":{}}\n").await;
+    // A second task whose gold answer is not an option: reported, not stored.
+    let body = "{\"id\":\"t0\",\"data\":{}}\n{\"id\":\"t9\",\"data\":{},\"gold\":\"maybe\"}\n";
+    let imported = http::post_raw(&url, &lapse_owner, body).await;
     assert_eq!(imported.status, 200, "{}", imported.body);
+    assert_eq!(imported.json()["rejected"], 1, "{}", imported.body);
+    samples.add("ImportReport", "POST tasks, one rejected", imported.json());
     let lapse_worker = samples.server.token("lapse", "wes", Role::Worker).await;
     let mut late = LiveClient::connect(&base, "lapse", &lapse_worker).await;
     let offer = late.request("task.request", json!({})).await;

@@ -627,6 +627,42 @@ async function pay(env) {
   delete env.people.payer
 }
 
+/**
+ * Importing tasks from a CSV file chosen with the file picker: the
+ * server's report on the page (one inserted, one duplicate, one rejected
+ * with its reason and place in the file), the room's tasks as the server
+ * lists them afterwards, and the project's sample file offered.
+ */
+async function importTasks(env) {
+  const room = await provisionRoom(env, 'import', 'E2E import', {
+    instructions: 'Is the sentence about the weather?',
+    answer_schema: { kind: 'single_choice', options: ['yes', 'no'] },
+  }, [{ id: 'i1', data: { text: 'Already here.' } }])
+  const o = (env.people.importer = await person(env, room.owner, { hash: `#/import/${room.id}` }))
+  const { page } = o
+  await page.getByRole('heading', { name: 'Import tasks' }).waitFor({ timeout: TIMEOUT })
+  const csv = 'id,text,gold\ni1,Already here.,\ni2,"Fog, then sun.",yes\ni3,Not a choice.,maybe\n'
+  await page.getByLabel(/Choose a file of tasks/).setInputFiles({ name: 'tasks.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) })
+  const report = page.getByRole('heading', { name: 'Report' })
+  await report.waitFor({ timeout: TIMEOUT })
+  const number = async (key) => Number(await page.locator(`[data-report="${key}"] dd`).innerText())
+  assert.deepEqual([await number('inserted'), await number('duplicates'), await number('rejected')], [1, 1, 1])
+  const rejected = await page.getByRole('table', { name: 'Rejected tasks' }).innerText()
+  assert.match(rejected, /\b3\b/, 'the rejected task is the third of the file')
+  assert.match(rejected, /option/, 'the reason names the options')
+  assert.equal(await page.locator('progress').evaluate((bar) => bar.value), 100)
+  const { tasks } = await api(env, room.owner, 'GET', `/rooms/${room.id}/tasks`)
+  assert.deepEqual(tasks.map((task) => task.external_id).sort(), ['i1', 'i2'])
+  assert.equal(tasks.find((task) => task.external_id === 'i2').gold, 'yes')
+  const sample = page.getByRole('link', { name: /Download a sample file/ })
+  assert.equal(await sample.getAttribute('download'), 'sample-single_choice.csv')
+  await shot(env, page, '11a-import-report')
+  await page.setViewportSize({ width: 768, height: 1000 })
+  await shot(env, page, '11b-import-768')
+  await o.context.close()
+  delete env.people.importer
+}
+
 export const SCENARIOS = [
   { name: 'sign-in', run: signIn },
   { name: 'co-edit', run: coEdit },
@@ -641,4 +677,5 @@ export const SCENARIOS = [
   { name: 'answer-forms', run: answerForms },
   { name: 'earnings', run: earnings },
   { name: 'pay', run: pay },
+  { name: 'import', run: importTasks },
 ]

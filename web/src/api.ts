@@ -27,6 +27,11 @@ function baseUrl(): URL {
   return new URL('.', location.href.split('#')[0])
 }
 
+/** The address of an API path (for requests `api` does not make: uploads with progress). */
+export function apiUrl(path: string): URL {
+  return new URL(`api/v1${path}`, baseUrl())
+}
+
 export function wsBase(): string {
   const base = baseUrl()
   const scheme = base.protocol === 'https:' ? 'wss:' : 'ws:'

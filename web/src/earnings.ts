@@ -8,7 +8,7 @@
 import { ApiError, type KeyEntry, api, entryFor } from './api'
 import { h, mount, toast } from './dom'
 import { dateTime, duration, money, perHour } from './format'
-import { type View, topbar } from './layout'
+import { type View, refusedView, topbar } from './layout'
 import type { LedgerEntry, LedgerEntryDetail, LedgerList, LedgerSummary } from './wire'
 
 /** Entries per page of the list. */
@@ -24,11 +24,7 @@ const STATE_TEXT: Record<LedgerEntry['state'], string> = {
 
 export function earningsView(room: string): View {
   const entry = entryFor(room)
-  if (!entry) {
-    const element = h('div', { class: 'page' }, topbar(null, 'earnings'),
-      h('main', { class: 'narrow' }, h('p', null, `No token for room ${room}. `, h('a', { href: '#/' }, 'Back to my rooms'))))
-    return { element, destroy: () => undefined }
-  }
+  if (!entry) return refusedView(room, null, 'earnings', '')
   return new EarningsPage(entry)
 }
 

@@ -63,6 +63,7 @@ export function topbar(entry: KeyEntry | null, current: string, indicators: Node
       entry ? link(`#/room/${entry.room}`, 'Work', 'room') : null,
       entry ? link(`#/earnings/${entry.room}`, 'Earnings', 'earnings') : null,
       entry && isTeam(entry.role) ? link(`#/review/${entry.room}`, 'Review', 'review') : null,
+      entry && isTeam(entry.role) ? link(`#/import/${entry.room}`, 'Import', 'import') : null,
       entry && isModerator(entry.role) ? link(`#/console/${entry.room}`, 'Console', 'console') : null,
       entry && isModerator(entry.role) ? link(`#/pay/${entry.room}`, 'Pay', 'pay') : null),
     h('span', { class: 'conns' }, indicators),
@@ -72,4 +73,11 @@ export function topbar(entry: KeyEntry | null, current: string, indicators: Node
 export interface View {
   element: HTMLElement
   destroy(): void
+}
+
+/** The page of a view this browser may not show: no token for `room`, or (`refusal`) a role the view is not for. */
+export function refusedView(room: string, entry: KeyEntry | null, current: string, refusal: string): View {
+  const element = h('div', { class: 'page' }, topbar(entry, current),
+    h('main', { class: 'narrow' }, h('p', null, entry ? `${refusal} ` : `No token for room ${room}. `, h('a', { href: '#/' }, 'Back to my rooms'))))
+  return { element, destroy: () => undefined }
 }

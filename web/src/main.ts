@@ -6,6 +6,7 @@ import './style.css'
 import { addToken } from './api'
 import { consoleView } from './console'
 import { earningsView } from './earnings'
+import { importView } from './import'
 import { payView } from './pay'
 import { type View } from './layout'
 import { reviewView } from './review'
@@ -41,6 +42,7 @@ async function route(): Promise<void> {
   if (page === 'review' && room) return show(reviewView(room, detail ? Number(detail) : null, watched ?? null))
   if (page === 'earnings' && room) return show(earningsView(room))
   if (page === 'pay' && room) return show(payView(room))
+  if (page === 'import' && room) return show(importView(room))
   if (page === 'console') return show(consoleView(room ?? null))
   show(signinView())
 }

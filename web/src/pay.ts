@@ -8,7 +8,7 @@
 import { ApiError, type KeyEntry, api, entryFor, isModerator } from './api'
 import { h, mount, toast } from './dom'
 import { dateTime, money } from './format'
-import { type View, topbar } from './layout'
+import { type View, refusedView, topbar } from './layout'
 import type { LedgerEntry, LedgerList, LedgerState } from './wire'
 
 /** Most entries one section lists (the server's page limit). */
@@ -16,11 +16,7 @@ const LIMIT = 1000
 
 export function payView(room: string): View {
   const entry = entryFor(room)
-  if (!entry || !isModerator(entry.role)) {
-    const element = h('div', { class: 'page' }, topbar(entry ?? null, 'pay'),
-      h('main', { class: 'narrow' }, h('p', null, entry ? 'Only owners and moderators pay workers.' : `No token for room ${room}. `, h('a', { href: '#/' }, 'Back to my rooms'))))
-    return { element, destroy: () => undefined }
-  }
+  if (!entry || !isModerator(entry.role)) return refusedView(room, entry ?? null, 'pay', 'Only owners and moderators pay workers.')
   return new PayPage(entry)
 }
 

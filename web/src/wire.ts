@@ -48,6 +48,12 @@ export interface Project {
   [key: string]: unknown
 }
 
+/** One task an import refused: its place in the file (the first is 1) and why. */
+export interface ImportError { task: number; message: string }
+
+/** `POST /rooms/{room}/tasks`: what the import did. */
+export interface ImportReport { inserted: number; duplicates: number; rejected: number; errors: ImportError[] }
+
 export interface TaskRow {
   id: number
   external_id: string
