@@ -370,6 +370,16 @@ async fn the_web_clients_types_match_the_wire(backend: Backend) {
     samples
         .get("MemberList", "/rooms/wire/members", &owner)
         .await;
+    samples.get("TokenList", "/rooms/wire/tokens", &owner).await;
+    let issued = post(
+        &samples.server,
+        "/rooms/wire/tokens",
+        &owner,
+        json!({"user": "nia", "role": "viewer", "ttl_seconds": 3600}),
+    )
+    .await;
+    assert_eq!(issued.status, 201, "{}", issued.body);
+    samples.add("Issued", "POST tokens", issued.json());
     samples
         .get("WorkerList", "/rooms/wire/workers", &owner)
         .await;

@@ -663,6 +663,52 @@ async function importTasks(env) {
   delete env.people.importer
 }
 
+/**
+ * The People page: the owner invites a worker, copies nothing by hand but
+ * reads the invite link off the page, which signs the new worker in in
+ * another browser; the token is listed and revoked from the page, and the
+ * server lists it revoked.
+ */
+async function people(env) {
+  const room = await provisionRoom(env, 'people', 'E2E people', {
+    answer_schema: { kind: 'single_choice', options: ['yes', 'no'] },
+  }, [{ id: 'x1', data: { text: 'One task.' } }])
+  const o = (env.people.host = await person(env, room.owner, { hash: `#/people/${room.id}` }))
+  const { page } = o
+  await page.getByRole('heading', { name: 'People' }).waitFor({ timeout: TIMEOUT })
+  await page.getByLabel('User id').fill('nia')
+  await page.getByLabel('Display name').fill('Nia (worker)')
+  await page.getByLabel('Role', { exact: true }).selectOption('worker')
+  await page.getByLabel('Expires after', { exact: false }).fill('7')
+  await page.getByRole('button', { name: 'Invite' }).click()
+  const box = page.locator('#invite-link')
+  await box.waitFor({ timeout: TIMEOUT })
+  const link = await box.inputValue()
+  assert.match(link, /#\/join\/crt_/)
+  await until('the new token listed', async () => (await page.locator('tr[data-user="nia"]').count()) === 1)
+  await shot(env, page, '12a-people')
+
+  // The link signs Nia in, in a browser of her own.
+  const context = await env.browser.newContext({ viewport: { width: 1280, height: 860 } })
+  const nia = await context.newPage()
+  await nia.goto(link)
+  await nia.waitForURL(new RegExp(`#/room/${room.id}$`), { timeout: TIMEOUT })
+  await until('Nia signed in', async () => /Nia \(worker\)/.test(await nia.locator('header').innerText()))
+  await context.close()
+
+  const row = page.locator('tr[data-user="nia"]')
+  await row.getByRole('button', { name: 'Revoke' }).click()
+  await until('the token shown revoked', async () => (await row.locator('[data-state]').getAttribute('data-state')) === 'revoked')
+  const { tokens } = await api(env, room.owner, 'GET', `/rooms/${room.id}/tokens`)
+  assert.ok(tokens.find((token) => token.user === 'nia').revoked_at > 0, 'the server lists it revoked')
+  const { members } = await api(env, room.owner, 'GET', `/rooms/${room.id}/members`)
+  assert.equal(members.find((member) => member.user === 'nia').role, 'worker')
+  await page.setViewportSize({ width: 768, height: 1000 })
+  await shot(env, page, '12b-people-768')
+  await o.context.close()
+  delete env.people.host
+}
+
 export const SCENARIOS = [
   { name: 'sign-in', run: signIn },
   { name: 'co-edit', run: coEdit },
@@ -678,4 +724,5 @@ export const SCENARIOS = [
   { name: 'earnings', run: earnings },
   { name: 'pay', run: pay },
   { name: 'import', run: importTasks },
+  { name: 'people', run: people },
 ]

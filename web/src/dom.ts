@@ -47,6 +47,11 @@ function append(parent: Node, children: Child[]): void {
  * element that stands for the same thing (see `focusKey`): a keyboard user
  * does not lose their place when a count, a message or a span changes.
  */
+/** A form field: its label above its control (`id` ties them). */
+export function field(id: string, label: string, control: HTMLElement): HTMLElement {
+  return h('div', { class: 'field' }, h('label', { for: id }, label), control)
+}
+
 export function mount(parent: Element, ...children: Child[]): void {
   const focused = document.activeElement
   const key = focused instanceof HTMLElement && focused !== parent && parent.contains(focused) ? focusKey(focused) : null

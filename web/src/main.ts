@@ -7,6 +7,7 @@ import { addToken } from './api'
 import { consoleView } from './console'
 import { earningsView } from './earnings'
 import { importView } from './import'
+import { peopleView } from './people'
 import { payView } from './pay'
 import { type View } from './layout'
 import { reviewView } from './review'
@@ -43,6 +44,7 @@ async function route(): Promise<void> {
   if (page === 'earnings' && room) return show(earningsView(room))
   if (page === 'pay' && room) return show(payView(room))
   if (page === 'import' && room) return show(importView(room))
+  if (page === 'people' && room) return show(peopleView(room))
   if (page === 'console') return show(consoleView(room ?? null))
   show(signinView())
 }

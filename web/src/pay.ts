@@ -6,7 +6,7 @@
 // bulk actions are one move per entry, in turn, each reported.
 
 import { ApiError, type KeyEntry, api, entryFor, isModerator } from './api'
-import { h, mount, toast } from './dom'
+import { field, h, mount, toast } from './dom'
 import { dateTime, money } from './format'
 import { type View, refusedView, topbar } from './layout'
 import type { LedgerEntry, LedgerList, LedgerState } from './wire'
@@ -197,7 +197,6 @@ class PayPage implements View {
   }
 
   private renderBonus(): void {
-    const field = (id: string, label: string, input: HTMLInputElement) => h('div', { class: 'field' }, h('label', { for: id }, label), input)
     const worker = h('input', { id: 'bonus-worker', type: 'text', autocomplete: 'off' }) as HTMLInputElement
     const amount = h('input', { id: 'bonus-amount', type: 'number', min: '0.01', step: '0.01' }) as HTMLInputElement
     const reason = h('input', { id: 'bonus-reason', type: 'text', maxLength: 500 }) as HTMLInputElement

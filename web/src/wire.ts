@@ -154,6 +154,15 @@ export interface Member { user: string; display_name: string; role: Role }
 /** `GET /rooms/{room}/members`. */
 export interface MemberList { members: Member[] }
 
+/** A token of the room (never its secret). */
+export interface TokenInfo { id: string; user: string; role: Role; created_at: number; expires_at: number | null; revoked_at: number | null }
+
+/** `GET /rooms/{room}/tokens`: every token, revoked and expired ones included. */
+export interface TokenList { tokens: TokenInfo[] }
+
+/** `POST /rooms/{room}/tokens`: the new token's secret (shown once) and its record. */
+export interface Issued { token: string; info: TokenInfo }
+
 // ---- The live channel (/rooms/{room}/live) ----
 
 export interface Presence {
