@@ -654,6 +654,11 @@ async function importTasks(env) {
   const { tasks } = await api(env, room.owner, 'GET', `/rooms/${room.id}/tasks`)
   assert.deepEqual(tasks.map((task) => task.external_id).sort(), ['i1', 'i2'])
   assert.equal(tasks.find((task) => task.external_id === 'i2').gold, 'yes')
+  // The export, downloaded from the page, holds the room's tasks as the server lists them.
+  const [exported] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download JSONL' }).click()])
+  const lines = readFileSync(await exported.path(), 'utf8').trim().split('\n').map((line) => JSON.parse(line))
+  assert.deepEqual(lines.map((line) => line.external_id).sort(), ['i1', 'i2'])
+  assert.equal(lines.find((line) => line.external_id === 'i2').gold, 'yes')
   const sample = page.getByRole('link', { name: /Download a sample file/ })
   assert.equal(await sample.getAttribute('download'), 'sample-single_choice.csv')
   await shot(env, page, '11a-import-report')

@@ -61,6 +61,7 @@ class ImportPage implements View {
   private status = h('p', { role: 'status', 'aria-live': 'polite' })
   private report = h('section', { class: 'panel', 'aria-labelledby': 'import-report', hidden: true })
   private sample = h('p', null)
+  private exported = h('p', { role: 'status', 'aria-live': 'polite' })
   private request: XMLHttpRequest | null = null
 
   constructor(private readonly entry: KeyEntry) {
@@ -88,7 +89,16 @@ class ImportPage implements View {
         h('section', { class: 'panel', 'aria-label': 'File' },
           h('p', { class: 'hint' }, 'Each task needs an id; tasks whose id the room has already are skipped. CSV: an id column, optional gold, skills and tags (separated by ;); every other column becomes a field of the task’s data.'),
           drop, this.progress, this.status, this.sample),
-        this.report))
+        this.report,
+        h('section', { class: 'panel', 'aria-labelledby': 'export-title' },
+          h('h2', { id: 'export-title' }, 'Export'),
+          h('p', { class: 'hint' }, 'Every task of the room with its consensus and every answer (it carries gold answers).'),
+          h('div', { class: 'actions' }, ...(['jsonl', 'json', 'csv'] as const).map((format) => {
+            const button = h('button', { type: 'button', class: 'secondary' }, `Download ${format.toUpperCase()}`)
+            button.addEventListener('click', () => void this.download(format))
+            return button
+          })),
+          this.exported)))
     void this.offerSample()
   }
 
@@ -140,6 +150,26 @@ class ImportPage implements View {
       this.status.textContent = 'The server could not be reached; nothing was imported from this try.'
     })
     request.send(file)
+  }
+
+  /** Downloads the room's export (the request needs the token, so no plain link). */
+  private async download(format: 'jsonl' | 'json' | 'csv'): Promise<void> {
+    this.exported.textContent = `Preparing the ${format.toUpperCase()} export…`
+    try {
+      const response = await fetch(apiUrl(`/rooms/${this.entry.room}/export?format=${format}`), {
+        headers: { Authorization: `Bearer ${this.entry.token}` },
+      })
+      if (!response.ok) throw new Error(`${response.status} ${await response.text()}`)
+      const url = URL.createObjectURL(await response.blob())
+      const link = h('a', { href: url, download: `${this.entry.room}.${format}` }, 'the file')
+      document.body.append(link)
+      link.click()
+      link.remove()
+      setTimeout(() => URL.revokeObjectURL(url), 60_000)
+      this.exported.textContent = `${this.entry.room}.${format} downloaded.`
+    } catch (error) {
+      this.exported.textContent = `The export failed: ${(error as Error).message}`
+    }
   }
 
   private showReport(report: ImportReport): void {
