@@ -8,6 +8,7 @@ import { consoleView } from './console'
 import { earningsView } from './earnings'
 import { importView } from './import'
 import { peopleView } from './people'
+import { installShortcuts } from './shortcuts'
 import { payView } from './pay'
 import { type View } from './layout'
 import { reviewView } from './review'
@@ -49,5 +50,6 @@ async function route(): Promise<void> {
   show(signinView())
 }
 
+installShortcuts()
 window.addEventListener('hashchange', () => void route())
 void route()
