@@ -623,6 +623,31 @@ async function pay(env) {
   assert.deepEqual(csv.trim().split('\n'), ['worker,entries,amount_micros,amount', `wren,2,${total},1.90`])
   await page.setViewportSize({ width: 768, height: 1000 })
   await shot(env, page, '10b-pay-768')
+
+  // The room's tasks: listed, filtered by state, one found by its id, with its answer and decision.
+  await page.setViewportSize({ width: 1280, height: 860 })
+  await go(page, `#/tasks/${room.id}`)
+  await page.getByRole('heading', { name: 'Tasks' }).waitFor({ timeout: TIMEOUT })
+  await until('both tasks listed', async () => (await page.locator('tr[data-task]').count()) === 2)
+  // Each state's rows are the server's list in that state (both tasks are decided by now: complete or in review).
+  for (const state of ['complete', 'review', 'open']) {
+    const expected = (await api(env, room.owner, 'GET', `/rooms/${room.id}/tasks?state=${state}`)).tasks.map((task) => String(task.id)).sort()
+    await page.getByLabel('State').selectOption(state)
+    await until(`the ${state} tasks listed`, async () => {
+      const shown = (await page.locator('tr[data-task]').evaluateAll((rows) => rows.map((row) => row.dataset.task))).sort()
+      const empty = (await page.getByText('No tasks here yet.').count()) > 0
+      return expected.length === 0 ? empty : JSON.stringify(shown) === JSON.stringify(expected)
+    })
+    if (state === 'open') assert.deepEqual(expected, [], 'no task left open')
+  }
+  await page.getByLabel('Find a task by its id').fill('q2')
+  await page.getByRole('button', { name: 'Find' }).click()
+  await page.getByRole('heading', { name: 'Task q2' }).waitFor({ timeout: TIMEOUT })
+  const answers = await page.getByRole('region', { name: /Answers/ }).innerText()
+  assert.match(answers, /wren/)
+  assert.match(await page.locator('[data-consensus]').innerText(), /Decided: no/)
+  assert.equal(await page.getByRole('link', { name: 'Open in the review view' }).getAttribute('href'), `#/review/${room.id}/${(await api(env, room.owner, 'GET', `/rooms/${room.id}/tasks`)).tasks.find((task) => task.external_id === 'q2').id}`)
+  await shot(env, page, '13a-task-page')
   await o.context.close()
   delete env.people.payer
 }

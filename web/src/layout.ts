@@ -63,6 +63,7 @@ export function topbar(entry: KeyEntry | null, current: string, indicators: Node
       entry ? link(`#/room/${entry.room}`, 'Work', 'room') : null,
       entry ? link(`#/earnings/${entry.room}`, 'Earnings', 'earnings') : null,
       entry && isTeam(entry.role) ? link(`#/review/${entry.room}`, 'Review', 'review') : null,
+      entry && isTeam(entry.role) ? link(`#/tasks/${entry.room}`, 'Tasks', 'tasks') : null,
       entry && isTeam(entry.role) ? link(`#/import/${entry.room}`, 'Import', 'import') : null,
       entry && isModerator(entry.role) ? link(`#/console/${entry.room}`, 'Console', 'console') : null,
       entry && isModerator(entry.role) ? link(`#/pay/${entry.room}`, 'Pay', 'pay') : null,
