@@ -511,6 +511,24 @@ async function answerForms(env) {
   delete env.people.wren
 }
 
+/** A room whose project asks whether a sentence is about the weather (single choice), with `tasks`. */
+async function weatherRoom(env, suffix, name, tasks, project = {}) {
+  return provisionRoom(env, suffix, name, {
+    instructions: 'Is the sentence about the weather?',
+    answer_schema: { kind: 'single_choice', options: ['yes', 'no'] },
+    ...project,
+  }, tasks)
+}
+
+/** The page of person `who` at 768 px for screenshot `name`, then their browser closed. */
+async function at768AndClose(env, who, name) {
+  const { page, context } = env.people[who]
+  await page.setViewportSize({ width: 768, height: 1000 })
+  await shot(env, page, name)
+  await context.close()
+  delete env.people[who]
+}
+
 /**
  * A worker's earnings page: an answer's pending entry, rejected by the
  * owner with a reason the worker reads there; the worker disputes it with
@@ -519,11 +537,7 @@ async function answerForms(env) {
  * whole history. Screenshots at 1280 and 768 px.
  */
 async function earnings(env) {
-  const room = await provisionRoom(env, 'pay', 'E2E pay', {
-    instructions: 'Is the sentence about the weather?',
-    answer_schema: { kind: 'single_choice', options: ['yes', 'no'] },
-    pay_per_answer: 250000,
-  }, [{ id: 'p1', data: { text: 'Rain is expected all afternoon.' } }])
+  const room = await weatherRoom(env, 'pay', 'E2E pay', [{ id: 'p1', data: { text: 'Rain is expected all afternoon.' } }], { pay_per_answer: 250000 })
   const w = (env.people.payee = await person(env, room.worker))
   const { page } = w
   const { taskId, answered } = await takeTask(page)
@@ -561,10 +575,7 @@ async function earnings(env) {
   const states = await history.locator('li').evaluateAll((items) => items.map((item) => item.dataset.state))
   assert.deepEqual(states, ['pending', 'rejected', 'disputed', 'approved'])
   await shot(env, page, '9b-earnings-history')
-  await page.setViewportSize({ width: 768, height: 1000 })
-  await shot(env, page, '9c-earnings-768')
-  await w.context.close()
-  delete env.people.payee
+  await at768AndClose(env, 'payee', '9c-earnings-768')
 }
 
 /**
@@ -575,11 +586,8 @@ async function earnings(env) {
  * read back and checked against the server's paid entries.
  */
 async function pay(env) {
-  const room = await provisionRoom(env, 'payout', 'E2E payout', {
-    instructions: 'Is the sentence about the weather?',
-    answer_schema: { kind: 'single_choice', options: ['yes', 'no'] },
-    pay_per_answer: 400000,
-  }, [{ id: 'q1', data: { text: 'Snow closed the pass.' } }, { id: 'q2', data: { text: 'The bank opens at nine.' } }])
+  const room = await weatherRoom(env, 'payout', 'E2E payout',
+    [{ id: 'q1', data: { text: 'Snow closed the pass.' } }, { id: 'q2', data: { text: 'The bank opens at nine.' } }], { pay_per_answer: 400000 })
   const w = (env.people.payee = await person(env, room.worker))
   for (const choice of ['yes', 'no']) {
     const { taskId, answered } = await takeTask(w.page)
@@ -659,10 +667,7 @@ async function pay(env) {
  * lists them afterwards, and the project's sample file offered.
  */
 async function importTasks(env) {
-  const room = await provisionRoom(env, 'import', 'E2E import', {
-    instructions: 'Is the sentence about the weather?',
-    answer_schema: { kind: 'single_choice', options: ['yes', 'no'] },
-  }, [{ id: 'i1', data: { text: 'Already here.' } }])
+  const room = await weatherRoom(env, 'import', 'E2E import', [{ id: 'i1', data: { text: 'Already here.' } }])
   const o = (env.people.importer = await person(env, room.owner, { hash: `#/import/${room.id}` }))
   const { page } = o
   await page.getByRole('heading', { name: 'Import tasks' }).waitFor({ timeout: TIMEOUT })
@@ -687,10 +692,7 @@ async function importTasks(env) {
   const sample = page.getByRole('link', { name: /Download a sample file/ })
   assert.equal(await sample.getAttribute('download'), 'sample-single_choice.csv')
   await shot(env, page, '11a-import-report')
-  await page.setViewportSize({ width: 768, height: 1000 })
-  await shot(env, page, '11b-import-768')
-  await o.context.close()
-  delete env.people.importer
+  await at768AndClose(env, 'importer', '11b-import-768')
 }
 
 /**
@@ -700,9 +702,7 @@ async function importTasks(env) {
  * server lists it revoked.
  */
 async function people(env) {
-  const room = await provisionRoom(env, 'people', 'E2E people', {
-    answer_schema: { kind: 'single_choice', options: ['yes', 'no'] },
-  }, [{ id: 'x1', data: { text: 'One task.' } }])
+  const room = await weatherRoom(env, 'people', 'E2E people', [{ id: 'x1', data: { text: 'One task.' } }])
   const o = (env.people.host = await person(env, room.owner, { hash: `#/people/${room.id}` }))
   const { page } = o
   await page.getByRole('heading', { name: 'People' }).waitFor({ timeout: TIMEOUT })
@@ -748,10 +748,7 @@ async function people(env) {
   await page.getByLabel('User id').press('?')
   assert.equal(await page.getByLabel('User id').inputValue(), '?')
   assert.equal(await dialog.count(), 0)
-  await page.setViewportSize({ width: 768, height: 1000 })
-  await shot(env, page, '12b-people-768')
-  await o.context.close()
-  delete env.people.host
+  await at768AndClose(env, 'host', '12b-people-768')
 }
 
 export const SCENARIOS = [
