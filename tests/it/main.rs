@@ -17,6 +17,7 @@ mod judgement;
 mod lease;
 mod ledger;
 mod malformed;
+mod matching;
 mod moderation;
 mod queue_push;
 mod random;
