@@ -395,11 +395,10 @@ async fn batch_dawid_skene_is_published_where_it_beats_voting_on_gold() {
     server.stop().await;
 }
 
-/// owner's token.
-
 /// Room `r1` with a project of ten gold and twenty regular tasks, answered
 /// by two careful workers (the truth) and three spammers (always "a"), so
 /// that Dawid-Skene reads the crowd better than voting; returns the
+/// owner's token.
 pub(crate) async fn careful_workers_and_spammers(server: &TestServer) -> String {
     let base = server.ws_url("");
     let owner = server.token("r1", "olivia", Role::Owner).await;
