@@ -371,6 +371,26 @@ async fn the_web_clients_types_match_the_wire(backend: Backend) {
         .get("MemberList", "/rooms/wire/members", &owner)
         .await;
     samples.get("TokenList", "/rooms/wire/tokens", &owner).await;
+    for (kind, tags) in [
+        ("skills", json!(["de", "legal"])),
+        ("interests", json!(["news"])),
+    ] {
+        let url = samples
+            .server
+            .http_url(&format!("/api/v1/rooms/wire/members/wes/{kind}"));
+        let put = http::request("PUT", &url, Some(&owner), Some(json!({ kind: tags }))).await;
+        assert_eq!(put.status, 200, "{}", put.body);
+    }
+    samples
+        .get("MemberSkills", "/rooms/wire/members/wes/skills", &owner)
+        .await;
+    samples
+        .get(
+            "MemberInterests",
+            "/rooms/wire/members/wes/interests",
+            &owner,
+        )
+        .await;
     let issued = post(
         &samples.server,
         "/rooms/wire/tokens",

@@ -726,6 +726,13 @@ async function people(env) {
   await until('Nia signed in', async () => /Nia \(worker\)/.test(await nia.locator('header').innerText()))
   await context.close()
 
+  // Skills and interests of a member, set on the page, are the server's.
+  await page.getByLabel('Skills of nia').fill('fr, legal')
+  await page.locator('tr[data-member="nia"]').getByRole('button', { name: 'Save' }).first().click()
+  await until('nia’s skills stored', async () => JSON.stringify((await api(env, room.owner, 'GET', `/rooms/${room.id}/members/nia/skills`)).skills.sort()) === '["fr","legal"]')
+  await page.getByLabel('Interests of nia').fill('weather')
+  await page.locator('tr[data-member="nia"]').getByRole('button', { name: 'Save' }).nth(1).click()
+  await until('nia’s interests stored', async () => JSON.stringify((await api(env, room.owner, 'GET', `/rooms/${room.id}/members/nia/interests`)).interests) === '["weather"]')
   const row = page.locator('tr[data-user="nia"]')
   await row.getByRole('button', { name: 'Revoke' }).click()
   await until('the token shown revoked', async () => (await row.locator('[data-state]').getAttribute('data-state')) === 'revoked')

@@ -8,7 +8,7 @@ import { ApiError, type KeyEntry, api, entryFor, isModerator } from './api'
 import { field, h, mount, toast } from './dom'
 import { dateTime } from './format'
 import { type View, refusedView, topbar } from './layout'
-import type { Issued, MemberList, Role, TokenList } from './wire'
+import type { Issued, Member, MemberInterests, MemberList, MemberSkills, Role, TokenList } from './wire'
 
 const ROLES: Role[] = ['owner', 'moderator', 'core', 'worker', 'viewer']
 
@@ -114,16 +114,34 @@ class PeoplePage implements View {
           remove.addEventListener('click', () => void this.act(`${member.user} removed.`, 'DELETE', `/rooms/${this.entry.room}/members/${encodeURIComponent(member.user)}`))
           cells.push(h('td', null, h('label', { for: id, class: 'visually-hidden' }, `Role of ${member.user}`), select, ' ', change, ' ', remove))
         }
+        cells.push(h('td', null, this.tagsEditor(member, 'skills')), h('td', null, this.tagsEditor(member, 'interests')))
         return h('tr', { 'data-member': member.user }, cells)
       })
       mount(this.members,
         h('h2', { id: 'people-members' }, `Members (${members.length})`),
         h('table', { class: 'table' },
-          h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'User'), h('th', { scope: 'col' }, 'Name'), h('th', { scope: 'col' }, 'Role'), owner ? h('th', { scope: 'col' }, 'Change') : null)),
+          h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'User'), h('th', { scope: 'col' }, 'Name'), h('th', { scope: 'col' }, 'Role'), owner ? h('th', { scope: 'col' }, 'Change') : null, h('th', { scope: 'col' }, 'Skills'), h('th', { scope: 'col' }, 'Interests'))),
           h('tbody', null, rows)))
     } catch (error) {
       mount(this.members, h('p', { role: 'alert' }, `The members could not be loaded: ${message(error)}`))
     }
+  }
+
+  /** A member's skills or interests, comma-separated, saved with its button (the server's rank rules decide). */
+  private tagsEditor(member: Member, kind: 'skills' | 'interests'): HTMLElement {
+    const id = `${kind}-${member.user}`
+    const input = h('input', { id, type: 'text', autocomplete: 'off', placeholder: kind === 'skills' ? 'de, legal' : 'news, sport' }) as HTMLInputElement
+    const path = `/rooms/${this.entry.room}/members/${encodeURIComponent(member.user)}/${kind}`
+    void api<MemberSkills | MemberInterests>(this.entry.token, 'GET', path)
+      .then((tags) => { input.value = ('skills' in tags ? tags.skills : tags.interests).join(', ') })
+      .catch(() => { input.placeholder = 'not readable' })
+    const save = h('button', { type: 'button', class: 'secondary' }, 'Save')
+    save.addEventListener('click', () => {
+      const list = input.value.split(',').map((tag) => tag.trim()).filter(Boolean)
+      void api<MemberSkills | MemberInterests>(this.entry.token, 'PUT', path, { [kind]: list })
+        .then(() => toast(`${kind === 'skills' ? 'Skills' : 'Interests'} of ${member.user} saved.`), (error) => toast(message(error), 'error'))
+    })
+    return h('div', { class: 'tags-editor' }, h('label', { for: id, class: 'visually-hidden' }, `${kind === 'skills' ? 'Skills' : 'Interests'} of ${member.user}`), input, ' ', save)
   }
 
   private async loadTokens(): Promise<void> {

@@ -154,6 +154,12 @@ export interface Member { user: string; display_name: string; role: Role }
 /** `GET /rooms/{room}/members`. */
 export interface MemberList { members: Member[] }
 
+/** `GET|PUT /rooms/{room}/members/{user}/skills`. */
+export interface MemberSkills { user: string; skills: string[] }
+
+/** `GET|PUT /rooms/{room}/members/{user}/interests`. */
+export interface MemberInterests { user: string; interests: string[] }
+
 /** A token of the room (never its secret). */
 export interface TokenInfo { id: string; user: string; role: Role; created_at: number; expires_at: number | null; revoked_at: number | null }
 
