@@ -11,8 +11,6 @@ use crate::rooms::actor::RoomActor;
 use crowdroom_work::queue::Outcome;
 
 impl RoomActor {
-    /// Grants batch-assigned tasks (`http/assign_api.rs` plans them):
-    /// each pair the queue's rules still allow.
     /// Batch assignment's problem, from memory (the caller solves it off
     /// the room's loop, then asks for the pairs with [`Self::assign`]).
     pub(in crate::rooms) fn plan(
@@ -39,6 +37,8 @@ impl RoomActor {
         let _ = reply.send(Ok(state.plan(&members, most_tasks)));
     }
 
+    /// Grants batch-assigned tasks (`http/assign_api.rs` plans them):
+    /// each pair the queue's rules still allow.
     pub(in crate::rooms) async fn assign(&mut self, pairs: Vec<(UserId, i64)>, reply: AssignReply) {
         let WorkSlot::Ready(state) = &mut self.work else {
             if let WorkSlot::Loading { waiting, .. } = &mut self.work {
