@@ -217,6 +217,11 @@ pub async fn run(
         rooms.clone(),
         shutdown.clone(),
     ));
+    tracker.spawn(ledger_api::daily_floor(
+        store.clone(),
+        rooms.clone(),
+        shutdown.clone(),
+    ));
     let state = AppState {
         store: store.clone(),
         rooms,

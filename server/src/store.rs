@@ -15,8 +15,10 @@ mod consensus;
 mod console;
 mod counts;
 mod docs;
+mod earnings;
 mod effects;
 mod export;
+mod floor;
 mod gate;
 mod hot;
 mod lease;
@@ -43,9 +45,11 @@ pub use consensus::{ReviewDecision, Settled};
 pub use console::{RoomActivity, TaskAnswer};
 pub use crowdroom_work::queue::Loaded;
 pub use docs::StoredDoc;
+pub use earnings::{Earnings, LedgerSummary};
 pub use export::{AnswerRow, ExportRow};
+pub use floor::{DAILY_MS, FloorReason, FloorRun, GRACE_MS, Payout, PayoutLine, TopUpLine};
 pub use lease::{ProcessId, RoomLease};
-pub use ledger::{Action, Earnings, LedgerEntry, LedgerEvent, LedgerSummary};
+pub use ledger::{Action, LedgerEntry, LedgerEvent};
 pub use load::WorkRows;
 pub use moderation::{Announcement, ModerationEntry, Mute, RoomModeration};
 pub use quality::WorkerQuality;
@@ -120,6 +124,10 @@ macro_rules! migrations {
                     $backend,
                     "/0012_implied_first_events.sql"
                 )),
+            ),
+            (
+                "pay_floor",
+                include_str!(concat!("../migrations/", $backend, "/0013_pay_floor.sql")),
             ),
         ]
     };

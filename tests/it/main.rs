@@ -12,6 +12,7 @@ mod consensus;
 mod crash_crowd;
 mod docs;
 mod durability;
+mod floor;
 mod hostile;
 mod judgement;
 mod lease;

@@ -475,6 +475,44 @@ async fn the_web_clients_types_match_the_wire(backend: Backend) {
     .await;
     let mut watching = LiveClient::connect(&base, "pay", &pay_owner).await;
     samples.event("PayAlert", &mut watching, "pay.alert").await;
+    // A payout after an answer that took a while and paid nothing: the
+    // pay floor tops its worker up.
+    let url = samples.server.http_url("/api/v1/rooms/pay/tasks");
+    let imported = http::post_raw(&url, &pay_owner, "{\"id\":\"late\",\"data\":{}}\n").await;
+    assert_eq!(imported.status, 200, "{}", imported.body);
+    let slow = samples.server.token("pay", "wyn", Role::Worker).await;
+    let mut wyn = LiveClient::connect(&base, "pay", &slow).await;
+    let offer = wyn.request("task.request", json!({})).await;
+    let task = offer["result"]["task"]["id"]
+        .as_i64()
+        .expect("wyn gets the new task");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let submitted = wyn
+        .request("task.submit", json!({"task_id": task, "answer": "pos"}))
+        .await;
+    assert_eq!(submitted["ok"], true, "{submitted}");
+    let grace = crowdroom::store::GRACE_MS as u64 + 200;
+    tokio::time::sleep(std::time::Duration::from_millis(grace)).await;
+    let paid = post(
+        &samples.server,
+        "/rooms/pay/ledger/payout",
+        &pay_owner,
+        json!({}),
+    )
+    .await;
+    assert_eq!(paid.status, 200, "{}", paid.body);
+    let top_ups = paid.json()["floor"]["top_ups"].clone();
+    let workers: Vec<&str> = top_ups
+        .as_array()
+        .map(|lines| {
+            lines
+                .iter()
+                .filter_map(|line| line["worker"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(workers.contains(&"wyn"), "{}", paid.body);
+    samples.add("Payout", "POST ledger/payout", paid.json());
 
     let declared = wire_ts();
     let mut checker = Checker {

@@ -353,7 +353,7 @@ async fn loaded_state(backend: Backend) {
                     let stored = stored_view(store, &mut conn, &room, &user, now).await;
                     assert_eq!(Some(held.task_id), stored.reservation.map(|r| r.0));
                     // Given back, SQL could grant it to them again.
-                    state.release(name).unwrap();
+                    state.release(name, now).unwrap();
                     grantable.insert(held.task_id);
                 }
                 Grant::Refused(Refusal::NoWork) => break,

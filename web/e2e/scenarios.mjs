@@ -578,24 +578,32 @@ async function earnings(env) {
   await at768AndClose(env, 'payee', '9c-earnings-768')
 }
 
+/** Micro-units as the web client shows them (format.ts `money`). */
+function units(micros) {
+  const cents = Math.round(micros / 10_000)
+  return `${Math.floor(cents / 100)}.${String(cents % 100).padStart(2, '0')}`
+}
+
 /**
  * The owner's Pay page: two answers' pending entries; a rejection without
  * a reason is refused on the page, with one it is booked (the reason is
- * the worker's to read); the other is approved; a bonus is booked; “Mark
- * all paid” pays the approved entries and offers a payout CSV, which is
- * read back and checked against the server's paid entries.
+ * the worker's to read); the other is approved; a bonus is booked; “Pay
+ * all approved” runs the pay floor check and pays the approved entries
+ * with the worker's top-up (the project's target is far above what the
+ * answers paid), and offers a payout CSV, which is read back and checked
+ * against the server's paid entries; the worker's Earnings page shows the
+ * top-up with its computation.
  */
 async function pay(env) {
   const room = await weatherRoom(env, 'payout', 'E2E payout',
-    [{ id: 'q1', data: { text: 'Snow closed the pass.' } }, { id: 'q2', data: { text: 'The bank opens at nine.' } }], { pay_per_answer: 400000 })
+    [{ id: 'q1', data: { text: 'Snow closed the pass.' } }, { id: 'q2', data: { text: 'The bank opens at nine.' } }],
+    { pay_per_answer: 400000, target_hourly_rate: 36_000_000_000 })
   const w = (env.people.payee = await person(env, room.worker))
   for (const choice of ['yes', 'no']) {
     const { taskId, answered } = await takeTask(w.page)
     await w.page.getByRole('radio', { name: choice }).check()
     assert.equal(await submitAndReadBack(env, w.page, room, taskId, answered), choice)
   }
-  await w.context.close()
-  delete env.people.payee
   const o = (env.people.payer = await person(env, room.owner, { hash: `#/pay/${room.id}` }))
   const { page } = o
   await page.getByRole('heading', { name: 'Pending (2)' }).waitFor({ timeout: TIMEOUT })
@@ -619,18 +627,36 @@ async function pay(env) {
   await page.getByRole('button', { name: 'Book bonus' }).click()
   await page.getByRole('heading', { name: 'Approved, to pay (2)' }).waitFor({ timeout: TIMEOUT })
   await shot(env, page, '10a-pay')
-  await page.getByRole('button', { name: 'Mark all paid' }).click()
+  // A payout's floor check counts work up to two seconds before it
+  // (store/floor.rs, GRACE_MS): the answers above may be younger.
+  await new Promise((resolve) => setTimeout(resolve, 2100))
+  await page.getByRole('button', { name: 'Pay all approved' }).click()
   const link = page.getByRole('link', { name: /Download the payout CSV/ })
   await link.waitFor({ timeout: TIMEOUT })
   const [download] = await Promise.all([page.waitForEvent('download'), link.click()])
   const csv = readFileSync(await download.path(), 'utf8')
   const paid = (await api(env, room.owner, 'GET', `/rooms/${room.id}/ledger?state=paid`)).entries
-  assert.equal(paid.length, 2, 'the approved answer and the bonus are paid')
+  assert.deepEqual(paid.map((entry) => entry.kind).sort(), ['answer', 'bonus', 'topup'], 'the approved answer, the bonus and the top-up are paid')
+  const topUp = paid.find((entry) => entry.kind === 'topup')
+  assert.ok(topUp.amount > 0 && topUp.reason.startsWith('pay floor: '), JSON.stringify(topUp))
   const total = paid.reduce((sum, entry) => sum + entry.amount, 0)
-  assert.equal(total, 400000 + 1500000)
-  assert.deepEqual(csv.trim().split('\n'), ['worker,entries,amount_micros,amount', `wren,2,${total},1.90`])
+  assert.equal(total, 400000 + 1500000 + topUp.amount)
+  assert.deepEqual(csv.trim().split('\n'), ['worker,entries,amount_micros,amount,top_up_micros,top_up',
+    `wren,3,${total},${units(total)},${topUp.amount},${units(topUp.amount)}`])
+  await page.getByRole('list', { name: 'Pay floor top-ups' }).getByText(`wren: ${units(topUp.amount)}`).waitFor({ timeout: TIMEOUT })
   await page.setViewportSize({ width: 768, height: 1000 })
   await shot(env, page, '10b-pay-768')
+
+  // The worker sees the top-up, its computation and its audit trail.
+  await go(w.page, `#/earnings/${room.id}`)
+  const row = w.page.locator(`tr[data-entry="${topUp.id}"]`)
+  await until('the top-up on the worker\'s page', async () => (await row.count()) === 1 && (await row.getAttribute('data-state')) === 'paid')
+  assert.match(await row.innerText(), /Pay floor top-up/)
+  assert.ok((await row.innerText()).includes(topUp.reason.slice(0, 40)), 'the computation is shown')
+  assert.equal(await w.page.locator('[data-total="top_ups"] .stat-value').innerText(), units(topUp.amount))
+  await shot(env, w.page, '9d-earnings-top-up')
+  await w.context.close()
+  delete env.people.payee
 
   // The room's tasks: listed, filtered by state, one found by its id, with its answer and decision.
   await page.setViewportSize({ width: 1280, height: 860 })

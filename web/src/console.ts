@@ -163,7 +163,8 @@ class ConsolePage implements View {
               h('div', null, h('dt', null, 'Agreement'), h('dd', null, percent(stats.agreement))),
               h('div', null, h('dt', null, 'Escalations'), h('dd', { 'data-stat': 'escalations' }, h('a', { href: `#/review/${watched.entry.room}` }, String(stats.escalations)))),
               h('div', null, h('dt', null, 'Open'), h('dd', null, String(stats.counts.open))),
-              h('div', { class: alert ? 'alert' : '' }, h('dt', null, 'Pay rate'), h('dd', { 'data-stat': 'pay' }, `${perHour(stats.pay.hourly_rate)} / target ${perHour(stats.pay.target_hourly_rate)}`, alert ? h('span', { class: 'badge badge-warn' }, 'below target') : null)))
+              h('div', { class: alert ? 'alert' : '' }, h('dt', null, 'Pay rate'), h('dd', { 'data-stat': 'pay' }, `${perHour(stats.pay.hourly_rate)} / target ${perHour(stats.pay.target_hourly_rate)}`, alert ? h('span', { class: 'badge badge-warn' }, 'below target') : null)),
+              h('div', null, h('dt', null, 'Floor top-ups'), h('dd', { 'data-stat': 'top-ups' }, money(stats.pay.top_ups))))
           : h('p', { class: 'muted' }, 'Loading…'),
         // Lock and announcement as the live channel last told, fresher than the poll.
         watched.state.locked ? h('p', { class: 'badge badge-warn', 'data-stat': 'locked' }, 'locked') : null,
@@ -256,7 +257,7 @@ async function fallbackStats(entry: KeyEntry): Promise<RoomStats> {
   return {
     room: room.id, name: room.name, live: room.live, counts: queue.counts,
     answers_last_minute: 0, answers_per_minute: 0, agreement: null, escalations: queue.counts.review,
-    pay: { hourly_rate: summary.hourly_rate, target_hourly_rate: summary.target_hourly_rate, alert: summary.below_target },
+    pay: { hourly_rate: summary.hourly_rate, target_hourly_rate: summary.target_hourly_rate, alert: summary.below_target, top_ups: summary.top_ups },
     locked: false, announcement: null,
   }
 }

@@ -1,5 +1,6 @@
 // A member's own pay in a room: their totals and effective hourly rate
-// (with how it is computed, beside the project's target), every ledger
+// (with how it is computed, beside the project's target, and the pay
+// floor's top-ups that guarantee the target), every ledger
 // entry with its state, amount and the reason of its latest move, each
 // entry's audit trail, and a dispute of a rejection with a message. Only
 // the public REST API (docs/API.md, "The fair-pay ledger"); the server
@@ -76,14 +77,20 @@ class EarningsPage implements View {
           cell('Approved', money(mine?.approved ?? 0), 'approved'),
           cell('Paid', money(mine?.paid ?? 0), 'paid'),
           cell('Disputed', money(mine?.disputed ?? 0), 'disputed'),
-          cell('Rejected', money(mine?.rejected ?? 0), 'rejected')),
+          cell('Rejected', money(mine?.rejected ?? 0), 'rejected'),
+          cell('Pay floor top-ups', money(mine?.top_ups ?? 0), 'top_ups')),
         h('p', { 'data-rate': rate === null ? '' : String(rate) },
           h('strong', null, `Effective hourly rate: ${perHour(rate)}`),
           below ? h('span', { class: 'warn' }, ` (below the project's target of ${perHour(summary.target_hourly_rate)})`) : ` (the project's target: ${perHour(summary.target_hourly_rate)})`),
         h('p', { class: 'hint' },
           'How it is computed: everything you earned here that was not rejected (pending, approved, disputed and paid entries, bonuses included), ',
           'divided by the time you spent on the answers behind it (each answer’s lead time, from being given the task to submitting it). ',
-          'Rejected entries count neither their pay nor their time.'))
+          'Rejected entries count neither their pay nor their time.'),
+        h('p', { class: 'hint' },
+          `The pay floor: the project's target is a minimum. When the room pays out, and at least once a day, if what you earned since the last check `,
+          `is below ${perHour(summary.target_hourly_rate)} for the time you worked, a top-up brings it to the target. That time also counts answers rejected `,
+          'through no fault of yours, and tasks a moderator took back or that reached the project’s time limit while you worked on them. ',
+          'Each top-up’s reason shows its computation.'))
     } catch (error) {
       mount(this.summary, h('p', { role: 'alert' }, `Your totals could not be loaded: ${(error as Error).message}`))
     }
@@ -121,7 +128,9 @@ class EarningsPage implements View {
       dispute.addEventListener('click', () => this.openDispute(entry, trail, dispute))
       actions.push(' ', dispute)
     }
-    const what = entry.kind === 'bonus' ? `Bonus: ${entry.reason ?? ''}` : `Answer ${entry.answer_id ?? ''}`
+    const what = entry.kind === 'bonus' ? `Bonus: ${entry.reason ?? ''}`
+      : entry.kind === 'topup' ? h('span', { class: 'top-up' }, h('strong', null, 'Pay floor top-up'), h('br'), h('small', null, entry.reason ?? ''))
+        : `Answer ${entry.answer_id ?? ''}${entry.no_fault ? ' (rejected through no fault of yours: its time counts for the pay floor)' : ''}`
     const row = h('tr', { 'data-entry': String(entry.id), 'data-state': entry.state },
       h('td', null, dateTime(entry.created_at)),
       h('td', null, what),

@@ -1,15 +1,17 @@
 // Pay, for owners and moderators: pending entries approved or rejected in
 // bulk (a rejection needs a reason, which the worker reads on their
-// Earnings page), disputes upheld or denied with a reason, approved entries
-// marked paid with a payout CSV per worker of what was just paid, and
-// bonuses. Only the public REST API (docs/API.md, "The fair-pay ledger"):
-// bulk actions are one move per entry, in turn, each reported.
+// Earnings page, and may be marked as not the worker's fault, so the pay
+// floor still counts its time), disputes upheld or denied with a reason,
+// a payout (the server's pay floor check, then every approved entry paid,
+// top-ups included) with a payout CSV per worker, and bonuses. Only the
+// public REST API (docs/API.md, "The fair-pay ledger"): bulk moves are one
+// request per entry, in turn, each reported; a payout is one request.
 
 import { ApiError, type KeyEntry, api, entryFor, isModerator } from './api'
 import { field, h, mount, toast } from './dom'
 import { dateTime, money } from './format'
 import { type View, refusedView, topbar } from './layout'
-import type { LedgerEntry, LedgerList, LedgerState } from './wire'
+import type { LedgerEntry, LedgerList, LedgerState, Payout, PayoutLine } from './wire'
 
 /** Most entries one section lists (the server's page limit). */
 const LIMIT = 1000
@@ -20,20 +22,13 @@ export function payView(room: string): View {
   return new PayPage(entry)
 }
 
-/** A payout CSV: one line per worker with what was paid to them. */
-export function payoutCsv(paid: LedgerEntry[]): string {
-  const byWorker = new Map<string, { entries: number; micros: number }>()
-  for (const entry of paid) {
-    const line = byWorker.get(entry.worker) ?? { entries: 0, micros: 0 }
-    line.entries += 1
-    line.micros += entry.amount
-    byWorker.set(entry.worker, line)
-  }
+/** A payout CSV: one line per worker with what was paid to them, of which the pay floor's top-up. */
+export function payoutCsv(paid: PayoutLine[]): string {
   const quote = (text: string) => (/[",\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text)
-  const lines = [...byWorker.entries()]
-    .sort(([a], [b]) => a.localeCompare(b))
-    .map(([worker, line]) => `${quote(worker)},${line.entries},${line.micros},${money(line.micros)}`)
-  return ['worker,entries,amount_micros,amount', ...lines].join('\n') + '\n'
+  const lines = [...paid]
+    .sort((a, b) => a.worker.localeCompare(b.worker))
+    .map((line) => `${quote(line.worker)},${line.entries},${line.amount},${money(line.amount)},${line.top_up},${money(line.top_up)}`)
+  return ['worker,entries,amount_micros,amount,top_up_micros,top_up', ...lines].join('\n') + '\n'
 }
 
 class PayPage implements View {
@@ -70,12 +65,13 @@ class PayPage implements View {
   }
 
   /** Moves each entry in turn; returns how many moved and the first refusal. */
-  private async move(entries: LedgerEntry[], action: string, reason: string | null): Promise<{ moved: LedgerEntry[]; failed: string | null }> {
+  private async move(entries: LedgerEntry[], action: string, reason: string | null, noFault = false): Promise<{ moved: LedgerEntry[]; failed: string | null }> {
     const moved: LedgerEntry[] = []
     let failed: string | null = null
+    const body = reason ? (noFault ? { reason, no_fault: true } : { reason }) : undefined
     for (const entry of entries) {
       try {
-        moved.push(await api<LedgerEntry>(this.entry.token, 'POST', `/rooms/${this.entry.room}/ledger/${entry.id}/${action}`, reason ? { reason } : undefined))
+        moved.push(await api<LedgerEntry>(this.entry.token, 'POST', `/rooms/${this.entry.room}/ledger/${entry.id}/${action}`, body))
       } catch (error) {
         failed ??= `entry ${entry.id}: ${error instanceof ApiError ? error.message : (error as Error).message}`
       }
@@ -95,11 +91,12 @@ class PayPage implements View {
       const box = h('input', { type: 'checkbox', 'aria-label': `Entry ${entry.id} of ${entry.worker}` }) as HTMLInputElement
       boxes.set(entry.id, box)
       return h('tr', { 'data-entry': String(entry.id) },
-        h('td', null, box), h('td', null, entry.worker), h('td', null, entry.kind === 'bonus' ? 'bonus' : `answer ${entry.answer_id ?? ''}`),
+        h('td', null, box), h('td', null, entry.worker), h('td', null, entry.kind === 'answer' ? `answer ${entry.answer_id ?? ''}` : entry.kind === 'bonus' ? 'bonus' : 'pay floor top-up'),
         h('td', { class: 'amount' }, money(entry.amount)), h('td', null, dateTime(entry.created_at)))
     })
     const reasonId = 'pay-reject-reason'
     const reason = h('input', { id: reasonId, type: 'text', maxLength: 500 }) as HTMLInputElement
+    const noFault = h('input', { id: 'pay-no-fault', type: 'checkbox' }) as HTMLInputElement
     const problem = h('p', { class: 'field-error', role: 'alert', hidden: true })
     const chosen = () => entries.filter((entry) => boxes.get(entry.id)?.checked)
     const approve = h('button', { type: 'button' }, 'Approve selected')
@@ -120,7 +117,7 @@ class PayPage implements View {
         reason.focus()
         return
       }
-      this.report('Rejected', await this.move(picked, 'reject', reason.value.trim()))
+      this.report('Rejected', await this.move(picked, 'reject', reason.value.trim(), noFault.checked))
       await this.refresh()
     })())
     mount(this.pending,
@@ -132,7 +129,9 @@ class PayPage implements View {
             h('thead', null, h('tr', null, h('th', { scope: 'col' }, all), h('th', { scope: 'col' }, 'Worker'), h('th', { scope: 'col' }, 'For'), h('th', { scope: 'col' }, 'Amount'), h('th', { scope: 'col' }, 'Booked'))),
             h('tbody', null, rows)),
           h('div', { class: 'actions' }, approve),
-          h('div', { class: 'reject-form' }, h('label', { for: reasonId }, 'Reason for a rejection (shown to the worker)'), reason, problem, reject)))
+          h('div', { class: 'reject-form' }, h('label', { for: reasonId }, 'Reason for a rejection (shown to the worker)'), reason,
+            h('label', { class: 'check' }, noFault, ' Not the worker’s fault (a broken task, unclear instructions): the pay floor still counts their time'),
+            problem, reject)))
   }
 
   private renderDisputes(entries: LedgerEntry[]): void {
@@ -169,11 +168,18 @@ class PayPage implements View {
   private renderApproved(entries: LedgerEntry[]): void {
     const byWorker = new Map<string, number>()
     for (const entry of entries) byWorker.set(entry.worker, (byWorker.get(entry.worker) ?? 0) + entry.amount)
-    const pay = h('button', { type: 'button' }, 'Mark all paid')
+    const pay = h('button', { type: 'button' }, 'Pay all approved')
     pay.addEventListener('click', () => void (async () => {
-      const done = await this.move(entries, 'pay', null)
-      this.report('Paid', done)
-      this.offerPayout(done.moved)
+      try {
+        const payout = await api<Payout>(this.entry.token, 'POST', `/rooms/${this.entry.room}/ledger/payout`)
+        const count = payout.lines.reduce((sum, line) => sum + line.entries, 0)
+        const topUps = payout.floor.top_ups.length
+        toast(`Paid: ${count} ${count === 1 ? 'entry' : 'entries'}${topUps ? `, with ${topUps} pay floor top-up${topUps === 1 ? '' : 's'}` : ''}` +
+          `${payout.skipped_own ? `; ${payout.skipped_own} of your own left for another moderator` : ''}.`)
+        this.offerPayout(payout)
+      } catch (error) {
+        toast(`The payout failed: ${error instanceof ApiError ? error.message : (error as Error).message}`, 'error')
+      }
       await this.refresh()
     })())
     mount(this.approved,
@@ -188,12 +194,20 @@ class PayPage implements View {
       this.payout)
   }
 
-  /** A download link for the payout CSV of the entries just paid. */
-  private offerPayout(paid: LedgerEntry[]): void {
-    if (paid.length === 0) return
-    const url = URL.createObjectURL(new Blob([payoutCsv(paid)], { type: 'text/csv' }))
+  /** The top-ups the payout booked, and a download link for its CSV. */
+  private offerPayout(payout: Payout): void {
+    if (payout.lines.length === 0) return
+    const url = URL.createObjectURL(new Blob([payoutCsv(payout.lines)], { type: 'text/csv' }))
     const name = `payout-${this.entry.room}-${new Date().toISOString().slice(0, 10)}.csv`
-    mount(this.payout, h('p', null, h('a', { href: url, download: name }, `Download the payout CSV (${paid.length} entries)`)))
+    const workers = payout.lines.length
+    mount(this.payout,
+      payout.floor.top_ups.length === 0
+        ? h('p', null, `Every worker paid earned at least the target rate of ${money(payout.floor.target_hourly_rate)}/h: no top-up was needed.`)
+        : h('div', null,
+          h('p', null, `Pay floor top-ups, to bring each worker to ${money(payout.floor.target_hourly_rate)}/h for the time counted:`),
+          h('ul', { class: 'top-ups', 'aria-label': 'Pay floor top-ups' }, payout.floor.top_ups.map((top) =>
+            h('li', { 'data-worker': top.worker }, `${top.worker}: ${money(top.amount)} (earned ${money(top.earned)}, the target pays ${money(top.due)})`)))),
+      h('p', null, h('a', { href: url, download: name }, `Download the payout CSV (${workers} ${workers === 1 ? 'worker' : 'workers'})`)))
   }
 
   private renderBonus(): void {

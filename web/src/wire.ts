@@ -95,7 +95,7 @@ export interface RoomStats {
   answers_per_minute: number
   agreement: number | null
   escalations: number
-  pay: { hourly_rate: number | null; target_hourly_rate: number; alert: boolean }
+  pay: { hourly_rate: number | null; target_hourly_rate: number; alert: boolean; top_ups: number }
   locked: boolean
   announcement: Announcement | null
 }
@@ -120,25 +120,42 @@ export interface WorkerRecord {
 /** `GET /rooms/{room}/workers`. */
 export interface WorkerList { workers: WorkerRecord[] }
 
-export interface Earnings { worker: string; pending: number; approved: number; paid: number; rejected: number; disputed: number; hourly_rate: number | null }
+export interface Earnings { worker: string; pending: number; approved: number; paid: number; rejected: number; disputed: number; top_ups: number; hourly_rate: number | null }
 
 /** `GET /rooms/{room}/ledger/summary`. */
-export interface LedgerSummary { workers: Earnings[]; hourly_rate: number | null; target_hourly_rate: number; below_target: boolean }
+export interface LedgerSummary { workers: Earnings[]; hourly_rate: number | null; target_hourly_rate: number; below_target: boolean; top_ups: number }
 
 export type LedgerState = 'pending' | 'approved' | 'rejected' | 'disputed' | 'paid'
 
-/** One pay entry: an answer's pay or a bonus; `state_reason` is the reason given with its latest move. */
+/**
+ * One pay entry: an answer's pay, a bonus, or the pay floor's top-up;
+ * `state_reason` is the reason given with its latest move; `no_fault`, a
+ * rejection the moderator said was not the worker's fault.
+ */
 export interface LedgerEntry {
   id: number
   worker: string
-  kind: 'answer' | 'bonus'
+  kind: 'answer' | 'bonus' | 'topup'
   answer_id: number | null
   amount: number
   reason: string | null
   state: LedgerState
   state_reason: string | null
+  no_fault: boolean
   created_at: number
 }
+
+/** A pay floor top-up, as booked: what was earned and counted, and what the target pays for it. */
+export interface TopUpLine { worker: string; entry_id: number; amount: number; earned: number; counted_ms: number; no_fault_ms: number; due: number }
+
+/** A pay floor check: the period it closed (ms, after `from` up to `to`) and its top-ups. */
+export interface FloorRun { id: number; from: number; to: number; reason: 'payout' | 'daily'; target_hourly_rate: number; top_ups: TopUpLine[] }
+
+/** What one worker was paid by a payout; `top_up` is the floor's part of `amount`. */
+export interface PayoutLine { worker: string; entries: number; amount: number; top_up: number }
+
+/** `POST /rooms/{room}/ledger/payout`. */
+export interface Payout { floor: FloorRun; lines: PayoutLine[]; skipped_own: number }
 
 /** `GET /rooms/{room}/ledger?worker=`: newest first. */
 export interface LedgerList { entries: LedgerEntry[] }

@@ -49,6 +49,8 @@ struct PayFigures {
     target_hourly_rate: i64,
     /// The rate is below the target.
     alert: bool,
+    /// The pay floor's top-ups booked in the room, in all (micro-units).
+    top_ups: i64,
 }
 
 /// Occupancy, throughput, agreement, escalations and pay of one room.
@@ -87,6 +89,7 @@ async fn room_stats(
             hourly_rate: pay.hourly_rate,
             target_hourly_rate: pay.target_hourly_rate,
             alert: pay.below_target,
+            top_ups: pay.top_ups,
         },
         locked: moderation.locked,
         lock_reason: moderation.lock_reason,

@@ -20,7 +20,7 @@ use crate::auth::Principal;
 use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::rooms::RoomRegistry;
-use crate::store::{Action, LedgerEntry, LedgerEvent, LedgerSummary, Store};
+use crate::store::{Action, FloorReason, LedgerEntry, LedgerEvent, LedgerSummary, Payout, Store};
 
 /// Longest reason, dispute message or bonus reason, in characters: a
 /// sentence or a paragraph, kept in the entry's audit trail for good.
@@ -34,6 +34,7 @@ pub fn routes() -> Router<AppState> {
         .route("/rooms/{room}/ledger", get(list))
         .route("/rooms/{room}/ledger/summary", get(summary))
         .route("/rooms/{room}/ledger/bonus", post(bonus))
+        .route("/rooms/{room}/ledger/payout", post(payout))
         .route("/rooms/{room}/ledger/{entry}", get(get_entry))
         .route("/rooms/{room}/ledger/{entry}/{action}", post(act))
 }
@@ -156,6 +157,10 @@ async fn get_entry(
 #[serde(deny_unknown_fields)]
 struct Reason {
     reason: Option<String>,
+    /// On a rejection: not the worker's fault (a broken task, unclear
+    /// instructions), so the pay floor still counts the answer's time.
+    #[serde(default)]
+    no_fault: bool,
 }
 
 async fn act(
@@ -193,19 +198,31 @@ async fn act(
         )?;
     }
     // The body is optional: `{"reason": "..."}`, or nothing (or null) for approve and pay.
-    let reason = if body.iter().all(u8::is_ascii_whitespace) {
-        None
+    let (reason, no_fault) = if body.iter().all(u8::is_ascii_whitespace) {
+        (None, false)
     } else {
         let parsed = serde_json::from_slice::<Option<Reason>>(&body)
             .map_err(|error| Error::BadRequest(error.to_string()))?;
-        parsed.and_then(|body| body.reason)
+        parsed.map_or((None, false), |body| (body.reason, body.no_fault))
     };
+    if no_fault && !matches!(action, Action::Reject | Action::Deny) {
+        return Err(Error::BadRequest(
+            "no_fault goes with a rejection (reject or deny) only".into(),
+        ));
+    }
     if let Some(reason) = &reason {
         check_reason(reason)?;
     }
     let moved = state
         .store
-        .ledger_act(&me.room, entry, action, &me.user, reason.as_deref())
+        .ledger_act(
+            &me.room,
+            entry,
+            action,
+            &me.user,
+            reason.as_deref(),
+            no_fault,
+        )
         .await?;
     // The room's memory holds each worker's earnings: it loads them again.
     state.rooms.queue_changed(&me.room).await;
@@ -292,5 +309,56 @@ async fn notify(state: &AppState, me: &Principal, entry: &LedgerEntry) {
                 crate::protocol::Event::LedgerUpdated(entry).frame(),
             )
             .await;
+    }
+}
+
+/// `POST /rooms/{room}/ledger/payout`: a pay floor check, then every
+/// approved entry but the caller's own paid, top-ups included; answers
+/// what each worker was paid (the payout CSV's lines).
+async fn payout(State(state): State<AppState>, Caller(me): Caller) -> Result<Json<Payout>> {
+    require(me.role.can_moderate(), "only owners and moderators pay")?;
+    let target = state.store.project(&me.room).await?.target_hourly_rate;
+    let payout = state.store.payout(&me.room, &me.user, target).await?;
+    // The room's memory holds each worker's earnings: it loads them again
+    // (and pushes each worker their own).
+    state.rooms.queue_changed(&me.room).await;
+    Ok(Json(payout))
+}
+
+/// How often the rooms are checked for a daily pay floor check: a day is
+/// long, and a pass that finds nothing due is one read.
+const FLOOR_EVERY: Duration = Duration::from_secs(600);
+
+/// Runs, every [`FLOOR_EVERY`] until `shutdown`, the pay floor check of
+/// every room whose oldest unchecked work is a day old (`store/floor.rs`),
+/// as the `system` actor: the floor holds even in a room nobody pays.
+pub async fn daily_floor(store: Store, rooms: RoomRegistry, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(FLOOR_EVERY);
+    every.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let due = match store.pay_floor_due(crate::ids::now_ms()).await {
+            Ok(due) => due,
+            Err(error) => {
+                tracing::warn!(%error, "cannot find the rooms due a pay floor check");
+                continue;
+            }
+        };
+        for (room, target) in due {
+            match store
+                .pay_floor(&room, FloorReason::Daily, "system", target)
+                .await
+            {
+                Ok(run) if !run.top_ups.is_empty() => {
+                    tracing::info!(room_id = %room, top_ups = run.top_ups.len(), "pay floor top-ups booked");
+                    rooms.queue_changed(&room).await;
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(room_id = %room, %error, "pay floor check failed"),
+            }
+        }
     }
 }

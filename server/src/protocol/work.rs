@@ -31,6 +31,7 @@ impl Progress {
                 paid: earnings.paid,
                 rejected: earnings.rejected,
                 disputed: earnings.disputed,
+                top_ups: None,
                 hourly_rate: view.hourly_rate,
             },
         }

@@ -20,6 +20,7 @@ use sqlx::AnyConnection;
 use super::sql;
 
 mod answers;
+mod no_fault;
 
 use crate::error::{Error, Result};
 use crate::ids::RoomId;
@@ -64,9 +65,11 @@ pub(super) async fn write(
     // (room, worker) -> the last pause change: Some((reason, at)) or None.
     let mut pauses: BTreeMap<(&str, &str), Option<(&str, i64)>> = BTreeMap::new();
     let mut tags: Vec<(&str, &str, &'static str, &[String])> = Vec::new();
+    let mut no_fault: Vec<no_fault::NoFault<'_>> = Vec::new();
     for (room, effects) in run {
         let room = room.as_str();
         for effect in effects.iter() {
+            no_fault.extend(no_fault::of(room, effect));
             match effect {
                 Effect::ReservationInserted {
                     worker,
@@ -167,6 +170,7 @@ pub(super) async fn write(
     write_records(conn, &records).await?;
     write_pauses(conn, &pauses).await?;
     write_tags(conn, &tags).await?;
+    no_fault::write(conn, &no_fault).await?;
     write_decided(conn, &decided.into_values().collect::<Vec<_>>()).await?;
     // Each room's answer ids, in its effects' order.
     let mut ids = ids.into_iter();

@@ -46,6 +46,8 @@ pub struct LedgerEntry {
     pub state: String,
     /// The reason given with the latest change (a rejection's, a dispute's...).
     pub state_reason: Option<String>,
+    /// Rejected through no fault of the worker: the pay floor counts its time.
+    pub no_fault: bool,
     pub created_at: i64,
 }
 
@@ -97,30 +99,7 @@ impl Action {
     }
 }
 
-/// Totals per state for one worker, and their effective hourly rate.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Earnings {
-    pub worker: String,
-    pub pending: i64,
-    pub approved: i64,
-    pub paid: i64,
-    pub rejected: i64,
-    pub disputed: i64,
-    /// Earnings not rejected, per hour of lead time (reservation to
-    /// submit); None before any answer.
-    pub hourly_rate: Option<i64>,
-}
-
-/// The ledger of a room at a glance.
-#[derive(Debug, Clone, Serialize)]
-pub struct LedgerSummary {
-    pub workers: Vec<Earnings>,
-    pub hourly_rate: Option<i64>,
-    pub target_hourly_rate: i64,
-    pub below_target: bool,
-}
-
-const ENTRY_COLUMNS: &str = "e.id, e.worker_id, e.kind, e.answer_id, e.amount, e.reason, e.state, e.created_at, \
+const ENTRY_COLUMNS: &str = "e.id, e.worker_id, e.kind, e.answer_id, e.amount, e.reason, e.state, e.no_fault, e.created_at, \
      (SELECT v.reason FROM ledger_events v WHERE v.entry_id = e.id ORDER BY v.id DESC LIMIT 1) AS state_reason";
 
 fn entry(row: &AnyRow) -> Result<LedgerEntry> {
@@ -133,6 +112,7 @@ fn entry(row: &AnyRow) -> Result<LedgerEntry> {
         reason: row.try_get("reason")?,
         state: row.try_get("state")?,
         state_reason: row.try_get("state_reason")?,
+        no_fault: row.try_get::<i64, _>("no_fault")? != 0,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -230,7 +210,9 @@ impl Store {
         entry(&row.ok_or(Error::NotFound("ledger entry"))?)
     }
 
-    /// Moves an entry by `action`, recording who and why.
+    /// Moves an entry by `action`, recording who and why. `no_fault` marks
+    /// a rejection that was not the worker's fault: the pay floor still
+    /// counts the answer's time (`crowdroom_work::floor`).
     pub async fn ledger_act(
         &self,
         room: &RoomId,
@@ -238,6 +220,7 @@ impl Store {
         action: Action,
         actor: &UserId,
         reason: Option<&str>,
+        no_fault: bool,
     ) -> Result<LedgerEntry> {
         if action.needs_reason() && reason.is_none_or(|reason| reason.trim().is_empty()) {
             return Err(Error::BadRequest("this change needs a reason".into()));
@@ -245,12 +228,14 @@ impl Store {
         let (from, to) = action.transition();
         let mut tx = self.begin_write().await?;
         let moved = sqlx::query(
-            "UPDATE ledger_entries SET state = $1 WHERE id = $2 AND room_id = $3 AND state = $4",
+            "UPDATE ledger_entries SET state = $1, no_fault = $5 WHERE id = $2 AND room_id = $3 \
+             AND state = $4",
         )
         .bind(to)
         .bind(id)
         .bind(room.as_str())
         .bind(from)
+        .bind(i64::from(no_fault && to == "rejected"))
         .execute(&mut *tx)
         .await?;
         if moved.rows_affected() == 0 {
@@ -404,94 +389,6 @@ impl Store {
             }
         }
     }
-
-    /// Totals per worker and effective hourly rates (earnings not rejected
-    /// over the lead time of the answers behind them).
-    pub async fn ledger_summary(
-        &self,
-        room: &RoomId,
-        target_hourly_rate: i64,
-    ) -> Result<LedgerSummary> {
-        summary_in(&mut *self.conn().await?, room, target_hourly_rate).await
-    }
-}
-
-/// The room's ledger summed per worker and state. (One worker's earnings
-/// are part of their `WorkerView`, `store/worker.rs`.)
-async fn summary_in(
-    conn: &mut AnyConnection,
-    room: &RoomId,
-    target_hourly_rate: i64,
-) -> Result<LedgerSummary> {
-    let rows = sqlx::query(
-        "SELECT e.worker_id, e.state, SUM(CAST(e.amount AS DOUBLE PRECISION)) AS total, \
-         SUM(CAST(COALESCE(a.lead_time_ms, 0) AS DOUBLE PRECISION)) AS lead FROM ledger_entries e \
-         LEFT JOIN answers a ON a.id = e.answer_id WHERE e.room_id = $1 \
-         GROUP BY e.worker_id, e.state ORDER BY e.worker_id",
-    )
-    .bind(room.as_str())
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut workers: Vec<(Earnings, i64, i64)> = Vec::new();
-    for row in &rows {
-        let worker: String = row.try_get("worker_id")?;
-        let (state, total, lead): (String, i64, i64) = (
-            row.try_get("state")?,
-            saturating_round(row.try_get("total")?),
-            saturating_round(row.try_get("lead")?),
-        );
-        if workers
-            .last()
-            .is_none_or(|(earnings, _, _)| earnings.worker != worker)
-        {
-            workers.push((
-                Earnings {
-                    worker,
-                    ..Earnings::default()
-                },
-                0,
-                0,
-            ));
-        }
-        let Some((earnings, earned, hours)) = workers.last_mut() else {
-            continue;
-        };
-        let sum = match state.as_str() {
-            "pending" => &mut earnings.pending,
-            "approved" => &mut earnings.approved,
-            "paid" => &mut earnings.paid,
-            "disputed" => &mut earnings.disputed,
-            _ => &mut earnings.rejected,
-        };
-        *sum = sum.saturating_add(total);
-        if state != "rejected" {
-            *earned = earned.saturating_add(total);
-            *hours = hours.saturating_add(lead);
-        }
-    }
-    let (mut earned_total, mut lead_total) = (0i64, 0i64);
-    let workers: Vec<Earnings> = workers
-        .into_iter()
-        .map(|(mut earnings, earned, lead)| {
-            earned_total = earned_total.saturating_add(earned);
-            lead_total = lead_total.saturating_add(lead);
-            earnings.hourly_rate = hourly_rate(earned, lead);
-            earnings
-        })
-        .collect();
-    let rate = hourly_rate(earned_total, lead_total);
-    let below_target = rate.is_some_and(|rate| rate < target_hourly_rate);
-    Ok(LedgerSummary {
-        workers,
-        hourly_rate: rate,
-        target_hourly_rate,
-        below_target,
-    })
-}
-
-/// Earnings per hour of lead time (reservation to submit); None before any.
-pub(super) fn hourly_rate(earned: i64, lead_ms: i64) -> Option<i64> {
-    (lead_ms > 0).then(|| ((earned as f64) * 3_600_000.0 / lead_ms as f64) as i64)
 }
 
 /// A sum read as floating point, back in whole (micro-)units: rounded,

@@ -237,7 +237,7 @@ fn bench(criterion: &mut Criterion) {
                     let outcome = state.request(black_box(&worker), draw, now);
                     total += started.elapsed();
                     assert!(matches!(outcome.map(|o| o.value), Ok(Grant::Granted(_))));
-                    assert!(state.release(&worker).is_ok());
+                    assert!(state.release(&worker, now).is_ok());
                 }
                 total
             });
@@ -289,7 +289,7 @@ fn bench(criterion: &mut Criterion) {
                     let outcome = state.request(black_box(&worker), draw, now);
                     total += started.elapsed();
                     assert!(outcome.is_ok());
-                    assert!(state.release(&worker).is_ok());
+                    assert!(state.release(&worker, now).is_ok());
                 }
                 total
             });

@@ -8,6 +8,7 @@ pub mod batch;
 pub mod consensus;
 pub mod decide;
 pub mod error;
+pub mod floor;
 #[cfg(test)]
 mod fuzz;
 pub mod gain;

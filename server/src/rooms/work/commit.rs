@@ -230,6 +230,7 @@ fn expired_in(effects: &[Effect]) -> Vec<(i64, UserId)> {
                 task,
                 worker,
                 why: Freed::Expired,
+                ..
             } => UserId::parse(worker).ok().map(|user| (*task, user)),
             _ => None,
         })

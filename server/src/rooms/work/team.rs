@@ -94,7 +94,7 @@ impl RoomActor {
             }
             return;
         };
-        match state.release(release.user.as_str()) {
+        match state.release(release.user.as_str(), now_ms()) {
             Ok(Outcome { value, effects }) if effects.is_empty() => self.released(release, value),
             Ok(Outcome { value, effects }) => {
                 self.shown.forget(&release.user);

@@ -50,6 +50,9 @@ pub enum Effect {
         task: i64,
         worker: WorkerId,
         why: Freed,
+        /// Time the pay floor counts for it (`floor::no_fault_ms`): stored
+        /// when Some, so the floor sees it after the reservation is gone.
+        no_fault_ms: Option<i64>,
     },
     /// Record that the worker skipped the task.
     SkipRecorded {

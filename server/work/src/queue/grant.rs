@@ -26,6 +26,7 @@ use super::index::{Sets, Tasks, is_subset, key_task, meets};
 use super::standing::Worker;
 use super::{Effect, Freed, Grant, Outcome, Refusal, Reservation, WorkState, WorkerId};
 use crate::error::{Error, Result};
+use crate::floor;
 use crate::gain::{expected_gain, need, skill_estimate};
 
 /// Candidates ranked per grant: the queue's order decides among more, and
@@ -182,6 +183,7 @@ impl WorkState {
                     task,
                     worker: worker.clone(),
                     why: Freed::Skipped,
+                    no_fault_ms: None,
                 },
                 Effect::SkipRecorded {
                     task,
@@ -195,7 +197,7 @@ impl WorkState {
     /// Frees a worker's reservations (a moderator's decision); the value is
     /// the task of the oldest, None if they held none. The tasks may be
     /// granted to them again.
-    pub fn release(&mut self, worker: &str) -> Result<Outcome<Option<i64>>> {
+    pub fn release(&mut self, worker: &str, now_ms: i64) -> Result<Outcome<Option<i64>>> {
         let Ok(number) = self.known_worker(worker) else {
             return Ok(Outcome {
                 value: None,
@@ -215,6 +217,7 @@ impl WorkState {
                     task: reservation.task_id,
                     worker: self.worker(number)?.id.clone(),
                     why: Freed::Released,
+                    no_fault_ms: floor::no_fault_ms(Freed::Released, &reservation, now_ms),
                 });
             }
         }
@@ -257,6 +260,7 @@ impl WorkState {
                     task: reservation.task_id,
                     worker: self.worker(number)?.id.clone(),
                     why: Freed::Expired,
+                    no_fault_ms: floor::no_fault_ms(Freed::Expired, &reservation, now_ms),
                 });
             } else {
                 // Not held (cannot happen: every entry is a reservation);

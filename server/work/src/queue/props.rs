@@ -351,7 +351,28 @@ fn run(room: &Room, ops: &[Op]) -> Result<(), TestCaseError> {
                     Err(_) => prop_assert!(!model.due.contains(&task)),
                 }
             }
-            Op::Release(at) => _ = state.release(&worker(*at)).unwrap(),
+            Op::Release(at) => {
+                let held: Vec<Reservation> = state
+                    .known_worker(&worker(*at))
+                    .and_then(|number| state.worker(number))
+                    .map(|standing| standing.held.iter().map(|(_, r)| *r).collect())
+                    .unwrap_or_default();
+                let released = state.release(&worker(*at), now).unwrap();
+                // Each freed reservation's time counts for the pay floor,
+                // never more than it was held.
+                for effect in &released.effects {
+                    let Effect::ReservationDeleted {
+                        task, no_fault_ms, ..
+                    } = effect
+                    else {
+                        continue;
+                    };
+                    let reservation = held.iter().find(|r| r.task_id == *task);
+                    prop_assert!(reservation.is_some(), "released a task not held");
+                    let longest = reservation.map_or(0, |r| now.min(r.cap_at) - r.created_at);
+                    prop_assert!(no_fault_ms.unwrap_or(0) <= longest);
+                }
+            }
             Op::Assign(at, task) => {
                 state.sweep(now).unwrap();
                 let everyone: Vec<String> = (0..WORKERS).map(worker).collect();

@@ -135,7 +135,7 @@ fn onboarding_gold_comes_first_then_the_draw_decides() {
         1,
         "a high draw: regular"
     );
-    state.release("ann").unwrap();
+    state.release("ann", NOW).unwrap();
     state.set_skills("ann", &[]).unwrap();
     assert_eq!(
         granted(state.request("ann", 0.05, NOW).unwrap()),
@@ -197,6 +197,7 @@ fn heartbeats_extend_up_to_the_cap_and_sweeps_free_expired_slots() {
         task: 1,
         worker: "ann".into(),
         why: Freed::Expired,
+        no_fault_ms: None,
     }));
     assert_eq!(state.check(), Ok(()));
 }
