@@ -136,11 +136,24 @@ const TOKEN_PREFIX: &str = "crt_";
 /// lowercase hex digits after the prefix.
 const SECRET_BYTES: usize = 32;
 
+/// Prefix of a server operator's token (`crowdroom operator issue`): it
+/// opens the operator's API, and no room.
+pub const OPERATOR_PREFIX: &str = "cop_";
+
 /// Whether `secret` has a token's form (`crt_` and 64 lowercase hex
 /// digits), as every token [`NewToken::generate`] makes has. Anything else
 /// is refused before the store is asked, so a junk bearer costs no read.
 pub fn is_token_form(secret: &str) -> bool {
-    secret.strip_prefix(TOKEN_PREFIX).is_some_and(|digits| {
+    has_form(secret, TOKEN_PREFIX)
+}
+
+/// Whether `secret` has an operator token's form (`cop_` and 64 hex digits).
+pub fn is_operator_form(secret: &str) -> bool {
+    has_form(secret, OPERATOR_PREFIX)
+}
+
+fn has_form(secret: &str, prefix: &str) -> bool {
+    secret.strip_prefix(prefix).is_some_and(|digits| {
         digits.len() == 2 * SECRET_BYTES
             && digits
                 .bytes()
@@ -150,12 +163,21 @@ pub fn is_token_form(secret: &str) -> bool {
 
 impl NewToken {
     pub fn generate() -> Self {
+        Self::with_prefix(TOKEN_PREFIX)
+    }
+
+    /// A server operator's token.
+    pub fn operator() -> Self {
+        Self::with_prefix(OPERATOR_PREFIX)
+    }
+
+    fn with_prefix(prefix: &str) -> Self {
         let mut rng = rand::rng();
         let mut secret = [0u8; SECRET_BYTES];
         rng.fill_bytes(&mut secret);
         let mut id = [0u8; 8];
         rng.fill_bytes(&mut id);
-        let secret = format!("{TOKEN_PREFIX}{}", hex(&secret));
+        let secret = format!("{prefix}{}", hex(&secret));
         let hash = hash_token(&secret);
         NewToken {
             id: TokenId(format!("tok_{}", hex(&id)).into()),

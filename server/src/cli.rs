@@ -48,6 +48,10 @@ pub enum Command {
     /// Issues and revokes bearer tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Issues and revokes server operator tokens (every room's figures,
+    /// and a moderator token for any room, in the web console).
+    #[command(subcommand)]
+    Operator(OperatorCommand),
     /// Runs the consensus estimators offline on a dataset; prints JSON lines. Opens no database.
     Consensus(crate::consensus::cli::ConsensusArgs),
 }
@@ -139,6 +143,25 @@ pub enum TokenCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Issues an operator token (creating the user if new) and prints it
+    /// alone on the last line, with its sign-in link before it.
+    Issue {
+        #[arg(long)]
+        user: String,
+        /// Lifetime, e.g. 12h, 30d (default: no expiry).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ttl: Option<Duration>,
+    },
+    /// Revokes an operator token by id.
+    Revoke {
+        /// The token id (tok_...), as `operator issue` printed it.
+        #[arg(long)]
+        id: String,
+    },
+}
+
 /// Runs a parsed command line.
 pub async fn execute(cli: Cli) -> Result<()> {
     let command = match cli.command {
@@ -194,6 +217,21 @@ pub async fn execute(cli: Cli) -> Result<()> {
             };
             let room = store.revoke_token(&id, None).await?;
             println!("revoked token {id} of room {room}");
+            Ok(())
+        }
+        Command::Operator(OperatorCommand::Issue { user, ttl }) => {
+            let ttl_ms = ttl.map(|ttl| i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+            let (id, secret) = store
+                .issue_operator_token(&UserId::parse(&user)?, ttl_ms)
+                .await?;
+            println!("issued operator token {id} for {user}");
+            println!("sign in at http://HOST:PORT/#/join/{secret}");
+            println!("{secret}");
+            Ok(())
+        }
+        Command::Operator(OperatorCommand::Revoke { id }) => {
+            store.revoke_operator_token(&TokenId(id.into())).await?;
+            println!("revoked operator token");
             Ok(())
         }
         // Dispatched above, before the store is opened; kept for exhaustiveness.

@@ -12,6 +12,7 @@ mod console_api;
 mod ledger_api;
 mod listen;
 mod live;
+mod operator_api;
 mod socket;
 mod transfer;
 mod web;
@@ -266,7 +267,8 @@ pub fn router(state: AppState) -> Router {
             api::routes()
                 .merge(work_api::routes())
                 .merge(ledger_api::routes())
-                .merge(console_api::routes()),
+                .merge(console_api::routes())
+                .merge(operator_api::routes()),
         )
         .fallback(web::serve)
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))

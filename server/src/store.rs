@@ -25,6 +25,7 @@ mod lease;
 mod ledger;
 mod load;
 mod moderation;
+mod operator;
 mod quality;
 mod sql;
 mod thread;
@@ -52,6 +53,7 @@ pub use lease::{ProcessId, RoomLease};
 pub use ledger::{Action, LedgerEntry, LedgerEvent};
 pub use load::WorkRows;
 pub use moderation::{Announcement, ModerationEntry, Mute, RoomModeration};
+pub use operator::Operator;
 pub use quality::WorkerQuality;
 pub use work::{ImportReport, MemberTags, TaskRow, WorkerTask};
 pub use write::{WriteOp, WriteOutcome};
@@ -128,6 +130,10 @@ macro_rules! migrations {
             (
                 "pay_floor",
                 include_str!(concat!("../migrations/", $backend, "/0013_pay_floor.sql")),
+            ),
+            (
+                "operators",
+                include_str!(concat!("../migrations/", $backend, "/0014_operators.sql")),
             ),
         ]
     };

@@ -129,10 +129,12 @@ async fn browser_client_end_to_end() {
     )
     .await;
     let owner = issued.lines().last().unwrap().trim().to_owned();
+    let issued = cli(database, &["operator", "issue", "--user", "opal"]).await;
+    let operator = issued.lines().last().unwrap().trim().to_owned();
 
     let server = ServerProcess::start(database).await;
     let base = format!("http://{}", server.addr);
-    let mut tokens = json!({ "owner": owner });
+    let mut tokens = json!({ "owner": owner, "operator": operator });
     for (key, user, role, name) in [
         ("moderator", "mo", "moderator", "Mo (moderator)"),
         ("core1", "cora", "core", "Cora (core team)"),

@@ -20,6 +20,7 @@ mod ledger;
 mod malformed;
 mod matching;
 mod moderation;
+mod operator;
 mod queue_push;
 mod random;
 mod store;

@@ -514,6 +514,28 @@ async fn the_web_clients_types_match_the_wire(backend: Backend) {
     assert!(workers.contains(&"wyn"), "{}", paid.body);
     samples.add("Payout", "POST ledger/payout", paid.json());
 
+    // A server operator's view of every room, and a moderator token taken.
+    let ops = crowdroom::ids::UserId::parse("ops").expect("a user id");
+    let (_, operator) = samples
+        .server
+        .store
+        .issue_operator_token(&ops, None)
+        .await
+        .expect("an operator token");
+    samples.get("OperatorMe", "/operator/me", &operator).await;
+    samples
+        .get("OperatorRooms", "/operator/rooms", &operator)
+        .await;
+    let taken = post(
+        &samples.server,
+        "/operator/rooms/pay/moderate",
+        &operator,
+        json!({}),
+    )
+    .await;
+    assert_eq!(taken.status, 201, "{}", taken.body);
+    samples.add("OperatorModerate", "POST operator moderate", taken.json());
+
     let declared = wire_ts();
     let mut checker = Checker {
         declared: &declared,

@@ -3,7 +3,7 @@
 // keyring lives in sessionStorage so it ends with the browser session and
 // never reaches other tabs' history or disk beyond it.
 
-import type { Me, Role, RoomInfo } from './wire'
+import type { Me, OperatorMe, Role, RoomInfo } from './wire'
 
 export interface KeyEntry {
   token: string
@@ -116,3 +116,30 @@ export function updateEntry(room: string, change: Partial<KeyEntry>): void {
 
 export const isModerator = (role: Role): boolean => role === 'owner' || role === 'moderator'
 export const isTeam = (role: Role): boolean => isModerator(role) || role === 'core'
+
+/** Where a server operator's token is kept, apart from the room keyring. */
+const OPERATOR_KEY = 'crowdroom.operator'
+export interface OperatorKey { token: string; user: string; display_name: string }
+
+export function operatorKey(): OperatorKey | null {
+  try {
+    const key = JSON.parse(sessionStorage.getItem(OPERATOR_KEY) ?? 'null')
+    return key && typeof key.token === 'string' ? key : null
+  } catch {
+    return null
+  }
+}
+
+export function forgetOperator(): void {
+  sessionStorage.removeItem(OPERATOR_KEY)
+}
+
+export const isOperatorToken = (token: string): boolean => /^cop_[0-9a-f]{64}$/.test(token.trim())
+
+/** Checks an operator token with the server and keeps it for the session. */
+export async function addOperator(token: string): Promise<OperatorKey> {
+  const me = await api<OperatorMe>(token.trim(), 'GET', '/operator/me')
+  const key = { token: token.trim(), user: me.user, display_name: me.display_name }
+  sessionStorage.setItem(OPERATOR_KEY, JSON.stringify(key))
+  return key
+}

@@ -3,7 +3,7 @@
 // I am. Indicators use one vocabulary for both kinds of socket (offline,
 // connecting, reconnecting, synced, stopped) so people learn one set.
 
-import { type KeyEntry, isModerator, isTeam } from './api'
+import { type KeyEntry, isModerator, isTeam, operatorKey } from './api'
 import { h } from './dom'
 import type { LiveClient, LiveState } from './live'
 import { type SharedDoc, type DocState } from './ydoc'
@@ -60,6 +60,7 @@ export function topbar(entry: KeyEntry | null, current: string, indicators: Node
     entry ? h('span', { class: 'room-name' }, entry.room_name) : null,
     h('nav', { 'aria-label': 'Main' },
       link('#/', 'Rooms', 'rooms'),
+      operatorKey() ? link('#/server', 'Server', 'server') : null,
       entry ? link(`#/room/${entry.room}`, 'Work', 'room') : null,
       entry ? link(`#/earnings/${entry.room}`, 'Earnings', 'earnings') : null,
       entry && isTeam(entry.role) ? link(`#/review/${entry.room}`, 'Review', 'review') : null,

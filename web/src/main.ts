@@ -3,10 +3,11 @@
 // paths: `#/join/{token}` is read here, stored, and replaced at once.
 
 import './style.css'
-import { addToken } from './api'
+import { addOperator, addToken, isOperatorToken } from './api'
 import { consoleView } from './console'
 import { earningsView } from './earnings'
 import { importView } from './import'
+import { serverView } from './operator'
 import { peopleView } from './people'
 import { installShortcuts } from './shortcuts'
 import { tasksView } from './tasks'
@@ -34,6 +35,11 @@ async function route(): Promise<void> {
     // Take the token out of the address bar and history before anything else.
     history.replaceState(null, '', `${location.pathname}${location.search}#/`)
     try {
+      if (isOperatorToken(room)) {
+        await addOperator(room)
+        location.hash = '#/server'
+        return
+      }
       const entry = await addToken(room)
       location.hash = `#/room/${entry.room}`
     } catch (error) {
@@ -49,6 +55,7 @@ async function route(): Promise<void> {
   if (page === 'people' && room) return show(peopleView(room))
   if (page === 'tasks' && room) return show(tasksView(room, detail ? Number(detail) : null))
   if (page === 'console') return show(consoleView(room ?? null))
+  if (page === 'server') return show(serverView())
   show(signinView())
 }
 

@@ -3,7 +3,7 @@
 // invite link (`#/join/{token}`) does the same and is then replaced in the
 // address bar and history so the secret does not linger there.
 
-import { ApiError, type KeyEntry, addToken, api, isModerator, isTeam, keyring, removeRoom } from './api'
+import { ApiError, type KeyEntry, addOperator, addToken, api, isModerator, isOperatorToken, isTeam, keyring, operatorKey, removeRoom } from './api'
 import { h, mount } from './dom'
 import { dateTime } from './format'
 import { type View, topbar } from './layout'
@@ -11,7 +11,7 @@ import type { RoomInfo } from './wire'
 
 /** Pulls a token out of what was pasted: a bare token or an invite link. */
 export function tokenFrom(text: string): string {
-  const match = /crt_[0-9a-f]{64}/.exec(text.trim())
+  const match = /c(?:rt|op)_[0-9a-f]{64}/.exec(text.trim())
   return match ? match[0] : text.trim()
 }
 
@@ -27,7 +27,13 @@ export function signinView(message?: string): View {
     add.disabled = true
     const submitted = input.value
     try {
-      await addToken(tokenFrom(submitted))
+      const token = tokenFrom(submitted)
+      if (isOperatorToken(token)) {
+        await addOperator(token)
+        location.hash = '#/server'
+        return
+      }
+      await addToken(token)
       // Keep whatever was typed meanwhile.
       if (input.value === submitted) input.value = ''
       render()
@@ -40,13 +46,14 @@ export function signinView(message?: string): View {
   } },
     h('label', { for: 'token-input' }, 'Token or invite link'),
     h('div', { class: 'row' }, input, add),
-    h('p', { id: 'token-help', class: 'muted' }, 'Each token opens one room. Add several to work in several rooms. They are kept only until you close this browser session.'))
+    h('p', { id: 'token-help', class: 'muted' }, 'Each token opens one room. Add several to work in several rooms. They are kept only until you close this browser session. A server operator’s token opens the list of every room.'))
   const element = h('div', { class: 'page' },
     topbar(null, 'rooms'),
     h('main', { class: 'narrow' },
       h('h1', null, 'Sign in'),
       message ? h('p', { class: 'notice', role: 'status' }, message) : null,
       form, error,
+      operatorKey() ? h('p', null, h('a', { class: 'button', href: '#/server' }, 'Every room on this server (operator)')) : null,
       h('h2', null, 'My rooms'),
       list))
   render()

@@ -100,6 +100,15 @@ export interface RoomStats {
   announcement: Announcement | null
 }
 
+/** `GET /operator/me`: the server operator behind an operator token. */
+export interface OperatorMe { user: string; display_name: string; token_id: string; expires_at: number | null }
+
+/** `GET /operator/rooms?after=`: a page of every room on the server, by id; `next` is the next page's `after`. */
+export interface OperatorRooms { rooms: RoomStats[]; next: string | null }
+
+/** `POST /operator/rooms/{room}/moderate`: a moderator token for the room, in the operator's name. */
+export interface OperatorModerate { room: string; role: Role; token: string; token_id: string; expires_at: number | null }
+
 /**
  * A worker's quality record. A worker reading their own sees null for the
  * gold counts, accuracy and verdict (they would tell which tasks are gold);

@@ -13,7 +13,7 @@ use crate::ids::RoomId;
 use crate::rooms::RoomStats;
 use crowdroom_work::queue::Counts;
 
-use crate::store::{Announcement, ModerationEntry, Mute, TaskAnswer, TaskRow};
+use crate::store::{Announcement, ModerationEntry, Mute, RoomRow, TaskAnswer, TaskRow};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -22,9 +22,10 @@ pub fn routes() -> Router<AppState> {
         .route("/rooms/{room}/tasks/{task}", get(task_detail))
 }
 
-/// `GET /rooms/{room}/stats`: what the moderator console shows of a room.
+/// `GET /rooms/{room}/stats`: what the moderator console shows of a room
+/// (and the operator's console of every room).
 #[derive(Debug, Serialize)]
-struct RoomFigures {
+pub(super) struct RoomFigures {
     room: RoomId,
     name: String,
     live: RoomStats,
@@ -67,16 +68,23 @@ async fn room_stats(
         .room(&me.room)
         .await?
         .ok_or(Error::NotFound("room"))?;
-    let live = state.rooms.stats(&me.room).await;
-    let counts = state.store.queue_counts(&me.room).await?;
-    let activity = state.store.room_activity(&me.room).await?;
-    let project = state.store.project(&me.room).await?;
+    Ok(Json(figures(&state, row).await?))
+}
+
+/// A room's figures; its live ones only if it is loaded here (reading
+/// them never starts a room).
+pub(super) async fn figures(state: &AppState, row: RoomRow) -> Result<RoomFigures> {
+    let room = &row.id;
+    let live = state.rooms.stats(room).await;
+    let counts = state.store.queue_counts(room).await?;
+    let activity = state.store.room_activity(room).await?;
+    let project = state.store.project(room).await?;
     let pay = state
         .store
-        .ledger_summary(&me.room, project.target_hourly_rate)
+        .ledger_summary(room, project.target_hourly_rate)
         .await?;
-    let moderation = state.store.room_moderation(&me.room).await?;
-    Ok(Json(RoomFigures {
+    let moderation = state.store.room_moderation(room).await?;
+    Ok(RoomFigures {
         room: row.id,
         name: row.name,
         live,
@@ -95,7 +103,7 @@ async fn room_stats(
         lock_reason: moderation.lock_reason,
         announcement: moderation.announcement,
         muted: moderation.mutes,
-    }))
+    })
 }
 
 /// `GET /rooms/{room}/moderation`: the newest moderator actions.
