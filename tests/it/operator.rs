@@ -115,6 +115,24 @@ async fn operators_see_every_room_and_moderate_any(backend: Backend) {
     .await;
     assert_eq!(unknown.status, 404, "{}", unknown.body);
 
+    // A room started by the operator, who owns it.
+    let body = serde_json::json!({"id": "delta", "name": "Delta room"});
+    let url = server.http_url("/api/v1/operator/rooms");
+    let created = http::request("POST", &url, Some(&operator), Some(body.clone())).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let owner_token = created.json()["token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let me = call(&server, "GET", "/api/v1/me", &owner_token).await;
+    assert_eq!(me.json()["role"], "owner", "{}", me.body);
+    assert_eq!(me.json()["room"], "delta", "{}", me.body);
+    let again = http::request("POST", &url, Some(&operator), Some(body)).await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    let bad = serde_json::json!({"id": "no spaces"});
+    let bad = http::request("POST", &url, Some(&operator), Some(bad)).await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+
     // Revoked: refused at once.
     server
         .store

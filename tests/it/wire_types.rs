@@ -535,6 +535,15 @@ async fn the_web_clients_types_match_the_wire(backend: Backend) {
     .await;
     assert_eq!(taken.status, 201, "{}", taken.body);
     samples.add("OperatorModerate", "POST operator moderate", taken.json());
+    let created = post(
+        &samples.server,
+        "/operator/rooms",
+        &operator,
+        json!({"id": "started", "name": "Started by an operator"}),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    samples.add("OperatorCreated", "POST operator rooms", created.json());
 
     let declared = wire_ts();
     let mut checker = Checker {

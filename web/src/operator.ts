@@ -7,10 +7,10 @@
 // (docs/API.md, "Server operators").
 
 import { ApiError, type OperatorKey, addToken, api, forgetOperator, operatorKey } from './api'
-import { h, mount, toast } from './dom'
+import { field, h, mount, toast } from './dom'
 import { money, percent, perHour } from './format'
 import { type View, topbar } from './layout'
-import type { OperatorModerate, OperatorRooms, RoomStats } from './wire'
+import type { OperatorCreated, OperatorModerate, OperatorRooms, RoomStats } from './wire'
 
 /** How often the overview reads the figures again. */
 const REFRESH_MS = 10_000
@@ -37,6 +37,7 @@ class ServerPage implements View {
       h('main', { class: 'server' },
         h('h1', null, 'Every room on this server'),
         h('p', { class: 'muted' }, `Signed in as the operator ${key.display_name}. Opening a room gives you a moderator token for it, valid for 12 hours.`),
+        this.newRoom(),
         this.table))
     void this.refresh()
     this.timer = window.setInterval(() => void this.refresh(), REFRESH_MS)
@@ -81,6 +82,35 @@ class ServerPage implements View {
       h('caption', null, `${rooms.length} ${rooms.length === 1 ? 'room' : 'rooms'}, refreshed every ${REFRESH_MS / 1000} s`),
       h('thead', null, h('tr', null, col('Room'), col('Online'), col('Open tasks'), col('Answers/min'), col('Agreement'), col('Escalations'), col('Pay rate'), col('Floor top-ups'), col(''))),
       h('tbody', null, rooms.map((room) => this.row(room)))))
+  }
+
+  /** A room started here: the operator owns it and goes on to its project. */
+  private newRoom(): HTMLElement {
+    const id = h('input', { id: 'new-room-id', type: 'text', autocomplete: 'off', spellcheck: false, maxLength: 64 }) as HTMLInputElement
+    const name = h('input', { id: 'new-room-name', type: 'text', maxLength: 200 }) as HTMLInputElement
+    const problem = h('p', { class: 'field-error', role: 'alert', hidden: true })
+    const form = h('form', { class: 'new-room' },
+      h('h2', null, 'New room'),
+      field('new-room-id', 'Room id (letters, digits, - and _)', id),
+      field('new-room-name', 'Name', name),
+      problem,
+      h('button', { type: 'submit' }, 'Create room'))
+    form.addEventListener('submit', (event) => {
+      event.preventDefault()
+      void (async () => {
+        try {
+          const created = await api<OperatorCreated>(this.key.token, 'POST', '/operator/rooms', { id: id.value.trim(), name: name.value.trim() || undefined })
+          const entry = await addToken(created.token)
+          toast(`Room ${entry.room_name} created: you own it.`)
+          location.hash = `#/project/${entry.room}`
+        } catch (error) {
+          problem.textContent = (error as Error).message
+          problem.hidden = false
+          id.focus()
+        }
+      })()
+    })
+    return h('section', { class: 'panel' }, form)
   }
 
   private row(room: RoomStats): HTMLElement {

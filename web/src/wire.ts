@@ -106,6 +106,9 @@ export interface OperatorMe { user: string; display_name: string; token_id: stri
 /** `GET /operator/rooms?after=`: a page of every room on the server, by id; `next` is the next page's `after`. */
 export interface OperatorRooms { rooms: RoomStats[]; next: string | null }
 
+/** `POST /operator/rooms`: the new room and an owner token for it, in the operator's name. */
+export interface OperatorCreated { room: { id: string; name: string; created_at: number }; token: string; token_id: string }
+
 /** `POST /operator/rooms/{room}/moderate`: a moderator token for the room, in the operator's name. */
 export interface OperatorModerate { room: string; role: Role; token: string; token_id: string; expires_at: number | null }
 

@@ -30,7 +30,7 @@ const PAGE: i64 = 50;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/operator/me", get(me))
-        .route("/operator/rooms", get(rooms))
+        .route("/operator/rooms", get(rooms).post(create))
         .route("/operator/rooms/{room}/moderate", post(moderate))
 }
 
@@ -89,6 +89,48 @@ async fn rooms(
         rooms.push(figures(&state, row).await?);
     }
     Ok(Json(Rooms { rooms, next }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewRoom {
+    id: String,
+    name: Option<String>,
+}
+
+/// `POST /operator/rooms`: the new room and an owner token for it in the
+/// operator's name (shown once): how a room starts on an empty server
+/// without the command line.
+#[derive(Debug, Serialize)]
+struct Created {
+    room: crate::store::RoomRow,
+    token: String,
+    token_id: TokenId,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    OperatorCaller(me): OperatorCaller,
+    body: axum::body::Bytes,
+) -> Result<Response> {
+    // Read here, after the operator is known (`JsonBody` authenticates a
+    // room token first); the router's body limit still applies.
+    let body: NewRoom =
+        serde_json::from_slice(&body).map_err(|error| Error::BadRequest(error.to_string()))?;
+    let id = RoomId::parse(&body.id)?;
+    let name = body.name.unwrap_or_else(|| id.to_string());
+    let room = state.store.create_room(&id, &name).await?;
+    let (token, secret) = state
+        .store
+        .issue_token(&id, &me.user, Role::Owner, None)
+        .await?;
+    tracing::info!(room_id = %id, operator = %me.user, "operator created a room");
+    let body = Created {
+        room,
+        token: secret,
+        token_id: token.id,
+    };
+    Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
 /// `POST /operator/rooms/{room}/moderate`: a moderator token for the room,

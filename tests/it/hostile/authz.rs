@@ -250,6 +250,12 @@ const ROUTES: &[Route] = &[
     route("POST",   "/api/v1/rooms/{room}/ledger/{entry}/pay",                                      [U,   U,   F,   F,   F,   A,   A,   F]),
     // Disputing is the entry's worker's move alone.
     with("POST",    "/api/v1/rooms/{room}/ledger/{entry}/dispute", r#"{"reason": "r"}"#,           [U,   U,   F,   A,   F,   F,   F,   F]),
+    route("POST",   "/api/v1/rooms/{room}/ledger/payout",                                           [U,   U,   F,   F,   F,   A,   A,   F]),
+    // The operator's API: no room token opens it, whatever its role.
+    route("GET",    "/api/v1/operator/me",                                                          [U,   U,   U,   U,   U,   U,   U,   U]),
+    route("GET",    "/api/v1/operator/rooms",                                                       [U,   U,   U,   U,   U,   U,   U,   U]),
+    with("POST",    "/api/v1/operator/rooms", r#"{"id": "{fresh}"}"#,                               [U,   U,   U,   U,   U,   U,   U,   U]),
+    route("POST",   "/api/v1/operator/rooms/{room}/moderate",                                       [U,   U,   U,   U,   U,   U,   U,   U]),
 ];
 
 async fn every_route_for_every_caller(backend: Backend) {
