@@ -19,6 +19,7 @@ mod ledger;
 mod malformed;
 mod matching;
 mod moderation;
+mod project;
 mod queue_push;
 mod random;
 mod store;

@@ -13,6 +13,7 @@
 //! arrays and `Record<string, T>`; anything else in wire.ts is refused,
 //! which keeps the file within what this test understands.
 
+mod project;
 mod ts;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -475,6 +476,7 @@ async fn the_web_clients_types_match_the_wire(backend: Backend) {
     .await;
     let mut watching = LiveClient::connect(&base, "pay", &pay_owner).await;
     samples.event("PayAlert", &mut watching, "pay.alert").await;
+    project::project_samples(&mut samples).await;
 
     let declared = wire_ts();
     let mut checker = Checker {
