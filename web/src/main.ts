@@ -8,6 +8,7 @@ import { consoleView } from './console'
 import { earningsView } from './earnings'
 import { importView } from './import'
 import { peopleView } from './people'
+import { projectView } from './project'
 import { installShortcuts } from './shortcuts'
 import { tasksView } from './tasks'
 import { payView } from './pay'
@@ -47,6 +48,7 @@ async function route(): Promise<void> {
   if (page === 'pay' && room) return show(payView(room))
   if (page === 'import' && room) return show(importView(room))
   if (page === 'people' && room) return show(peopleView(room))
+  if (page === 'project' && room) return show(projectView(room))
   if (page === 'tasks' && room) return show(tasksView(room, detail ? Number(detail) : null))
   if (page === 'console') return show(consoleView(room ?? null))
   show(signinView())
