@@ -3,6 +3,8 @@
 //! already in the room (`crowdroom_work::project::change`), so a moderator
 //! editing a running project sees it before saving.
 
+use std::collections::HashMap;
+
 use axum::Json;
 use axum::extract::State;
 use crowdroom_work::project::ProjectConfig;
@@ -10,6 +12,7 @@ use crowdroom_work::project::change::{ChangePreview, Taker, preview};
 
 use crate::error::Result;
 use crate::http::{AppState, Caller, JsonBody, require};
+use crate::ids::now_ms;
 
 pub(super) async fn get_project(
     State(state): State<AppState>,
@@ -49,20 +52,21 @@ pub(super) async fn preview_project(
     config.validate()?;
     let rows = state.store.load_work(&me.room).await?;
     let members = state.store.members(&me.room).await?;
+    // Members with no standing have no skills row: they have no skills.
+    let skills: HashMap<&str, &Vec<String>> = rows
+        .workers
+        .iter()
+        .map(|worker| (worker.id.as_str(), &worker.skills))
+        .collect();
     let takers: Vec<Taker> = members
         .into_iter()
         .filter(|member| member.role.can_write())
-        .map(|member| {
-            let skills = rows
-                .workers
-                .iter()
-                .find(|worker| worker.id == member.user.as_str())
-                .map(|worker| worker.skills.clone())
-                .unwrap_or_default();
-            Taker {
-                user: member.user.to_string(),
-                skills,
-            }
+        .map(|member| Taker {
+            skills: skills
+                .get(member.user.as_str())
+                .map(|skills| (*skills).clone())
+                .unwrap_or_default(),
+            user: member.user.to_string(),
         })
         .collect();
     Ok(Json(preview(
@@ -71,5 +75,6 @@ pub(super) async fn preview_project(
         &rows.tasks,
         &takers,
         &rows.reservations,
+        now_ms(),
     )))
 }

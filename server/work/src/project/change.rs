@@ -96,8 +96,8 @@ pub struct ChangePreview {
     /// Members who may take tasks, had every skill the old project
     /// required and lack one the new one requires: they get no new task.
     pub newly_lacking_skills: Listed<String>,
-    /// Reservations those members hold: they may still answer them (an
-    /// answer to a held reservation is not checked against skills).
+    /// Live reservations those members hold: they may still answer them
+    /// (an answer to a held reservation is not checked against skills).
     pub reservations_kept: u64,
     /// Members who lacked a skill the old project required and have every
     /// one the new project requires: they may take tasks again.
@@ -105,13 +105,14 @@ pub struct ChangePreview {
 }
 
 /// What saving `new` over `old` does to the room's `tasks`, `takers` and
-/// `reservations` (see the module docs).
+/// `reservations` at `now_ms` (see the module docs).
 pub fn preview(
     old: &ProjectConfig,
     new: &ProjectConfig,
     tasks: &[TaskRow],
     takers: &[Taker],
     reservations: &[ReservationRow],
+    now_ms: i64,
 ) -> ChangePreview {
     let mut preview = ChangePreview {
         changed: changed_settings(old, new),
@@ -159,7 +160,7 @@ pub fn preview(
             preview.answered_under_old_schema += 1;
         }
     }
-    skills_change(&mut preview, old, new, takers, reservations);
+    skills_change(&mut preview, old, new, takers, reservations, now_ms);
     preview
 }
 
@@ -170,6 +171,7 @@ fn skills_change(
     new: &ProjectConfig,
     takers: &[Taker],
     reservations: &[ReservationRow],
+    now_ms: i64,
 ) {
     if old.required_skills == new.required_skills {
         return;
@@ -193,7 +195,7 @@ fn skills_change(
     }
     preview.reservations_kept = reservations
         .iter()
-        .filter(|row| lacking.contains(row.worker.as_str()))
+        .filter(|row| row.reservation.expires_at > now_ms && lacking.contains(row.worker.as_str()))
         .count() as u64;
 }
 
@@ -258,7 +260,7 @@ mod tests {
 
     #[test]
     fn an_unchanged_project_changes_nothing() {
-        let preview = preview(&project(), &project(), &tasks(), &[], &[]);
+        let preview = preview(&project(), &project(), &tasks(), &[], &[], 0);
         assert_eq!(
             preview,
             ChangePreview {
@@ -281,7 +283,7 @@ mod tests {
             overlap_max: 3,
             ..project()
         };
-        let preview = preview(&project(), &lower, &tasks(), &[], &[]);
+        let preview = preview(&project(), &lower, &tasks(), &[], &[], 0);
         assert_eq!(preview.changed, ["overlap_max", "overlap_min"]);
         // Tasks 1, 2 and 3 keep their targets 2, 3 and 4.
         assert_eq!(preview.overlap_kept, 3);
@@ -293,7 +295,7 @@ mod tests {
             overlap_max: 6,
             ..project()
         };
-        let preview = super::preview(&project(), &higher, &tasks(), &[], &[]);
+        let preview = super::preview(&project(), &higher, &tasks(), &[], &[], 0);
         assert_eq!(preview.overlap_kept, 0, "overlap_min did not change");
         // Task 3 (target 4, at the old maximum) may now get a fifth answer.
         assert_eq!(preview.overlap_extended, 1);
@@ -308,7 +310,7 @@ mod tests {
             },
             ..project()
         };
-        let preview = preview(&project(), &renamed, &tasks(), &[], &[]);
+        let preview = preview(&project(), &renamed, &tasks(), &[], &[], 0);
         assert_eq!(preview.changed, ["answer_schema"]);
         assert_eq!(
             preview.gold_misfits,
@@ -323,7 +325,7 @@ mod tests {
             min_confidence: 0.9,
             ..project()
         };
-        let preview = super::preview(&project(), &stricter, &tasks(), &[], &[]);
+        let preview = super::preview(&project(), &stricter, &tasks(), &[], &[], 0);
         assert_eq!(preview.decided_by_new_rules, 3);
         assert_eq!(preview.answered_under_old_schema, 0);
         assert_eq!(preview.gold_misfits.count, 0);
@@ -345,13 +347,13 @@ mod tests {
                 skills: vec!["legal".into()],
             },
         ];
-        let reservation = |worker: &str| ReservationRow {
+        let reservation = |worker: &str, expires_at: i64| ReservationRow {
             worker: worker.into(),
             reservation: Reservation {
                 task_id: 1,
                 created_at: 0,
-                expires_at: 1,
-                cap_at: 2,
+                expires_at,
+                cap_at: 2_000,
             },
         };
         let old = ProjectConfig {
@@ -362,10 +364,15 @@ mod tests {
             required_skills: vec!["legal".into()],
             ..project()
         };
-        let reservations = [reservation("ann"), reservation("bob")];
-        let preview = preview(&old, &new, &tasks(), &takers, &reservations);
+        // Ann holds a live reservation and an expired one not swept yet.
+        let reservations = [
+            reservation("ann", 1_000),
+            reservation("ann", 10),
+            reservation("bob", 1_000),
+        ];
+        let preview = preview(&old, &new, &tasks(), &takers, &reservations, 500);
         assert_eq!(preview.newly_lacking_skills.first, ["ann"]);
         assert_eq!(preview.newly_qualified.first, ["cy"]);
-        assert_eq!(preview.reservations_kept, 1, "ann's reservation");
+        assert_eq!(preview.reservations_kept, 1, "ann's live reservation");
     }
 }
