@@ -42,6 +42,11 @@ pub enum Error {
     /// 400: the request is malformed or a field is invalid.
     #[error("{0}")]
     BadRequest(String),
+    /// 400: one named setting of the body is invalid (a project's, by its
+    /// path in the JSON: `overlap_min`, `label_styles.PER.hotkey`); the
+    /// body carries it as `field`, so a form shows the message beside it.
+    #[error("{message}")]
+    BadField { field: String, message: String },
     /// 413: the payload or document exceeds a limit.
     #[error("{0}")]
     TooLarge(&'static str),
@@ -101,7 +106,7 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::ReservationLost => "reservation_expired",
             Error::InvalidState(_) => "invalid_state",
-            Error::BadRequest(_) => "bad_request",
+            Error::BadRequest(_) | Error::BadField { .. } => "bad_request",
             Error::TooLarge(_) | Error::ImportTooLarge(_) => "too_large",
             Error::RateLimited => "rate_limited",
             Error::TooManyConnections(_) => "too_many_connections",
@@ -122,7 +127,7 @@ impl Error {
             Error::Conflict(_) | Error::ReservationLost | Error::InvalidState(_) => {
                 StatusCode::CONFLICT
             }
-            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::BadRequest(_) | Error::BadField { .. } => StatusCode::BAD_REQUEST,
             Error::TooLarge(_) | Error::ImportTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::RateLimited | Error::TooManyConnections(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Unavailable(_) | Error::DatabaseDown(_) | Error::RoomElsewhere => {
@@ -155,6 +160,10 @@ impl Error {
         ErrorBody {
             code: self.code(),
             message: self.public_message(),
+            field: match self {
+                Error::BadField { field, .. } => Some(field.clone()),
+                _ => None,
+            },
         }
     }
 }
@@ -165,17 +174,21 @@ impl From<crowdroom_work::Error> for Error {
     fn from(error: crowdroom_work::Error) -> Self {
         match error {
             crowdroom_work::Error::Invalid(message) => Error::BadRequest(message),
+            crowdroom_work::Error::Field { field, message } => Error::BadField { field, message },
             crowdroom_work::Error::State(message) => Error::InvalidState(message),
             crowdroom_work::Error::NotFound(thing) => Error::NotFound(thing),
         }
     }
 }
 
-/// `{"code": "...", "message": "..."}`, the error shape of the REST API and the live channel.
+/// `{"code": "...", "message": "..."}`, the error shape of the REST API and
+/// the live channel; `"field"` too when one named setting is at fault.
 #[derive(Debug, Serialize)]
 pub struct ErrorBody {
     pub code: &'static str,
     pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 impl IntoResponse for Error {
@@ -281,7 +294,8 @@ impl From<&Error> for CloseCode {
             Error::Conflict(_)
             | Error::ReservationLost
             | Error::InvalidState(_)
-            | Error::BadRequest(_) => CloseCode::ProtocolError,
+            | Error::BadRequest(_)
+            | Error::BadField { .. } => CloseCode::ProtocolError,
             Error::TooLarge(_) | Error::ImportTooLarge(_) => CloseCode::TooBig,
             Error::RateLimited => CloseCode::RateLimited,
             Error::TooManyConnections(_) => CloseCode::TryLater,

@@ -267,6 +267,7 @@ pub fn decode_failure_reply(failure: &DecodeFailure) -> Message {
         error: ErrorBody {
             code: failure.code,
             message: failure.message.clone(),
+            field: None,
         },
     })
 }

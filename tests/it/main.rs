@@ -21,6 +21,7 @@ mod malformed;
 mod matching;
 mod moderation;
 mod operator;
+mod project;
 mod queue_push;
 mod random;
 mod store;

@@ -4,6 +4,7 @@
 
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
+import { projectPage } from './project.mjs'
 import { api, focusVisible, go, person, select, shot, spans, state, synced, tabTo, until, TIMEOUT } from './lib.mjs'
 
 /** Sign-in by pasting a token, the room list, and the invite-link flow. */
@@ -848,5 +849,6 @@ export const SCENARIOS = [
   { name: 'pay', run: pay },
   { name: 'import', run: importTasks },
   { name: 'people', run: people },
+  { name: 'project', run: projectPage },
   { name: 'operator', run: operator },
 ]

@@ -3,7 +3,7 @@
 // keyring lives in sessionStorage so it ends with the browser session and
 // never reaches other tabs' history or disk beyond it.
 
-import type { Me, OperatorMe, Role, RoomInfo } from './wire'
+import type { ErrorReply, Me, OperatorMe, Role, RoomInfo } from './wire'
 
 export interface KeyEntry {
   token: string
@@ -15,9 +15,9 @@ export interface KeyEntry {
   token_expires_at: number | null
 }
 
-/** An error reply of the API: `{code, message}` and the HTTP status. */
+/** An error reply of the API: `{code, message}`, the setting at fault (`field`) when one is, and the HTTP status. */
 export class ApiError extends Error {
-  constructor(public status: number, public code: string, message: string) {
+  constructor(public status: number, public code: string, message: string, public field: string | null = null) {
     super(message)
   }
 }
@@ -60,8 +60,8 @@ export async function api<T>(token: string, method: string, path: string, body?:
     json = null
   }
   if (!response.ok) {
-    const error = (json ?? {}) as { code?: string; message?: string }
-    throw new ApiError(response.status, error.code ?? 'http_' + response.status, error.message ?? (text || response.statusText))
+    const error = (json ?? {}) as Partial<ErrorReply>
+    throw new ApiError(response.status, error.code ?? 'http_' + response.status, error.message ?? (text || response.statusText), typeof error.field === 'string' ? error.field : null)
   }
   return json as T
 }

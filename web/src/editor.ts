@@ -6,7 +6,7 @@
 // take the same path.
 
 import * as Y from 'yjs'
-import type { AnswerSchema } from './wire'
+import type { AnswerSchema, LabelStyle } from './wire'
 import { h, mount, userColor } from './dom'
 import { time } from './format'
 import * as model from './schema'
@@ -20,6 +20,8 @@ export interface EditorOptions {
   me: { user: string; display_name: string }
   /** False while the room is locked (for non-moderators) or for viewers. */
   canEdit: () => boolean
+  /** The project's label colours and hotkeys (`label_styles`). */
+  styles?: Record<string, LabelStyle>
 }
 
 const LABEL_COLORS = ['#ffd8a8', '#b2f2bb', '#a5d8ff', '#fcc2d7', '#d0bfff', '#ffec99', '#99e9f2', '#c3fae8', '#e9ecef']
@@ -34,9 +36,31 @@ function options(schema: AnswerSchema): string[] {
   return []
 }
 
-export function labelColor(schema: AnswerSchema, label: string): string {
+/** A label's colour: the project's, else one of a fixed light set by its position. */
+export function labelColor(schema: AnswerSchema, label: string, styles?: Record<string, LabelStyle>): string {
+  const chosen = styles?.[label]?.colour
+  if (chosen && /^#[0-9a-fA-F]{6}$/.test(chosen)) return chosen
   const index = options(schema).indexOf(label)
   return LABEL_COLORS[(index < 0 ? 8 : index) % LABEL_COLORS.length]
+}
+
+/** Black or white text, whichever contrasts more with `background` (#rrggbb; WCAG relative luminance). */
+export function inkOn(background: string): string {
+  const channel = (at: number) => {
+    const value = Number.parseInt(background.slice(at, at + 2), 16) / 255
+    return value <= 0.03928 ? value / 12.92 : ((value + 0.055) / 1.055) ** 2.4
+  }
+  const luminance = 0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5)
+  // Contrast with black is (L + 0.05) / 0.05, with white 1.05 / (L + 0.05): equal at L ≈ 0.179.
+  return luminance > 0.179 ? '#1b1f24' : '#ffffff'
+}
+
+/** Whether a key press is typing: in a text field, an editable text area, a select or editable content (chat included). */
+function typing(target: EventTarget | null): boolean {
+  if (!(target instanceof HTMLElement)) return false
+  if (target.isContentEditable || target instanceof HTMLSelectElement) return true
+  if (target instanceof HTMLTextAreaElement) return !target.readOnly && target.getAttribute('aria-readonly') !== 'true'
+  return target instanceof HTMLInputElement && !['checkbox', 'radio', 'button', 'submit', 'reset', 'file', 'range', 'color'].includes(target.type)
 }
 
 export class Editor {
@@ -84,8 +108,13 @@ export class Editor {
       this.cleanups.push(() => text.unobserve(observer))
       parts.push(h('label', { for: fieldId, class: 'field-label' }, 'Your answer'), this.surface.element)
     }
-    this.element = h('section', { class: 'editor', 'aria-label': 'Answer', onKeydown: (event: KeyboardEvent) => this.shortcut(event) },
+    this.element = h('section', { class: 'editor', 'aria-label': 'Answer' },
       ...parts, this.dynamic, this.peersLine, this.comments)
+    // On the whole page, so a key works wherever the focus is (the queue's
+    // buttons, the submit button), except while typing (chat, notes).
+    const keys = (event: KeyboardEvent) => this.shortcut(event)
+    document.addEventListener('keydown', keys)
+    this.cleanups.push(() => document.removeEventListener('keydown', keys))
     const observer = () => this.render()
     for (const root of ['spans', 'labels', 'comments']) {
       const type = root === 'labels' ? this.doc.getMap(root) : this.doc.getArray(root)
@@ -121,15 +150,28 @@ export class Editor {
   private labelBar(): HTMLElement {
     const schema = this.options.schema as Extract<AnswerSchema, { kind: 'spans' }>
     return h('div', { class: 'label-bar', role: 'toolbar', 'aria-label': 'Labels' },
-      schema.labels.map((label, index) =>
-        h('button', {
+      schema.labels.map((label, index) => {
+        const colour = labelColor(schema, label, this.options.styles)
+        return h('button', {
           type: 'button',
           class: 'label-button',
           'data-label': label,
-          style: { background: labelColor(schema, label) },
-          'aria-keyshortcuts': index < 9 ? String(index + 1) : null,
+          style: { background: colour, color: inkOn(colour) },
+          'aria-keyshortcuts': this.keysOf(label, index),
           onClick: () => this.applyLabel(label),
-        }, index < 9 ? h('kbd', null, String(index + 1)) : null, label)))
+        }, index < 9 ? h('kbd', null, String(index + 1)) : null, label, this.hotkeyOf(label) ? [' ', h('kbd', { class: 'hotkey' }, this.hotkeyOf(label))] : null)
+      }))
+  }
+
+  /** A label's hotkey, if the project gives it one. */
+  private hotkeyOf(label: string): string | null {
+    return this.options.styles?.[label]?.hotkey ?? null
+  }
+
+  /** `aria-keyshortcuts` of a label: its number key and its hotkey. */
+  private keysOf(label: string, index: number): string | null {
+    const keys = [index < 9 ? String(index + 1) : null, this.hotkeyOf(label)].filter((key): key is string => key !== null)
+    return keys.length ? keys.join(' ') : null
   }
 
   private applyLabel(label: string): void {
@@ -148,13 +190,13 @@ export class Editor {
     hint.textContent = message
   }
 
-  /** Number keys pick labels or options, unless typing in a field. */
+  /** Number keys and the project's hotkeys pick labels or options, unless typing in a field or a dialog is open. */
   private shortcut(event: KeyboardEvent): void {
-    if (event.ctrlKey || event.metaKey || event.altKey || !/^[1-9]$/.test(event.key)) return
-    const target = event.target as HTMLElement
-    const typing = (target instanceof HTMLTextAreaElement && !target.readOnly && target.getAttribute('aria-readonly') !== 'true') || (target instanceof HTMLInputElement && ['text', 'number', 'search'].includes(target.type))
-    if (typing) return
-    const choice = options(this.options.schema)[Number(event.key) - 1]
+    if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey || [...event.key].length !== 1) return
+    if (typing(event.target) || document.querySelector('[role="dialog"]')) return
+    const all = options(this.options.schema)
+    const key = event.key.toLowerCase()
+    const choice = /^[1-9]$/.test(event.key) ? all[Number(event.key) - 1] : all.find((label) => this.hotkeyOf(label)?.toLowerCase() === key)
     if (choice === undefined) return
     event.preventDefault()
     if (this.options.schema.kind === 'spans') this.applyLabel(choice)
@@ -227,9 +269,12 @@ export class Editor {
       mount(this.dynamic, h('fieldset', { class: 'choices' },
         h('legend', null, multi ? 'Choose every label that applies' : 'Choose one'),
         schema.options.map((option, index) =>
-          h('label', { class: 'choice' },
-            h('input', { type: multi ? 'checkbox' : 'radio', name: `choice-${this.options.task.id}`, value: option, checked: chosen.includes(option), disabled: !editable, onChange: () => this.choose(option) }),
-            index < 9 ? h('kbd', null, String(index + 1)) : null, ` ${option}`))))
+          h('label', { class: 'choice', 'data-option': option },
+            h('input', { type: multi ? 'checkbox' : 'radio', name: `choice-${this.options.task.id}`, value: option, checked: chosen.includes(option), disabled: !editable, 'aria-keyshortcuts': this.keysOf(option, index), onChange: () => this.choose(option) }),
+            index < 9 ? h('kbd', null, String(index + 1)) : null,
+            h('span', { class: 'swatch', 'aria-hidden': 'true', style: { background: labelColor(schema, option, this.options.styles) } }),
+            ` ${option}`,
+            this.hotkeyOf(option) ? [' ', h('kbd', { class: 'hotkey', title: `Hotkey: ${this.hotkeyOf(option)}` }, this.hotkeyOf(option))] : null))))
     } else if (schema.kind === 'numeric') {
       this.renderNumber(schema, answer, editable)
     }
@@ -280,7 +325,7 @@ export class Editor {
       const move = (delta: number) => () => model.moveSpan(this.doc, span.id, Math.max(0, span.start + delta), Math.min(text.length, span.end + delta))
       const name = `“${excerpt}”`
       return h('li', { class: 'span-item', 'data-span-id': span.id, 'data-start': span.start, 'data-end': span.end, 'data-label': span.label },
-        h('span', { class: 'chip', style: { background: labelColor(schema, span.label) } }, span.label),
+        h('span', { class: 'chip', style: { background: labelColor(schema, span.label, this.options.styles), color: inkOn(labelColor(schema, span.label, this.options.styles)) } }, span.label),
         h('span', { class: 'excerpt' }, name, h('small', null, ` ${span.start}–${span.end} · ${span.author}`)),
         h('span', { class: 'span-actions' },
           h('button', { type: 'button', disabled: !editable || span.start === 0, 'aria-label': `Move ${name} left`, 'data-focus-key': `${span.id}:left`, onClick: move(-1) }, '◀'),
@@ -304,7 +349,7 @@ export class Editor {
   private paintSurface(spans = model.spansOf(this.doc)): void {
     if (!this.surface) return
     const schema = this.options.schema
-    const marks: Mark[] = schema.kind === 'spans' ? spans.map((span) => ({ start: span.start, end: span.end, color: labelColor(schema, span.label) })) : []
+    const marks: Mark[] = schema.kind === 'spans' ? spans.map((span) => ({ start: span.start, end: span.end, color: labelColor(schema, span.label, this.options.styles) })) : []
     const field = schema.kind === 'spans' ? 'task' : 'text'
     const remotes: Remote[] = []
     for (const peer of this.options.shared.peers()) {

@@ -50,3 +50,21 @@ export function answerText(answer: unknown): string {
   }
   return JSON.stringify(answer)
 }
+
+/** Micro-units as currency units, exactly (no float): 1500000 → "1.5", 50000 → "0.05". */
+export function unitsOf(micros: number): string {
+  const negative = micros < 0
+  const digits = String(Math.abs(Math.trunc(micros))).padStart(7, '0')
+  const whole = digits.slice(0, -6).replace(/^0+(?=\d)/, '')
+  const fraction = digits.slice(-6).replace(/0+$/, '')
+  return `${negative ? '-' : ''}${whole}${fraction ? `.${fraction}` : ''}`
+}
+
+/** Currency units typed by a person as micro-units, exactly (no float); null unless a plain decimal with at most 6 decimals. */
+export function microsOf(text: string): number | null {
+  const match = /^\s*(-?)(\d*)(?:[.,](\d{0,6}))?\s*$/.exec(text)
+  if (!match || (!match[2] && !match[3])) return null
+  const micros = Number(match[2] || '0') * 1_000_000 + Number((match[3] ?? '').padEnd(6, '0'))
+  if (!Number.isSafeInteger(micros)) return null
+  return match[1] ? -micros : micros
+}

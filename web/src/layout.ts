@@ -68,7 +68,8 @@ export function topbar(entry: KeyEntry | null, current: string, indicators: Node
       entry && isTeam(entry.role) ? link(`#/import/${entry.room}`, 'Import', 'import') : null,
       entry && isModerator(entry.role) ? link(`#/console/${entry.room}`, 'Console', 'console') : null,
       entry && isModerator(entry.role) ? link(`#/pay/${entry.room}`, 'Pay', 'pay') : null,
-      entry && isModerator(entry.role) ? link(`#/people/${entry.room}`, 'People', 'people') : null),
+      entry && isModerator(entry.role) ? link(`#/people/${entry.room}`, 'People', 'people') : null,
+      entry && isModerator(entry.role) ? link(`#/project/${entry.room}`, 'Project', 'project') : null),
     h('span', { class: 'conns' }, indicators),
     entry ? h('span', { class: 'me' }, entry.display_name, ' ', h('span', { class: `role role-${entry.role}` }, entry.role)) : null)
 }

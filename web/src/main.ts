@@ -9,6 +9,7 @@ import { earningsView } from './earnings'
 import { importView } from './import'
 import { serverView } from './operator'
 import { peopleView } from './people'
+import { projectView } from './project'
 import { installShortcuts } from './shortcuts'
 import { tasksView } from './tasks'
 import { payView } from './pay'
@@ -53,6 +54,7 @@ async function route(): Promise<void> {
   if (page === 'pay' && room) return show(payView(room))
   if (page === 'import' && room) return show(importView(room))
   if (page === 'people' && room) return show(peopleView(room))
+  if (page === 'project' && room) return show(projectView(room))
   if (page === 'tasks' && room) return show(tasksView(room, detail ? Number(detail) : null))
   if (page === 'console') return show(consoleView(room ?? null))
   if (page === 'server') return show(serverView())

@@ -132,6 +132,7 @@ class ReviewPage implements View {
       this.editor = new Editor({
         shared: this.shared,
         schema: this.project!.answer_schema,
+        styles: this.project!.label_styles,
         task,
         me: this.entry,
         canEdit: () => !this.state.lockedForMe,

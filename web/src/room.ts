@@ -14,6 +14,7 @@ import { type View, docIndicator, liveIndicator, topbar } from './layout'
 import { LiveClient, type Stopped } from './live'
 import { PresenceStore, presenceList } from './presence'
 import { QueuePanel } from './queue'
+import { renderMarkdown } from './markdown'
 import { answerFrom, ensureMeta } from './schema'
 import { SharedDoc } from './ydoc'
 import type { Hello, Project, Submitted, WorkerRecord } from './wire'
@@ -122,7 +123,7 @@ class RoomPage implements View {
     if (!mine) {
       mount(this.taskArea,
         h('h2', { id: 'task-title' }, 'Task'),
-        h('p', { class: 'instructions' }, project.instructions),
+        instructionsOf(project),
         h('p', { class: 'muted empty-task' }, 'No task reserved. Press “Get a task” to start.'),
         h('p', { class: 'muted' }, `Each answer pays ${money(project.pay_per_answer)}.`))
       return
@@ -135,6 +136,7 @@ class RoomPage implements View {
       this.editor = new Editor({
         shared,
         schema: project.answer_schema,
+        styles: project.label_styles,
         task: mine.task,
         me: this.entry,
         canEdit: () => this.entry.role !== 'viewer' && !this.state.lockedForMe,
@@ -142,7 +144,7 @@ class RoomPage implements View {
     }
     mount(this.taskArea,
       h('h2', { id: 'task-title' }, `Task ${mine.task.external_id}`),
-      h('p', { class: 'instructions' }, project.instructions),
+      instructionsOf(project),
       this.editor!.element,
       h('div', { class: 'row actions' },
         h('button', { type: 'button', class: 'primary', id: 'submit-answer', onClick: () => this.submit() }, 'Submit answer'),
@@ -213,4 +215,9 @@ class RoomPage implements View {
     this.queue.destroy()
     this.live.close()
   }
+}
+
+/** The project's instructions, rendered from their Markdown (markdown.ts: no HTML reaches the page). */
+function instructionsOf(project: Project): HTMLElement {
+  return h('div', { class: 'instructions markdown' }, renderMarkdown(project.instructions))
 }

@@ -8,6 +8,7 @@ import { h } from './dom'
 const SHORTCUTS: [string, string][] = [
   ['?', 'Show or hide this list'],
   ['1 – 9', 'In a task: pick the option or apply the label of that number (spans: to the selected text)'],
+  ['A label’s key', 'In a task: the same for the label whose hotkey the project set (shown beside it); not while typing'],
   ['Shift + arrows', 'In a span task’s text: select words to label'],
   ['Enter', 'In chat: send the message (Shift + Enter: a new line)'],
   ['Escape', 'Close this list; in chat: stop editing a message'],

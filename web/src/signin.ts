@@ -7,6 +7,7 @@ import { ApiError, type KeyEntry, addOperator, addToken, api, isModerator, isOpe
 import { h, mount } from './dom'
 import { dateTime } from './format'
 import { type View, topbar } from './layout'
+import { newRoomForm } from './newroom'
 import type { RoomInfo } from './wire'
 
 /** Pulls a token out of what was pasted: a bare token or an invite link. */
@@ -17,6 +18,8 @@ export function tokenFrom(text: string): string {
 
 export function signinView(message?: string): View {
   const list = h('div', { class: 'room-list' })
+  // Owners may create rooms; the first owner token in the keyring asks.
+  const owner = keyring().find((entry) => entry.role === 'owner')
   const error = h('p', { class: 'error', role: 'alert', hidden: true })
   const input = h('input', { id: 'token-input', type: 'password', autocomplete: 'off', spellcheck: false, placeholder: 'crt_… or an invite link', 'aria-describedby': 'token-help' })
   const add = h('button', { type: 'submit', class: 'primary' }, 'Add')
@@ -55,7 +58,8 @@ export function signinView(message?: string): View {
       form, error,
       operatorKey() ? h('p', null, h('a', { class: 'button', href: '#/server' }, 'Every room on this server (operator)')) : null,
       h('h2', null, 'My rooms'),
-      list))
+      list,
+      owner ? newRoomForm(owner) : null))
   render()
   return { element, destroy: () => undefined }
 }
@@ -101,6 +105,7 @@ function roomCard(entry: KeyEntry, rerender: () => void): HTMLElement {
       h('a', { class: 'button primary', href: `#/room/${entry.room}` }, 'Open'),
       isTeam(entry.role) ? h('a', { class: 'button', href: `#/review/${entry.room}` }, 'Review') : null,
       isModerator(entry.role) ? h('a', { class: 'button', href: `#/console/${entry.room}` }, 'Console') : null,
+      isModerator(entry.role) ? h('a', { class: 'button', href: `#/project/${entry.room}` }, 'Project') : null,
       h('button', { type: 'button', 'aria-label': `Forget the token for ${entry.room_name}`, onClick: () => {
         removeRoom(entry.room)
         rerender()

@@ -38,15 +38,58 @@ export type AnswerSchema =
   | { kind: 'free_text'; max_chars?: number | null }
   | { kind: 'numeric'; min?: number | null; max?: number | null }
 
-/** `GET /rooms/{room}/project`. */
+/** A label's colour (`#rrggbb`) and hotkey (one character) in the work view; both optional. */
+export interface LabelStyle { colour?: string; hotkey?: string }
+
+/** `GET|PUT /rooms/{room}/project`. Money in integer micro-units; `label_styles` is left out when empty. */
 export interface Project {
   instructions: string
   answer_schema: AnswerSchema
+  label_styles?: Record<string, LabelStyle>
+  required_skills: string[]
+  overlap_min: number
+  overlap_max: number
+  min_confidence: number
+  gold_rate: number
+  onboarding_gold: number
   reservation_ttl_seconds: number
+  reservation_cap_seconds: number
   pay_per_answer: number
   target_hourly_rate: number
-  [key: string]: unknown
+  auto_approve_seconds: number
+  min_accuracy: number
+  min_lead_time_ms: number
 }
+
+/** Ids of the first few tasks of one kind, and how many there are. */
+export interface ListedTasks { count: number; first: number[] }
+
+/** User ids of the first few members of one kind, and how many there are. */
+export interface ListedMembers { count: number; first: string[] }
+
+export interface TaskTally { total: number; open: number; complete: number; review: number; gold: number }
+
+/** `POST /rooms/{room}/project/preview`: what saving a project would do to the room's work (docs/API.md). */
+export interface ProjectPreview {
+  changed: string[]
+  tasks: TaskTally
+  overlap_kept: number
+  overlap_capped: number
+  overlap_extended: number
+  review_kept: number
+  decided_by_new_rules: number
+  answered_under_old_schema: number
+  gold_misfits: ListedTasks
+  newly_lacking_skills: ListedMembers
+  reservations_kept: number
+  newly_qualified: ListedMembers
+}
+
+/** An error reply: `field` names the setting at fault, when one is (docs/API.md, Errors). */
+export interface ErrorReply { code: string; message: string; field?: string }
+
+/** `POST /rooms`: the new room and an owner token for it (shown once). */
+export interface CreatedRoom { room: { id: string; name: string; created_at: number }; token: string; token_id: string }
 
 /** One task an import refused: its place in the file (the first is 1) and why. */
 export interface ImportError { task: number; message: string }

@@ -1,14 +1,14 @@
-//! The work engine's REST API: the project, task listing, the queue's
-//! counts, and members' skills (docs/API.md). Import and export, which
-//! stream, are in [`super::transfer`].
+//! The work engine's REST API: the project (`work_api/project.rs`), task
+//! listing, the queue's counts, and members' skills (docs/API.md). Import
+//! and export, which stream, are in [`super::transfer`].
 
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, put};
 use axum::{Json, Router};
-use crowdroom_work::project::ProjectConfig;
 use serde::Deserialize;
 use serde_json::Value;
 
+mod project;
 mod replies;
 
 use replies::{
@@ -23,7 +23,14 @@ use crate::store::MemberTags;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/rooms/{room}/project", get(get_project).put(put_project))
+        .route(
+            "/rooms/{room}/project",
+            get(project::get_project).put(project::put_project),
+        )
+        .route(
+            "/rooms/{room}/project/preview",
+            axum::routing::post(project::preview_project),
+        )
         .route(
             "/rooms/{room}/tasks",
             get(list_tasks).post(super::transfer::import_tasks),
@@ -57,28 +64,6 @@ pub fn routes() -> Router<AppState> {
             "/rooms/{room}/workers/{user}/pause",
             axum::routing::post(pause_worker).delete(unpause_worker),
         )
-}
-
-async fn get_project(
-    State(state): State<AppState>,
-    Caller(me): Caller,
-) -> Result<Json<ProjectConfig>> {
-    Ok(Json(state.store.project(&me.room).await?))
-}
-
-async fn put_project(
-    State(state): State<AppState>,
-    Caller(me): Caller,
-    JsonBody(config): JsonBody<ProjectConfig>,
-) -> Result<Json<ProjectConfig>> {
-    require(
-        me.role.can_moderate(),
-        "only owners and moderators configure the project",
-    )?;
-    config.validate()?;
-    state.store.put_project(&me.room, &config).await?;
-    state.rooms.queue_changed(&me.room).await;
-    Ok(Json(config))
 }
 
 #[derive(Deserialize)]

@@ -11,6 +11,12 @@ pub enum Error {
     /// schema, a project setting out of range); the message says which.
     #[error("{0}")]
     Invalid(String),
+    /// One setting of a project is out of range or malformed: `field` names
+    /// it as its path in the project's JSON (`overlap_min`,
+    /// `answer_schema.options`, `label_styles.PER.hotkey`), so a client can
+    /// show the message next to the control that holds it.
+    #[error("{message}")]
+    Field { field: String, message: String },
     /// The thing is not in a state that allows this (a task already
     /// decided, a reservation that expired).
     #[error("{0}")]

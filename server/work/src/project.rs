@@ -4,9 +4,14 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub mod change;
+mod styles;
+
+pub use styles::{LabelStyle, LabelStyles, validate_styles};
+
 use crate::error::Result;
 use crate::quality::{QualityRules, SubmitRules};
-use crate::schema::{AnswerSchema, bad};
+use crate::schema::{AnswerSchema, bad, bad_field};
 
 /// A project: one per room. Money is in integer micro-units (1/1,000,000
 /// of the currency unit).
@@ -15,6 +20,11 @@ use crate::schema::{AnswerSchema, bad};
 pub struct ProjectConfig {
     pub instructions: String,
     pub answer_schema: AnswerSchema,
+    /// Each label's colour and hotkey in the work view. Left out of the
+    /// JSON when empty, so a project stored without styles reads the same
+    /// to a server that predates them.
+    #[serde(skip_serializing_if = "LabelStyles::is_empty")]
+    pub label_styles: LabelStyles,
     /// Skills a worker needs for every task of the project (tasks may add more).
     pub required_skills: Vec<String>,
     /// Answers a task gets before consensus is attempted.
@@ -46,6 +56,7 @@ impl Default for ProjectConfig {
         ProjectConfig {
             instructions: String::new(),
             answer_schema: AnswerSchema::FreeText { max_chars: None },
+            label_styles: LabelStyles::new(),
             required_skills: Vec::new(),
             overlap_min: 3,
             overlap_max: 5,
@@ -64,37 +75,75 @@ impl Default for ProjectConfig {
 }
 
 impl ProjectConfig {
+    /// Checks every setting; an error names the first setting at fault
+    /// ([`crate::Error::Field`]), in the order of the form that edits them.
     pub fn validate(&self) -> Result<()> {
         self.answer_schema.validate_schema()?;
-        if self.overlap_min == 0 || self.overlap_min > self.overlap_max || self.overlap_max > 100 {
-            return Err(bad("overlap: 1 <= overlap_min <= overlap_max <= 100"));
+        validate_styles(&self.label_styles, &self.answer_schema)?;
+        if self.required_skills.len() > MAX_REQUIRED_SKILLS
+            || self
+                .required_skills
+                .iter()
+                .any(|skill| skill.trim().is_empty() || skill.len() > MAX_SKILL_BYTES)
+        {
+            return Err(bad_field(
+                "required_skills",
+                &format!(
+                    "at most {MAX_REQUIRED_SKILLS} required skills of 1 to {MAX_SKILL_BYTES} bytes"
+                ),
+            ));
+        }
+        if self.overlap_min == 0 {
+            return Err(bad_field("overlap_min", "overlap_min is at least 1"));
+        }
+        if self.overlap_max > MAX_OVERLAP {
+            return Err(bad_field(
+                "overlap_max",
+                &format!("overlap_max is at most {MAX_OVERLAP}"),
+            ));
+        }
+        if self.overlap_min > self.overlap_max {
+            return Err(bad_field(
+                "overlap_min",
+                &format!(
+                    "overlap_min ({}) must not be above overlap_max ({})",
+                    self.overlap_min, self.overlap_max
+                ),
+            ));
         }
         let unit = 0.0..=1.0;
-        if !unit.contains(&self.min_confidence)
-            || !unit.contains(&self.gold_rate)
-            || !unit.contains(&self.min_accuracy)
-        {
-            return Err(bad(
-                "min_confidence, gold_rate and min_accuracy are between 0 and 1",
+        for (field, value) in [
+            ("min_confidence", self.min_confidence),
+            ("gold_rate", self.gold_rate),
+            ("min_accuracy", self.min_accuracy),
+        ] {
+            if !unit.contains(&value) {
+                return Err(bad_field(field, &format!("{field} is between 0 and 1")));
+            }
+        }
+        if self.reservation_ttl_seconds == 0 {
+            return Err(bad_field(
+                "reservation_ttl_seconds",
+                "reservation_ttl_seconds is at least 1",
             ));
         }
-        if self.reservation_ttl_seconds == 0
-            || self.reservation_ttl_seconds > self.reservation_cap_seconds
-        {
-            return Err(bad(
-                "1 <= reservation_ttl_seconds <= reservation_cap_seconds",
+        if self.reservation_ttl_seconds > self.reservation_cap_seconds {
+            return Err(bad_field(
+                "reservation_ttl_seconds",
+                "reservation_ttl_seconds must not be above reservation_cap_seconds",
             ));
         }
-        if self.pay_per_answer < 0 || self.target_hourly_rate < 0 {
-            return Err(bad("pay cannot be negative"));
+        if self.pay_per_answer < 0 {
+            return Err(bad_field("pay_per_answer", "pay cannot be negative"));
         }
-        /// The most one answer pays, in micro-units (1,000 currency units):
-        /// far above any real rate, and billions of entries still sum within an `i64`.
-        const MAX_PAY_PER_ANSWER: i64 = 1_000_000_000;
+        if self.target_hourly_rate < 0 {
+            return Err(bad_field("target_hourly_rate", "pay cannot be negative"));
+        }
         if self.pay_per_answer > MAX_PAY_PER_ANSWER {
-            return Err(bad(&format!(
-                "pay_per_answer is at most {MAX_PAY_PER_ANSWER} micro-units"
-            )));
+            return Err(bad_field(
+                "pay_per_answer",
+                &format!("pay_per_answer is at most {MAX_PAY_PER_ANSWER} micro-units"),
+            ));
         }
         Ok(())
     }
@@ -126,6 +175,16 @@ impl ProjectConfig {
         }
     }
 }
+
+/// Most answers a task may get (`overlap_max`).
+const MAX_OVERLAP: u32 = 100;
+/// The most one answer pays, in micro-units (1,000 currency units): far
+/// above any real rate, and billions of entries still sum within an `i64`.
+const MAX_PAY_PER_ANSWER: i64 = 1_000_000_000;
+/// Most skills a project may require, and the longest, in bytes: the same
+/// bounds as a member's skills (`http/work_api.rs`), which they must match.
+const MAX_REQUIRED_SKILLS: usize = 100;
+const MAX_SKILL_BYTES: usize = 100;
 
 /// The overlap target of gold tasks: every worker may answer them.
 pub const GOLD_OVERLAP: u32 = 1_000_000;
@@ -193,5 +252,183 @@ mod tests {
         };
         assert!(duplicate.validate_schema().is_err());
         assert!(serde_json::from_value::<ProjectConfig>(json!({"surprise": 1})).is_err());
+    }
+
+    #[test]
+    fn each_invalid_setting_names_its_field() {
+        use crate::Error;
+        let base = ProjectConfig {
+            answer_schema: AnswerSchema::SingleChoice {
+                options: vec!["yes".into(), "no".into()],
+            },
+            ..ProjectConfig::default()
+        };
+        let field = |config: ProjectConfig| match config.validate() {
+            Err(Error::Field { field, .. }) => field,
+            other => format!("{other:?}"),
+        };
+        let cases: Vec<(ProjectConfig, &str)> = vec![
+            (
+                ProjectConfig {
+                    overlap_min: 6,
+                    overlap_max: 5,
+                    ..base.clone()
+                },
+                "overlap_min",
+            ),
+            (
+                ProjectConfig {
+                    overlap_min: 0,
+                    ..base.clone()
+                },
+                "overlap_min",
+            ),
+            (
+                ProjectConfig {
+                    overlap_max: 101,
+                    ..base.clone()
+                },
+                "overlap_max",
+            ),
+            (
+                ProjectConfig {
+                    min_confidence: 1.5,
+                    ..base.clone()
+                },
+                "min_confidence",
+            ),
+            (
+                ProjectConfig {
+                    gold_rate: f64::NAN,
+                    ..base.clone()
+                },
+                "gold_rate",
+            ),
+            (
+                ProjectConfig {
+                    min_accuracy: -0.1,
+                    ..base.clone()
+                },
+                "min_accuracy",
+            ),
+            (
+                ProjectConfig {
+                    reservation_ttl_seconds: 0,
+                    ..base.clone()
+                },
+                "reservation_ttl_seconds",
+            ),
+            (
+                ProjectConfig {
+                    reservation_ttl_seconds: 10,
+                    reservation_cap_seconds: 5,
+                    ..base.clone()
+                },
+                "reservation_ttl_seconds",
+            ),
+            (
+                ProjectConfig {
+                    pay_per_answer: -1,
+                    ..base.clone()
+                },
+                "pay_per_answer",
+            ),
+            (
+                ProjectConfig {
+                    pay_per_answer: 1_000_000_001,
+                    ..base.clone()
+                },
+                "pay_per_answer",
+            ),
+            (
+                ProjectConfig {
+                    target_hourly_rate: -1,
+                    ..base.clone()
+                },
+                "target_hourly_rate",
+            ),
+            (
+                ProjectConfig {
+                    required_skills: vec![" ".into()],
+                    ..base.clone()
+                },
+                "required_skills",
+            ),
+            (
+                ProjectConfig {
+                    answer_schema: AnswerSchema::SingleChoice { options: vec![] },
+                    ..base.clone()
+                },
+                "answer_schema.options",
+            ),
+            (
+                ProjectConfig {
+                    answer_schema: AnswerSchema::Spans {
+                        labels: vec!["A".into(), "A".into()],
+                    },
+                    ..base.clone()
+                },
+                "answer_schema.labels",
+            ),
+            (
+                ProjectConfig {
+                    answer_schema: AnswerSchema::FreeText { max_chars: Some(0) },
+                    ..base.clone()
+                },
+                "answer_schema.max_chars",
+            ),
+            (
+                ProjectConfig {
+                    answer_schema: AnswerSchema::Numeric {
+                        min: Some(2.0),
+                        max: Some(1.0),
+                    },
+                    ..base.clone()
+                },
+                "answer_schema.min",
+            ),
+            (
+                ProjectConfig {
+                    label_styles: [(
+                        "yes".to_owned(),
+                        LabelStyle {
+                            colour: Some("red".into()),
+                            hotkey: None,
+                        },
+                    )]
+                    .into(),
+                    ..base.clone()
+                },
+                "label_styles.yes.colour",
+            ),
+        ];
+        for (config, expected) in cases {
+            assert_eq!(field(config), expected);
+        }
+        assert!(base.validate().is_ok());
+    }
+
+    #[test]
+    fn label_styles_are_optional_and_round_trip() {
+        // A project stored before label styles existed still reads.
+        let old: ProjectConfig = serde_json::from_value(json!({
+            "answer_schema": {"kind": "single_choice", "options": ["yes", "no"]}
+        }))
+        .unwrap_or_default();
+        assert!(old.label_styles.is_empty());
+        // Empty styles are left out, so an older server reads the JSON too.
+        let text = serde_json::to_string(&old).unwrap_or_default();
+        assert!(!text.contains("label_styles"), "{text}");
+        let styled: ProjectConfig = serde_json::from_value(json!({
+            "answer_schema": {"kind": "single_choice", "options": ["yes", "no"]},
+            "label_styles": {"yes": {"colour": "#2f9e44", "hotkey": "y"}, "no": {"hotkey": "n"}}
+        }))
+        .unwrap_or_default();
+        assert!(styled.validate().is_ok());
+        assert_eq!(styled.label_styles["no"].hotkey.as_deref(), Some("n"));
+        let again: ProjectConfig =
+            serde_json::from_str(&serde_json::to_string(&styled).unwrap_or_default())
+                .unwrap_or_default();
+        assert_eq!(again, styled);
     }
 }

@@ -48,6 +48,18 @@ pub enum AnswerSchema {
 }
 
 impl AnswerSchema {
+    /// The options or labels a worker picks from (none for free text and
+    /// numbers).
+    pub fn labels(&self) -> &[String] {
+        match self {
+            AnswerSchema::SingleChoice { options } | AnswerSchema::MultiLabel { options } => {
+                options
+            }
+            AnswerSchema::Spans { labels } => labels,
+            AnswerSchema::FreeText { .. } | AnswerSchema::Numeric { .. } => &[],
+        }
+    }
+
     /// Checks the schema itself.
     pub fn validate_schema(&self) -> Result<()> {
         let options = match self {
@@ -57,35 +69,49 @@ impl AnswerSchema {
             AnswerSchema::Spans { labels } => labels,
             AnswerSchema::FreeText { max_chars } => {
                 return match max_chars {
-                    Some(max) if *max == 0 || *max > MAX_TEXT_CHARS => Err(bad(&format!(
-                        "free text: max_chars must be 1 to {MAX_TEXT_CHARS}"
-                    ))),
+                    Some(max) if *max == 0 || *max > MAX_TEXT_CHARS => Err(bad_field(
+                        "answer_schema.max_chars",
+                        &format!("free text: max_chars must be 1 to {MAX_TEXT_CHARS}"),
+                    )),
                     _ => Ok(()),
                 };
             }
             AnswerSchema::Numeric { min, max } => {
-                if min.is_some_and(|min| !min.is_finite())
-                    || max.is_some_and(|max| !max.is_finite())
-                {
-                    return Err(bad("numeric schema: min and max must be finite numbers"));
+                let finite = "numeric schema: min and max must be finite numbers";
+                if min.is_some_and(|min| !min.is_finite()) {
+                    return Err(bad_field("answer_schema.min", finite));
+                }
+                if max.is_some_and(|max| !max.is_finite()) {
+                    return Err(bad_field("answer_schema.max", finite));
                 }
                 return match (min, max) {
-                    (Some(min), Some(max)) if min > max => {
-                        Err(bad("numeric schema: min is above max"))
-                    }
+                    (Some(min), Some(max)) if min > max => Err(bad_field(
+                        "answer_schema.min",
+                        "numeric schema: min is above max",
+                    )),
                     _ => Ok(()),
                 };
             }
         };
+        let field = match self {
+            AnswerSchema::Spans { .. } => "answer_schema.labels",
+            _ => "answer_schema.options",
+        };
         if options.is_empty() || options.len() > MAX_OPTIONS {
-            return Err(bad(&format!("a schema needs 1 to {MAX_OPTIONS} options")));
+            return Err(bad_field(
+                field,
+                &format!("a schema needs 1 to {MAX_OPTIONS} options"),
+            ));
         }
         let mut sorted: Vec<&String> = options.iter().collect();
         sorted.sort();
         if sorted.windows(2).any(|pair| pair[0] == pair[1])
             || options.iter().any(|option| option.trim().is_empty())
         {
-            return Err(bad("schema options must be distinct and non-empty"));
+            return Err(bad_field(
+                field,
+                "schema options must be distinct and non-empty",
+            ));
         }
         Ok(())
     }
@@ -198,6 +224,14 @@ pub fn span_text_units(data: &Value) -> usize {
 /// An [`Error::Invalid`] with this message.
 pub(crate) fn bad(message: &str) -> Error {
     Error::Invalid(message.to_owned())
+}
+
+/// An [`Error::Field`]: `field` (its path in the project's JSON) is invalid.
+pub(crate) fn bad_field(field: &str, message: &str) -> Error {
+    Error::Field {
+        field: field.to_owned(),
+        message: message.to_owned(),
+    }
 }
 
 /// Whether two answers agree: equal JSON, except that arrays (labels,

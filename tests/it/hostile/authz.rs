@@ -202,6 +202,8 @@ const ROUTES: &[Route] = &[
     with("POST",    "/api/v1/rooms/{room}/docs", r#"{"name": "task-{task}:sam"}"#,                  [U,   U,   F,   F,   A,   A,   A,   F]),
     route("GET",    "/api/v1/rooms/{room}/project",                                                 [U,   U,   A,   A,   A,   A,   A,   F]),
     with("PUT",     "/api/v1/rooms/{room}/project", PROJECT_A,                                      [U,   U,   F,   F,   F,   A,   A,   F]),
+    // The preview of a change writes nothing, but reads every member's skills: moderators only, as PUT.
+    with("POST",    "/api/v1/rooms/{room}/project/preview", PROJECT_A,                              [U,   U,   F,   F,   F,   A,   A,   F]),
     // Task listings, imports and exports carry gold answers: the core team only.
     route("GET",    "/api/v1/rooms/{room}/tasks",                                                   [U,   U,   F,   F,   A,   A,   A,   F]),
     with("POST",    "/api/v1/rooms/{room}/tasks", "[]",                                             [U,   U,   F,   F,   A,   A,   A,   F]),
