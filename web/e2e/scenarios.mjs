@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { projectPage } from './project.mjs'
+import { journey } from './journey.mjs'
 import { api, focusVisible, go, person, select, shot, spans, state, synced, tabTo, until, TIMEOUT } from './lib.mjs'
 
 /** Sign-in by pasting a token, the room list, and the invite-link flow. */
@@ -851,4 +852,5 @@ export const SCENARIOS = [
   { name: 'people', run: people },
   { name: 'project', run: projectPage },
   { name: 'operator', run: operator },
+  { name: 'journey', run: journey },
 ]

@@ -190,14 +190,15 @@ fn heartbeats_extend_up_to_the_cap_and_sweeps_free_expired_slots() {
         state.submit("ann", 1, &json!("x"), NOW + 25_000).is_err(),
         "lost"
     );
-    // Bob's request frees Ann's expired reservation first.
+    // Bob's request frees Ann's expired reservation first. She kept it
+    // alive to the project's cap: the pay floor counts its 25 s.
     let outcome = state.request("bob", 0.5, NOW + 25_000).unwrap();
     assert_eq!(granted(outcome.clone()), 1);
     assert!(outcome.effects.contains(&Effect::ReservationDeleted {
         task: 1,
         worker: "ann".into(),
         why: Freed::Expired,
-        no_fault_ms: None,
+        no_fault_ms: Some(25_000),
     }));
     assert_eq!(state.check(), Ok(()));
 }
