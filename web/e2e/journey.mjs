@@ -10,7 +10,7 @@
 
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
-import { api, go, person, shot, synced, tabTo, until, TIMEOUT } from './lib.mjs'
+import { api, go, person, shot, synced, tabTo, until, watchConsole, TIMEOUT } from './lib.mjs'
 
 /** What the tasks say, and the answer both workers give. */
 const TASKS = [['j1', 'Rain all day in the hills.', 'yes'], ['j2', 'The bank opens at nine.', 'no'], ['j3', 'Snow closed the pass.', 'yes']]
@@ -66,6 +66,7 @@ export async function journey(env) {
   const opsContext = await env.browser.newContext({ viewport: { width: 1280, height: 860 } })
   const ops = await opsContext.newPage()
   env.people.operator = { context: opsContext, page: ops }
+  watchConsole(env, ops)
   await ops.goto(`${env.base}/#/join/${env.tokens.operator}`)
   await ops.waitForURL(/#\/server$/, { timeout: TIMEOUT })
   await ops.getByLabel('Room id', { exact: false }).fill(id)

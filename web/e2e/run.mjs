@@ -72,6 +72,7 @@ const env = {
   shots: [],
   people: {},
   log: (line) => console.log(`    ${line}`),
+  consoleErrors: [],
 }
 const tasks = (await api(env, tokens.owner, 'GET', `/rooms/${room}/tasks?limit=1000`)).tasks
 env.tasks = Object.fromEntries(tasks.map((task) => [task.external_id, task]))
@@ -109,6 +110,15 @@ if (checked) {
     results.push({ name: 'a11y', ok: true })
     console.log(`ok   a11y (axe-core, ${AXE_TAGS.join(', ')}: no serious or critical violation on ${checked} checked pages)`)
   }
+}
+
+// No page may log a console error (lib.mjs `watchConsole` says which count).
+if (env.consoleErrors.length) {
+  results.push({ name: 'console', ok: false, error: new Error(`${env.consoleErrors.length} console error(s)`) })
+  console.log(`FAIL console errors:\n${env.consoleErrors.map((line) => `  ${line}`).join('\n')}`)
+} else {
+  results.push({ name: 'console', ok: true })
+  console.log('ok   console (no console error on any page)')
 }
 
 const failed = results.filter((result) => !result.ok)

@@ -6,14 +6,17 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { projectPage } from './project.mjs'
 import { journey } from './journey.mjs'
-import { api, focusVisible, go, person, select, shot, spans, state, synced, tabTo, until, TIMEOUT } from './lib.mjs'
+import { api, focusVisible, go, person, select, shot, spans, state, synced, tabTo, until, watchConsole, TIMEOUT } from './lib.mjs'
 
 /** Sign-in by pasting a token, the room list, and the invite-link flow. */
 async function signIn(env) {
   const context = await env.browser.newContext({ viewport: { width: 1280, height: 720 } })
   const page = await context.newPage()
+  watchConsole(env, page)
   await page.goto(`${env.base}/`)
   await page.getByRole('heading', { name: 'Sign in' }).waitFor({ timeout: TIMEOUT })
+  // The icon is inline: the browser never asks the server for /favicon.ico.
+  assert.match(await page.locator('link[rel="icon"]').getAttribute('href'), /^data:image\//)
   await shot(env, page, '1-sign-in')
   await page.getByLabel('Token or invite link').fill(`${env.base}/#/join/${env.tokens.owner}`)
   await page.getByRole('button', { name: 'Add' }).click()
@@ -359,6 +362,7 @@ async function secondRoom(env) {
   // The owner adds both tokens to one keyring and watches both rooms.
   const context = await env.browser.newContext({ viewport: { width: 1280, height: 900 } })
   const page = await context.newPage()
+  watchConsole(env, page)
   env.people.owner = { context, page }
   await page.goto(`${env.base}/`)
   for (const [index, token] of [env.tokens.owner, owner2].entries()) {
@@ -466,6 +470,7 @@ async function answerForms(env) {
     assert.equal(await field.getAttribute('maxlength'), '200', 'max_chars bounds the field')
     await page.keyboard.type('Library funded')
     const tab = await w.context.newPage()
+    watchConsole(env, tab)
     await tab.goto(`${env.base}/#/join/${free.worker}`)
     await tab.waitForURL(new RegExp(`#/room/${free.id}$`), { timeout: TIMEOUT })
     await synced(tab, 'doc')
@@ -687,6 +692,11 @@ async function pay(env) {
   assert.match(await page.locator('[data-consensus]').innerText(), /Decided: no/)
   assert.equal(await page.getByRole('link', { name: 'Open in the review view' }).getAttribute('href'), `#/review/${room.id}/${(await api(env, room.owner, 'GET', `/rooms/${room.id}/tasks`)).tasks.find((task) => task.external_id === 'q2').id}`)
   await shot(env, page, '13a-task-page')
+  await page.setViewportSize({ width: 768, height: 1000 })
+  await shot(env, page, '13b-task-page-768')
+  await go(page, `#/tasks/${room.id}`)
+  await until('the task list again', async () => (await page.locator('tr[data-task]').count()) === 2)
+  await shot(env, page, '13c-tasks-768')
   await o.context.close()
   delete env.people.payer
 }
@@ -752,6 +762,7 @@ async function people(env) {
   // The link signs Nia in, in a browser of her own.
   const context = await env.browser.newContext({ viewport: { width: 1280, height: 860 } })
   const nia = await context.newPage()
+  watchConsole(env, nia)
   await nia.goto(link)
   await nia.waitForURL(new RegExp(`#/room/${room.id}$`), { timeout: TIMEOUT })
   await until('Nia signed in', async () => /Nia \(worker\)/.test(await nia.locator('header').innerText()))
@@ -801,9 +812,7 @@ async function operator(env) {
   const context = await env.browser.newContext({ viewport: { width: 1280, height: 860 } })
   const page = await context.newPage()
   env.people.operator = { context, page }
-  page.on('console', (message) => {
-    if (message.type() === 'error' && !/WebSocket|Failed to load resource/.test(message.text())) env.log(`console: ${message.text()}`)
-  })
+  watchConsole(env, page)
   await page.goto(`${env.base}/#/join/${env.tokens.operator}`)
   await page.waitForURL(/#\/server$/, { timeout: TIMEOUT })
   assert.ok(!page.url().includes(env.tokens.operator), 'the operator token left the address bar')
@@ -819,9 +828,9 @@ async function operator(env) {
   assert.ok(listed.includes(room.id) && listed.includes(env.room), JSON.stringify(listed))
   await until('every room of the server listed', async () =>
     JSON.stringify(await page.locator('tr[data-room]').evaluateAll((rows) => rows.map((row) => row.dataset.room))) === JSON.stringify(listed))
-  await shot(env, page, '14a-server')
+  await shot(env, page, '16a-server')
   await page.setViewportSize({ width: 768, height: 1000 })
-  await shot(env, page, '14b-server-768')
+  await shot(env, page, '16b-server-768')
   await page.setViewportSize({ width: 1280, height: 860 })
   await page.getByRole('button', { name: 'Open as moderator: E2E operated' }).click()
   await page.waitForURL(new RegExp(`#/console/${room.id}$`), { timeout: TIMEOUT })
@@ -829,7 +838,7 @@ async function operator(env) {
   const held = await page.evaluate(() => JSON.parse(sessionStorage.getItem('crowdroom.keyring') ?? '[]'))
   assert.deepEqual(held.map((entry) => [entry.room, entry.role]), [[room.id, 'moderator']])
   await page.locator(`li[data-room="${room.id}"] [data-stat="online"]`).waitFor({ timeout: TIMEOUT })
-  await shot(env, page, '14c-server-opened-console')
+  await shot(env, page, '16c-server-opened-console')
   await context.close()
   delete env.people.operator
 }
