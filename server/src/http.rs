@@ -280,23 +280,37 @@ pub fn router(state: AppState) -> Router {
 /// also makes it exit non-zero).
 async fn healthz(State(state): State<AppState>) -> Response {
     if let Some(reason) = state.committer().failure() {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({ "status": "committer stopped", "reason": reason })),
-        )
-            .into_response();
+        let health = Health {
+            status: "committer stopped",
+            reason: Some(reason),
+        };
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(health)).into_response();
     }
     match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, Json(serde_json::json!({ "status": "ok" }))).into_response(),
+        Ok(()) => {
+            let health = Health {
+                status: "ok",
+                reason: None,
+            };
+            (StatusCode::OK, Json(health)).into_response()
+        }
         Err(error) => {
             tracing::warn!(%error, "health check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(serde_json::json!({ "status": "store unavailable" })),
-            )
-                .into_response()
+            let health = Health {
+                status: "store unavailable",
+                reason: None,
+            };
+            (StatusCode::SERVICE_UNAVAILABLE, Json(health)).into_response()
         }
     }
+}
+
+/// `/healthz`: `{"status"}`, with the `reason` a stopped committer gave.
+#[derive(serde::Serialize)]
+struct Health<'a> {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

@@ -278,6 +278,14 @@ pub fn event<T: Serialize>(name: &str, data: &T) -> Message {
     frame_of(&NamedEventFrame { event: name, data })
 }
 
+/// The `pay.alert` event, to moderators: the room's effective hourly rate
+/// fell below the project's target.
+#[derive(Debug, Serialize)]
+pub struct PayAlert {
+    pub hourly_rate: Option<i64>,
+    pub target_hourly_rate: i64,
+}
+
 /// A successful reply.
 #[derive(Serialize)]
 #[serde(tag = "type", rename = "reply")]

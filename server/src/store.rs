@@ -42,7 +42,7 @@ use sqlx::{AnyPool, Executor, SqlSafeStr};
 
 pub use access::{MemberRow, RoomRow, TokenRow};
 pub use chat::ChatMessage;
-pub use consensus::{ReviewDecision, Settled};
+pub use consensus::{ReviewDecision, Settled, TaskReview};
 pub use console::{RoomActivity, TaskAnswer};
 pub use crowdroom_work::queue::Loaded;
 pub use docs::StoredDoc;

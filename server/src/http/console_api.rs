@@ -5,7 +5,6 @@ use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::{AppState, Caller, require};
 use crate::error::{Error, Result};
@@ -141,7 +140,7 @@ struct TaskDetail {
     task: TaskRow,
     answers: Vec<TaskAnswer>,
     /// The review trail, as the store's consensus module records it.
-    reviews: Vec<Value>,
+    reviews: Vec<crate::store::TaskReview>,
 }
 
 /// One task as listed, with every answer and the review trail.

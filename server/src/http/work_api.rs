@@ -463,14 +463,14 @@ async fn task_reviews(
 
 /// Runs the project's batch consensus now (it also runs in the background,
 /// every `batch_every` settled tasks; exports carry its last result).
-async fn batch_consensus(State(state): State<AppState>, Caller(me): Caller) -> Result<Json<Value>> {
+async fn batch_consensus(
+    State(state): State<AppState>,
+    Caller(me): Caller,
+) -> Result<Json<crowdroom_work::batch::BatchReport>> {
     require(
         me.role.can_moderate(),
         "only owners and moderators run batch consensus",
     )?;
     let project = state.store.project(&me.room).await?;
-    let report = state.store.batch_consensus(&me.room, &project).await?;
-    Ok(Json(
-        serde_json::to_value(report).map_err(|error| Error::Internal(error.to_string()))?,
-    ))
+    Ok(Json(state.store.batch_consensus(&me.room, &project).await?))
 }

@@ -548,10 +548,10 @@ impl RoomActor {
         match summary {
             Ok(summary) if summary.below_target && !self.pay_alerted => {
                 self.pay_alerted = true;
-                let alert = serde_json::json!({
-                    "hourly_rate": summary.hourly_rate,
-                    "target_hourly_rate": summary.target_hourly_rate,
-                });
+                let alert = crate::protocol::PayAlert {
+                    hourly_rate: summary.hourly_rate,
+                    target_hourly_rate: summary.target_hourly_rate,
+                };
                 self.live
                     .send_to_moderators(&crate::protocol::event("pay.alert", &alert));
             }

@@ -10,6 +10,7 @@ use crowdroom_work::project::ProjectConfig;
 use crowdroom_work::quality::vote_accuracy;
 use crowdroom_work::queue::DueAnswer;
 use crowdroom_work::schema::AnswerSchema;
+use serde::Serialize;
 use serde_json::Value;
 use sqlx::Row;
 
@@ -29,6 +30,19 @@ pub struct Settled {
 
 /// Most tasks whose answers one statement reads.
 const DUE_CHUNK: usize = 512;
+
+/// One step of a task's review trail: who decided what, over which
+/// answer, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskReview {
+    pub reviewer: String,
+    pub decision: String,
+    pub answer: Option<Value>,
+    /// The decision's answer before the review, if any.
+    pub previous: Option<Value>,
+    pub reason: Option<String>,
+    pub at: i64,
+}
 
 impl Store {
     /// The answers of due tasks, each with its worker's accuracy as the
@@ -188,7 +202,7 @@ impl super::Store {
     }
 
     /// A task's review trail, oldest first.
-    pub async fn task_reviews(&self, room: &RoomId, task: i64) -> Result<Vec<Value>> {
+    pub async fn task_reviews(&self, room: &RoomId, task: i64) -> Result<Vec<TaskReview>> {
         let rows = sqlx::query(
             "SELECT reviewer, decision, answer, previous, reason, at FROM task_reviews WHERE task_id = $1 AND room_id = $2 ORDER BY id",
         )
@@ -198,14 +212,14 @@ impl super::Store {
         .await?;
         rows.iter()
             .map(|row| {
-                Ok(serde_json::json!({
-                    "reviewer": row.try_get::<String, _>("reviewer")?,
-                    "decision": row.try_get::<String, _>("decision")?,
-                    "answer": super::quality::optional_json(row, "answer")?,
-                    "previous": super::quality::optional_json(row, "previous")?,
-                    "reason": row.try_get::<Option<String>, _>("reason")?,
-                    "at": row.try_get::<i64, _>("at")?,
-                }))
+                Ok(TaskReview {
+                    reviewer: row.try_get("reviewer")?,
+                    decision: row.try_get("decision")?,
+                    answer: super::quality::optional_json(row, "answer")?,
+                    previous: super::quality::optional_json(row, "previous")?,
+                    reason: row.try_get("reason")?,
+                    at: row.try_get("at")?,
+                })
             })
             .collect()
     }

@@ -17,7 +17,8 @@ use axum::response::{IntoResponse, Response};
 use crowdroom_work::project::NewTask;
 use crowdroom_work::schema::AnswerSchema;
 use futures_util::{StreamExt, TryStreamExt};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
@@ -121,7 +122,7 @@ struct Importer<'a> {
     overlap: u32,
     batch: Vec<NewTask>,
     report: ImportReport,
-    errors: Vec<Value>,
+    errors: Vec<RejectedTask>,
     rejected: u64,
     position: u64,
     /// Most tasks this import may carry.
@@ -152,8 +153,10 @@ impl Importer<'_> {
             Err(error) => {
                 self.rejected += 1;
                 if self.errors.len() < MAX_REPORTED_ERRORS {
-                    self.errors
-                        .push(json!({ "task": self.position, "message": error.public_message() }));
+                    self.errors.push(RejectedTask {
+                        task: self.position,
+                        message: error.public_message(),
+                    });
                 }
             }
         }
@@ -214,13 +217,31 @@ pub async fn import_tasks(
     if importer.report.inserted > 0 {
         state.rooms.queue_changed(&me.room).await;
     }
-    Ok(Json(json!({
-        "inserted": importer.report.inserted,
-        "duplicates": importer.report.duplicates,
-        "rejected": importer.rejected,
-        "errors": importer.errors,
-    }))
+    Ok(Json(ImportResult {
+        inserted: importer.report.inserted,
+        duplicates: importer.report.duplicates,
+        rejected: importer.rejected,
+        errors: importer.errors,
+    })
     .into_response())
+}
+
+/// The reply to an import: what was stored, skipped and rejected.
+#[derive(Debug, Serialize)]
+struct ImportResult {
+    inserted: u64,
+    /// Tasks whose id was already in the room (skipped).
+    duplicates: u64,
+    rejected: u64,
+    /// The first rejected tasks, by their place in the body (1-based).
+    errors: Vec<RejectedTask>,
+}
+
+/// One rejected task of an import, and why.
+#[derive(Debug, Serialize)]
+struct RejectedTask {
+    task: u64,
+    message: String,
 }
 
 /// The error of an import whose body is over its byte limit.

@@ -107,5 +107,5 @@ pub struct Reviewed {
 #[derive(Debug, Serialize)]
 pub struct ReviewTrail {
     pub task_id: i64,
-    pub reviews: Vec<Value>,
+    pub reviews: Vec<crate::store::TaskReview>,
 }
