@@ -9,7 +9,6 @@
 //! [`crate::committer`].
 
 mod access;
-mod batch;
 mod chat;
 mod consensus;
 mod console;
@@ -20,7 +19,6 @@ mod effects;
 mod export;
 mod floor;
 mod gate;
-mod hot;
 mod lease;
 mod ledger;
 mod load;
@@ -154,19 +152,15 @@ pub struct Store {
     /// transaction through the other (see [`gate`]).
     reads: gate::Gate,
     writes: gate::Gate,
-    /// Where the committer runs and the hot reads go (see [`thread`]).
+    /// Where the committer runs (see [`thread`]).
     thread: std::sync::Arc<thread::StoreThread>,
     backend: Backend,
     /// Projects as last read or written here, with when (see
     /// [`PROJECT_CACHE_TTL`]): every grant and answer needs the project.
     projects:
         std::sync::Arc<dashmap::DashMap<crate::ids::RoomId, (std::time::Instant, ProjectConfig)>>,
-    /// The connection that writes, kept from batch to batch (see [`hot`]).
+    /// The connection that writes, kept from batch to batch (see [`write`]).
     writer: std::sync::Arc<tokio::sync::Mutex<Option<Conn>>>,
-    /// The connections kept for the live paths' reads on SQLite (see [`hot`]).
-    hot_readers: std::sync::Arc<hot::HotReaders>,
-    /// Rooms' queue counts, for the REST API and the console.
-    counts: std::sync::Arc<batch::Batcher<crate::ids::RoomId, crowdroom_work::queue::Counts>>,
 }
 
 /// How long a project read from the store is reused. A change made through
@@ -182,7 +176,7 @@ const SQLITE_MMAP_BYTES: u64 = 1 << 30;
 /// cache, its lookaside and (SQLite) its mapping of the file, which once
 /// the load was gone still made up most of what the process held: sqlx's
 /// default keeps them 10 minutes (docs/BENCHMARKS.md, "memory after the
-/// load"). The kept connections (`hot.rs`) are not the pool's.
+/// load"). The writer's kept connection (`write.rs`) is not the pool's.
 const POOL_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// SQLite waits this long on a locked database before giving up (ms).
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
@@ -265,8 +259,6 @@ impl Store {
             backend,
             projects: Default::default(),
             writer: Default::default(),
-            hot_readers: Default::default(),
-            counts: batch::Batcher::new(counts::read_counts),
         })
     }
 
@@ -319,7 +311,7 @@ impl Store {
     }
 
     /// A connection for the writer to keep, under a permit of the write
-    /// gate (see [`hot`]).
+    /// gate (see [`write`]).
     #[track_caller]
     fn writer_conn(&self) -> impl Future<Output = Result<Conn>> + Send + '_ {
         self.pooled(&self.writes, std::panic::Location::caller())
@@ -371,10 +363,9 @@ impl Store {
 
     /// Closes the pool, waiting for connections to return (end of shutdown).
     pub async fn close(&self) {
-        // The kept connections go back first: closing waits for every
-        // connection to return.
+        // The writer's kept connection goes back first: closing waits for
+        // every connection to return.
         *self.writer.lock().await = None;
-        self.hot_readers.release().await;
         self.pool.close().await;
     }
 }

@@ -68,11 +68,7 @@ impl Store {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<ChatMessage>> {
-        let room = room.clone();
-        self.offload(
-            move |store| async move { store.read_chat_history(&room, before, limit).await },
-        )
-        .await
+        self.read_chat_history(room, before, limit).await
     }
 
     async fn read_chat_history(

@@ -59,19 +59,13 @@ impl Store {
                  WHERE a.task_id IN ({}) ORDER BY a.task_id, a.id",
                 sql::rows(chunk.len(), "?", ", ")
             );
-            let chunk = chunk.to_vec();
-            let rows = self
-                .offload(move |store| async move {
-                    let mut conn = store.hot().await?;
-                    let sql = sql::placeholders(&conn, sql);
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for task in &chunk {
-                        query = query.bind(*task);
-                    }
-                    let rows = query.fetch_all(&mut *conn).await;
-                    conn.checked(rows)
-                })
-                .await?;
+            let mut conn = self.conn().await?;
+            let sql = sql::placeholders(&conn, sql);
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for task in chunk {
+                query = query.bind(*task);
+            }
+            let rows = query.fetch_all(&mut *conn).await?;
             for row in rows {
                 let accuracy = vote_accuracy(
                     row.try_get("gold_correct")?,

@@ -132,9 +132,7 @@ impl Store {
 
     /// Loads a document's snapshot and the updates after it.
     pub async fn load_doc(&self, room: &RoomId, doc: &DocName) -> Result<StoredDoc> {
-        let (room, doc) = (room.clone(), doc.clone());
-        self.offload(move |store| async move { store.read_doc(&room, &doc).await })
-            .await
+        self.read_doc(room, doc).await
     }
 
     async fn read_doc(&self, room: &RoomId, doc: &DocName) -> Result<StoredDoc> {

@@ -31,8 +31,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{Error, Result};
 
-/// Connections reading at once. On SQLite the two kept hot readers
-/// (`hot.rs`) hold two of these for good once opened.
+/// Connections reading at once.
 pub(super) const READS: usize = 8;
 /// Write transactions at once. Writers have a gate of their own so that the
 /// committer, which every acknowledgement waits for, never queues behind

@@ -1,16 +1,14 @@
 //! The store's own thread: a current-thread runtime where the committer
-//! runs and where the hot reads go.
+//! runs, so the one writer every acknowledgement waits for never waits for
+//! a turn behind thousands of socket tasks.
 //!
-//! A store call is a chain of hand-offs: a permit of the gate, a pooled
-//! connection, a round trip to the SQLite worker thread per statement, and
-//! the connection's return (sqlx spawns it on the runtime of whoever drops
-//! it, and pings the connection first). On the shared runtime every one of
-//! those hops waited for a turn behind thousands of socket tasks, while
-//! holding one of the few permits: in the 10,000-worker crowd every permit
-//! was, at every timeout, on its way to a waiter that had not been polled
-//! yet, and the store served a few hundred reads a second with the CPU half
-//! idle. Here the hops take microseconds; a caller on the shared runtime
-//! waits once, for the result ([`Store::offload`]).
+//! A batch is a chain of hand-offs: a round trip to the SQLite worker
+//! thread per statement, and the connection's return. On the shared
+//! runtime each hop waited behind the sockets (the committer's p50 was
+//! 2.1 s under a 10,000-worker crowd; here 0.2 s, docs/BENCHMARKS.md). The
+//! reads no longer come here: since the rooms own their work, a grant reads
+//! one row and an answer none, and they use the pool from the caller's
+//! runtime like every other read (docs/BENCHMARKS.md, "one way to read").
 
 use std::sync::Arc;
 
@@ -59,19 +57,6 @@ impl StoreThread {
 }
 
 impl Store {
-    /// Runs `work` on the store's thread and waits for its result. For the
-    /// reads of the live paths (joins, grants, answers, queue counts); a
-    /// cancelled caller leaves the read to finish there.
-    pub(crate) async fn offload<T, F>(&self, work: impl FnOnce(Store) -> F) -> Result<T>
-    where
-        F: Future<Output = Result<T>> + Send + 'static,
-        T: Send + 'static,
-    {
-        let task = self.thread.handle().spawn(work(self.clone()));
-        task.await
-            .map_err(|error| Error::Internal(format!("store task failed: {error}")))?
-    }
-
     /// The store thread's runtime, for the committer.
     pub(crate) fn runtime(&self) -> &Handle {
         self.thread.handle()

@@ -123,16 +123,9 @@ impl Store {
         if let Some(project) = cached {
             return Ok(project);
         }
-        let owned = room.clone();
-        let row = self
-            .offload(move |store| async move {
-                let mut conn = store.hot().await?;
-                let row = sqlx::query("SELECT config FROM projects WHERE room_id = $1")
-                    .bind(owned.as_str())
-                    .fetch_optional(&mut *conn)
-                    .await;
-                conn.checked(row)
-            })
+        let row = sqlx::query("SELECT config FROM projects WHERE room_id = $1")
+            .bind(room.as_str())
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         let project = match row {
             Some(row) => serde_json::from_value(json_column(&row, "config")?).map_err(|error| {
@@ -206,20 +199,12 @@ impl Store {
     /// A task as the worker it is granted to sees it, by id (its `data` is
     /// also what a spans answer is checked against).
     pub async fn worker_task(&self, room: &RoomId, task: i64) -> Result<Option<WorkerTask>> {
-        let owned = room.clone();
-        let row = self
-            .offload(move |store| async move {
-                let mut conn = store.hot().await?;
-                let row = sqlx::query(
-                    "SELECT id, external_id, data FROM tasks WHERE room_id = $1 AND id = $2",
-                )
-                .bind(owned.as_str())
+        let row =
+            sqlx::query("SELECT id, external_id, data FROM tasks WHERE room_id = $1 AND id = $2")
+                .bind(room.as_str())
                 .bind(task)
-                .fetch_optional(&mut *conn)
-                .await;
-                conn.checked(row)
-            })
-            .await?;
+                .fetch_optional(&mut *self.conn().await?)
+                .await?;
         row.map(|row| {
             Ok(WorkerTask {
                 id: row.try_get("id")?,

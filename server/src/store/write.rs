@@ -1,5 +1,15 @@
 //! The writes that clients wait for, run in batches by the committer: one
 //! transaction (one fsync) for many acknowledgements.
+//!
+//! The committer keeps its connection from batch to batch. In WAL mode a
+//! SQLite connection drops its whole page cache at the start of every
+//! transaction that follows another connection's commit, and with the file
+//! mapped it unmaps the file and faults its pages back in: a connection
+//! taken from the pool for each batch started every batch cold (a quarter
+//! of the SQLite threads' time at 5,000 crowd workers, docs/BENCHMARKS.md,
+//! "third session"). A kept connection that fails a batch is dropped, and
+//! closed if the failure broke it ([`breaks_connection`]), so a connection
+//! left in a bad state is never reused.
 
 use std::collections::HashMap;
 
@@ -104,9 +114,8 @@ impl Store {
     /// transaction failed and nothing was written; an inner error is a
     /// refusal of that one op (not found, not yours) that wrote nothing.
     pub async fn write_batch(&self, ops: &[WriteOp]) -> Result<Vec<Result<WriteOutcome>>> {
-        // The writer's connection, kept from batch to batch (see
-        // `store/hot.rs`); a failed batch drops it, so a connection left in
-        // a bad state is not reused, and closes it if the failure broke it.
+        // The writer's connection, kept from batch to batch (see the
+        // module doc); a failed batch drops it, and closes it if it broke.
         let mut writer = self.writer.lock().await;
         let conn = match &mut *writer {
             Some(conn) => conn,
@@ -115,7 +124,7 @@ impl Store {
         let result = self.write_batch_on(conn, ops).await;
         if let Err(error) = &result
             && let Some(conn) = writer.take()
-            && matches!(error, Error::Store(error) if super::hot::breaks_connection(error))
+            && matches!(error, Error::Store(error) if breaks_connection(error))
         {
             conn.close().await;
         }
@@ -348,6 +357,33 @@ fn run_order(ops: &[WriteOp]) -> Vec<usize> {
     }
     placed.sort_unstable();
     placed.into_iter().map(|(_, _, at)| at).collect()
+}
+
+/// Whether an error leaves the connection unusable, rather than failing
+/// one statement: the driver lost its SQLite thread or the server, or
+/// SQLite reported an I/O error, a corrupt or unopenable file.
+pub(super) fn breaks_connection(error: &sqlx::Error) -> bool {
+    // SQLite's primary result codes (the low byte of an extended code).
+    const SQLITE_IOERR: i32 = 10;
+    const SQLITE_CORRUPT: i32 = 11;
+    const SQLITE_CANTOPEN: i32 = 14;
+    const SQLITE_NOTADB: i32 = 26;
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(error) => error
+            .code()
+            .and_then(|code| code.parse::<i32>().ok())
+            .is_some_and(|code| {
+                matches!(
+                    code & 0xff,
+                    SQLITE_IOERR | SQLITE_CORRUPT | SQLITE_CANTOPEN | SQLITE_NOTADB
+                )
+            }),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
