@@ -299,13 +299,7 @@ impl Store {
         .fetch_optional(&mut *self.conn().await?)
         .await?
         .ok_or(Error::Unauthorized)?;
-        if row.try_get::<Option<i64>, _>("revoked_at")?.is_some() {
-            return Err(Error::TokenRevoked);
-        }
-        let expires_at: Option<i64> = row.try_get("expires_at")?;
-        if expires_at.is_some_and(|at| at <= now_ms()) {
-            return Err(Error::TokenExpired);
-        }
+        let expires_at = still_valid(&row)?;
         Ok(Principal {
             user: UserId::parse(&row.try_get::<String, _>("user_id")?)?,
             // Clipped: a name stored before the limit existed must not
@@ -327,6 +321,19 @@ impl Store {
             .await?;
         rows.iter().map(token_id).collect()
     }
+}
+
+/// A token row's expiry, if it is neither revoked nor expired (room and
+/// operator tokens alike: columns `revoked_at`, `expires_at`).
+pub(super) fn still_valid(row: &sqlx::any::AnyRow) -> Result<Option<i64>> {
+    if row.try_get::<Option<i64>, _>("revoked_at")?.is_some() {
+        return Err(Error::TokenRevoked);
+    }
+    let expires_at: Option<i64> = row.try_get("expires_at")?;
+    if expires_at.is_some_and(|at| at <= now_ms()) {
+        return Err(Error::TokenExpired);
+    }
+    Ok(expires_at)
 }
 
 /// Removes a member and revokes their tokens inside a write transaction.

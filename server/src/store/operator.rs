@@ -10,7 +10,7 @@ use sqlx::Row;
 use super::{RoomRow, Store};
 use crate::auth::{NewToken, hash_token, is_operator_form};
 use crate::error::{Error, Result};
-use crate::ids::{RoomId, TokenId, UserId, now_ms};
+use crate::ids::{self, MAX_DISPLAY_NAME_CHARS, RoomId, TokenId, UserId, now_ms};
 
 /// An authenticated operator.
 #[derive(Debug, Clone, Serialize)]
@@ -74,16 +74,10 @@ impl Store {
         .fetch_optional(&mut *self.conn().await?)
         .await?
         .ok_or(Error::Unauthorized)?;
-        if row.try_get::<Option<i64>, _>("revoked_at")?.is_some() {
-            return Err(Error::TokenRevoked);
-        }
-        let expires_at: Option<i64> = row.try_get("expires_at")?;
-        if expires_at.is_some_and(|at| at <= now_ms()) {
-            return Err(Error::TokenExpired);
-        }
+        let expires_at = super::access::still_valid(&row)?;
         Ok(Operator {
             user: UserId::parse(&row.try_get::<String, _>("user_id")?)?,
-            display_name: row.try_get("display_name")?,
+            display_name: ids::clip(row.try_get("display_name")?, MAX_DISPLAY_NAME_CHARS).into(),
             token_id: TokenId(row.try_get::<String, _>("id")?.into()),
             expires_at,
         })
