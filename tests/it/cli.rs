@@ -96,6 +96,7 @@ async fn demo_room_is_ready_to_open() {
     let stdout = child.stdout.take().unwrap();
     let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
     let mut demo = Vec::new();
+    let mut operator = None;
     let addr = loop {
         let line = lines
             .next_line()
@@ -104,6 +105,9 @@ async fn demo_room_is_ready_to_open() {
             .expect("output ended before listening");
         if let Some(addr) = line.strip_prefix("crowdroom listening on http://") {
             break addr.to_owned();
+        }
+        if let Some(link) = line.strip_prefix("server operator") {
+            operator = link.rsplit('/').next().map(str::to_owned);
         }
         if line.starts_with("demo ") {
             demo.push(line);
@@ -138,6 +142,16 @@ async fn demo_room_is_ready_to_open() {
         .await
         .write_acked("hello", "demo")
         .await;
+    // The operator link's token opens the operator's list of rooms.
+    let operator = operator.expect("the demo prints a server operator's link");
+    assert!(operator.starts_with("cop_"), "{operator}");
+    let rooms = crowdroom_tests::http::get(
+        &format!("http://{addr}/api/v1/operator/rooms"),
+        Some(&operator),
+    )
+    .await;
+    assert_eq!(rooms.status, 200, "{}", rooms.body);
+    assert_eq!(rooms.json()["rooms"][0]["room"], "demo", "{}", rooms.body);
     // The web UI is served, and the demo project has work waiting.
     let page = crowdroom_tests::http::get(&format!("http://{addr}/"), None).await;
     assert_eq!(page.status, 200);
