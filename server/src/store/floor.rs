@@ -10,6 +10,8 @@
 //! check's own instant could close before a decided answer is visible, and
 //! the next period, starting there, would never see it.
 
+use std::collections::BTreeMap;
+
 use crowdroom_work::floor::{self, TopUp};
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
@@ -137,30 +139,24 @@ impl Store {
         .bind(actor.as_str())
         .fetch_all(&mut *tx)
         .await?;
-        let mut lines: Vec<PayoutLine> = Vec::new();
+        // Each worker's line, in worker order.
+        let mut lines: BTreeMap<String, PayoutLine> = BTreeMap::new();
         let mut ids = Vec::with_capacity(paid.len());
         for row in &paid {
             let worker: String = row.try_get("worker_id")?;
             let (kind, amount): (String, i64) = (row.try_get("kind")?, row.try_get("amount")?);
             ids.push(row.try_get::<i64, _>("id")?);
-            let at = match lines.iter().position(|line| line.worker == worker) {
-                Some(at) => at,
-                None => {
-                    lines.push(PayoutLine {
-                        worker,
-                        ..PayoutLine::default()
-                    });
-                    lines.len() - 1
-                }
-            };
-            let line = &mut lines[at];
+            let line = lines.entry(worker).or_insert_with_key(|worker| PayoutLine {
+                worker: worker.clone(),
+                ..PayoutLine::default()
+            });
             line.entries = line.entries.saturating_add(1);
             line.amount = line.amount.saturating_add(amount);
             if kind == "topup" {
                 line.top_up = line.top_up.saturating_add(amount);
             }
         }
-        lines.sort_by(|a, b| a.worker.cmp(&b.worker));
+        let lines: Vec<PayoutLine> = lines.into_values().collect();
         let at = now_ms();
         for chunk in ids.chunks(CHUNK) {
             let values = sql::rows(chunk.len(), "(?, 'paid', NULL, ?, ?)", ", ");
